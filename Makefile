@@ -1,0 +1,57 @@
+# beanstalkm tasks. `make test` and `make demo` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all venv beanstalkd generate check lint typecheck drift unit test demo bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# beanstalkd itself: installed with apt-get when missing (root, Debian/Ubuntu).
+beanstalkd:
+	@if command -v beanstalkd >/dev/null 2>&1 || [ -x /usr/sbin/beanstalkd ] || [ -n "$$BEANSTALKD" ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo "installing beanstalkd (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq beanstalkd >/dev/null \
+		|| { echo "ERROR: could not install beanstalkd with apt-get; install it and re-run" >&2; exit 1; }; \
+	else echo "ERROR: beanstalkd is not installed and apt-get is unavailable; install beanstalkd (or set BEANSTALKD=/path) and re-run" >&2; exit 1; fi
+
+generate: venv
+	$(PY) -m codegen
+
+drift: venv
+	$(PY) -m codegen --check
+
+lint: venv
+	$(PY) -m ruff format --check src codegen tests benchmarks
+	$(PY) -m ruff check src codegen tests benchmarks
+
+typecheck: venv
+	$(PY) -m mypy
+
+# Fast gates: format, lint, mypy --strict, drift, unit tests that need no server.
+check: lint typecheck drift
+	$(PY) -m pytest -q -m 'not slow' tests/unit
+
+# Everything, including integration tests against real beanstalkd servers the tests start.
+test: venv beanstalkd lint typecheck drift
+	$(PY) -m pytest -q tests docs/tutorial.md
+
+demo: venv beanstalkd
+	$(PY) -m beanstalkm.demo
+
+bench: venv beanstalkd
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

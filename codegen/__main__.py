@@ -1,0 +1,40 @@
+"""``python -m codegen [--check] [--spec PATH] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from codegen.model import SpecError, load
+from codegen.render import ROOT, check, render, write
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m codegen", description=__doc__)
+    parser.add_argument("--spec", type=Path, default=ROOT / "spec" / "api.json")
+    parser.add_argument("--schema", type=Path, default=ROOT / "spec" / "api.schema.json")
+    parser.add_argument("--message-schema", type=Path, default=ROOT / "spec" / "message.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "src" / "beanstalkm" / "_generated")
+    parser.add_argument("--check", action="store_true", help="fail if the generated files are not current")
+    args = parser.parse_args(argv)
+    try:
+        spec = load(args.spec, args.schema)
+    except SpecError as exc:
+        print(f"{args.spec}: invalid spec: {exc}", file=sys.stderr)
+        return 2
+    files = render(spec, args.message_schema)
+    if args.check:
+        problems = check(files, args.out)
+        if problems:
+            print("generated code is out of date:", *problems, "fix: run `make generate`", sep="\n  ", file=sys.stderr)
+            return 1
+        print(f"generated code is current ({len(files)} files)")
+        return 0
+    changed = write(files, args.out)
+    print(f"wrote {len(changed)} of {len(files)} files to {args.out}" + (": " + ", ".join(changed) if changed else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""The one mapping from beanstalkd wire names to Python names."""
+
+from __future__ import annotations
+
+import keyword
+
+# Names a stats field may not take as an attribute: they are Mapping methods or
+# members the generated dataclasses define themselves.
+RESERVED_ATTRIBUTES = frozenset({"extra", "from_yaml", "get", "items", "keys", "values"})
+
+
+def python_name(wire: str) -> str:
+    """``current-jobs-urgent`` -> ``current_jobs_urgent``; keywords and
+    reserved attribute names get a trailing underscore."""
+    name = wire.replace("-", "_")
+    if not name.isidentifier():
+        raise ValueError(f"{wire!r} does not map to a Python identifier")
+    if keyword.iskeyword(name) or name in RESERVED_ATTRIBUTES:
+        name += "_"
+    return name
+
+
+def class_name(wire: str) -> str:
+    """``NOT_FOUND`` or ``not-found`` -> ``NotFound``."""
+    parts = wire.replace("-", "_").lower().split("_")
+    return "".join(part.capitalize() for part in parts if part)

@@ -1,0 +1,91 @@
+"""beanstalkm: a typed beanstalkd client with a JSON message envelope.
+
+``Client`` sends and receives :class:`Message` envelopes; ``Connection.queue``
+is the typed low-level protocol layer generated from ``spec/api.json``.
+"""
+
+from __future__ import annotations
+
+__version__ = "2.0.0"
+
+from beanstalkm._client import DEFAULT_TUBE, Client
+from beanstalkm._connection import DEFAULT_HOST, DEFAULT_PORT, Connection, Pipeline
+from beanstalkm._envelope import SCHEMA as MESSAGE_SCHEMA
+from beanstalkm._errors import (
+    ArgumentTypeError,
+    BatchFailed,
+    BeanstalkmException,
+    CommandFailed,
+    InvalidArgument,
+    InvalidEnvelope,
+    ProtocolError,
+    SocketError,
+    UnexpectedResponse,
+)
+from beanstalkm._generated import (
+    DEFAULT_DELAY,
+    DEFAULT_PRIORITY,
+    DEFAULT_TTR,
+    PROTOCOL_VERSION,
+    STATUS_ERRORS,
+    BadFormat,
+    Buried,
+    DeadlineSoon,
+    Draining,
+    ExpectedCrlf,
+    InternalError,
+    JobStats,
+    JobTooBig,
+    NotFound,
+    NotIgnored,
+    OutOfMemory,
+    ServerStats,
+    StatValue,
+    TimedOut,
+    TubeStats,
+    UnknownCommand,
+)
+from beanstalkm._message import Message, MessageBase
+
+__all__ = [
+    "DEFAULT_DELAY",
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DEFAULT_PRIORITY",
+    "DEFAULT_TTR",
+    "DEFAULT_TUBE",
+    "MESSAGE_SCHEMA",
+    "PROTOCOL_VERSION",
+    "STATUS_ERRORS",
+    "ArgumentTypeError",
+    "BadFormat",
+    "BatchFailed",
+    "BeanstalkmException",
+    "Buried",
+    "Client",
+    "CommandFailed",
+    "Connection",
+    "DeadlineSoon",
+    "Draining",
+    "ExpectedCrlf",
+    "InternalError",
+    "InvalidArgument",
+    "InvalidEnvelope",
+    "JobStats",
+    "JobTooBig",
+    "Message",
+    "MessageBase",
+    "NotFound",
+    "NotIgnored",
+    "OutOfMemory",
+    "Pipeline",
+    "ProtocolError",
+    "ServerStats",
+    "SocketError",
+    "StatValue",
+    "TimedOut",
+    "TubeStats",
+    "UnexpectedResponse",
+    "UnknownCommand",
+    "__version__",
+]

@@ -1,0 +1,376 @@
+"""The synchronous driver: one socket to one beanstalkd."""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Connection", "Pipeline"]
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from beanstalkm._errors import BatchFailed, BeanstalkmException, InvalidEnvelope, ProtocolError, SocketError
+from beanstalkm._generated import commands as _c
+from beanstalkm._generated.pipeline import PipelineCommands
+from beanstalkm._generated.queue import Queue
+from beanstalkm._message import Message
+from beanstalkm._session import Session
+from beanstalkm._wire import Job, Reply, ReplyReader, Request
+
+T = TypeVar("T")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 11300
+
+_UNSET: Any = object()
+_NO_REPLY = Reply("", (), None)
+_RECV = 65536
+
+
+class Connection:
+    """A connection to one beanstalkd, over TCP or a UNIX socket.
+
+    ``timeout`` bounds connecting and every wait for a reply, in seconds
+    (``None``: wait forever); it defaults to ``socket.getdefaulttimeout()``.
+    A blocking ``reserve`` waits as long as the server may legitimately take:
+    forever for ``reserve``, the reserve timeout plus ``timeout`` for
+    ``reserve_with_timeout``.
+
+    After a connection error the next call connects again and restores the
+    used tube and the watch list; a command whose reply was lost is never
+    re-sent (``SocketError.maybe_executed`` says it may have run).
+
+    One connection may be shared by threads: each command (or batch) holds a
+    lock from its write to its last reply, so replies never cross.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        timeout: float | None = _UNSET,
+        *,
+        unix_socket: str | None = None,
+        validate: bool | None = None,
+        max_body: int = _c.BODY_MAX,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.unix_socket = unix_socket
+        self.timeout: float | None = socket.getdefaulttimeout() if timeout is _UNSET else timeout
+        self.validate = validate
+        self.queue = Queue(self)
+        self._session = Session()
+        self._reader: ReplyReader = _c.new_reader(max_body)
+        self._max_body = max_body
+        self._sock: socket.socket | None = None
+        self._sock_timeout: float | None = None
+        self._lock = threading.RLock()
+        self._sender_json = json.dumps(
+            {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "version": _version()},
+            separators=(",", ":"),
+        )
+        self.connect()
+
+    # -- connection management -------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """Where this connection goes, for messages: ``host:port`` or the socket path."""
+        return self.unix_socket if self.unix_socket is not None else f"{self.host}:{self.port}"
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    def connect(self) -> None:
+        """Connect (if not connected) and restore the watch list; the used tube is restored when next needed."""
+        with self._lock:
+            if self._sock is None:
+                self._open()
+
+    def _open(self) -> socket.socket:
+        try:
+            if self.unix_socket is not None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(self.timeout)
+                    sock.connect(self.unix_socket)
+                except BaseException:
+                    sock.close()
+                    raise
+            else:
+                sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            raise SocketError(f"cannot connect to beanstalkd at {self.address}: {exc}") from exc
+        self._sock = sock
+        self._sock_timeout = self.timeout
+        self._reader.clear()
+        restore = self._session.connected()
+        if restore:
+            self._run(restore, raise_first=True)
+        return sock
+
+    def close(self) -> None:
+        """Send ``quit`` and close the socket. A later command connects again."""
+        with self._lock:
+            sock, self._sock = self._sock, None
+            if sock is None:
+                return
+            try:
+                sock.sendall(b"quit\r\n")
+            except OSError:
+                pass
+            finally:
+                sock.close()
+                self._reader.clear()
+
+    def reconnect(self) -> None:
+        """Close and connect again, restoring the used tube and the watch list."""
+        with self._lock:
+            self.close()
+            self._open()
+
+    def _drop(self) -> None:
+        sock, self._sock = self._sock, None
+        self._reader.clear()
+        if sock is not None:
+            sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.address} {'connected' if self._sock else 'closed'}>"
+
+    # -- running commands ------------------------------------------------------
+
+    def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        """Send one command (with whatever must precede it) and return its decoded reply."""
+        with self._lock:
+            if self._sock is None:
+                self._open()
+            prelude = self._session.prelude(request, tube)
+            if prelude:
+                results = self._run([*prelude, request], raise_first=True)
+                value: T = results[-1]
+                return value
+            if not request.expects_reply:
+                self._send(request.data, request)
+                if request.effect == "close":
+                    self._drop()
+                return request.decode(_NO_REPLY)
+            self._send(request.data, request)
+            reply = self._receive(request.wait, request)
+            result = request.decode(reply)
+            self._session.applied(request, result)
+            return result
+
+    def _run(self, requests: Sequence[Request[Any]], *, raise_first: bool) -> list[Any]:
+        """Send ``requests`` in one write, read every reply, decode each.
+
+        Each item's result or exception is returned in order; with
+        ``raise_first`` the first exception is raised instead (after all
+        replies were read, so the stream stays in sync).
+        """
+        with self._lock:
+            if self._sock is None:
+                self._open()
+            self._send(b"".join(r.data for r in requests), requests[-1])
+            wait: float | None = 0.0
+            for r in requests:
+                wait = None if (wait is None or r.wait is None) else max(wait, r.wait)
+            results: list[Any] = []
+            for r in requests:
+                if not r.expects_reply:
+                    results.append(None)
+                    continue
+                reply = self._receive(wait, r)
+                try:
+                    value = r.decode(reply)
+                except BeanstalkmException as exc:
+                    results.append(exc)
+                else:
+                    self._session.applied(r, value)
+                    results.append(value)
+            if raise_first:
+                for item in results:
+                    if isinstance(item, BaseException):
+                        raise item
+            return results
+
+    def _send(self, data: bytes, request: Request[Any]) -> None:
+        sock = self._sock
+        assert sock is not None
+        if self._sock_timeout != self.timeout:
+            sock.settimeout(self.timeout)
+            self._sock_timeout = self.timeout
+        try:
+            sock.sendall(data)
+        except OSError as exc:
+            self._drop()
+            raise SocketError(
+                f"{request.command}: connection to {self.address} failed while sending: {exc}", maybe_executed=True
+            ) from exc
+
+    def _receive(self, wait: float | None, request: Request[Any]) -> Reply:
+        reader = self._reader
+        reply = reader.next_reply()
+        if reply is not None:
+            return reply
+        sock = self._sock
+        assert sock is not None
+        timeout = None if (wait is None or self.timeout is None) else self.timeout + wait
+        if timeout != self._sock_timeout:
+            sock.settimeout(timeout)
+            self._sock_timeout = timeout
+        try:
+            while True:
+                chunk = sock.recv(max(_RECV, reader.missing()))
+                if not chunk:
+                    raise SocketError(
+                        f"{request.command}: {self.address} closed the connection before replying",
+                        maybe_executed=True,
+                    )
+                reader.feed(chunk)
+                reply = reader.next_reply()
+                if reply is not None:
+                    return reply
+        except SocketError:
+            self._drop()
+            raise
+        except ProtocolError:
+            self._drop()
+            raise
+        except OSError as exc:
+            self._drop()
+            what = "timed out" if isinstance(exc, TimeoutError) else "failed"
+            raise SocketError(
+                f"{request.command}: waiting for {self.address} {what}: {exc}", maybe_executed=True
+            ) from exc
+
+    # -- jobs to messages ------------------------------------------------------
+
+    def _message(self, job: Job) -> Message:
+        kwargs, problem = Message._from_job(job.id, job.body, self.validate)
+        message = Message(self, **kwargs)
+        if problem is not None:
+            raise InvalidEnvelope(message, problem)
+        return message
+
+    def _message_or_none(self, job: Job | None) -> Message | None:
+        return None if job is None else self._message(job)
+
+    # -- batches ---------------------------------------------------------------
+
+    def pipeline(self) -> Pipeline:
+        """Queue any commands and send them in one write: ``with conn.pipeline() as p: ...; p.execute()``."""
+        return Pipeline(self)
+
+    def _batch(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
+        """Run requests as one pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
+        if not requests:
+            return []
+        with self._lock:
+            if self._sock is None:
+                self._open()
+            sent: list[Request[Any]] = []
+            owners: list[int] = []
+            for index, request in enumerate(requests):
+                for extra in self._session_prelude_for_batch(request, tube, sent):
+                    sent.append(extra)
+                    owners.append(-1)
+                sent.append(request)
+                owners.append(index)
+            raw = self._run(sent, raise_first=False)
+        results: list[Any] = []
+        prelude_error: BaseException | None = None
+        for owner, value in zip(owners, raw, strict=True):
+            if owner < 0:
+                if isinstance(value, BaseException):
+                    prelude_error = value
+                continue
+            if prelude_error is not None:
+                # The tube this item needed could not be put in force: it failed too.
+                value, prelude_error = prelude_error, None
+            elif isinstance(value, Job):
+                try:
+                    value = self._message(value)
+                except InvalidEnvelope as exc:
+                    value = exc
+            results.append(value)
+        if any(isinstance(value, BaseException) for value in results):
+            raise BatchFailed(results)
+        return results
+
+    def _session_prelude_for_batch(
+        self, request: Request[Any], tube: str | None, sent: list[Request[Any]]
+    ) -> list[Request[Any]]:
+        """Like ``Session.prelude``, but aware of the ``use`` already queued in this batch."""
+        planned = next((r for r in reversed(sent) if r.effect in ("use", "route")), None)
+        if tube is not None:
+            current = planned.tube if planned is not None else self._session.server_using
+            if current != tube:
+                return self._session.prelude(request, tube)
+            return []
+        if request.effect == "use" or not request.uses_tube:
+            return []
+        current = planned.tube if planned is not None else self._session.server_using
+        if current != self._session.using:
+            return [_c.use(self._session.using)]
+        return []
+
+
+class Pipeline(PipelineCommands):
+    """Commands queued on a connection and sent in one write by :meth:`execute`.
+
+    beanstalkm reads every reply even when some fail, so the stream stays in
+    sync; then, if any item failed, :class:`~beanstalkm.BatchFailed` carries
+    each item's result or exception in order.
+    """
+
+    __slots__ = ("_conn", "_requests", "results")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._requests: list[Request[Any]] = []
+        self.results: list[Any] | None = None
+
+    def _add(self, request: Request[Any]) -> Self:
+        self._requests.append(request)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._requests)
+
+    def execute(self) -> list[Any]:
+        """Send the queued commands; their results in order (jobs as messages)."""
+        requests, self._requests = self._requests, []
+        self.results = self._conn._batch(requests)
+        return self.results
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None and self._requests:
+            self.execute()
+        self._requests = []
+
+
+def _version() -> str:
+    from beanstalkm import __version__
+
+    return __version__

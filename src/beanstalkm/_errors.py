@@ -1,0 +1,139 @@
+"""The hand-written roots of beanstalkm's exception hierarchy.
+
+One class per failure status is generated from ``spec/api.json`` into
+``beanstalkm._generated.errors``; every one of them derives from
+:class:`CommandFailed` below.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArgumentTypeError",
+    "BatchFailed",
+    "BeanstalkmException",
+    "CommandFailed",
+    "InvalidArgument",
+    "InvalidEnvelope",
+    "ProtocolError",
+    "SocketError",
+    "UnexpectedResponse",
+]
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from beanstalkm._message import MessageBase
+
+
+class BeanstalkmException(Exception):
+    """Root of every exception beanstalkm raises."""
+
+
+class CommandFailed(BeanstalkmException):
+    """The server answered a command with a failure status the spec lists for it.
+
+    ``e.args == (command, status, reply_args)``, so ``e.args[1]`` is the
+    status word (``'NOT_FOUND'``, ``'NOT_IGNORED'``, ...). Each status has a
+    generated subclass (``NotFound``, ``NotIgnored``, ...).
+    """
+
+    status: str = ""
+
+    def __init__(self, command: str, status: str, reply_args: Sequence[str] = ()) -> None:
+        super().__init__(command, status, list(reply_args))
+        self.command = command
+        self.status = status
+        self.reply_args: tuple[str, ...] = tuple(reply_args)
+
+    def __str__(self) -> str:
+        extra = " " + " ".join(self.reply_args) if self.reply_args else ""
+        return f"{self.command}: server replied {self.status}{extra}"
+
+
+class UnexpectedResponse(BeanstalkmException):
+    """The server answered with a status the spec does not list for the command.
+
+    ``e.args == (command, status, reply_args)``.
+    """
+
+    def __init__(self, command: str, status: str, reply_args: Sequence[str] = ()) -> None:
+        super().__init__(command, status, list(reply_args))
+        self.command = command
+        self.status = status
+        self.reply_args: tuple[str, ...] = tuple(reply_args)
+
+    def __str__(self) -> str:
+        return f"{self.command}: unexpected reply {self.status!r} {list(self.reply_args)!r}"
+
+
+class ProtocolError(BeanstalkmException):
+    """A reply broke the protocol: an over-long line, a body longer than
+    announced, a malformed number or stats payload. The connection that read
+    it is closed, since the stream can no longer be trusted."""
+
+
+class SocketError(BeanstalkmException, OSError):
+    """The connection failed: refused, reset, closed by the server, or timed out.
+
+    ``maybe_executed`` is True when the command had been written and its reply
+    was lost: the server may or may not have carried it out (a ``put`` may
+    have stored the job). beanstalkm never re-sends such a command by itself.
+    """
+
+    def __init__(self, message: str, *, maybe_executed: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_executed = maybe_executed
+
+
+class InvalidArgument(BeanstalkmException, ValueError):
+    """An argument was rejected before anything was sent.
+
+    ``name`` is the parameter, ``value`` the rejected value, ``reason`` why.
+    """
+
+    def __init__(self, name: str, value: object, reason: str) -> None:
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"invalid {name} {shown}: {reason}")
+        self.name = name
+        self.value = value
+        self.reason = reason
+
+
+class ArgumentTypeError(InvalidArgument, TypeError):
+    """An argument had the wrong Python type (also a ``TypeError``)."""
+
+
+class InvalidEnvelope(BeanstalkmException):
+    """A reserved job looks like a beanstalkm envelope but fails validation
+    against ``message.json``.
+
+    The job was *not* deleted, whatever ``drop`` said: ``e.message`` is the
+    reserved message (its ``raw`` bytes intact), so the caller can bury,
+    release or delete it.
+    """
+
+    def __init__(self, message: MessageBase, reason: str) -> None:
+        super().__init__(f"job {message.uid}: invalid envelope: {reason}")
+        self.message = message
+        self.reason = reason
+
+
+class BatchFailed(BeanstalkmException):
+    """At least one command of a batch failed.
+
+    Every reply was read, so the connection stays in sync. ``results`` holds,
+    in order, each item's result or the exception it raised.
+    """
+
+    def __init__(self, results: list[object]) -> None:
+        failed = [r for r in results if isinstance(r, BaseException)]
+        super().__init__(f"{len(failed)} of {len(results)} batch items failed; first: {failed[0]!r}")
+        self.results = results
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """The exceptions among ``results``, in order."""
+        return [r for r in self.results if isinstance(r, BaseException)]

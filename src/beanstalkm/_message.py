@@ -1,0 +1,242 @@
+"""Messages: a job's body with its envelope fields and lifecycle methods."""
+
+from __future__ import annotations
+
+__all__ = ["Message", "MessageBase"]
+
+import json
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from beanstalkm import _envelope
+from beanstalkm._generated import commands as _c
+from beanstalkm._generated.stats import JobStats
+
+if TYPE_CHECKING:
+    from beanstalkm._connection import Connection
+
+
+class MessageBase:
+    """The data of a message, shared by the sync and async flavours.
+
+    ``body`` is the body that was put (never the envelope). ``uid`` is the job
+    id (0 before it is sent and after it is deleted). ``raw`` holds the job's
+    bytes exactly as sent or received.
+    """
+
+    uid: int
+    body: Any
+    created: dict[str, int]
+    sender: dict[str, Any]
+    subscribe: str | None
+    channel: str | None
+    errors: list[str]
+    reserved: bool
+    raw: bytes | None
+    envelope: bool
+    context: str
+
+    def __init__(
+        self,
+        body: Any,
+        *,
+        uid: int = 0,
+        created: dict[str, int] | None = None,
+        sender: dict[str, Any] | None = None,
+        subscribe: str | None = None,
+        channel: str | None = None,
+        errors: list[str] | None = None,
+        token: str | None = None,
+        priority: int | None = None,
+        delay: int | None = None,
+        ttr: int | None = None,
+        reserved: bool = False,
+        raw: bytes | None = None,
+        envelope: bool = True,
+    ) -> None:
+        self.uid = uid
+        self.body = body
+        self.created = created if created is not None else {"$data": _now_ms()}
+        self.sender = sender if sender is not None else {}
+        self.subscribe = subscribe
+        self.channel = channel
+        self.errors = errors if errors is not None else []
+        self._token = token
+        self._priority = priority
+        self._delay = delay
+        self._ttr = ttr
+        self.reserved = reserved
+        self.raw = raw
+        self.envelope = envelope
+        self.context = _envelope.CONTEXT
+
+    @property
+    def token(self) -> str:
+        """md5 hex of the canonical JSON ``{"body": body}`` (as beanstalkm 1.0 computes it)."""
+        if self._token is None:
+            self._token = _envelope.token_of(_envelope.canonical(self.body))
+        return self._token
+
+    @property
+    def timestamp(self) -> float:
+        """``created`` in seconds since the epoch."""
+        return self.created["$data"] / 1000.0
+
+    @property
+    def utc(self) -> datetime:
+        """``created`` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.timestamp, tz=timezone.utc)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The envelope as a dict (what goes on the wire)."""
+        result: dict[str, Any] = {"@context": self.context, "body": self.body, "created": self.created}
+        if self.subscribe is not None:
+            result["subscribe"] = self.subscribe
+        if self.channel is not None:
+            result["channel"] = self.channel
+        result["sender"] = self.sender
+        result["token"] = self.token
+        result["errors"] = self.errors
+        return result
+
+    def __str__(self) -> str:
+        return json.dumps(self.as_dict(), ensure_ascii=False, sort_keys=True, default=repr)
+
+    def __repr__(self) -> str:
+        state = "reserved" if self.reserved else ("sent" if self.uid else "unsent")
+        return f"<{type(self).__name__} uid={self.uid} {state} body={self.body!r:.60}>"
+
+    def _encode(self, sender_json: str) -> bytes:
+        """The envelope's bytes (``TypeError`` for a body that is not JSON-serializable)."""
+        canon = _envelope.canonical(self.body)
+        if self._token is None:
+            self._token = _envelope.token_of(canon)
+        if self.sender:
+            sender_json = json.dumps(self.sender, separators=(",", ":"))
+        return _envelope.encode(
+            canon, self._token, self.created["$data"], sender_json, self.subscribe, self.channel, self.errors
+        )
+
+    @classmethod
+    def _from_job(cls, job_id: int, raw: bytes, validate: bool | None) -> tuple[dict[str, Any], str | None]:
+        """Keyword arguments for a received job, and the validation problem if any."""
+        decoded = _envelope.decode(raw, validate)
+        kwargs: dict[str, Any] = {"uid": job_id, "raw": raw, "reserved": False, "envelope": False, "body": decoded.body}
+        if decoded.problem is not None:
+            return kwargs, decoded.problem
+        if decoded.envelope is None:
+            kwargs["created"] = None
+            return kwargs, None
+        f = decoded.fields
+        kwargs["envelope"] = True
+        created = f.get("created")
+        if isinstance(created, dict) and isinstance(created.get("$data"), int):
+            kwargs["created"] = {"$data": created["$data"]}
+        elif isinstance(created, (int, float)) and not isinstance(created, bool):
+            kwargs["created"] = {"$data": int(created * 1000)}
+        sender = f.get("sender")
+        kwargs["sender"] = dict(sender) if isinstance(sender, dict) else {}
+        for key in ("subscribe", "channel", "token"):
+            value = f.get(key)
+            kwargs[key] = value if isinstance(value, str) else None
+        errors = f.get("errors")
+        kwargs["errors"] = [str(e) for e in errors] if isinstance(errors, list) else []
+        return kwargs, None
+
+
+class Message(MessageBase):
+    """A message bound to a sync :class:`~beanstalkm.Connection`."""
+
+    def __init__(self, conn: Connection, body: Any, **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self._conn = conn
+
+    def _job_stats(self) -> JobStats:
+        return self._conn.queue.stats_job(self.uid)
+
+    @property
+    def priority(self) -> int:
+        """The job's priority (asked of the server once, for a received job)."""
+        if self._priority is None:
+            self._priority = self._job_stats().pri
+        return self._priority
+
+    @priority.setter
+    def priority(self, value: int) -> None:
+        self._priority = value
+
+    @property
+    def delay(self) -> int:
+        """The delay the job was put with (asked of the server once, for a received job)."""
+        if self._delay is None:
+            self._delay = self._job_stats().delay
+        return self._delay
+
+    @delay.setter
+    def delay(self, value: int) -> None:
+        self._delay = value
+
+    @property
+    def ttr(self) -> int:
+        """The job's time to run (asked of the server once, for a received job)."""
+        if self._ttr is None:
+            self._ttr = self._job_stats().ttr
+        return self._ttr
+
+    @ttr.setter
+    def ttr(self, value: int) -> None:
+        self._ttr = value
+
+    def send(self, tube: str = "receive") -> int:
+        """Put this message into ``tube``; returns (and sets) its ``uid``.
+
+        The connection's used tube, as ``queue.using()`` reports it, is not changed.
+        """
+        request = _c.put(self._encode(self._conn._sender_json), self.priority, self.delay, self.ttr)
+        self.uid = self._conn._execute(request, tube=tube)
+        self.reserved = False
+        return self.uid
+
+    def delete(self) -> None:
+        """Delete the job. Afterwards ``uid`` is 0 and ``stats()`` returns None; a second call does nothing."""
+        if self.uid:
+            self._conn.queue.delete(self.uid)
+            self.uid = 0
+        self.reserved = False
+
+    def release(self, priority: int | None = None, delay: int | None = None) -> None:
+        """Release the reserved job back to ready (or delayed, with ``delay``).
+
+        ``priority`` defaults to the job's own priority, so releasing never changes it.
+        """
+        self._conn.queue.release(self.uid, self.priority if priority is None else priority, delay or 0)
+        if priority is not None:
+            self._priority = priority
+        self.reserved = False
+
+    def bury(self, priority: int | None = None) -> None:
+        """Bury the reserved job; ``priority`` defaults to the job's own."""
+        self._conn.queue.bury(self.uid, self.priority if priority is None else priority)
+        if priority is not None:
+            self._priority = priority
+        self.reserved = False
+
+    def kick(self) -> None:
+        """Kick this buried or delayed job to ready."""
+        self._conn.queue.kick_job(self.uid)
+
+    def touch(self) -> None:
+        """Ask for more time to work on the reserved job (its TTR restarts)."""
+        self._conn.queue.touch(self.uid)
+
+    def stats(self) -> JobStats | None:
+        """The job's statistics, or None once it is deleted (or before it is sent)."""
+        if not self.uid:
+            return None
+        return self._conn.queue.stats_job(self.uid)
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)

@@ -1,0 +1,290 @@
+"""The I/O-free core: command requests, the reply reader, argument checks.
+
+Nothing here touches a socket. A driver (sync or asyncio) writes
+``Request.data``, feeds whatever bytes arrive to :class:`ReplyReader`, and
+hands each complete :class:`Reply` to ``Request.decode``. beanstalkd answers
+a connection's commands strictly in order, so a FIFO of pending requests is
+all that pipelining needs.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Job",
+    "Reply",
+    "ReplyReader",
+    "Request",
+    "TubeRule",
+    "check_body",
+    "check_uint",
+    "fail",
+    "reply_int",
+]
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Generic, NamedTuple, TypeVar
+
+from beanstalkm._errors import (
+    ArgumentTypeError,
+    CommandFailed,
+    InvalidArgument,
+    ProtocolError,
+    UnexpectedResponse,
+)
+
+T = TypeVar("T")
+
+
+class Reply(NamedTuple):
+    """One complete reply: the status word, its arguments, and the body for
+    statuses that carry one (``None`` otherwise)."""
+
+    status: str
+    args: tuple[str, ...]
+    body: bytes | None
+
+
+class Job(NamedTuple):
+    """A job as the server returned it: id and raw body bytes."""
+
+    id: int
+    body: bytes
+
+
+class Request(Generic[T]):
+    """One encoded command and how to decode its reply.
+
+    ``wait`` is how long, beyond the connection's own timeout, the server may
+    legitimately take to answer (the reserve timeout); ``None`` means it may
+    block forever (``reserve``). ``effect`` names a change of connection state
+    ('use', 'watch', 'ignore') and ``tube`` the tube it concerns.
+    """
+
+    __slots__ = ("command", "data", "decode", "effect", "expects_reply", "tube", "uses_tube", "wait")
+
+    def __init__(
+        self,
+        command: str,
+        data: bytes,
+        decode: Callable[[Reply], T],
+        *,
+        uses_tube: bool = False,
+        effect: str | None = None,
+        tube: str | None = None,
+        wait: float | None = 0.0,
+        expects_reply: bool = True,
+    ) -> None:
+        self.command = command
+        self.data = data
+        self.decode = decode
+        self.uses_tube = uses_tube
+        self.effect = effect
+        self.tube = tube
+        self.wait = wait
+        self.expects_reply = expects_reply
+
+    def __repr__(self) -> str:
+        return f"Request({self.command!r}, {self.data[:60]!r})"
+
+
+def fail(command: str, reply: Reply, failures: Mapping[str, type[CommandFailed]]) -> Exception:
+    """The exception for a reply that is not the command's success.
+
+    A status the command lists (or a general error) gives its generated
+    :class:`CommandFailed` subclass; anything else :class:`UnexpectedResponse`.
+    """
+    cls = failures.get(reply.status)
+    if cls is None:
+        return UnexpectedResponse(command, reply.status, reply.args)
+    return cls(command, reply.status, reply.args)
+
+
+def reply_int(reply: Reply, index: int) -> int:
+    """Argument ``index`` of ``reply`` as a non-negative decimal integer."""
+    try:
+        text = reply.args[index]
+    except IndexError:
+        raise ProtocolError(f"reply {reply.status} lacks argument {index + 1}: {reply!r}") from None
+    if not text.isdigit():
+        raise ProtocolError(f"reply {reply.status}: {text!r} is not a decimal integer")
+    return int(text)
+
+
+def reply_str(reply: Reply, index: int) -> str:
+    """Argument ``index`` of ``reply`` as text."""
+    try:
+        return reply.args[index]
+    except IndexError:
+        raise ProtocolError(f"reply {reply.status} lacks argument {index + 1}: {reply!r}") from None
+
+
+def reply_body(reply: Reply) -> bytes:
+    """The body of ``reply`` (the reader guarantees one for body statuses)."""
+    if reply.body is None:
+        raise ProtocolError(f"reply {reply.status} has no body")
+    return reply.body
+
+
+def reply_job(reply: Reply) -> Job:
+    """A ``RESERVED``/``FOUND`` reply as a :class:`Job`."""
+    return Job(reply_int(reply, 0), reply_body(reply))
+
+
+def reply_text(reply: Reply) -> str:
+    """A YAML body, unparsed, as text."""
+    return reply_body(reply).decode("utf-8", "surrogateescape")
+
+
+def check_uint(name: str, value: object, low: int, high: int) -> int:
+    """``value`` if it is an int (not a bool) in ``low..high``, else a typed error naming it."""
+    if type(value) is int:
+        if low <= value <= high:
+            return value
+    elif not isinstance(value, int) or isinstance(value, bool):
+        raise ArgumentTypeError(name, value, f"must be an int, not {type(value).__name__}")
+    elif low <= value <= high:
+        return int(value)
+    raise InvalidArgument(name, value, f"must be an integer from {low} to {high}")
+
+
+def check_body(name: str, value: object) -> bytes:
+    """A job body as bytes: ``bytes``-like as is, ``str`` as UTF-8."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise ArgumentTypeError(name, value, f"must be bytes or str, not {type(value).__name__}")
+
+
+class TubeRule:
+    """The tube-name rule of the spec: length in bytes, allowed characters,
+    no leading ``-``. Valid names are cached (bounded), so checking a name a
+    client uses again and again costs one dict lookup."""
+
+    __slots__ = ("_cache", "_max_len", "_pattern", "chars")
+
+    def __init__(self, max_len: int, chars: str) -> None:
+        self._max_len = max_len
+        self.chars = chars
+        self._pattern = re.compile("[A-Za-z0-9" + re.escape(chars) + "]+")
+        self._cache: dict[str, str] = {}
+
+    def check(self, name: str, value: object) -> str:
+        """``value`` if it is a valid tube name, else a typed error saying why."""
+        if type(value) is str and value in self._cache:
+            return value
+        if not isinstance(value, str):
+            raise ArgumentTypeError(name, value, f"tube names are str, not {type(value).__name__}")
+        if not value:
+            raise InvalidArgument(name, value, "a tube name cannot be empty")
+        if not value.isascii():
+            raise InvalidArgument(name, value, "tube names are ASCII only")
+        if len(value) > self._max_len:
+            raise InvalidArgument(name, value, f"{len(value)} bytes long; the limit is {self._max_len}")
+        if value[0] == "-":
+            raise InvalidArgument(name, value, "a tube name cannot start with '-'")
+        if self._pattern.fullmatch(value) is None:
+            bad = next(c for c in value if self._pattern.fullmatch(c) is None)
+            raise InvalidArgument(
+                name, value, f"character {bad!r} is not allowed (A-Z a-z 0-9 and {' '.join(self.chars)})"
+            )
+        if len(self._cache) >= 1024:
+            self._cache.clear()
+        self._cache[value] = value
+        return value
+
+
+class ReplyReader:
+    """Turns bytes from the server into complete :class:`Reply` objects.
+
+    ``feed(data)`` appends bytes; ``next_reply()`` returns the next complete
+    reply or ``None`` when more data is needed. Which statuses carry a body
+    (its length is their last argument) comes from the spec. Buffers are
+    bounded: a reply line longer than ``max_line`` (CRLF included) or a body
+    announced larger than ``max_body`` raises :class:`ProtocolError`, and so
+    does a body not followed by CRLF (a length that lied).
+    """
+
+    __slots__ = ("_body_statuses", "_buf", "_max_body", "_max_line", "_pending", "_pos")
+
+    def __init__(self, body_statuses: frozenset[str], max_line: int, max_body: int) -> None:
+        self._body_statuses = body_statuses
+        self._max_line = max_line
+        self._max_body = max_body
+        self._buf = bytearray()
+        self._pos = 0
+        self._pending: tuple[str, tuple[str, ...], int] | None = None
+
+    def feed(self, data: bytes) -> None:
+        """Append bytes received from the server."""
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned in a reply."""
+        return len(self._buf) - self._pos
+
+    def missing(self) -> int:
+        """A lower bound on the bytes still needed for the pending body (0 if none pending)."""
+        if self._pending is None:
+            return 0
+        return max(0, self._pending[2] + 2 - (len(self._buf) - self._pos))
+
+    def clear(self) -> None:
+        """Forget everything buffered (after the connection is dropped)."""
+        self._buf = bytearray()
+        self._pos = 0
+        self._pending = None
+
+    def next_reply(self) -> Reply | None:
+        """The next complete reply, or ``None`` if more bytes are needed."""
+        buf = self._buf
+        if self._pending is None:
+            pos = self._pos
+            end = buf.find(b"\r\n", pos, pos + self._max_line)
+            if end < 0:
+                if len(buf) - pos >= self._max_line:
+                    raise ProtocolError(f"reply line longer than {self._max_line} bytes: {bytes(buf[pos:pos + 40])!r}...")
+                return None
+            raw = bytes(buf[pos:end])
+            self._pos = end + 2
+            try:
+                line = raw.decode("ascii")
+            except UnicodeDecodeError:
+                raise ProtocolError(f"reply line is not ASCII: {raw!r}") from None
+            parts = line.split(" ")
+            if "" in parts:
+                raise ProtocolError(f"malformed reply line: {raw!r}")
+            status = parts[0]
+            args = tuple(parts[1:])
+            if status not in self._body_statuses:
+                self._compact()
+                return Reply(status, args, None)
+            if not args or not args[-1].isdigit():
+                raise ProtocolError(f"reply {status} lacks a body length: {raw!r}")
+            size = int(args[-1])
+            if size > self._max_body:
+                raise ProtocolError(f"reply {status} announces a {size}-byte body; the limit is {self._max_body}")
+            self._pending = (status, args, size)
+        status, args, size = self._pending
+        start = self._pos
+        if len(buf) - start < size + 2:
+            return None
+        if buf[start + size : start + size + 2] != b"\r\n":
+            raise ProtocolError(f"reply {status}: body not followed by CRLF after {size} bytes")
+        body = bytes(buf[start : start + size])
+        self._pos = start + size + 2
+        self._pending = None
+        self._compact()
+        return Reply(status, args, body)
+
+    def _compact(self) -> None:
+        if self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        elif self._pos > 65536:
+            del self._buf[: self._pos]
+            self._pos = 0
