@@ -33,8 +33,8 @@ drift: venv
 	$(PY) -m codegen --check
 
 lint: venv
-	$(PY) -m ruff format --check src codegen tests benchmarks
-	$(PY) -m ruff check src codegen tests benchmarks
+	$(PY) -m ruff format --check src codegen tests benchmarks examples docs/conftest.py
+	$(PY) -m ruff check src codegen tests benchmarks examples docs/conftest.py
 
 typecheck: venv
 	$(PY) -m mypy
@@ -48,7 +48,7 @@ test: venv beanstalkd lint typecheck drift
 	$(PY) -m pytest -q tests docs/tutorial.md
 
 demo: venv beanstalkd
-	$(PY) -m beanstalkm.demo
+	$(PY) examples/demo.py
 
 bench: venv beanstalkd
 	$(PY) benchmarks/run.py

@@ -327,7 +327,7 @@ def _reply_args(items: list[dict[str, Any]]) -> tuple[ReplyArg, ...]:
     return tuple(ReplyArg(a["name"], a.get("type", "int"), a["description"]) for a in items)
 
 
-def build(data: dict[str, Any], path: str, sha256: str) -> Spec:  # noqa: C901 - one linear pass over the spec
+def build(data: dict[str, Any], path: str, sha256: str) -> Spec:
     """Build the model from validated spec data; semantic errors name their JSON path."""
     limits = data["limits"]
     types: dict[str, ArgType] = {}
@@ -344,7 +344,9 @@ def build(data: dict[str, Any], path: str, sha256: str) -> Spec:  # noqa: C901 -
     class_names: dict[str, str] = {}
     for status, info in statuses.items():
         if info["class"] in class_names:
-            raise SpecError(f"$.statuses.{status}.class", f"class {info['class']!r} is also used by {class_names[info['class']]}")
+            raise SpecError(
+                f"$.statuses.{status}.class", f"class {info['class']!r} is also used by {class_names[info['class']]}"
+            )
         class_names[info["class"]] = status
 
     stats_names = set(data["stats"])
@@ -361,7 +363,9 @@ def build(data: dict[str, Any], path: str, sha256: str) -> Spec:  # noqa: C901 -
         if c["name"] in seen_names:
             raise SpecError(f"{cpath}.name", f"{c['name']!r} is also the name of $.commands[{seen_names[c['name']]}]")
         if c["wire"] in seen_wires:
-            raise SpecError(f"{cpath}.wire", f"{c['wire']!r} is also the wire name of $.commands[{seen_wires[c['wire']]}]")
+            raise SpecError(
+                f"{cpath}.wire", f"{c['wire']!r} is also the wire name of $.commands[{seen_wires[c['wire']]}]"
+            )
         seen_names[c["name"]] = ci
         seen_wires[c["wire"]] = ci
         if python_name(c["name"]) != c["name"]:
@@ -413,7 +417,9 @@ def build(data: dict[str, Any], path: str, sha256: str) -> Spec:  # noqa: C901 -
                 f"placeholders {placeholders} do not match the arguments {[a.name for a in line_args]}",
             )
         by_name = {a.name: a for a in args}
-        fmt = _PLACEHOLDER.sub(lambda m: by_name[m.group(1)].format_code, line.replace("%", "%%"))
+        fmt = line.replace("%", "%%")
+        for p in placeholders:
+            fmt = fmt.replace("{" + p + "}", by_name[p].format_code, 1)
         values = [by_name[p].format_value for p in placeholders]
         max_line = len(_PLACEHOLDER.sub("", line)) + 2
         for p in placeholders:
@@ -426,7 +432,9 @@ def build(data: dict[str, Any], path: str, sha256: str) -> Spec:  # noqa: C901 -
         else:
             fmt += "\r\n"
         if max_line > limits["command_line_max"]:
-            raise SpecError(f"{cpath}.line", f"can reach {max_line} bytes, over command_line_max {limits['command_line_max']}")
+            raise SpecError(
+                f"{cpath}.line", f"can reach {max_line} bytes, over command_line_max {limits['command_line_max']}"
+            )
 
         effect = c.get("effect")
         tube_args = [a.name for a in args if a.type.kind == "tube"]
@@ -469,14 +477,23 @@ def build(data: dict[str, Any], path: str, sha256: str) -> Spec:  # noqa: C901 -
                 for position, a in enumerate(fargs):
                     known_position = error_args[f["status"]].setdefault(a.name, position)
                     if known_position != position:
-                        raise SpecError(f"{fpath}.args[{position}]", f"{a.name!r} is argument {known_position + 1} elsewhere")
+                        raise SpecError(
+                            f"{fpath}.args[{position}]", f"{a.name!r} is argument {known_position + 1} elsewhere"
+                        )
                 failures.append(
-                    Failure(f["status"], f["description"], fargs, bool(f.get("returns_none", False)),
-                            statuses[f["status"]]["class"], False)
+                    Failure(
+                        f["status"],
+                        f["description"],
+                        fargs,
+                        bool(f.get("returns_none", False)),
+                        statuses[f["status"]]["class"],
+                        False,
+                    )
                 )
             for status in general:
-                failures.append(Failure(status, statuses[status]["description"], (), False,
-                                        statuses[status]["class"], True))
+                failures.append(
+                    Failure(status, statuses[status]["description"], (), False, statuses[status]["class"], True)
+                )
             success_status: str | None = success["status"]
             success_description = success["description"]
             success_args = _reply_args(success["args"])
@@ -520,7 +537,10 @@ def build(data: dict[str, Any], path: str, sha256: str) -> Spec:  # noqa: C901 -
 
     for raw in raws:
         if raw.name in seen_names:
-            raise SpecError(f"$.commands[{seen_names[raw.name]}].name", f"{raw.name!r} clashes with the raw YAML variant of {raw.raw_of!r}")
+            raise SpecError(
+                f"$.commands[{seen_names[raw.name]}].name",
+                f"{raw.name!r} clashes with the raw YAML variant of {raw.raw_of!r}",
+            )
 
     stats_types: list[StatsType] = []
     for sname, st in data["stats"].items():
@@ -534,8 +554,15 @@ def build(data: dict[str, Any], path: str, sha256: str) -> Spec:  # noqa: C901 -
             if f["type"] != "enum" and "values" in f:
                 raise SpecError(f"{fpath}.values", "only enum fields take values")
             fields.append(
-                StatsField(f["key"], python_name(f["key"]), f["type"], f.get("ctype", f["type"]),
-                           tuple(f.get("values", ())), f["description"], sname)
+                StatsField(
+                    f["key"],
+                    python_name(f["key"]),
+                    f["type"],
+                    f.get("ctype", f["type"]),
+                    tuple(f.get("values", ())),
+                    f["description"],
+                    sname,
+                )
             )
         stats_types.append(StatsType(sname, st["description"], tuple(fields)))
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from beanstalkm._connection import Connection
-from beanstalkm._errors import BatchFailed, InvalidArgument
+from beanstalkm._errors import BatchFailed, InvalidArgument, InvalidEnvelope
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
@@ -101,7 +101,11 @@ class Client(Connection):
             job = self._execute(request)
         except TimedOut:
             return None
-        message = self._message(job)
+        try:
+            message = self._message(job)
+        except InvalidEnvelope as exc:
+            exc.message.reserved = True  # the job stays reserved, whatever drop says
+            raise
         if drop:
             message.delete()
         else:
@@ -137,9 +141,7 @@ class Client(Connection):
         try:
             ids = self._batch(requests, tube)
         except BatchFailed as exc:
-            exc.results = [
-                _sent(m, r) if isinstance(r, int) else r for m, r in zip(messages, exc.results, strict=True)
-            ]
+            exc.results = [_sent(m, r) if isinstance(r, int) else r for m, r in zip(messages, exc.results, strict=True)]
             raise
         return [_sent(m, uid) for m, uid in zip(messages, ids, strict=True)]
 
@@ -147,12 +149,14 @@ class Client(Connection):
         """Up to ``n`` messages, fewer when fewer are ready within ``timeout`` seconds.
 
         One write of ``n`` reserve commands (and, with ``drop``, one more of
-        the deletes).
+        the deletes). Only the first waits up to ``timeout``; the others take
+        what is ready then, so the whole call waits at most ``timeout`` seconds
+        (the server runs a connection's commands one after another).
         """
         if type(n) is not int or n < 0:
             raise InvalidArgument("n", n, "must be a non-negative int")
-        requests = [_c.reserve_with_timeout(timeout) for _ in range(n)]
-        results = self._run(requests, raise_first=False) if n else []
+        requests = [_c.reserve_with_timeout(timeout if i == 0 else 0) for i in range(n)]
+        results = self._run(requests) if n else []
         messages: list[Message] = []
         errors: list[Any] = []
         for value in results:
@@ -164,6 +168,8 @@ class Client(Connection):
             try:
                 message = self._message(value)
             except Exception as exc:  # InvalidEnvelope: the job stays reserved
+                if isinstance(exc, InvalidEnvelope):
+                    exc.message.reserved = True
                 errors.append(exc)
                 continue
             message.reserved = True

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from beanstalkm._errors import BatchFailed, BeanstalkmException, InvalidEnvelope, ProtocolError, SocketError
+from beanstalkm._errors import InvalidEnvelope, ProtocolError, SocketError
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.pipeline import PipelineCommands
 from beanstalkm._generated.queue import Queue
 from beanstalkm._message import Message
-from beanstalkm._session import Session
+from beanstalkm._session import Session, batch_results
 from beanstalkm._wire import Job, Reply, ReplyReader, Request
 
 T = TypeVar("T")
@@ -113,7 +113,9 @@ class Connection:
         self._reader.clear()
         restore = self._session.connected()
         if restore:
-            self._run(restore, raise_first=True)
+            for result in self._run(restore):
+                if isinstance(result, BaseException):
+                    raise result
         return sock
 
     def close(self) -> None:
@@ -156,58 +158,39 @@ class Connection:
     # -- running commands ------------------------------------------------------
 
     def _execute(self, request: Request[T], tube: str | None = None) -> T:
-        """Send one command (with whatever must precede it) and return its decoded reply."""
-        with self._lock:
-            if self._sock is None:
-                self._open()
-            prelude = self._session.prelude(request, tube)
-            if prelude:
-                results = self._run([*prelude, request], raise_first=True)
-                value: T = results[-1]
-                return value
-            if not request.expects_reply:
-                self._send(request.data, request)
-                if request.effect == "close":
-                    self._drop()
-                return request.decode(_NO_REPLY)
-            self._send(request.data, request)
-            reply = self._receive(request.wait, request)
-            result = request.decode(reply)
-            self._session.applied(request, result)
-            return result
+        """Send one command (with whatever must precede it) and return its decoded reply.
 
-    def _run(self, requests: Sequence[Request[Any]], *, raise_first: bool) -> list[Any]:
-        """Send ``requests`` in one write, read every reply, decode each.
-
-        Each item's result or exception is returned in order; with
-        ``raise_first`` the first exception is raised instead (after all
-        replies were read, so the stream stays in sync).
+        ``tube`` routes a ``put`` to that tube without changing the used tube.
         """
         with self._lock:
             if self._sock is None:
                 self._open()
-            self._send(b"".join(r.data for r in requests), requests[-1])
-            wait: float | None = 0.0
-            for r in requests:
-                wait = None if (wait is None or r.wait is None) else max(wait, r.wait)
-            results: list[Any] = []
-            for r in requests:
-                if not r.expects_reply:
-                    results.append(None)
-                    continue
-                reply = self._receive(wait, r)
-                try:
-                    value = r.decode(reply)
-                except BeanstalkmException as exc:
-                    results.append(exc)
-                else:
-                    self._session.applied(r, value)
-                    results.append(value)
-            if raise_first:
-                for item in results:
-                    if isinstance(item, BaseException):
-                        raise item
-            return results
+            if not self._session.simple(request, tube):
+                result = self._run([request], tube)[0]
+                if isinstance(result, BaseException):
+                    raise result
+                value: T = result
+                return value
+            self._send(request.data, request)
+            if not request.expects_reply:
+                if request.effect == "close":
+                    self._drop()
+                return request.decode(_NO_REPLY)
+            value = request.decode(self._receive(request.wait, request))
+            self._session.applied(request, value)
+            return value
+
+    def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
+        """Send ``requests`` (planned by the session) in one write, read every
+        reply, and return each item's result or exception, in order. Every reply
+        is read before anything is raised, so the stream stays in sync."""
+        with self._lock:
+            if self._sock is None:
+                self._open()
+            plan = self._session.plan(requests, tube)
+            self._send(plan.data, plan.requests[-1])
+            replies = [self._receive(plan.wait, r) for r in plan.requests if r.expects_reply]
+            return self._session.finish(plan, replies)
 
     def _send(self, data: bytes, request: Request[Any]) -> None:
         sock = self._sock
@@ -281,54 +264,7 @@ class Connection:
         """Run requests as one pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
         if not requests:
             return []
-        with self._lock:
-            if self._sock is None:
-                self._open()
-            sent: list[Request[Any]] = []
-            owners: list[int] = []
-            for index, request in enumerate(requests):
-                for extra in self._session_prelude_for_batch(request, tube, sent):
-                    sent.append(extra)
-                    owners.append(-1)
-                sent.append(request)
-                owners.append(index)
-            raw = self._run(sent, raise_first=False)
-        results: list[Any] = []
-        prelude_error: BaseException | None = None
-        for owner, value in zip(owners, raw, strict=True):
-            if owner < 0:
-                if isinstance(value, BaseException):
-                    prelude_error = value
-                continue
-            if prelude_error is not None:
-                # The tube this item needed could not be put in force: it failed too.
-                value, prelude_error = prelude_error, None
-            elif isinstance(value, Job):
-                try:
-                    value = self._message(value)
-                except InvalidEnvelope as exc:
-                    value = exc
-            results.append(value)
-        if any(isinstance(value, BaseException) for value in results):
-            raise BatchFailed(results)
-        return results
-
-    def _session_prelude_for_batch(
-        self, request: Request[Any], tube: str | None, sent: list[Request[Any]]
-    ) -> list[Request[Any]]:
-        """Like ``Session.prelude``, but aware of the ``use`` already queued in this batch."""
-        planned = next((r for r in reversed(sent) if r.effect in ("use", "route")), None)
-        if tube is not None:
-            current = planned.tube if planned is not None else self._session.server_using
-            if current != tube:
-                return self._session.prelude(request, tube)
-            return []
-        if request.effect == "use" or not request.uses_tube:
-            return []
-        current = planned.tube if planned is not None else self._session.server_using
-        if current != self._session.using:
-            return [_c.use(self._session.using)]
-        return []
+        return batch_results(self._run(requests, tube), self._message)
 
 
 class Pipeline(PipelineCommands):

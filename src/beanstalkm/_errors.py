@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from beanstalkm._message import MessageBase
+    from beanstalkm._message import Message
 
 
 class BeanstalkmException(Exception):
@@ -115,7 +115,7 @@ class InvalidEnvelope(BeanstalkmException):
     release or delete it.
     """
 
-    def __init__(self, message: MessageBase, reason: str) -> None:
+    def __init__(self, message: Message, reason: str) -> None:
         super().__init__(f"job {message.uid}: invalid envelope: {reason}")
         self.message = message
         self.reason = reason

@@ -5,7 +5,7 @@ from __future__ import annotations
 __all__ = ["Message", "MessageBase"]
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from beanstalkm import _envelope
@@ -85,7 +85,7 @@ class MessageBase:
     @property
     def utc(self) -> datetime:
         """``created`` as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.timestamp, tz=timezone.utc)
+        return datetime.fromtimestamp(self.timestamp, tz=UTC)
 
     def as_dict(self) -> dict[str, Any]:
         """The envelope as a dict (what goes on the wire)."""

@@ -1,22 +1,48 @@
-"""The connection's state, I/O-free: the tube in use and the watch list.
+"""The connection's state and batch planning, I/O-free.
 
-It decides which extra commands must go out with a request (the ``use`` that
-puts the caller's tube back in force, the commands that restore the watch
-list after a reconnect) and records what each successful command changed.
+:class:`Session` tracks the tube the caller uses, the tube in force on the
+server and the watch list. It plans what to write for a batch of requests
+(adding the ``use`` that puts the right tube in force, once, where needed)
+and turns the replies back into results, recording each command's effect.
+Sync and async drivers share it; they only write ``plan.data`` and read
+``len(plan.expecting)`` replies.
 """
 
 from __future__ import annotations
 
+__all__ = ["Plan", "Session", "batch_results"]
+
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from beanstalkm._errors import BatchFailed, BeanstalkmException, InvalidEnvelope
 from beanstalkm._generated import commands as _c
-from beanstalkm._wire import Request
+from beanstalkm._wire import Job, Reply, Request
 
 DEFAULT_SERVER_TUBE = "default"
 
 
+class Plan:
+    """What to write for a batch, and which of those requests were added by the plan."""
+
+    __slots__ = ("added", "data", "replies", "requests", "wait")
+
+    def __init__(self, requests: list[Request[Any]], added: list[bool]) -> None:
+        self.requests = requests  # everything written, in order
+        self.added = added  # for each: True if the plan added it (a ``use``) for the item after it
+        self.data = b"".join(r.data for r in requests)
+        self.replies = sum(1 for r in requests if r.expects_reply)  # how many replies to read
+        wait: float | None = 0.0
+        for r in requests:
+            wait = None if (wait is None or r.wait is None) else max(wait, r.wait)
+        self.wait = wait  # how long the server may legitimately take, beyond the timeout
+
+
+_NO_REPLY = Reply("", (), None)
+
+
 class Session:
-    """What the caller chose (``using``, ``watching``) and what the server has now."""
+    """What the caller chose (``using``, ``watching``) and what the server has now (``server_using``)."""
 
     __slots__ = ("server_using", "using", "watching")
 
@@ -25,23 +51,62 @@ class Session:
         self.server_using = DEFAULT_SERVER_TUBE
         self.watching: list[str] = [DEFAULT_SERVER_TUBE]
 
-    def prelude(self, request: Request[Any], tube: str | None = None) -> list[Request[Any]]:
-        """Commands to send just before ``request``.
+    def simple(self, request: Request[Any], tube: str | None) -> bool:
+        """Whether ``request`` can go out alone (no ``use`` needed first): the drivers' fast path."""
+        if tube is not None:
+            return tube == self.server_using
+        return not request.uses_tube or self.server_using == self.using
 
-        ``tube`` routes a ``put`` to a tube without changing the caller's
-        choice; otherwise a command acting on the used tube first restores
-        the caller's tube if another one is in force.
-        """
+    def plan(self, requests: Sequence[Request[Any]], tube: str | None = None) -> Plan:
+        """Plan a batch. With ``tube``, every item is routed to that tube without
+        changing the caller's choice; otherwise an item acting on the used tube
+        gets the caller's tube put back in force first, if another is in force."""
         if tube is not None:
             tube = _c.TUBE_RULE.check("tube", tube)
-            if tube != self.server_using:
-                route = _c.use(tube)
-                route.effect = "route"
-                return [route]
-            return []
-        if request.uses_tube and self.server_using != self.using:
-            return [_c.use(self.using)]
-        return []
+        using, current = self.using, self.server_using
+        sent: list[Request[Any]] = []
+        added: list[bool] = []
+        for request in requests:
+            target = tube if tube is not None else (using if request.uses_tube else None)
+            if target is not None and target != current:
+                route = _c.use(target)
+                if tube is not None:
+                    route.effect = "route"
+                sent.append(route)
+                added.append(True)
+                current = target
+            sent.append(request)
+            added.append(False)
+            if request.effect in ("use", "route") and request.tube is not None:
+                current = request.tube
+                if request.effect == "use":
+                    using = request.tube
+        return Plan(sent, added)
+
+    def finish(self, plan: Plan, replies: Sequence[Reply]) -> list[Any]:
+        """Decode the replies of ``plan``: one result or exception per caller's item, in order.
+
+        If a ``use`` the plan added failed, the item it was for reports that error.
+        """
+        results: list[Any] = []
+        pending: BeanstalkmException | None = None
+        remaining = iter(replies)
+        for request, added in zip(plan.requests, plan.added, strict=True):
+            reply = next(remaining) if request.expects_reply else _NO_REPLY
+            try:
+                value: Any = request.decode(reply)
+            except BeanstalkmException as exc:
+                value = exc
+            else:
+                self.applied(request, value)
+            if added:
+                if isinstance(value, BeanstalkmException):
+                    pending = value
+                continue
+            if pending is not None:
+                value, pending = pending, None
+            results.append(value)
+        return results
 
     def applied(self, request: Request[Any], result: object) -> None:
         """Record the effect of a command the server carried out."""
@@ -52,12 +117,10 @@ class Session:
             self.using = self.server_using = str(result)
         elif effect == "route":
             self.server_using = str(result)
-        elif effect == "watch" and request.tube is not None:
-            if request.tube not in self.watching:
-                self.watching.append(request.tube)
-        elif effect == "ignore" and request.tube is not None:
-            if request.tube in self.watching:
-                self.watching.remove(request.tube)
+        elif effect == "watch" and request.tube is not None and request.tube not in self.watching:
+            self.watching.append(request.tube)
+        elif effect == "ignore" and request.tube in self.watching:
+            self.watching.remove(request.tube)
 
     def connected(self) -> list[Request[Any]]:
         """A new connection starts on the server's defaults: the commands that restore the caller's watch list."""
@@ -68,3 +131,19 @@ class Session:
         for request in restore:
             request.effect = None  # already recorded
         return restore
+
+
+def batch_results(results: list[Any], to_message: Callable[[Job], Any]) -> list[Any]:
+    """A batch's results for the caller: jobs become messages (an invalid
+    envelope becomes its ``InvalidEnvelope``); ``BatchFailed`` if any item failed."""
+    out: list[Any] = []
+    for value in results:
+        if isinstance(value, Job):
+            try:
+                value = to_message(value)
+            except InvalidEnvelope as exc:
+                value = exc
+        out.append(value)
+    if any(isinstance(value, BaseException) for value in out):
+        raise BatchFailed(out)
+    return out

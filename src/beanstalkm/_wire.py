@@ -15,6 +15,7 @@ __all__ = [
     "ReplyReader",
     "Request",
     "TubeRule",
+    "check_arity",
     "check_body",
     "check_uint",
     "fail",
@@ -98,6 +99,12 @@ def fail(command: str, reply: Reply, failures: Mapping[str, type[CommandFailed]]
     if cls is None:
         return UnexpectedResponse(command, reply.status, reply.args)
     return cls(command, reply.status, reply.args)
+
+
+def check_arity(reply: Reply, count: int) -> None:
+    """Raise :class:`ProtocolError` unless ``reply`` has exactly the ``count`` arguments the spec lists."""
+    if len(reply.args) != count:
+        raise ProtocolError(f"reply {reply.status} has {len(reply.args)} arguments, not {count}: {reply.args!r}")
 
 
 def reply_int(reply: Reply, index: int) -> int:
@@ -247,7 +254,9 @@ class ReplyReader:
             end = buf.find(b"\r\n", pos, pos + self._max_line)
             if end < 0:
                 if len(buf) - pos >= self._max_line:
-                    raise ProtocolError(f"reply line longer than {self._max_line} bytes: {bytes(buf[pos:pos + 40])!r}...")
+                    raise ProtocolError(
+                        f"reply line longer than {self._max_line} bytes: {bytes(buf[pos : pos + 40])!r}..."
+                    )
                 return None
             raw = bytes(buf[pos:end])
             self._pos = end + 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = ["parse_list", "parse_mapping", "to_bool", "to_decimal", "to_enum", "to_int", "to_str"]
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
@@ -21,6 +22,11 @@ from typing import TypeVar
 from beanstalkm._errors import ProtocolError
 
 E = TypeVar("E")
+
+# What the flat form allows: a plain key, and a list item that YAML would read as
+# a plain scalar (no whitespace, no leading indicator such as a quote, '[' or '{').
+_FLAT_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_FLAT_ITEM = re.compile(r"[^\s\"'\[\]{}#&*!|>%@`]\S*")
 
 
 def _text(body: bytes) -> str:
@@ -61,7 +67,7 @@ def parse_mapping(body: bytes) -> dict[str, str]:
                     key, value = line[:-1], ""
                 else:
                     break
-            if not key or " " in key or key in result:
+            if _FLAT_KEY.fullmatch(key) is None or key in result:
                 break
             result[key] = _unquote(value)
         else:
@@ -86,7 +92,7 @@ def parse_list(body: bytes) -> list[str]:
         for line in lines[1:]:
             if not line:
                 continue
-            if not line.startswith("- ") or line[2:3] in ('"', "'", ""):
+            if not line.startswith("- ") or _FLAT_ITEM.fullmatch(line, 2) is None:
                 break
             result.append(line[2:])
         else:

@@ -12,6 +12,7 @@ from .commands import (
     PROTOCOL_VERSION,
 )
 from .errors import (
+    STATUS_ERRORS,
     BadFormat,
     Buried,
     DeadlineSoon,
@@ -24,7 +25,6 @@ from .errors import (
     OutOfMemory,
     TimedOut,
     UnknownCommand,
-    STATUS_ERRORS,
 )
 from .stats import JobStats, ServerStats, StatValue, TubeStats
 

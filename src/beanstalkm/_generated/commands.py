@@ -15,6 +15,7 @@ from beanstalkm._wire import (
     ReplyReader,
     Request,
     TubeRule,
+    check_arity,
     check_body,
     check_uint,
     fail,
@@ -27,20 +28,20 @@ from beanstalkm._wire import (
 from beanstalkm._yaml import parse_list
 
 from .errors import (
-    NotFound,
+    BadFormat,
     Buried,
-    ExpectedCrlf,
-    JobTooBig,
-    Draining,
     DeadlineSoon,
-    TimedOut,
+    Draining,
+    ExpectedCrlf,
+    InternalError,
+    JobTooBig,
+    NotFound,
     NotIgnored,
     OutOfMemory,
-    InternalError,
-    BadFormat,
+    TimedOut,
     UnknownCommand,
 )
-from .stats import ServerStats, TubeStats, JobStats
+from .stats import JobStats, ServerStats, TubeStats
 
 PROTOCOL = "beanstalkd"
 PROTOCOL_VERSION = "1.13"
@@ -102,6 +103,7 @@ _PUT_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_put(reply: Reply) -> int:
     if reply.status == "INSERTED":
+        check_arity(reply, 1)
         return reply_int(reply, 0)
     raise fail("put", reply, _PUT_FAILURES)
 
@@ -148,6 +150,7 @@ _USE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_use(reply: Reply) -> str:
     if reply.status == "USING":
+        check_arity(reply, 1)
         return reply_str(reply, 0)
     raise fail("use", reply, _USE_FAILURES)
 
@@ -182,6 +185,7 @@ _RESERVE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_reserve(reply: Reply) -> Job:
     if reply.status == "RESERVED":
+        check_arity(reply, 2)
         return reply_job(reply)
     raise fail("reserve", reply, _RESERVE_FAILURES)
 
@@ -214,6 +218,7 @@ _RESERVE_WITH_TIMEOUT_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_reserve_with_timeout(reply: Reply) -> Job:
     if reply.status == "RESERVED":
+        check_arity(reply, 2)
         return reply_job(reply)
     raise fail("reserve-with-timeout", reply, _RESERVE_WITH_TIMEOUT_FAILURES)
 
@@ -254,6 +259,7 @@ _RESERVE_JOB_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_reserve_job(reply: Reply) -> Job:
     if reply.status == "RESERVED":
+        check_arity(reply, 2)
         return reply_job(reply)
     raise fail("reserve-job", reply, _RESERVE_JOB_FAILURES)
 
@@ -288,6 +294,7 @@ _DELETE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_delete(reply: Reply) -> None:
     if reply.status == "DELETED":
+        check_arity(reply, 0)
         return None
     raise fail("delete", reply, _DELETE_FAILURES)
 
@@ -323,6 +330,7 @@ _RELEASE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_release(reply: Reply) -> None:
     if reply.status == "RELEASED":
+        check_arity(reply, 0)
         return None
     raise fail("release", reply, _RELEASE_FAILURES)
 
@@ -362,6 +370,7 @@ _BURY_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_bury(reply: Reply) -> None:
     if reply.status == "BURIED":
+        check_arity(reply, 0)
         return None
     raise fail("bury", reply, _BURY_FAILURES)
 
@@ -398,6 +407,7 @@ _TOUCH_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_touch(reply: Reply) -> None:
     if reply.status == "TOUCHED":
+        check_arity(reply, 0)
         return None
     raise fail("touch", reply, _TOUCH_FAILURES)
 
@@ -431,6 +441,7 @@ _WATCH_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_watch(reply: Reply) -> int:
     if reply.status == "WATCHING":
+        check_arity(reply, 1)
         return reply_int(reply, 0)
     raise fail("watch", reply, _WATCH_FAILURES)
 
@@ -464,6 +475,7 @@ _IGNORE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_ignore(reply: Reply) -> int:
     if reply.status == "WATCHING":
+        check_arity(reply, 1)
         return reply_int(reply, 0)
     raise fail("ignore", reply, _IGNORE_FAILURES)
 
@@ -497,6 +509,7 @@ _PEEK_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_peek(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
+        check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
         return None
@@ -532,6 +545,7 @@ _PEEK_READY_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_peek_ready(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
+        check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
         return None
@@ -563,6 +577,7 @@ _PEEK_DELAYED_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_peek_delayed(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
+        check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
         return None
@@ -594,6 +609,7 @@ _PEEK_BURIED_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_peek_buried(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
+        check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
         return None
@@ -625,6 +641,7 @@ _KICK_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_kick(reply: Reply) -> int:
     if reply.status == "KICKED":
+        check_arity(reply, 1)
         return reply_int(reply, 0)
     raise fail("kick", reply, _KICK_FAILURES)
 
@@ -658,6 +675,7 @@ _KICK_JOB_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_kick_job(reply: Reply) -> None:
     if reply.status == "KICKED":
+        check_arity(reply, 0)
         return None
     raise fail("kick-job", reply, _KICK_JOB_FAILURES)
 
@@ -692,6 +710,7 @@ _STATS_JOB_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_job(reply: Reply) -> JobStats:
     if reply.status == "OK":
+        check_arity(reply, 1)
         return JobStats.from_yaml(reply_body(reply))
     raise fail("stats-job", reply, _STATS_JOB_FAILURES)
 
@@ -726,6 +745,7 @@ _STATS_TUBE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_tube(reply: Reply) -> TubeStats:
     if reply.status == "OK":
+        check_arity(reply, 1)
         return TubeStats.from_yaml(reply_body(reply))
     raise fail("stats-tube", reply, _STATS_TUBE_FAILURES)
 
@@ -759,6 +779,7 @@ _STATS_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats(reply: Reply) -> ServerStats:
     if reply.status == "OK":
+        check_arity(reply, 1)
         return ServerStats.from_yaml(reply_body(reply))
     raise fail("stats", reply, _STATS_FAILURES)
 
@@ -787,6 +808,7 @@ _LIST_TUBES_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_list_tubes(reply: Reply) -> list[str]:
     if reply.status == "OK":
+        check_arity(reply, 1)
         return parse_list(reply_body(reply))
     raise fail("list-tubes", reply, _LIST_TUBES_FAILURES)
 
@@ -815,6 +837,7 @@ _USING_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_using(reply: Reply) -> str:
     if reply.status == "USING":
+        check_arity(reply, 1)
         return reply_str(reply, 0)
     raise fail("list-tube-used", reply, _USING_FAILURES)
 
@@ -843,6 +866,7 @@ _WATCHING_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_watching(reply: Reply) -> list[str]:
     if reply.status == "OK":
+        check_arity(reply, 1)
         return parse_list(reply_body(reply))
     raise fail("list-tubes-watched", reply, _WATCHING_FAILURES)
 
@@ -872,6 +896,7 @@ _PAUSE_TUBE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_pause_tube(reply: Reply) -> None:
     if reply.status == "PAUSED":
+        check_arity(reply, 0)
         return None
     raise fail("pause-tube", reply, _PAUSE_TUBE_FAILURES)
 
@@ -926,6 +951,7 @@ _STATS_JOB_YAML_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_job_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        check_arity(reply, 1)
         return reply_text(reply)
     raise fail("stats-job", reply, _STATS_JOB_YAML_FAILURES)
 
@@ -960,6 +986,7 @@ _STATS_TUBE_YAML_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_tube_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        check_arity(reply, 1)
         return reply_text(reply)
     raise fail("stats-tube", reply, _STATS_TUBE_YAML_FAILURES)
 
@@ -993,6 +1020,7 @@ _STATS_YAML_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        check_arity(reply, 1)
         return reply_text(reply)
     raise fail("stats", reply, _STATS_YAML_FAILURES)
 
@@ -1021,6 +1049,7 @@ _LIST_TUBES_YAML_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_list_tubes_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        check_arity(reply, 1)
         return reply_text(reply)
     raise fail("list-tubes", reply, _LIST_TUBES_YAML_FAILURES)
 
@@ -1049,6 +1078,7 @@ _WATCHING_YAML_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_watching_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        check_arity(reply, 1)
         return reply_text(reply)
     raise fail("list-tubes-watched", reply, _WATCHING_YAML_FAILURES)
 

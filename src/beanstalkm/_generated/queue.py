@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import commands as _c
 from .commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
-from .stats import ServerStats, TubeStats, JobStats
+from .stats import JobStats, ServerStats, TubeStats
 
 if TYPE_CHECKING:
     from beanstalkm._connection import Connection

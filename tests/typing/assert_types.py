@@ -1,0 +1,129 @@
+"""Static type checks of the generated public API.
+
+mypy checks this file (it is under tests/); nothing runs it, and every check
+sits inside a function so importing it does nothing.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal, assert_type
+
+import beanstalkm
+from beanstalkm import (
+    Buried,
+    CommandFailed,
+    JobStats,
+    Message,
+    NotFound,
+    Pipeline,
+    ServerStats,
+    StatValue,
+    TubeStats,
+)
+from beanstalkm._generated.queue import Queue
+
+
+def queue_commands(client: beanstalkm.Client) -> None:
+    q = client.queue
+    assert_type(q, Queue)
+
+    assert_type(q.put(b"body"), int)
+    assert_type(q.put("body", priority=1, delay=2, ttr=3), int)
+    assert_type(q.use("tube"), str)
+    assert_type(q.using(), str)
+    assert_type(q.watch("tube"), int)
+    assert_type(q.ignore("tube"), int)
+    assert_type(q.kick(10), int)
+    assert_type(q.list_tubes(), list[str])
+    assert_type(q.watching(), list[str])
+
+    assert_type(q.reserve(), Message)
+    assert_type(q.reserve_with_timeout(0), Message)
+    assert_type(q.reserve_job(1), Message)
+    assert_type(q.peek(1), Message | None)
+    assert_type(q.peek_ready(), Message | None)
+    assert_type(q.peek_delayed(), Message | None)
+    assert_type(q.peek_buried(), Message | None)
+
+    assert_type(q.delete(1), None)
+    assert_type(q.release(1), None)
+    assert_type(q.release(1, priority=5, delay=0), None)
+    assert_type(q.bury(1), None)
+    assert_type(q.bury(1, 5), None)
+    assert_type(q.touch(1), None)
+    assert_type(q.kick_job(1), None)
+    assert_type(q.pause_tube("tube", 10), None)
+    assert_type(q.quit(), None)
+
+    assert_type(q.stats(), ServerStats)
+    assert_type(q.stats_tube("tube"), TubeStats)
+    assert_type(q.stats_job(1), JobStats)
+    assert_type(q.stats_yaml(), str)
+    assert_type(q.stats_tube_yaml("tube"), str)
+    assert_type(q.stats_job_yaml(1), str)
+    assert_type(q.list_tubes_yaml(), str)
+    assert_type(q.watching_yaml(), str)
+
+
+def stats_fields(client: beanstalkm.Client) -> None:
+    server = client.queue.stats()
+    assert_type(server.current_jobs_ready, int)
+    assert_type(server.rusage_utime, Decimal)
+    assert_type(server.rusage_stime, Decimal)
+    assert_type(server.id, str)
+    assert_type(server.hostname, str)
+    assert_type(server.draining, bool)
+    assert_type(server["current-jobs-ready"], StatValue)
+    assert_type(server["current-jobs-ready"], int | str | bool | Decimal)
+    assert_type(server.get("nope"), StatValue | None)
+    assert_type(server.extra["new-field"], str)
+
+    tube = client.queue.stats_tube("tube")
+    assert_type(tube.name, str)
+    assert_type(tube.current_jobs_urgent, int)
+    assert_type(tube["pause"], StatValue)
+
+    job = client.queue.stats_job(1)
+    assert_type(job.id, int)
+    assert_type(job.tube, str)
+    assert_type(job.state, Literal["ready", "delayed", "reserved", "buried"])
+    assert_type(job.pri, int)
+    assert_type(job.time_left, int)
+    assert_type(JobStats.from_yaml(b"---\n"), JobStats)
+
+
+def client_api(client: beanstalkm.Client) -> None:
+    assert_type(client.reserve(), Message | None)
+    assert_type(client.reserve(timeout=0, drop=False), Message | None)
+    assert_type(client.put({"a": 1}), Message)
+    assert_type(client.put("body", tube="t", priority=1, delay=0, ttr=60), Message)
+    assert_type(client.watch("tube"), int)
+    assert_type(client.ignore("tube"), int)
+    assert_type(client("body"), Message)
+    assert_type(client.put_many([1, 2]), list[Message])
+    assert_type(client.reserve_many(2), list[Message])
+    assert_type(client.pipeline(), Pipeline)
+    assert_type(client.pipeline().put(b"x").delete(1).stats(), Pipeline)
+
+
+def message_api(client: beanstalkm.Client) -> None:
+    message = client.put("body")
+    assert_type(message.uid, int)
+    assert_type(message.stats(), JobStats | None)
+    assert_type(message.priority, int)
+    assert_type(message.send(), int)
+    assert_type(message.delete(), None)
+    assert_type(message.release(), None)
+    assert_type(message.release(priority=1, delay=2), None)
+    assert_type(message.bury(priority=1), None)
+    assert_type(message.touch(), None)
+    assert_type(message.kick(), None)
+
+
+def errors_api() -> None:
+    buried = Buried("put", "BURIED", ("5",))
+    assert_type(buried.id, int | None)
+    assert_type(buried.status, str)
+    assert_type(beanstalkm.STATUS_ERRORS["NOT_FOUND"], type[CommandFailed])
+    assert_type(NotFound("delete", "NOT_FOUND"), NotFound)
