@@ -45,7 +45,7 @@ check: lint typecheck drift
 
 # Everything, including integration tests against real beanstalkd servers the tests start.
 test: venv beanstalkd lint typecheck drift
-	$(PY) -m pytest -q tests docs/tutorial.md
+	$(PY) -m pytest -q --doctest-glob='*.md' tests docs/tutorial.md
 
 demo: venv beanstalkd
 	$(PY) examples/demo.py

@@ -50,7 +50,7 @@ def main() -> None:
             say(f"kick 10 buried jobs in 'emails': kicked {producer.queue.kick(10)}")
             job = worker.reserve(timeout=1)
             assert job is not None
-            say(f"reserved job {job.uid} again (reserves: 3, dropped on receipt)")
+            say(f"reserved job {job.uid} again and dropped it on receipt (deleted: {job.deleted})")
 
             print("\n3. Priorities: lower numbers first, FIFO within one priority")
             for body, priority in (("low", 1000), ("urgent", 1), ("normal", 500), ("urgent-2", 1)):

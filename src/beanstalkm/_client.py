@@ -177,7 +177,7 @@ class Client(Connection):
         if drop and messages:
             self.delete_many(messages)
             for message in messages:
-                message.uid = 0
+                message.deleted = True
                 message.reserved = False
         if errors:
             raise BatchFailed([*messages, *errors])
@@ -190,7 +190,7 @@ class Client(Connection):
         self._batch(requests)
         for item in items:
             if isinstance(item, Message):
-                item.uid = 0
+                item.deleted = True
                 item.reserved = False
 
 

@@ -20,8 +20,9 @@ class MessageBase:
     """The data of a message, shared by the sync and async flavours.
 
     ``body`` is the body that was put (never the envelope). ``uid`` is the job
-    id (0 before it is sent and after it is deleted). ``raw`` holds the job's
-    bytes exactly as sent or received.
+    id (0 before it is sent); it is kept after the job is deleted, when
+    ``deleted`` turns True. ``raw`` holds the job's bytes exactly as sent or
+    received.
     """
 
     uid: int
@@ -32,6 +33,7 @@ class MessageBase:
     channel: str | None
     errors: list[str]
     reserved: bool
+    deleted: bool
     raw: bytes | None
     envelope: bool
     context: str
@@ -66,6 +68,7 @@ class MessageBase:
         self._delay = delay
         self._ttr = ttr
         self.reserved = reserved
+        self.deleted = False
         self.raw = raw
         self.envelope = envelope
         self.context = _envelope.CONTEXT
@@ -103,7 +106,7 @@ class MessageBase:
         return json.dumps(self.as_dict(), ensure_ascii=False, sort_keys=True, default=repr)
 
     def __repr__(self) -> str:
-        state = "reserved" if self.reserved else ("sent" if self.uid else "unsent")
+        state = "deleted" if self.deleted else "reserved" if self.reserved else "sent" if self.uid else "unsent"
         return f"<{type(self).__name__} uid={self.uid} {state} body={self.body!r:.60}>"
 
     def _encode(self, sender_json: str) -> bytes:
@@ -194,14 +197,14 @@ class Message(MessageBase):
         """
         request = _c.put(self._encode(self._conn._sender_json), self.priority, self.delay, self.ttr)
         self.uid = self._conn._execute(request, tube=tube)
-        self.reserved = False
+        self.reserved = self.deleted = False
         return self.uid
 
     def delete(self) -> None:
-        """Delete the job. Afterwards ``uid`` is 0 and ``stats()`` returns None; a second call does nothing."""
-        if self.uid:
+        """Delete the job. Afterwards ``deleted`` is True and ``stats()`` returns None; a second call does nothing."""
+        if self.uid and not self.deleted:
             self._conn.queue.delete(self.uid)
-            self.uid = 0
+            self.deleted = True
         self.reserved = False
 
     def release(self, priority: int | None = None, delay: int | None = None) -> None:
@@ -231,7 +234,7 @@ class Message(MessageBase):
 
     def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""
-        if not self.uid:
+        if not self.uid or self.deleted:
             return None
         return self._conn.queue.stats_job(self.uid)
 

@@ -1,0 +1,1 @@
+"""Unit tests: pure encoders, the reply reader and the YAML decoders (no server, no socket)."""
