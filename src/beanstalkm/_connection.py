@@ -19,7 +19,7 @@ from beanstalkm._generated.pipeline import PipelineCommands
 from beanstalkm._generated.queue import Queue
 from beanstalkm._message import Message
 from beanstalkm._session import Session, batch_results
-from beanstalkm._wire import Job, Reply, ReplyReader, Request
+from beanstalkm._wire import Job, ReplyReader, Request
 
 T = TypeVar("T")
 
@@ -27,7 +27,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11300
 
 _UNSET: Any = object()
-_NO_REPLY = Reply("", (), None)
 _RECV = 65536
 
 
@@ -109,7 +108,7 @@ class Connection:
         except OSError as exc:
             raise SocketError(f"cannot connect to beanstalkd at {self.address}: {exc}") from exc
         self._sock = sock
-        self._sock_timeout = self.timeout
+        self._sock_timeout = sock.gettimeout()
         self._reader.clear()
         restore = self._session.connected()
         if restore:
@@ -162,85 +161,45 @@ class Connection:
 
         ``tube`` routes a ``put`` to that tube without changing the used tube.
         """
-        with self._lock:
-            if self._sock is None:
-                self._open()
-            if not self._session.simple(request, tube):
-                result = self._run([request], tube)[0]
-                if isinstance(result, BaseException):
-                    raise result
-                value: T = result
-                return value
-            self._send(request.data, request)
-            if not request.expects_reply:
-                if request.effect == "close":
-                    self._drop()
-                return request.decode(_NO_REPLY)
-            value = request.decode(self._receive(request.wait, request))
-            self._session.applied(request, value)
-            return value
+        result = self._run((request,), tube)[0]
+        if request.effect == "close":
+            self._drop()
+        if isinstance(result, BaseException):
+            raise result
+        value: T = result
+        return value
 
     def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
-        """Send ``requests`` (planned by the session) in one write, read every
-        reply, and return each item's result or exception, in order. Every reply
-        is read before anything is raised, so the stream stays in sync."""
+        """Run a batch through the session's exchange over this socket; each item's result or exception."""
         with self._lock:
-            if self._sock is None:
-                self._open()
-            plan = self._session.plan(requests, tube)
-            self._send(plan.data, plan.requests[-1])
-            replies = [self._receive(plan.wait, r) for r in plan.requests if r.expects_reply]
-            return self._session.finish(plan, replies)
-
-    def _send(self, data: bytes, request: Request[Any]) -> None:
-        sock = self._sock
-        assert sock is not None
-        if self._sock_timeout != self.timeout:
-            sock.settimeout(self.timeout)
-            self._sock_timeout = self.timeout
-        try:
-            sock.sendall(data)
-        except OSError as exc:
-            self._drop()
-            raise SocketError(
-                f"{request.command}: connection to {self.address} failed while sending: {exc}", maybe_executed=True
-            ) from exc
-
-    def _receive(self, wait: float | None, request: Request[Any]) -> Reply:
-        reader = self._reader
-        reply = reader.next_reply()
-        if reply is not None:
-            return reply
-        sock = self._sock
-        assert sock is not None
-        timeout = None if (wait is None or self.timeout is None) else self.timeout + wait
-        if timeout != self._sock_timeout:
-            sock.settimeout(timeout)
-            self._sock_timeout = timeout
-        try:
-            while True:
-                chunk = sock.recv(max(_RECV, reader.missing()))
-                if not chunk:
-                    raise SocketError(
-                        f"{request.command}: {self.address} closed the connection before replying",
-                        maybe_executed=True,
-                    )
-                reader.feed(chunk)
-                reply = reader.next_reply()
-                if reply is not None:
-                    return reply
-        except SocketError:
-            self._drop()
-            raise
-        except ProtocolError:
-            self._drop()
-            raise
-        except OSError as exc:
-            self._drop()
-            what = "timed out" if isinstance(exc, TimeoutError) else "failed"
-            raise SocketError(
-                f"{request.command}: waiting for {self.address} {what}: {exc}", maybe_executed=True
-            ) from exc
+            sock = self._sock or self._open()
+            steps = self._session.exchange(self._reader, requests, tube)
+            sent = False
+            try:
+                step = next(steps)
+                while True:
+                    if isinstance(step, bytes):
+                        sock.sendall(step)
+                        sent = True
+                        step = steps.send(b"")
+                        continue
+                    timeout = None if (step is None or self.timeout is None) else self.timeout + step
+                    if timeout != self._sock_timeout:
+                        sock.settimeout(timeout)
+                        self._sock_timeout = timeout
+                    chunk = sock.recv(max(_RECV, self._reader.missing()))
+                    if not chunk:
+                        raise ConnectionResetError("the server closed the connection")
+                    step = steps.send(chunk)
+            except StopIteration as done:
+                results: list[Any] = done.value
+                return results
+            except ProtocolError:
+                self._drop()
+                raise
+            except OSError as exc:
+                self._drop()
+                raise _socket_error(requests[-1].command, self.address, exc, sent) from exc
 
     # -- jobs to messages ------------------------------------------------------
 
@@ -304,6 +263,13 @@ class Pipeline(PipelineCommands):
         if exc_type is None and self._requests:
             self.execute()
         self._requests = []
+
+
+def _socket_error(command: str, address: str, exc: OSError, sent: bool) -> SocketError:
+    """The error for a failed exchange; ``sent``: the command was written, so it may have run."""
+    what = "timed out waiting for a reply" if isinstance(exc, TimeoutError) else "failed"
+    note = " (the command was sent and may have been carried out)" if sent else ""
+    return SocketError(f"{command}: connection to {address} {what}: {exc}{note}", maybe_executed=sent)
 
 
 def _version() -> str:

@@ -4,20 +4,28 @@
 server and the watch list. It plans what to write for a batch of requests
 (adding the ``use`` that puts the right tube in force, once, where needed)
 and turns the replies back into results, recording each command's effect.
-Sync and async drivers share it; they only write ``plan.data`` and read
-``len(plan.expecting)`` replies.
+
+:meth:`Session.exchange` is the whole conversation for a batch as a
+generator: it yields bytes to write, or how long it may wait for more bytes
+(and is sent what arrived), and returns the results. The sync and async
+drivers only pump it with their own socket calls.
 """
 
 from __future__ import annotations
 
 __all__ = ["Plan", "Session", "batch_results"]
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, TypeAlias
 
 from beanstalkm._errors import BatchFailed, BeanstalkmException, InvalidEnvelope
 from beanstalkm._generated import commands as _c
-from beanstalkm._wire import Job, Reply, Request
+from beanstalkm._wire import Job, Reply, ReplyReader, Request
+
+Exchange: TypeAlias = Generator[bytes | float | None, bytes, list[Any]]
+"""Yields bytes to write (send it ``b""`` after writing them), or the extra
+seconds the server may take (``None``: forever) when it needs more bytes
+(send it what arrived); returns each item's result or exception."""
 
 DEFAULT_SERVER_TUBE = "default"
 
@@ -51,11 +59,22 @@ class Session:
         self.server_using = DEFAULT_SERVER_TUBE
         self.watching: list[str] = [DEFAULT_SERVER_TUBE]
 
-    def simple(self, request: Request[Any], tube: str | None) -> bool:
-        """Whether ``request`` can go out alone (no ``use`` needed first): the drivers' fast path."""
-        if tube is not None:
-            return tube == self.server_using
-        return not request.uses_tube or self.server_using == self.using
+    def exchange(self, reader: ReplyReader, requests: Sequence[Request[Any]], tube: str | None = None) -> Exchange:
+        """The conversation for a batch: write it all at once, read every reply, decode.
+
+        Every reply is read before anything is reported, so the stream stays
+        in sync whatever fails.
+        """
+        plan = self.plan(requests, tube)
+        yield plan.data
+        replies: list[Reply] = []
+        for _ in range(plan.replies):
+            reply = reader.next_reply()
+            while reply is None:
+                reader.feed((yield plan.wait))
+                reply = reader.next_reply()
+            replies.append(reply)
+        return self.finish(plan, replies)
 
     def plan(self, requests: Sequence[Request[Any]], tube: str | None = None) -> Plan:
         """Plan a batch. With ``tube``, every item is routed to that tube without
