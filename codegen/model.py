@@ -251,6 +251,8 @@ class Command:
         """How a driver turns the decoded value into the method's result."""
         if self.returns != "job":
             return ""
+        if self.effect == "reserve":
+            return "_reserved_message"
         return "_message_or_none" if self.none_statuses else "_message"
 
     @property
@@ -438,6 +440,10 @@ def build(data: dict[str, Any], path: str, sha256: str) -> Spec:
 
         effect = c.get("effect")
         tube_args = [a.name for a in args if a.type.kind == "tube"]
+        if effect == "reserve" and (c.get("success") or {}).get("returns") != "job":
+            raise SpecError(f"{cpath}.effect", "effect 'reserve' needs a success that returns a job")
+        if effect == "reserve" and any(f.get("returns_none") for f in c.get("failures", [])):
+            raise SpecError(f"{cpath}.effect", "a reserving command cannot return None")
         if effect in {"use", "watch", "ignore"} and len(tube_args) != 1:
             raise SpecError(f"{cpath}.effect", f"effect {effect!r} needs exactly one tube argument")
         blocks = c.get("blocks")

@@ -96,20 +96,12 @@ class Client(Connection):
         Raises :class:`~beanstalkm.DeadlineSoon` when a job this connection
         holds is about to time out.
         """
-        request = _c.reserve() if timeout is None else _c.reserve_with_timeout(timeout)
         try:
-            job = self._execute(request)
+            message = self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout)
         except TimedOut:
             return None
-        try:
-            message = self._message(job)
-        except InvalidEnvelope as exc:
-            exc.message.reserved = True  # the job stays reserved, whatever drop says
-            raise
         if drop:
             message.delete()
-        else:
-            message.reserved = True
         return message
 
     def watch(self, tube: str) -> int:
@@ -166,13 +158,10 @@ class Client(Connection):
                 errors.append(value)
                 continue
             try:
-                message = self._message(value)
-            except Exception as exc:  # InvalidEnvelope: the job stays reserved
-                if isinstance(exc, InvalidEnvelope):
-                    exc.message.reserved = True
+                message = self._reserved_message(value)
+            except InvalidEnvelope as exc:  # the job stays reserved, for the caller to handle
                 errors.append(exc)
                 continue
-            message.reserved = True
             messages.append(message)
         if drop and messages:
             self.delete_many(messages)

@@ -203,12 +203,18 @@ class Connection:
 
     # -- jobs to messages ------------------------------------------------------
 
-    def _message(self, job: Job) -> Message:
+    def _message(self, job: Job, reserved: bool = False) -> Message:
+        """A received job as a message; ``InvalidEnvelope`` (carrying it) if it fails validation."""
         kwargs, problem = Message._from_job(job.id, job.body, self.validate)
         message = Message(self, **kwargs)
+        message.reserved = reserved
         if problem is not None:
             raise InvalidEnvelope(message, problem)
         return message
+
+    def _reserved_message(self, job: Job) -> Message:
+        """A job this connection just reserved (an ``InvalidEnvelope`` carries it, still reserved)."""
+        return self._message(job, reserved=True)
 
     def _message_or_none(self, job: Job | None) -> Message | None:
         return None if job is None else self._message(job)

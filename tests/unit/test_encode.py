@@ -124,13 +124,14 @@ CASES: list[EncodeCase] = [
     ),
     EncodeCase("use-digits", "use", lambda: C.use("0123"), b"use 0123\r\n", "use", effect="use", tube="0123"),
     # reserve
-    EncodeCase("reserve", "reserve", lambda: C.reserve(), b"reserve\r\n", "reserve", wait=None),
+    EncodeCase("reserve", "reserve", lambda: C.reserve(), b"reserve\r\n", "reserve", effect="reserve", wait=None),
     EncodeCase(
         "reserve_with_timeout",
         "reserve_with_timeout",
         lambda: C.reserve_with_timeout(5),
         b"reserve-with-timeout 5\r\n",
         "reserve-with-timeout",
+        effect="reserve",
         wait=5.0,
     ),
     EncodeCase(
@@ -139,6 +140,7 @@ CASES: list[EncodeCase] = [
         lambda: C.reserve_with_timeout(0),
         b"reserve-with-timeout 0\r\n",
         "reserve-with-timeout",
+        effect="reserve",
         wait=0.0,
     ),
     EncodeCase(
@@ -147,15 +149,19 @@ CASES: list[EncodeCase] = [
         lambda: C.reserve_with_timeout(I31),
         b"reserve-with-timeout 2147483647\r\n",
         "reserve-with-timeout",
+        effect="reserve",
         wait=float(I31),
     ),
-    EncodeCase("reserve_job", "reserve_job", lambda: C.reserve_job(7), b"reserve-job 7\r\n", "reserve-job"),
+    EncodeCase(
+        "reserve_job", "reserve_job", lambda: C.reserve_job(7), b"reserve-job 7\r\n", "reserve-job", effect="reserve"
+    ),
     EncodeCase(
         "reserve_job-max",
         "reserve_job",
         lambda: C.reserve_job(U64),
         b"reserve-job 18446744073709551615\r\n",
         "reserve-job",
+        effect="reserve",
     ),
     # job commands
     EncodeCase("delete", "delete", lambda: C.delete(1), b"delete 1\r\n", "delete"),
