@@ -51,6 +51,7 @@ demo: venv beanstalkd
 	$(PY) examples/demo.py
 
 bench: venv beanstalkd
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/run.py
 
 clean:

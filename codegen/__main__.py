@@ -8,6 +8,7 @@ from pathlib import Path
 
 from codegen.model import SpecError, load
 from codegen.render import ROOT, check, render, write
+from codegen.schema_check import SchemaError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(f"{args.spec}: invalid spec: {exc}", file=sys.stderr)
         return 2
-    files = render(spec, args.message_schema)
+    try:
+        files = render(spec, args.message_schema)
+    except SchemaError as exc:
+        print(f"{args.message_schema}: unsupported message schema: {exc}", file=sys.stderr)
+        return 2
     if args.check:
         problems = check(files, args.out)
         if problems:

@@ -11,6 +11,7 @@ from pathlib import Path
 import jinja2
 
 from codegen.model import Spec
+from codegen.schema_check import compile_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -33,7 +34,20 @@ OUTPUTS: tuple[tuple[str, str, dict[str, object]], ...] = (
             "message_class": "Message",
         },
     ),
+    (
+        "queue.py.jinja",
+        "aqueue.py",
+        {
+            "class_name": "AsyncQueue",
+            "is_async": True,
+            "connection_module": "beanstalkm.aio",
+            "connection_class": "AsyncConnection",
+            "message_module": "beanstalkm.aio",
+            "message_class": "AsyncMessage",
+        },
+    ),
     ("pipeline.py.jinja", "pipeline.py", {}),
+    ("envelope_check.py.jinja", "envelope_check.py", {}),
 )
 
 
@@ -82,14 +96,18 @@ def ruff_format(source: str, filename: str) -> str:
 
 def render(spec: Spec, message_schema: Path) -> dict[str, str]:
     """Every generated file, by name, as text."""
+    raw = message_schema.read_bytes()
+    schema = json.loads(raw)
+    message_header = stamp(message_schema.name, hashlib.sha256(raw).hexdigest())
+    check = compile_schema(schema)  # SchemaError if message.json uses a keyword it cannot reproduce
     env = environment()
     files: dict[str, str] = {}
     for template, out, extra in OUTPUTS:
-        text = env.get_template(template).render(spec=spec, header=header(spec), **extra)
+        text = env.get_template(template).render(
+            spec=spec, header=header(spec), message_header=message_header, check=check, **extra
+        )
         files[out] = ruff_format(text, f"src/beanstalkm/_generated/{out}")
-    raw = message_schema.read_bytes()
-    schema = json.loads(raw)
-    stamped = {"$comment": stamp(message_schema.name, hashlib.sha256(raw).hexdigest()).removeprefix("# ")}
+    stamped = {"$comment": message_header.removeprefix("# ")}
     stamped.update(schema)
     files["message.json"] = json.dumps(stamped, indent=2, ensure_ascii=False) + "\n"
     return files

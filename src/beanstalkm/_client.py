@@ -1,30 +1,28 @@
-"""``Client``: messages in envelopes on top of a :class:`Connection`."""
+"""``Client``: messages in envelopes on top of a :class:`Connection`.
+
+The helpers below the class hold what the sync and async clients share (no I/O).
+"""
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_TUBE", "Client"]
+__all__ = ["DEFAULT_TUBE", "Client", "ClientCore"]
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
-from beanstalkm._connection import Connection
+from beanstalkm._connection import Connection, ConnectionBase
 from beanstalkm._errors import BatchFailed, InvalidArgument, InvalidEnvelope
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
-from beanstalkm._message import Message
-from beanstalkm._wire import Request
+from beanstalkm._message import DEFAULT_TUBE, Message, MessageBase
+from beanstalkm._wire import Job, Request
 
-DEFAULT_TUBE = "receive"
+M = TypeVar("M", bound=MessageBase)
 
 
-class Client(Connection):
-    """A :class:`Connection` that sends and receives :class:`Message` envelopes.
-
-    ``put`` wraps a JSON-serializable body in the envelope and sends it to a
-    tube without changing the tube ``queue.using()`` reports; ``reserve``
-    returns a :class:`Message` whose ``body`` is the body that was put.
-    """
+class ClientCore(ConnectionBase[M]):
+    """What :class:`Client` and the async client share: building messages."""
 
     def __call__(
         self,
@@ -36,32 +34,19 @@ class Client(Connection):
         priority: int = DEFAULT_PRIORITY,
         delay: int = DEFAULT_DELAY,
         ttr: int = DEFAULT_TTR,
-    ) -> Message:
-        """A new, unsent message; ``message.send(tube)`` sends it."""
-        if isinstance(body, Message):
-            source = body
-            return Message(
-                self,
-                source.body,
-                created=dict(source.created),
-                sender=dict(source.sender),
-                subscribe=subscribe if subscribe is not None else source.subscribe,
-                channel=channel if channel is not None else source.channel,
-                errors=list(source.errors),
-                priority=priority,
-                delay=delay,
-                ttr=ttr,
-            )
-        return Message(
-            self,
-            body,
-            sender=dict(sender) if sender else None,
-            subscribe=subscribe,
-            channel=channel,
-            priority=priority,
-            delay=delay,
-            ttr=ttr,
-        )
+    ) -> M:
+        """A new, unsent message; ``message.send(tube)`` sends it. ``body`` may be another message."""
+        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr)
+        return self._new_message(body, kwargs)
+
+
+class Client(ClientCore[Message], Connection):
+    """A :class:`Connection` that sends and receives :class:`Message` envelopes.
+
+    ``put`` wraps a JSON-serializable body in the envelope and sends it to a
+    tube without changing the tube ``queue.using()`` reports; ``reserve``
+    returns a :class:`Message` whose ``body`` is the body that was put.
+    """
 
     def put(
         self,
@@ -129,13 +114,12 @@ class Client(Connection):
         or error; the others were stored.
         """
         messages = [self(body, priority=priority, delay=delay, ttr=ttr) for body in bodies]
-        requests = [_c.put(m._encode(self._sender_json), priority, delay, ttr) for m in messages]
+        requests = [m._put_request(self._sender_json) for m in messages]
         try:
             ids = self._batch(requests, tube)
         except BatchFailed as exc:
-            exc.results = [_sent(m, r) if isinstance(r, int) else r for m, r in zip(messages, exc.results, strict=True)]
-            raise
-        return [_sent(m, uid) for m, uid in zip(messages, ids, strict=True)]
+            raise puts_failed(messages, exc) from None
+        return puts_sent(messages, ids)
 
     def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[Message]:
         """Up to ``n`` messages, fewer when fewer are ready within ``timeout`` seconds.
@@ -145,44 +129,104 @@ class Client(Connection):
         what is ready then, so the whole call waits at most ``timeout`` seconds
         (the server runs a connection's commands one after another).
         """
-        if type(n) is not int or n < 0:
-            raise InvalidArgument("n", n, "must be a non-negative int")
-        requests = [_c.reserve_with_timeout(timeout if i == 0 else 0) for i in range(n)]
-        results = self._run(requests) if n else []
-        messages: list[Message] = []
-        errors: list[Any] = []
-        for value in results:
-            if isinstance(value, TimedOut):
-                continue
-            if isinstance(value, BaseException):
-                errors.append(value)
-                continue
-            try:
-                message = self._reserved_message(value)
-            except InvalidEnvelope as exc:  # the job stays reserved, for the caller to handle
-                errors.append(exc)
-                continue
-            messages.append(message)
+        results = self._run(reserve_many_requests(n, timeout)) if n else []
+        messages, errors = split_reserved(results, self._reserved_message)
         if drop and messages:
             self.delete_many(messages)
-            for message in messages:
-                message.deleted = True
-                message.reserved = False
-        if errors:
-            raise BatchFailed([*messages, *errors])
-        return messages
+        return finish_reserve_many(messages, errors)
 
     def delete_many(self, messages: Iterable[Message | int]) -> None:
         """Delete many jobs (messages or ids) in one pipelined write."""
         items = list(messages)
-        requests: list[Request[None]] = [_c.delete(m.uid if isinstance(m, Message) else m) for m in items]
-        self._batch(requests)
-        for item in items:
-            if isinstance(item, Message):
-                item.deleted = True
-                item.reserved = False
+        self._batch(delete_requests(items))
+        deleted(items)
 
 
-def _sent(message: Message, uid: int) -> Message:
-    message.uid = uid
-    return message
+# -- shared by Client and AsyncClient (no I/O) ---------------------------------
+
+
+def message_kwargs(
+    body: Any,
+    subscribe: str | None,
+    sender: dict[str, Any] | None,
+    channel: str | None,
+    priority: int,
+    delay: int,
+    ttr: int,
+) -> tuple[Any, dict[str, Any]]:
+    """The body and keyword arguments of a new message (copying another message's envelope)."""
+    kwargs: dict[str, Any] = {"priority": priority, "delay": delay, "ttr": ttr}
+    if isinstance(body, MessageBase):
+        source = body
+        kwargs.update(
+            created=dict(source.created),
+            sender=dict(source.sender),
+            subscribe=subscribe if subscribe is not None else source.subscribe,
+            channel=channel if channel is not None else source.channel,
+            errors=list(source.errors),
+        )
+        return source.body, kwargs
+    kwargs.update(sender=dict(sender) if sender else None, subscribe=subscribe, channel=channel)
+    return body, kwargs
+
+
+def puts_sent(messages: list[M], ids: list[Any]) -> list[M]:
+    """The messages of a ``put_many`` with their ids."""
+    for message, uid in zip(messages, ids, strict=True):
+        message._sent(uid)
+    return messages
+
+
+def puts_failed(messages: Sequence[MessageBase], exc: BatchFailed) -> BatchFailed:
+    """A failed ``put_many``'s ``BatchFailed``, holding each stored item's message (with its id) or error."""
+    results: list[object] = []
+    for message, result in zip(messages, exc.results, strict=True):
+        if isinstance(result, int):
+            message._sent(result)
+            results.append(message)
+        else:
+            results.append(result)
+    return BatchFailed(results)
+
+
+def reserve_many_requests(n: int, timeout: int) -> list[Request[Job]]:
+    """``n`` reserves in one write: only the first may wait, so the batch waits at most ``timeout``."""
+    if type(n) is not int or n < 0:
+        raise InvalidArgument("n", n, "must be a non-negative int")
+    return [_c.reserve_with_timeout(timeout if i == 0 else 0) for i in range(n)]
+
+
+def split_reserved(results: list[Any], to_message: Callable[[Job], M]) -> tuple[list[M], list[BaseException]]:
+    """Reserved jobs as messages, and the errors (timeouts are just fewer messages)."""
+    messages: list[M] = []
+    errors: list[BaseException] = []
+    for value in results:
+        if isinstance(value, TimedOut):
+            continue
+        if isinstance(value, BaseException):
+            errors.append(value)
+            continue
+        try:
+            messages.append(to_message(value))
+        except InvalidEnvelope as exc:  # the job stays reserved, for the caller to handle
+            errors.append(exc)
+    return messages, errors
+
+
+def finish_reserve_many(messages: list[M], errors: list[BaseException]) -> list[M]:
+    """The messages, or ``BatchFailed`` with the messages then the errors."""
+    if errors:
+        raise BatchFailed([*messages, *errors])
+    return messages
+
+
+def delete_requests(items: list[Any]) -> list[Request[None]]:
+    """``delete`` of each message or id."""
+    return [_c.delete(m.uid if isinstance(m, MessageBase) else m) for m in items]
+
+
+def deleted(items: list[Any]) -> None:
+    """Mark the messages among ``items`` deleted."""
+    for item in items:
+        if isinstance(item, MessageBase):
+            item._deleted()

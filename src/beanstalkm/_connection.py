@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Connection", "Pipeline"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Connection", "ConnectionBase", "Pipeline"]
 
+import contextlib
 import json
 import os
 import socket
@@ -11,17 +12,18 @@ import threading
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
-from beanstalkm._errors import InvalidEnvelope, ProtocolError, SocketError
+from beanstalkm._errors import InvalidEnvelope, SocketError
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.pipeline import PipelineCommands
 from beanstalkm._generated.queue import Queue
-from beanstalkm._message import Message
+from beanstalkm._message import Message, MessageBase
 from beanstalkm._session import Session, batch_results
 from beanstalkm._wire import Job, ReplyReader, Request
 
 T = TypeVar("T")
+M = TypeVar("M", bound=MessageBase)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11300
@@ -30,22 +32,9 @@ _UNSET: Any = object()
 _RECV = 65536
 
 
-class Connection:
-    """A connection to one beanstalkd, over TCP or a UNIX socket.
-
-    ``timeout`` bounds connecting and every wait for a reply, in seconds
-    (``None``: wait forever); it defaults to ``socket.getdefaulttimeout()``.
-    A blocking ``reserve`` waits as long as the server may legitimately take:
-    forever for ``reserve``, the reserve timeout plus ``timeout`` for
-    ``reserve_with_timeout``.
-
-    After a connection error the next call connects again and restores the
-    used tube and the watch list; a command whose reply was lost is never
-    re-sent (``SocketError.maybe_executed`` says it may have run).
-
-    One connection may be shared by threads: each command (or batch) holds a
-    lock from its write to its last reply, so replies never cross.
-    """
+class ConnectionBase(Generic[M]):
+    """What the sync and async connections share: settings, session, reader,
+    turning jobs into messages, and error mapping. No I/O."""
 
     def __init__(
         self,
@@ -62,25 +51,115 @@ class Connection:
         self.unix_socket = unix_socket
         self.timeout: float | None = socket.getdefaulttimeout() if timeout is _UNSET else timeout
         self.validate = validate
-        self.queue = Queue(self)
         self._session = Session()
         self._reader: ReplyReader = _c.new_reader(max_body)
-        self._max_body = max_body
-        self._sock: socket.socket | None = None
-        self._sock_timeout: float | None = None
-        self._lock = threading.RLock()
         self._sender_json = json.dumps(
             {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "version": _version()},
             separators=(",", ":"),
         )
-        self.connect()
+        self._setup()
 
-    # -- connection management -------------------------------------------------
+    def _setup(self) -> None:
+        """The driver's own state (and, for the sync one, connecting)."""
+        raise NotImplementedError
 
     @property
     def address(self) -> str:
         """Where this connection goes, for messages: ``host:port`` or the socket path."""
         return self.unix_socket if self.unix_socket is not None else f"{self.host}:{self.port}"
+
+    @property
+    def connected(self) -> bool:
+        """Whether a socket is open (after a connection error it is not, until the next call)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.address} {'connected' if self.connected else 'closed'}>"
+
+    def _drop(self) -> None:
+        """Forget the socket after a failure (no quit): the next call connects again."""
+        raise NotImplementedError
+
+    def _read_timeout(self, wait: float | None) -> float | None:
+        """The read deadline for a step of an exchange: the timeout plus what the server may take."""
+        return None if (wait is None or self.timeout is None) else self.timeout + wait
+
+    def _connect_error(self, exc: OSError) -> SocketError:
+        return SocketError(f"cannot connect to beanstalkd at {self.address}: {exc}")
+
+    def _failure(self, exc: BaseException, requests: Sequence[Request[Any]]) -> BaseException:
+        """The error to raise for an exchange that did not finish; the socket is
+        dropped whatever happened (a cancelled or interrupted exchange would
+        otherwise leave a reply to be read as the next command's)."""
+        self._drop()
+        if isinstance(exc, OSError) and not isinstance(exc, SocketError):
+            sent = self._session.written
+            what = "timed out waiting for a reply" if isinstance(exc, TimeoutError) else "failed"
+            note = " (the command was sent and may have been carried out)" if sent else ""
+            command = requests[-1].command if requests else "?"
+            return SocketError(f"{command}: connection to {self.address} {what}: {exc}{note}", maybe_executed=sent)
+        return exc
+
+    @staticmethod
+    def _result(request: Request[T], results: list[Any]) -> T:
+        """The single result of ``_run((request,))``, raised if it is an error."""
+        result = results[0]
+        if isinstance(result, BaseException):
+            raise result
+        value: T = result
+        return value
+
+    # -- jobs to messages ------------------------------------------------------
+
+    def _new_message(self, body: Any, kwargs: dict[str, Any]) -> M:
+        raise NotImplementedError
+
+    def _message(self, job: Job, reserved: bool = False) -> M:
+        """A received job as a message; ``InvalidEnvelope`` (carrying it) if it fails validation."""
+        kwargs, problem = MessageBase._from_job(job.id, job.body, self.validate)
+        message = self._new_message(kwargs.pop("body"), kwargs)
+        message.reserved = reserved
+        if problem is not None:
+            raise InvalidEnvelope(message, problem)
+        return message
+
+    def _reserved_message(self, job: Job) -> M:
+        """A job this connection just reserved (an ``InvalidEnvelope`` carries it, still reserved)."""
+        return self._message(job, reserved=True)
+
+    def _message_or_none(self, job: Job | None) -> M | None:
+        return None if job is None else self._message(job)
+
+    def _batch_results(self, requests: Sequence[Request[Any]], results: list[Any]) -> list[Any]:
+        """A batch's results for the caller: jobs as messages; ``BatchFailed`` if any item failed."""
+        return batch_results(requests, results, self._message)
+
+
+class Connection(ConnectionBase[Message]):
+    """A connection to one beanstalkd, over TCP or a UNIX socket.
+
+    ``timeout`` bounds connecting and every wait for a reply, in seconds
+    (``None``: wait forever); it defaults to ``socket.getdefaulttimeout()``.
+    A blocking ``reserve`` waits as long as the server may legitimately take:
+    forever for ``reserve``, the reserve timeout plus ``timeout`` for
+    ``reserve_with_timeout``.
+
+    After a connection error the next call connects again and restores the
+    used tube and the watch list; a command whose reply was lost is never
+    re-sent (``SocketError.maybe_executed`` says it may have run).
+
+    One connection may be shared by threads: each command (or batch) holds a
+    lock from its write to its last reply, so replies never cross.
+    """
+
+    def _setup(self) -> None:
+        self.queue = Queue(self)
+        self._sock: socket.socket | None = None
+        self._sock_timeout: float | None = None
+        self._lock = threading.RLock()
+        self.connect()
+
+    # -- connection management -------------------------------------------------
 
     @property
     def connected(self) -> bool:
@@ -106,7 +185,7 @@ class Connection:
                 sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
-            raise SocketError(f"cannot connect to beanstalkd at {self.address}: {exc}") from exc
+            raise self._connect_error(exc) from exc
         self._sock = sock
         self._sock_timeout = sock.gettimeout()
         self._reader.clear()
@@ -121,15 +200,11 @@ class Connection:
         """Send ``quit`` and close the socket. A later command connects again."""
         with self._lock:
             sock, self._sock = self._sock, None
-            if sock is None:
-                return
-            try:
-                sock.sendall(b"quit\r\n")
-            except OSError:
-                pass
-            finally:
+            self._reader.clear()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"quit\r\n")
                 sock.close()
-                self._reader.clear()
 
     def reconnect(self) -> None:
         """Close and connect again, restoring the used tube and the watch list."""
@@ -151,9 +226,6 @@ class Connection:
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.address} {'connected' if self._sock else 'closed'}>"
-
     # -- running commands ------------------------------------------------------
 
     def _execute(self, request: Request[T], tube: str | None = None) -> T:
@@ -161,63 +233,53 @@ class Connection:
 
         ``tube`` routes a ``put`` to that tube without changing the used tube.
         """
-        result = self._run((request,), tube)[0]
+        results = self._run((request,), tube)
         if request.effect == "close":
             self._drop()
-        if isinstance(result, BaseException):
-            raise result
-        value: T = result
-        return value
+        return self._result(request, results)
 
     def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
-        """Run a batch through the session's exchange over this socket; each item's result or exception."""
+        """Pump the session's exchange for a batch over this socket; each item's result or exception."""
         with self._lock:
             sock = self._sock or self._open()
             steps = self._session.exchange(self._reader, requests, tube)
-            sent = False
             try:
                 step = next(steps)
                 while True:
-                    if isinstance(step, bytes):
-                        sock.sendall(step)
-                        sent = True
-                        step = steps.send(b"")
-                        continue
-                    timeout = None if (step is None or self.timeout is None) else self.timeout + step
-                    if timeout != self._sock_timeout:
-                        sock.settimeout(timeout)
-                        self._sock_timeout = timeout
-                    chunk = sock.recv(max(_RECV, self._reader.missing()))
-                    if not chunk:
-                        raise ConnectionResetError("the server closed the connection")
-                    step = steps.send(chunk)
+                    step = steps.send(self._io(sock, step))
             except StopIteration as done:
                 results: list[Any] = done.value
                 return results
-            except ProtocolError:
-                self._drop()
-                raise
-            except OSError as exc:
-                self._drop()
-                raise _socket_error(requests[-1].command, self.address, exc, sent) from exc
+            except BaseException as exc:
+                error = self._failure(exc, requests)
+                if error is exc:
+                    raise
+                raise error from exc
 
-    # -- jobs to messages ------------------------------------------------------
+    def _io(self, sock: socket.socket, step: bytes | float | None) -> bytes:
+        """One step of an exchange: write bytes, or wait for more."""
+        if isinstance(step, bytes):
+            if self._sock_timeout != self.timeout:  # a blocking reserve may have left it at None
+                sock.settimeout(self.timeout)
+                self._sock_timeout = self.timeout
+            with memoryview(step) as data:
+                done = 0
+                while done < len(data):
+                    done += sock.send(data[done:])
+                    # from the first byte on, whole commands may reach the server and run
+                    self._session.written = True
+            return b""
+        timeout = self._read_timeout(step)
+        if timeout != self._sock_timeout:
+            sock.settimeout(timeout)
+            self._sock_timeout = timeout
+        chunk = sock.recv(max(_RECV, self._reader.missing()))
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        return chunk
 
-    def _message(self, job: Job, reserved: bool = False) -> Message:
-        """A received job as a message; ``InvalidEnvelope`` (carrying it) if it fails validation."""
-        kwargs, problem = Message._from_job(job.id, job.body, self.validate)
-        message = Message(self, **kwargs)
-        message.reserved = reserved
-        if problem is not None:
-            raise InvalidEnvelope(message, problem)
-        return message
-
-    def _reserved_message(self, job: Job) -> Message:
-        """A job this connection just reserved (an ``InvalidEnvelope`` carries it, still reserved)."""
-        return self._message(job, reserved=True)
-
-    def _message_or_none(self, job: Job | None) -> Message | None:
-        return None if job is None else self._message(job)
+    def _new_message(self, body: Any, kwargs: dict[str, Any]) -> Message:
+        return Message(self, body, **kwargs)
 
     # -- batches ---------------------------------------------------------------
 
@@ -227,9 +289,7 @@ class Connection:
 
     def _batch(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
         """Run requests as one pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
-        if not requests:
-            return []
-        return batch_results(self._run(requests, tube), self._message)
+        return self._batch_results(requests, self._run(requests, tube) if requests else [])
 
 
 class Pipeline(PipelineCommands):
@@ -269,13 +329,6 @@ class Pipeline(PipelineCommands):
         if exc_type is None and self._requests:
             self.execute()
         self._requests = []
-
-
-def _socket_error(command: str, address: str, exc: OSError, sent: bool) -> SocketError:
-    """The error for a failed exchange; ``sent``: the command was written, so it may have run."""
-    what = "timed out waiting for a reply" if isinstance(exc, TimeoutError) else "failed"
-    note = " (the command was sent and may have been carried out)" if sent else ""
-    return SocketError(f"{command}: connection to {address} {what}: {exc}{note}", maybe_executed=sent)
 
 
 def _version() -> str:

@@ -2,18 +2,24 @@
 
 Wire-compatible with beanstalkm 1.0: ``{"@context": "message", "body": ...,
 "created": {"$data": ms}, "sender": {...}, "token": md5, ...}``. The schema
-file ships in the package and is loaded at import; jsonschema, when
-installed, is imported and compiled only when the first envelope is checked.
+file ships in the package and is loaded at import. Envelopes are checked by
+the generated ``is_valid`` (exactly what jsonschema's validator says, at a
+fraction of its cost); jsonschema itself is imported, and its validator built
+(once), only to explain an envelope that check rejects.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from hashlib import md5
 from importlib import resources
 from typing import Any
+
+from beanstalkm._errors import ArgumentTypeError
+from beanstalkm._generated.envelope_check import is_valid
 
 CONTEXT = "message"
 
@@ -23,9 +29,20 @@ SCHEMA: dict[str, Any] = json.loads(resources.files("beanstalkm._generated").joi
 _FIELDS = ("@context", "body", "created", "sender", "subscribe", "channel", "errors", "token")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+
+
 def canonical(body: object) -> str:
-    """The canonical JSON of a body (sorted keys, compact); ``TypeError`` if not serializable."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+    """The canonical JSON of a body (sorted keys, compact).
+
+    Raises ``ArgumentTypeError`` (a ``TypeError``) naming the body if it is
+    not serializable: an unsupported type, NaN or infinity (not JSON), a
+    circular reference, too deep.
+    """
+    try:
+        return _CANONICAL(body)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ArgumentTypeError("body", body, f"not JSON serializable: {exc}") from exc
 
 
 def token_of(canonical_body: str) -> str:
@@ -74,32 +91,41 @@ class Decoded:
 
 
 class _Validation:
-    """The cached, lazily built jsonschema validator (None when unavailable)."""
+    """Whether jsonschema is installed (looked up once, not imported), and the
+    jsonschema validator that explains a rejected envelope (imported and built once, on first need)."""
+
+    GENERIC = "$: not a valid message envelope (install jsonschema, beanstalkm[validation], for the details)"
 
     def __init__(self) -> None:
-        self._loaded = False
+        self._installed: bool | None = None
         self._validator: Any = None
 
     def available(self) -> bool:
-        if not self._loaded:
-            self._loaded = True
+        """Whether jsonschema is installed."""
+        if self._installed is None:
+            try:
+                self._installed = importlib.util.find_spec("jsonschema") is not None
+            except ValueError:  # in sys.modules without a spec
+                self._installed = True
+        return self._installed
+
+    def problem(self, value: object) -> str | None:
+        """Why ``value`` is not a valid envelope; None if it is (the generated check decides)."""
+        if is_valid(value):
+            return None
+        if self._validator is None and self.available():
             try:
                 import jsonschema
             except ImportError:
-                self._validator = None
+                self._installed = False
             else:
                 cls = jsonschema.validators.validator_for(SCHEMA)
                 self._validator = cls(SCHEMA, format_checker=cls.FORMAT_CHECKER)
-        return self._validator is not None
-
-    def problem(self, value: object) -> str | None:
-        if not self.available():
-            return None
-        error = next(iter(self._validator.iter_errors(value)), None)
-        if error is None:
-            return None
-        where = error.json_path
-        return f"{where}: {error.message}"
+        if self._validator is not None:
+            error = next(iter(self._validator.iter_errors(value)), None)
+            if error is not None:
+                return f"{error.json_path}: {error.message}"
+        return self.GENERIC
 
 
 VALIDATION = _Validation()
@@ -109,8 +135,8 @@ def decode(raw: bytes, validate: bool | None) -> Decoded:
     """Decode a job body. Never raises and never loses the raw bytes.
 
     An envelope (a JSON object whose ``@context`` is ``"message"``) gives its
-    fields; unless ``validate`` is False, and when jsonschema is installed,
-    an invalid one reports ``problem``. Anything else is the
+    fields; an invalid one reports ``problem`` when ``validate`` is True, or
+    None (the default) and jsonschema is installed. Anything else is the
     decoded JSON, else the text, else the bytes.
     """
     try:
@@ -119,11 +145,11 @@ def decode(raw: bytes, validate: bool | None) -> Decoded:
         return Decoded(raw)
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to decode
         return Decoded(text)
     if not (isinstance(value, dict) and value.get("@context") == CONTEXT):
         return Decoded(value)
-    if validate is not False:
+    if validate or (validate is None and VALIDATION.available()):
         problem = VALIDATION.problem(value)
         if problem is not None:
             return Decoded(value, value, problem)

@@ -20,10 +20,12 @@ __all__ = [
 ]
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from beanstalkm._message import Message
+    from beanstalkm._message import MessageBase
+
+M = TypeVar("M", bound="MessageBase")
 
 
 class BeanstalkmException(Exception):
@@ -93,7 +95,10 @@ class InvalidArgument(BeanstalkmException, ValueError):
     """
 
     def __init__(self, name: str, value: object, reason: str) -> None:
-        shown = repr(value)
+        try:
+            shown = repr(value)
+        except Exception:  # a value nested too deep to show (RecursionError), or a failing __repr__
+            shown = f"<{type(value).__name__}>"
         if len(shown) > 80:
             shown = shown[:77] + "..."
         super().__init__(f"invalid {name} {shown}: {reason}")
@@ -106,7 +111,7 @@ class ArgumentTypeError(InvalidArgument, TypeError):
     """An argument had the wrong Python type (also a ``TypeError``)."""
 
 
-class InvalidEnvelope(BeanstalkmException):
+class InvalidEnvelope(BeanstalkmException, Generic[M]):
     """A reserved job looks like a beanstalkm envelope but fails validation
     against ``message.json``.
 
@@ -115,7 +120,7 @@ class InvalidEnvelope(BeanstalkmException):
     release or delete it.
     """
 
-    def __init__(self, message: Message, reason: str) -> None:
+    def __init__(self, message: M, reason: str) -> None:
         super().__init__(f"job {message.uid}: invalid envelope: {reason}")
         self.message = message
         self.reason = reason
@@ -137,3 +142,17 @@ class BatchFailed(BeanstalkmException):
     def errors(self) -> list[BaseException]:
         """The exceptions among ``results``, in order."""
         return [r for r in self.results if isinstance(r, BaseException)]
+
+
+for _cls in (
+    ArgumentTypeError,
+    BatchFailed,
+    BeanstalkmException,
+    CommandFailed,
+    InvalidArgument,
+    InvalidEnvelope,
+    ProtocolError,
+    SocketError,
+    UnexpectedResponse,
+):
+    _cls.__module__ = "beanstalkm"  # tracebacks name the public path: beanstalkm.NotFound, ...

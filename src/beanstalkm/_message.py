@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-__all__ = ["Message", "MessageBase"]
+__all__ = ["DEFAULT_TUBE", "Message", "MessageBase"]
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from beanstalkm import _envelope
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.stats import JobStats
+from beanstalkm._wire import Request
 
 if TYPE_CHECKING:
     from beanstalkm._connection import Connection
+
+DEFAULT_TUBE = "receive"
+"""The tube ``Client.put`` sends to by default."""
 
 
 class MessageBase:
@@ -120,6 +125,43 @@ class MessageBase:
             canon, self._token, self.created["$data"], sender_json, self.subscribe, self.channel, self.errors
         )
 
+    # -- bookkeeping shared by the sync and async lifecycle methods ------------
+
+    def _put_request(self, sender_json: str) -> Request[int]:
+        """The ``put`` of this message (``TypeError`` first if the body is not JSON-serializable)."""
+        data = self._encode(sender_json)
+        return _c.put(
+            data,
+            _c.DEFAULT_PRIORITY if self._priority is None else self._priority,
+            _c.DEFAULT_DELAY if self._delay is None else self._delay,
+            _c.DEFAULT_TTR if self._ttr is None else self._ttr,
+        )
+
+    def _sent(self, uid: int) -> int:
+        self.uid = uid
+        self.reserved = self.deleted = False
+        return uid
+
+    def _deletable(self) -> bool:
+        return bool(self.uid) and not self.deleted
+
+    def _deleted(self) -> None:
+        self.deleted = bool(self.uid)
+        self.reserved = False
+
+    def _settled(self, priority: int | None) -> None:
+        """After a release or bury: no longer reserved, with the priority it was given."""
+        if priority is not None:
+            self._priority = priority
+        self.reserved = False
+
+    def _has_stats(self) -> bool:
+        return bool(self.uid) and not self.deleted
+
+    def _learn(self, stats: JobStats) -> None:
+        """Remember what the server told about the job's settings."""
+        self._priority, self._delay, self._ttr = stats.pri, stats.delay, stats.ttr
+
     @classmethod
     def _from_job(cls, job_id: int, raw: bytes, validate: bool | None) -> tuple[dict[str, Any], str | None]:
         """Keyword arguments for a received job, and the validation problem if any."""
@@ -136,7 +178,9 @@ class MessageBase:
         if isinstance(created, dict) and isinstance(created.get("$data"), int):
             kwargs["created"] = {"$data": created["$data"]}
         elif isinstance(created, (int, float)) and not isinstance(created, bool):
-            kwargs["created"] = {"$data": int(created * 1000)}
+            ms = created * 1000
+            if isinstance(ms, int) or math.isfinite(ms):  # not 1e308 seconds, inf or NaN
+                kwargs["created"] = {"$data": int(ms)}
         sender = f.get("sender")
         kwargs["sender"] = dict(sender) if isinstance(sender, dict) else {}
         for key in ("subscribe", "channel", "token"):
@@ -155,14 +199,14 @@ class Message(MessageBase):
         self._conn = conn
 
     def _job_stats(self) -> JobStats:
-        return self._conn.queue.stats_job(self.uid)
+        stats = self._conn.queue.stats_job(self.uid)
+        self._learn(stats)
+        return stats
 
     @property
     def priority(self) -> int:
         """The job's priority (asked of the server once, for a received job)."""
-        if self._priority is None:
-            self._priority = self._job_stats().pri
-        return self._priority
+        return self._priority if self._priority is not None else self._job_stats().pri
 
     @priority.setter
     def priority(self, value: int) -> None:
@@ -171,9 +215,7 @@ class Message(MessageBase):
     @property
     def delay(self) -> int:
         """The delay the job was put with (asked of the server once, for a received job)."""
-        if self._delay is None:
-            self._delay = self._job_stats().delay
-        return self._delay
+        return self._delay if self._delay is not None else self._job_stats().delay
 
     @delay.setter
     def delay(self, value: int) -> None:
@@ -182,30 +224,24 @@ class Message(MessageBase):
     @property
     def ttr(self) -> int:
         """The job's time to run (asked of the server once, for a received job)."""
-        if self._ttr is None:
-            self._ttr = self._job_stats().ttr
-        return self._ttr
+        return self._ttr if self._ttr is not None else self._job_stats().ttr
 
     @ttr.setter
     def ttr(self, value: int) -> None:
         self._ttr = value
 
-    def send(self, tube: str = "receive") -> int:
+    def send(self, tube: str = DEFAULT_TUBE) -> int:
         """Put this message into ``tube``; returns (and sets) its ``uid``.
 
         The connection's used tube, as ``queue.using()`` reports it, is not changed.
         """
-        request = _c.put(self._encode(self._conn._sender_json), self.priority, self.delay, self.ttr)
-        self.uid = self._conn._execute(request, tube=tube)
-        self.reserved = self.deleted = False
-        return self.uid
+        return self._sent(self._conn._execute(self._put_request(self._conn._sender_json), tube=tube))
 
     def delete(self) -> None:
         """Delete the job. Afterwards ``deleted`` is True and ``stats()`` returns None; a second call does nothing."""
-        if self.uid and not self.deleted:
+        if self._deletable():
             self._conn.queue.delete(self.uid)
-            self.deleted = True
-        self.reserved = False
+        self._deleted()
 
     def release(self, priority: int | None = None, delay: int | None = None) -> None:
         """Release the reserved job back to ready (or delayed, with ``delay``).
@@ -213,16 +249,12 @@ class Message(MessageBase):
         ``priority`` defaults to the job's own priority, so releasing never changes it.
         """
         self._conn.queue.release(self.uid, self.priority if priority is None else priority, delay or 0)
-        if priority is not None:
-            self._priority = priority
-        self.reserved = False
+        self._settled(priority)
 
     def bury(self, priority: int | None = None) -> None:
         """Bury the reserved job; ``priority`` defaults to the job's own."""
         self._conn.queue.bury(self.uid, self.priority if priority is None else priority)
-        if priority is not None:
-            self._priority = priority
-        self.reserved = False
+        self._settled(priority)
 
     def kick(self) -> None:
         """Kick this buried or delayed job to ready."""
@@ -234,9 +266,7 @@ class Message(MessageBase):
 
     def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""
-        if not self.uid or self.deleted:
-            return None
-        return self._conn.queue.stats_job(self.uid)
+        return self._job_stats() if self._has_stats() else None
 
 
 def _now_ms() -> int:

@@ -52,9 +52,10 @@ _NO_REPLY = Reply("", (), None)
 class Session:
     """What the caller chose (``using``, ``watching``) and what the server has now (``server_using``)."""
 
-    __slots__ = ("server_using", "using", "watching")
+    __slots__ = ("server_using", "using", "watching", "written")
 
     def __init__(self) -> None:
+        self.written = False  # whether the current exchange's bytes were written (its commands may have run)
         self.using = DEFAULT_SERVER_TUBE
         self.server_using = DEFAULT_SERVER_TUBE
         self.watching: list[str] = [DEFAULT_SERVER_TUBE]
@@ -63,10 +64,15 @@ class Session:
         """The conversation for a batch: write it all at once, read every reply, decode.
 
         Every reply is read before anything is reported, so the stream stays
-        in sync whatever fails.
+        in sync whatever fails. The batch is planned (and a bad ``tube``
+        refused) here, before the driver touches its socket.
         """
-        plan = self.plan(requests, tube)
+        return self._converse(reader, self.plan(requests, tube))
+
+    def _converse(self, reader: ReplyReader, plan: Plan) -> Exchange:
+        self.written = False
         yield plan.data
+        self.written = True
         replies: list[Reply] = []
         for _ in range(plan.replies):
             reply = reader.next_reply()
@@ -152,14 +158,17 @@ class Session:
         return restore
 
 
-def batch_results(results: list[Any], to_message: Callable[[Job], Any]) -> list[Any]:
-    """A batch's results for the caller: jobs become messages (an invalid
-    envelope becomes its ``InvalidEnvelope``); ``BatchFailed`` if any item failed."""
+def batch_results(
+    requests: Sequence[Request[Any]], results: list[Any], to_message: Callable[[Job, bool], Any]
+) -> list[Any]:
+    """A batch's results for the caller: jobs become messages (reserved ones
+    marked so; an invalid envelope becomes its ``InvalidEnvelope``);
+    ``BatchFailed`` if any item failed."""
     out: list[Any] = []
-    for value in results:
+    for request, value in zip(requests, results, strict=True):
         if isinstance(value, Job):
             try:
-                value = to_message(value)
+                value = to_message(value, request.effect == "reserve")
             except InvalidEnvelope as exc:
                 value = exc
         out.append(value)

@@ -284,7 +284,11 @@ class ReplyReader:
             return None
         if buf[start + size : start + size + 2] != b"\r\n":
             raise ProtocolError(f"reply {status}: body not followed by CRLF after {size} bytes")
-        body = bytes(buf[start : start + size])
+        if size < 65536:
+            body = bytes(buf[start : start + size])
+        else:  # one copy, not two (a bytearray slice, then bytes of it): a large body's peak memory
+            with memoryview(buf) as view, view[start : start + size] as part:
+                body = part.tobytes()
         self._pos = start + size + 2
         self._pending = None
         self._compact()

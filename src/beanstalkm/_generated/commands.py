@@ -111,26 +111,7 @@ def _decode_put(reply: Reply) -> int:
 def put(
     body: bytes | str, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_DELAY, ttr: int = DEFAULT_TTR
 ) -> Request[int]:
-    """Encode: Put a job into the used tube.
-
-    Wire: ``put``; success ``INSERTED``.
-
-    Args:
-        body: The job body, sent unchanged. A job body: bytes, or str sent as UTF-8.
-        priority: Priority of the job; lower is more urgent. Job priority, 0 (most urgent) to 2**32-1; below 1024 counts as urgent.
-        delay: Seconds to wait before the job becomes ready. A number of seconds, 0 to 2**32-1.
-        ttr: Seconds a worker may hold the job reserved before the server releases it. Time to run in seconds, 0 to 2**32-1; the server raises 0 to 1.
-
-    Returns:
-        The new job's id.
-
-    Raises:
-        Buried: Out of memory growing the priority queue: the job was stored, buried.
-        ExpectedCrlf: The body was not followed by CRLF.
-        JobTooBig: The body is larger than max-job-size; the server read and discarded it.
-        Draining: The server is draining and accepts no new jobs.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``put``: Put a job into the used tube. (Documented in full on ``Queue.put``.)"""
     data = check_body("body", body)
     priority = check_uint("priority", priority, 0, 4294967295)
     delay = check_uint("delay", delay, 0, 4294967295)
@@ -156,19 +137,7 @@ def _decode_use(reply: Reply) -> str:
 
 
 def use(tube: str) -> Request[str]:
-    """Encode: Use a tube: later put, peek-ready/-delayed/-buried and kick act on it.
-
-    Wire: ``use``; success ``USING``.
-
-    Args:
-        tube: The tube to use; created if it does not exist. A tube name: 1-200 bytes of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'.
-
-    Returns:
-        The tube now used.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``use``: Use a tube: later put, peek-ready/-delayed/-buried and kick act on it. (Documented in full on ``Queue.use``.)"""
     tube = TUBE_RULE.check("tube", tube)
     return Request("use", b"use %b\r\n" % (tube.encode("ascii"),), _decode_use, effect="use", tube=tube)
 
@@ -191,18 +160,7 @@ def _decode_reserve(reply: Reply) -> Job:
 
 
 def reserve() -> Request[Job]:
-    """Encode: Reserve a job from the watched tubes, waiting as long as it takes for one to become ready.
-
-    Wire: ``reserve``; success ``RESERVED``.
-
-    Returns:
-        The job as a message.
-
-    Raises:
-        DeadlineSoon: A job this connection reserved is within a second of its deadline and no job is ready, either when reserve was sent or while it waited.
-        TimedOut: The connection is half-closed, so the server stopped waiting for a job.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``reserve``: Reserve a job from the watched tubes, waiting as long as it takes for one to become ready. (Documented in full on ``Queue.reserve``.)"""
     return Request("reserve", b"reserve\r\n", _decode_reserve, effect="reserve", wait=None)
 
 
@@ -224,21 +182,7 @@ def _decode_reserve_with_timeout(reply: Reply) -> Job:
 
 
 def reserve_with_timeout(timeout: int) -> Request[Job]:
-    """Encode: Reserve a job from the watched tubes, waiting at most timeout seconds.
-
-    Wire: ``reserve-with-timeout``; success ``RESERVED``.
-
-    Args:
-        timeout: Seconds to wait for a ready job; 0 polls. Reserve timeout in seconds, 0 (poll) to 2**31-1.
-
-    Returns:
-        The job as a message.
-
-    Raises:
-        DeadlineSoon: A job this connection reserved is within a second of its deadline and no job is ready.
-        TimedOut: No job became ready within the timeout, or the connection is half-closed.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``reserve-with-timeout``: Reserve a job from the watched tubes, waiting at most timeout seconds. (Documented in full on ``Queue.reserve_with_timeout``.)"""
     timeout = check_uint("timeout", timeout, 0, 2147483647)
     return Request(
         "reserve-with-timeout",
@@ -266,20 +210,7 @@ def _decode_reserve_job(reply: Reply) -> Job:
 
 
 def reserve_job(job_id: int) -> Request[Job]:
-    """Encode: Reserve one job by id, whether it is ready, delayed or buried, without waiting.
-
-    Wire: ``reserve-job``; success ``RESERVED``.
-
-    Args:
-        job_id: The job to reserve. A job id, 1 to 2**64-1.
-
-    Returns:
-        The job as a message.
-
-    Raises:
-        NotFound: No such job, or it is already reserved.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``reserve-job``: Reserve one job by id, whether it is ready, delayed or buried, without waiting. (Documented in full on ``Queue.reserve_job``.)"""
     job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("reserve-job", b"reserve-job %d\r\n" % (job_id,), _decode_reserve_job, effect="reserve")
 
@@ -301,20 +232,7 @@ def _decode_delete(reply: Reply) -> None:
 
 
 def delete(job_id: int) -> Request[None]:
-    """Encode: Delete a job for good: one reserved by this connection, or any ready, delayed or buried job.
-
-    Wire: ``delete``; success ``DELETED``.
-
-    Args:
-        job_id: The job to delete. A job id, 1 to 2**64-1.
-
-    Returns:
-        None.
-
-    Raises:
-        NotFound: No such job, or it is reserved by another connection.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``delete``: Delete a job for good: one reserved by this connection, or any ready, delayed or buried job. (Documented in full on ``Queue.delete``.)"""
     job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("delete", b"delete %d\r\n" % (job_id,), _decode_delete)
 
@@ -337,23 +255,7 @@ def _decode_release(reply: Reply) -> None:
 
 
 def release(job_id: int, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_DELAY) -> Request[None]:
-    """Encode: Put a job reserved by this connection back into its tube with a new priority, ready at once or delayed.
-
-    Wire: ``release``; success ``RELEASED``.
-
-    Args:
-        job_id: The reserved job to release. A job id, 1 to 2**64-1.
-        priority: The job's new priority; lower is more urgent. Job priority, 0 (most urgent) to 2**32-1; below 1024 counts as urgent.
-        delay: Seconds the job stays delayed before it becomes ready again; 0 makes it ready at once. A number of seconds, 0 to 2**32-1.
-
-    Returns:
-        None.
-
-    Raises:
-        Buried: Out of memory growing the priority queue: the job was buried instead (this reply carries no id).
-        NotFound: No such job, or it is not reserved by this connection.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``release``: Put a job reserved by this connection back into its tube with a new priority, ready at once or delayed. (Documented in full on ``Queue.release``.)"""
     job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     priority = check_uint("priority", priority, 0, 4294967295)
     delay = check_uint("delay", delay, 0, 4294967295)
@@ -377,21 +279,7 @@ def _decode_bury(reply: Reply) -> None:
 
 
 def bury(job_id: int, priority: int = DEFAULT_PRIORITY) -> Request[None]:
-    """Encode: Bury a job reserved by this connection with a new priority; only a kick makes it ready again.
-
-    Wire: ``bury``; success ``BURIED``.
-
-    Args:
-        job_id: The reserved job to bury. A job id, 1 to 2**64-1.
-        priority: The job's new priority; lower is more urgent. Job priority, 0 (most urgent) to 2**32-1; below 1024 counts as urgent.
-
-    Returns:
-        None.
-
-    Raises:
-        NotFound: No such job, or it is not reserved by this connection.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``bury``: Bury a job reserved by this connection with a new priority; only a kick makes it ready again. (Documented in full on ``Queue.bury``.)"""
     job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     priority = check_uint("priority", priority, 0, 4294967295)
     return Request("bury", b"bury %d %d\r\n" % (job_id, priority), _decode_bury)
@@ -414,20 +302,7 @@ def _decode_touch(reply: Reply) -> None:
 
 
 def touch(job_id: int) -> Request[None]:
-    """Encode: Ask for more time on a job reserved by this connection: its time to run starts again from now.
-
-    Wire: ``touch``; success ``TOUCHED``.
-
-    Args:
-        job_id: The reserved job to touch. A job id, 1 to 2**64-1.
-
-    Returns:
-        None.
-
-    Raises:
-        NotFound: No such job, or it is not reserved by this connection.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``touch``: Ask for more time on a job reserved by this connection: its time to run starts again from now. (Documented in full on ``Queue.touch``.)"""
     job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("touch", b"touch %d\r\n" % (job_id,), _decode_touch)
 
@@ -448,19 +323,7 @@ def _decode_watch(reply: Reply) -> int:
 
 
 def watch(tube: str) -> Request[int]:
-    """Encode: Add a tube to this connection's watch list, the tubes reserve takes jobs from.
-
-    Wire: ``watch``; success ``WATCHING``.
-
-    Args:
-        tube: The tube to watch; created if it does not exist. A tube name: 1-200 bytes of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'.
-
-    Returns:
-        The number of tubes now watched.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``watch``: Add a tube to this connection's watch list, the tubes reserve takes jobs from. (Documented in full on ``Queue.watch``.)"""
     tube = TUBE_RULE.check("tube", tube)
     return Request("watch", b"watch %b\r\n" % (tube.encode("ascii"),), _decode_watch, effect="watch", tube=tube)
 
@@ -482,20 +345,7 @@ def _decode_ignore(reply: Reply) -> int:
 
 
 def ignore(tube: str) -> Request[int]:
-    """Encode: Remove a tube from this connection's watch list.
-
-    Wire: ``ignore``; success ``WATCHING``.
-
-    Args:
-        tube: The tube to stop watching; a tube that is not watched is accepted and nothing changes. A tube name: 1-200 bytes of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'.
-
-    Returns:
-        The number of tubes now watched.
-
-    Raises:
-        NotIgnored: The tube is the only one watched, and a connection must watch at least one tube.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``ignore``: Remove a tube from this connection's watch list. (Documented in full on ``Queue.ignore``.)"""
     tube = TUBE_RULE.check("tube", tube)
     return Request("ignore", b"ignore %b\r\n" % (tube.encode("ascii"),), _decode_ignore, effect="ignore", tube=tube)
 
@@ -518,20 +368,7 @@ def _decode_peek(reply: Reply) -> Job | None:
 
 
 def peek(job_id: int) -> Request[Job | None]:
-    """Encode: Look at a job by id without reserving it.
-
-    Wire: ``peek``; success ``FOUND``.
-
-    Args:
-        job_id: The job to look at. A job id, 1 to 2**64-1.
-
-    Returns:
-        The job as a message.
-        None when the server answers NOT_FOUND.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``peek``: Look at a job by id without reserving it. (Documented in full on ``Queue.peek``.)"""
     job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("peek", b"peek %d\r\n" % (job_id,), _decode_peek)
 
@@ -554,17 +391,7 @@ def _decode_peek_ready(reply: Reply) -> Job | None:
 
 
 def peek_ready() -> Request[Job | None]:
-    """Encode: Look at the next ready job in the used tube without reserving it.
-
-    Wire: ``peek-ready``; success ``FOUND``.
-
-    Returns:
-        The job as a message.
-        None when the server answers NOT_FOUND.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``peek-ready``: Look at the next ready job in the used tube without reserving it. (Documented in full on ``Queue.peek_ready``.)"""
     return Request("peek-ready", b"peek-ready\r\n", _decode_peek_ready, uses_tube=True)
 
 
@@ -586,17 +413,7 @@ def _decode_peek_delayed(reply: Reply) -> Job | None:
 
 
 def peek_delayed() -> Request[Job | None]:
-    """Encode: Look at the delayed job with the least delay left in the used tube without reserving it.
-
-    Wire: ``peek-delayed``; success ``FOUND``.
-
-    Returns:
-        The job as a message.
-        None when the server answers NOT_FOUND.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``peek-delayed``: Look at the delayed job with the least delay left in the used tube without reserving it. (Documented in full on ``Queue.peek_delayed``.)"""
     return Request("peek-delayed", b"peek-delayed\r\n", _decode_peek_delayed, uses_tube=True)
 
 
@@ -618,17 +435,7 @@ def _decode_peek_buried(reply: Reply) -> Job | None:
 
 
 def peek_buried() -> Request[Job | None]:
-    """Encode: Look at the next buried job in the used tube without reserving it.
-
-    Wire: ``peek-buried``; success ``FOUND``.
-
-    Returns:
-        The job as a message.
-        None when the server answers NOT_FOUND.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``peek-buried``: Look at the next buried job in the used tube without reserving it. (Documented in full on ``Queue.peek_buried``.)"""
     return Request("peek-buried", b"peek-buried\r\n", _decode_peek_buried, uses_tube=True)
 
 
@@ -648,19 +455,7 @@ def _decode_kick(reply: Reply) -> int:
 
 
 def kick(bound: int) -> Request[int]:
-    """Encode: Move up to bound jobs of the used tube into its ready queue: buried jobs if there are any, otherwise delayed ones.
-
-    Wire: ``kick``; success ``KICKED``.
-
-    Args:
-        bound: The most jobs to kick. A count, 0 to 2**32-1.
-
-    Returns:
-        The number of jobs actually kicked.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``kick``: Move up to bound jobs of the used tube into its ready queue: buried jobs if there are any, otherwise delayed ones. (Documented in full on ``Queue.kick``.)"""
     bound = check_uint("bound", bound, 0, 4294967295)
     return Request("kick", b"kick %d\r\n" % (bound,), _decode_kick, uses_tube=True)
 
@@ -682,20 +477,7 @@ def _decode_kick_job(reply: Reply) -> None:
 
 
 def kick_job(job_id: int) -> Request[None]:
-    """Encode: Move one buried or delayed job, by id, into the ready queue of its tube.
-
-    Wire: ``kick-job``; success ``KICKED``.
-
-    Args:
-        job_id: The job to kick. A job id, 1 to 2**64-1.
-
-    Returns:
-        None.
-
-    Raises:
-        NotFound: No such job, or it is neither buried nor delayed.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``kick-job``: Move one buried or delayed job, by id, into the ready queue of its tube. (Documented in full on ``Queue.kick_job``.)"""
     job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("kick-job", b"kick-job %d\r\n" % (job_id,), _decode_kick_job)
 
@@ -717,20 +499,7 @@ def _decode_stats_job(reply: Reply) -> JobStats:
 
 
 def stats_job(job_id: int) -> Request[JobStats]:
-    """Encode: Statistics about one job.
-
-    Wire: ``stats-job``; success ``OK``.
-
-    Args:
-        job_id: The job to describe. A job id, 1 to 2**64-1.
-
-    Returns:
-        The typed statistics (JobStats).
-
-    Raises:
-        NotFound: No such job.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``stats-job``: Statistics about one job. (Documented in full on ``Queue.stats_job``.)"""
     job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("stats-job", b"stats-job %d\r\n" % (job_id,), _decode_stats_job)
 
@@ -752,20 +521,7 @@ def _decode_stats_tube(reply: Reply) -> TubeStats:
 
 
 def stats_tube(tube: str) -> Request[TubeStats]:
-    """Encode: Statistics about one tube.
-
-    Wire: ``stats-tube``; success ``OK``.
-
-    Args:
-        tube: The tube to describe; it is not created if missing. A tube name: 1-200 bytes of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'.
-
-    Returns:
-        The typed statistics (TubeStats).
-
-    Raises:
-        NotFound: The tube does not exist.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``stats-tube``: Statistics about one tube. (Documented in full on ``Queue.stats_tube``.)"""
     tube = TUBE_RULE.check("tube", tube)
     return Request("stats-tube", b"stats-tube %b\r\n" % (tube.encode("ascii"),), _decode_stats_tube)
 
@@ -786,16 +542,7 @@ def _decode_stats(reply: Reply) -> ServerStats:
 
 
 def stats() -> Request[ServerStats]:
-    """Encode: Statistics about the server.
-
-    Wire: ``stats``; success ``OK``.
-
-    Returns:
-        The typed statistics (ServerStats).
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``stats``: Statistics about the server. (Documented in full on ``Queue.stats``.)"""
     return Request("stats", b"stats\r\n", _decode_stats)
 
 
@@ -815,16 +562,7 @@ def _decode_list_tubes(reply: Reply) -> list[str]:
 
 
 def list_tubes() -> Request[list[str]]:
-    """Encode: The names of all existing tubes.
-
-    Wire: ``list-tubes``; success ``OK``.
-
-    Returns:
-        The names, as the server lists them.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``list-tubes``: The names of all existing tubes. (Documented in full on ``Queue.list_tubes``.)"""
     return Request("list-tubes", b"list-tubes\r\n", _decode_list_tubes)
 
 
@@ -844,16 +582,7 @@ def _decode_using(reply: Reply) -> str:
 
 
 def using() -> Request[str]:
-    """Encode: The name of the tube this connection uses.
-
-    Wire: ``list-tube-used``; success ``USING``.
-
-    Returns:
-        The tube in use.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``list-tube-used``: The name of the tube this connection uses. (Documented in full on ``Queue.using``.)"""
     return Request("list-tube-used", b"list-tube-used\r\n", _decode_using, uses_tube=True)
 
 
@@ -873,16 +602,7 @@ def _decode_watching(reply: Reply) -> list[str]:
 
 
 def watching() -> Request[list[str]]:
-    """Encode: The names of the tubes this connection watches.
-
-    Wire: ``list-tubes-watched``; success ``OK``.
-
-    Returns:
-        The names, as the server lists them.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``list-tubes-watched``: The names of the tubes this connection watches. (Documented in full on ``Queue.watching``.)"""
     return Request("list-tubes-watched", b"list-tubes-watched\r\n", _decode_watching)
 
 
@@ -903,21 +623,7 @@ def _decode_pause_tube(reply: Reply) -> None:
 
 
 def pause_tube(tube: str, delay: int) -> Request[None]:
-    """Encode: Keep any job in a tube from being reserved for delay seconds.
-
-    Wire: ``pause-tube``; success ``PAUSED``.
-
-    Args:
-        tube: The tube to pause; it must exist. A tube name: 1-200 bytes of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'.
-        delay: Seconds to pause for; 0 is stored as a 1-second pause, so it does not unpause. A number of seconds, 0 to 2**32-1.
-
-    Returns:
-        None.
-
-    Raises:
-        NotFound: The tube does not exist.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``pause-tube``: Keep any job in a tube from being reserved for delay seconds. (Documented in full on ``Queue.pause_tube``.)"""
     tube = TUBE_RULE.check("tube", tube)
     delay = check_uint("delay", delay, 0, 4294967295)
     return Request("pause-tube", b"pause-tube %b %d\r\n" % (tube.encode("ascii"), delay), _decode_pause_tube)
@@ -931,13 +637,7 @@ def _decode_quit(reply: Reply) -> None:
 
 
 def quit() -> Request[None]:
-    """Encode: Close the connection; the server sends no reply.
-
-    Wire: ``quit``.
-
-    Returns:
-        None.
-    """
+    """Encode ``quit``: Close the connection; the server sends no reply. (Documented in full on ``Queue.quit``.)"""
     return Request("quit", b"quit\r\n", _decode_quit, effect="close", expects_reply=False)
 
 
@@ -958,20 +658,7 @@ def _decode_stats_job_yaml(reply: Reply) -> str:
 
 
 def stats_job_yaml(job_id: int) -> Request[str]:
-    """Encode: Statistics about one job. Raw mode: the server's YAML text, unparsed.
-
-    Wire: ``stats-job``; success ``OK``.
-
-    Args:
-        job_id: The job to describe. A job id, 1 to 2**64-1.
-
-    Returns:
-        The server's YAML text, unparsed.
-
-    Raises:
-        NotFound: No such job.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``stats-job``: Statistics about one job. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.stats_job_yaml``.)"""
     job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("stats-job", b"stats-job %d\r\n" % (job_id,), _decode_stats_job_yaml)
 
@@ -993,20 +680,7 @@ def _decode_stats_tube_yaml(reply: Reply) -> str:
 
 
 def stats_tube_yaml(tube: str) -> Request[str]:
-    """Encode: Statistics about one tube. Raw mode: the server's YAML text, unparsed.
-
-    Wire: ``stats-tube``; success ``OK``.
-
-    Args:
-        tube: The tube to describe; it is not created if missing. A tube name: 1-200 bytes of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'.
-
-    Returns:
-        The server's YAML text, unparsed.
-
-    Raises:
-        NotFound: The tube does not exist.
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``stats-tube``: Statistics about one tube. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.stats_tube_yaml``.)"""
     tube = TUBE_RULE.check("tube", tube)
     return Request("stats-tube", b"stats-tube %b\r\n" % (tube.encode("ascii"),), _decode_stats_tube_yaml)
 
@@ -1027,16 +701,7 @@ def _decode_stats_yaml(reply: Reply) -> str:
 
 
 def stats_yaml() -> Request[str]:
-    """Encode: Statistics about the server. Raw mode: the server's YAML text, unparsed.
-
-    Wire: ``stats``; success ``OK``.
-
-    Returns:
-        The server's YAML text, unparsed.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``stats``: Statistics about the server. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.stats_yaml``.)"""
     return Request("stats", b"stats\r\n", _decode_stats_yaml)
 
 
@@ -1056,16 +721,7 @@ def _decode_list_tubes_yaml(reply: Reply) -> str:
 
 
 def list_tubes_yaml() -> Request[str]:
-    """Encode: The names of all existing tubes. Raw mode: the server's YAML text, unparsed.
-
-    Wire: ``list-tubes``; success ``OK``.
-
-    Returns:
-        The server's YAML text, unparsed.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``list-tubes``: The names of all existing tubes. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.list_tubes_yaml``.)"""
     return Request("list-tubes", b"list-tubes\r\n", _decode_list_tubes_yaml)
 
 
@@ -1085,14 +741,5 @@ def _decode_watching_yaml(reply: Reply) -> str:
 
 
 def watching_yaml() -> Request[str]:
-    """Encode: The names of the tubes this connection watches. Raw mode: the server's YAML text, unparsed.
-
-    Wire: ``list-tubes-watched``; success ``OK``.
-
-    Returns:
-        The server's YAML text, unparsed.
-
-    Raises:
-        CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-    """
+    """Encode ``list-tubes-watched``: The names of the tubes this connection watches. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.watching_yaml``.)"""
     return Request("list-tubes-watched", b"list-tubes-watched\r\n", _decode_watching_yaml)

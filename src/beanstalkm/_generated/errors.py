@@ -32,6 +32,7 @@ class NotFound(CommandFailed):
     Status ``NOT_FOUND``.
     """
 
+    __module__ = "beanstalkm"  # the public path, for tracebacks
     status = "NOT_FOUND"
 
 
@@ -41,6 +42,7 @@ class Buried(CommandFailed):
     Status ``BURIED``.
     """
 
+    __module__ = "beanstalkm"  # the public path, for tracebacks
     status = "BURIED"
 
     @property
@@ -57,6 +59,7 @@ class ExpectedCrlf(CommandFailed):
     Status ``EXPECTED_CRLF``.
     """
 
+    __module__ = "beanstalkm"  # the public path, for tracebacks
     status = "EXPECTED_CRLF"
 
 
@@ -66,6 +69,7 @@ class JobTooBig(CommandFailed):
     Status ``JOB_TOO_BIG``.
     """
 
+    __module__ = "beanstalkm"  # the public path, for tracebacks
     status = "JOB_TOO_BIG"
 
 
@@ -75,6 +79,7 @@ class Draining(CommandFailed):
     Status ``DRAINING``.
     """
 
+    __module__ = "beanstalkm"  # the public path, for tracebacks
     status = "DRAINING"
 
 
@@ -84,6 +89,7 @@ class DeadlineSoon(CommandFailed):
     Status ``DEADLINE_SOON``.
     """
 
+    __module__ = "beanstalkm"  # the public path, for tracebacks
     status = "DEADLINE_SOON"
 
 
@@ -93,6 +99,7 @@ class TimedOut(CommandFailed):
     Status ``TIMED_OUT``.
     """
 
+    __module__ = "beanstalkm"  # the public path, for tracebacks
     status = "TIMED_OUT"
 
 
@@ -102,6 +109,7 @@ class NotIgnored(CommandFailed):
     Status ``NOT_IGNORED``.
     """
 
+    __module__ = "beanstalkm"  # the public path, for tracebacks
     status = "NOT_IGNORED"
 
 
@@ -111,6 +119,7 @@ class OutOfMemory(CommandFailed):
     Status ``OUT_OF_MEMORY``.
     """
 
+    __module__ = "beanstalkm"  # the public path, for tracebacks
     status = "OUT_OF_MEMORY"
 
 
@@ -120,6 +129,7 @@ class InternalError(CommandFailed):
     Status ``INTERNAL_ERROR``.
     """
 
+    __module__ = "beanstalkm"  # the public path, for tracebacks
     status = "INTERNAL_ERROR"
 
 
@@ -129,6 +139,7 @@ class BadFormat(CommandFailed):
     Status ``BAD_FORMAT``.
     """
 
+    __module__ = "beanstalkm"  # the public path, for tracebacks
     status = "BAD_FORMAT"
 
 
@@ -138,6 +149,7 @@ class UnknownCommand(CommandFailed):
     Status ``UNKNOWN_COMMAND``.
     """
 
+    __module__ = "beanstalkm"  # the public path, for tracebacks
     status = "UNKNOWN_COMMAND"
 
 

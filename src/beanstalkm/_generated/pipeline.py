@@ -29,464 +29,117 @@ class PipelineCommands:
     def put(
         self, body: bytes | str, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_DELAY, ttr: int = DEFAULT_TTR
     ) -> Self:
-        """Queue: Put a job into the used tube.
-
-        Wire: ``put``; success ``INSERTED``.
-
-        Args:
-            body: The job body, sent unchanged. A job body: bytes, or str sent as UTF-8.
-            priority: Priority of the job; lower is more urgent. Job priority, 0 (most urgent) to 2**32-1; below 1024 counts as urgent.
-            delay: Seconds to wait before the job becomes ready. A number of seconds, 0 to 2**32-1.
-            ttr: Seconds a worker may hold the job reserved before the server releases it. Time to run in seconds, 0 to 2**32-1; the server raises 0 to 1.
-
-        Returns:
-            The new job's id.
-
-        Raises:
-            Buried: Out of memory growing the priority queue: the job was stored, buried.
-            ExpectedCrlf: The body was not followed by CRLF.
-            JobTooBig: The body is larger than max-job-size; the server read and discarded it.
-            Draining: The server is draining and accepts no new jobs.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``put``: Put a job into the used tube. (Documented in full on ``Queue.put``.)"""
         return self._add(_c.put(body, priority, delay, ttr))
 
     def use(self, tube: str) -> Self:
-        """Queue: Use a tube: later put, peek-ready/-delayed/-buried and kick act on it.
-
-        Wire: ``use``; success ``USING``.
-
-        Args:
-            tube: The tube to use; created if it does not exist. A tube name: 1-200 bytes of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'.
-
-        Returns:
-            The tube now used.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``use``: Use a tube: later put, peek-ready/-delayed/-buried and kick act on it. (Documented in full on ``Queue.use``.)"""
         return self._add(_c.use(tube))
 
     def reserve(self) -> Self:
-        """Queue: Reserve a job from the watched tubes, waiting as long as it takes for one to become ready.
-
-        Wire: ``reserve``; success ``RESERVED``.
-
-        Returns:
-            The job as a message.
-
-        Raises:
-            DeadlineSoon: A job this connection reserved is within a second of its deadline and no job is ready, either when reserve was sent or while it waited.
-            TimedOut: The connection is half-closed, so the server stopped waiting for a job.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``reserve``: Reserve a job from the watched tubes, waiting as long as it takes for one to become ready. (Documented in full on ``Queue.reserve``.)"""
         return self._add(_c.reserve())
 
     def reserve_with_timeout(self, timeout: int) -> Self:
-        """Queue: Reserve a job from the watched tubes, waiting at most timeout seconds.
-
-        Wire: ``reserve-with-timeout``; success ``RESERVED``.
-
-        Args:
-            timeout: Seconds to wait for a ready job; 0 polls. Reserve timeout in seconds, 0 (poll) to 2**31-1.
-
-        Returns:
-            The job as a message.
-
-        Raises:
-            DeadlineSoon: A job this connection reserved is within a second of its deadline and no job is ready.
-            TimedOut: No job became ready within the timeout, or the connection is half-closed.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``reserve-with-timeout``: Reserve a job from the watched tubes, waiting at most timeout seconds. (Documented in full on ``Queue.reserve_with_timeout``.)"""
         return self._add(_c.reserve_with_timeout(timeout))
 
     def reserve_job(self, job_id: int) -> Self:
-        """Queue: Reserve one job by id, whether it is ready, delayed or buried, without waiting.
-
-        Wire: ``reserve-job``; success ``RESERVED``.
-
-        Args:
-            job_id: The job to reserve. A job id, 1 to 2**64-1.
-
-        Returns:
-            The job as a message.
-
-        Raises:
-            NotFound: No such job, or it is already reserved.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``reserve-job``: Reserve one job by id, whether it is ready, delayed or buried, without waiting. (Documented in full on ``Queue.reserve_job``.)"""
         return self._add(_c.reserve_job(job_id))
 
     def delete(self, job_id: int) -> Self:
-        """Queue: Delete a job for good: one reserved by this connection, or any ready, delayed or buried job.
-
-        Wire: ``delete``; success ``DELETED``.
-
-        Args:
-            job_id: The job to delete. A job id, 1 to 2**64-1.
-
-        Returns:
-            None.
-
-        Raises:
-            NotFound: No such job, or it is reserved by another connection.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``delete``: Delete a job for good: one reserved by this connection, or any ready, delayed or buried job. (Documented in full on ``Queue.delete``.)"""
         return self._add(_c.delete(job_id))
 
     def release(self, job_id: int, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_DELAY) -> Self:
-        """Queue: Put a job reserved by this connection back into its tube with a new priority, ready at once or delayed.
-
-        Wire: ``release``; success ``RELEASED``.
-
-        Args:
-            job_id: The reserved job to release. A job id, 1 to 2**64-1.
-            priority: The job's new priority; lower is more urgent. Job priority, 0 (most urgent) to 2**32-1; below 1024 counts as urgent.
-            delay: Seconds the job stays delayed before it becomes ready again; 0 makes it ready at once. A number of seconds, 0 to 2**32-1.
-
-        Returns:
-            None.
-
-        Raises:
-            Buried: Out of memory growing the priority queue: the job was buried instead (this reply carries no id).
-            NotFound: No such job, or it is not reserved by this connection.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``release``: Put a job reserved by this connection back into its tube with a new priority, ready at once or delayed. (Documented in full on ``Queue.release``.)"""
         return self._add(_c.release(job_id, priority, delay))
 
     def bury(self, job_id: int, priority: int = DEFAULT_PRIORITY) -> Self:
-        """Queue: Bury a job reserved by this connection with a new priority; only a kick makes it ready again.
-
-        Wire: ``bury``; success ``BURIED``.
-
-        Args:
-            job_id: The reserved job to bury. A job id, 1 to 2**64-1.
-            priority: The job's new priority; lower is more urgent. Job priority, 0 (most urgent) to 2**32-1; below 1024 counts as urgent.
-
-        Returns:
-            None.
-
-        Raises:
-            NotFound: No such job, or it is not reserved by this connection.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``bury``: Bury a job reserved by this connection with a new priority; only a kick makes it ready again. (Documented in full on ``Queue.bury``.)"""
         return self._add(_c.bury(job_id, priority))
 
     def touch(self, job_id: int) -> Self:
-        """Queue: Ask for more time on a job reserved by this connection: its time to run starts again from now.
-
-        Wire: ``touch``; success ``TOUCHED``.
-
-        Args:
-            job_id: The reserved job to touch. A job id, 1 to 2**64-1.
-
-        Returns:
-            None.
-
-        Raises:
-            NotFound: No such job, or it is not reserved by this connection.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``touch``: Ask for more time on a job reserved by this connection: its time to run starts again from now. (Documented in full on ``Queue.touch``.)"""
         return self._add(_c.touch(job_id))
 
     def watch(self, tube: str) -> Self:
-        """Queue: Add a tube to this connection's watch list, the tubes reserve takes jobs from.
-
-        Wire: ``watch``; success ``WATCHING``.
-
-        Args:
-            tube: The tube to watch; created if it does not exist. A tube name: 1-200 bytes of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'.
-
-        Returns:
-            The number of tubes now watched.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``watch``: Add a tube to this connection's watch list, the tubes reserve takes jobs from. (Documented in full on ``Queue.watch``.)"""
         return self._add(_c.watch(tube))
 
     def ignore(self, tube: str) -> Self:
-        """Queue: Remove a tube from this connection's watch list.
-
-        Wire: ``ignore``; success ``WATCHING``.
-
-        Args:
-            tube: The tube to stop watching; a tube that is not watched is accepted and nothing changes. A tube name: 1-200 bytes of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'.
-
-        Returns:
-            The number of tubes now watched.
-
-        Raises:
-            NotIgnored: The tube is the only one watched, and a connection must watch at least one tube.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``ignore``: Remove a tube from this connection's watch list. (Documented in full on ``Queue.ignore``.)"""
         return self._add(_c.ignore(tube))
 
     def peek(self, job_id: int) -> Self:
-        """Queue: Look at a job by id without reserving it.
-
-        Wire: ``peek``; success ``FOUND``.
-
-        Args:
-            job_id: The job to look at. A job id, 1 to 2**64-1.
-
-        Returns:
-            The job as a message.
-            None when the server answers NOT_FOUND.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``peek``: Look at a job by id without reserving it. (Documented in full on ``Queue.peek``.)"""
         return self._add(_c.peek(job_id))
 
     def peek_ready(self) -> Self:
-        """Queue: Look at the next ready job in the used tube without reserving it.
-
-        Wire: ``peek-ready``; success ``FOUND``.
-
-        Returns:
-            The job as a message.
-            None when the server answers NOT_FOUND.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``peek-ready``: Look at the next ready job in the used tube without reserving it. (Documented in full on ``Queue.peek_ready``.)"""
         return self._add(_c.peek_ready())
 
     def peek_delayed(self) -> Self:
-        """Queue: Look at the delayed job with the least delay left in the used tube without reserving it.
-
-        Wire: ``peek-delayed``; success ``FOUND``.
-
-        Returns:
-            The job as a message.
-            None when the server answers NOT_FOUND.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``peek-delayed``: Look at the delayed job with the least delay left in the used tube without reserving it. (Documented in full on ``Queue.peek_delayed``.)"""
         return self._add(_c.peek_delayed())
 
     def peek_buried(self) -> Self:
-        """Queue: Look at the next buried job in the used tube without reserving it.
-
-        Wire: ``peek-buried``; success ``FOUND``.
-
-        Returns:
-            The job as a message.
-            None when the server answers NOT_FOUND.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``peek-buried``: Look at the next buried job in the used tube without reserving it. (Documented in full on ``Queue.peek_buried``.)"""
         return self._add(_c.peek_buried())
 
     def kick(self, bound: int) -> Self:
-        """Queue: Move up to bound jobs of the used tube into its ready queue: buried jobs if there are any, otherwise delayed ones.
-
-        Wire: ``kick``; success ``KICKED``.
-
-        Args:
-            bound: The most jobs to kick. A count, 0 to 2**32-1.
-
-        Returns:
-            The number of jobs actually kicked.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``kick``: Move up to bound jobs of the used tube into its ready queue: buried jobs if there are any, otherwise delayed ones. (Documented in full on ``Queue.kick``.)"""
         return self._add(_c.kick(bound))
 
     def kick_job(self, job_id: int) -> Self:
-        """Queue: Move one buried or delayed job, by id, into the ready queue of its tube.
-
-        Wire: ``kick-job``; success ``KICKED``.
-
-        Args:
-            job_id: The job to kick. A job id, 1 to 2**64-1.
-
-        Returns:
-            None.
-
-        Raises:
-            NotFound: No such job, or it is neither buried nor delayed.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``kick-job``: Move one buried or delayed job, by id, into the ready queue of its tube. (Documented in full on ``Queue.kick_job``.)"""
         return self._add(_c.kick_job(job_id))
 
     def stats_job(self, job_id: int) -> Self:
-        """Queue: Statistics about one job.
-
-        Wire: ``stats-job``; success ``OK``.
-
-        Args:
-            job_id: The job to describe. A job id, 1 to 2**64-1.
-
-        Returns:
-            The typed statistics (JobStats).
-
-        Raises:
-            NotFound: No such job.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``stats-job``: Statistics about one job. (Documented in full on ``Queue.stats_job``.)"""
         return self._add(_c.stats_job(job_id))
 
     def stats_tube(self, tube: str) -> Self:
-        """Queue: Statistics about one tube.
-
-        Wire: ``stats-tube``; success ``OK``.
-
-        Args:
-            tube: The tube to describe; it is not created if missing. A tube name: 1-200 bytes of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'.
-
-        Returns:
-            The typed statistics (TubeStats).
-
-        Raises:
-            NotFound: The tube does not exist.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``stats-tube``: Statistics about one tube. (Documented in full on ``Queue.stats_tube``.)"""
         return self._add(_c.stats_tube(tube))
 
     def stats(self) -> Self:
-        """Queue: Statistics about the server.
-
-        Wire: ``stats``; success ``OK``.
-
-        Returns:
-            The typed statistics (ServerStats).
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``stats``: Statistics about the server. (Documented in full on ``Queue.stats``.)"""
         return self._add(_c.stats())
 
     def list_tubes(self) -> Self:
-        """Queue: The names of all existing tubes.
-
-        Wire: ``list-tubes``; success ``OK``.
-
-        Returns:
-            The names, as the server lists them.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``list-tubes``: The names of all existing tubes. (Documented in full on ``Queue.list_tubes``.)"""
         return self._add(_c.list_tubes())
 
     def using(self) -> Self:
-        """Queue: The name of the tube this connection uses.
-
-        Wire: ``list-tube-used``; success ``USING``.
-
-        Returns:
-            The tube in use.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``list-tube-used``: The name of the tube this connection uses. (Documented in full on ``Queue.using``.)"""
         return self._add(_c.using())
 
     def watching(self) -> Self:
-        """Queue: The names of the tubes this connection watches.
-
-        Wire: ``list-tubes-watched``; success ``OK``.
-
-        Returns:
-            The names, as the server lists them.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``list-tubes-watched``: The names of the tubes this connection watches. (Documented in full on ``Queue.watching``.)"""
         return self._add(_c.watching())
 
     def pause_tube(self, tube: str, delay: int) -> Self:
-        """Queue: Keep any job in a tube from being reserved for delay seconds.
-
-        Wire: ``pause-tube``; success ``PAUSED``.
-
-        Args:
-            tube: The tube to pause; it must exist. A tube name: 1-200 bytes of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'.
-            delay: Seconds to pause for; 0 is stored as a 1-second pause, so it does not unpause. A number of seconds, 0 to 2**32-1.
-
-        Returns:
-            None.
-
-        Raises:
-            NotFound: The tube does not exist.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``pause-tube``: Keep any job in a tube from being reserved for delay seconds. (Documented in full on ``Queue.pause_tube``.)"""
         return self._add(_c.pause_tube(tube, delay))
 
     def stats_job_yaml(self, job_id: int) -> Self:
-        """Queue: Statistics about one job. Raw mode: the server's YAML text, unparsed.
-
-        Wire: ``stats-job``; success ``OK``.
-
-        Args:
-            job_id: The job to describe. A job id, 1 to 2**64-1.
-
-        Returns:
-            The server's YAML text, unparsed.
-
-        Raises:
-            NotFound: No such job.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``stats-job``: Statistics about one job. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.stats_job_yaml``.)"""
         return self._add(_c.stats_job_yaml(job_id))
 
     def stats_tube_yaml(self, tube: str) -> Self:
-        """Queue: Statistics about one tube. Raw mode: the server's YAML text, unparsed.
-
-        Wire: ``stats-tube``; success ``OK``.
-
-        Args:
-            tube: The tube to describe; it is not created if missing. A tube name: 1-200 bytes of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'.
-
-        Returns:
-            The server's YAML text, unparsed.
-
-        Raises:
-            NotFound: The tube does not exist.
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``stats-tube``: Statistics about one tube. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.stats_tube_yaml``.)"""
         return self._add(_c.stats_tube_yaml(tube))
 
     def stats_yaml(self) -> Self:
-        """Queue: Statistics about the server. Raw mode: the server's YAML text, unparsed.
-
-        Wire: ``stats``; success ``OK``.
-
-        Returns:
-            The server's YAML text, unparsed.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``stats``: Statistics about the server. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.stats_yaml``.)"""
         return self._add(_c.stats_yaml())
 
     def list_tubes_yaml(self) -> Self:
-        """Queue: The names of all existing tubes. Raw mode: the server's YAML text, unparsed.
-
-        Wire: ``list-tubes``; success ``OK``.
-
-        Returns:
-            The server's YAML text, unparsed.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``list-tubes``: The names of all existing tubes. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.list_tubes_yaml``.)"""
         return self._add(_c.list_tubes_yaml())
 
     def watching_yaml(self) -> Self:
-        """Queue: The names of the tubes this connection watches. Raw mode: the server's YAML text, unparsed.
-
-        Wire: ``list-tubes-watched``; success ``OK``.
-
-        Returns:
-            The server's YAML text, unparsed.
-
-        Raises:
-            CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
-        """
+        """Queue ``list-tubes-watched``: The names of the tubes this connection watches. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.watching_yaml``.)"""
         return self._add(_c.watching_yaml())

@@ -1,0 +1,446 @@
+"""asyncio flavour of beanstalkm: :class:`AsyncConnection`, :class:`AsyncClient`,
+:class:`AsyncMessage` and :class:`AsyncPool`.
+
+Same names, arguments, defaults, errors and envelope as the sync API; the
+per-command methods (``conn.queue``) are generated from the same spec, and the
+conversation itself (``Session.exchange``) is the same I/O-free code: this
+module only writes and reads the stream.
+
+    async with AsyncClient(host="127.0.0.1", port=11300) as client:
+        await client.put({"n": 1}, tube="jobs")
+        await client.watch("jobs")
+        message = await client.reserve(timeout=5, drop=False)
+
+Cancelling a task while it waits for a reply (say, in a blocking
+``reserve``) closes that connection, so no stale reply is ever read as the
+next command's; the next call connects again and restores the used tube and
+the watch list (beanstalkd releases a job reserved on a closed connection).
+"""
+
+from __future__ import annotations
+
+__all__ = ["AsyncClient", "AsyncConnection", "AsyncMessage", "AsyncPipeline", "AsyncPool"]
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from beanstalkm._client import (
+    ClientCore,
+    delete_requests,
+    deleted,
+    finish_reserve_many,
+    puts_failed,
+    puts_sent,
+    reserve_many_requests,
+    split_reserved,
+)
+from beanstalkm._connection import _RECV, _UNSET, DEFAULT_HOST, DEFAULT_PORT, ConnectionBase
+from beanstalkm._errors import BatchFailed, InvalidArgument
+from beanstalkm._generated import commands as _c
+from beanstalkm._generated.aqueue import AsyncQueue
+from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
+from beanstalkm._generated.errors import TimedOut
+from beanstalkm._generated.pipeline import PipelineCommands
+from beanstalkm._generated.stats import JobStats
+from beanstalkm._message import DEFAULT_TUBE, MessageBase
+from beanstalkm._wire import Request
+
+T = TypeVar("T")
+
+_Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class AsyncMessage(MessageBase):
+    """A message bound to an :class:`AsyncConnection`; lifecycle methods are awaitable.
+
+    ``priority``, ``delay`` and ``ttr`` are None for a received job until
+    known (``await message.stats()`` learns them); ``release()`` and
+    ``bury()`` still keep the job's own priority by default.
+    """
+
+    def __init__(self, conn: AsyncConnection, body: Any, **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self._conn = conn
+
+    @property
+    def priority(self) -> int | None:
+        """The job's priority, when known."""
+        return self._priority
+
+    @property
+    def delay(self) -> int | None:
+        """The job's delay, when known."""
+        return self._delay
+
+    @property
+    def ttr(self) -> int | None:
+        """The job's time to run, when known."""
+        return self._ttr
+
+    async def _own_priority(self, priority: int | None) -> int:
+        if priority is not None:
+            return priority
+        if self._priority is None:
+            await self._job_stats()
+        return self._priority if self._priority is not None else DEFAULT_PRIORITY
+
+    async def _job_stats(self) -> JobStats:
+        stats = await self._conn.queue.stats_job(self.uid)
+        self._learn(stats)
+        return stats
+
+    async def send(self, tube: str = DEFAULT_TUBE) -> int:
+        """Put this message into ``tube``; returns (and sets) its ``uid``. ``queue.using()`` is not changed."""
+        return self._sent(await self._conn._execute(self._put_request(self._conn._sender_json), tube=tube))
+
+    async def delete(self) -> None:
+        """Delete the job; afterwards ``deleted`` is True and ``stats()`` returns None."""
+        if self._deletable():
+            await self._conn.queue.delete(self.uid)
+        self._deleted()
+
+    async def release(self, priority: int | None = None, delay: int | None = None) -> None:
+        """Release the reserved job (keeping its own priority unless one is given)."""
+        await self._conn.queue.release(self.uid, await self._own_priority(priority), delay or 0)
+        self._settled(priority)
+
+    async def bury(self, priority: int | None = None) -> None:
+        """Bury the reserved job (keeping its own priority unless one is given)."""
+        await self._conn.queue.bury(self.uid, await self._own_priority(priority))
+        self._settled(priority)
+
+    async def kick(self) -> None:
+        """Kick this buried or delayed job to ready."""
+        await self._conn.queue.kick_job(self.uid)
+
+    async def touch(self) -> None:
+        """Ask for more time to work on the reserved job."""
+        await self._conn.queue.touch(self.uid)
+
+    async def stats(self) -> JobStats | None:
+        """The job's statistics, or None once it is deleted (or before it is sent)."""
+        return await self._job_stats() if self._has_stats() else None
+
+
+class AsyncConnection(ConnectionBase[AsyncMessage]):
+    """An asyncio connection to one beanstalkd (TCP or UNIX socket).
+
+    Created unconnected: ``async with`` (or ``await conn.connect()``, or the
+    first command) connects. Commands from concurrent tasks are serialized by
+    a lock, each holding it from its write to its last reply; a blocking
+    reserve holds the connection, so give each consumer its own (see
+    :class:`AsyncPool`).
+    """
+
+    def _setup(self) -> None:
+        self.queue = AsyncQueue(self)
+        self._streams: _Streams | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self._streams is not None
+
+    async def connect(self) -> None:
+        """Connect (if not connected) and restore the watch list."""
+        async with self._lock:
+            if self._streams is None:
+                await self._open()
+
+    async def _open(self) -> _Streams:
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self.unix_socket is not None:
+                    streams = await asyncio.open_unix_connection(self.unix_socket)
+                else:
+                    streams = await asyncio.open_connection(self.host, self.port)
+                    sock = streams[1].get_extra_info("socket")
+                    if sock is not None:
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            raise self._connect_error(exc) from exc
+        self._streams = streams
+        self._reader.clear()
+        restore = self._session.connected()
+        if restore:
+            for result in await self._exchange(streams, restore, None):
+                if isinstance(result, BaseException):
+                    raise result
+        return streams
+
+    async def close(self) -> None:
+        """Send ``quit`` and close the stream. A later command connects again."""
+        async with self._lock:
+            streams, self._streams = self._streams, None
+            self._reader.clear()
+            if streams is not None:
+                writer = streams[1]
+                with contextlib.suppress(OSError):
+                    writer.write(b"quit\r\n")
+                    writer.close()
+                    await writer.wait_closed()
+
+    async def reconnect(self) -> None:
+        """Close and connect again, restoring the used tube and the watch list."""
+        await self.close()
+        await self.connect()
+
+    def _drop(self) -> None:
+        streams, self._streams = self._streams, None
+        self._reader.clear()
+        if streams is not None:
+            streams[1].close()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        """Send one command (with whatever must precede it) and return its decoded reply."""
+        results = await self._run((request,), tube)
+        if request.effect == "close":
+            self._drop()
+        return self._result(request, results)
+
+    async def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
+        """Pump the session's exchange for a batch over this stream; each item's result or exception."""
+        async with self._lock:
+            streams = self._streams or await self._open()
+            return await self._exchange(streams, requests, tube)
+
+    async def _exchange(self, streams: _Streams, requests: Sequence[Request[Any]], tube: str | None) -> list[Any]:
+        steps = self._session.exchange(self._reader, requests, tube)
+        try:
+            step = next(steps)
+            while True:
+                step = steps.send(await self._io(streams, step))
+        except StopIteration as done:
+            results: list[Any] = done.value
+            return results
+        except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
+            error = self._failure(exc, requests)
+            if error is exc:
+                raise
+            raise error from exc
+
+    async def _io(self, streams: _Streams, step: bytes | float | None) -> bytes:
+        """One step of an exchange: write bytes, or wait for more."""
+        reader, writer = streams
+        if isinstance(step, bytes):
+            writer.write(step)
+            await writer.drain()
+            return b""
+        async with asyncio.timeout(self._read_timeout(step)):
+            chunk = await reader.read(max(_RECV, self._reader.missing()))
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        return chunk
+
+    def _new_message(self, body: Any, kwargs: dict[str, Any]) -> AsyncMessage:
+        return AsyncMessage(self, body, **kwargs)
+
+    def pipeline(self) -> AsyncPipeline:
+        """Queue commands and send them in one write: ``async with conn.pipeline() as p: ...``."""
+        return AsyncPipeline(self)
+
+    async def _batch(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
+        """One pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
+        return self._batch_results(requests, await self._run(requests, tube) if requests else [])
+
+
+class AsyncPipeline(PipelineCommands):
+    """Commands queued on an :class:`AsyncConnection`, sent in one write by ``await execute()``."""
+
+    __slots__ = ("_conn", "_requests", "results")
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._requests: list[Request[Any]] = []
+        self.results: list[Any] | None = None
+
+    def _add(self, request: Request[Any]) -> Self:
+        self._requests.append(request)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._requests)
+
+    async def execute(self) -> list[Any]:
+        """Send the queued commands; their results in order (jobs as messages)."""
+        requests, self._requests = self._requests, []
+        self.results = await self._conn._batch(requests)
+        return self.results
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None and self._requests:
+            await self.execute()
+        self._requests = []
+
+
+class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
+    """An :class:`AsyncConnection` that sends and receives :class:`AsyncMessage` envelopes.
+
+    The same methods as :class:`beanstalkm.Client`, awaitable.
+    """
+
+    async def put(
+        self,
+        body: Any,
+        tube: str = DEFAULT_TUBE,
+        priority: int = DEFAULT_PRIORITY,
+        delay: int = DEFAULT_DELAY,
+        ttr: int = DEFAULT_TTR,
+        subscribe: str | None = None,
+        sender: dict[str, Any] | None = None,
+        channel: str | None = None,
+    ) -> AsyncMessage:
+        """Wrap ``body`` in the envelope and put it into ``tube``; returns the sent message."""
+        message = self(
+            body, subscribe=subscribe, sender=sender, channel=channel, priority=priority, delay=delay, ttr=ttr
+        )
+        await message.send(tube)
+        return message
+
+    async def reserve(self, timeout: int | None = None, drop: bool = True) -> AsyncMessage | None:
+        """Reserve a message; None on timeout. ``drop=True`` deletes it on receipt (see ``Client.reserve``)."""
+        try:
+            message = await (self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout))
+        except TimedOut:
+            return None
+        if drop:
+            await message.delete()
+        return message
+
+    async def watch(self, tube: str) -> int:
+        """Watch ``tube``; restored after a reconnect."""
+        return await self.queue.watch(tube)
+
+    async def ignore(self, tube: str) -> int:
+        """Stop watching ``tube``."""
+        return await self.queue.ignore(tube)
+
+    async def put_many(
+        self,
+        bodies: Iterable[Any],
+        tube: str = DEFAULT_TUBE,
+        priority: int = DEFAULT_PRIORITY,
+        delay: int = DEFAULT_DELAY,
+        ttr: int = DEFAULT_TTR,
+    ) -> list[AsyncMessage]:
+        """Put many bodies into ``tube`` in one pipelined write (see ``Client.put_many``)."""
+        messages = [self(body, priority=priority, delay=delay, ttr=ttr) for body in bodies]
+        requests = [m._put_request(self._sender_json) for m in messages]
+        try:
+            ids = await self._batch(requests, tube)
+        except BatchFailed as exc:
+            raise puts_failed(messages, exc) from None
+        return puts_sent(messages, ids)
+
+    async def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[AsyncMessage]:
+        """Up to ``n`` messages, fewer when fewer are ready (see ``Client.reserve_many``)."""
+        results = await self._run(reserve_many_requests(n, timeout)) if n else []
+        messages, errors = split_reserved(results, self._reserved_message)
+        if drop and messages:
+            await self.delete_many(messages)
+        return finish_reserve_many(messages, errors)
+
+    async def delete_many(self, messages: Iterable[AsyncMessage | int]) -> None:
+        """Delete many jobs (messages or ids) in one pipelined write."""
+        items = list(messages)
+        await self._batch(delete_requests(items))
+        deleted(items)
+
+
+class AsyncPool:
+    """A pool of :class:`AsyncClient` connections for many concurrent tasks.
+
+    A blocking reserve holds its connection, so one connection cannot serve
+    many consumers: each ``async with pool.client() as c:`` borrows one (up to
+    ``size``; more callers wait). Every pooled connection watches ``watch``.
+    ``put``/``reserve`` borrow a client for one call.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        timeout: float | None = _UNSET,
+        *,
+        size: int = 10,
+        watch: Sequence[str] = (),
+        unix_socket: str | None = None,
+        validate: bool | None = None,
+    ) -> None:
+        if type(size) is not int or size < 1:
+            raise InvalidArgument("size", size, "must be a positive int")
+        self._args = (host, port, timeout)
+        self._kwargs: dict[str, Any] = {"unix_socket": unix_socket, "validate": validate}
+        self._watch = [_c.TUBE_RULE.check("watch", tube) for tube in watch]
+        self._idle: list[AsyncClient] = []
+        self._all: list[AsyncClient] = []
+        self._slots = asyncio.Semaphore(size)
+        self.size = size
+
+    async def _new(self) -> AsyncClient:
+        client = AsyncClient(*self._args, **self._kwargs)
+        await client.connect()
+        for tube in self._watch:
+            await client.watch(tube)
+        if self._watch and "default" not in self._watch:
+            await client.ignore("default")
+        self._all.append(client)
+        return client
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[AsyncClient]:
+        """Borrow a connected client; it goes back to the pool afterwards (closed if it broke)."""
+        async with self._slots:
+            client = self._idle.pop() if self._idle else await self._new()
+            try:
+                yield client
+            except BaseException:
+                if not client.connected:
+                    self._all.remove(client)
+                    raise
+                self._idle.append(client)
+                raise
+            else:
+                self._idle.append(client)
+
+    async def put(self, body: Any, tube: str = DEFAULT_TUBE, **kwargs: Any) -> AsyncMessage:
+        """``AsyncClient.put`` on a borrowed connection."""
+        async with self.client() as c:
+            return await c.put(body, tube, **kwargs)
+
+    async def reserve(self, timeout: int | None = None, drop: bool = True) -> AsyncMessage | None:
+        """``AsyncClient.reserve`` on a borrowed connection (its lifecycle methods keep using it)."""
+        async with self.client() as c:
+            return await c.reserve(timeout=timeout, drop=drop)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        clients, self._all, self._idle = self._all, [], []
+        for client in clients:
+            await client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
