@@ -138,7 +138,7 @@ class ConnectionBase(Generic[M]):
 class Connection(ConnectionBase[Message]):
     """A connection to one beanstalkd, over TCP or a UNIX socket.
 
-    ``timeout`` bounds connecting and every wait for a reply, in seconds
+    ``timeout`` bounds connecting, each write and every wait for a reply, in seconds
     (``None``: wait forever); it defaults to ``socket.getdefaulttimeout()``.
     A blocking ``reserve`` waits as long as the server may legitimately take:
     forever for ``reserve``, the reserve timeout plus ``timeout`` for
@@ -232,11 +232,38 @@ class Connection(ConnectionBase[Message]):
         """Send one command (with whatever must precede it) and return its decoded reply.
 
         ``tube`` routes a ``put`` to that tube without changing the used tube.
+        The common case (connected, nothing to put in force first, a reply
+        expected) takes a direct path; everything else goes through the
+        session's exchange.
         """
-        results = self._run((request,), tube)
-        if request.effect == "close":
-            self._drop()
-        return self._result(request, results)
+        with self._lock:
+            sock = self._sock
+            reader = self._reader
+            if sock is None or not request.expects_reply or reader.buffered or not self._session.simple(request, tube):
+                results = self._run((request,), tube)
+                if request.effect == "close":
+                    self._drop()
+                return self._result(request, results)
+            reader = self._reader
+            self._session.written = False
+            try:
+                if self._sock_timeout != self.timeout:  # a blocking reserve may have left it at None
+                    sock.settimeout(self.timeout)
+                    self._sock_timeout = self.timeout
+                sock.sendall(request.data)  # one command: cut short, it cannot have run
+                self._session.written = True
+                reply = reader.next_reply()
+                while reply is None:
+                    reply = reader.read(self._io(sock, request.wait))
+            except BaseException as exc:
+                error = self._failure(exc, (request,))
+                if error is exc:
+                    raise
+                raise error from exc
+            value = request.decode(reply)
+            if request.effect is not None:
+                self._session.applied(request, value)
+            return value
 
     def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
         """Pump the session's exchange for a batch over this socket; each item's result or exception."""

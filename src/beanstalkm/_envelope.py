@@ -30,6 +30,7 @@ _FIELDS = ("@context", "body", "created", "sender", "subscribe", "channel", "err
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+_COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def canonical(body: object) -> str:
@@ -60,24 +61,16 @@ def encode(
     errors: list[str],
 ) -> bytes:
     """The envelope's bytes, built around the already-encoded body."""
-    parts = [
-        '{"@context":"message","body":',
-        canonical_body,
-        ',"created":{"$data":',
-        str(created_ms),
-        '},"sender":',
-        sender_json,
-        ',"token":"',
-        token,
-        '","errors":',
-        json.dumps(errors, separators=(",", ":")),
-    ]
+    extra = ""
     if subscribe is not None:
-        parts += [',"subscribe":', json.dumps(subscribe)]
+        extra += ',"subscribe":' + _COMPACT(subscribe)
     if channel is not None:
-        parts += [',"channel":', json.dumps(channel)]
-    parts.append("}")
-    return "".join(parts).encode()
+        extra += ',"channel":' + _COMPACT(channel)
+    errors_json = _COMPACT(errors) if errors else "[]"
+    return (
+        f'{{"@context":"message","body":{canonical_body},"created":{{"$data":{created_ms}}},'
+        f'"sender":{sender_json},"token":"{token}","errors":{errors_json}{extra}}}'
+    ).encode()
 
 
 @dataclass

@@ -7,6 +7,7 @@ __all__ = ["DEFAULT_TUBE", "Message", "MessageBase"]
 import json
 import math
 from datetime import UTC, datetime
+from time import time as _time
 from typing import TYPE_CHECKING, Any
 
 from beanstalkm import _envelope
@@ -29,6 +30,25 @@ class MessageBase:
     ``deleted`` turns True. ``raw`` holds the job's bytes exactly as sent or
     received.
     """
+
+    __slots__ = (
+        "_delay",
+        "_priority",
+        "_token",
+        "_ttr",
+        "body",
+        "channel",
+        "context",
+        "created",
+        "deleted",
+        "envelope",
+        "errors",
+        "raw",
+        "reserved",
+        "sender",
+        "subscribe",
+        "uid",
+    )
 
     uid: int
     body: Any
@@ -63,7 +83,7 @@ class MessageBase:
     ) -> None:
         self.uid = uid
         self.body = body
-        self.created = created if created is not None else {"$data": _now_ms()}
+        self.created = created if created is not None else {"$data": int(_time() * 1000)}
         self.sender = sender if sender is not None else {}
         self.subscribe = subscribe
         self.channel = channel
@@ -194,6 +214,8 @@ class MessageBase:
 class Message(MessageBase):
     """A message bound to a sync :class:`~beanstalkm.Connection`."""
 
+    __slots__ = ("_conn",)
+
     def __init__(self, conn: Connection, body: Any, **kwargs: Any) -> None:
         super().__init__(body, **kwargs)
         self._conn = conn
@@ -267,9 +289,3 @@ class Message(MessageBase):
     def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""
         return self._job_stats() if self._has_stats() else None
-
-
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)

@@ -60,6 +60,12 @@ class Session:
         self.server_using = DEFAULT_SERVER_TUBE
         self.watching: list[str] = [DEFAULT_SERVER_TUBE]
 
+    def simple(self, request: Request[Any], tube: str | None) -> bool:
+        """Whether ``request`` can go out alone, with no ``use`` first (the sync driver's direct path)."""
+        if tube is not None:
+            return tube == self.server_using
+        return not request.uses_tube or self.server_using == self.using
+
     def exchange(self, reader: ReplyReader, requests: Sequence[Request[Any]], tube: str | None = None) -> Exchange:
         """The conversation for a batch: write it all at once, read every reply, decode.
 
@@ -77,8 +83,7 @@ class Session:
         for _ in range(plan.replies):
             reply = reader.next_reply()
             while reply is None:
-                reader.feed((yield plan.wait))
-                reply = reader.next_reply()
+                reply = reader.read((yield plan.wait))
             replies.append(reply)
         return self.finish(plan, replies)
 

@@ -246,6 +246,23 @@ class ReplyReader:
         self._pos = 0
         self._pending = None
 
+    def read(self, data: bytes) -> Reply | None:
+        """``feed(data)`` then ``next_reply()``; quicker when ``data`` is exactly one short reply."""
+        if (
+            self._pos == len(self._buf)
+            and self._pending is None
+            and len(data) <= self._max_line
+            and data.find(b"\r\n") == len(data) - 2
+        ):
+            try:
+                parts = data[:-2].decode("ascii").split(" ")
+            except UnicodeDecodeError:
+                parts = [""]
+            if parts[0] not in self._body_statuses and "" not in parts:
+                return Reply(parts[0], tuple(parts[1:]), None)
+        self._buf += data
+        return self.next_reply()
+
     def next_reply(self) -> Reply | None:
         """The next complete reply, or ``None`` if more bytes are needed."""
         buf = self._buf

@@ -62,6 +62,8 @@ class AsyncMessage(MessageBase):
     ``bury()`` still keep the job's own priority by default.
     """
 
+    __slots__ = ("_conn",)
+
     def __init__(self, conn: AsyncConnection, body: Any, **kwargs: Any) -> None:
         super().__init__(body, **kwargs)
         self._conn = conn
