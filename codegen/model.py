@@ -205,8 +205,14 @@ class Command:
         return f"_decode_{self.name}"
 
     @property
+    def own_raised(self) -> tuple[Failure, ...]:
+        """The command's own failure statuses that raise (the general ones are shared)."""
+        return tuple(f for f in self.failures if not f.returns_none and not f.general)
+
+    @property
     def failures_name(self) -> str:
-        return f"_{self.name.upper()}_FAILURES"
+        """The table of statuses this command raises on: its own plus the general errors."""
+        return f"_{self.name.upper()}_FAILURES" if self.own_raised else "GENERAL_FAILURES"
 
     @property
     def signature(self) -> str:
@@ -300,6 +306,12 @@ class Spec:
     stats: tuple[StatsType, ...]
     body_statuses: tuple[str, ...]
     defaults: tuple[tuple[str, int], ...]
+
+    @property
+    def general_failures(self) -> tuple[tuple[str, str], ...]:
+        """(status, class name) of the general errors, raised by every command."""
+        by_status = {e.status: e.name for e in self.errors}
+        return tuple((status, by_status[status]) for status in self.general_errors)
 
     @property
     def protocol_commands(self) -> tuple[Command, ...]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Connection", "ConnectionBase", "Pipeline"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Connection", "ConnectionBase", "Pipeline", "PipelineBase"]
 
 import contextlib
 import json
@@ -319,17 +319,16 @@ class Connection(ConnectionBase[Message]):
         return self._batch_results(requests, self._run(requests, tube) if requests else [])
 
 
-class Pipeline(PipelineCommands):
-    """Commands queued on a connection and sent in one write by :meth:`execute`.
+C = TypeVar("C")
 
-    beanstalkm reads every reply even when some fail, so the stream stays in
-    sync; then, if any item failed, :class:`~beanstalkm.BatchFailed` carries
-    each item's result or exception in order.
-    """
+
+class PipelineBase(PipelineCommands, Generic[C]):
+    """The queue of a pipeline (sync or async): commands are checked and
+    encoded as they are queued; ``results`` holds the last execution's."""
 
     __slots__ = ("_conn", "_requests", "results")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: C) -> None:
         self._conn = conn
         self._requests: list[Request[Any]] = []
         self.results: list[Any] | None = None
@@ -341,10 +340,24 @@ class Pipeline(PipelineCommands):
     def __len__(self) -> int:
         return len(self._requests)
 
+    def _take(self) -> list[Request[Any]]:
+        requests, self._requests = self._requests, []
+        return requests
+
+
+class Pipeline(PipelineBase["Connection"]):
+    """Commands queued on a connection and sent in one write by :meth:`execute`.
+
+    beanstalkm reads every reply even when some fail, so the stream stays in
+    sync; then, if any item failed, :class:`~beanstalkm.BatchFailed` carries
+    each item's result or exception in order.
+    """
+
+    __slots__ = ()
+
     def execute(self) -> list[Any]:
         """Send the queued commands; their results in order (jobs as messages)."""
-        requests, self._requests = self._requests, []
-        self.results = self._conn._batch(requests)
+        self.results = self._conn._batch(self._take())
         return self.results
 
     def __enter__(self) -> Self:

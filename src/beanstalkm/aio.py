@@ -38,13 +38,12 @@ from beanstalkm._client import (
     reserve_many_requests,
     split_reserved,
 )
-from beanstalkm._connection import _RECV, _UNSET, DEFAULT_HOST, DEFAULT_PORT, ConnectionBase
+from beanstalkm._connection import _RECV, _UNSET, DEFAULT_HOST, DEFAULT_PORT, ConnectionBase, PipelineBase
 from beanstalkm._errors import BatchFailed, InvalidArgument
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.aqueue import AsyncQueue
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
-from beanstalkm._generated.pipeline import PipelineCommands
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._message import DEFAULT_TUBE, MessageBase
 from beanstalkm._wire import Request
@@ -259,27 +258,14 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         return self._batch_results(requests, await self._run(requests, tube) if requests else [])
 
 
-class AsyncPipeline(PipelineCommands):
+class AsyncPipeline(PipelineBase["AsyncConnection"]):
     """Commands queued on an :class:`AsyncConnection`, sent in one write by ``await execute()``."""
 
-    __slots__ = ("_conn", "_requests", "results")
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-        self._requests: list[Request[Any]] = []
-        self.results: list[Any] | None = None
-
-    def _add(self, request: Request[Any]) -> Self:
-        self._requests.append(request)
-        return self
-
-    def __len__(self) -> int:
-        return len(self._requests)
+    __slots__ = ()
 
     async def execute(self) -> list[Any]:
         """Send the queued commands; their results in order (jobs as messages)."""
-        requests, self._requests = self._requests, []
-        self.results = await self._conn._batch(requests)
+        self.results = await self._conn._batch(self._take())
         return self.results
 
     async def __aenter__(self) -> Self:

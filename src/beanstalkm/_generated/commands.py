@@ -89,15 +89,21 @@ def new_reader(max_body: int = BODY_MAX) -> ReplyReader:
     return ReplyReader(BODY_STATUSES, REPLY_LINE_MAX, max_body)
 
 
-_PUT_FAILURES: dict[str, type[CommandFailed]] = {
-    "BURIED": Buried,
-    "EXPECTED_CRLF": ExpectedCrlf,
-    "JOB_TOO_BIG": JobTooBig,
-    "DRAINING": Draining,
+GENERAL_FAILURES: dict[str, type[CommandFailed]] = {
     "OUT_OF_MEMORY": OutOfMemory,
     "INTERNAL_ERROR": InternalError,
     "BAD_FORMAT": BadFormat,
     "UNKNOWN_COMMAND": UnknownCommand,
+}
+"""The general errors: any command may get them back."""
+
+
+_PUT_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
+    "BURIED": Buried,
+    "EXPECTED_CRLF": ExpectedCrlf,
+    "JOB_TOO_BIG": JobTooBig,
+    "DRAINING": Draining,
 }
 
 
@@ -121,19 +127,11 @@ def put(
     )
 
 
-_USE_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
-
-
 def _decode_use(reply: Reply) -> str:
     if reply.status == "USING":
         check_arity(reply, 1)
         return reply_str(reply, 0)
-    raise fail("use", reply, _USE_FAILURES)
+    raise fail("use", reply, GENERAL_FAILURES)
 
 
 def use(tube: str) -> Request[str]:
@@ -143,12 +141,9 @@ def use(tube: str) -> Request[str]:
 
 
 _RESERVE_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "DEADLINE_SOON": DeadlineSoon,
     "TIMED_OUT": TimedOut,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -165,12 +160,9 @@ def reserve() -> Request[Job]:
 
 
 _RESERVE_WITH_TIMEOUT_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "DEADLINE_SOON": DeadlineSoon,
     "TIMED_OUT": TimedOut,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -194,11 +186,8 @@ def reserve_with_timeout(timeout: int) -> Request[Job]:
 
 
 _RESERVE_JOB_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "NOT_FOUND": NotFound,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -216,11 +205,8 @@ def reserve_job(job_id: int) -> Request[Job]:
 
 
 _DELETE_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "NOT_FOUND": NotFound,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -238,12 +224,9 @@ def delete(job_id: int) -> Request[None]:
 
 
 _RELEASE_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "BURIED": Buried,
     "NOT_FOUND": NotFound,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -263,11 +246,8 @@ def release(job_id: int, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_
 
 
 _BURY_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "NOT_FOUND": NotFound,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -286,11 +266,8 @@ def bury(job_id: int, priority: int = DEFAULT_PRIORITY) -> Request[None]:
 
 
 _TOUCH_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "NOT_FOUND": NotFound,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -307,19 +284,11 @@ def touch(job_id: int) -> Request[None]:
     return Request("touch", b"touch %d\r\n" % (job_id,), _decode_touch)
 
 
-_WATCH_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
-
-
 def _decode_watch(reply: Reply) -> int:
     if reply.status == "WATCHING":
         check_arity(reply, 1)
         return reply_int(reply, 0)
-    raise fail("watch", reply, _WATCH_FAILURES)
+    raise fail("watch", reply, GENERAL_FAILURES)
 
 
 def watch(tube: str) -> Request[int]:
@@ -329,11 +298,8 @@ def watch(tube: str) -> Request[int]:
 
 
 _IGNORE_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "NOT_IGNORED": NotIgnored,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -350,21 +316,13 @@ def ignore(tube: str) -> Request[int]:
     return Request("ignore", b"ignore %b\r\n" % (tube.encode("ascii"),), _decode_ignore, effect="ignore", tube=tube)
 
 
-_PEEK_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
-
-
 def _decode_peek(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
         check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
         return None
-    raise fail("peek", reply, _PEEK_FAILURES)
+    raise fail("peek", reply, GENERAL_FAILURES)
 
 
 def peek(job_id: int) -> Request[Job | None]:
@@ -373,34 +331,18 @@ def peek(job_id: int) -> Request[Job | None]:
     return Request("peek", b"peek %d\r\n" % (job_id,), _decode_peek)
 
 
-_PEEK_READY_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
-
-
 def _decode_peek_ready(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
         check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
         return None
-    raise fail("peek-ready", reply, _PEEK_READY_FAILURES)
+    raise fail("peek-ready", reply, GENERAL_FAILURES)
 
 
 def peek_ready() -> Request[Job | None]:
     """Encode ``peek-ready``: Look at the next ready job in the used tube without reserving it. (Documented in full on ``Queue.peek_ready``.)"""
     return Request("peek-ready", b"peek-ready\r\n", _decode_peek_ready, uses_tube=True)
-
-
-_PEEK_DELAYED_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
 
 
 def _decode_peek_delayed(reply: Reply) -> Job | None:
@@ -409,20 +351,12 @@ def _decode_peek_delayed(reply: Reply) -> Job | None:
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
         return None
-    raise fail("peek-delayed", reply, _PEEK_DELAYED_FAILURES)
+    raise fail("peek-delayed", reply, GENERAL_FAILURES)
 
 
 def peek_delayed() -> Request[Job | None]:
     """Encode ``peek-delayed``: Look at the delayed job with the least delay left in the used tube without reserving it. (Documented in full on ``Queue.peek_delayed``.)"""
     return Request("peek-delayed", b"peek-delayed\r\n", _decode_peek_delayed, uses_tube=True)
-
-
-_PEEK_BURIED_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
 
 
 def _decode_peek_buried(reply: Reply) -> Job | None:
@@ -431,7 +365,7 @@ def _decode_peek_buried(reply: Reply) -> Job | None:
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
         return None
-    raise fail("peek-buried", reply, _PEEK_BURIED_FAILURES)
+    raise fail("peek-buried", reply, GENERAL_FAILURES)
 
 
 def peek_buried() -> Request[Job | None]:
@@ -439,19 +373,11 @@ def peek_buried() -> Request[Job | None]:
     return Request("peek-buried", b"peek-buried\r\n", _decode_peek_buried, uses_tube=True)
 
 
-_KICK_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
-
-
 def _decode_kick(reply: Reply) -> int:
     if reply.status == "KICKED":
         check_arity(reply, 1)
         return reply_int(reply, 0)
-    raise fail("kick", reply, _KICK_FAILURES)
+    raise fail("kick", reply, GENERAL_FAILURES)
 
 
 def kick(bound: int) -> Request[int]:
@@ -461,11 +387,8 @@ def kick(bound: int) -> Request[int]:
 
 
 _KICK_JOB_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "NOT_FOUND": NotFound,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -483,11 +406,8 @@ def kick_job(job_id: int) -> Request[None]:
 
 
 _STATS_JOB_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "NOT_FOUND": NotFound,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -505,11 +425,8 @@ def stats_job(job_id: int) -> Request[JobStats]:
 
 
 _STATS_TUBE_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "NOT_FOUND": NotFound,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -526,19 +443,11 @@ def stats_tube(tube: str) -> Request[TubeStats]:
     return Request("stats-tube", b"stats-tube %b\r\n" % (tube.encode("ascii"),), _decode_stats_tube)
 
 
-_STATS_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
-
-
 def _decode_stats(reply: Reply) -> ServerStats:
     if reply.status == "OK":
         check_arity(reply, 1)
         return ServerStats.from_yaml(reply_body(reply))
-    raise fail("stats", reply, _STATS_FAILURES)
+    raise fail("stats", reply, GENERAL_FAILURES)
 
 
 def stats() -> Request[ServerStats]:
@@ -546,19 +455,11 @@ def stats() -> Request[ServerStats]:
     return Request("stats", b"stats\r\n", _decode_stats)
 
 
-_LIST_TUBES_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
-
-
 def _decode_list_tubes(reply: Reply) -> list[str]:
     if reply.status == "OK":
         check_arity(reply, 1)
         return parse_list(reply_body(reply))
-    raise fail("list-tubes", reply, _LIST_TUBES_FAILURES)
+    raise fail("list-tubes", reply, GENERAL_FAILURES)
 
 
 def list_tubes() -> Request[list[str]]:
@@ -566,19 +467,11 @@ def list_tubes() -> Request[list[str]]:
     return Request("list-tubes", b"list-tubes\r\n", _decode_list_tubes)
 
 
-_USING_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
-
-
 def _decode_using(reply: Reply) -> str:
     if reply.status == "USING":
         check_arity(reply, 1)
         return reply_str(reply, 0)
-    raise fail("list-tube-used", reply, _USING_FAILURES)
+    raise fail("list-tube-used", reply, GENERAL_FAILURES)
 
 
 def using() -> Request[str]:
@@ -586,19 +479,11 @@ def using() -> Request[str]:
     return Request("list-tube-used", b"list-tube-used\r\n", _decode_using, uses_tube=True)
 
 
-_WATCHING_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
-
-
 def _decode_watching(reply: Reply) -> list[str]:
     if reply.status == "OK":
         check_arity(reply, 1)
         return parse_list(reply_body(reply))
-    raise fail("list-tubes-watched", reply, _WATCHING_FAILURES)
+    raise fail("list-tubes-watched", reply, GENERAL_FAILURES)
 
 
 def watching() -> Request[list[str]]:
@@ -607,11 +492,8 @@ def watching() -> Request[list[str]]:
 
 
 _PAUSE_TUBE_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "NOT_FOUND": NotFound,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -629,9 +511,6 @@ def pause_tube(tube: str, delay: int) -> Request[None]:
     return Request("pause-tube", b"pause-tube %b %d\r\n" % (tube.encode("ascii"), delay), _decode_pause_tube)
 
 
-_QUIT_FAILURES: dict[str, type[CommandFailed]] = {}
-
-
 def _decode_quit(reply: Reply) -> None:
     return None  # the server sends no reply
 
@@ -642,11 +521,8 @@ def quit() -> Request[None]:
 
 
 _STATS_JOB_YAML_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "NOT_FOUND": NotFound,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -664,11 +540,8 @@ def stats_job_yaml(job_id: int) -> Request[str]:
 
 
 _STATS_TUBE_YAML_FAILURES: dict[str, type[CommandFailed]] = {
+    **GENERAL_FAILURES,
     "NOT_FOUND": NotFound,
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
 }
 
 
@@ -685,19 +558,11 @@ def stats_tube_yaml(tube: str) -> Request[str]:
     return Request("stats-tube", b"stats-tube %b\r\n" % (tube.encode("ascii"),), _decode_stats_tube_yaml)
 
 
-_STATS_YAML_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
-
-
 def _decode_stats_yaml(reply: Reply) -> str:
     if reply.status == "OK":
         check_arity(reply, 1)
         return reply_text(reply)
-    raise fail("stats", reply, _STATS_YAML_FAILURES)
+    raise fail("stats", reply, GENERAL_FAILURES)
 
 
 def stats_yaml() -> Request[str]:
@@ -705,19 +570,11 @@ def stats_yaml() -> Request[str]:
     return Request("stats", b"stats\r\n", _decode_stats_yaml)
 
 
-_LIST_TUBES_YAML_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
-
-
 def _decode_list_tubes_yaml(reply: Reply) -> str:
     if reply.status == "OK":
         check_arity(reply, 1)
         return reply_text(reply)
-    raise fail("list-tubes", reply, _LIST_TUBES_YAML_FAILURES)
+    raise fail("list-tubes", reply, GENERAL_FAILURES)
 
 
 def list_tubes_yaml() -> Request[str]:
@@ -725,19 +582,11 @@ def list_tubes_yaml() -> Request[str]:
     return Request("list-tubes", b"list-tubes\r\n", _decode_list_tubes_yaml)
 
 
-_WATCHING_YAML_FAILURES: dict[str, type[CommandFailed]] = {
-    "OUT_OF_MEMORY": OutOfMemory,
-    "INTERNAL_ERROR": InternalError,
-    "BAD_FORMAT": BadFormat,
-    "UNKNOWN_COMMAND": UnknownCommand,
-}
-
-
 def _decode_watching_yaml(reply: Reply) -> str:
     if reply.status == "OK":
         check_arity(reply, 1)
         return reply_text(reply)
-    raise fail("list-tubes-watched", reply, _WATCHING_YAML_FAILURES)
+    raise fail("list-tubes-watched", reply, GENERAL_FAILURES)
 
 
 def watching_yaml() -> Request[str]:
