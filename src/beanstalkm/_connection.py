@@ -244,7 +244,6 @@ class Connection(ConnectionBase[Message]):
                 if request.effect == "close":
                     self._drop()
                 return self._result(request, results)
-            reader = self._reader
             self._session.written = False
             try:
                 if self._sock_timeout != self.timeout:  # a blocking reserve may have left it at None
@@ -252,7 +251,7 @@ class Connection(ConnectionBase[Message]):
                     self._sock_timeout = self.timeout
                 sock.sendall(request.data)  # one command: cut short, it cannot have run
                 self._session.written = True
-                reply = reader.next_reply()
+                reply = None  # nothing was buffered: the reply is all to come
                 while reply is None:
                     reply = reader.read(self._io(sock, request.wait))
             except BaseException as exc:

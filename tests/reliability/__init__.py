@@ -1,0 +1,1 @@
+"""Reliability tests: timeouts, server faults, a multi-process soak, bad input, fuzzing, threads."""
