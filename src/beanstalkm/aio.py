@@ -24,7 +24,7 @@ __all__ = ["AsyncClient", "AsyncConnection", "AsyncMessage", "AsyncPipeline", "A
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -39,7 +39,7 @@ from beanstalkm._client import (
     split_reserved,
 )
 from beanstalkm._connection import _RECV, _UNSET, DEFAULT_HOST, DEFAULT_PORT, ConnectionBase, PipelineBase
-from beanstalkm._errors import BatchFailed, InvalidArgument
+from beanstalkm._errors import BatchFailed, CommandFailed, InvalidArgument, InvalidEnvelope
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.aqueue import AsyncQueue
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
@@ -61,11 +61,31 @@ class AsyncMessage(MessageBase):
     ``bury()`` still keep the job's own priority by default.
     """
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_lease")
 
     def __init__(self, conn: AsyncConnection, body: Any, **kwargs: Any) -> None:
         super().__init__(body, **kwargs)
         self._conn = conn
+        self._lease: Callable[[], None] | None = None  # AsyncPool.reserve: gives the connection back
+
+    @contextlib.contextmanager
+    def _settling(self) -> Iterator[None]:
+        """Around a delete, release or bury. Once the reservation is over (settled, refused by
+        the server, or void with a dropped connection) a connection lent by :class:`AsyncPool`
+        goes back to it; not when the call was refused before sending, or cancelled in line."""
+        try:
+            yield
+        except CommandFailed:
+            self._end_lease()
+            raise
+        finally:
+            if not self.reserved or not self._conn.connected:
+                self._end_lease()
+
+    def _end_lease(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease()
 
     @property
     def priority(self) -> int | None:
@@ -100,19 +120,22 @@ class AsyncMessage(MessageBase):
 
     async def delete(self) -> None:
         """Delete the job; afterwards ``deleted`` is True and ``stats()`` returns None."""
-        if self._deletable():
-            await self._conn.queue.delete(self.uid)
-        self._deleted()
+        with self._settling():
+            if self._deletable():
+                await self._conn.queue.delete(self.uid)
+            self._deleted()
 
     async def release(self, priority: int | None = None, delay: int | None = None) -> None:
         """Release the reserved job (keeping its own priority unless one is given)."""
-        await self._conn.queue.release(self.uid, await self._own_priority(priority), delay or 0)
-        self._settled(priority)
+        with self._settling():
+            await self._conn.queue.release(self.uid, await self._own_priority(priority), delay or 0)
+            self._settled(priority)
 
     async def bury(self, priority: int | None = None) -> None:
         """Bury the reserved job (keeping its own priority unless one is given)."""
-        await self._conn.queue.bury(self.uid, await self._own_priority(priority))
-        self._settled(priority)
+        with self._settling():
+            await self._conn.queue.bury(self.uid, await self._own_priority(priority))
+            self._settled(priority)
 
     async def kick(self) -> None:
         """Kick this buried or delayed job to ready."""
@@ -174,7 +197,15 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         return streams
 
     async def close(self) -> None:
-        """Send ``quit`` and close the stream. A later command connects again."""
+        """Send ``quit`` and close the stream. A later command connects again.
+
+        If another task is waiting for a reply on this connection (a blocking
+        ``reserve``), the stream is closed under it at once: that task gets a
+        ``SocketError`` instead of holding ``close()`` up indefinitely.
+        """
+        if self._lock.locked():
+            self._drop()
+            return
         async with self._lock:
             streams, self._streams = self._streams, None
             self._reader.clear()
@@ -237,14 +268,31 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         """One step of an exchange: write bytes, or wait for more."""
         reader, writer = streams
         if isinstance(step, bytes):
-            writer.write(step)
-            await writer.drain()
+            writer.write(step)  # sends what the socket takes at once: whole commands may reach the server
+            self._session.written = True
+            await self._drain(writer)
             return b""
         async with asyncio.timeout(self._read_timeout(step)):
             chunk = await reader.read(max(_RECV, self._reader.missing()))
         if not chunk:
             raise ConnectionResetError("the server closed the connection")
         return chunk
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
+        """Wait until the write buffer drains; ``TimeoutError`` after ``timeout`` seconds without progress
+        (as the sync driver's timeout bounds each send), so a stopped server cannot hold a big write forever."""
+        while True:
+            pending = writer.transport.get_write_buffer_size()
+            if not pending or self.timeout is None:  # all sent (the usual case), or no bound: nothing to time
+                await writer.drain()
+                return
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await writer.drain()
+                return
+            except TimeoutError:
+                if writer.transport.get_write_buffer_size() >= pending:
+                    raise
 
     def _new_message(self, body: Any, kwargs: dict[str, Any]) -> AsyncMessage:
         return AsyncMessage(self, body, **kwargs)
@@ -359,7 +407,8 @@ class AsyncPool:
     A blocking reserve holds its connection, so one connection cannot serve
     many consumers: each ``async with pool.client() as c:`` borrows one (up to
     ``size``; more callers wait). Every pooled connection watches ``watch``.
-    ``put``/``reserve`` borrow a client for one call.
+    ``put``/``reserve`` borrow a client for one call; a job ``reserve`` leaves
+    reserved keeps its connection until the message is deleted, released or buried.
     """
 
     def __init__(
@@ -393,21 +442,31 @@ class AsyncPool:
         self._all.append(client)
         return client
 
+    async def _borrow(self) -> AsyncClient:
+        await self._slots.acquire()
+        try:
+            return self._idle.pop() if self._idle else await self._new()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _give_back(self, client: AsyncClient) -> None:
+        """A borrowed client back to the pool; out of it if it broke (or the pool was closed meanwhile)."""
+        if client in self._all:
+            if client.connected:
+                self._idle.append(client)
+            else:
+                self._all.remove(client)
+        self._slots.release()
+
     @contextlib.asynccontextmanager
     async def client(self) -> AsyncIterator[AsyncClient]:
-        """Borrow a connected client; it goes back to the pool afterwards (closed if it broke)."""
-        async with self._slots:
-            client = self._idle.pop() if self._idle else await self._new()
-            try:
-                yield client
-            except BaseException:
-                if not client.connected:
-                    self._all.remove(client)
-                    raise
-                self._idle.append(client)
-                raise
-            else:
-                self._idle.append(client)
+        """Borrow a connected client; it goes back to the pool afterwards (out of it if it broke)."""
+        client = await self._borrow()
+        try:
+            yield client
+        finally:
+            self._give_back(client)
 
     async def put(self, body: Any, tube: str = DEFAULT_TUBE, **kwargs: Any) -> AsyncMessage:
         """``AsyncClient.put`` on a borrowed connection."""
@@ -415,9 +474,31 @@ class AsyncPool:
             return await c.put(body, tube, **kwargs)
 
     async def reserve(self, timeout: int | None = None, drop: bool = True) -> AsyncMessage | None:
-        """``AsyncClient.reserve`` on a borrowed connection (its lifecycle methods keep using it)."""
-        async with self.client() as c:
-            return await c.reserve(timeout=timeout, drop=drop)
+        """``AsyncClient.reserve`` on a borrowed connection.
+
+        beanstalkd ties a reservation to its connection, so a job left reserved
+        (``drop=False``, or the message of an ``InvalidEnvelope``) keeps that
+        connection and its place in the pool until the message is deleted,
+        released or buried: no other task can block it in a reserve meanwhile.
+        """
+        client = await self._borrow()
+        try:
+            message = await client.reserve(timeout=timeout, drop=drop)
+        except InvalidEnvelope as exc:
+            self._lend(client, exc.message)
+            raise
+        except BaseException:
+            self._give_back(client)
+            raise
+        self._lend(client, message)
+        return message
+
+    def _lend(self, client: AsyncClient, message: object) -> None:
+        """Leave ``client`` with ``message`` while it holds a reservation, else give it back."""
+        if isinstance(message, AsyncMessage) and message.reserved and client.connected:
+            message._lease = lambda: self._give_back(client)
+        else:
+            self._give_back(client)
 
     async def close(self) -> None:
         """Close every connection."""

@@ -30,12 +30,13 @@ from beanstalkm import (
     Draining,
     InvalidArgument,
     InvalidEnvelope,
-    Message,
     NotFound,
     SocketError,
     TubeStats,
 )
 from beanstalkm.testing import BeanstalkdServer, ServerFactory
+
+from ._flavours import ClientFactory, ConnectionFactory, Flavour, is_message
 
 MISSING_ID = 987654321
 
@@ -63,15 +64,15 @@ BODIES: list[Any] = [
 
 
 @pytest.fixture
-def client(server: BeanstalkdServer) -> Iterator[Client]:
-    with Client(server.host, server.port, timeout=10) as c:
+def client(server: BeanstalkdServer, make_client: ClientFactory) -> Iterator[Client]:
+    with make_client(server.host, server.port, timeout=10) as c:
         yield c
 
 
 @pytest.fixture
-def observer(server: BeanstalkdServer) -> Iterator[Connection]:
+def observer(server: BeanstalkdServer, make_connection: ConnectionFactory) -> Iterator[Connection]:
     """A second connection, to look at the server without touching the client's state."""
-    with Connection(server.host, server.port, timeout=10) as c:
+    with make_connection(server.host, server.port, timeout=10) as c:
         yield c
 
 
@@ -88,7 +89,7 @@ def _state(conn: Connection, job_id: int) -> str:
 
 def test_put_returns_sent_message(client: Client, observer: Connection) -> None:
     m = client.put("hey!")
-    assert isinstance(m, Message)
+    assert is_message(m)
     assert m.uid > 0
     assert m.body == "hey!"
     stats = observer.queue.stats_job(m.uid)
@@ -228,9 +229,9 @@ def test_reserve_waits_for_a_delayed_job(client: Client) -> None:
 
 @pytest.mark.parametrize("timeout", [None, 3])
 def test_reserve_may_wait_longer_than_the_socket_timeout(
-    server: BeanstalkdServer, observer: Connection, timeout: int | None
+    server: BeanstalkdServer, observer: Connection, make_client: ClientFactory, timeout: int | None
 ) -> None:
-    with Client(server.host, server.port, timeout=0.2) as c:
+    with make_client(server.host, server.port, timeout=0.2) as c:
         c.watch(DEFAULT_TUBE)
         timer = threading.Timer(0.6, lambda: observer.queue.put(b"late"))
         timer.start()
@@ -396,8 +397,8 @@ def test_lifecycle_errors_are_raised(client: Client) -> None:
 
 
 @pytest.mark.parametrize("validate", [None, True, False])
-def test_body_round_trips(server: BeanstalkdServer, validate: bool | None) -> None:
-    with Client(server.host, server.port, timeout=10, validate=validate) as c:
+def test_body_round_trips(server: BeanstalkdServer, make_client: ClientFactory, validate: bool | None) -> None:
+    with make_client(server.host, server.port, timeout=10, validate=validate) as c:
         c.watch(DEFAULT_TUBE)
         for body in BODIES:
             sent = c.put(body)
@@ -419,8 +420,8 @@ JSON_VALUES = st.recursive(
 
 
 @pytest.fixture(scope="module")
-def shared_client(beanstalkd: BeanstalkdServer) -> Iterator[Client]:
-    with Client(beanstalkd.host, beanstalkd.port, timeout=10) as c:
+def shared_client(beanstalkd: BeanstalkdServer, flavour: Flavour) -> Iterator[Client]:
+    with flavour.client(beanstalkd.host, beanstalkd.port, timeout=10) as c:
         c.watch("hypothesis-bodies")
         c.ignore("default")
         yield c
@@ -612,8 +613,10 @@ def test_invalid_envelope_from_low_level_reserve(client: Client, observer: Conne
     assert observer.queue.peek(job_id) is None
 
 
-def test_invalid_envelope_without_validation_reads_its_body(server: BeanstalkdServer) -> None:
-    with Client(server.host, server.port, timeout=10, validate=False) as c:
+def test_invalid_envelope_without_validation_reads_its_body(
+    server: BeanstalkdServer, make_client: ClientFactory
+) -> None:
+    with make_client(server.host, server.port, timeout=10, validate=False) as c:
         c.queue.put(b'{"@context": "message", "body": 1}')
         m = c.reserve(timeout=0)
         assert m is not None and m.body == 1
@@ -627,7 +630,7 @@ def test_reserve_many_with_an_invalid_envelope(client: Client, observer: Connect
     with pytest.raises(BatchFailed) as info:
         client.reserve_many(5)
     results = info.value.results
-    assert [m.body for m in results if isinstance(m, Message)] == ["good", "also good"]
+    assert [m.body for m in results if is_message(m)] == ["good", "also good"]
     [error] = info.value.errors
     assert isinstance(error, InvalidEnvelope)
     assert error.message.uid == bad_id and error.message.reserved is True
@@ -637,9 +640,9 @@ def test_reserve_many_with_an_invalid_envelope(client: Client, observer: Connect
     assert _state(observer, bad_id) == "reserved"
 
 
-def test_large_bodies(server_factory: ServerFactory) -> None:
+def test_large_bodies(server_factory: ServerFactory, make_client: ClientFactory) -> None:
     big = server_factory(max_job_size=2_000_000)
-    with Client(big.host, big.port, timeout=10) as c:
+    with make_client(big.host, big.port, timeout=10) as c:
         c.watch(DEFAULT_TUBE)
         body = {"blob": "☃" * 300_000, "n": list(range(1000))}  # > 900 kB on the wire
         sent = c.put(body)
@@ -690,8 +693,8 @@ def test_watch_list_after_reconnect_is_the_same_set(client: Client) -> None:
     assert sorted(client.queue.watching()) == sorted(before) == ["b", "default"]
 
 
-def test_state_restored_after_server_restart(server: BeanstalkdServer) -> None:
-    with Client(server.host, server.port, timeout=5) as c:
+def test_state_restored_after_server_restart(server: BeanstalkdServer, make_client: ClientFactory) -> None:
+    with make_client(server.host, server.port, timeout=5) as c:
         c.watch("kept")
         c.ignore("default")
         c.queue.use("used")
@@ -708,8 +711,8 @@ def test_state_restored_after_server_restart(server: BeanstalkdServer) -> None:
         assert got is not None and got.body == "after restart"
 
 
-def test_reply_timeout_then_recovery(server: BeanstalkdServer) -> None:
-    with Client(server.host, server.port, timeout=0.3) as c:
+def test_reply_timeout_then_recovery(server: BeanstalkdServer, make_client: ClientFactory) -> None:
+    with make_client(server.host, server.port, timeout=0.3) as c:
         c.watch("kept")
         c.queue.use("used")
         server.pause()
@@ -738,8 +741,8 @@ def test_ignore_last_tube(client: Client) -> None:
     assert client.queue.watching() == ["default"]
 
 
-def test_context_manager_closes(server: BeanstalkdServer, observer: Connection) -> None:
-    with Client(server.host, server.port, timeout=10) as c:
+def test_context_manager_closes(server: BeanstalkdServer, observer: Connection, make_client: ClientFactory) -> None:
+    with make_client(server.host, server.port, timeout=10) as c:
         assert c.connected
         c.put("x")
         assert observer.queue.stats().current_connections == 2
@@ -855,12 +858,12 @@ def test_pipeline_results_in_order(client: Client) -> None:
     first, second = results[1], results[2]
     assert isinstance(first, int) and isinstance(second, int) and second == first + 1
     peeked = results[3]
-    assert isinstance(peeked, Message) and peeked.uid == second  # priority 1 comes first
+    assert is_message(peeked) and peeked.uid == second  # priority 1 comes first
     tube = results[4]
     assert isinstance(tube, TubeStats) and tube.name == "piped" and tube.current_jobs_ready == 2
     assert results[5:7] == ["piped", 2]
     reserved = results[7]
-    assert isinstance(reserved, Message) and (reserved.uid, reserved.raw) == (second, b"second")
+    assert is_message(reserved) and (reserved.uid, reserved.raw) == (second, b"second")
     assert client.queue.using() == "piped"
 
 
@@ -872,7 +875,7 @@ def test_pipeline_uses_the_callers_tube_after_client_put(client: Client, observe
     assert p.results is not None
     job_id, peeked, using, kicked = p.results
     assert observer.queue.stats_job(job_id).tube == "mine"
-    assert isinstance(peeked, Message) and peeked.uid == job_id
+    assert is_message(peeked) and peeked.uid == job_id
     assert (using, kicked) == ("mine", 0)
 
 

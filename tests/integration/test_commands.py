@@ -23,7 +23,6 @@ from beanstalkm import (
     Draining,
     JobStats,
     JobTooBig,
-    Message,
     NotFound,
     NotIgnored,
     ServerStats,
@@ -33,6 +32,8 @@ from beanstalkm import (
 )
 from beanstalkm.testing import BeanstalkdServer, ServerFactory
 
+from ._flavours import ClientFactory, ConnectionFactory, is_message
+
 MISSING_ID = 987654321
 
 # Tube names a type-resolving YAML loader turns into True, None, 83, 1.5, 1000.0 (protocol-notes §6).
@@ -40,8 +41,8 @@ TRAP_TUBES = ["on", "yes", "null", "0123", "1.5", "1e3"]
 
 
 @pytest.fixture
-def conn(server: BeanstalkdServer) -> Iterator[Connection]:
-    with Connection(server.host, server.port, timeout=10) as c:
+def conn(server: BeanstalkdServer, make_connection: ConnectionFactory) -> Iterator[Connection]:
+    with make_connection(server.host, server.port, timeout=10) as c:
         yield c
 
 
@@ -117,7 +118,7 @@ def test_reserve_variants(conn: Connection) -> None:
     third = q.put(b"three", delay=3600)
 
     m = q.reserve()
-    assert isinstance(m, Message)
+    assert is_message(m)
     assert (m.uid, m.raw, m.body) == (first, b"one", "one")
     assert q.stats_job(first).state == "reserved"
 
@@ -223,7 +224,7 @@ def test_peek_commands(conn: Connection) -> None:
     q.bury(buried)
 
     peeked = q.peek(ready)
-    assert isinstance(peeked, Message)
+    assert is_message(peeked)
     assert (peeked.uid, peeked.body, peeked.raw) == (ready, "ready", b"ready")
     found = [q.peek_ready(), q.peek_delayed(), q.peek_buried()]
     assert [(m.uid, m.body) if m else None for m in found] == [
@@ -478,7 +479,7 @@ def test_not_found(conn: Connection, command: str) -> None:
     assert conn.queue.using() == "default"  # the connection is still in sync
 
 
-def test_not_found_for_jobs_in_the_wrong_state(conn: Connection) -> None:
+def test_not_found_for_jobs_in_the_wrong_state(conn: Connection, make_connection: ConnectionFactory) -> None:
     q = conn.queue
     job_id = q.put(b"x")
     # ready, not reserved by us: release/bury/touch fail
@@ -492,7 +493,7 @@ def test_not_found_for_jobs_in_the_wrong_state(conn: Connection) -> None:
     with pytest.raises(NotFound):
         q.kick_job(job_id)
     # delete of a job reserved by another connection
-    with Connection(conn.host, conn.port, timeout=10) as other:
+    with make_connection(conn.host, conn.port, timeout=10) as other:
         assert other.queue.reserve_job(job_id).uid == job_id
         with pytest.raises(NotFound):
             q.delete(job_id)
@@ -522,9 +523,9 @@ def test_timed_out(conn: Connection) -> None:
     assert conn.queue.using() == "default"
 
 
-def test_job_too_big(server_factory: ServerFactory) -> None:
+def test_job_too_big(server_factory: ServerFactory, make_connection: ConnectionFactory) -> None:
     small = server_factory(max_job_size=10)
-    with Connection(small.host, small.port, timeout=10) as c:
+    with make_connection(small.host, small.port, timeout=10) as c:
         q = c.queue
         assert q.stats().max_job_size == 10
         with pytest.raises(JobTooBig) as info:
@@ -575,22 +576,24 @@ def test_deadline_soon(conn: Connection) -> None:
     assert q.stats_job(job_id).state == "reserved"
 
 
-def test_connection_refused_names_host_and_port() -> None:
+def test_connection_refused_names_host_and_port(make_connection: ConnectionFactory) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # nothing listens on `port` now
     with pytest.raises(SocketError) as info:
-        Connection("127.0.0.1", port, timeout=5)
+        make_connection("127.0.0.1", port, timeout=5)
     assert isinstance(info.value, OSError)
     assert isinstance(info.value, beanstalkm.BeanstalkmException)
     assert "127.0.0.1" in str(info.value)
     assert str(port) in str(info.value)
 
 
-def test_unix_socket_end_to_end(unix_server: BeanstalkdServer) -> None:
+def test_unix_socket_end_to_end(
+    unix_server: BeanstalkdServer, make_connection: ConnectionFactory, make_client: ClientFactory
+) -> None:
     assert unix_server.unix_path is not None
-    with Connection(unix_socket=unix_server.unix_path, timeout=10) as c:
+    with make_connection(unix_socket=unix_server.unix_path, timeout=10) as c:
         q = c.queue
         assert q.use("unix") == "unix"
         job_id = q.put("über")
@@ -601,7 +604,7 @@ def test_unix_socket_end_to_end(unix_server: BeanstalkdServer) -> None:
         q.delete(job_id)
         assert q.peek(job_id) is None
         assert q.stats().current_connections == 1
-    with beanstalkm.Client(unix_socket=unix_server.unix_path, timeout=10) as client:
+    with make_client(unix_socket=unix_server.unix_path, timeout=10) as client:
         sent = client.put({"via": "unix"})
         client.watch(beanstalkm.DEFAULT_TUBE)
         got = client.reserve(timeout=0)

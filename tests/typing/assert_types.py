@@ -7,7 +7,7 @@ sits inside a function so importing it does nothing.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal, assert_type
+from typing import Any, Literal, assert_type
 
 import beanstalkm
 from beanstalkm import (
@@ -21,7 +21,9 @@ from beanstalkm import (
     StatValue,
     TubeStats,
 )
+from beanstalkm._generated.aqueue import AsyncQueue
 from beanstalkm._generated.queue import Queue
+from beanstalkm.aio import AsyncClient, AsyncConnection, AsyncMessage, AsyncPipeline, AsyncPool
 
 
 def queue_commands(client: beanstalkm.Client) -> None:
@@ -127,3 +129,101 @@ def errors_api() -> None:
     assert_type(buried.status, str)
     assert_type(beanstalkm.STATUS_ERRORS["NOT_FOUND"], type[CommandFailed])
     assert_type(NotFound("delete", "NOT_FOUND"), NotFound)
+
+
+# -- the asyncio flavour ---------------------------------------------------------------------------
+
+
+async def async_queue_commands(client: AsyncClient) -> None:
+    q = client.queue
+    assert_type(q, AsyncQueue)
+
+    assert_type(await q.put(b"body"), int)
+    assert_type(await q.put("body", priority=1, delay=2, ttr=3), int)
+    assert_type(await q.use("tube"), str)
+    assert_type(await q.using(), str)
+    assert_type(await q.watch("tube"), int)
+    assert_type(await q.ignore("tube"), int)
+    assert_type(await q.kick(10), int)
+    assert_type(await q.list_tubes(), list[str])
+    assert_type(await q.watching(), list[str])
+
+    assert_type(await q.reserve(), AsyncMessage)
+    assert_type(await q.reserve_with_timeout(0), AsyncMessage)
+    assert_type(await q.reserve_job(1), AsyncMessage)
+    assert_type(await q.peek(1), AsyncMessage | None)
+    assert_type(await q.peek_ready(), AsyncMessage | None)
+    assert_type(await q.peek_delayed(), AsyncMessage | None)
+    assert_type(await q.peek_buried(), AsyncMessage | None)
+
+    assert_type(await q.delete(1), None)
+    assert_type(await q.release(1, priority=5, delay=0), None)
+    assert_type(await q.bury(1), None)
+    assert_type(await q.touch(1), None)
+    assert_type(await q.kick_job(1), None)
+    assert_type(await q.pause_tube("tube", 10), None)
+    assert_type(await q.quit(), None)
+
+    assert_type(await q.stats(), ServerStats)
+    assert_type(await q.stats_tube("tube"), TubeStats)
+    assert_type(await q.stats_job(1), JobStats)
+    assert_type(await q.stats_yaml(), str)
+    assert_type(await q.stats_tube_yaml("tube"), str)
+    assert_type(await q.stats_job_yaml(1), str)
+    assert_type(await q.list_tubes_yaml(), str)
+    assert_type(await q.watching_yaml(), str)
+
+
+async def async_client_api(client: AsyncClient) -> None:
+    assert_type(await client.reserve(), AsyncMessage | None)
+    assert_type(await client.reserve(timeout=0, drop=False), AsyncMessage | None)
+    assert_type(await client.put({"a": 1}), AsyncMessage)
+    assert_type(await client.put("body", tube="t", priority=1, delay=0, ttr=60), AsyncMessage)
+    assert_type(await client.watch("tube"), int)
+    assert_type(await client.ignore("tube"), int)
+    assert_type(client("body"), AsyncMessage)
+    assert_type(await client.put_many([1, 2]), list[AsyncMessage])
+    assert_type(await client.reserve_many(2), list[AsyncMessage])
+    assert_type(await client.delete_many([1, await client.put(3)]), None)
+    assert_type(client.pipeline(), AsyncPipeline)
+    assert_type(client.pipeline().put(b"x").delete(1).stats(), AsyncPipeline)
+    assert_type(await client.pipeline().execute(), list[Any])
+    assert_type(client.connected, bool)
+    assert_type(await client.connect(), None)
+    assert_type(await client.reconnect(), None)
+    assert_type(await client.close(), None)
+    async with client as entered:
+        assert_type(entered, AsyncClient)
+    async with AsyncConnection() as conn:
+        assert_type(conn, AsyncConnection)
+        assert_type(await conn.queue.peek(1), AsyncMessage | None)
+    async with client.pipeline() as p:
+        assert_type(p, AsyncPipeline)
+
+
+async def async_message_api(client: AsyncClient) -> None:
+    message = await client.put("body")
+    assert_type(message.uid, int)
+    assert_type(await message.stats(), JobStats | None)
+    assert_type(message.priority, int | None)
+    assert_type(message.delay, int | None)
+    assert_type(message.ttr, int | None)
+    assert_type(await message.send(), int)
+    assert_type(await message.delete(), None)
+    assert_type(await message.release(), None)
+    assert_type(await message.release(priority=1, delay=2), None)
+    assert_type(await message.bury(priority=1), None)
+    assert_type(await message.touch(), None)
+    assert_type(await message.kick(), None)
+
+
+async def async_pool_api() -> None:
+    async with AsyncPool("127.0.0.1", 11300, timeout=5, size=4, watch=["jobs"]) as pool:
+        assert_type(pool, AsyncPool)
+        assert_type(pool.size, int)
+        assert_type(await pool.put({"a": 1}, tube="jobs", priority=1), AsyncMessage)
+        assert_type(await pool.reserve(), AsyncMessage | None)
+        assert_type(await pool.reserve(timeout=0, drop=False), AsyncMessage | None)
+        async with pool.client() as c:
+            assert_type(c, AsyncClient)
+        assert_type(await pool.close(), None)

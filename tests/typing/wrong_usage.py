@@ -8,6 +8,7 @@ Nothing runs it.
 from __future__ import annotations
 
 import beanstalkm
+from beanstalkm.aio import AsyncClient, AsyncMessage, AsyncPool
 
 
 def misuse(client: beanstalkm.Client) -> None:
@@ -44,3 +45,14 @@ def misuse_errors() -> None:
     job_id: int = beanstalkm.Buried("put", "BURIED", ()).id  # None when the reply lacks it
     beanstalkm.NotFound("delete")  # status is required
     print(job_id)
+
+
+async def misuse_async(client: AsyncClient, pool: AsyncPool) -> None:
+    m: AsyncMessage = client.reserve()  # forgot await: a coroutine, not a message
+    client.watch("tube")  # forgot await: the command never runs
+    client.put("body").delete()  # forgot await: a coroutine has no delete
+    message = await client.put("body")
+    priority: int = message.priority  # None until known, for a received job
+    with pool.client() as c:  # an async context manager
+        print(c)
+    print(m, priority)
