@@ -330,7 +330,7 @@ class PipelineBase(PipelineCommands, Generic[C]):
     def __init__(self, conn: C) -> None:
         self._conn = conn
         self._requests: list[Request[Any]] = []
-        self.results: list[Any] | None = None
+        self.results: list[object] | None = None
 
     def _add(self, request: Request[Any]) -> Self:
         self._requests.append(request)
@@ -354,7 +354,7 @@ class Pipeline(PipelineBase["Connection"]):
 
     __slots__ = ()
 
-    def execute(self) -> list[Any]:
+    def execute(self) -> list[object]:
         """Send the queued commands; their results in order (jobs as messages)."""
         self.results = self._conn._batch(self._take())
         return self.results

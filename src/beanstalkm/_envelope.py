@@ -47,8 +47,14 @@ def canonical(body: object) -> str:
 
 
 def token_of(canonical_body: str) -> str:
-    """beanstalkm 1.0's token: md5 hex of the canonical JSON ``{"body": body}``."""
-    return md5(b'{"body":' + canonical_body.encode() + b"}", usedforsecurity=False).hexdigest()
+    """beanstalkm 1.0's token: md5 hex of the canonical JSON ``{"body": body}``.
+
+    Hashed in pieces, so a large body is not copied once more into a concatenation.
+    """
+    digest = md5(b'{"body":', usedforsecurity=False)
+    digest.update(canonical_body.encode())
+    digest.update(b"}")
+    return digest.hexdigest()
 
 
 def encode(

@@ -8,7 +8,7 @@ import json
 import math
 from datetime import UTC, datetime
 from time import time as _time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from beanstalkm import _envelope
 from beanstalkm._generated import commands as _c
@@ -20,6 +20,24 @@ if TYPE_CHECKING:
 
 DEFAULT_TUBE = "receive"
 """The tube ``Client.put`` sends to by default."""
+
+
+class MessageFields(TypedDict, total=False):
+    """Keyword arguments of a message's constructor (the envelope fields and job settings)."""
+
+    uid: int
+    created: dict[str, int] | None
+    sender: dict[str, Any] | None
+    subscribe: str | None
+    channel: str | None
+    errors: list[str] | None
+    token: str | None
+    priority: int | None
+    delay: int | None
+    ttr: int | None
+    reserved: bool
+    raw: bytes | None
+    envelope: bool
 
 
 class MessageBase:
@@ -216,7 +234,7 @@ class Message(MessageBase):
 
     __slots__ = ("_conn",)
 
-    def __init__(self, conn: Connection, body: Any, **kwargs: Any) -> None:
+    def __init__(self, conn: Connection, body: Any, **kwargs: Unpack[MessageFields]) -> None:
         super().__init__(body, **kwargs)
         self._conn = conn
 

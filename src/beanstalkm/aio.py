@@ -26,7 +26,7 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
 from beanstalkm._client import (
     ClientCore,
@@ -45,7 +45,7 @@ from beanstalkm._generated.aqueue import AsyncQueue
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
 from beanstalkm._generated.stats import JobStats
-from beanstalkm._message import DEFAULT_TUBE, MessageBase
+from beanstalkm._message import DEFAULT_TUBE, MessageBase, MessageFields
 from beanstalkm._wire import Request
 
 T = TypeVar("T")
@@ -63,7 +63,7 @@ class AsyncMessage(MessageBase):
 
     __slots__ = ("_conn", "_lease")
 
-    def __init__(self, conn: AsyncConnection, body: Any, **kwargs: Any) -> None:
+    def __init__(self, conn: AsyncConnection, body: Any, **kwargs: Unpack[MessageFields]) -> None:
         super().__init__(body, **kwargs)
         self._conn = conn
         self._lease: Callable[[], None] | None = None  # AsyncPool.reserve: gives the connection back
@@ -311,7 +311,7 @@ class AsyncPipeline(PipelineBase["AsyncConnection"]):
 
     __slots__ = ()
 
-    async def execute(self) -> list[Any]:
+    async def execute(self) -> list[object]:
         """Send the queued commands; their results in order (jobs as messages)."""
         self.results = await self._conn._batch(self._take())
         return self.results
@@ -468,10 +468,20 @@ class AsyncPool:
         finally:
             self._give_back(client)
 
-    async def put(self, body: Any, tube: str = DEFAULT_TUBE, **kwargs: Any) -> AsyncMessage:
+    async def put(
+        self,
+        body: Any,
+        tube: str = DEFAULT_TUBE,
+        priority: int = DEFAULT_PRIORITY,
+        delay: int = DEFAULT_DELAY,
+        ttr: int = DEFAULT_TTR,
+        subscribe: str | None = None,
+        sender: dict[str, Any] | None = None,
+        channel: str | None = None,
+    ) -> AsyncMessage:
         """``AsyncClient.put`` on a borrowed connection."""
         async with self.client() as c:
-            return await c.put(body, tube, **kwargs)
+            return await c.put(body, tube, priority, delay, ttr, subscribe, sender, channel)
 
     async def reserve(self, timeout: int | None = None, drop: bool = True) -> AsyncMessage | None:
         """``AsyncClient.reserve`` on a borrowed connection.

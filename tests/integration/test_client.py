@@ -874,6 +874,7 @@ def test_pipeline_uses_the_callers_tube_after_client_put(client: Client, observe
         p.put(b"raw").peek_ready().using().kick(5)
     assert p.results is not None
     job_id, peeked, using, kicked = p.results
+    assert isinstance(job_id, int)
     assert observer.queue.stats_job(job_id).tube == "mine"
     assert is_message(peeked) and peeked.uid == job_id
     assert (using, kicked) == ("mine", 0)

@@ -6,7 +6,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from beanstalkm import Client, Connection, ServerStats, TubeStats
+from beanstalkm import Client, Connection, Message, ServerStats, TubeStats
 from beanstalkm.testing import BeanstalkdServer
 
 THREADS = 8
@@ -44,8 +44,9 @@ def test_one_connection_shared_by_eight_threads(server: BeanstalkdServer) -> Non
                     p.put(marker + b"!").stats_tube(tube).peek(job_id)
                 assert p.results is not None
                 batch_id, tube_stats, again = p.results
+                assert isinstance(batch_id, int)
                 assert isinstance(tube_stats, TubeStats) and tube_stats.name == tube
-                assert again is not None and again.raw == marker
+                assert isinstance(again, Message) and again.raw == marker
                 peeked = client.queue.peek(batch_id)
                 assert peeked is not None and peeked.raw == marker + b"!"
                 mine += [job_id, message.uid, batch_id]

@@ -187,7 +187,7 @@ async def async_client_api(client: AsyncClient) -> None:
     assert_type(await client.delete_many([1, await client.put(3)]), None)
     assert_type(client.pipeline(), AsyncPipeline)
     assert_type(client.pipeline().put(b"x").delete(1).stats(), AsyncPipeline)
-    assert_type(await client.pipeline().execute(), list[Any])
+    assert_type(await client.pipeline().execute(), list[object])
     assert_type(client.connected, bool)
     assert_type(await client.connect(), None)
     assert_type(await client.reconnect(), None)
