@@ -7,7 +7,7 @@ sits inside a function so importing it does nothing.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal, assert_type
+from typing import Literal, assert_type
 
 import beanstalkm
 from beanstalkm import (
