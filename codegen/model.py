@@ -26,6 +26,29 @@ def pybytes(text: str) -> str:
     return f'b"{body}"'
 
 
+RESERVED_COMMAND_NAMES = frozenset(
+    {
+        # helpers the generated commands module imports or defines
+        "annotations",
+        "check_arity",
+        "check_body",
+        "check_uint",
+        "fail",
+        "new_reader",
+        "parse_list",
+        "reply_body",
+        "reply_int",
+        "reply_job",
+        "reply_str",
+        "reply_text",
+        # members of the classes that carry one method per command
+        "execute",
+        "results",
+    }
+)
+"""Lower-case names a command may not take: the generated modules and classes use them already."""
+
+
 class SpecError(Exception):
     """spec/api.json is invalid; the message names the JSON path."""
 
@@ -384,6 +407,8 @@ def build(data: dict[str, Any], path: str, sha256: str) -> Spec:
         seen_wires[c["wire"]] = ci
         if python_name(c["name"]) != c["name"]:
             raise SpecError(f"{cpath}.name", f"{c['name']!r} is a Python keyword or reserved name")
+        if c["name"] in RESERVED_COMMAND_NAMES or c["name"].removesuffix("_yaml") in RESERVED_COMMAND_NAMES:
+            raise SpecError(f"{cpath}.name", f"{c['name']!r} would clash with a name the generated code uses")
 
         args: list[Arg] = []
         arg_names: set[str] = set()

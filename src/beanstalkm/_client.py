@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from beanstalkm._connection import Connection, ConnectionBase
-from beanstalkm._errors import BatchFailed, InvalidArgument, InvalidEnvelope
+from beanstalkm._envelope import envelope_problem
+from beanstalkm._errors import ArgumentTypeError, BatchFailed, InvalidArgument, InvalidEnvelope
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
@@ -36,7 +37,7 @@ class ClientCore(ConnectionBase[M]):
         ttr: int = DEFAULT_TTR,
     ) -> M:
         """A new, unsent message; ``message.send(tube)`` sends it. ``body`` may be another message."""
-        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr)
+        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
         return self._new_message(body, kwargs)
 
 
@@ -114,7 +115,7 @@ class Client(ClientCore[Message], Connection):
         or error; the others were stored.
         """
         messages = [self(body, priority=priority, delay=delay, ttr=ttr) for body in bodies]
-        requests = [m._put_request(self._sender_json) for m in messages]
+        requests = [m._put_request(self._sender_wire) for m in messages]
         try:
             ids = self._batch(requests, tube)
         except BatchFailed as exc:
@@ -124,21 +125,29 @@ class Client(ClientCore[Message], Connection):
     def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[Message]:
         """Up to ``n`` messages, fewer when fewer are ready within ``timeout`` seconds.
 
+        If a reserve fails (say, an invalid envelope, whose job stays reserved),
+        ``BatchFailed.results`` holds each reserve's outcome in order: its
+        message, None for a timeout, or its error.
+
         One write of ``n`` reserve commands (and, with ``drop``, one more of
         the deletes). Only the first waits up to ``timeout``; the others take
         what is ready then, so the whole call waits at most ``timeout`` seconds
         (the server runs a connection's commands one after another).
         """
         results = self._run(reserve_many_requests(n, timeout)) if n else []
-        messages, errors = split_reserved(results, self._reserved_message)
+        messages, outcomes = split_reserved(results, self._reserved_message)
         if drop and messages:
             self.delete_many(messages)
-        return finish_reserve_many(messages, errors)
+        return finish_reserve_many(messages, outcomes)
 
     def delete_many(self, messages: Iterable[Message | int]) -> None:
         """Delete many jobs (messages or ids) in one pipelined write."""
         items = list(messages)
-        self._batch(delete_requests(items))
+        try:
+            self._batch(delete_requests(items))
+        except BatchFailed as exc:
+            deleted(items, exc.results)
+            raise
         deleted(items)
 
 
@@ -153,8 +162,16 @@ def message_kwargs(
     priority: int,
     delay: int,
     ttr: int,
+    default_sender: dict[str, Any],
 ) -> tuple[Any, dict[str, Any]]:
-    """The body and keyword arguments of a new message (copying another message's envelope)."""
+    """The body and keyword arguments of a new message.
+
+    The caller's ``sender`` fields are merged into the connection's sender (as
+    beanstalkm 1.0 did); ``subscribe``, ``channel`` and the merged sender are
+    checked against ``message.json`` before anything is sent, so a message we
+    write always passes our own validation. ``body`` may be another message,
+    whose envelope fields are copied.
+    """
     kwargs: dict[str, Any] = {"priority": priority, "delay": delay, "ttr": ttr}
     if isinstance(body, MessageBase):
         source = body
@@ -165,9 +182,28 @@ def message_kwargs(
             channel=channel if channel is not None else source.channel,
             errors=list(source.errors),
         )
+        _check_envelope_fields(kwargs["subscribe"], kwargs["channel"], kwargs["sender"])
         return source.body, kwargs
-    kwargs.update(sender=dict(sender) if sender else None, subscribe=subscribe, channel=channel)
+    merged = dict(default_sender)
+    if sender is not None or subscribe is not None or channel is not None:
+        if sender is not None:
+            if not isinstance(sender, dict):
+                raise ArgumentTypeError("sender", sender, "must be a dict of sender fields")
+            merged.update(sender)
+        _check_envelope_fields(subscribe, channel, merged)
+    kwargs.update(sender=merged, subscribe=subscribe, channel=channel)
     return body, kwargs
+
+
+def _check_envelope_fields(subscribe: object, channel: object, sender: dict[str, Any]) -> None:
+    """``ArgumentTypeError`` naming the first field ``message.json`` would reject."""
+    for name, value in (("subscribe", subscribe), ("channel", channel)):
+        if value is not None and not isinstance(value, str):
+            raise ArgumentTypeError(name, value, "must be a str (message.json)")
+    probe = {"@context": "message", "body": None, "created": {"$data": 0}, "sender": sender, "token": ""}
+    problem = envelope_problem(probe)
+    if problem is not None:
+        raise ArgumentTypeError("sender", sender, f"does not satisfy message.json: {problem}")
 
 
 def puts_sent(messages: list[M], ids: list[Any]) -> list[M]:
@@ -196,27 +232,31 @@ def reserve_many_requests(n: int, timeout: int) -> list[Request[Job]]:
     return [_c.reserve_with_timeout(timeout if i == 0 else 0) for i in range(n)]
 
 
-def split_reserved(results: list[Any], to_message: Callable[[Job], M]) -> tuple[list[M], list[BaseException]]:
-    """Reserved jobs as messages, and the errors (timeouts are just fewer messages)."""
+def split_reserved(results: list[Any], to_message: Callable[[Job], M]) -> tuple[list[M], list[object]]:
+    """The reserved messages, and each reserve's outcome in order: its message,
+    None for a timeout (just fewer messages), or its exception."""
     messages: list[M] = []
-    errors: list[BaseException] = []
+    outcomes: list[object] = []
     for value in results:
         if isinstance(value, TimedOut):
-            continue
-        if isinstance(value, BaseException):
-            errors.append(value)
-            continue
-        try:
-            messages.append(to_message(value))
-        except InvalidEnvelope as exc:  # the job stays reserved, for the caller to handle
-            errors.append(exc)
-    return messages, errors
+            outcomes.append(None)
+        elif isinstance(value, BaseException):
+            outcomes.append(value)
+        else:
+            try:
+                message = to_message(value)
+            except InvalidEnvelope as exc:  # the job stays reserved, for the caller to handle
+                outcomes.append(exc)
+            else:
+                messages.append(message)
+                outcomes.append(message)
+    return messages, outcomes
 
 
-def finish_reserve_many(messages: list[M], errors: list[BaseException]) -> list[M]:
-    """The messages, or ``BatchFailed`` with the messages then the errors."""
-    if errors:
-        raise BatchFailed([*messages, *errors])
+def finish_reserve_many(messages: list[M], outcomes: list[object]) -> list[M]:
+    """The messages, or ``BatchFailed`` whose ``results`` are the outcomes in order."""
+    if any(isinstance(outcome, BaseException) for outcome in outcomes):
+        raise BatchFailed(outcomes)
     return messages
 
 
@@ -225,8 +265,8 @@ def delete_requests(items: list[Any]) -> list[Request[None]]:
     return [_c.delete(m.uid if isinstance(m, MessageBase) else m) for m in items]
 
 
-def deleted(items: list[Any]) -> None:
-    """Mark the messages among ``items`` deleted."""
-    for item in items:
-        if isinstance(item, MessageBase):
+def deleted(items: list[Any], results: list[object] | None = None) -> None:
+    """Mark the messages among ``items`` deleted (with ``results``, those whose delete succeeded)."""
+    for index, item in enumerate(items):
+        if isinstance(item, MessageBase) and (results is None or results[index] is None):
             item._deleted()

@@ -53,10 +53,13 @@ class ConnectionBase(Generic[M]):
         self.validate = validate
         self._session = Session()
         self._reader: ReplyReader = _c.new_reader(max_body)
-        self._sender_json = json.dumps(
-            {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "version": _version()},
-            separators=(",", ":"),
-        )
+        self._sender: dict[str, Any] = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "time": time.time(),
+            "version": _version(),
+        }
+        self._sender_wire = (self._sender, json.dumps(self._sender, separators=(",", ":")))
         self._setup()
 
     def _setup(self) -> None:
@@ -155,6 +158,7 @@ class Connection(ConnectionBase[Message]):
     def _setup(self) -> None:
         self.queue = Queue(self)
         self._sock: socket.socket | None = None
+        self._blocking = False
         self._sock_timeout: float | None = None
         self._lock = threading.RLock()
         self.connect()
@@ -197,7 +201,16 @@ class Connection(ConnectionBase[Message]):
         return sock
 
     def close(self) -> None:
-        """Send ``quit`` and close the socket. A later command connects again."""
+        """Send ``quit`` and close the socket. A later command connects again.
+
+        A command in progress in another thread finishes first, except a
+        ``reserve`` waiting for a job: that one is cut short (its thread gets
+        a ``SocketError``; beanstalkd keeps any job it had not yet handed out).
+        """
+        sock = self._sock
+        if self._blocking and sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         with self._lock:
             sock, self._sock = self._sock, None
             self._reader.clear()
@@ -299,7 +312,11 @@ class Connection(ConnectionBase[Message]):
         if timeout != self._sock_timeout:
             sock.settimeout(timeout)
             self._sock_timeout = timeout
-        chunk = sock.recv(max(_RECV, self._reader.missing()))
+        self._blocking = step != 0.0  # a reserve waiting for a job: close() may cut it short
+        try:
+            chunk = sock.recv(max(_RECV, self._reader.missing()))
+        finally:
+            self._blocking = False
         if not chunk:
             raise ConnectionResetError("the server closed the connection")
         return chunk

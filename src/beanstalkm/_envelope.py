@@ -153,3 +153,8 @@ def decode(raw: bytes, validate: bool | None) -> Decoded:
         if problem is not None:
             return Decoded(value, value, problem)
     return Decoded(value.get("body"), value, None, {k: value[k] for k in _FIELDS if k in value})
+
+
+def envelope_problem(value: object) -> str | None:
+    """Why ``value`` is not a valid envelope (the generated check decides; jsonschema, if installed, explains)."""
+    return VALIDATION.problem(value)

@@ -41,6 +41,11 @@ class CommandFailed(BeanstalkmException):
     """
 
     status: str = ""
+    outcome: object = None
+    """When this is the failure of a ``use`` beanstalkm sent to route the
+    command that followed it (``Client.put(tube=...)``, ``put_many``) and that
+    command ran all the same, in the tube that was in force: its result (the
+    id of the job stored there). None otherwise."""
 
     def __init__(self, command: str, status: str, reply_args: Sequence[str] = ()) -> None:
         super().__init__(command, status, list(reply_args))

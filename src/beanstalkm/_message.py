@@ -152,12 +152,17 @@ class MessageBase:
         state = "deleted" if self.deleted else "reserved" if self.reserved else "sent" if self.uid else "unsent"
         return f"<{type(self).__name__} uid={self.uid} {state} body={self.body!r:.60}>"
 
-    def _encode(self, sender_json: str) -> bytes:
-        """The envelope's bytes (``TypeError`` for a body that is not JSON-serializable)."""
+    def _encode(self, default_sender: tuple[dict[str, Any], str]) -> bytes:
+        """The envelope's bytes (``TypeError`` for a body that is not JSON-serializable).
+
+        ``default_sender`` is the connection's sender and its JSON, reused when
+        this message's sender is that one.
+        """
         canon = _envelope.canonical(self.body)
         if self._token is None:
             self._token = _envelope.token_of(canon)
-        if self.sender:
+        sender, sender_json = default_sender
+        if self.sender != sender:
             sender_json = json.dumps(self.sender, separators=(",", ":"))
         return _envelope.encode(
             canon, self._token, self.created["$data"], sender_json, self.subscribe, self.channel, self.errors
@@ -165,9 +170,9 @@ class MessageBase:
 
     # -- bookkeeping shared by the sync and async lifecycle methods ------------
 
-    def _put_request(self, sender_json: str) -> Request[int]:
+    def _put_request(self, default_sender: tuple[dict[str, Any], str]) -> Request[int]:
         """The ``put`` of this message (``TypeError`` first if the body is not JSON-serializable)."""
-        data = self._encode(sender_json)
+        data = self._encode(default_sender)
         return _c.put(
             data,
             _c.DEFAULT_PRIORITY if self._priority is None else self._priority,
@@ -213,8 +218,11 @@ class MessageBase:
         f = decoded.fields
         kwargs["envelope"] = True
         created = f.get("created")
-        if isinstance(created, dict) and isinstance(created.get("$data"), int):
-            kwargs["created"] = {"$data": created["$data"]}
+        data = created.get("$data") if isinstance(created, dict) else None
+        if isinstance(data, int) and not isinstance(data, bool):
+            kwargs["created"] = {"$data": data}
+        elif isinstance(data, float) and data.is_integer():  # 1.6e12: an integer by the schema
+            kwargs["created"] = {"$data": int(data)}
         elif isinstance(created, (int, float)) and not isinstance(created, bool):
             ms = created * 1000
             if isinstance(ms, int) or math.isfinite(ms):  # not 1e308 seconds, inf or NaN
@@ -275,7 +283,7 @@ class Message(MessageBase):
 
         The connection's used tube, as ``queue.using()`` reports it, is not changed.
         """
-        return self._sent(self._conn._execute(self._put_request(self._conn._sender_json), tube=tube))
+        return self._sent(self._conn._execute(self._put_request(self._conn._sender_wire), tube=tube))
 
     def delete(self) -> None:
         """Delete the job. Afterwards ``deleted`` is True and ``stats()`` returns None; a second call does nothing."""

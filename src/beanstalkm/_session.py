@@ -18,7 +18,7 @@ __all__ = ["Plan", "Session", "batch_results"]
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeAlias
 
-from beanstalkm._errors import BatchFailed, BeanstalkmException, InvalidEnvelope
+from beanstalkm._errors import BatchFailed, BeanstalkmException, CommandFailed, InvalidEnvelope
 from beanstalkm._generated import commands as _c
 from beanstalkm._wire import Job, Reply, ReplyReader, Request
 
@@ -134,6 +134,8 @@ class Session:
                     pending = value
                 continue
             if pending is not None:
+                if isinstance(pending, CommandFailed) and not isinstance(value, BaseException):
+                    pending.outcome = value  # it ran all the same, with the previous tube in force
                 value, pending = pending, None
             results.append(value)
         return results

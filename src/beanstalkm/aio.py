@@ -116,7 +116,7 @@ class AsyncMessage(MessageBase):
 
     async def send(self, tube: str = DEFAULT_TUBE) -> int:
         """Put this message into ``tube``; returns (and sets) its ``uid``. ``queue.using()`` is not changed."""
-        return self._sent(await self._conn._execute(self._put_request(self._conn._sender_json), tube=tube))
+        return self._sent(await self._conn._execute(self._put_request(self._conn._sender_wire), tube=tube))
 
     async def delete(self) -> None:
         """Delete the job; afterwards ``deleted`` is True and ``stats()`` returns None."""
@@ -163,6 +163,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     def _setup(self) -> None:
         self.queue = AsyncQueue(self)
         self._streams: _Streams | None = None
+        self._blocking = False
         self._lock = asyncio.Lock()
 
     @property
@@ -199,11 +200,11 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     async def close(self) -> None:
         """Send ``quit`` and close the stream. A later command connects again.
 
-        If another task is waiting for a reply on this connection (a blocking
-        ``reserve``), the stream is closed under it at once: that task gets a
-        ``SocketError`` instead of holding ``close()`` up indefinitely.
+        A command in progress in another task finishes first, except a
+        ``reserve`` waiting for a job: that one is cut short (its task gets a
+        ``SocketError``; beanstalkd keeps any job it had not yet handed out).
         """
-        if self._lock.locked():
+        if self._blocking:
             self._drop()
             return
         async with self._lock:
@@ -272,8 +273,12 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             self._session.written = True
             await self._drain(writer)
             return b""
-        async with asyncio.timeout(self._read_timeout(step)):
-            chunk = await reader.read(max(_RECV, self._reader.missing()))
+        self._blocking = step != 0.0  # a reserve waiting for a job: close() may cut it short
+        try:
+            async with asyncio.timeout(self._read_timeout(step)):
+                chunk = await reader.read(max(_RECV, self._reader.missing()))
+        finally:
+            self._blocking = False
         if not chunk:
             raise ConnectionResetError("the server closed the connection")
         return chunk
@@ -379,7 +384,7 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
     ) -> list[AsyncMessage]:
         """Put many bodies into ``tube`` in one pipelined write (see ``Client.put_many``)."""
         messages = [self(body, priority=priority, delay=delay, ttr=ttr) for body in bodies]
-        requests = [m._put_request(self._sender_json) for m in messages]
+        requests = [m._put_request(self._sender_wire) for m in messages]
         try:
             ids = await self._batch(requests, tube)
         except BatchFailed as exc:
@@ -389,16 +394,32 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
     async def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[AsyncMessage]:
         """Up to ``n`` messages, fewer when fewer are ready (see ``Client.reserve_many``)."""
         results = await self._run(reserve_many_requests(n, timeout)) if n else []
-        messages, errors = split_reserved(results, self._reserved_message)
+        messages, outcomes = split_reserved(results, self._reserved_message)
         if drop and messages:
             await self.delete_many(messages)
-        return finish_reserve_many(messages, errors)
+        return finish_reserve_many(messages, outcomes)
 
     async def delete_many(self, messages: Iterable[AsyncMessage | int]) -> None:
         """Delete many jobs (messages or ids) in one pipelined write."""
         items = list(messages)
-        await self._batch(delete_requests(items))
+        try:
+            await self._batch(delete_requests(items))
+        except BatchFailed as exc:
+            deleted(items, exc.results)
+            raise
         deleted(items)
+
+
+class _PoolConnection(AsyncClient):
+    """Runs each command on a connection borrowed from its pool for that command, so the
+    messages of ``AsyncPool.put`` (and settled ones of ``AsyncPool.reserve``) never wait
+    behind another task's blocking reserve."""
+
+    _pool: AsyncPool
+
+    async def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
+        async with self._pool.client() as client:
+            return await client._run(requests, tube)
 
 
 class AsyncPool:
@@ -406,9 +427,12 @@ class AsyncPool:
 
     A blocking reserve holds its connection, so one connection cannot serve
     many consumers: each ``async with pool.client() as c:`` borrows one (up to
-    ``size``; more callers wait). Every pooled connection watches ``watch``.
-    ``put``/``reserve`` borrow a client for one call; a job ``reserve`` leaves
-    reserved keeps its connection until the message is deleted, released or buried.
+    ``size``; more callers wait). Every pooled connection watches ``watch``
+    and uses ``default``; a client given back with another watch list or used
+    tube leaves the pool. ``put``/``reserve`` borrow a client for one call; a
+    job ``reserve`` leaves reserved keeps its connection until the message is
+    deleted, released or buried. Later calls on such messages borrow a
+    connection each.
     """
 
     def __init__(
@@ -426,11 +450,14 @@ class AsyncPool:
             raise InvalidArgument("size", size, "must be a positive int")
         self._args = (host, port, timeout)
         self._kwargs: dict[str, Any] = {"unix_socket": unix_socket, "validate": validate}
-        self._watch = [_c.TUBE_RULE.check("watch", tube) for tube in watch]
+        self._watch = list(dict.fromkeys(_c.TUBE_RULE.check("watch", tube) for tube in watch))
+        self._watching = set(self._watch) if self._watch else {"default"}  # what a pooled connection watches
         self._idle: list[AsyncClient] = []
         self._all: list[AsyncClient] = []
         self._slots = asyncio.Semaphore(size)
         self.size = size
+        self._shared = _PoolConnection(host, port, timeout, unix_socket=unix_socket, validate=validate)
+        self._shared._pool = self
 
     async def _new(self) -> AsyncClient:
         client = AsyncClient(*self._args, **self._kwargs)
@@ -453,10 +480,12 @@ class AsyncPool:
     def _give_back(self, client: AsyncClient) -> None:
         """A borrowed client back to the pool; out of it if it broke (or the pool was closed meanwhile)."""
         if client in self._all:
-            if client.connected:
+            session = client._session
+            if client.connected and session.using == "default" and set(session.watching) == self._watching:
                 self._idle.append(client)
             else:
                 self._all.remove(client)
+                client._drop()
         self._slots.release()
 
     @contextlib.asynccontextmanager
@@ -480,8 +509,7 @@ class AsyncPool:
         channel: str | None = None,
     ) -> AsyncMessage:
         """``AsyncClient.put`` on a borrowed connection."""
-        async with self.client() as c:
-            return await c.put(body, tube, priority, delay, ttr, subscribe, sender, channel)
+        return await self._shared.put(body, tube, priority, delay, ttr, subscribe, sender, channel)
 
     async def reserve(self, timeout: int | None = None, drop: bool = True) -> AsyncMessage | None:
         """``AsyncClient.reserve`` on a borrowed connection.
@@ -506,9 +534,14 @@ class AsyncPool:
     def _lend(self, client: AsyncClient, message: object) -> None:
         """Leave ``client`` with ``message`` while it holds a reservation, else give it back."""
         if isinstance(message, AsyncMessage) and message.reserved and client.connected:
-            message._lease = lambda: self._give_back(client)
+            message._lease = lambda: self._settled(client, message)
         else:
             self._give_back(client)
+
+    def _settled(self, client: AsyncClient, message: AsyncMessage) -> None:
+        """A lent reservation is over: the client goes back, the message borrows from now on."""
+        self._give_back(client)
+        message._conn = self._shared
 
     async def close(self) -> None:
         """Close every connection."""

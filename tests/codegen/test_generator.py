@@ -749,3 +749,36 @@ def test_misusing_the_new_command_fails_type_checking(foogen: FooPackage, mypy_c
         'snippet.py:7: error: Argument 1 to "stats_foo" of "Queue" has incompatible type "int"; '
         'expected "str"  [arg-type]'
     ]
+
+
+def test_reserved_command_names_cover_the_generated_namespaces() -> None:
+    """Every lower-case public name of the generated modules and pipeline classes that is not a
+    command is reserved, so a spec command can never shadow (or be shadowed by) it."""
+    import beanstalkm._generated.aqueue as aqueue
+    import beanstalkm._generated.commands as commands
+    import beanstalkm._generated.pipeline as pipeline
+    import beanstalkm._generated.queue as queue
+    from beanstalkm import Pipeline
+    from beanstalkm.aio import AsyncPipeline
+    from codegen.model import RESERVED_COMMAND_NAMES
+
+    spec = load(SPEC, SCHEMA)
+    commands_names = {c.name for c in spec.commands}
+    used: set[str] = set()
+    for module in (commands, queue, aqueue, pipeline):
+        used |= {n for n in dir(module) if n.islower() and not n.startswith("_")}
+    for cls in (Pipeline, AsyncPipeline):
+        used |= {n for n in dir(cls) if not n.startswith("_")}
+    assert used - commands_names <= RESERVED_COMMAND_NAMES
+
+
+@pytest.mark.parametrize("name", ["fail", "execute", "results", "reply_int"])
+def test_a_command_named_like_generated_code_is_refused(tmp_path: Path, name: str) -> None:
+    data = json.loads(SPEC.read_text())
+    data["commands"][0]["name"] = name
+    broken = tmp_path / "api.json"
+    broken.write_text(json.dumps(data))
+    with pytest.raises(SpecError) as info:
+        load(broken, SCHEMA)
+    assert info.value.path == "$.commands[0].name"
+    assert "clash" in info.value.message
