@@ -177,7 +177,7 @@ def message_kwargs(
         source = body
         kwargs.update(
             created=dict(source.created),
-            sender=dict(source.sender),
+            sender=dict(source.sender or default_sender),  # a job that was no envelope has none: ours
             subscribe=subscribe if subscribe is not None else source.subscribe,
             channel=channel if channel is not None else source.channel,
             errors=list(source.errors),

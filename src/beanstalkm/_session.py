@@ -15,6 +15,7 @@ from __future__ import annotations
 
 __all__ = ["Plan", "Session", "batch_results"]
 
+import copy
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeAlias
 
@@ -116,7 +117,10 @@ class Session:
     def finish(self, plan: Plan, replies: Sequence[Reply]) -> list[Any]:
         """Decode the replies of ``plan``: one result or exception per caller's item, in order.
 
-        If a ``use`` the plan added failed, the item it was for reports that error.
+        If a ``use`` the plan added failed, every item after it that acts on
+        the used tube (up to the next added ``use``) reports that error, its
+        ``outcome`` holding what the item did all the same in the tube that was
+        in force.
         """
         results: list[Any] = []
         pending: BeanstalkmException | None = None
@@ -130,13 +134,13 @@ class Session:
             else:
                 self.applied(request, value)
             if added:
-                if isinstance(value, BeanstalkmException):
-                    pending = value
+                pending = value if isinstance(value, BeanstalkmException) else None
                 continue
-            if pending is not None:
-                if isinstance(pending, CommandFailed) and not isinstance(value, BaseException):
-                    pending.outcome = value  # it ran all the same, with the previous tube in force
-                value, pending = pending, None
+            if pending is not None and request.uses_tube:
+                error = copy.copy(pending)
+                if isinstance(error, CommandFailed) and not isinstance(value, BaseException):
+                    error.outcome = value  # it ran all the same, with the previous tube in force
+                value = error
             results.append(value)
         return results
 

@@ -216,6 +216,57 @@ def test_wait_for_around_reserve(server: BeanstalkdServer) -> None:
     asyncio.run(main())
 
 
+# -- close() while another task is using the connection ------------------------------------------
+
+
+def test_close_lets_a_plain_command_in_another_task_finish(server: BeanstalkdServer) -> None:
+    async def main() -> None:
+        async with (
+            AsyncClient(server.host, server.port, timeout=5) as client,
+            AsyncConnection(server.host, server.port, timeout=5) as other,
+        ):
+            await client.connect()
+            # the put's task starts first: close() finds its exchange under way, and waits for it
+            sent, closed = await asyncio.gather(client.put({"n": 1}, tube="t"), client.close())
+            assert closed is None
+            assert isinstance(sent, AsyncMessage) and sent.uid > 0 and sent.body == {"n": 1}
+            stats = await other.queue.stats_job(sent.uid)
+            assert (stats.tube, stats.state) == ("t", "ready")
+            assert (await other.queue.stats_tube("t")).current_jobs_ready == 1
+            # the same with a batch
+            many, _ = await asyncio.gather(client.put_many([1, 2, 3], tube="t"), client.close())
+            assert [m.uid > 0 for m in many] == [True, True, True]
+            assert (await other.queue.stats_tube("t")).current_jobs_ready == 4
+
+    asyncio.run(main())
+
+
+def test_close_cuts_short_a_reserve_waiting_in_another_task(server: BeanstalkdServer) -> None:
+    async def main() -> None:
+        async with (
+            AsyncClient(server.host, server.port, timeout=5) as client,
+            AsyncConnection(server.host, server.port, timeout=5) as other,
+        ):
+            await client.watch("idle")
+            task = asyncio.create_task(client.reserve())
+            await _waiting(other, 1)
+            await asyncio.sleep(0.05)  # the task is reading by now
+            start = time.monotonic()
+            await asyncio.wait_for(client.close(), 2)
+            assert time.monotonic() - start < 2
+            with pytest.raises(SocketError):
+                await asyncio.wait_for(task, 2)
+            assert not client.connected
+            await _waiting(other, 0)
+            # the client works again, its watch list restored
+            sent = await client.put("after close", tube="idle")
+            assert sent.uid > 0
+            got = await client.reserve(timeout=0)
+            assert got is not None and got.uid == sent.uid
+
+    asyncio.run(main())
+
+
 # -- concurrency on one connection -----------------------------------------------------------------
 
 
@@ -439,6 +490,51 @@ def test_pool_invalid_envelope_keeps_its_connection_until_settled(server: Beanst
             waiter.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await waiter
+
+    asyncio.run(main())
+
+
+def test_pool_drops_a_client_given_back_with_other_tubes(server: BeanstalkdServer) -> None:
+    async def main() -> None:
+        async with AsyncPool(server.host, server.port, timeout=5, size=1, watch=["jobs"]) as pool:
+            async with pool.client() as changed:
+                await changed.watch("scratch")
+                await changed.ignore("jobs")
+            assert not changed.connected  # it left the pool
+            await pool.put({"n": 1}, tube="jobs")
+            got = await pool.reserve(timeout=1)
+            assert got is not None and got.body == {"n": 1}
+            async with pool.client() as c:
+                assert c is not changed
+                assert await c.queue.watching() == ["jobs"]
+                await c.queue.use("elsewhere")
+            async with pool.client() as d:
+                assert d is not c
+                assert await d.queue.using() == "default"
+                assert await d.queue.watching() == ["jobs"]
+            async with pool.client() as e:
+                assert e is d  # an unchanged client stays in the pool
+
+    asyncio.run(main())
+
+
+def test_pool_put_message_does_not_wait_behind_a_blocking_reserve(server: BeanstalkdServer) -> None:
+    async def main() -> None:
+        async with (
+            AsyncPool(server.host, server.port, timeout=5, size=2, watch=["jobs"]) as pool,
+            AsyncConnection(server.host, server.port, timeout=5) as observer,
+        ):
+            m = await pool.put({"n": 1}, tube="other")
+            waiter = asyncio.create_task(pool.reserve(timeout=3))  # takes the idle connection, waits 3 s
+            await _waiting(observer, 1)
+            start = time.monotonic()
+            stats = await asyncio.wait_for(m.stats(), PATIENCE)
+            assert time.monotonic() - start < 1.5
+            assert stats is not None and (stats.id, stats.tube, stats.state) == (m.uid, "other", "ready")
+            assert not waiter.done()
+            await m.delete()
+            assert m.deleted and await m.stats() is None
+            assert await asyncio.wait_for(waiter, PATIENCE) is None
 
     asyncio.run(main())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 import beanstalkm
 from beanstalkm import (
     DEFAULT_TUBE,
+    ArgumentTypeError,
     BatchFailed,
     BeanstalkmException,
     Client,
@@ -31,14 +33,19 @@ from beanstalkm import (
     InvalidArgument,
     InvalidEnvelope,
     NotFound,
+    OutOfMemory,
     SocketError,
     TubeStats,
+    _envelope,
 )
 from beanstalkm.testing import BeanstalkdServer, ServerFactory
 
 from ._flavours import ClientFactory, ConnectionFactory, Flavour, is_message
 
 MISSING_ID = 987654321
+
+#: Longest a test waits for the server (or another thread) to get somewhere.
+PATIENCE = 5.0
 
 BODIES: list[Any] = [
     "hey!",
@@ -82,6 +89,13 @@ def _token(body: Any) -> str:
 
 def _state(conn: Connection, job_id: int) -> str:
     return conn.queue.stats_job(job_id).state
+
+
+def _raw(conn: Connection, job_id: int) -> bytes:
+    """The job's bytes as the server holds them."""
+    peeked = conn.queue.peek(job_id)
+    assert peeked is not None and peeked.raw is not None
+    return peeked.raw
 
 
 # -- put and the used tube -----------------------------------------------------------------------
@@ -175,6 +189,78 @@ def test_call_builds_unsent_message(client: Client, observer: Connection) -> Non
     observer.queue.watch("sent-here")
     got = observer.queue.reserve_with_timeout(0)
     assert (got.body, got.subscribe, got.channel, got.token) == ({"k": "v"}, "sub", "chan", _token({"k": "v"}))
+
+
+def test_put_sender_fields_are_merged_into_the_connections(
+    server: BeanstalkdServer, client: Client, observer: Connection, make_client: ClientFactory
+) -> None:
+    plain = client.put("plain")
+    own = json.loads(_raw(observer, plain.uid))["sender"]  # the connection's sender, as written
+    assert isinstance(own["host"], str) and own["host"]
+    assert isinstance(own["pid"], int) and isinstance(own["version"], str)
+    assert plain.sender == own
+    assert plain.as_dict()["sender"] == own
+
+    sent = client.put({"n": 1}, sender={"ua": "my-app"})
+    assert sent.sender == {**own, "ua": "my-app"}  # host, pid, version (and time) kept
+    wire = json.loads(_raw(observer, sent.uid))["sender"]
+    assert sent.as_dict()["sender"] == wire == sent.sender
+    unsent = client({"n": 2}, sender={"ua": "other-app", "ip": "10.0.0.1"})
+    assert unsent.sender == {**own, "ua": "other-app", "ip": "10.0.0.1"}
+
+    # what we write passes our own validation (jsonschema is installed, and asked for)
+    assert _envelope.VALIDATION.available()
+    with make_client(server.host, server.port, timeout=10, validate=True) as reader:
+        reader.watch(DEFAULT_TUBE)
+        got = [reader.reserve(timeout=0) for _ in range(2)]
+    assert [(m.uid, m.envelope) for m in got if m is not None] == [(plain.uid, True), (sent.uid, True)]
+    received = got[1]
+    assert received is not None and received.raw is not None
+    assert received.sender == json.loads(received.raw)["sender"] == sent.as_dict()["sender"]
+    assert received.sender["ua"] == "my-app" and received.sender["pid"] == own["pid"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"sender": {"pid": "12"}}, "sender"),  # message.json: pid is an integer
+        ({"sender": {"host": 5}}, "sender"),
+        ({"sender": "x"}, "sender"),
+        ({"subscribe": 5}, "subscribe"),
+        ({"channel": ["x"]}, "channel"),
+    ],
+)
+def test_put_refuses_envelope_fields_message_json_rejects(
+    client: Client, observer: Connection, kwargs: dict[str, Any], field: str
+) -> None:
+    client.put("warm up")  # the connection and its used tube are settled
+    before = observer.queue.stats()
+    with pytest.raises(ArgumentTypeError, match=field) as info:
+        client.put({"n": 1}, **kwargs)
+    assert info.value.name == field
+    assert isinstance(info.value, TypeError) and isinstance(info.value, InvalidArgument)
+    with pytest.raises(ArgumentTypeError, match=field):
+        client({"n": 1}, **kwargs)
+    with pytest.raises(ArgumentTypeError, match=field):
+        client.put({"n": 1}, tube="elsewhere", **kwargs)
+    after = observer.queue.stats()
+    assert (after.cmd_put, after.cmd_use, after.total_jobs) == (before.cmd_put, before.cmd_use, before.total_jobs)
+    assert client.put("after").uid > 0  # still usable
+
+
+def test_forwarding_a_job_that_is_not_an_envelope(client: Client, observer: Connection) -> None:
+    client.queue.put(b"plain text")
+    m = client.reserve(timeout=0)
+    assert m is not None and m.envelope is False and m.body == "plain text"
+    forwarded = client.put(m, tube="forwarded")  # written with the connection's sender
+    wire = json.loads(_raw(observer, forwarded.uid))
+    assert wire["body"] == "plain text"
+    assert isinstance(wire["sender"]["host"], str) and isinstance(wire["sender"]["pid"], int)
+    assert forwarded.as_dict()["sender"] == wire["sender"]
+    client.watch("forwarded")
+    client.ignore(DEFAULT_TUBE)
+    got = client.reserve(timeout=0)
+    assert got is not None and got.envelope is True and got.body == "plain text"
 
 
 # -- reserve ---------------------------------------------------------------------------------------
@@ -559,6 +645,25 @@ def test_envelope_with_created_in_seconds_and_extra_sender_fields(client: Client
     assert (m.errors, m.channel, m.subscribe, m.token) == (["boom"], "chan", None, "not-checked")
 
 
+def test_envelope_with_an_integer_valued_float_created(client: Client) -> None:
+    envelope = {
+        "@context": "message",
+        "body": 1,
+        "created": {"$data": 1.6e12},  # an integer by the schema, though written as a float
+        "sender": {"host": "h"},
+        "token": "x",
+    }
+    raw = json.dumps(envelope)
+    assert '"$data": 1600000000000.0' in raw
+    client.queue.put(raw)
+    m = client.reserve(timeout=0)
+    assert m is not None
+    assert (m.envelope, m.body) == (True, 1)
+    assert m.created == {"$data": 1600000000000}
+    assert type(m.created["$data"]) is int
+    assert m.as_dict()["created"] == {"$data": 1600000000000}
+
+
 def test_our_envelope_is_what_beanstalkm_1_0_reads(client: Client) -> None:
     body = {"b": [1, "two", {"z": None, "a": 1.5}], "ü": "☃"}
     sent = client.put(body, subscribe="sub://x", channel="chan://y")
@@ -638,6 +743,63 @@ def test_reserve_many_with_an_invalid_envelope(client: Client, observer: Connect
     for m in (good, also_good):
         assert observer.queue.peek(m.uid) is None
     assert _state(observer, bad_id) == "reserved"
+
+
+def test_reserve_many_failure_results_are_in_server_order(client: Client, observer: Connection) -> None:
+    client.watch(DEFAULT_TUBE)
+    client.queue.use(DEFAULT_TUBE)  # the raw put goes where Client.put does
+    first = client.put("one")
+    bad_id = client.queue.put(b'{"@context":"message","body":1}')  # not a valid envelope
+    third = client.put("three")
+    with pytest.raises(BatchFailed) as info:
+        client.reserve_many(4, timeout=0)
+    results = info.value.results
+    assert len(results) == 4
+    one, bad, three, timed_out = results
+    assert is_message(one) and (one.uid, one.body) == (first.uid, "one")
+    assert isinstance(bad, InvalidEnvelope) and bad.message.uid == bad_id and bad.message.reserved
+    assert is_message(three) and (three.uid, three.body) == (third.uid, "three")
+    assert timed_out is None  # the fourth reserve found nothing: a timeout, not an error
+    assert info.value.errors == [bad]
+    # the good ones were dropped, the bad one is still reserved
+    assert one.deleted and three.deleted
+    assert observer.queue.peek(first.uid) is None and observer.queue.peek(third.uid) is None
+    assert _state(observer, bad_id) == "reserved"
+    bad.message.delete()
+
+
+def test_reserve_many_drop_false_failure_results_are_in_server_order(client: Client, observer: Connection) -> None:
+    client.watch(DEFAULT_TUBE)
+    client.queue.use(DEFAULT_TUBE)
+    bad_id = client.queue.put(b'{"@context":"message","body":1}')
+    good = client.put("good")
+    with pytest.raises(BatchFailed) as info:
+        client.reserve_many(3, timeout=0, drop=False)
+    bad, message, timed_out = info.value.results
+    assert isinstance(bad, InvalidEnvelope) and bad.message.uid == bad_id
+    assert is_message(message) and message.uid == good.uid and message.reserved
+    assert timed_out is None
+    assert [_state(observer, uid) for uid in (bad_id, good.uid)] == ["reserved", "reserved"]
+
+
+def test_delete_many_marks_the_messages_it_deleted(client: Client, observer: Connection) -> None:
+    client.put("to reserve")
+    client.watch(DEFAULT_TUBE)
+    reserved = client.reserve(timeout=0, drop=False)
+    assert reserved is not None and reserved.reserved
+    ready = client.put("ready")
+    with pytest.raises(BatchFailed) as info:
+        client.delete_many([ready, 999999, reserved])
+    results = info.value.results
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], NotFound)
+    for m in (ready, reserved):
+        assert m.deleted is True
+        assert m.reserved is False
+        assert m.stats() is None
+        assert observer.queue.peek(m.uid) is None
+    stats = observer.queue.stats()
+    assert (stats.current_jobs_ready, stats.current_jobs_reserved) == (0, 0)
 
 
 def test_large_bodies(server_factory: ServerFactory, make_client: ClientFactory) -> None:
@@ -739,6 +901,51 @@ def test_ignore_last_tube(client: Client) -> None:
         client.ignore("default")
     assert info.value.args[1] == "NOT_IGNORED"
     assert client.queue.watching() == ["default"]
+
+
+def test_close_cuts_short_a_reserve_waiting_in_another_thread(client: Client, observer: Connection) -> None:
+    client.watch(DEFAULT_TUBE)
+    outcome: list[object] = []
+
+    def consume() -> None:
+        try:
+            outcome.append(client.reserve())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    _until_waiting(observer, 1)
+    time.sleep(0.1)  # the consumer is reading by now
+
+    closer = threading.Thread(target=client.close, daemon=True)
+    start = time.monotonic()
+    closer.start()
+    closer.join(2)
+    stuck = closer.is_alive()
+    if stuck:  # let both threads go before failing
+        observer.queue.put(b'"unblock"')
+        closer.join(PATIENCE)
+    consumer.join(PATIENCE)
+    assert not stuck, "close() waited for the blocking reserve"
+    assert time.monotonic() - start < 2
+    assert not consumer.is_alive()
+    [error] = outcome
+    assert isinstance(error, SocketError)
+    assert not client.connected
+    _until_waiting(observer, 0)
+    # the client works again, on a new connection
+    sent = client.put("after close")
+    assert sent.uid > 0
+    got = client.reserve(timeout=0)
+    assert got is not None and got.uid == sent.uid
+
+
+def _until_waiting(conn: Connection, n: int) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while conn.queue.stats().current_waiting != n:
+        assert time.monotonic() < deadline, f"never {n} connection(s) waiting in reserve"
+        time.sleep(0.01)
 
 
 def test_context_manager_closes(server: BeanstalkdServer, observer: Connection, make_client: ClientFactory) -> None:
@@ -904,3 +1111,97 @@ def test_pipeline_failure_mid_batch(client: Client, observer: Connection) -> Non
     assert observer.queue.stats_job(results[2]).state == "ready"
     assert client.queue.using() == "default"
     assert client.queue.put(b"next") == results[2] + 1
+
+
+# -- a server that refuses the routing use ---------------------------------------------------
+
+
+class _FakeServer:
+    """A loopback server that answers ``use`` with ``OUT_OF_MEMORY`` and stores every ``put`` as job 7."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.log: list[str] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed: stop serving
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as f:
+            while line := f.readline():
+                parts = line.split()
+                if not parts:
+                    continue
+                self.log.append(parts[0].decode() + "".join(f" {p.decode()}" for p in parts[1:2]))
+                command = parts[0]
+                if command == b"quit":
+                    return
+                if command == b"use":
+                    conn.sendall(b"OUT_OF_MEMORY\r\n")
+                elif command == b"put":
+                    f.read(int(parts[4]) + 2)
+                    conn.sendall(b"INSERTED 7\r\n")
+                elif command == b"watch":
+                    conn.sendall(b"WATCHING 2\r\n")
+                elif command == b"ignore":
+                    conn.sendall(b"WATCHING 1\r\n")
+                else:
+                    conn.sendall(b"UNKNOWN_COMMAND\r\n")
+
+    def close(self) -> None:
+        self.listener.close()
+        self._thread.join(PATIENCE)
+
+
+@pytest.fixture
+def refusing_use() -> Iterator[_FakeServer]:
+    fake = _FakeServer()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+def test_a_routing_use_that_fails_keeps_the_outcome_of_the_put(
+    refusing_use: _FakeServer, make_client: ClientFactory
+) -> None:
+    client = make_client("127.0.0.1", refusing_use.port, timeout=5)
+    with pytest.raises(OutOfMemory) as info:
+        client.put({"n": 1}, tube="jobs")
+    error = info.value
+    assert (error.command, error.status) == ("use", "OUT_OF_MEMORY")
+    assert error.outcome == 7  # the put ran all the same, in the tube in force ('default'): job 7
+    assert refusing_use.log == ["use jobs", "put 2147483648"]
+    # the failed use was not taken for the tube in force: the next put to 'jobs' asks for it again
+    with pytest.raises(OutOfMemory) as info:
+        client.put({"n": 2}, tube="jobs")
+    assert info.value.outcome == 7
+    assert refusing_use.log == ["use jobs", "put 2147483648"] * 2
+
+
+def test_a_failed_command_has_no_outcome(client: Client) -> None:
+    with pytest.raises(NotFound) as info:
+        client.queue.delete(MISSING_ID)
+    assert info.value.outcome is None
+
+
+def test_put_many_after_a_failed_routing_use_reports_every_put(
+    refusing_use: _FakeServer, make_client: ClientFactory
+) -> None:
+    client = make_client("127.0.0.1", refusing_use.port, timeout=5)
+    with pytest.raises(BatchFailed) as info:
+        client.put_many(["a", "b", "c"], tube="jobs")
+    results = info.value.results
+    assert len(results) == 3
+    for result in results:  # each went to the tube in force, not 'jobs': none is reported stored
+        assert isinstance(result, OutOfMemory)
+        assert result.outcome == 7
+    assert refusing_use.log == ["use jobs"] + ["put 2147483648"] * 3
