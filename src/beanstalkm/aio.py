@@ -53,6 +53,9 @@ T = TypeVar("T")
 _Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
+_NO_LEASE = contextlib.nullcontext()
+
+
 class AsyncMessage(MessageBase):
     """A message bound to an :class:`AsyncConnection`; lifecycle methods are awaitable.
 
@@ -68,11 +71,15 @@ class AsyncMessage(MessageBase):
         self._conn = conn
         self._lease: Callable[[], None] | None = None  # AsyncPool.reserve: gives the connection back
 
+    def _settling(self) -> contextlib.AbstractContextManager[None]:
+        """Around a delete, release or bury: see ``_leased`` (nothing to do without a lease)."""
+        return _NO_LEASE if self._lease is None else self._leased()
+
     @contextlib.contextmanager
-    def _settling(self) -> Iterator[None]:
-        """Around a delete, release or bury. Once the reservation is over (settled, refused by
-        the server, or void with a dropped connection) a connection lent by :class:`AsyncPool`
-        goes back to it; not when the call was refused before sending, or cancelled in line."""
+    def _leased(self) -> Iterator[None]:
+        """Once the reservation is over (settled, refused by the server, or void with a dropped
+        connection) a connection lent by :class:`AsyncPool` goes back to it; not when the call
+        was refused before sending, or cancelled in line."""
         try:
             yield
         except CommandFailed:
@@ -238,11 +245,38 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         await self.close()
 
     async def _execute(self, request: Request[T], tube: str | None = None) -> T:
-        """Send one command (with whatever must precede it) and return its decoded reply."""
-        results = await self._run((request,), tube)
-        if request.effect == "close":
-            self._drop()
-        return self._result(request, results)
+        """Send one command (with whatever must precede it) and return its decoded reply.
+
+        The common case (nothing to put in force first, a reply expected) takes
+        a direct path; everything else goes through the session's exchange.
+        """
+        async with self._lock:
+            streams = self._streams or await self._open()
+            session, reader = self._session, self._reader
+            if not request.expects_reply or reader.buffered or not session.simple(request, tube):
+                results = await self._exchange(streams, (request,), tube)
+                if request.effect == "close":
+                    self._drop()
+                return self._result(request, results)
+            session.written = False
+            try:
+                writer = streams[1]
+                writer.write(request.data)
+                session.written = True
+                if writer.transport.get_write_buffer_size():
+                    await self._drain(writer)
+                reply = None  # nothing was buffered: the reply is all to come
+                while reply is None:
+                    reply = reader.read(await self._io(streams, request.wait))
+            except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
+                error = self._failure(exc, (request,))
+                if error is exc:
+                    raise
+                raise error from exc
+            value = request.decode(reply)
+            if request.effect is not None:
+                session.applied(request, value)
+            return value
 
     async def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
         """Pump the session's exchange for a batch over this stream; each item's result or exception."""
@@ -274,9 +308,13 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             await self._drain(writer)
             return b""
         self._blocking = step != 0.0  # a reserve waiting for a job: close() may cut it short
+        timeout = self._read_timeout(step)
         try:
-            async with asyncio.timeout(self._read_timeout(step)):
+            if timeout is None:
                 chunk = await reader.read(max(_RECV, self._reader.missing()))
+            else:
+                async with asyncio.timeout(timeout):
+                    chunk = await reader.read(max(_RECV, self._reader.missing()))
         finally:
             self._blocking = False
         if not chunk:
@@ -418,8 +456,18 @@ class _PoolConnection(AsyncClient):
     _pool: AsyncPool
 
     async def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
-        async with self._pool.client() as client:
+        client = await self._pool._borrow()
+        try:
             return await client._run(requests, tube)
+        finally:
+            self._pool._give_back(client)
+
+    async def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        client = await self._pool._borrow()
+        try:
+            return await client._execute(request, tube)
+        finally:
+            self._pool._give_back(client)
 
 
 class AsyncPool:
