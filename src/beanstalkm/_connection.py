@@ -20,7 +20,7 @@ from beanstalkm._generated.pipeline import PipelineCommands
 from beanstalkm._generated.queue import Queue
 from beanstalkm._message import Message, MessageBase
 from beanstalkm._session import Session, batch_results
-from beanstalkm._wire import Job, ReplyReader, Request
+from beanstalkm._wire import Job, Reply, ReplyReader, Request
 
 T = TypeVar("T")
 M = TypeVar("M", bound=MessageBase)
@@ -100,8 +100,17 @@ class ConnectionBase(Generic[M]):
             what = "timed out waiting for a reply" if isinstance(exc, TimeoutError) else "failed"
             note = " (the command was sent and may have been carried out)" if sent else ""
             command = requests[-1].command if requests else "?"
-            return SocketError(f"{command}: connection to {self.address} {what}: {exc}{note}", maybe_executed=sent)
+            error = SocketError(f"{command}: connection to {self.address} {what}: {exc}{note}", maybe_executed=sent)
+            error.__cause__ = exc
+            return error
         return exc
+
+    def _decoded(self, request: Request[T], reply: Reply) -> T:
+        """The decoded reply of a command sent on its own, its effect recorded."""
+        value = request.decode(reply)
+        if request.effect is not None:
+            self._session.applied(request, value)
+        return value
 
     @staticmethod
     def _result(request: Request[T], results: list[Any]) -> T:
@@ -268,14 +277,8 @@ class Connection(ConnectionBase[Message]):
                 while reply is None:
                     reply = reader.read(self._io(sock, request.wait))
             except BaseException as exc:
-                error = self._failure(exc, (request,))
-                if error is exc:
-                    raise
-                raise error from exc
-            value = request.decode(reply)
-            if request.effect is not None:
-                self._session.applied(request, value)
-            return value
+                raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
+            return self._decoded(request, reply)
 
     def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
         """Pump the session's exchange for a batch over this socket; each item's result or exception."""
@@ -290,10 +293,7 @@ class Connection(ConnectionBase[Message]):
                 results: list[Any] = done.value
                 return results
             except BaseException as exc:
-                error = self._failure(exc, requests)
-                if error is exc:
-                    raise
-                raise error from exc
+                raise self._failure(exc, requests)  # noqa: B904 - the cause is set
 
     def _io(self, sock: socket.socket, step: bytes | float | None) -> bytes:
         """One step of an exchange: write bytes, or wait for more."""

@@ -269,14 +269,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 while reply is None:
                     reply = reader.read(await self._io(streams, request.wait))
             except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
-                error = self._failure(exc, (request,))
-                if error is exc:
-                    raise
-                raise error from exc
-            value = request.decode(reply)
-            if request.effect is not None:
-                session.applied(request, value)
-            return value
+                raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
+            return self._decoded(request, reply)
 
     async def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
         """Pump the session's exchange for a batch over this stream; each item's result or exception."""
@@ -294,10 +288,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             results: list[Any] = done.value
             return results
         except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
-            error = self._failure(exc, requests)
-            if error is exc:
-                raise
-            raise error from exc
+            raise self._failure(exc, requests)  # noqa: B904 - the cause is set
 
     async def _io(self, streams: _Streams, step: bytes | float | None) -> bytes:
         """One step of an exchange: write bytes, or wait for more."""
