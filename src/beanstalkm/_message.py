@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_TUBE", "Message", "MessageBase"]
 
+import hashlib
 import json
 import math
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from time import time as _time
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from beanstalkm import _envelope
+from beanstalkm._errors import ArgumentTypeError
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._wire import Request
@@ -118,9 +120,18 @@ class MessageBase:
 
     @property
     def token(self) -> str:
-        """md5 hex of the canonical JSON ``{"body": body}`` (as beanstalkm 1.0 computes it)."""
+        """md5 hex of the canonical JSON ``{"body": body}`` (as beanstalkm 1.0 computes it).
+
+        A received job whose body has no canonical JSON (raw bytes, or NaN and
+        Infinity from another client) gets the md5 hex of its raw bytes instead.
+        """
         if self._token is None:
-            self._token = _envelope.token_of(_envelope.canonical(self.body))
+            try:
+                self._token = _envelope.token_of(_envelope.canonical(self.body))
+            except ArgumentTypeError:
+                if self.raw is None:
+                    raise
+                self._token = hashlib.md5(self.raw, usedforsecurity=False).hexdigest()
         return self._token
 
     @property
