@@ -16,19 +16,16 @@ __all__ = [
     "StatValue",
 ]
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal, TypeAlias
+from typing import ClassVar, Literal
 
-from beanstalkm._yaml import parse_mapping, to_bool, to_decimal, to_enum, to_int, to_str
-
-StatValue: TypeAlias = int | str | bool | Decimal
-"""Any value of a stats field."""
+from beanstalkm._yaml import StatsMapping, StatValue, parse_mapping, to_bool, to_decimal, to_enum, to_int, to_str
 
 
 @dataclass(frozen=True, slots=True)
-class ServerStats(Mapping[str, StatValue]):
+class ServerStats(StatsMapping):
     """Server-wide statistics, the reply to stats.
 
     Attributes:
@@ -138,6 +135,59 @@ class ServerStats(Mapping[str, StatValue]):
     os: str
     platform: str
     extra: Mapping[str, str] = field(default_factory=dict, hash=False)
+    KEYS: ClassVar[Mapping[str, str]] = {
+        "current-jobs-urgent": "current_jobs_urgent",
+        "current-jobs-ready": "current_jobs_ready",
+        "current-jobs-reserved": "current_jobs_reserved",
+        "current-jobs-delayed": "current_jobs_delayed",
+        "current-jobs-buried": "current_jobs_buried",
+        "cmd-put": "cmd_put",
+        "cmd-peek": "cmd_peek",
+        "cmd-peek-ready": "cmd_peek_ready",
+        "cmd-peek-delayed": "cmd_peek_delayed",
+        "cmd-peek-buried": "cmd_peek_buried",
+        "cmd-reserve": "cmd_reserve",
+        "cmd-reserve-with-timeout": "cmd_reserve_with_timeout",
+        "cmd-delete": "cmd_delete",
+        "cmd-release": "cmd_release",
+        "cmd-use": "cmd_use",
+        "cmd-watch": "cmd_watch",
+        "cmd-ignore": "cmd_ignore",
+        "cmd-bury": "cmd_bury",
+        "cmd-kick": "cmd_kick",
+        "cmd-touch": "cmd_touch",
+        "cmd-stats": "cmd_stats",
+        "cmd-stats-job": "cmd_stats_job",
+        "cmd-stats-tube": "cmd_stats_tube",
+        "cmd-list-tubes": "cmd_list_tubes",
+        "cmd-list-tube-used": "cmd_list_tube_used",
+        "cmd-list-tubes-watched": "cmd_list_tubes_watched",
+        "cmd-pause-tube": "cmd_pause_tube",
+        "job-timeouts": "job_timeouts",
+        "total-jobs": "total_jobs",
+        "max-job-size": "max_job_size",
+        "current-tubes": "current_tubes",
+        "current-connections": "current_connections",
+        "current-producers": "current_producers",
+        "current-workers": "current_workers",
+        "current-waiting": "current_waiting",
+        "total-connections": "total_connections",
+        "pid": "pid",
+        "version": "version",
+        "rusage-utime": "rusage_utime",
+        "rusage-stime": "rusage_stime",
+        "uptime": "uptime",
+        "binlog-oldest-index": "binlog_oldest_index",
+        "binlog-current-index": "binlog_current_index",
+        "binlog-records-migrated": "binlog_records_migrated",
+        "binlog-records-written": "binlog_records_written",
+        "binlog-max-size": "binlog_max_size",
+        "draining": "draining",
+        "id": "id",
+        "hostname": "hostname",
+        "os": "os",
+        "platform": "platform",
+    }
 
     @classmethod
     def from_yaml(cls, body: bytes) -> ServerStats:
@@ -195,80 +245,12 @@ class ServerStats(Mapping[str, StatValue]):
             hostname=to_str(raw, "hostname"),
             os=to_str(raw, "os"),
             platform=to_str(raw, "platform"),
-            extra={key: value for key, value in raw.items() if key not in _SERVERSTATS_GETTERS},
+            extra={key: value for key, value in raw.items() if key not in cls.KEYS},
         )
-
-    def __getitem__(self, key: str) -> StatValue:
-        getter = _SERVERSTATS_GETTERS.get(key)
-        if getter is None:
-            return self.extra[key]
-        return getter(self)
-
-    def __iter__(self) -> Iterator[str]:
-        yield from _SERVERSTATS_GETTERS
-        yield from self.extra
-
-    def __len__(self) -> int:
-        return len(_SERVERSTATS_GETTERS) + len(self.extra)
-
-
-_SERVERSTATS_GETTERS: dict[str, Callable[[ServerStats], StatValue]] = {
-    "current-jobs-urgent": lambda s: s.current_jobs_urgent,
-    "current-jobs-ready": lambda s: s.current_jobs_ready,
-    "current-jobs-reserved": lambda s: s.current_jobs_reserved,
-    "current-jobs-delayed": lambda s: s.current_jobs_delayed,
-    "current-jobs-buried": lambda s: s.current_jobs_buried,
-    "cmd-put": lambda s: s.cmd_put,
-    "cmd-peek": lambda s: s.cmd_peek,
-    "cmd-peek-ready": lambda s: s.cmd_peek_ready,
-    "cmd-peek-delayed": lambda s: s.cmd_peek_delayed,
-    "cmd-peek-buried": lambda s: s.cmd_peek_buried,
-    "cmd-reserve": lambda s: s.cmd_reserve,
-    "cmd-reserve-with-timeout": lambda s: s.cmd_reserve_with_timeout,
-    "cmd-delete": lambda s: s.cmd_delete,
-    "cmd-release": lambda s: s.cmd_release,
-    "cmd-use": lambda s: s.cmd_use,
-    "cmd-watch": lambda s: s.cmd_watch,
-    "cmd-ignore": lambda s: s.cmd_ignore,
-    "cmd-bury": lambda s: s.cmd_bury,
-    "cmd-kick": lambda s: s.cmd_kick,
-    "cmd-touch": lambda s: s.cmd_touch,
-    "cmd-stats": lambda s: s.cmd_stats,
-    "cmd-stats-job": lambda s: s.cmd_stats_job,
-    "cmd-stats-tube": lambda s: s.cmd_stats_tube,
-    "cmd-list-tubes": lambda s: s.cmd_list_tubes,
-    "cmd-list-tube-used": lambda s: s.cmd_list_tube_used,
-    "cmd-list-tubes-watched": lambda s: s.cmd_list_tubes_watched,
-    "cmd-pause-tube": lambda s: s.cmd_pause_tube,
-    "job-timeouts": lambda s: s.job_timeouts,
-    "total-jobs": lambda s: s.total_jobs,
-    "max-job-size": lambda s: s.max_job_size,
-    "current-tubes": lambda s: s.current_tubes,
-    "current-connections": lambda s: s.current_connections,
-    "current-producers": lambda s: s.current_producers,
-    "current-workers": lambda s: s.current_workers,
-    "current-waiting": lambda s: s.current_waiting,
-    "total-connections": lambda s: s.total_connections,
-    "pid": lambda s: s.pid,
-    "version": lambda s: s.version,
-    "rusage-utime": lambda s: s.rusage_utime,
-    "rusage-stime": lambda s: s.rusage_stime,
-    "uptime": lambda s: s.uptime,
-    "binlog-oldest-index": lambda s: s.binlog_oldest_index,
-    "binlog-current-index": lambda s: s.binlog_current_index,
-    "binlog-records-migrated": lambda s: s.binlog_records_migrated,
-    "binlog-records-written": lambda s: s.binlog_records_written,
-    "binlog-max-size": lambda s: s.binlog_max_size,
-    "draining": lambda s: s.draining,
-    "id": lambda s: s.id,
-    "hostname": lambda s: s.hostname,
-    "os": lambda s: s.os,
-    "platform": lambda s: s.platform,
-}
 
 
 @dataclass(frozen=True, slots=True)
-class TubeStats(Mapping[str, StatValue]):
+class TubeStats(StatsMapping):
     """Statistics about one tube, the reply to stats-tube.
 
     Attributes:
@@ -304,6 +286,22 @@ class TubeStats(Mapping[str, StatValue]):
     pause: int
     pause_time_left: int
     extra: Mapping[str, str] = field(default_factory=dict, hash=False)
+    KEYS: ClassVar[Mapping[str, str]] = {
+        "name": "name",
+        "current-jobs-urgent": "current_jobs_urgent",
+        "current-jobs-ready": "current_jobs_ready",
+        "current-jobs-reserved": "current_jobs_reserved",
+        "current-jobs-delayed": "current_jobs_delayed",
+        "current-jobs-buried": "current_jobs_buried",
+        "total-jobs": "total_jobs",
+        "current-using": "current_using",
+        "current-watching": "current_watching",
+        "current-waiting": "current_waiting",
+        "cmd-delete": "cmd_delete",
+        "cmd-pause-tube": "cmd_pause_tube",
+        "pause": "pause",
+        "pause-time-left": "pause_time_left",
+    }
 
     @classmethod
     def from_yaml(cls, body: bytes) -> TubeStats:
@@ -324,39 +322,9 @@ class TubeStats(Mapping[str, StatValue]):
             cmd_pause_tube=to_int(raw, "cmd-pause-tube"),
             pause=to_int(raw, "pause"),
             pause_time_left=to_int(raw, "pause-time-left"),
-            extra={key: value for key, value in raw.items() if key not in _TUBESTATS_GETTERS},
+            extra={key: value for key, value in raw.items() if key not in cls.KEYS},
         )
 
-    def __getitem__(self, key: str) -> StatValue:
-        getter = _TUBESTATS_GETTERS.get(key)
-        if getter is None:
-            return self.extra[key]
-        return getter(self)
-
-    def __iter__(self) -> Iterator[str]:
-        yield from _TUBESTATS_GETTERS
-        yield from self.extra
-
-    def __len__(self) -> int:
-        return len(_TUBESTATS_GETTERS) + len(self.extra)
-
-
-_TUBESTATS_GETTERS: dict[str, Callable[[TubeStats], StatValue]] = {
-    "name": lambda s: s.name,
-    "current-jobs-urgent": lambda s: s.current_jobs_urgent,
-    "current-jobs-ready": lambda s: s.current_jobs_ready,
-    "current-jobs-reserved": lambda s: s.current_jobs_reserved,
-    "current-jobs-delayed": lambda s: s.current_jobs_delayed,
-    "current-jobs-buried": lambda s: s.current_jobs_buried,
-    "total-jobs": lambda s: s.total_jobs,
-    "current-using": lambda s: s.current_using,
-    "current-watching": lambda s: s.current_watching,
-    "current-waiting": lambda s: s.current_waiting,
-    "cmd-delete": lambda s: s.cmd_delete,
-    "cmd-pause-tube": lambda s: s.cmd_pause_tube,
-    "pause": lambda s: s.pause,
-    "pause-time-left": lambda s: s.pause_time_left,
-}
 
 _JOBSTATS_STATE: dict[str, Literal["ready", "delayed", "reserved", "buried"]] = {
     "ready": "ready",
@@ -367,7 +335,7 @@ _JOBSTATS_STATE: dict[str, Literal["ready", "delayed", "reserved", "buried"]] = 
 
 
 @dataclass(frozen=True, slots=True)
-class JobStats(Mapping[str, StatValue]):
+class JobStats(StatsMapping):
     """Statistics about one job, the reply to stats-job.
 
     Attributes:
@@ -403,6 +371,22 @@ class JobStats(Mapping[str, StatValue]):
     buries: int
     kicks: int
     extra: Mapping[str, str] = field(default_factory=dict, hash=False)
+    KEYS: ClassVar[Mapping[str, str]] = {
+        "id": "id",
+        "tube": "tube",
+        "state": "state",
+        "pri": "pri",
+        "age": "age",
+        "delay": "delay",
+        "ttr": "ttr",
+        "time-left": "time_left",
+        "file": "file",
+        "reserves": "reserves",
+        "timeouts": "timeouts",
+        "releases": "releases",
+        "buries": "buries",
+        "kicks": "kicks",
+    }
 
     @classmethod
     def from_yaml(cls, body: bytes) -> JobStats:
@@ -423,36 +407,5 @@ class JobStats(Mapping[str, StatValue]):
             releases=to_int(raw, "releases"),
             buries=to_int(raw, "buries"),
             kicks=to_int(raw, "kicks"),
-            extra={key: value for key, value in raw.items() if key not in _JOBSTATS_GETTERS},
+            extra={key: value for key, value in raw.items() if key not in cls.KEYS},
         )
-
-    def __getitem__(self, key: str) -> StatValue:
-        getter = _JOBSTATS_GETTERS.get(key)
-        if getter is None:
-            return self.extra[key]
-        return getter(self)
-
-    def __iter__(self) -> Iterator[str]:
-        yield from _JOBSTATS_GETTERS
-        yield from self.extra
-
-    def __len__(self) -> int:
-        return len(_JOBSTATS_GETTERS) + len(self.extra)
-
-
-_JOBSTATS_GETTERS: dict[str, Callable[[JobStats], StatValue]] = {
-    "id": lambda s: s.id,
-    "tube": lambda s: s.tube,
-    "state": lambda s: s.state,
-    "pri": lambda s: s.pri,
-    "age": lambda s: s.age,
-    "delay": lambda s: s.delay,
-    "ttr": lambda s: s.ttr,
-    "time-left": lambda s: s.time_left,
-    "file": lambda s: s.file,
-    "reserves": lambda s: s.reserves,
-    "timeouts": lambda s: s.timeouts,
-    "releases": lambda s: s.releases,
-    "buries": lambda s: s.buries,
-    "kicks": lambda s: s.kicks,
-}
