@@ -6,7 +6,9 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Connection", "ConnectionBase", "Pipe
 
 import contextlib
 import json
+import math
 import os
+import select
 import socket
 import threading
 import time
@@ -302,11 +304,11 @@ class Connection(ConnectionBase[Message]):
                 sock.settimeout(self.timeout)
                 self._sock_timeout = self.timeout
             with memoryview(step) as data:
-                done = 0
-                while done < len(data):
-                    done += sock.send(data[done:])
-                    # from the first byte on, whole commands may reach the server and run
-                    self._session.written = True
+                done = sock.send(data)
+                # from the first byte on, whole commands may reach the server and run
+                self._session.written = True
+                if done < len(data):
+                    self._write_duplex(sock, data, done)
             return b""
         timeout = self._read_timeout(step)
         if timeout != self._sock_timeout:
@@ -320,6 +322,40 @@ class Connection(ConnectionBase[Message]):
         if not chunk:
             raise ConnectionResetError("the server closed the connection")
         return chunk
+
+    def _write_duplex(self, sock: socket.socket, data: memoryview, done: int) -> None:
+        """Write the rest of a batch the socket did not take at once, reading replies meanwhile.
+
+        beanstalkd answers each command as it reads it and stops reading while
+        it cannot write: a client that only wrote would deadlock with it once
+        the replies filled its receive buffer. Whatever arrives is buffered in
+        the reader for the exchange. ``timeout`` bounds each wait without
+        progress (or, while the batch holds a blocking reserve, what the server
+        may take on top of it).
+        """
+        timeout = self._read_timeout(self._session.wait)
+        sock.setblocking(False)
+        self._sock_timeout = 0.0
+        try:
+            while done < len(data):
+                readable, writable = _wait(sock, timeout)
+                if not (readable or writable):
+                    raise TimeoutError("timed out")
+                if readable:
+                    try:
+                        chunk = sock.recv(_RECV)
+                    except BlockingIOError:
+                        chunk = None
+                    if chunk == b"":
+                        raise ConnectionResetError("the server closed the connection")
+                    if chunk:
+                        self._reader.feed(chunk)
+                if writable:
+                    with contextlib.suppress(BlockingIOError):
+                        done += sock.send(data[done:])
+        finally:
+            sock.settimeout(self.timeout)
+            self._sock_timeout = self.timeout
 
     def _new_message(self, body: Any, kwargs: dict[str, Any]) -> Message:
         return Message(self, body, **kwargs)
@@ -385,6 +421,25 @@ class Pipeline(PipelineBase["Connection"]):
         if exc_type is None and self._requests:
             self.execute()
         self._requests = []
+
+
+if hasattr(select, "poll"):
+
+    def _wait(sock: socket.socket, timeout: float | None) -> tuple[bool, bool]:
+        """Wait until ``sock`` is readable or writable (or ``timeout`` seconds pass): which it is."""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLOUT)
+        events = poller.poll(None if timeout is None else max(0, math.ceil(timeout * 1000)))
+        flags = events[0][1] if events else 0
+        # an error or hang-up counts as readable: the recv reports it
+        return bool(flags & (select.POLLIN | select.POLLERR | select.POLLHUP)), bool(flags & select.POLLOUT)
+
+else:  # pragma: no cover - Windows
+
+    def _wait(sock: socket.socket, timeout: float | None) -> tuple[bool, bool]:
+        """Wait until ``sock`` is readable or writable (or ``timeout`` seconds pass): which it is."""
+        readable, writable, _ = select.select([sock], [sock], [], timeout)
+        return bool(readable), bool(writable)
 
 
 def _version() -> str:

@@ -53,10 +53,11 @@ _NO_REPLY = Reply("", (), None)
 class Session:
     """What the caller chose (``using``, ``watching``) and what the server has now (``server_using``)."""
 
-    __slots__ = ("server_using", "using", "watching", "written")
+    __slots__ = ("server_using", "using", "wait", "watching", "written")
 
     def __init__(self) -> None:
         self.written = False  # whether the current exchange's bytes were written (its commands may have run)
+        self.wait: float | None = 0.0  # how long the current exchange's server may take beyond the timeout
         self.using = DEFAULT_SERVER_TUBE
         self.server_using = DEFAULT_SERVER_TUBE
         self.watching: list[str] = [DEFAULT_SERVER_TUBE]
@@ -78,6 +79,7 @@ class Session:
 
     def _converse(self, reader: ReplyReader, plan: Plan) -> Exchange:
         self.written = False
+        self.wait = plan.wait
         yield plan.data
         self.written = True
         replies: list[Reply] = []

@@ -296,7 +296,9 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         if isinstance(step, bytes):
             writer.write(step)  # sends what the socket takes at once: whole commands may reach the server
             self._session.written = True
-            await self._drain(writer)
+            # No drain: the transport sends the rest as the server takes it while the
+            # exchange reads the replies. Waiting here for the whole batch to go out
+            # would deadlock with a server that stops reading until its replies are read.
             return b""
         self._blocking = step != 0.0  # a reserve waiting for a job: close() may cut it short
         timeout = self._read_timeout(step)
