@@ -7,9 +7,11 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_TUBE", "Client", "ClientCore"]
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from time import time as _time
+from typing import Any, Generic, TypeVar
 
+from beanstalkm import _envelope
 from beanstalkm._connection import Connection, ConnectionBase
 from beanstalkm._envelope import envelope_problem
 from beanstalkm._errors import ArgumentTypeError, BatchFailed, InvalidArgument, InvalidEnvelope
@@ -114,13 +116,12 @@ class Client(ClientCore[Message], Connection):
         put fails, :class:`~beanstalkm.BatchFailed` holds each item's message
         or error; the others were stored.
         """
-        messages = [self(body, priority=priority, delay=delay, ttr=ttr) for body in bodies]
-        requests = [m._put_request(self._sender_wire) for m in messages]
+        batch = PutBatch(self, bodies, priority, delay, ttr)
         try:
-            ids = self._batch(requests, tube)
+            ids = self._batch(batch.requests, tube, batch.build)
         except BatchFailed as exc:
-            raise puts_failed(messages, exc) from None
-        return puts_sent(messages, ids)
+            raise batch.failed(exc) from None
+        return batch.sent(ids)
 
     def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[Message]:
         """Up to ``n`` messages, fewer when fewer are ready within ``timeout`` seconds.
@@ -206,23 +207,70 @@ def _check_envelope_fields(subscribe: object, channel: object, sender: dict[str,
         raise ArgumentTypeError("sender", sender, f"does not satisfy message.json: {problem}")
 
 
-def puts_sent(messages: list[M], ids: list[Any]) -> list[M]:
-    """The messages of a ``put_many`` with their ids."""
-    for message, uid in zip(messages, ids, strict=True):
-        message._sent(uid)
-    return messages
+class PutBatch(Generic[M]):
+    """A ``put_many``: every body encoded (and checked) before anything is
+    sent; the messages are built while the server stores them."""
 
+    __slots__ = ("bodies", "conn", "created", "delay", "messages", "priority", "requests", "tokens", "ttr")
 
-def puts_failed(messages: Sequence[MessageBase], exc: BatchFailed) -> BatchFailed:
-    """A failed ``put_many``'s ``BatchFailed``, holding each stored item's message (with its id) or error."""
-    results: list[object] = []
-    for message, result in zip(messages, exc.results, strict=True):
-        if isinstance(result, int):
-            message._sent(result)
-            results.append(message)
-        else:
-            results.append(result)
-    return BatchFailed(results)
+    def __init__(self, conn: ConnectionBase[M], bodies: Iterable[Any], priority: int, delay: int, ttr: int) -> None:
+        _c.put(b"", priority, delay, ttr)  # refuses a bad setting even for no bodies
+        self.conn = conn
+        self.bodies = list(bodies)
+        self.priority, self.delay, self.ttr = priority, delay, ttr
+        self.created = int(_time() * 1000)
+        sender_json = conn._sender_wire[1]
+        put, canonical, token_of, encode = _c.put, _envelope.canonical, _envelope.token_of, _envelope.encode
+        self.tokens: list[str] = []
+        self.requests: list[Request[int]] = []
+        for body in self.bodies:
+            canon = canonical(body)
+            token = token_of(canon)
+            self.tokens.append(token)
+            self.requests.append(
+                put(encode(canon, token, self.created, sender_json, None, None, []), priority, delay, ttr)
+            )
+        self.messages: list[M] = []
+
+    def build(self) -> None:
+        """The messages (unsent as yet)."""
+        new, sender = self.conn._new_message, self.conn._sender
+        priority, delay, ttr, created = self.priority, self.delay, self.ttr, self.created
+        self.messages = [
+            new(
+                body,
+                {
+                    "created": {"$data": created},
+                    "sender": dict(sender),
+                    "token": token,
+                    "priority": priority,
+                    "delay": delay,
+                    "ttr": ttr,
+                },
+            )
+            for body, token in zip(self.bodies, self.tokens, strict=True)
+        ]
+
+    def sent(self, ids: list[Any]) -> list[M]:
+        """The messages with their ids."""
+        if not self.messages:
+            self.build()
+        for message, uid in zip(self.messages, ids, strict=True):
+            message._sent(uid)
+        return self.messages
+
+    def failed(self, exc: BatchFailed) -> BatchFailed:
+        """The ``BatchFailed`` to raise: each stored item's message (with its id) or error."""
+        if not self.messages:
+            self.build()
+        results: list[object] = []
+        for message, result in zip(self.messages, exc.results, strict=True):
+            if isinstance(result, int):
+                message._sent(result)
+                results.append(message)
+            else:
+                results.append(result)
+        return BatchFailed(results)
 
 
 def reserve_many_requests(n: int, timeout: int) -> list[Request[Job]]:

@@ -12,7 +12,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -282,11 +282,13 @@ class Connection(ConnectionBase[Message]):
                 raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
             return self._decoded(request, reply)
 
-    def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
+    def _run(
+        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
+    ) -> list[Any]:
         """Pump the session's exchange for a batch over this socket; each item's result or exception."""
         with self._lock:
             sock = self._sock or self._open()
-            steps = self._session.exchange(self._reader, requests, tube)
+            steps = self._session.exchange(self._reader, requests, tube, meanwhile)
             try:
                 step = next(steps)
                 while True:
@@ -366,9 +368,11 @@ class Connection(ConnectionBase[Message]):
         """Queue any commands and send them in one write: ``with conn.pipeline() as p: ...; p.execute()``."""
         return Pipeline(self)
 
-    def _batch(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
+    def _batch(
+        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
+    ) -> list[Any]:
         """Run requests as one pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
-        return self._batch_results(requests, self._run(requests, tube) if requests else [])
+        return self._batch_results(requests, self._run(requests, tube, meanwhile) if requests else [])
 
 
 C = TypeVar("C")

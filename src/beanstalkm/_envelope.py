@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from hashlib import md5
 from importlib import resources
@@ -29,8 +29,36 @@ SCHEMA: dict[str, Any] = json.loads(resources.files("beanstalkm._generated").joi
 _FIELDS = ("@context", "body", "created", "sender", "subscribe", "channel", "errors", "token")
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 _COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def _unserializable(value: object) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _canonical_encoder() -> Callable[[object], str]:
+    """``json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode``,
+    the same bytes, through the C encoder it uses without its Python layers where CPython has it.
+
+    No circular-reference markers: a circular body ends in ``RecursionError``
+    (reported like a body nested too deep), and calls from several threads share no state.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    quote = getattr(json.encoder, "c_encode_basestring_ascii", None)
+    if make is None or quote is None:  # pragma: no cover - other Pythons
+        return json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+    chunks: Callable[[object, int], Iterable[str]] = make(
+        None, _unserializable, quote, None, ":", ",", True, False, False
+    )
+    join = "".join
+
+    def encode(body: object) -> str:
+        return join(chunks(body, 0))
+
+    return encode
+
+
+_CANONICAL = _canonical_encoder()
 
 
 def canonical(body: object) -> str:

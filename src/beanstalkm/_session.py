@@ -39,7 +39,7 @@ class Plan:
     def __init__(self, requests: list[Request[Any]], added: list[bool]) -> None:
         self.requests = requests  # everything written, in order
         self.added = added  # for each: True if the plan added it (a ``use``) for the item after it
-        self.data = b"".join(r.data for r in requests)
+        self.data = b"".join([r.data for r in requests])
         self.replies = sum(1 for r in requests if r.expects_reply)  # how many replies to read
         wait: float | None = 0.0
         for r in requests:
@@ -68,20 +68,29 @@ class Session:
             return tube == self.server_using
         return not request.uses_tube or self.server_using == self.using
 
-    def exchange(self, reader: ReplyReader, requests: Sequence[Request[Any]], tube: str | None = None) -> Exchange:
+    def exchange(
+        self,
+        reader: ReplyReader,
+        requests: Sequence[Request[Any]],
+        tube: str | None = None,
+        meanwhile: Callable[[], object] | None = None,
+    ) -> Exchange:
         """The conversation for a batch: write it all at once, read every reply, decode.
 
         Every reply is read before anything is reported, so the stream stays
         in sync whatever fails. The batch is planned (and a bad ``tube``
-        refused) here, before the driver touches its socket.
+        refused) here, before the driver touches its socket. ``meanwhile`` is
+        called once the batch is written, while the server works through it.
         """
-        return self._converse(reader, self.plan(requests, tube))
+        return self._converse(reader, self.plan(requests, tube), meanwhile)
 
-    def _converse(self, reader: ReplyReader, plan: Plan) -> Exchange:
+    def _converse(self, reader: ReplyReader, plan: Plan, meanwhile: Callable[[], object] | None) -> Exchange:
         self.written = False
         self.wait = plan.wait
         yield plan.data
         self.written = True
+        if meanwhile is not None:
+            meanwhile()
         replies: list[Reply] = []
         for _ in range(plan.replies):
             reply = reader.next_reply()

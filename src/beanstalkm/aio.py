@@ -30,11 +30,10 @@ from typing import Any, Self, TypeVar, Unpack
 
 from beanstalkm._client import (
     ClientCore,
+    PutBatch,
     delete_requests,
     deleted,
     finish_reserve_many,
-    puts_failed,
-    puts_sent,
     reserve_many_requests,
     split_reserved,
 )
@@ -272,14 +271,22 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
             return self._decoded(request, reply)
 
-    async def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
+    async def _run(
+        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
+    ) -> list[Any]:
         """Pump the session's exchange for a batch over this stream; each item's result or exception."""
         async with self._lock:
             streams = self._streams or await self._open()
-            return await self._exchange(streams, requests, tube)
+            return await self._exchange(streams, requests, tube, meanwhile)
 
-    async def _exchange(self, streams: _Streams, requests: Sequence[Request[Any]], tube: str | None) -> list[Any]:
-        steps = self._session.exchange(self._reader, requests, tube)
+    async def _exchange(
+        self,
+        streams: _Streams,
+        requests: Sequence[Request[Any]],
+        tube: str | None,
+        meanwhile: Callable[[], object] | None = None,
+    ) -> list[Any]:
+        steps = self._session.exchange(self._reader, requests, tube, meanwhile)
         try:
             step = next(steps)
             while True:
@@ -337,9 +344,11 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         """Queue commands and send them in one write: ``async with conn.pipeline() as p: ...``."""
         return AsyncPipeline(self)
 
-    async def _batch(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
+    async def _batch(
+        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
+    ) -> list[Any]:
         """One pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
-        return self._batch_results(requests, await self._run(requests, tube) if requests else [])
+        return self._batch_results(requests, await self._run(requests, tube, meanwhile) if requests else [])
 
 
 class AsyncPipeline(PipelineBase["AsyncConnection"]):
@@ -414,13 +423,12 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         ttr: int = DEFAULT_TTR,
     ) -> list[AsyncMessage]:
         """Put many bodies into ``tube`` in one pipelined write (see ``Client.put_many``)."""
-        messages = [self(body, priority=priority, delay=delay, ttr=ttr) for body in bodies]
-        requests = [m._put_request(self._sender_wire) for m in messages]
+        batch = PutBatch(self, bodies, priority, delay, ttr)
         try:
-            ids = await self._batch(requests, tube)
+            ids = await self._batch(batch.requests, tube, batch.build)
         except BatchFailed as exc:
-            raise puts_failed(messages, exc) from None
-        return puts_sent(messages, ids)
+            raise batch.failed(exc) from None
+        return batch.sent(ids)
 
     async def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[AsyncMessage]:
         """Up to ``n`` messages, fewer when fewer are ready (see ``Client.reserve_many``)."""
@@ -448,10 +456,12 @@ class _PoolConnection(AsyncClient):
 
     _pool: AsyncPool
 
-    async def _run(self, requests: Sequence[Request[Any]], tube: str | None = None) -> list[Any]:
+    async def _run(
+        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
+    ) -> list[Any]:
         client = await self._pool._borrow()
         try:
-            return await client._run(requests, tube)
+            return await client._run(requests, tube, meanwhile)
         finally:
             self._pool._give_back(client)
 
