@@ -7,19 +7,20 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_TUBE", "Client", "ClientCore"]
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from time import time as _time
 from typing import Any, Generic, TypeVar
 
 from beanstalkm import _envelope
 from beanstalkm._connection import Connection, ConnectionBase
 from beanstalkm._envelope import envelope_problem
-from beanstalkm._errors import ArgumentTypeError, BatchFailed, InvalidArgument, InvalidEnvelope
+from beanstalkm._errors import ArgumentTypeError, BatchFailed, BeanstalkmException, InvalidArgument
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
 from beanstalkm._message import DEFAULT_TUBE, Message, MessageBase
-from beanstalkm._wire import Job, Request
+from beanstalkm._session import Session
+from beanstalkm._wire import Job, ReplyReader, Request
 
 M = TypeVar("M", bound=MessageBase)
 
@@ -130,15 +131,20 @@ class Client(ClientCore[Message], Connection):
         ``BatchFailed.results`` holds each reserve's outcome in order: its
         message, None for a timeout, or its error.
 
-        One write of ``n`` reserve commands (and, with ``drop``, one more of
-        the deletes). Only the first waits up to ``timeout``; the others take
-        what is ready then, so the whole call waits at most ``timeout`` seconds
-        (the server runs a connection's commands one after another).
+        One write of ``n`` reserve commands; with ``drop``, the deletes follow
+        in chunks as the messages are decoded (a delete that fails is that
+        item's error). Only the first reserve waits up to ``timeout``; the
+        others take what is ready then, so the whole call waits at most
+        ``timeout`` seconds (the server runs a connection's commands one after
+        another).
         """
-        results = self._run(reserve_many_requests(n, timeout)) if n else []
-        messages, outcomes = split_reserved(results, self._reserved_message)
-        if drop and messages:
-            self.delete_many(messages)
+        requests = reserve_many_requests(n, timeout)
+        if not requests:
+            return []
+        to_message = self._reserved_message
+        messages, outcomes = self._converse(
+            lambda session, reader: reserve_many_steps(session, reader, requests, drop, to_message), requests
+        )
         return finish_reserve_many(messages, outcomes)
 
     def delete_many(self, messages: Iterable[Message | int]) -> None:
@@ -280,24 +286,62 @@ def reserve_many_requests(n: int, timeout: int) -> list[Request[Job]]:
     return [_c.reserve_with_timeout(timeout if i == 0 else 0) for i in range(n)]
 
 
-def split_reserved(results: list[Any], to_message: Callable[[Job], M]) -> tuple[list[M], list[object]]:
-    """The reserved messages, and each reserve's outcome in order: its message,
-    None for a timeout (just fewer messages), or its exception."""
+DELETE_CHUNK = 16  # reserve_many(drop=True) writes the deletes of this many messages at a time
+
+
+def reserve_many_steps(
+    session: Session, reader: ReplyReader, requests: list[Request[Job]], drop: bool, to_message: Callable[[Job], M]
+) -> Generator[bytes | float | None, bytes, tuple[list[M], list[object]]]:
+    """The conversation of a ``reserve_many`` (an exchange, pumped by the driver):
+    the reserved messages, and each reserve's outcome in order: its message,
+    None for a timeout (just fewer messages), or its exception.
+
+    All the reserves go in one write. Each reply is decoded as it arrives;
+    with ``drop``, the deletes of the valid messages follow in chunks while
+    the rest are decoded, so the server deletes while the client decodes.
+    A message whose envelope is invalid is never deleted; a delete that
+    fails becomes that item's outcome.
+    """
+    session.written = False
+    session.wait = wait = requests[0].wait if requests else 0.0
+    yield b"".join([r.data for r in requests])
+    session.written = True
     messages: list[M] = []
     outcomes: list[object] = []
-    for value in results:
-        if isinstance(value, TimedOut):
+    deletes: list[tuple[Request[None], M, int]] = []  # each delete written, its message and its item
+    pending = 0  # of those, how many are not written yet
+    for request in requests:
+        reply = reader.next_reply()
+        while reply is None:
+            reply = reader.read((yield wait))
+        try:
+            message = to_message(request.decode(reply))
+        except TimedOut:
             outcomes.append(None)
-        elif isinstance(value, BaseException):
-            outcomes.append(value)
+            continue
+        except BeanstalkmException as exc:  # an InvalidEnvelope's job stays reserved, for the caller
+            outcomes.append(exc)
+            continue
+        messages.append(message)
+        outcomes.append(message)
+        if drop:
+            deletes.append((_c.delete(message.uid), message, len(outcomes) - 1))
+            pending += 1
+            if pending == DELETE_CHUNK:
+                yield b"".join([d[0].data for d in deletes[-pending:]])
+                pending = 0
+    if pending:
+        yield b"".join([d[0].data for d in deletes[-pending:]])
+    for delete, message, item in deletes:
+        reply = reader.next_reply()
+        while reply is None:
+            reply = reader.read((yield 0.0))
+        try:
+            delete.decode(reply)
+        except BeanstalkmException as exc:
+            outcomes[item] = exc
         else:
-            try:
-                message = to_message(value)
-            except InvalidEnvelope as exc:  # the job stays reserved, for the caller to handle
-                outcomes.append(exc)
-            else:
-                messages.append(message)
-                outcomes.append(message)
+            message._deleted()
     return messages, outcomes
 
 

@@ -21,7 +21,7 @@ from beanstalkm._generated import commands as _c
 from beanstalkm._generated.pipeline import PipelineCommands
 from beanstalkm._generated.queue import Queue
 from beanstalkm._message import Message, MessageBase
-from beanstalkm._session import Session, batch_results
+from beanstalkm._session import Exchange, Session, batch_results
 from beanstalkm._wire import Job, Reply, ReplyReader, Request
 
 T = TypeVar("T")
@@ -286,16 +286,20 @@ class Connection(ConnectionBase[Message]):
         self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
     ) -> list[Any]:
         """Pump the session's exchange for a batch over this socket; each item's result or exception."""
+        return self._converse(lambda session, reader: session.exchange(reader, requests, tube, meanwhile), requests)
+
+    def _converse(self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]) -> T:
+        """Pump a conversation (``start(session, reader)``, begun once connected) over this socket."""
         with self._lock:
             sock = self._sock or self._open()
-            steps = self._session.exchange(self._reader, requests, tube, meanwhile)
+            steps = start(self._session, self._reader)
             try:
                 step = next(steps)
                 while True:
                     step = steps.send(self._io(sock, step))
             except StopIteration as done:
-                results: list[Any] = done.value
-                return results
+                result: T = done.value
+                return result
             except BaseException as exc:
                 raise self._failure(exc, requests)  # noqa: B904 - the cause is set
 

@@ -17,16 +17,19 @@ __all__ = ["Plan", "Session", "batch_results"]
 
 import copy
 from collections.abc import Callable, Generator, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from beanstalkm._errors import BatchFailed, BeanstalkmException, CommandFailed, InvalidEnvelope
 from beanstalkm._generated import commands as _c
 from beanstalkm._wire import Job, Reply, ReplyReader, Request
 
-Exchange: TypeAlias = Generator[bytes | float | None, bytes, list[Any]]
-"""Yields bytes to write (send it ``b""`` after writing them), or the extra
-seconds the server may take (``None``: forever) when it needs more bytes
-(send it what arrived); returns each item's result or exception."""
+T = TypeVar("T")
+
+Exchange: TypeAlias = Generator[bytes | float | None, bytes, T]
+"""A conversation: yields bytes to write (send it ``b""`` after writing them),
+or the extra seconds the server may take (``None``: forever) when it needs more
+bytes (send it what arrived); returns its result (for a batch, each item's
+result or exception)."""
 
 DEFAULT_SERVER_TUBE = "default"
 
@@ -74,7 +77,7 @@ class Session:
         requests: Sequence[Request[Any]],
         tube: str | None = None,
         meanwhile: Callable[[], object] | None = None,
-    ) -> Exchange:
+    ) -> Exchange[list[Any]]:
         """The conversation for a batch: write it all at once, read every reply, decode.
 
         Every reply is read before anything is reported, so the stream stays
@@ -84,7 +87,7 @@ class Session:
         """
         return self._converse(reader, self.plan(requests, tube), meanwhile)
 
-    def _converse(self, reader: ReplyReader, plan: Plan, meanwhile: Callable[[], object] | None) -> Exchange:
+    def _converse(self, reader: ReplyReader, plan: Plan, meanwhile: Callable[[], object] | None) -> Exchange[list[Any]]:
         self.written = False
         self.wait = plan.wait
         yield plan.data

@@ -35,7 +35,7 @@ from beanstalkm._client import (
     deleted,
     finish_reserve_many,
     reserve_many_requests,
-    split_reserved,
+    reserve_many_steps,
 )
 from beanstalkm._connection import _RECV, _UNSET, DEFAULT_HOST, DEFAULT_PORT, ConnectionBase, PipelineBase
 from beanstalkm._errors import BatchFailed, CommandFailed, InvalidArgument, InvalidEnvelope
@@ -45,7 +45,8 @@ from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFA
 from beanstalkm._generated.errors import TimedOut
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._message import DEFAULT_TUBE, MessageBase, MessageFields
-from beanstalkm._wire import Request
+from beanstalkm._session import Exchange, Session
+from beanstalkm._wire import ReplyReader, Request
 
 T = TypeVar("T")
 
@@ -275,25 +276,29 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
     ) -> list[Any]:
         """Pump the session's exchange for a batch over this stream; each item's result or exception."""
+        return await self._converse(
+            lambda session, reader: session.exchange(reader, requests, tube, meanwhile), requests
+        )
+
+    async def _converse(
+        self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]
+    ) -> T:
+        """Pump a conversation (``start(session, reader)``, begun once connected) over this stream."""
         async with self._lock:
             streams = self._streams or await self._open()
-            return await self._exchange(streams, requests, tube, meanwhile)
+            return await self._pump(streams, start(self._session, self._reader), requests)
 
-    async def _exchange(
-        self,
-        streams: _Streams,
-        requests: Sequence[Request[Any]],
-        tube: str | None,
-        meanwhile: Callable[[], object] | None = None,
-    ) -> list[Any]:
-        steps = self._session.exchange(self._reader, requests, tube, meanwhile)
+    async def _exchange(self, streams: _Streams, requests: Sequence[Request[Any]], tube: str | None) -> list[Any]:
+        return await self._pump(streams, self._session.exchange(self._reader, requests, tube), requests)
+
+    async def _pump(self, streams: _Streams, steps: Exchange[T], requests: Sequence[Request[Any]]) -> T:
         try:
             step = next(steps)
             while True:
                 step = steps.send(await self._io(streams, step))
         except StopIteration as done:
-            results: list[Any] = done.value
-            return results
+            result: T = done.value
+            return result
         except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
             raise self._failure(exc, requests)  # noqa: B904 - the cause is set
 
@@ -432,10 +437,13 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
 
     async def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[AsyncMessage]:
         """Up to ``n`` messages, fewer when fewer are ready (see ``Client.reserve_many``)."""
-        results = await self._run(reserve_many_requests(n, timeout)) if n else []
-        messages, outcomes = split_reserved(results, self._reserved_message)
-        if drop and messages:
-            await self.delete_many(messages)
+        requests = reserve_many_requests(n, timeout)
+        if not requests:
+            return []
+        to_message = self._reserved_message
+        messages, outcomes = await self._converse(
+            lambda session, reader: reserve_many_steps(session, reader, requests, drop, to_message), requests
+        )
         return finish_reserve_many(messages, outcomes)
 
     async def delete_many(self, messages: Iterable[AsyncMessage | int]) -> None:
@@ -456,12 +464,12 @@ class _PoolConnection(AsyncClient):
 
     _pool: AsyncPool
 
-    async def _run(
-        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
-    ) -> list[Any]:
+    async def _converse(
+        self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]
+    ) -> T:
         client = await self._pool._borrow()
         try:
-            return await client._run(requests, tube, meanwhile)
+            return await client._converse(start, requests)
         finally:
             self._pool._give_back(client)
 
