@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import signal
@@ -1117,12 +1118,19 @@ def test_pipeline_failure_mid_batch(client: Client, observer: Connection) -> Non
 
 
 class _FakeServer:
-    """A loopback server that answers ``use`` with ``OUT_OF_MEMORY`` and stores every ``put`` as job 7."""
+    """A loopback server that answers ``use`` with ``OUT_OF_MEMORY`` and stores every ``put`` as job 7.
+
+    ``reserve-with-timeout`` hands out ``jobs`` (id and body) in order, then
+    ``TIMED_OUT``; ``delete`` answers ``NOT_FOUND`` for an id in ``lost``
+    (as beanstalkd does once a job's time to run ran out and another took it).
+    """
 
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
         self.log: list[str] = []
+        self.jobs: list[tuple[int, bytes]] = []
+        self.lost: set[int] = set()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -1153,12 +1161,23 @@ class _FakeServer:
                     conn.sendall(b"WATCHING 2\r\n")
                 elif command == b"ignore":
                     conn.sendall(b"WATCHING 1\r\n")
+                elif command == b"reserve-with-timeout":
+                    if self.jobs:
+                        uid, body = self.jobs.pop(0)
+                        conn.sendall(b"RESERVED %d %d\r\n%b\r\n" % (uid, len(body), body))
+                    else:
+                        conn.sendall(b"TIMED_OUT\r\n")
+                elif command == b"delete":
+                    conn.sendall(b"NOT_FOUND\r\n" if int(parts[1]) in self.lost else b"DELETED\r\n")
                 else:
                     conn.sendall(b"UNKNOWN_COMMAND\r\n")
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not, on Linux)
         self.listener.close()
         self._thread.join(PATIENCE)
+        assert not self._thread.is_alive()
 
 
 @pytest.fixture
@@ -1205,3 +1224,34 @@ def test_put_many_after_a_failed_routing_use_reports_every_put(
         assert isinstance(result, OutOfMemory)
         assert result.outcome == 7
     assert refusing_use.log == ["use jobs"] + ["put 2147483648"] * 3
+
+
+def test_reserve_many_drop_reports_a_delete_that_failed_for_its_item(
+    refusing_use: _FakeServer, make_client: ClientFactory
+) -> None:
+    """More messages than one chunk of deletes; the server refuses the delete of job 105."""
+    bodies = {uid: {"n": uid} for uid in range(100, 140)}
+    client = make_client("127.0.0.1", refusing_use.port, timeout=5)
+    refusing_use.jobs = [(uid, _envelope_bytes(body)) for uid, body in bodies.items()]
+    refusing_use.lost = {105}
+    with pytest.raises(BatchFailed) as info:
+        client.reserve_many(45, timeout=0, drop=True)
+    results = info.value.results
+    assert len(results) == 45
+    assert isinstance(results[5], NotFound) and results[5].command == "delete"
+    messages = [r for r in results[:40] if is_message(r)]
+    assert [m.uid for m in messages] == [uid for uid in bodies if uid != 105]
+    assert [m.body for m in messages] == [bodies[m.uid] for m in messages]
+    assert all(m.deleted and not m.reserved for m in messages)
+    assert results[40:] == [None] * 5  # timed out: just fewer messages
+    reserves = refusing_use.log[: refusing_use.log.index("delete 100")]
+    assert reserves == ["reserve-with-timeout 0"] * 45  # every reserve went out in the first write
+    assert sorted(refusing_use.log[45:]) == sorted(f"delete {uid}" for uid in bodies)
+
+
+def _envelope_bytes(body: Any) -> bytes:
+    """A valid envelope around ``body``, as another beanstalkm would write it."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    token = hashlib.md5(b'{"body":' + canonical.encode() + b"}").hexdigest()
+    envelope = {"@context": "message", "body": body, "created": {"$data": 1}, "sender": {"host": "h"}, "token": token}
+    return json.dumps(envelope).encode()
