@@ -310,6 +310,9 @@ class Connection(ConnectionBase[Message]):
                 sock.settimeout(self.timeout)
                 self._sock_timeout = self.timeout
             with memoryview(step) as data:
+                if self._session.written:  # replies may be on their way: never wait only to write
+                    self._write_duplex(sock, data, 0)
+                    return b""
                 done = sock.send(data)
                 # from the first byte on, whole commands may reach the server and run
                 self._session.written = True
@@ -330,7 +333,7 @@ class Connection(ConnectionBase[Message]):
         return chunk
 
     def _write_duplex(self, sock: socket.socket, data: memoryview, done: int) -> None:
-        """Write the rest of a batch the socket did not take at once, reading replies meanwhile.
+        """Write (the rest of) a batch, reading replies meanwhile whenever the socket will not take more.
 
         beanstalkd answers each command as it reads it and stops reading while
         it cannot write: a client that only wrote would deadlock with it once
@@ -344,6 +347,11 @@ class Connection(ConnectionBase[Message]):
         self._sock_timeout = 0.0
         try:
             while done < len(data):
+                try:
+                    done += sock.send(data[done:])
+                    continue
+                except BlockingIOError:
+                    pass
                 readable, writable = _wait(sock, timeout)
                 if not (readable or writable):
                     raise TimeoutError("timed out")
@@ -356,9 +364,6 @@ class Connection(ConnectionBase[Message]):
                         raise ConnectionResetError("the server closed the connection")
                     if chunk:
                         self._reader.feed(chunk)
-                if writable:
-                    with contextlib.suppress(BlockingIOError):
-                        done += sock.send(data[done:])
         finally:
             sock.settimeout(self.timeout)
             self._sock_timeout = self.timeout
