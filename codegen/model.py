@@ -208,6 +208,16 @@ class Command:
         return f"{pybytes(self.line_format)} % ({values}{',' if len(self.line_values) == 1 else ''})"
 
     @property
+    def has_body(self) -> bool:
+        return any(a.type.kind == "body" for a in self.args)
+
+    @property
+    def head_expr(self) -> str:
+        """For a command with a body: the expression that builds its command line alone (the body goes apart)."""
+        fmt, values = self.line_format.removesuffix("%b\r\n"), [v for v in self.line_values if v != "data"]
+        return f"{pybytes(fmt)} % ({', '.join(values)}{',' if len(values) == 1 else ''})"
+
+    @property
     def request_options(self) -> str:
         """Keyword arguments for ``Request(...)`` beyond the defaults."""
         opts: list[str] = []

@@ -226,16 +226,17 @@ class PutBatch(Generic[M]):
         self.priority, self.delay, self.ttr = priority, delay, ttr
         self.created = int(_time() * 1000)
         sender_json = conn._sender_wire[1]
-        put, canonical, token_of, encode = _c.put, _envelope.canonical, _envelope.token_of, _envelope.encode
+        put, canonical, token_of, encode = _c.put, _envelope.canonical, _envelope.token_of, _envelope.encode_text
         self.tokens: list[str] = []
         self.requests: list[Request[int]] = []
         for body in self.bodies:
             canon = canonical(body)
             token = token_of(canon)
             self.tokens.append(token)
-            self.requests.append(
-                put(encode(canon, token, self.created, sender_json, None, None, []), priority, delay, ttr)
-            )
+            text = encode(canon, token, self.created, sender_json, None, None, [])
+            del canon  # before encoding: a large body is held twice at most, never three times
+            self.requests.append(put(text.encode(), priority, delay, ttr))
+            del text
         self.messages: list[M] = []
 
     def build(self) -> None:

@@ -273,7 +273,11 @@ class Connection(ConnectionBase[Message]):
                 if self._sock_timeout != self.timeout:  # a blocking reserve may have left it at None
                     sock.settimeout(self.timeout)
                     self._sock_timeout = self.timeout
-                sock.sendall(request.data)  # one command: cut short, it cannot have run
+                # one command: cut short, it cannot have run
+                if request.body is None:
+                    sock.sendall(request.head)
+                else:
+                    _send_pieces(sock, request.pieces)
                 self._session.written = True
                 reply = None  # nothing was buffered: the reply is all to come
                 while reply is None:
@@ -453,6 +457,24 @@ else:  # pragma: no cover - Windows
         """Wait until ``sock`` is readable or writable (or ``timeout`` seconds pass): which it is."""
         readable, writable, _ = select.select([sock], [sock], [], timeout)
         return bool(readable), bool(writable)
+
+
+def _send_pieces(sock: socket.socket, pieces: Sequence[bytes]) -> None:
+    """``sock.sendall`` of the pieces joined, without joining them: a large body is not copied.
+
+    Scatter-gather (``sendmsg``) where the socket has it; each call is bounded by the socket's timeout.
+    """
+    if not hasattr(sock, "sendmsg"):  # Windows
+        for piece in pieces:
+            sock.sendall(piece)
+        return
+    views = [memoryview(piece) for piece in pieces]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views.pop(0))
+        if sent:
+            views[0] = views[0][sent:]
 
 
 def _version() -> str:

@@ -94,7 +94,25 @@ def encode(
     channel: str | None,
     errors: list[str],
 ) -> bytes:
-    """The envelope's bytes, built around the already-encoded body."""
+    """The envelope's bytes, built around the already-encoded body (``encode_text``, encoded)."""
+    return encode_text(canonical_body, token, created_ms, sender_json, subscribe, channel, errors).encode()
+
+
+def encode_text(
+    canonical_body: str,
+    token: str,
+    created_ms: int,
+    sender_json: str,
+    subscribe: str | None,
+    channel: str | None,
+    errors: list[str],
+) -> str:
+    """The envelope's JSON text, built around the already-encoded body.
+
+    Text, not bytes: a caller that encodes it once it has let go of
+    ``canonical_body`` never holds a large body three times over (canonical
+    text, envelope text, envelope bytes), as ``encode`` does while it runs.
+    """
     extra = ""
     if subscribe is not None:
         extra += ',"subscribe":' + _COMPACT(subscribe)
@@ -104,7 +122,7 @@ def encode(
     return (
         f'{{"@context":"message","body":{canonical_body},"created":{{"$data":{created_ms}}},'
         f'"sender":{sender_json},"token":"{token}","errors":{errors_json}{extra}}}'
-    ).encode()
+    )
 
 
 @dataclass
@@ -166,14 +184,17 @@ def decode(raw: bytes, validate: bool | None) -> Decoded:
     None (the default) and jsonschema is installed. Anything else is the
     decoded JSON, else the text, else the bytes.
     """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return Decoded(raw)
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):  # not JSON, or nested too deep to decode
-        return Decoded(text)
+    value = _loads_string_body(raw) if len(raw) >= _LARGE and raw.startswith(_STRING_BODY) else _NOTHING
+    if value is _NOTHING:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return Decoded(raw)
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to decode
+            return Decoded(text)
+        del text
     if not (isinstance(value, dict) and value.get("@context") == CONTEXT):
         return Decoded(value)
     if validate or (validate is None and VALIDATION.available()):
@@ -181,6 +202,46 @@ def decode(raw: bytes, validate: bool | None) -> Decoded:
         if problem is not None:
             return Decoded(value, value, problem)
     return Decoded(value.get("body"), value, None, {k: value[k] for k in _FIELDS if k in value})
+
+
+_LARGE = 65536
+_STRING_BODY = b'{"@context":"message","body":"'  # how beanstalkm starts an envelope whose body is a string
+_CONTROLS = tuple(bytes((c,)) for c in range(32))  # not allowed in a JSON string
+_CONSTANT = json.JSONDecoder().parse_constant  # NaN, Infinity, -Infinity as json.loads reads them
+_NOTHING: Any = object()
+
+
+def _loads_string_body(raw: bytes) -> Any:
+    """``json.loads`` of a large job that starts as beanstalkm writes an envelope with a string body,
+    that string having no escapes: it is decoded straight from ``raw``, and the rest on its own.
+
+    The usual way holds the raw bytes, their text and the body's string at
+    once: three times a large body's size; this way, twice. ``_NOTHING``
+    where it does not apply or anything fails: ``decode`` then goes the
+    usual way, which decides (the same value, or the same failure).
+    """
+    start = len(_STRING_BODY)
+    end = raw.find(b'"', start)  # where the string ends, unless there is an escape or a control character in it
+    if end < 0 or raw.find(b"\\", start, end) >= 0 or any(raw.find(c, start, end) >= 0 for c in _CONTROLS):
+        return _NOTHING
+    placeholder = True
+
+    def constant(name: str) -> Any:  # the first is the NaN standing for the body; the others are themselves
+        nonlocal placeholder
+        if placeholder:
+            placeholder = False
+            return _NOTHING
+        return _CONSTANT(name)
+
+    try:
+        with memoryview(raw) as view, view[start:end] as string:
+            body = str(string, "utf-8")
+        value = json.loads((raw[: start - 1] + b"NaN" + raw[end + 1 :]).decode("utf-8"), parse_constant=constant)
+    except (ValueError, RecursionError):
+        return _NOTHING
+    if value["body"] is _NOTHING:  # else a later "body" key won, as it does in json.loads
+        value["body"] = body
+    return value
 
 
 def envelope_problem(value: object) -> str | None:

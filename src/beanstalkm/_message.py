@@ -175,9 +175,11 @@ class MessageBase:
         sender, sender_json = default_sender
         if self.sender != sender:
             sender_json = json.dumps(self.sender, separators=(",", ":"))
-        return _envelope.encode(
+        text = _envelope.encode_text(
             canon, self._token, self.created["$data"], sender_json, self.subscribe, self.channel, self.errors
         )
+        del canon  # before encoding: a large body is held twice at most, never three times
+        return text.encode()
 
     # -- bookkeeping shared by the sync and async lifecycle methods ------------
 

@@ -42,7 +42,13 @@ class Plan:
     def __init__(self, requests: list[Request[Any]], added: list[bool]) -> None:
         self.requests = requests  # everything written, in order
         self.added = added  # for each: True if the plan added it (a ``use``) for the item after it
-        self.data = b"".join([r.data for r in requests])
+        chunks: list[bytes] = []
+        for r in requests:
+            if r.body is None:
+                chunks.append(r.head)
+            else:  # a large body, kept apart from its command line: copied once, here
+                chunks += r.pieces
+        self.data = b"".join(chunks)
         self.replies = sum(1 for r in requests if r.expects_reply)  # how many replies to read
         wait: float | None = 0.0
         for r in requests:

@@ -10,6 +10,7 @@ all that pipelining needs.
 from __future__ import annotations
 
 __all__ = [
+    "BODY_APART",
     "Job",
     "Reply",
     "ReplyReader",
@@ -36,6 +37,14 @@ from beanstalkm._errors import (
 
 T = TypeVar("T")
 
+BODY_APART = 65536
+"""A command body from this size on is written apart from its command line (scatter-gather), and a
+reply body from this size on is gathered in a buffer of its own, not in the read buffer."""
+
+_ROOM = 256
+"""Spare bytes at the end of a large reply body's own buffer: enough that the body's text (a str,
+whose header is larger than bytes') fits where the buffer was once it is freed, not in fresh memory."""
+
 
 class Reply(NamedTuple):
     """One complete reply: the status word, its arguments, and the body for
@@ -56,20 +65,27 @@ class Job(NamedTuple):
 class Request(Generic[T]):
     """One encoded command and how to decode its reply.
 
+    ``data`` is everything the command writes. A large body (``put``'s, from
+    ``BODY_APART`` bytes on) is kept apart from its command line so that it
+    is never copied into one buffer with it: ``head`` is written first, then
+    ``body`` and CRLF when ``body`` is not None (``data`` joins them only when
+    asked). Otherwise ``body`` is None and ``head`` is everything.
+
     ``wait`` is how long, beyond the connection's own timeout, the server may
     legitimately take to answer (the reserve timeout); ``None`` means it may
     block forever (``reserve``). ``effect`` names a change of connection state
     ('use', 'watch', 'ignore') and ``tube`` the tube it concerns.
     """
 
-    __slots__ = ("command", "data", "decode", "effect", "expects_reply", "tube", "uses_tube", "wait")
+    __slots__ = ("body", "command", "decode", "effect", "expects_reply", "head", "tube", "uses_tube", "wait")
 
     def __init__(
         self,
         command: str,
-        data: bytes,
+        head: bytes,
         decode: Callable[[Reply], T],
         *,
+        body: bytes | None = None,
         uses_tube: bool = False,
         effect: str | None = None,
         tube: str | None = None,
@@ -77,7 +93,8 @@ class Request(Generic[T]):
         expects_reply: bool = True,
     ) -> None:
         self.command = command
-        self.data = data
+        self.head = head
+        self.body = body
         self.decode = decode
         self.uses_tube = uses_tube
         self.effect = effect
@@ -85,8 +102,18 @@ class Request(Generic[T]):
         self.wait = wait
         self.expects_reply = expects_reply
 
+    @property
+    def data(self) -> bytes:
+        """All the bytes this request writes (a large body is copied into them: write ``pieces`` instead)."""
+        return self.head if self.body is None else b"".join(self.pieces)
+
+    @property
+    def pieces(self) -> tuple[bytes, ...]:
+        """What this request writes, in order, without joining a large body to its command line."""
+        return (self.head,) if self.body is None else (self.head, self.body, b"\r\n")
+
     def __repr__(self) -> str:
-        return f"Request({self.command!r}, {self.data[:60]!r})"
+        return f"Request({self.command!r}, {self.head[:60]!r})"
 
 
 def fail(command: str, reply: Reply, failures: Mapping[str, type[CommandFailed]]) -> Exception:
@@ -213,9 +240,15 @@ class ReplyReader:
     bounded: a reply line longer than ``max_line`` (CRLF included) or a body
     announced larger than ``max_body`` raises :class:`ProtocolError`, and so
     does a body not followed by CRLF (a length that lied).
+
+    A large body (``BODY_APART`` bytes or more) still incomplete is gathered
+    in a buffer of its own, made once at its announced size, not appended to
+    the read buffer (which grows, and may be copied, as it does). Its peak
+    memory is then the buffer and the body's bytes; and where the buffer was,
+    the body's text fits next (``_ROOM``).
     """
 
-    __slots__ = ("_body_statuses", "_buf", "_max_body", "_max_line", "_pending", "_pos")
+    __slots__ = ("_body", "_body_statuses", "_buf", "_filled", "_max_body", "_max_line", "_pending", "_pos")
 
     def __init__(self, body_statuses: frozenset[str], max_line: int, max_body: int) -> None:
         self._body_statuses = body_statuses
@@ -224,27 +257,44 @@ class ReplyReader:
         self._buf = bytearray()
         self._pos = 0
         self._pending: tuple[str, tuple[str, ...], int] | None = None
+        self._body: bytearray | None = None  # the pending large body (and its CRLF), gathered here
+        self._filled = 0  # how many bytes of ``_body`` arrived
 
     def feed(self, data: bytes) -> None:
         """Append bytes received from the server."""
-        self._buf += data
+        if self._body is None:
+            self._buf += data
+        else:
+            self._gather(self._body, data)
+
+    def _gather(self, body: bytearray, data: bytes) -> None:
+        """Copy ``data`` into the pending large body's buffer; what comes after the body, into the read buffer."""
+        filled = self._filled
+        with memoryview(data) as view:
+            taken = min(len(view), len(body) - _ROOM - filled)
+            body[filled : filled + taken] = view[:taken]
+            self._filled = filled + taken
+            if taken < len(view):  # the replies after this one
+                self._buf += view[taken:]
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned in a reply."""
-        return len(self._buf) - self._pos
+        return len(self._buf) - self._pos + self._filled
 
     def missing(self) -> int:
         """A lower bound on the bytes still needed for the pending body (0 if none pending)."""
         if self._pending is None:
             return 0
-        return max(0, self._pending[2] + 2 - (len(self._buf) - self._pos))
+        return max(0, self._pending[2] + 2 - self.buffered)
 
     def clear(self) -> None:
         """Forget everything buffered (after the connection is dropped)."""
         self._buf = bytearray()
         self._pos = 0
         self._pending = None
+        self._body = None
+        self._filled = 0
 
     def read(self, data: bytes) -> Reply | None:
         """``feed(data)`` then ``next_reply()``; quicker when ``data`` is exactly one short reply."""
@@ -260,7 +310,7 @@ class ReplyReader:
                 parts = [""]
             if parts[0] not in self._body_statuses and "" not in parts:
                 return Reply(parts[0], tuple(parts[1:]), None)
-        self._buf += data
+        self.feed(data)
         return self.next_reply()
 
     def next_reply(self) -> Reply | None:
@@ -296,8 +346,17 @@ class ReplyReader:
                 raise ProtocolError(f"reply {status} announces a {size}-byte body; the limit is {self._max_body}")
             self._pending = (status, args, size)
         status, args, size = self._pending
+        if self._body is not None:
+            return self._gathered(self._body, status, args, size)
         start = self._pos
         if len(buf) - start < size + 2:
+            if size >= BODY_APART:  # gather it apart, starting with what is here
+                self._body = bytearray(size + 2 + _ROOM)
+                self._filled = len(buf) - start
+                with memoryview(buf) as view:
+                    self._body[: self._filled] = view[start:]
+                buf.clear()
+                self._pos = 0
             return None
         if buf[start + size : start + size + 2] != b"\r\n":
             raise ProtocolError(f"reply {status}: body not followed by CRLF after {size} bytes")
@@ -307,6 +366,20 @@ class ReplyReader:
             with memoryview(buf) as view, view[start : start + size] as part:
                 body = part.tobytes()
         self._pos = start + size + 2
+        self._pending = None
+        self._compact()
+        return Reply(status, args, body)
+
+    def _gathered(self, gathered: bytearray, status: str, args: tuple[str, ...], size: int) -> Reply | None:
+        """The pending large body, from its own buffer, once it and its CRLF are all there."""
+        if self._filled < size + 2:
+            return None
+        if gathered[size : size + 2] != b"\r\n":
+            raise ProtocolError(f"reply {status}: body not followed by CRLF after {size} bytes")
+        with memoryview(gathered) as view, view[:size] as part:
+            body = part.tobytes()
+        self._body = None
+        self._filled = 0
         self._pending = None
         self._compact()
         return Reply(status, args, body)

@@ -7,7 +7,8 @@
 * The envelope decoder (``_envelope.decode`` and ``MessageBase._from_job``) on
   arbitrary JSON, envelope look-alikes and arbitrary bytes: it never raises,
   the message keeps the raw bytes, and the generated envelope check agrees
-  with jsonschema.
+  with jsonschema. A large string body, which it decodes straight from the
+  bytes, decodes exactly as ``json.loads`` of the whole text would.
 
 Every test runs ``EXAMPLES`` examples (``settings(max_examples=...)``).
 """
@@ -27,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from beanstalkm import ProtocolError
+from beanstalkm import ProtocolError, _envelope
 from beanstalkm._envelope import SCHEMA, decode
 from beanstalkm._generated import commands
 from beanstalkm._generated.envelope_check import is_valid
@@ -448,3 +449,76 @@ def test_str_of_a_job_that_is_not_strict_json(raw: bytes) -> None:
     assert message.token == hashlib.md5(raw).hexdigest()
     assert message.as_dict()["token"] == message.token
     assert message.token in str(message)
+
+
+# -- a large string body, decoded straight from the bytes ----------------------------------------
+
+LARGE_STRING = b"0123456789abcdef" * 4096  # 64 KiB: large enough for decode's straight path
+LARGE_PIECES = st.one_of(
+    st.binary(max_size=4),
+    st.text(max_size=3).map(str.encode),
+    st.sampled_from(
+        [b'"', b"\\", b'\\"', b"\\u0041", b"\x00", b"\n", b"\x1f", b"\x7f", b"\xc3\xa9", b"\xff", b"\xed\xa0\x80"]
+    ),
+)
+LARGE_EXTRAS = st.sampled_from(
+    [
+        b"",
+        b',"body":5',  # a later "body" key wins
+        b',"body":NaN',
+        b',"b\\u006fdy":[1]',
+        b',"@context":"other"',
+        b',"x":[NaN,Infinity,-Infinity]',
+        b',"created":NaN',
+        b" ",
+        b",",
+        b"x",
+        b"\xff",
+        b',"x":' + b"[" * 5000 + b"]" * 5000,
+    ]
+)
+
+
+def _decode_usual(raw: bytes, validate: bool | None) -> Any:
+    large, _envelope._LARGE = _envelope._LARGE, len(raw) + 1
+    try:
+        return decode(raw, validate)
+    finally:
+        _envelope._LARGE = large
+
+
+@FUZZ
+@given(
+    inserts=st.lists(st.tuples(st.integers(0, len(LARGE_STRING)), LARGE_PIECES), max_size=3),
+    value=ENVELOPE,
+    extra=LARGE_EXTRAS,
+    tail=st.sampled_from([b"}", b"} ", b"}x", b"", b"}}", b"]"]),
+    validate=st.sampled_from(VALIDATORS),
+)
+def test_decode_large_string_body_as_json_loads(
+    inserts: list[tuple[int, bytes]], value: dict[str, Any], extra: bytes, tail: bytes, validate: bool | None
+) -> None:
+    string = bytearray(LARGE_STRING)
+    for at, piece in sorted(inserts, reverse=True):
+        string[at:at] = piece
+    fields = json.dumps({k: v for k, v in value.items() if k not in ("@context", "body")}).encode()
+    rest = b"," + fields[1:-1] if len(fields) > 2 else b""
+    raw = b'{"@context":"message","body":"%b"%b%b%b' % (bytes(string), rest, extra, tail)
+    straight = _envelope._loads_string_body(raw) is not _envelope._NOTHING
+    RAN["envelope: large string body" + (", straight" if straight else "")] += 1
+    got, usual = decode(raw, validate), _decode_usual(raw, validate)
+    assert type(got.body) is type(usual.body) and _same(got.body, usual.body)
+    assert _same(got.envelope, usual.envelope) and _same(got.fields, usual.fields)
+    assert got.problem == usual.problem
+    _check_decoded(raw, validate)
+
+
+def test_a_large_string_body_beanstalkm_puts_is_decoded_straight_from_the_bytes() -> None:
+    """What keeps a large body's reserve at twice its size: the envelope beanstalkm writes for a string
+    body with nothing to escape (base64, say) takes the straight path."""
+    sender = {"host": "h"}
+    message = MessageBase("0123456789abcdef+/=" * 65536, sender=sender)
+    raw = message._encode((sender, json.dumps(sender)))
+    value = _envelope._loads_string_body(raw)
+    assert value is not _envelope._NOTHING and value == json.loads(raw)
+    assert decode(raw, True).body == message.body

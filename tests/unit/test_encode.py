@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 import inspect
+import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -573,3 +575,55 @@ def test_str_body_and_bytes_body_encode_alike() -> None:
     assert C.put(text, 1, 2, 3).data == C.put(text.encode("utf-8"), 1, 2, 3).data
     assert b" %d\r\n" % len(text.encode("utf-8")) in C.put(text, 1, 2, 3).data
     assert len(text) != len(text.encode("utf-8"))
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 1 << 20])
+def test_a_large_body_is_kept_apart_from_its_command_line(size: int) -> None:
+    """From BODY_APART bytes on, ``put`` does not copy its body: it is written after ``head``, then CRLF."""
+    body = b"x" * size
+    req = C.put(body, 1, 2, 3)
+    line = b"put 1 2 3 %d\r\n" % size
+    assert req.data == line + body + b"\r\n"
+    assert type(req.data) is bytes
+    assert b"".join(req.pieces) == req.data
+    if size < 65536:
+        assert (req.body, req.head, req.pieces) == (None, req.data, (req.data,))
+    else:
+        assert req.body is body
+        assert req.pieces == (line, body, b"\r\n")
+
+
+class _NoSendmsg:
+    """A socket without ``sendmsg`` (as on Windows)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sendall = sock.sendall
+
+
+@pytest.mark.parametrize("scatter", [True, False])
+def test_pieces_are_written_whole_and_in_order(scatter: bool) -> None:
+    """The sync driver writes a large body apart from its command line; the peer reads what ``data`` says,
+    however many partial writes that takes."""
+    from beanstalkm._connection import _send_pieces
+
+    req = C.put(bytes(range(256)) * 12289, 1, 2, 3)  # ~3 MiB: more than a socket buffer takes at once
+    assert req.body is not None
+    left, right = socket.socketpair()
+    received = bytearray()
+
+    def drain() -> None:
+        while chunk := right.recv(100_000):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        left.settimeout(10)
+        _send_pieces(left if scatter else _NoSendmsg(left), req.pieces)  # type: ignore[arg-type]
+        left.shutdown(socket.SHUT_WR)
+        reader.join(10)
+    finally:
+        left.close()
+        right.close()
+    assert received == req.data

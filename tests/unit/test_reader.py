@@ -580,6 +580,79 @@ def test_large_body_then_more_replies() -> None:
     _assert_empty(reader)
 
 
+LARGE = bytes(range(256)) * 300 + b"\r\n" * 5  # 76810 bytes, past BODY_APART, with CRLF pairs and one at its end
+LARGE_STREAM = b"RESERVED 3 %d\r\n%b\r\nINSERTED 4\r\nFOUND 5 %d\r\n%b\r\nDELETED\r\n" % (
+    len(LARGE),
+    LARGE,
+    len(LARGE),
+    LARGE[::-1],
+)
+LARGE_REPLIES = [
+    Reply("RESERVED", ("3", str(len(LARGE))), LARGE),
+    Reply("INSERTED", ("4",), None),
+    Reply("FOUND", ("5", str(len(LARGE))), LARGE[::-1]),
+    Reply("DELETED", (), None),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(cuts=st.lists(st.integers(0, len(LARGE_STREAM)), max_size=40), read=st.booleans())
+def test_large_bodies_gathered_from_any_chunking(cuts: list[int], read: bool) -> None:
+    """A large body is gathered in a buffer of its own: the same replies, whatever the cuts."""
+    points = sorted({*cuts, 0, len(LARGE_STREAM)})
+    reader = commands.new_reader()
+    replies: list[Reply] = []
+    for start, end in itertools.pairwise(points):
+        chunk = LARGE_STREAM[start:end]
+        if read and (reply := reader.read(chunk)) is not None:
+            replies.append(reply)
+        elif not read:
+            reader.feed(chunk)
+        replies.extend(_drain(reader))
+        assert 0 <= reader.buffered <= end and reader.missing() >= 0
+    assert replies == LARGE_REPLIES
+    _assert_empty(reader)
+
+
+def test_large_body_missing_counts_what_was_gathered() -> None:
+    reader = commands.new_reader()
+    reader.feed(LARGE_STREAM[:1000])
+    assert reader.next_reply() is None
+    head = len(b"RESERVED 3 76810\r\n")
+    assert reader.missing() == len(LARGE) + 2 - (1000 - head)
+    reader.feed(LARGE_STREAM[1000:50000])
+    assert reader.next_reply() is None
+    assert (reader.buffered, reader.missing()) == (50000 - head, len(LARGE) + 2 - (50000 - head))
+    reader.feed(LARGE_STREAM[50000 : head + len(LARGE) + 1])  # all but the LF after the body
+    assert reader.next_reply() is None
+    assert reader.missing() == 1
+    reader.feed(LARGE_STREAM[head + len(LARGE) + 1 :])
+    assert _drain(reader) == LARGE_REPLIES
+    _assert_empty(reader)
+
+
+@pytest.mark.parametrize("cut", [10, 70000, 76828, 76829])
+def test_large_body_not_followed_by_crlf(cut: int) -> None:
+    data = b"RESERVED 1 %d\r\n%bXY\r\nDELETED\r\n" % (len(LARGE), LARGE)
+    reader = commands.new_reader()
+    reader.feed(data[:cut])
+    assert reader.next_reply() is None
+    reader.feed(data[cut:])
+    with pytest.raises(ProtocolError, match="CRLF"):
+        reader.next_reply()
+
+
+def test_clear_forgets_a_large_body_being_gathered() -> None:
+    reader = commands.new_reader()
+    reader.feed(LARGE_STREAM[:1000])
+    assert reader.next_reply() is None
+    reader.feed(LARGE_STREAM[1000:2000])
+    reader.clear()
+    assert (reader.buffered, reader.missing()) == (0, 0)
+    reader.feed(b"DELETED\r\n")
+    assert reader.next_reply() == Reply("DELETED", (), None)
+
+
 def test_missing_counts_the_body_still_needed() -> None:
     reader = commands.new_reader()
     assert reader.missing() == 0
