@@ -26,8 +26,6 @@ CONTEXT = "message"
 SCHEMA: dict[str, Any] = json.loads(resources.files("beanstalkm._generated").joinpath("message.json").read_text())
 """The envelope's JSON Schema, loaded at import."""
 
-_FIELDS = ("@context", "body", "created", "sender", "subscribe", "channel", "errors", "token")
-
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
@@ -125,14 +123,30 @@ def encode_text(
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class Decoded:
     """What a job's bytes turned out to be."""
 
     body: Any
     envelope: Mapping[str, Any] | None = None
     problem: str | None = None  # why a would-be envelope failed validation
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)  # a valid envelope's fields
+
+
+# JSONDecoder's own scanner (the C one in CPython); typeshed does not declare the attribute
+_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``: the C scanner straight on a document that is one JSON value and nothing
+    else (what a client writes); ``json.loads`` itself for anything else, which decides."""
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:  # leading whitespace, or not JSON
+        return json.loads(text)
+    if end != len(text):  # trailing whitespace, or extra data
+        return json.loads(text)
+    return value
 
 
 class _Validation:
@@ -191,7 +205,7 @@ def decode(raw: bytes, validate: bool | None) -> Decoded:
         except UnicodeDecodeError:
             return Decoded(raw)
         try:
-            value = json.loads(text)
+            value = _loads(text)
         except (ValueError, RecursionError):  # not JSON, or nested too deep to decode
             return Decoded(text)
         del text
@@ -201,7 +215,7 @@ def decode(raw: bytes, validate: bool | None) -> Decoded:
         problem = VALIDATION.problem(value)
         if problem is not None:
             return Decoded(value, value, problem)
-    return Decoded(value.get("body"), value, None, {k: value[k] for k in _FIELDS if k in value})
+    return Decoded(value.get("body"), value, None, value)
 
 
 _LARGE = 65536
