@@ -215,9 +215,10 @@ def _check_envelope_fields(subscribe: object, channel: object, sender: dict[str,
 
 class PutBatch(Generic[M]):
     """A ``put_many``: every body encoded (and checked) before anything is
-    sent; the messages are built while the server stores them."""
+    sent; the messages are built while the server stores them. A body that
+    is a message is sent with its own envelope fields, as ``Client.put`` does."""
 
-    __slots__ = ("bodies", "conn", "created", "delay", "messages", "priority", "requests", "tokens", "ttr")
+    __slots__ = ("bodies", "conn", "created", "delay", "made", "messages", "priority", "requests", "tokens", "ttr")
 
     def __init__(self, conn: ConnectionBase[M], bodies: Iterable[Any], priority: int, delay: int, ttr: int) -> None:
         _c.put(b"", priority, delay, ttr)  # refuses a bad setting even for no bodies
@@ -229,7 +230,15 @@ class PutBatch(Generic[M]):
         put, canonical, token_of, encode = _c.put, _envelope.canonical, _envelope.token_of, _envelope.encode_text
         self.tokens: list[str] = []
         self.requests: list[Request[int]] = []
+        self.made: dict[int, M] = {}  # items that were messages: sent with their own envelope fields
         for body in self.bodies:
+            if isinstance(body, MessageBase):
+                source, kwargs = message_kwargs(body, None, None, None, priority, delay, ttr, conn._sender)
+                message = conn._new_message(source, kwargs)
+                self.made[len(self.requests)] = message
+                self.tokens.append("")
+                self.requests.append(message._put_request(conn._sender_wire))
+                continue
             canon = canonical(body)
             token = token_of(canon)
             self.tokens.append(token)
@@ -243,8 +252,11 @@ class PutBatch(Generic[M]):
         """The messages (unsent as yet)."""
         new, sender = self.conn._new_message, self.conn._sender
         priority, delay, ttr, created = self.priority, self.delay, self.ttr, self.created
+        made = self.made
         self.messages = [
-            new(
+            made[index]
+            if made and index in made
+            else new(
                 body,
                 {
                     "created": {"$data": created},
@@ -255,7 +267,7 @@ class PutBatch(Generic[M]):
                     "ttr": ttr,
                 },
             )
-            for body, token in zip(self.bodies, self.tokens, strict=True)
+            for index, (body, token) in enumerate(zip(self.bodies, self.tokens, strict=True))
         ]
 
     def sent(self, ids: list[Any]) -> list[M]:
@@ -301,7 +313,10 @@ def reserve_many_steps(
     with ``drop``, the deletes of the valid messages follow in chunks while
     the rest are decoded, so the server deletes while the client decodes.
     A message whose envelope is invalid is never deleted; a delete that
-    fails becomes that item's outcome.
+    fails becomes that item's outcome. If the conversation fails part-way
+    (the connection, a malformed reply, a cancellation), the jobs whose
+    deletes were written may be deleted without being returned: at-most-once,
+    as ``drop`` says; the error says so.
     """
     session.written = False
     session.wait = wait = requests[0].wait if requests else 0.0
@@ -313,8 +328,16 @@ def reserve_many_steps(
     pending = 0  # of those, how many are not written yet
     for request in requests:
         reply = reader.next_reply()
-        while reply is None:
-            reply = reader.read((yield wait))
+        try:
+            while reply is None:
+                reply = reader.read((yield wait))
+        except BaseException as exc:
+            if deletes:
+                exc.add_note(
+                    f"reserve_many(drop=True): the deletes of {len(deletes) - pending} jobs reserved before"
+                    " this failure were sent; those jobs may be deleted (at-most-once)"
+                )
+            raise
         try:
             message = to_message(request.decode(reply))
         except TimedOut:

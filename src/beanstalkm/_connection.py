@@ -32,6 +32,9 @@ DEFAULT_PORT = 11300
 
 _UNSET: Any = object()
 _RECV = 65536
+_WRITE_AT_ONCE = 16384
+"""A batch up to this size goes out in one plain send: the server's receive buffer takes it whole
+even while the server is not reading. A larger one is written reading replies meanwhile."""
 
 
 class ConnectionBase(Generic[M]):
@@ -314,7 +317,9 @@ class Connection(ConnectionBase[Message]):
                 sock.settimeout(self.timeout)
                 self._sock_timeout = self.timeout
             with memoryview(step) as data:
-                if self._session.written:  # replies may be on their way: never wait only to write
+                if self._session.written or len(data) > _WRITE_AT_ONCE:
+                    # replies may be on their way, or may fill the buffers before the write ends:
+                    # never wait only to write
                     self._write_duplex(sock, data, 0)
                     return b""
                 done = sock.send(data)
@@ -346,17 +351,23 @@ class Connection(ConnectionBase[Message]):
         progress (or, while the batch holds a blocking reserve, what the server
         may take on top of it).
         """
-        timeout = self._read_timeout(self._session.wait)
+        session = self._session
+        timeout = self._read_timeout(session.wait)
         sock.setblocking(False)
         self._sock_timeout = 0.0
         try:
             while done < len(data):
                 try:
                     done += sock.send(data[done:])
+                    session.written = True  # whole commands may have reached the server
                     continue
                 except BlockingIOError:
                     pass
-                readable, writable = _wait(sock, timeout)
+                self._blocking = session.wait != 0.0  # the batch holds a reserve: close() may cut it short
+                try:
+                    readable, writable = _wait(sock, timeout)
+                finally:
+                    self._blocking = False
                 if not (readable or writable):
                     raise TimeoutError("timed out")
                 if readable:

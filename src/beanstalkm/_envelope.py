@@ -38,20 +38,18 @@ def _canonical_encoder() -> Callable[[object], str]:
     """``json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode``,
     the same bytes, through the C encoder it uses without its Python layers where CPython has it.
 
-    No circular-reference markers: a circular body ends in ``RecursionError``
-    (reported like a body nested too deep), and calls from several threads share no state.
+    A C encoder per call, with its own circular-reference markers, as
+    ``JSONEncoder.encode`` makes one: calls from several threads share no state.
     """
     make = getattr(json.encoder, "c_make_encoder", None)
     quote = getattr(json.encoder, "c_encode_basestring_ascii", None)
     if make is None or quote is None:  # pragma: no cover - other Pythons
         return json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
-    chunks: Callable[[object, int], Iterable[str]] = make(
-        None, _unserializable, quote, None, ":", ",", True, False, False
-    )
     join = "".join
 
     def encode(body: object) -> str:
-        return join(chunks(body, 0))
+        chunks: Iterable[str] = make({}, _unserializable, quote, None, ":", ",", True, False, False)(body, 0)
+        return join(chunks)
 
     return encode
 

@@ -99,7 +99,10 @@ class Session:
         yield plan.data
         self.written = True
         if meanwhile is not None:
-            meanwhile()
+            try:
+                meanwhile()
+            except Exception:  # noqa: S110 - optional work: its caller redoes it once every reply is read
+                pass
         replies: list[Reply] = []
         for _ in range(plan.replies):
             reply = reader.next_reply()

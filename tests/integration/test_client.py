@@ -1255,3 +1255,18 @@ def _envelope_bytes(body: Any) -> bytes:
     token = hashlib.md5(b'{"body":' + canonical.encode() + b"}").hexdigest()
     envelope = {"@context": "message", "body": body, "created": {"$data": 1}, "sender": {"host": "h"}, "token": token}
     return json.dumps(envelope).encode()
+
+
+def test_put_many_of_messages_keeps_their_envelope_fields(client: Client, observer: Connection) -> None:
+    original = client({"n": 1}, subscribe="replies", channel="c1")
+    sent = client.put_many([original, {"n": 2}], tube="forwarded")
+    assert [m.body for m in sent] == [{"n": 1}, {"n": 2}]
+    first = observer.queue.peek(sent[0].uid)
+    assert first is not None
+    assert (first.body, first.subscribe, first.channel, first.created) == (
+        {"n": 1},
+        "replies",
+        "c1",
+        original.created,
+    )
+    assert (sent[0].subscribe, sent[0].channel, sent[0].token) == ("replies", "c1", original.token)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,3 +241,26 @@ def test_reserve_many_of_large_jobs(
     observer.queue.put(b"one more")
     last = client.reserve(timeout=0, drop=False)
     assert last is not None and last.raw == b"one more"
+
+
+def test_a_batch_without_timeout_does_not_deadlock(unix_server: BeanstalkdServer) -> None:
+    """``timeout=None`` (the default) leaves the sync socket blocking: a plain ``send`` of a batch returns
+    only once all of it is queued, so the driver must not start a large batch with one. Run in a thread:
+    a deadlock would never end on its own (the server is stopped at teardown, which ends it)."""
+    outcome: list[object] = []
+
+    def batch() -> None:
+        with Client(unix_socket=unix_server.unix_path, timeout=None) as client:
+            sock = client._sock  # the sync connection's socket (private): its send buffer, fixed and small
+            assert sock is not None
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CLIENT_BUFFER)
+            count = _overflow(_sysctl("net/core/wmem_default", 0, 256 * 1024), SHORTEST_INSERTED)
+            sent = client.put_many(range(count), tube="nolimit")
+            ids = {m.uid for m in sent}
+            outcome.append(len(ids) == count and client.queue.stats_tube("nolimit").current_jobs_ready == count)
+
+    thread = threading.Thread(target=batch, daemon=True)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "the batch is stuck: the driver wrote without reading"
+    assert outcome == [True]
