@@ -15,6 +15,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidEnvelope",
     "ProtocolError",
+    "CorruptJob",
     "SocketError",
     "UnexpectedResponse",
 ]
@@ -78,6 +79,25 @@ class ProtocolError(BeanstalkmException):
     """A reply broke the protocol: an over-long line, a body longer than
     announced, a malformed number or stats payload. The connection that read
     it is closed, since the stream can no longer be trusted."""
+
+
+class CorruptJob(ProtocolError):
+    """beanstalkd sent a job whose stored bytes are damaged: its announced length
+    is followed by two zero bytes, not CRLF. beanstalkd does this for a job it
+    restored from a binlog damaged by a crash (the body comes back as zeros).
+
+    The reply was framed by its length, so the stream is intact and the
+    connection stays open; a job being reserved stays reserved by it. ``job_id``
+    and ``body`` (the bytes as sent, without the damaged trailer) let you bury or
+    delete it; no other client can make sense of it either.
+    """
+
+    def __init__(self, job_id: int, body: bytes, trailer: bytes) -> None:
+        super().__init__(
+            f"job {job_id} is damaged on the server: its {len(body)} bytes are followed by {trailer!r}, not CRLF"
+        )
+        self.job_id = job_id
+        self.body = body
 
 
 class SocketError(BeanstalkmException, OSError):
@@ -154,6 +174,7 @@ for _cls in (
     BatchFailed,
     BeanstalkmException,
     CommandFailed,
+    CorruptJob,
     InvalidArgument,
     InvalidEnvelope,
     ProtocolError,

@@ -30,6 +30,7 @@ from typing import Generic, NamedTuple, TypeVar
 from beanstalkm._errors import (
     ArgumentTypeError,
     CommandFailed,
+    CorruptJob,
     InvalidArgument,
     ProtocolError,
     UnexpectedResponse,
@@ -41,6 +42,10 @@ BODY_APART = 65536
 """A command body from this size on is written apart from its command line (scatter-gather), and a
 reply body from this size on is gathered in a buffer of its own, not in the read buffer."""
 
+DAMAGED = b"\x00\x00"
+"""What follows a body instead of CRLF when beanstalkd restored the job from a binlog a crash damaged:
+the job's record was written but not its bytes, which come back as zeros, CRLF included."""
+
 _ROOM = 256
 """Spare bytes at the end of a large reply body's own buffer: enough that the body's text (a str,
 whose header is larger than bytes') fits where the buffer was once it is freed, not in fresh memory."""
@@ -48,11 +53,13 @@ whose header is larger than bytes') fits where the buffer was once it is freed, 
 
 class Reply(NamedTuple):
     """One complete reply: the status word, its arguments, and the body for
-    statuses that carry one (``None`` otherwise)."""
+    statuses that carry one (``None`` otherwise). ``trailer`` is what followed
+    the body where that was not CRLF (a job damaged on the server), else None."""
 
     status: str
     args: tuple[str, ...]
     body: bytes | None
+    trailer: bytes | None = None
 
 
 class Job(NamedTuple):
@@ -157,11 +164,15 @@ def reply_body(reply: Reply) -> bytes:
     """The body of ``reply`` (the reader guarantees one for body statuses)."""
     if reply.body is None:
         raise ProtocolError(f"reply {reply.status} has no body")
+    if reply.trailer is not None:
+        raise ProtocolError(f"reply {reply.status}: body not followed by CRLF after {len(reply.body)} bytes")
     return reply.body
 
 
 def reply_job(reply: Reply) -> Job:
-    """A ``RESERVED``/``FOUND`` reply as a :class:`Job`."""
+    """A ``RESERVED``/``FOUND`` reply as a :class:`Job` (:class:`CorruptJob` if the server's copy is damaged)."""
+    if reply.trailer is not None and reply.body is not None:
+        raise CorruptJob(reply_int(reply, 0), reply.body, reply.trailer)
     return Job(reply_int(reply, 0), reply_body(reply))
 
 
@@ -239,7 +250,10 @@ class ReplyReader:
     (its length is their last argument) comes from the spec. Buffers are
     bounded: a reply line longer than ``max_line`` (CRLF included) or a body
     announced larger than ``max_body`` raises :class:`ProtocolError`, and so
-    does a body not followed by CRLF (a length that lied).
+    does a body not followed by CRLF (a length that lied), except where two
+    zero bytes follow it: that is how beanstalkd sends a job it restored from a
+    binlog damaged by a crash. That reply is returned with ``trailer`` set, and
+    decoding it raises (:class:`CorruptJob` for a job) with the stream intact.
 
     A large body (``BODY_APART`` bytes or more) still incomplete is gathered
     in a buffer of its own, made once at its announced size, not appended to
@@ -358,7 +372,8 @@ class ReplyReader:
                 buf.clear()
                 self._pos = 0
             return None
-        if buf[start + size : start + size + 2] != b"\r\n":
+        trailer = bytes(buf[start + size : start + size + 2])
+        if trailer != b"\r\n" and trailer != DAMAGED:
             raise ProtocolError(f"reply {status}: body not followed by CRLF after {size} bytes")
         if size < 65536:
             body = bytes(buf[start : start + size])
@@ -368,13 +383,14 @@ class ReplyReader:
         self._pos = start + size + 2
         self._pending = None
         self._compact()
-        return Reply(status, args, body)
+        return Reply(status, args, body) if trailer == b"\r\n" else Reply(status, args, body, trailer)
 
     def _gathered(self, gathered: bytearray, status: str, args: tuple[str, ...], size: int) -> Reply | None:
         """The pending large body, from its own buffer, once it and its CRLF are all there."""
         if self._filled < size + 2:
             return None
-        if gathered[size : size + 2] != b"\r\n":
+        trailer = bytes(gathered[size : size + 2])
+        if trailer != b"\r\n" and trailer != DAMAGED:
             raise ProtocolError(f"reply {status}: body not followed by CRLF after {size} bytes")
         with memoryview(gathered) as view, view[:size] as part:
             body = part.tobytes()
@@ -382,7 +398,7 @@ class ReplyReader:
         self._filled = 0
         self._pending = None
         self._compact()
-        return Reply(status, args, body)
+        return Reply(status, args, body) if trailer == b"\r\n" else Reply(status, args, body, trailer)
 
     def _compact(self) -> None:
         if self._pos == len(self._buf):

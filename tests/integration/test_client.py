@@ -29,12 +29,14 @@ from beanstalkm import (
     Client,
     CommandFailed,
     Connection,
+    CorruptJob,
     DeadlineSoon,
     Draining,
     InvalidArgument,
     InvalidEnvelope,
     NotFound,
     OutOfMemory,
+    ProtocolError,
     SocketError,
     TubeStats,
     _envelope,
@@ -1131,6 +1133,7 @@ class _FakeServer:
         self.log: list[str] = []
         self.jobs: list[tuple[int, bytes]] = []
         self.lost: set[int] = set()
+        self.damaged: set[int] = set()  # sent as beanstalkd sends a job from a damaged binlog: zeros, no CRLF
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -1164,7 +1167,10 @@ class _FakeServer:
                 elif command == b"reserve-with-timeout":
                     if self.jobs:
                         uid, body = self.jobs.pop(0)
-                        conn.sendall(b"RESERVED %d %d\r\n%b\r\n" % (uid, len(body), body))
+                        if uid in self.damaged:
+                            conn.sendall(b"RESERVED %d %d\r\n%b\x00\x00" % (uid, len(body), bytes(len(body))))
+                        else:
+                            conn.sendall(b"RESERVED %d %d\r\n%b\r\n" % (uid, len(body), body))
                     else:
                         conn.sendall(b"TIMED_OUT\r\n")
                 elif command == b"delete":
@@ -1270,3 +1276,26 @@ def test_put_many_of_messages_keeps_their_envelope_fields(client: Client, observ
         original.created,
     )
     assert (sent[0].subscribe, sent[0].channel, sent[0].token) == ("replies", "c1", original.token)
+
+
+def test_a_job_damaged_on_the_server_is_a_corrupt_job_and_the_connection_stays(
+    refusing_use: _FakeServer, make_client: ClientFactory
+) -> None:
+    """beanstalkd sends a job it restored from a binlog a crash cut short as zeros with no CRLF after them."""
+    client = make_client("127.0.0.1", refusing_use.port, timeout=5)
+    refusing_use.jobs = [(uid, _envelope_bytes({"n": uid})) for uid in (200, 201, 202, 203)]
+    refusing_use.damaged = {200, 202}
+    with pytest.raises(CorruptJob) as info:
+        client.reserve(timeout=0)
+    assert info.value.job_id == 200 and info.value.body == bytes(len(_envelope_bytes({"n": 200})))
+    assert isinstance(info.value, ProtocolError)
+    assert client.connected  # the reply was framed by its length: the stream is intact
+    with pytest.raises(BatchFailed) as batch:
+        client.reserve_many(3, timeout=0, drop=True)
+    one, damaged, three = batch.value.results
+    assert is_message(one) and one.body == {"n": 201} and one.deleted
+    assert isinstance(damaged, CorruptJob) and damaged.job_id == 202
+    assert is_message(three) and three.body == {"n": 203} and three.deleted
+    assert "delete 202" not in refusing_use.log and "delete 200" not in refusing_use.log  # left to the caller
+    client.queue.delete(202)  # what a consumer does with it
+    assert refusing_use.log[-1] == "delete 202"

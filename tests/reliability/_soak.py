@@ -21,7 +21,7 @@ import time
 from array import array
 from typing import Any
 
-from beanstalkm import BatchFailed, Client, Message, SocketError
+from beanstalkm import BatchFailed, BeanstalkmException, Client, CorruptJob, Message, SocketError
 
 TUBE = "soak"
 BATCH = 100
@@ -92,6 +92,7 @@ def consumer(host: str, port: int, drop: bool, stop: Any, progress: Any, results
     delivered = array("q")
     errors = 0
     failed_batches = 0
+    damaged = 0  # jobs beanstalkd restored damaged from its binlog after a kill: deleted, never delivered
     client: Client | None = None
     while True:
         messages: list[Message] = []
@@ -106,6 +107,13 @@ def consumer(host: str, port: int, drop: bool, stop: Any, progress: Any, results
         except BatchFailed as exc:  # e.g. some deletes failed: the messages in results are ours
             failed_batches += 1
             messages = [r for r in exc.results if isinstance(r, Message)]
+            for result in exc.results:
+                if isinstance(result, CorruptJob) and client is not None:
+                    damaged += 1
+                    try:
+                        client.queue.delete(result.job_id)
+                    except BeanstalkmException:
+                        pass  # a restart released it: the next consumer to reserve it deletes it
         if not messages:
             if stop.is_set():
                 break
@@ -127,5 +135,6 @@ def consumer(host: str, port: int, drop: bool, stop: Any, progress: Any, results
             "delivered": delivered.tobytes(),
             "errors": errors,
             "failed_batches": failed_batches,
+            "damaged": damaged,
         }
     )

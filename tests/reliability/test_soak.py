@@ -113,7 +113,7 @@ def _run(server: BeanstalkdServer, drop: bool) -> dict[str, Any]:
     confirmed: Counter[int] = Counter()
     maybe: set[int] = set()
     delivered: Counter[int] = Counter()
-    written = resent = producer_errors = consumer_errors = failed_batches = 0
+    written = resent = producer_errors = consumer_errors = failed_batches = damaged = 0
     for r in reports:
         if r["role"] == "producer":
             confirmed.update(_ids(r["confirmed"]))
@@ -125,6 +125,7 @@ def _run(server: BeanstalkdServer, drop: bool) -> dict[str, Any]:
             delivered.update(_ids(r["delivered"]))
             consumer_errors += r["errors"]
             failed_batches += r["failed_batches"]
+            damaged += r["damaged"]
     everything = set(range(JOBS))
     return {
         "mode": "at-most-once (drop=True)" if drop else "at-least-once (drop=False)",
@@ -146,6 +147,7 @@ def _run(server: BeanstalkdServer, drop: bool) -> dict[str, Any]:
         "socket errors seen by producers": producer_errors,
         "socket errors seen by consumers": consumer_errors,
         "batches partly failed": failed_batches,
+        "damaged jobs deleted (beanstalkd restored them broken from its binlog)": damaged,
         "seconds": round(elapsed, 1),
         "_confirmed": confirmed,
         "_delivered": delivered,

@@ -23,6 +23,7 @@ from beanstalkm import (
     BadFormat,
     Buried,
     CommandFailed,
+    CorruptJob,
     DeadlineSoon,
     Draining,
     ExpectedCrlf,
@@ -858,3 +859,34 @@ def test_wrong_number_of_reply_arguments_is_a_protocol_error(make: Callable[[], 
     reply = feed_whole(data)
     with pytest.raises(ProtocolError):
         make().decode(reply)
+
+
+@pytest.mark.parametrize("size", [3, 200, 70_000])  # 70,000: a large body, gathered in a buffer of its own
+@pytest.mark.parametrize("step", [1, 7, 10**6])
+def test_a_job_damaged_on_the_server_is_framed_and_decodes_to_corrupt_job(size: int, step: int) -> None:
+    """beanstalkd sends a job it restored from a binlog a crash cut short as zeros, its CRLF included."""
+    stream = b"RESERVED 42 %d\r\n" % size + bytes(size + 2) + b"RESERVED 43 2\r\nok\r\n"
+    reader = commands.new_reader()
+    replies = []
+    for start in range(0, len(stream), step):
+        reader.feed(stream[start : start + step])
+        while (reply := reader.next_reply()) is not None:
+            replies.append(reply)
+    damaged, fine = replies
+    assert damaged.trailer == b"\x00\x00" and damaged.body == bytes(size)
+    assert fine == Reply("RESERVED", ("43", "2"), b"ok")
+    assert reader.buffered == 0
+    with pytest.raises(CorruptJob) as info:
+        commands.reserve().decode(damaged)
+    assert (info.value.job_id, info.value.body) == (42, bytes(size))
+    assert isinstance(info.value, ProtocolError)
+    assert commands.reserve().decode(fine) == Job(43, b"ok")
+
+
+def test_a_damaged_body_that_is_no_job_is_a_protocol_error() -> None:
+    reader = commands.new_reader()
+    reader.feed(b"OK 4\r\n\x00\x00\x00\x00\x00\x00")
+    reply = reader.next_reply()
+    assert reply is not None and reply.trailer == b"\x00\x00"
+    with pytest.raises(ProtocolError, match="CRLF"):
+        commands.stats_yaml().decode(reply)
