@@ -81,19 +81,6 @@ def token_of(canonical_body: str) -> str:
     return digest.hexdigest()
 
 
-def encode(
-    canonical_body: str,
-    token: str,
-    created_ms: int,
-    sender_json: str,
-    subscribe: str | None,
-    channel: str | None,
-    errors: list[str],
-) -> bytes:
-    """The envelope's bytes, built around the already-encoded body (``encode_text``, encoded)."""
-    return encode_text(canonical_body, token, created_ms, sender_json, subscribe, channel, errors).encode()
-
-
 def encode_text(
     canonical_body: str,
     token: str,
@@ -107,7 +94,7 @@ def encode_text(
 
     Text, not bytes: a caller that encodes it once it has let go of
     ``canonical_body`` never holds a large body three times over (canonical
-    text, envelope text, envelope bytes), as ``encode`` does while it runs.
+    text, envelope text, envelope bytes).
     """
     extra = ""
     if subscribe is not None:
