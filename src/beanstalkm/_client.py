@@ -227,35 +227,31 @@ class PutBatch(Generic[M]):
         self.priority, self.delay, self.ttr = priority, delay, ttr
         self.created = int(_time() * 1000)
         sender_json = conn._sender_wire[1]
-        put, canonical, token_of, encode = _c.put, _envelope.canonical, _envelope.token_of, _envelope.encode_text
-        self.tokens: list[str] = []
+        put, encode = _c.put, _envelope.encode
+        self.tokens: list[str] = []  # each plain body's token ("" for a message)
+        self.made: list[M | None] = []  # each body that was a message: the one sent, with its own envelope fields
         self.requests: list[Request[int]] = []
-        self.made: dict[int, M] = {}  # items that were messages: sent with their own envelope fields
         for body in self.bodies:
             if isinstance(body, MessageBase):
                 source, kwargs = message_kwargs(body, None, None, None, priority, delay, ttr, conn._sender)
                 message = conn._new_message(source, kwargs)
-                self.made[len(self.requests)] = message
                 self.tokens.append("")
+                self.made.append(message)
                 self.requests.append(message._put_request(conn._sender_wire))
                 continue
-            canon = canonical(body)
-            token = token_of(canon)
+            token, data = encode(body, self.created, sender_json)
             self.tokens.append(token)
-            text = encode(canon, token, self.created, sender_json, None, None, [])
-            del canon  # before encoding: a large body is held twice at most, never three times
-            self.requests.append(put(text.encode(), priority, delay, ttr))
-            del text
+            self.made.append(None)
+            self.requests.append(put(data, priority, delay, ttr))
         self.messages: list[M] = []
 
     def build(self) -> None:
         """The messages (unsent as yet)."""
         new, sender = self.conn._new_message, self.conn._sender
         priority, delay, ttr, created = self.priority, self.delay, self.ttr, self.created
-        made = self.made
         self.messages = [
-            made[index]
-            if made and index in made
+            made
+            if made is not None
             else new(
                 body,
                 {
@@ -267,7 +263,7 @@ class PutBatch(Generic[M]):
                     "ttr": ttr,
                 },
             )
-            for index, (body, token) in enumerate(zip(self.bodies, self.tokens, strict=True))
+            for body, token, made in zip(self.bodies, self.tokens, self.made, strict=True)
         ]
 
     def sent(self, ids: list[Any]) -> list[M]:
@@ -318,10 +314,8 @@ def reserve_many_steps(
     deletes were written may be deleted without being returned: at-most-once,
     as ``drop`` says; the error says so.
     """
-    session.written = False
-    session.wait = wait = requests[0].wait if requests else 0.0
-    yield b"".join([r.data for r in requests])
-    session.written = True
+    wait = requests[0].wait if requests else 0.0
+    yield from session.write(b"".join([r.data for r in requests]), wait)
     messages: list[M] = []
     outcomes: list[object] = []
     deletes: list[tuple[Request[None], M, int]] = []  # each delete written, its message and its item

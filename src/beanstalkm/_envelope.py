@@ -81,31 +81,37 @@ def token_of(canonical_body: str) -> str:
     return digest.hexdigest()
 
 
-def encode_text(
-    canonical_body: str,
-    token: str,
+def encode(
+    body: object,
     created_ms: int,
     sender_json: str,
-    subscribe: str | None,
-    channel: str | None,
-    errors: list[str],
-) -> str:
-    """The envelope's JSON text, built around the already-encoded body.
+    subscribe: str | None = None,
+    channel: str | None = None,
+    errors: list[str] | None = None,
+    token: str | None = None,
+) -> tuple[str, bytes]:
+    """The token (``token``, or the body's own) and the bytes of ``body``'s envelope.
 
-    Text, not bytes: a caller that encodes it once it has let go of
-    ``canonical_body`` never holds a large body three times over (canonical
-    text, envelope text, envelope bytes).
+    ``ArgumentTypeError`` (a ``TypeError``) if the body is not JSON-serializable.
+    The envelope's text is built around the body's canonical JSON, which is let
+    go of before the text is encoded: a large body is held twice at most
+    (text and bytes), never three times.
     """
+    canon = canonical(body)
+    if token is None:
+        token = token_of(canon)
     extra = ""
     if subscribe is not None:
         extra += ',"subscribe":' + _COMPACT(subscribe)
     if channel is not None:
         extra += ',"channel":' + _COMPACT(channel)
     errors_json = _COMPACT(errors) if errors else "[]"
-    return (
-        f'{{"@context":"message","body":{canonical_body},"created":{{"$data":{created_ms}}},'
+    text = (
+        f'{{"@context":"message","body":{canon},"created":{{"$data":{created_ms}}},'
         f'"sender":{sender_json},"token":"{token}","errors":{errors_json}{extra}}}'
     )
+    del canon
+    return token, text.encode()
 
 
 @dataclass(slots=True)

@@ -169,17 +169,13 @@ class MessageBase:
         ``default_sender`` is the connection's sender and its JSON, reused when
         this message's sender is that one.
         """
-        canon = _envelope.canonical(self.body)
-        if self._token is None:
-            self._token = _envelope.token_of(canon)
         sender, sender_json = default_sender
         if self.sender != sender:
             sender_json = json.dumps(self.sender, separators=(",", ":"))
-        text = _envelope.encode_text(
-            canon, self._token, self.created["$data"], sender_json, self.subscribe, self.channel, self.errors
+        self._token, data = _envelope.encode(
+            self.body, self.created["$data"], sender_json, self.subscribe, self.channel, self.errors, self._token
         )
-        del canon  # before encoding: a large body is held twice at most, never three times
-        return text.encode()
+        return data
 
     # -- bookkeeping shared by the sync and async lifecycle methods ------------
 

@@ -93,11 +93,16 @@ class Session:
         """
         return self._converse(reader, self.plan(requests, tube), meanwhile)
 
-    def _converse(self, reader: ReplyReader, plan: Plan, meanwhile: Callable[[], object] | None) -> Exchange[list[Any]]:
+    def write(self, data: bytes, wait: float | None) -> Generator[bytes, bytes, None]:
+        """The first write of a conversation (``yield from`` it), whose server may take ``wait``
+        seconds beyond the timeout: ``written`` tells the driver whether its commands may have run."""
         self.written = False
-        self.wait = plan.wait
-        yield plan.data
+        self.wait = wait
+        yield data
         self.written = True
+
+    def _converse(self, reader: ReplyReader, plan: Plan, meanwhile: Callable[[], object] | None) -> Exchange[list[Any]]:
+        yield from self.write(plan.data, plan.wait)
         if meanwhile is not None:
             try:
                 meanwhile()

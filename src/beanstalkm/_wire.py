@@ -372,9 +372,7 @@ class ReplyReader:
                 buf.clear()
                 self._pos = 0
             return None
-        trailer = bytes(buf[start + size : start + size + 2])
-        if trailer != b"\r\n" and trailer != DAMAGED:
-            raise ProtocolError(f"reply {status}: body not followed by CRLF after {size} bytes")
+        trailer = _trailer(status, size, buf[start + size : start + size + 2])
         if size < 65536:
             body = bytes(buf[start : start + size])
         else:  # one copy, not two (a bytearray slice, then bytes of it): a large body's peak memory
@@ -383,22 +381,20 @@ class ReplyReader:
         self._pos = start + size + 2
         self._pending = None
         self._compact()
-        return Reply(status, args, body) if trailer == b"\r\n" else Reply(status, args, body, trailer)
+        return Reply(status, args, body, trailer)
 
     def _gathered(self, gathered: bytearray, status: str, args: tuple[str, ...], size: int) -> Reply | None:
         """The pending large body, from its own buffer, once it and its CRLF are all there."""
         if self._filled < size + 2:
             return None
-        trailer = bytes(gathered[size : size + 2])
-        if trailer != b"\r\n" and trailer != DAMAGED:
-            raise ProtocolError(f"reply {status}: body not followed by CRLF after {size} bytes")
+        trailer = _trailer(status, size, gathered[size : size + 2])
         with memoryview(gathered) as view, view[:size] as part:
             body = part.tobytes()
         self._body = None
         self._filled = 0
         self._pending = None
         self._compact()
-        return Reply(status, args, body) if trailer == b"\r\n" else Reply(status, args, body, trailer)
+        return Reply(status, args, body, trailer)
 
     def _compact(self) -> None:
         if self._pos == len(self._buf):
@@ -407,3 +403,12 @@ class ReplyReader:
         elif self._pos > 65536:
             del self._buf[: self._pos]
             self._pos = 0
+
+
+def _trailer(status: str, size: int, after: bytearray) -> bytes | None:
+    """What followed a body: None for CRLF, ``DAMAGED`` kept; anything else, ``ProtocolError``."""
+    if after == b"\r\n":
+        return None
+    if after != DAMAGED:
+        raise ProtocolError(f"reply {status}: body not followed by CRLF after {size} bytes")
+    return DAMAGED
