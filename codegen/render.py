@@ -28,9 +28,9 @@ OUTPUTS: tuple[tuple[str, str, dict[str, object]], ...] = (
         {
             "class_name": "Queue",
             "is_async": False,
-            "connection_module": "beanstalkm._connection",
+            "connection_module": "beanstalkm._sync.connection",
             "connection_class": "Connection",
-            "message_module": "beanstalkm._message",
+            "message_module": "beanstalkm._sync.message",
             "message_class": "Message",
         },
     ),
@@ -40,9 +40,9 @@ OUTPUTS: tuple[tuple[str, str, dict[str, object]], ...] = (
         {
             "class_name": "AsyncQueue",
             "is_async": True,
-            "connection_module": "beanstalkm.aio",
+            "connection_module": "beanstalkm._async.connection",
             "connection_class": "AsyncConnection",
-            "message_module": "beanstalkm.aio",
+            "message_module": "beanstalkm._async.message",
             "message_class": "AsyncMessage",
         },
     ),

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 __version__ = "2.0.0"
 
-from beanstalkm._client import DEFAULT_TUBE, Client
-from beanstalkm._connection import DEFAULT_HOST, DEFAULT_PORT, Connection, Pipeline
+from beanstalkm._connection import DEFAULT_HOST, DEFAULT_PORT
 from beanstalkm._envelope import SCHEMA as MESSAGE_SCHEMA
 from beanstalkm._errors import (
     ArgumentTypeError,
@@ -46,7 +45,10 @@ from beanstalkm._generated import (
     TubeStats,
     UnknownCommand,
 )
-from beanstalkm._message import Message, MessageBase
+from beanstalkm._message import DEFAULT_TUBE, MessageBase
+from beanstalkm._sync.client import Client
+from beanstalkm._sync.connection import Connection, Pipeline
+from beanstalkm._sync.message import Message
 
 __all__ = [
     "DEFAULT_DELAY",

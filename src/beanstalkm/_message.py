@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_TUBE", "Message", "MessageBase"]
+__all__ = ["DEFAULT_TUBE", "MessageBase", "MessageFields"]
 
 import hashlib
 import json
 import math
 from datetime import UTC, datetime
 from time import time as _time
-from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from beanstalkm import _envelope
 from beanstalkm._errors import ArgumentTypeError
@@ -18,7 +18,7 @@ from beanstalkm._generated.stats import JobStats
 from beanstalkm._wire import Request
 
 if TYPE_CHECKING:
-    from beanstalkm._connection import Connection
+    pass
 
 DEFAULT_TUBE = "receive"
 """The tube ``Client.put`` sends to by default."""
@@ -244,83 +244,3 @@ class MessageBase:
         errors = f.get("errors")
         kwargs["errors"] = [str(e) for e in errors] if isinstance(errors, list) else []
         return kwargs, None
-
-
-class Message(MessageBase):
-    """A message bound to a sync :class:`~beanstalkm.Connection`."""
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: Connection, body: Any, **kwargs: Unpack[MessageFields]) -> None:
-        super().__init__(body, **kwargs)
-        self._conn = conn
-
-    def _job_stats(self) -> JobStats:
-        stats = self._conn.queue.stats_job(self.uid)
-        self._learn(stats)
-        return stats
-
-    @property
-    def priority(self) -> int:
-        """The job's priority (asked of the server once, for a received job)."""
-        return self._priority if self._priority is not None else self._job_stats().pri
-
-    @priority.setter
-    def priority(self, value: int) -> None:
-        self._priority = value
-
-    @property
-    def delay(self) -> int:
-        """The delay the job was put with (asked of the server once, for a received job)."""
-        return self._delay if self._delay is not None else self._job_stats().delay
-
-    @delay.setter
-    def delay(self, value: int) -> None:
-        self._delay = value
-
-    @property
-    def ttr(self) -> int:
-        """The job's time to run (asked of the server once, for a received job)."""
-        return self._ttr if self._ttr is not None else self._job_stats().ttr
-
-    @ttr.setter
-    def ttr(self, value: int) -> None:
-        self._ttr = value
-
-    def send(self, tube: str = DEFAULT_TUBE) -> int:
-        """Put this message into ``tube``; returns (and sets) its ``uid``.
-
-        The connection's used tube, as ``queue.using()`` reports it, is not changed.
-        """
-        return self._sent(self._conn._execute(self._put_request(self._conn._sender_wire), tube=tube))
-
-    def delete(self) -> None:
-        """Delete the job. Afterwards ``deleted`` is True and ``stats()`` returns None; a second call does nothing."""
-        if self._deletable():
-            self._conn.queue.delete(self.uid)
-        self._deleted()
-
-    def release(self, priority: int | None = None, delay: int | None = None) -> None:
-        """Release the reserved job back to ready (or delayed, with ``delay``).
-
-        ``priority`` defaults to the job's own priority, so releasing never changes it.
-        """
-        self._conn.queue.release(self.uid, self.priority if priority is None else priority, delay or 0)
-        self._settled(priority)
-
-    def bury(self, priority: int | None = None) -> None:
-        """Bury the reserved job; ``priority`` defaults to the job's own."""
-        self._conn.queue.bury(self.uid, self.priority if priority is None else priority)
-        self._settled(priority)
-
-    def kick(self) -> None:
-        """Kick this buried or delayed job to ready."""
-        self._conn.queue.kick_job(self.uid)
-
-    def touch(self) -> None:
-        """Ask for more time to work on the reserved job (its TTR restarts)."""
-        self._conn.queue.touch(self.uid)
-
-    def stats(self) -> JobStats | None:
-        """The job's statistics, or None once it is deleted (or before it is sent)."""
-        return self._job_stats() if self._has_stats() else None

@@ -415,8 +415,8 @@ def test_pool_takes_broken_clients_out(server: BeanstalkdServer) -> None:
 
 async def _kill_connection(observer: AsyncConnection, client: AsyncClient) -> None:
     """Make the server drop ``client``'s connection (ask it to quit behind the client's back)."""
-    assert client._streams is not None
-    _, writer = client._streams
+    assert client._transport is not None
+    writer = client._transport.writer
     writer.write(b"quit\r\n")
     await writer.drain()
 

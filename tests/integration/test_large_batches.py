@@ -81,16 +81,16 @@ def _sysctl(name: str, field: int, fallback: int) -> int:
 def _socket(conn: Connection, flavour: Flavour) -> socket.socket:
     """The connected socket under ``conn``.
 
-    The sync driver keeps it in ``Connection._sock``. The async connection sits
-    behind the facade's proxy, which reads attributes through: its ``_streams``
-    is the ``(StreamReader, StreamWriter)`` pair, and the writer's
+    The sync driver's transport keeps it in ``sock``. The async connection sits
+    behind the facade's proxy, which reads attributes through: its transport's
+    ``writer`` is the ``StreamWriter``, whose
     ``get_extra_info("socket")`` is the socket (asyncio's ``TransportSocket``,
     which passes ``setsockopt``/``getsockopt`` on).
     """
     if flavour.name == "sync":
-        sock: Any = conn._sock
+        sock: Any = cast(Any, conn)._transport.sock
     else:
-        _, writer = cast(Any, conn)._streams
+        writer = cast(Any, conn)._transport.writer
         sock = writer.get_extra_info("socket")
     assert sock is not None
     return cast(socket.socket, sock)
@@ -251,8 +251,8 @@ def test_a_batch_without_timeout_does_not_deadlock(unix_server: BeanstalkdServer
 
     def batch() -> None:
         with Client(unix_socket=unix_server.unix_path, timeout=None) as client:
-            sock = client._sock  # the sync connection's socket (private): its send buffer, fixed and small
-            assert sock is not None
+            assert client._transport is not None
+            sock = client._transport.sock  # the sync connection's socket (private): its send buffer, fixed and small
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CLIENT_BUFFER)
             count = _overflow(_sysctl("net/core/wmem_default", 0, 256 * 1024), SHORTEST_INSERTED)
             sent = client.put_many(range(count), tube="nolimit")

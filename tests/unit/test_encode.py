@@ -604,7 +604,7 @@ class _NoSendmsg:
 def test_pieces_are_written_whole_and_in_order(scatter: bool) -> None:
     """The sync driver writes a large body apart from its command line; the peer reads what ``data`` says,
     however many partial writes that takes."""
-    from beanstalkm._connection import _send_pieces
+    from beanstalkm._transport.sockets import _send_pieces
 
     req = C.put(bytes(range(256)) * 12289, 1, 2, 3)  # ~3 MiB: more than a socket buffer takes at once
     assert req.body is not None

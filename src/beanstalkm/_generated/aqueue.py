@@ -12,7 +12,8 @@ from .commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from .stats import JobStats, ServerStats, TubeStats
 
 if TYPE_CHECKING:
-    from beanstalkm.aio import AsyncConnection, AsyncMessage
+    from beanstalkm._async.connection import AsyncConnection
+    from beanstalkm._async.message import AsyncMessage
 
 
 class AsyncQueue:

@@ -12,8 +12,8 @@ from .commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from .stats import JobStats, ServerStats, TubeStats
 
 if TYPE_CHECKING:
-    from beanstalkm._connection import Connection
-    from beanstalkm._message import Message
+    from beanstalkm._sync.connection import Connection
+    from beanstalkm._sync.message import Message
 
 
 class Queue:

@@ -1,0 +1,143 @@
+"""The client: messages in envelopes on top of a connection.
+
+This is the one source of both flavours: ``beanstalkm._sync.client`` is
+derived from it by ``python -m codegen``. The I/O-free batch conversations it
+runs live in ``beanstalkm._client``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AsyncClient"]
+
+from collections.abc import Iterable
+from typing import Any
+
+from beanstalkm._async.connection import AsyncConnection
+from beanstalkm._async.message import AsyncMessage
+from beanstalkm._client import (
+    ClientCore,
+    PutBatch,
+    delete_requests,
+    deleted,
+    finish_reserve_many,
+    reserve_many_requests,
+    reserve_many_steps,
+)
+from beanstalkm._errors import BatchFailed
+from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
+from beanstalkm._generated.errors import TimedOut
+from beanstalkm._message import DEFAULT_TUBE
+
+
+class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
+    """A connection that sends and receives message envelopes.
+
+    ``put`` wraps a JSON-serializable body in the envelope and sends it to a
+    tube without changing the tube ``queue.using()`` reports; ``reserve``
+    returns a message whose ``body`` is the body that was put.
+    """
+
+    async def put(
+        self,
+        body: Any,
+        tube: str = DEFAULT_TUBE,
+        priority: int = DEFAULT_PRIORITY,
+        delay: int = DEFAULT_DELAY,
+        ttr: int = DEFAULT_TTR,
+        subscribe: str | None = None,
+        sender: dict[str, Any] | None = None,
+        channel: str | None = None,
+    ) -> AsyncMessage:
+        """Wrap ``body`` in the envelope and put it into ``tube``; returns the sent message.
+
+        Raises ``TypeError`` before sending if ``body`` is not JSON-serializable.
+        One round trip; the tube ``queue.using()`` reports is not changed.
+        """
+        message = self(
+            body, subscribe=subscribe, sender=sender, channel=channel, priority=priority, delay=delay, ttr=ttr
+        )
+        await message.send(tube)
+        return message
+
+    async def reserve(self, timeout: int | None = None, drop: bool = True) -> AsyncMessage | None:
+        """Reserve a message from the watched tubes; None if ``timeout`` seconds pass first.
+
+        ``timeout=None`` waits for as long as it takes; ``0`` polls. With
+        ``drop=True`` the job is deleted on receipt (at-most-once delivery);
+        with ``drop=False`` the caller deletes, releases or buries it
+        (at-least-once). A job that fails envelope validation raises
+        :class:`~beanstalkm.InvalidEnvelope` and is never deleted.
+        Raises :class:`~beanstalkm.DeadlineSoon` when a job this connection
+        holds is about to time out.
+        """
+        try:
+            message = await (self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout))
+        except TimedOut:
+            return None
+        if drop:
+            await message.delete()
+        return message
+
+    async def watch(self, tube: str) -> int:
+        """Watch ``tube``; returns how many tubes are watched. Restored after a reconnect."""
+        return await self.queue.watch(tube)
+
+    async def ignore(self, tube: str) -> int:
+        """Stop watching ``tube``; returns how many tubes are watched. Raises ``NotIgnored`` for the last one."""
+        return await self.queue.ignore(tube)
+
+    # -- batches ---------------------------------------------------------------
+
+    async def put_many(
+        self,
+        bodies: Iterable[Any],
+        tube: str = DEFAULT_TUBE,
+        priority: int = DEFAULT_PRIORITY,
+        delay: int = DEFAULT_DELAY,
+        ttr: int = DEFAULT_TTR,
+    ) -> list[AsyncMessage]:
+        """Put many bodies into ``tube`` in one pipelined write; the sent messages, in order.
+
+        Every body is encoded (and checked) before anything is sent. If any
+        put fails, :class:`~beanstalkm.BatchFailed` holds each item's message
+        or error; the others were stored.
+        """
+        batch = PutBatch(self, bodies, priority, delay, ttr)
+        try:
+            ids = await self._batch(batch.requests, tube, batch.build)
+        except BatchFailed as exc:
+            raise batch.failed(exc) from None
+        return batch.sent(ids)
+
+    async def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[AsyncMessage]:
+        """Up to ``n`` messages, fewer when fewer are ready within ``timeout`` seconds.
+
+        If a reserve fails (say, an invalid envelope, whose job stays reserved),
+        ``BatchFailed.results`` holds each reserve's outcome in order: its
+        message, None for a timeout, or its error.
+
+        One write of ``n`` reserve commands; with ``drop``, the deletes follow
+        in chunks as the messages are decoded (a delete that fails is that
+        item's error). Only the first reserve waits up to ``timeout``; the
+        others take what is ready then, so the whole call waits at most
+        ``timeout`` seconds (the server runs a connection's commands one after
+        another).
+        """
+        requests = reserve_many_requests(n, timeout)
+        if not requests:
+            return []
+        to_message = self._reserved_message
+        messages, outcomes = await self._converse(
+            lambda session, reader: reserve_many_steps(session, reader, requests, drop, to_message), requests
+        )
+        return finish_reserve_many(messages, outcomes)
+
+    async def delete_many(self, messages: Iterable[AsyncMessage | int]) -> None:
+        """Delete many jobs (messages or ids) in one pipelined write."""
+        items = list(messages)
+        try:
+            await self._batch(delete_requests(items))
+        except BatchFailed as exc:
+            deleted(items, exc.results)
+            raise
+        deleted(items)

@@ -1,0 +1,222 @@
+"""The connection: one stream to one beanstalkd, and its pipeline.
+
+This is the one source of both flavours: ``beanstalkm._sync.connection`` is
+derived from it by ``python -m codegen``. I/O goes through the transport
+(``beanstalkm._transport``); the conversation itself is the I/O-free session.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AsyncConnection", "AsyncPipeline"]
+
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from beanstalkm._async import ASYNC
+from beanstalkm._async.message import AsyncMessage
+from beanstalkm._connection import ConnectionBase, PipelineBase
+from beanstalkm._generated.aqueue import AsyncQueue
+from beanstalkm._session import Exchange, Session
+from beanstalkm._transport.streams import RECV, StreamTransport, new_lock
+from beanstalkm._wire import ReplyReader, Request
+
+T = TypeVar("T")
+
+
+class AsyncConnection(ConnectionBase[AsyncMessage]):
+    """An asyncio connection to one beanstalkd, over TCP or a UNIX socket.
+
+    Created unconnected: ``async with`` (or ``await conn.connect()``, or the
+    first command) connects.
+
+    ``timeout`` bounds connecting, each write and every wait for a reply, in seconds
+    (``None``: wait forever); it defaults to ``socket.getdefaulttimeout()``.
+    A blocking ``reserve`` waits as long as the server may legitimately take:
+    forever for ``reserve``, the reserve timeout plus ``timeout`` for
+    ``reserve_with_timeout``.
+
+    After a connection error the next call connects again and restores the
+    used tube and the watch list; a command whose reply was lost is never
+    re-sent (``SocketError.maybe_executed`` says it may have run).
+
+    Commands from concurrent tasks are serialized: each holds a lock from its
+    write to its last reply, so replies never cross. A blocking reserve holds
+    the connection, so give each consumer its own (see ``AsyncPool``).
+    """
+
+    def _setup(self) -> None:
+        self.queue = AsyncQueue(self)
+        self._transport: StreamTransport | None = None
+        self._lock = new_lock()
+        if not ASYNC:
+            self.connect()
+
+    # -- connection management -------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None
+
+    async def connect(self) -> None:
+        """Connect (if not connected) and restore the watch list; the used tube is restored when next needed."""
+        async with self._lock:
+            if self._transport is None:
+                await self._open()
+
+    async def _open(self) -> StreamTransport:
+        try:
+            transport = await StreamTransport.open(self.host, self.port, self.unix_socket, self.timeout)
+        except OSError as exc:
+            raise self._connect_error(exc) from exc
+        self._transport = transport
+        self._reader.clear()
+        restore = self._session.connected()
+        if restore:
+            steps = self._session.exchange(self._reader, restore)
+            for result in await self._pump(transport, steps, restore):
+                if isinstance(result, BaseException):
+                    raise result
+        return transport
+
+    async def close(self) -> None:
+        """Send ``quit`` and close the connection. A later command connects again.
+
+        A command in progress elsewhere finishes first, except a ``reserve``
+        waiting for a job: that one is cut short (it gets a ``SocketError``;
+        beanstalkd keeps any job it had not yet handed out).
+        """
+        transport = self._transport
+        if transport is not None and transport.blocking:
+            transport.interrupt()
+        async with self._lock:
+            transport, self._transport = self._transport, None
+            self._reader.clear()
+            if transport is not None:
+                await transport.quit()
+
+    async def reconnect(self) -> None:
+        """Close and connect again, restoring the used tube and the watch list."""
+        await self.close()
+        await self.connect()
+
+    def _drop(self) -> None:
+        transport, self._transport = self._transport, None
+        self._reader.clear()
+        if transport is not None:
+            transport.abort()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- running commands ------------------------------------------------------
+
+    async def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        """Send one command (with whatever must precede it) and return its decoded reply.
+
+        ``tube`` routes a ``put`` to that tube without changing the used tube.
+        The common case (connected, nothing to put in force first, a reply
+        expected) takes a direct path; everything else goes through the
+        session's exchange.
+        """
+        async with self._lock:
+            transport = self._transport or await self._open()
+            session, reader = self._session, self._reader
+            if not request.expects_reply or reader.buffered or not session.simple(request, tube):
+                results = await self._pump(transport, session.exchange(reader, (request,), tube), (request,))
+                if request.effect == "close":
+                    self._drop()
+                return self._result(request, results)
+            session.written = False
+            try:
+                await transport.send_command(request, session)
+                reply = None  # nothing was buffered: the reply is all to come
+                while reply is None:
+                    reply = reader.read(await self._receive(transport, request.wait))
+            except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
+                raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
+            return self._decoded(request, reply)
+
+    async def _run(
+        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
+    ) -> list[Any]:
+        """Pump the session's exchange for a batch; each item's result or exception."""
+        return await self._converse(
+            lambda session, reader: session.exchange(reader, requests, tube, meanwhile), requests
+        )
+
+    async def _converse(
+        self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]
+    ) -> T:
+        """Pump a conversation (``start(session, reader)``, begun once connected)."""
+        async with self._lock:
+            transport = self._transport or await self._open()
+            return await self._pump(transport, start(self._session, self._reader), requests)
+
+    async def _pump(self, transport: StreamTransport, steps: Exchange[T], requests: Sequence[Request[Any]]) -> T:
+        """Drive a conversation: write what it yields, or wait for the bytes it needs."""
+        session, reader = self._session, self._reader
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, bytes):
+                    await transport.write(step, session, reader, self._read_timeout(session.wait))
+                    step = steps.send(b"")
+                else:
+                    step = steps.send(await self._receive(transport, step))
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
+            raise self._failure(exc, requests)  # noqa: B904 - the cause is set
+
+    async def _receive(self, transport: StreamTransport, wait: float | None) -> bytes:
+        """The next bytes of a reply, waiting the timeout plus ``wait`` (what the server may take)."""
+        return await transport.receive(max(RECV, self._reader.missing()), self._read_timeout(wait), wait != 0.0)
+
+    def _new_message(self, body: Any, kwargs: dict[str, Any]) -> AsyncMessage:
+        return AsyncMessage(self, body, **kwargs)
+
+    # -- batches ---------------------------------------------------------------
+
+    def pipeline(self) -> AsyncPipeline:
+        """Queue any commands and send them in one write: ``async with conn.pipeline() as p: ...``."""
+        return AsyncPipeline(self)
+
+    async def _batch(
+        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
+    ) -> list[Any]:
+        """Run requests as one pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
+        return self._batch_results(requests, await self._run(requests, tube, meanwhile) if requests else [])
+
+
+class AsyncPipeline(PipelineBase["AsyncConnection"]):
+    """Commands queued on a connection and sent in one write by ``await execute()``.
+
+    beanstalkm reads every reply even when some fail, so the stream stays in
+    sync; then, if any item failed, :class:`~beanstalkm.BatchFailed` carries
+    each item's result or exception in order.
+    """
+
+    __slots__ = ()
+
+    async def execute(self) -> list[object]:
+        """Send the queued commands; their results in order (jobs as messages)."""
+        self.results = await self._conn._batch(self._take())
+        return self.results
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None and self._requests:
+            await self.execute()
+        self._requests = []

@@ -1,0 +1,184 @@
+"""``AsyncPool``: many concurrent tasks over a few connections (asyncio only)."""
+
+from __future__ import annotations
+
+__all__ = ["AsyncPool"]
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from beanstalkm._async.client import AsyncClient
+from beanstalkm._async.connection import AsyncConnection
+from beanstalkm._async.message import AsyncMessage
+from beanstalkm._connection import _UNSET, DEFAULT_HOST, DEFAULT_PORT
+from beanstalkm._errors import InvalidArgument, InvalidEnvelope
+from beanstalkm._generated import commands as _c
+from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
+from beanstalkm._message import DEFAULT_TUBE
+from beanstalkm._session import Exchange, Session
+from beanstalkm._wire import ReplyReader, Request
+
+T = TypeVar("T")
+
+
+class _PoolConnection(AsyncClient):
+    """Runs each command on a connection borrowed from its pool for that command, so the
+    messages of ``AsyncPool.put`` (and settled ones of ``AsyncPool.reserve``) never wait
+    behind another task's blocking reserve."""
+
+    _pool: AsyncPool
+
+    async def _converse(
+        self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]
+    ) -> T:
+        client = await self._pool._borrow()
+        try:
+            return await client._converse(start, requests)
+        finally:
+            self._pool._give_back(client)
+
+    async def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        client = await self._pool._borrow()
+        try:
+            return await client._execute(request, tube)
+        finally:
+            self._pool._give_back(client)
+
+
+class AsyncPool:
+    """A pool of :class:`AsyncClient` connections for many concurrent tasks.
+
+    A blocking reserve holds its connection, so one connection cannot serve
+    many consumers: each ``async with pool.client() as c:`` borrows one (up to
+    ``size``; more callers wait). Every pooled connection watches ``watch``
+    and uses ``default``; a client given back with another watch list or used
+    tube leaves the pool. ``put``/``reserve`` borrow a client for one call; a
+    job ``reserve`` leaves reserved keeps its connection until the message is
+    deleted, released or buried. Later calls on such messages borrow a
+    connection each.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        timeout: float | None = _UNSET,
+        *,
+        size: int = 10,
+        watch: Sequence[str] = (),
+        unix_socket: str | None = None,
+        validate: bool | None = None,
+    ) -> None:
+        if type(size) is not int or size < 1:
+            raise InvalidArgument("size", size, "must be a positive int")
+        self._args = (host, port, timeout)
+        self._kwargs: dict[str, Any] = {"unix_socket": unix_socket, "validate": validate}
+        self._watch = list(dict.fromkeys(_c.TUBE_RULE.check("watch", tube) for tube in watch))
+        self._watching = set(self._watch) if self._watch else {"default"}  # what a pooled connection watches
+        self._idle: list[AsyncClient] = []
+        self._all: list[AsyncClient] = []
+        self._slots = asyncio.Semaphore(size)
+        self.size = size
+        self._shared = _PoolConnection(host, port, timeout, unix_socket=unix_socket, validate=validate)
+        self._shared._pool = self
+
+    async def _new(self) -> AsyncClient:
+        client = AsyncClient(*self._args, **self._kwargs)
+        await client.connect()
+        for tube in self._watch:
+            await client.watch(tube)
+        if self._watch and "default" not in self._watch:
+            await client.ignore("default")
+        self._all.append(client)
+        return client
+
+    async def _borrow(self) -> AsyncClient:
+        await self._slots.acquire()
+        try:
+            return self._idle.pop() if self._idle else await self._new()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _give_back(self, client: AsyncClient) -> None:
+        """A borrowed client back to the pool; out of it if it broke (or the pool was closed meanwhile)."""
+        if client in self._all:
+            session = client._session
+            if client.connected and session.using == "default" and set(session.watching) == self._watching:
+                self._idle.append(client)
+            else:
+                self._all.remove(client)
+                client._drop()
+        self._slots.release()
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[AsyncClient]:
+        """Borrow a connected client; it goes back to the pool afterwards (out of it if it broke)."""
+        client = await self._borrow()
+        try:
+            yield client
+        finally:
+            self._give_back(client)
+
+    async def put(
+        self,
+        body: Any,
+        tube: str = DEFAULT_TUBE,
+        priority: int = DEFAULT_PRIORITY,
+        delay: int = DEFAULT_DELAY,
+        ttr: int = DEFAULT_TTR,
+        subscribe: str | None = None,
+        sender: dict[str, Any] | None = None,
+        channel: str | None = None,
+    ) -> AsyncMessage:
+        """``AsyncClient.put`` on a borrowed connection."""
+        return await self._shared.put(body, tube, priority, delay, ttr, subscribe, sender, channel)
+
+    async def reserve(self, timeout: int | None = None, drop: bool = True) -> AsyncMessage | None:
+        """``AsyncClient.reserve`` on a borrowed connection.
+
+        beanstalkd ties a reservation to its connection, so a job left reserved
+        (``drop=False``, or the message of an ``InvalidEnvelope``) keeps that
+        connection and its place in the pool until the message is deleted,
+        released or buried: no other task can block it in a reserve meanwhile.
+        """
+        client = await self._borrow()
+        try:
+            message = await client.reserve(timeout=timeout, drop=drop)
+        except InvalidEnvelope as exc:
+            self._lend(client, exc.message)
+            raise
+        except BaseException:
+            self._give_back(client)
+            raise
+        self._lend(client, message)
+        return message
+
+    def _lend(self, client: AsyncClient, message: object) -> None:
+        """Leave ``client`` with ``message`` while it holds a reservation, else give it back."""
+        if isinstance(message, AsyncMessage) and message.reserved and client.connected:
+            message._lend(lambda: self._settled(client))
+        else:
+            self._give_back(client)
+
+    def _settled(self, client: AsyncClient) -> AsyncConnection:
+        """A lent reservation is over: the client goes back; the message borrows from now on."""
+        self._give_back(client)
+        return self._shared
+
+    async def close(self) -> None:
+        """Close every connection."""
+        clients, self._all, self._idle = self._all, [], []
+        for client in clients:
+            await client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

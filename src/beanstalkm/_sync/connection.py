@@ -1,0 +1,215 @@
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 1b08a38eee95fed64a82a9c47e90f1b009f06d40cf488694a5cd107f9a62bc56). DO NOT EDIT; edit the source and run `make generate`.
+"""The connection: one stream to one beanstalkd, and its pipeline.
+
+The sync flavour, derived from the asyncio source by ``python -m codegen``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Connection", "Pipeline"]
+
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from beanstalkm._connection import ConnectionBase, PipelineBase
+from beanstalkm._generated.queue import Queue
+from beanstalkm._session import Exchange, Session
+from beanstalkm._sync.message import Message
+from beanstalkm._transport.sockets import RECV, SocketTransport, new_lock
+from beanstalkm._wire import ReplyReader, Request
+
+T = TypeVar("T")
+
+
+class Connection(ConnectionBase[Message]):
+    """A connection to one beanstalkd, over TCP or a UNIX socket.
+
+    It connects at once (a refused connection raises ``SocketError`` naming
+    the address).
+
+    ``timeout`` bounds connecting, each write and every wait for a reply, in seconds
+    (``None``: wait forever); it defaults to ``socket.getdefaulttimeout()``.
+    A blocking ``reserve`` waits as long as the server may legitimately take:
+    forever for ``reserve``, the reserve timeout plus ``timeout`` for
+    ``reserve_with_timeout``.
+
+    After a connection error the next call connects again and restores the
+    used tube and the watch list; a command whose reply was lost is never
+    re-sent (``SocketError.maybe_executed`` says it may have run).
+
+    One connection may be shared by threads: each command (or batch) holds a
+    lock from its write to its last reply, so replies never cross. A blocking
+    reserve holds it too, so give each consuming thread its own connection.
+    """
+
+    def _setup(self) -> None:
+        self.queue = Queue(self)
+        self._transport: SocketTransport | None = None
+        self._lock = new_lock()
+        self.connect()
+
+    # -- connection management -------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None
+
+    def connect(self) -> None:
+        """Connect (if not connected) and restore the watch list; the used tube is restored when next needed."""
+        with self._lock:
+            if self._transport is None:
+                self._open()
+
+    def _open(self) -> SocketTransport:
+        try:
+            transport = SocketTransport.open(self.host, self.port, self.unix_socket, self.timeout)
+        except OSError as exc:
+            raise self._connect_error(exc) from exc
+        self._transport = transport
+        self._reader.clear()
+        restore = self._session.connected()
+        if restore:
+            steps = self._session.exchange(self._reader, restore)
+            for result in self._pump(transport, steps, restore):
+                if isinstance(result, BaseException):
+                    raise result
+        return transport
+
+    def close(self) -> None:
+        """Send ``quit`` and close the connection. A later command connects again.
+
+        A command in progress in another thread finishes first, except a ``reserve``
+        waiting for a job: that one is cut short (its thread gets a ``SocketError``;
+        beanstalkd keeps any job it had not yet handed out).
+        """
+        transport = self._transport
+        if transport is not None and transport.blocking:
+            transport.interrupt()
+        with self._lock:
+            transport, self._transport = self._transport, None
+            self._reader.clear()
+            if transport is not None:
+                transport.quit()
+
+    def reconnect(self) -> None:
+        """Close and connect again, restoring the used tube and the watch list."""
+        self.close()
+        self.connect()
+
+    def _drop(self) -> None:
+        transport, self._transport = self._transport, None
+        self._reader.clear()
+        if transport is not None:
+            transport.abort()
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- running commands ------------------------------------------------------
+
+    def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        """Send one command (with whatever must precede it) and return its decoded reply.
+
+        ``tube`` routes a ``put`` to that tube without changing the used tube.
+        The common case (connected, nothing to put in force first, a reply
+        expected) takes a direct path; everything else goes through the
+        session's exchange.
+        """
+        with self._lock:
+            transport = self._transport or self._open()
+            session, reader = self._session, self._reader
+            if not request.expects_reply or reader.buffered or not session.simple(request, tube):
+                results = self._pump(transport, session.exchange(reader, (request,), tube), (request,))
+                if request.effect == "close":
+                    self._drop()
+                return self._result(request, results)
+            session.written = False
+            try:
+                transport.send_command(request, session)
+                reply = None  # nothing was buffered: the reply is all to come
+                while reply is None:
+                    reply = reader.read(self._receive(transport, request.wait))
+            except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
+                raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
+            return self._decoded(request, reply)
+
+    def _run(
+        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
+    ) -> list[Any]:
+        """Pump the session's exchange for a batch; each item's result or exception."""
+        return self._converse(lambda session, reader: session.exchange(reader, requests, tube, meanwhile), requests)
+
+    def _converse(self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]) -> T:
+        """Pump a conversation (``start(session, reader)``, begun once connected)."""
+        with self._lock:
+            transport = self._transport or self._open()
+            return self._pump(transport, start(self._session, self._reader), requests)
+
+    def _pump(self, transport: SocketTransport, steps: Exchange[T], requests: Sequence[Request[Any]]) -> T:
+        """Drive a conversation: write what it yields, or wait for the bytes it needs."""
+        session, reader = self._session, self._reader
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, bytes):
+                    transport.write(step, session, reader, self._read_timeout(session.wait))
+                    step = steps.send(b"")
+                else:
+                    step = steps.send(self._receive(transport, step))
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
+            raise self._failure(exc, requests)  # noqa: B904 - the cause is set
+
+    def _receive(self, transport: SocketTransport, wait: float | None) -> bytes:
+        """The next bytes of a reply, waiting the timeout plus ``wait`` (what the server may take)."""
+        return transport.receive(max(RECV, self._reader.missing()), self._read_timeout(wait), wait != 0.0)
+
+    def _new_message(self, body: Any, kwargs: dict[str, Any]) -> Message:
+        return Message(self, body, **kwargs)
+
+    # -- batches ---------------------------------------------------------------
+
+    def pipeline(self) -> Pipeline:
+        """Queue any commands and send them in one write: ``with conn.pipeline() as p: ...; p.execute()``."""
+        return Pipeline(self)
+
+    def _batch(
+        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
+    ) -> list[Any]:
+        """Run requests as one pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
+        return self._batch_results(requests, self._run(requests, tube, meanwhile) if requests else [])
+
+
+class Pipeline(PipelineBase["Connection"]):
+    """Commands queued on a connection and sent in one write by ``execute()``.
+
+    beanstalkm reads every reply even when some fail, so the stream stays in
+    sync; then, if any item failed, :class:`~beanstalkm.BatchFailed` carries
+    each item's result or exception in order.
+    """
+
+    __slots__ = ()
+
+    def execute(self) -> list[object]:
+        """Send the queued commands; their results in order (jobs as messages)."""
+        self.results = self._conn._batch(self._take())
+        return self.results
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None and self._requests:
+            self.execute()
+        self._requests = []

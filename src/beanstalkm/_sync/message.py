@@ -1,0 +1,148 @@
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 1903f6b2292d4516514ce56c054893be2b993f8a7ed928bc57e275119124e177). DO NOT EDIT; edit the source and run `make generate`.
+"""Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
+
+The sync flavour, derived from the asyncio source by ``python -m codegen``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Message"]
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Unpack
+
+from beanstalkm._errors import CommandFailed
+from beanstalkm._generated.commands import DEFAULT_PRIORITY
+from beanstalkm._generated.stats import JobStats
+from beanstalkm._message import DEFAULT_TUBE, MessageBase, MessageFields
+
+if TYPE_CHECKING:
+    from beanstalkm._sync.connection import Connection
+
+_NO_LEASE = contextlib.nullcontext()
+
+
+class Message(MessageBase):
+    """A message bound to a :class:`~beanstalkm.Connection`.
+
+    ``priority``, ``delay`` and ``ttr`` are asked of the server once, when
+    first read, for a received job; ``release()`` and ``bury()`` keep the
+    job's own priority by default.
+    """
+
+    __slots__ = ("_conn", "_lease")
+
+    def __init__(self, conn: Connection, body: Any, **kwargs: Unpack[MessageFields]) -> None:
+        super().__init__(body, **kwargs)
+        self._conn = conn
+        self._lease: Callable[[], Connection] | None = None
+
+    def _lend(self, give_back: Callable[[], Connection]) -> None:
+        """While this job is reserved its connection is lent to it (by a pool): once the reservation is
+        over, ``give_back()`` returns the connection and says which one the message uses from then on."""
+        self._lease = give_back
+
+    def _settling(self) -> contextlib.AbstractContextManager[None]:
+        """Around a delete, release or bury: see ``_leased`` (nothing to do without a lease)."""
+        return _NO_LEASE if self._lease is None else self._leased()
+
+    @contextlib.contextmanager
+    def _leased(self) -> Iterator[None]:
+        """Once the reservation is over (settled, refused by the server, or void with a dropped
+        connection) a lent connection goes back; not when the call was refused before sending,
+        or cancelled in line."""
+        try:
+            yield
+        except CommandFailed:
+            self._end_lease()
+            raise
+        finally:
+            if not self.reserved or not self._conn.connected:
+                self._end_lease()
+
+    def _end_lease(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            self._conn = lease()
+
+    @property
+    def priority(self) -> int:
+        """The job's priority (asked of the server once, for a received job)."""
+        return self._priority if self._priority is not None else self._job_stats().pri
+
+    @priority.setter
+    def priority(self, value: int) -> None:
+        self._priority = value
+
+    @property
+    def delay(self) -> int:
+        """The delay the job was put with (asked of the server once, for a received job)."""
+        return self._delay if self._delay is not None else self._job_stats().delay
+
+    @delay.setter
+    def delay(self, value: int) -> None:
+        self._delay = value
+
+    @property
+    def ttr(self) -> int:
+        """The job's time to run (asked of the server once, for a received job)."""
+        return self._ttr if self._ttr is not None else self._job_stats().ttr
+
+    @ttr.setter
+    def ttr(self, value: int) -> None:
+        self._ttr = value
+
+    def _own_priority(self, priority: int | None) -> int:
+        if priority is not None:
+            return priority
+        if self._priority is None:
+            self._job_stats()
+        return self._priority if self._priority is not None else DEFAULT_PRIORITY
+
+    def _job_stats(self) -> JobStats:
+        stats = self._conn.queue.stats_job(self.uid)
+        self._learn(stats)
+        return stats
+
+    def send(self, tube: str = DEFAULT_TUBE) -> int:
+        """Put this message into ``tube``; returns (and sets) its ``uid``.
+
+        The connection's used tube, as ``queue.using()`` reports it, is not changed.
+        """
+        conn = self._conn
+        return self._sent(conn._execute(self._put_request(conn._sender_wire), tube=tube))
+
+    def delete(self) -> None:
+        """Delete the job. Afterwards ``deleted`` is True and ``stats()`` returns None; a second call does nothing."""
+        with self._settling():
+            if self._deletable():
+                self._conn.queue.delete(self.uid)
+            self._deleted()
+
+    def release(self, priority: int | None = None, delay: int | None = None) -> None:
+        """Release the reserved job back to ready (or delayed, with ``delay``).
+
+        ``priority`` defaults to the job's own priority, so releasing never changes it.
+        """
+        with self._settling():
+            self._conn.queue.release(self.uid, self._own_priority(priority), delay or 0)
+            self._settled(priority)
+
+    def bury(self, priority: int | None = None) -> None:
+        """Bury the reserved job; ``priority`` defaults to the job's own."""
+        with self._settling():
+            self._conn.queue.bury(self.uid, self._own_priority(priority))
+            self._settled(priority)
+
+    def kick(self) -> None:
+        """Kick this buried or delayed job to ready."""
+        self._conn.queue.kick_job(self.uid)
+
+    def touch(self) -> None:
+        """Ask for more time to work on the reserved job (its TTR restarts)."""
+        self._conn.queue.touch(self.uid)
+
+    def stats(self) -> JobStats | None:
+        """The job's statistics, or None once it is deleted (or before it is sent)."""
+        return self._job_stats() if self._has_stats() else None

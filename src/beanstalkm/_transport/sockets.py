@@ -1,0 +1,189 @@
+"""The sync transport: one blocking socket (TCP with ``TCP_NODELAY``, or a UNIX socket)."""
+
+from __future__ import annotations
+
+__all__ = ["RECV", "SocketTransport", "new_lock"]
+
+import contextlib
+import math
+import select
+import socket
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from beanstalkm._session import Session
+from beanstalkm._wire import ReplyReader, Request
+
+RECV = 65536
+"""The most a single receive asks for (more when a reply body needs more)."""
+
+WRITE_AT_ONCE = 16384
+"""A batch up to this size goes out in one plain send: the server's receive buffer takes it whole
+even while the server is not reading. A larger one is written reading replies meanwhile."""
+
+
+def new_lock() -> threading.RLock:
+    """The lock a connection holds from a command's write to its last reply."""
+    return threading.RLock()
+
+
+class SocketTransport:
+    """A connected socket and the timeout currently set on it.
+
+    ``timeout`` is the connection's own (bounding connecting, each write and
+    each wait); a wait that may legitimately take longer sets its own while it
+    lasts. ``blocking`` is True while a wait for a job (a blocking reserve)
+    is under way, so that ``interrupt`` from another thread may cut it short.
+    """
+
+    __slots__ = ("_set", "blocking", "sock", "timeout")
+
+    def __init__(self, sock: socket.socket, timeout: float | None) -> None:
+        self.sock = sock
+        self.timeout = timeout
+        self._set = sock.gettimeout()
+        self.blocking = False
+
+    @classmethod
+    def open(cls, host: str, port: int, unix_socket: str | None, timeout: float | None) -> SocketTransport:
+        """Connect (``OSError`` if that fails)."""
+        if unix_socket is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(unix_socket)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((host, port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(sock, timeout)
+
+    def _settimeout(self, timeout: float | None) -> None:
+        if self._set != timeout:
+            self.sock.settimeout(timeout)
+            self._set = timeout
+
+    def send_command(self, request: Request[Any], session: Session) -> None:
+        """Write one command whole; cut short, it cannot have run (a partial command is not carried out)."""
+        self._settimeout(self.timeout)  # a blocking reserve may have left another
+        if request.body is None:
+            self.sock.sendall(request.head)
+        else:
+            _send_pieces(self.sock, request.pieces)
+        session.written = True
+
+    def write(self, data: bytes, session: Session, reader: ReplyReader, timeout: float | None) -> None:
+        """Write a step of a conversation. A large batch, or any later write, is written reading replies
+        into ``reader`` meanwhile: beanstalkd stops reading while its replies go unread, and a client that
+        only wrote would deadlock with it. ``timeout`` bounds each wait without progress."""
+        self._settimeout(self.timeout)
+        sock = self.sock
+        with memoryview(data) as view:
+            if session.written or len(view) > WRITE_AT_ONCE:
+                self._write_duplex(view, 0, session, reader, timeout)
+                return
+            done = sock.send(view)
+            session.written = True  # from the first byte on, whole commands may reach the server and run
+            if done < len(view):
+                self._write_duplex(view, done, session, reader, timeout)
+
+    def _write_duplex(
+        self, data: memoryview, done: int, session: Session, reader: ReplyReader, timeout: float | None
+    ) -> None:
+        sock = self.sock
+        sock.setblocking(False)
+        self._set = 0.0
+        try:
+            while done < len(data):
+                try:
+                    done += sock.send(data[done:])
+                    session.written = True  # whole commands may have reached the server
+                    continue
+                except BlockingIOError:
+                    pass
+                self.blocking = session.wait != 0.0  # the batch holds a reserve: interrupt() may cut it short
+                try:
+                    readable, writable = _wait(sock, timeout)
+                finally:
+                    self.blocking = False
+                if not (readable or writable):
+                    raise TimeoutError("timed out")
+                if readable:
+                    try:
+                        chunk = sock.recv(RECV)
+                    except BlockingIOError:
+                        chunk = None
+                    if chunk == b"":
+                        raise ConnectionResetError("the server closed the connection")
+                    if chunk:
+                        reader.feed(chunk)
+        finally:
+            self._settimeout(self.timeout)
+
+    def receive(self, size: int, timeout: float | None, blocking: bool) -> bytes:
+        """Up to ``size`` bytes (at least one), waiting up to ``timeout`` seconds; ``blocking`` marks a
+        wait for a job, which ``interrupt`` may cut short."""
+        self._settimeout(timeout)
+        self.blocking = blocking
+        try:
+            chunk = self.sock.recv(size)
+        finally:
+            self.blocking = False
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        return chunk
+
+    def interrupt(self) -> None:
+        """Cut short a wait under way in another thread (it gets an error and drops the connection)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def quit(self) -> None:
+        """Say ``quit`` and close."""
+        with contextlib.suppress(OSError):
+            self.sock.sendall(b"quit\r\n")
+        self.sock.close()
+
+    def abort(self) -> None:
+        """Close at once, whatever is unsent."""
+        self.sock.close()
+
+
+if hasattr(select, "poll"):
+
+    def _wait(sock: socket.socket, timeout: float | None) -> tuple[bool, bool]:
+        """Wait until ``sock`` is readable or writable (or ``timeout`` seconds pass): which it is."""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLOUT)
+        events = poller.poll(None if timeout is None else max(0, math.ceil(timeout * 1000)))
+        flags = events[0][1] if events else 0
+        # an error or hang-up counts as readable: the recv reports it
+        return bool(flags & (select.POLLIN | select.POLLERR | select.POLLHUP)), bool(flags & select.POLLOUT)
+
+else:  # pragma: no cover - Windows
+
+    def _wait(sock: socket.socket, timeout: float | None) -> tuple[bool, bool]:
+        """Wait until ``sock`` is readable or writable (or ``timeout`` seconds pass): which it is."""
+        readable, writable, _ = select.select([sock], [sock], [], timeout)
+        return bool(readable), bool(writable)
+
+
+def _send_pieces(sock: socket.socket, pieces: Sequence[bytes]) -> None:
+    """``sock.sendall`` of the pieces joined, without joining them: a large body is not copied.
+
+    Scatter-gather (``sendmsg``) where the socket has it; each call is bounded by the socket's timeout.
+    """
+    if not hasattr(sock, "sendmsg"):  # Windows
+        for piece in pieces:
+            sock.sendall(piece)
+        return
+    views = [memoryview(piece) for piece in pieces]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views.pop(0))
+        if sent:
+            views[0] = views[0][sent:]

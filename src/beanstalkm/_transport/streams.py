@@ -1,0 +1,111 @@
+"""The asyncio transport: a stream reader and writer (TCP with ``TCP_NODELAY``, or a UNIX socket)."""
+
+from __future__ import annotations
+
+__all__ = ["RECV", "StreamTransport", "new_lock"]
+
+import asyncio
+import contextlib
+import socket
+from typing import Any
+
+from beanstalkm._session import Session
+from beanstalkm._wire import ReplyReader, Request
+
+RECV = 65536
+"""The most a single receive asks for (more when a reply body needs more)."""
+
+
+def new_lock() -> asyncio.Lock:
+    """The lock a connection holds from a command's write to its last reply."""
+    return asyncio.Lock()
+
+
+class StreamTransport:
+    """An open stream pair. ``timeout`` is the connection's own (bounding connecting, each write and each
+    wait); ``blocking`` is True while a wait for a job (a blocking reserve) is under way."""
+
+    __slots__ = ("blocking", "reader", "timeout", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float | None) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.timeout = timeout
+        self.blocking = False
+
+    @classmethod
+    async def open(cls, host: str, port: int, unix_socket: str | None, timeout: float | None) -> StreamTransport:
+        """Connect (``OSError`` if that fails, ``TimeoutError`` after ``timeout``)."""
+        async with asyncio.timeout(timeout):
+            if unix_socket is not None:
+                reader, writer = await asyncio.open_unix_connection(unix_socket)
+            else:
+                reader, writer = await asyncio.open_connection(host, port)
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(reader, writer, timeout)
+
+    async def send_command(self, request: Request[Any], session: Session) -> None:
+        """Write one command (whole commands may reach the server from here on)."""
+        writer = self.writer
+        writer.write(request.data)
+        session.written = True
+        if writer.transport.get_write_buffer_size():
+            await self._drain()
+
+    async def write(self, data: bytes, session: Session, reader: ReplyReader, timeout: float | None) -> None:
+        """Write a step of a conversation. No drain: the transport sends the rest as the server takes it
+        while the conversation reads the replies (waiting here for the whole batch to go out would
+        deadlock with a server that stops reading until its replies are read)."""
+        self.writer.write(data)  # sends what the socket takes at once: whole commands may reach the server
+        session.written = True
+
+    async def _drain(self) -> None:
+        """Wait until the write buffer drains; ``TimeoutError`` after ``timeout`` seconds without progress
+        (as the sync transport's timeout bounds each send), so a stopped server cannot hold a big write."""
+        writer = self.writer
+        while True:
+            pending = writer.transport.get_write_buffer_size()
+            if not pending or self.timeout is None:  # all sent (the usual case), or no bound: nothing to time
+                await writer.drain()
+                return
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await writer.drain()
+                return
+            except TimeoutError:
+                if writer.transport.get_write_buffer_size() >= pending:
+                    raise
+
+    async def receive(self, size: int, timeout: float | None, blocking: bool) -> bytes:
+        """Up to ``size`` bytes (at least one), waiting up to ``timeout`` seconds; ``blocking`` marks a
+        wait for a job, which ``interrupt`` may cut short."""
+        self.blocking = blocking
+        try:
+            if timeout is None:
+                chunk = await self.reader.read(size)
+            else:
+                async with asyncio.timeout(timeout):
+                    chunk = await self.reader.read(size)
+        finally:
+            self.blocking = False
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        return chunk
+
+    def interrupt(self) -> None:
+        """Cut short a wait under way in another task (it gets an error and drops the connection)."""
+        self.abort()
+
+    async def quit(self) -> None:
+        """Say ``quit`` and close."""
+        writer = self.writer
+        with contextlib.suppress(OSError):
+            writer.write(b"quit\r\n")
+            writer.close()
+            await writer.wait_closed()
+
+    def abort(self) -> None:
+        """Close at once, whatever is unsent."""
+        self.writer.close()
