@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
-from beanstalkm._errors import InvalidEnvelope, SocketError
+from beanstalkm._errors import CorruptJob, InvalidEnvelope, ProtocolError, SocketError
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.pipeline import PipelineCommands
 from beanstalkm._generated.queue import Queue
 from beanstalkm._message import Message, MessageBase
-from beanstalkm._session import Exchange, Session, batch_results
+from beanstalkm._session import Exchange, Session, batch_results, out_of_step
 from beanstalkm._wire import Job, Reply, ReplyReader, Request
 
 T = TypeVar("T")
@@ -40,6 +40,10 @@ even while the server is not reading. A larger one is written reading replies me
 class ConnectionBase(Generic[M]):
     """What the sync and async connections share: settings, session, reader,
     turning jobs into messages, and error mapping. No I/O."""
+
+    _link: object | None
+    """Stands for the open socket (a new object each time it connects; None while closed): a
+    message holds the one it was reserved on, so it is no longer ``reserved`` once that is gone."""
 
     def __init__(
         self,
@@ -110,9 +114,35 @@ class ConnectionBase(Generic[M]):
             return error
         return exc
 
+    def _stray(self, requests: Sequence[Request[Any]], waiting: int) -> ProtocolError:
+        """The error for bytes waiting before a command is written (a reply to no command);
+        the connection is dropped, and nothing was sent."""
+        self._drop()
+        command = requests[-1].command if requests else "?"
+        return ProtocolError(
+            f"{command}: {waiting or 'some'} bytes from {self.address} were waiting before it was written, a"
+            " reply to no command: the replies are out of step; the connection was dropped and the command not sent"
+        )
+
+    def _restore_failed(self, exc: BaseException) -> SocketError:
+        """The error for a restore (the watch list, on connecting) that failed: the new connection is dropped."""
+        self._drop()
+        error = SocketError(
+            f"connecting to {self.address}: restoring the watch list failed: {exc}; the connection was"
+            " dropped and the command that needed it not sent"
+        )
+        error.__cause__ = exc
+        return error
+
     def _decoded(self, request: Request[T], reply: Reply) -> T:
-        """The decoded reply of a command sent on its own, its effect recorded."""
-        value = request.decode(reply)
+        """The decoded reply of a command sent on its own, its effect recorded; a reply that
+        broke the protocol drops the connection (except a ``CorruptJob``: it was framed)."""
+        try:
+            value = request.decode(reply)
+        except ProtocolError as exc:
+            if not isinstance(exc, CorruptJob):
+                self._drop()
+            raise
         if request.effect is not None:
             self._session.applied(request, value)
         return value
@@ -135,7 +165,8 @@ class ConnectionBase(Generic[M]):
         """A received job as a message; ``InvalidEnvelope`` (carrying it) if it fails validation."""
         kwargs, problem = MessageBase._from_job(job.id, job.body, self.validate)
         message = self._new_message(kwargs.pop("body"), kwargs)
-        message.reserved = reserved
+        if reserved:
+            message._held = self._link
         if problem is not None:
             raise InvalidEnvelope(message, problem)
         return message
@@ -172,6 +203,8 @@ class Connection(ConnectionBase[Message]):
     def _setup(self) -> None:
         self.queue = Queue(self)
         self._sock: socket.socket | None = None
+        self._link = None
+        self._poller = _Poller()
         self._blocking = False
         self._sock_timeout: float | None = None
         self._lock = threading.RLock()
@@ -205,13 +238,19 @@ class Connection(ConnectionBase[Message]):
         except OSError as exc:
             raise self._connect_error(exc) from exc
         self._sock = sock
+        self._link = object()
+        self._poller = _Poller(sock)
         self._sock_timeout = sock.gettimeout()
         self._reader.clear()
         restore = self._session.connected()
         if restore:
-            for result in self._run(restore):
+            try:
+                results = self._run(restore)
+            except Exception as exc:  # its socket is dropped
+                raise self._restore_failed(exc) from exc
+            for result in results:
                 if isinstance(result, BaseException):
-                    raise result
+                    raise self._restore_failed(result) from result
         return sock
 
     def close(self) -> None:
@@ -227,6 +266,7 @@ class Connection(ConnectionBase[Message]):
                 sock.shutdown(socket.SHUT_RDWR)
         with self._lock:
             sock, self._sock = self._sock, None
+            self._link = None
             self._reader.clear()
             if sock is not None:
                 with contextlib.suppress(OSError):
@@ -241,9 +281,23 @@ class Connection(ConnectionBase[Message]):
 
     def _drop(self) -> None:
         sock, self._sock = self._sock, None
+        self._link = None
         self._reader.clear()
         if sock is not None:
             sock.close()
+
+    def _check_in_step(self, sock: socket.socket, requests: Sequence[Request[Any]]) -> None:
+        """Called when bytes may be waiting before a write (the reader holds some, or the socket is
+        readable): ``ProtocolError`` if they are a reply to no command. The server closing the
+        connection is no such reply: the command's own write or read reports that."""
+        waiting = self._reader.buffered
+        if not waiting:
+            try:
+                waiting = len(sock.recv(1, socket.MSG_PEEK))
+            except OSError:
+                return
+        if waiting:
+            raise self._stray(requests, waiting)
 
     def __enter__(self) -> Self:
         return self
@@ -266,11 +320,13 @@ class Connection(ConnectionBase[Message]):
         with self._lock:
             sock = self._sock
             reader = self._reader
-            if sock is None or not request.expects_reply or reader.buffered or not self._session.simple(request, tube):
+            if sock is None or not request.expects_reply or not self._session.simple(request, tube):
                 results = self._run((request,), tube)
                 if request.effect == "close":
                     self._drop()
                 return self._result(request, results)
+            if reader.buffered or self._poller.poll(0):  # a reply to no command? (one poll: ~0.3 us)
+                self._check_in_step(sock, (request,))
             self._session.written = False
             try:
                 if self._sock_timeout != self.timeout:  # a blocking reserve may have left it at None
@@ -285,6 +341,8 @@ class Connection(ConnectionBase[Message]):
                 reply = None  # nothing was buffered: the reply is all to come
                 while reply is None:
                     reply = reader.read(self._io(sock, request.wait))
+                if reader.buffered:  # more than its reply came: the stream is out of step
+                    raise out_of_step(request.command, reader.buffered)
             except BaseException as exc:
                 raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
             return self._decoded(request, reply)
@@ -298,13 +356,19 @@ class Connection(ConnectionBase[Message]):
     def _converse(self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]) -> T:
         """Pump a conversation (``start(session, reader)``, begun once connected) over this socket."""
         with self._lock:
-            sock = self._sock or self._open()
+            sock = self._sock
+            if sock is None:
+                sock = self._open()
+            elif self._reader.buffered or self._poller.poll(0):  # a reply to no command?
+                self._check_in_step(sock, requests)
             steps = start(self._session, self._reader)
             try:
                 step = next(steps)
                 while True:
                     step = steps.send(self._io(sock, step))
             except StopIteration as done:
+                if self._session.broken:  # a reply broke the protocol: the stream cannot be trusted
+                    self._drop()
                 result: T = done.value
                 return result
             except BaseException as exc:
@@ -449,6 +513,25 @@ class Pipeline(PipelineBase["Connection"]):
         if exc_type is None and self._requests:
             self.execute()
         self._requests = []
+
+
+class _Poller:
+    """Tells, at the cost of one ``poll`` system call (``poll(0)``: a list, empty if none), whether
+    bytes (or the end of the stream) wait on a socket."""
+
+    __slots__ = ("poll",)
+
+    def __init__(self, sock: socket.socket | None = None) -> None:
+        self.poll: Callable[[int], list[Any]]
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            if sock is not None:
+                poller.register(sock, select.POLLIN)
+            self.poll = poller.poll
+        elif sock is not None:  # pragma: no cover - Windows
+            self.poll = lambda timeout: select.select([sock], [], [], timeout)[0]
+        else:  # pragma: no cover - Windows
+            self.poll = lambda timeout: []
 
 
 if hasattr(select, "poll"):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from beanstalkm import _envelope
 from beanstalkm._errors import ArgumentTypeError
 from beanstalkm._generated import commands as _c
+from beanstalkm._generated.errors import NotFound
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._wire import Request
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 
 DEFAULT_TUBE = "receive"
 """The tube ``Client.put`` sends to by default."""
+
+_STANDALONE = object()
+"""The link of a message bound to no connection: ``reserved`` is what it was set to."""
 
 
 class MessageFields(TypedDict, total=False):
@@ -53,6 +57,7 @@ class MessageBase:
 
     __slots__ = (
         "_delay",
+        "_held",
         "_priority",
         "_token",
         "_ttr",
@@ -64,7 +69,6 @@ class MessageBase:
         "envelope",
         "errors",
         "raw",
-        "reserved",
         "sender",
         "subscribe",
         "uid",
@@ -77,7 +81,7 @@ class MessageBase:
     subscribe: str | None
     channel: str | None
     errors: list[str]
-    reserved: bool
+    _held: object | None  # the connection's link it was reserved on (``_link()``), or None
     deleted: bool
     raw: bytes | None
     envelope: bool
@@ -117,6 +121,26 @@ class MessageBase:
         self.raw = raw
         self.envelope = envelope
         self.context = _envelope.CONTEXT
+
+    @property
+    def reserved(self) -> bool:
+        """Whether the job is reserved by this message's connection: False once it is deleted,
+        released or buried, once the server answered ``NOT_FOUND`` for it (its time to run ran
+        out), and once the connection that reserved it closed (beanstalkd released the job)."""
+        held = self._held
+        return held is not None and held is self._link()
+
+    @reserved.setter
+    def reserved(self, value: bool) -> None:
+        self._held = self._link() if value else None
+
+    def _link(self) -> object | None:
+        """What stands for the connection's open socket (see ``ConnectionBase._link``)."""
+        return _STANDALONE
+
+    def _gone(self) -> None:
+        """The server said the job is not reserved by us (``NOT_FOUND``)."""
+        self._held = None
 
     @property
     def token(self) -> str:
@@ -191,7 +215,8 @@ class MessageBase:
 
     def _sent(self, uid: int) -> int:
         self.uid = uid
-        self.reserved = self.deleted = False
+        self._held = None
+        self.deleted = False
         return uid
 
     def _deletable(self) -> bool:
@@ -199,13 +224,13 @@ class MessageBase:
 
     def _deleted(self) -> None:
         self.deleted = bool(self.uid)
-        self.reserved = False
+        self._held = None
 
     def _settled(self, priority: int | None) -> None:
         """After a release or bury: no longer reserved, with the priority it was given."""
         if priority is not None:
             self._priority = priority
-        self.reserved = False
+        self._held = None
 
     def _has_stats(self) -> bool:
         return bool(self.uid) and not self.deleted
@@ -252,8 +277,11 @@ class Message(MessageBase):
     __slots__ = ("_conn",)
 
     def __init__(self, conn: Connection, body: Any, **kwargs: Unpack[MessageFields]) -> None:
-        super().__init__(body, **kwargs)
         self._conn = conn
+        super().__init__(body, **kwargs)
+
+    def _link(self) -> object | None:
+        return self._conn._link
 
     def _job_stats(self) -> JobStats:
         stats = self._conn.queue.stats_job(self.uid)
@@ -297,7 +325,11 @@ class Message(MessageBase):
     def delete(self) -> None:
         """Delete the job. Afterwards ``deleted`` is True and ``stats()`` returns None; a second call does nothing."""
         if self._deletable():
-            self._conn.queue.delete(self.uid)
+            try:
+                self._conn.queue.delete(self.uid)
+            except NotFound:
+                self._gone()
+                raise
         self._deleted()
 
     def release(self, priority: int | None = None, delay: int | None = None) -> None:
@@ -305,12 +337,20 @@ class Message(MessageBase):
 
         ``priority`` defaults to the job's own priority, so releasing never changes it.
         """
-        self._conn.queue.release(self.uid, self.priority if priority is None else priority, delay or 0)
+        try:
+            self._conn.queue.release(self.uid, self.priority if priority is None else priority, delay or 0)
+        except NotFound:
+            self._gone()
+            raise
         self._settled(priority)
 
     def bury(self, priority: int | None = None) -> None:
         """Bury the reserved job; ``priority`` defaults to the job's own."""
-        self._conn.queue.bury(self.uid, self.priority if priority is None else priority)
+        try:
+            self._conn.queue.bury(self.uid, self.priority if priority is None else priority)
+        except NotFound:
+            self._gone()
+            raise
         self._settled(priority)
 
     def kick(self) -> None:
@@ -318,8 +358,15 @@ class Message(MessageBase):
         self._conn.queue.kick_job(self.uid)
 
     def touch(self) -> None:
-        """Ask for more time to work on the reserved job (its TTR restarts)."""
-        self._conn.queue.touch(self.uid)
+        """Ask for more time to work on the reserved job (its TTR restarts).
+
+        ``NotFound`` if the job is not reserved by this connection (its time to run ran out):
+        ``reserved`` is then False."""
+        try:
+            self._conn.queue.touch(self.uid)
+        except NotFound:
+            self._gone()
+            raise
 
     def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""

@@ -15,6 +15,15 @@ Cancelling a task while it waits for a reply (say, in a blocking
 ``reserve``) closes that connection, so no stale reply is ever read as the
 next command's; the next call connects again and restores the used tube and
 the watch list (beanstalkd releases a job reserved on a closed connection).
+
+A dropped connection (a ``SocketError``, a ``ProtocolError``, a cancellation)
+is gone at once: its transport is aborted, its socket closed and whatever
+asyncio still held to write discarded. A cancelled (or timed-out) ``put``
+may still be stored all the same: the bytes the kernel had already taken
+reach a server that is alive, and if they held the whole command, it runs
+(``SocketError.maybe_executed`` says when that can be). A job reserved by a
+cancelled ``reserve(drop=True)`` is deleted only if its delete had reached the
+server; otherwise the dropped connection hands it back to ready at once.
 """
 
 from __future__ import annotations
@@ -36,16 +45,17 @@ from beanstalkm._client import (
     finish_reserve_many,
     reserve_many_requests,
     reserve_many_steps,
+    reserve_steps,
 )
 from beanstalkm._connection import _RECV, _UNSET, DEFAULT_HOST, DEFAULT_PORT, ConnectionBase, PipelineBase
 from beanstalkm._errors import BatchFailed, CommandFailed, InvalidArgument, InvalidEnvelope
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.aqueue import AsyncQueue
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
-from beanstalkm._generated.errors import TimedOut
+from beanstalkm._generated.errors import NotFound, TimedOut
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._message import DEFAULT_TUBE, MessageBase, MessageFields
-from beanstalkm._session import Exchange, Session
+from beanstalkm._session import Exchange, Session, out_of_step
 from beanstalkm._wire import ReplyReader, Request
 
 T = TypeVar("T")
@@ -67,8 +77,8 @@ class AsyncMessage(MessageBase):
     __slots__ = ("_conn", "_lease")
 
     def __init__(self, conn: AsyncConnection, body: Any, **kwargs: Unpack[MessageFields]) -> None:
-        super().__init__(body, **kwargs)
         self._conn = conn
+        super().__init__(body, **kwargs)
         self._lease: Callable[[], None] | None = None  # AsyncPool.reserve: gives the connection back
 
     def _settling(self) -> contextlib.AbstractContextManager[None]:
@@ -88,6 +98,9 @@ class AsyncMessage(MessageBase):
         finally:
             if not self.reserved or not self._conn.connected:
                 self._end_lease()
+
+    def _link(self) -> object | None:
+        return self._conn._link
 
     def _end_lease(self) -> None:
         lease, self._lease = self._lease, None
@@ -129,19 +142,33 @@ class AsyncMessage(MessageBase):
         """Delete the job; afterwards ``deleted`` is True and ``stats()`` returns None."""
         with self._settling():
             if self._deletable():
-                await self._conn.queue.delete(self.uid)
+                try:
+                    await self._conn.queue.delete(self.uid)
+                except NotFound:
+                    self._gone()
+                    raise
             self._deleted()
 
     async def release(self, priority: int | None = None, delay: int | None = None) -> None:
         """Release the reserved job (keeping its own priority unless one is given)."""
         with self._settling():
-            await self._conn.queue.release(self.uid, await self._own_priority(priority), delay or 0)
+            priority_ = await self._own_priority(priority)
+            try:
+                await self._conn.queue.release(self.uid, priority_, delay or 0)
+            except NotFound:
+                self._gone()
+                raise
             self._settled(priority)
 
     async def bury(self, priority: int | None = None) -> None:
         """Bury the reserved job (keeping its own priority unless one is given)."""
         with self._settling():
-            await self._conn.queue.bury(self.uid, await self._own_priority(priority))
+            priority_ = await self._own_priority(priority)
+            try:
+                await self._conn.queue.bury(self.uid, priority_)
+            except NotFound:
+                self._gone()
+                raise
             self._settled(priority)
 
     async def kick(self) -> None:
@@ -149,8 +176,12 @@ class AsyncMessage(MessageBase):
         await self._conn.queue.kick_job(self.uid)
 
     async def touch(self) -> None:
-        """Ask for more time to work on the reserved job."""
-        await self._conn.queue.touch(self.uid)
+        """Ask for more time to work on the reserved job (``NotFound``, and ``reserved`` False, if not ours now)."""
+        try:
+            await self._conn.queue.touch(self.uid)
+        except NotFound:
+            self._gone()
+            raise
 
     async def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""
@@ -170,6 +201,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     def _setup(self) -> None:
         self.queue = AsyncQueue(self)
         self._streams: _Streams | None = None
+        self._link = None
+        self._inbox = bytearray()  # the stream reader's buffer: what arrived and is not read yet
         self._blocking = False
         self._lock = asyncio.Lock()
 
@@ -196,12 +229,19 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         except OSError as exc:
             raise self._connect_error(exc) from exc
         self._streams = streams
+        self._link = object()
+        inbox = getattr(streams[0], "_buffer", None)  # asyncio's StreamReader: bytes read ahead, not yet taken
+        self._inbox = inbox if isinstance(inbox, bytearray) else bytearray()
         self._reader.clear()
         restore = self._session.connected()
         if restore:
-            for result in await self._exchange(streams, restore, None):
+            try:
+                results = await self._exchange(streams, restore, None)
+            except Exception as exc:  # its stream is dropped
+                raise self._restore_failed(exc) from exc
+            for result in results:
                 if isinstance(result, BaseException):
-                    raise result
+                    raise self._restore_failed(result) from result
         return streams
 
     async def close(self) -> None:
@@ -216,6 +256,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             return
         async with self._lock:
             streams, self._streams = self._streams, None
+            self._link = None
             self._reader.clear()
             if streams is not None:
                 writer = streams[1]
@@ -230,10 +271,20 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         await self.connect()
 
     def _drop(self) -> None:
+        """Forget the stream after a failure, at once: ``abort()`` closes the socket now and discards
+        what asyncio had not yet written (a ``close()`` would keep both until the server took it all)."""
         streams, self._streams = self._streams, None
+        self._link = None
         self._reader.clear()
         if streams is not None:
-            streams[1].close()
+            streams[1].transport.abort()
+
+    def _check_in_step(self, requests: Sequence[Request[Any]]) -> None:
+        """``ProtocolError`` (the stream dropped) if bytes wait before a write: a reply to no command.
+        The event loop reads eagerly, so they are in the reader or the stream's buffer."""
+        waiting = self._reader.buffered + len(self._inbox)
+        if waiting:
+            raise self._stray(requests, waiting)
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -253,7 +304,9 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         async with self._lock:
             streams = self._streams or await self._open()
             session, reader = self._session, self._reader
-            if not request.expects_reply or reader.buffered or not session.simple(request, tube):
+            if reader.buffered or self._inbox:  # a reply to no command?
+                self._check_in_step((request,))
+            if not request.expects_reply or not session.simple(request, tube):
                 results = await self._exchange(streams, (request,), tube)
                 if request.effect == "close":
                     self._drop()
@@ -268,6 +321,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 reply = None  # nothing was buffered: the reply is all to come
                 while reply is None:
                     reply = reader.read(await self._io(streams, request.wait))
+                if reader.buffered or self._inbox:  # more than its reply came: the stream is out of step
+                    raise out_of_step(request.command, reader.buffered + len(self._inbox))
             except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
                 raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
             return self._decoded(request, reply)
@@ -285,7 +340,11 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     ) -> T:
         """Pump a conversation (``start(session, reader)``, begun once connected) over this stream."""
         async with self._lock:
-            streams = self._streams or await self._open()
+            streams = self._streams
+            if streams is None:
+                streams = await self._open()
+            elif self._reader.buffered or self._inbox:  # a reply to no command?
+                self._check_in_step(requests)
             return await self._pump(streams, start(self._session, self._reader), requests)
 
     async def _exchange(self, streams: _Streams, requests: Sequence[Request[Any]], tube: str | None) -> list[Any]:
@@ -297,6 +356,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             while True:
                 step = steps.send(await self._io(streams, step))
         except StopIteration as done:
+            if self._session.broken:  # a reply broke the protocol: the stream cannot be trusted
+                self._drop()
             result: T = done.value
             return result
         except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
@@ -402,13 +463,23 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         return message
 
     async def reserve(self, timeout: int | None = None, drop: bool = True) -> AsyncMessage | None:
-        """Reserve a message; None on timeout. ``drop=True`` deletes it on receipt (see ``Client.reserve``)."""
-        try:
-            message = await (self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout))
-        except TimedOut:
-            return None
-        if drop:
-            await message.delete()
+        """Reserve a message; None on timeout. ``drop=True`` deletes it on receipt (see ``Client.reserve``).
+
+        With ``drop``, the reserve and its delete hold the connection together: no other task's
+        command comes between them, and a task cancelled before the delete is answered drops the
+        connection, so beanstalkd releases the job (unless the delete had reached it)."""
+        if not drop:
+            try:
+                return await (self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout))
+            except TimedOut:
+                return None
+        request = _c.reserve() if timeout is None else _c.reserve_with_timeout(timeout)
+        to_message = self._reserved_message
+        message, error = await self._converse(
+            lambda session, reader: reserve_steps(session, reader, request, to_message), (request,)
+        )
+        if error is not None:
+            raise error
         return message
 
     async def watch(self, tube: str) -> int:
