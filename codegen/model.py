@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ RESERVED_COMMAND_NAMES = frozenset(
         "reply_job",
         "reply_str",
         "reply_text",
+        "with_body",
         # members of the classes that carry one method per command
         "execute",
         "results",
@@ -81,7 +82,6 @@ class Arg:
     name: str
     type: ArgType
     description: str
-    default_value: int | None
     default_constant: str | None
 
     @property
@@ -117,7 +117,6 @@ class Arg:
 @dataclass(frozen=True)
 class ReplyArg:
     name: str
-    type: str
     description: str
 
 
@@ -125,7 +124,6 @@ class ReplyArg:
 class Failure:
     status: str
     description: str
-    args: tuple[ReplyArg, ...]
     returns_none: bool
     error_class: str
     general: bool
@@ -191,13 +189,11 @@ class Command:
     wait: str  # Python expression for Request.wait
     no_reply: bool
     success_status: str | None
-    success_description: str
     success_args: tuple[ReplyArg, ...]
     returns: str  # none | int | str | job | list | stats | yaml
     stats: str | None
     failures: tuple[Failure, ...]  # own failures, then the general errors
     raw_of: str | None  # for a *_yaml variant: the command it mirrors
-    max_line: int
 
     @property
     def data_expr(self) -> str:
@@ -326,13 +322,11 @@ class Spec:
     sha256: str
     protocol_name: str
     protocol_version: str
-    protocol_description: str
     command_line_max: int
     reply_line_max: int
     body_max: int
     tube_name_max: int
     tube_name_chars: str
-    types: tuple[ArgType, ...]
     errors: tuple[ErrorClass, ...]
     general_errors: tuple[str, ...]
     commands: tuple[Command, ...]  # protocol commands then raw YAML variants
@@ -371,23 +365,94 @@ def load(spec_path: Path, schema_path: Path) -> Spec:
 
 
 def _reply_args(items: list[dict[str, Any]]) -> tuple[ReplyArg, ...]:
-    return tuple(ReplyArg(a["name"], a.get("type", "int"), a["description"]) for a in items)
+    return tuple(ReplyArg(a["name"], a["description"]) for a in items)
+
+
+@dataclass
+class _Registry:
+    """What the builders share and gather while they walk the spec, in spec order."""
+
+    limits: dict[str, Any]
+    types: dict[str, ArgType]
+    statuses: dict[str, dict[str, str]]
+    general: tuple[str, ...]
+    stats_names: frozenset[str]
+    command_names: dict[str, int] = field(default_factory=dict)  # name -> index in $.commands
+    wire_names: dict[str, int] = field(default_factory=dict)
+    defaults: dict[str, int] = field(default_factory=dict)  # constant -> value
+    error_args: dict[str, dict[str, int]] = field(default_factory=dict)  # status -> argument -> position
+    body_statuses: set[str] = field(default_factory=set)
 
 
 def build(data: dict[str, Any], path: str, sha256: str) -> Spec:
     """Build the model from validated spec data; semantic errors name their JSON path."""
-    limits = data["limits"]
-    types: dict[str, ArgType] = {}
-    for name, t in data["types"].items():
-        if t["kind"] == "uint" and t["min"] > t["max"]:
-            raise SpecError(f"$.types.{name}", f"min {t['min']} is above max {t['max']}")
-        types[name] = ArgType(name, t["kind"], t.get("min", 0), t.get("max", 0), t["description"])
-
     statuses: dict[str, dict[str, str]] = data["statuses"]
-    general = tuple(data["general_errors"])
-    for i, status in enumerate(general):
+    registry = _Registry(
+        limits=data["limits"],
+        types=_arg_types(data["types"]),
+        statuses=statuses,
+        general=_general_errors(data["general_errors"], statuses),
+        stats_names=frozenset(data["stats"]),
+        error_args={status: {} for status in statuses},
+    )
+    _check_class_names_unique(statuses)
+    commands = tuple(_command(c, ci, registry) for ci, c in enumerate(data["commands"]))
+    raws = _raw_variants(commands, registry.command_names)
+    stats_types = tuple(_stats_type(name, st, f"$.stats.{name}") for name, st in data["stats"].items())
+    errors = _error_classes(statuses, registry.error_args)
+    return _spec(data, path, sha256, registry, errors, commands + raws, stats_types)
+
+
+def _spec(
+    data: dict[str, Any],
+    path: str,
+    sha256: str,
+    registry: _Registry,
+    errors: tuple[ErrorClass, ...],
+    commands: tuple[Command, ...],
+    stats_types: tuple[StatsType, ...],
+) -> Spec:
+    limits = registry.limits
+    return Spec(
+        path=path,
+        sha256=sha256,
+        protocol_name=data["protocol"]["name"],
+        protocol_version=data["protocol"]["version"],
+        command_line_max=limits["command_line_max"],
+        reply_line_max=limits["reply_line_max"],
+        body_max=limits["body_max"],
+        tube_name_max=limits["tube_name_max"],
+        tube_name_chars=limits["tube_name_chars"],
+        errors=errors,
+        general_errors=registry.general,
+        commands=commands,
+        stats=stats_types,
+        body_statuses=tuple(sorted(registry.body_statuses)),
+        defaults=tuple(sorted(registry.defaults.items())),
+    )
+
+
+# -- $.types, $.statuses, $.general_errors -----------------------------------------------------------
+
+
+def _arg_types(items: dict[str, dict[str, Any]]) -> dict[str, ArgType]:
+    return {name: _arg_type(name, t, f"$.types.{name}") for name, t in items.items()}
+
+
+def _arg_type(name: str, t: dict[str, Any], tpath: str) -> ArgType:
+    if t["kind"] == "uint" and t["min"] > t["max"]:
+        raise SpecError(tpath, f"min {t['min']} is above max {t['max']}")
+    return ArgType(name, t["kind"], t.get("min", 0), t.get("max", 0), t["description"])
+
+
+def _general_errors(items: list[str], statuses: dict[str, dict[str, str]]) -> tuple[str, ...]:
+    for i, status in enumerate(items):
         if status not in statuses:
             raise SpecError(f"$.general_errors[{i}]", f"status {status!r} is not defined in $.statuses")
+    return tuple(items)
+
+
+def _check_class_names_unique(statuses: dict[str, dict[str, str]]) -> None:
     class_names: dict[str, str] = {}
     for status, info in statuses.items():
         if info["class"] in class_names:
@@ -396,229 +461,10 @@ def build(data: dict[str, Any], path: str, sha256: str) -> Spec:
             )
         class_names[info["class"]] = status
 
-    stats_names = set(data["stats"])
-    commands: list[Command] = []
-    raws: list[Command] = []
-    seen_names: dict[str, int] = {}
-    seen_wires: dict[str, int] = {}
-    error_args: dict[str, dict[str, int]] = {s: {} for s in statuses}
-    defaults: dict[str, int] = {}
-    body_statuses: set[str] = set()
 
-    for ci, c in enumerate(data["commands"]):
-        cpath = f"$.commands[{ci}]"
-        if c["name"] in seen_names:
-            raise SpecError(f"{cpath}.name", f"{c['name']!r} is also the name of $.commands[{seen_names[c['name']]}]")
-        if c["wire"] in seen_wires:
-            raise SpecError(
-                f"{cpath}.wire", f"{c['wire']!r} is also the wire name of $.commands[{seen_wires[c['wire']]}]"
-            )
-        seen_names[c["name"]] = ci
-        seen_wires[c["wire"]] = ci
-        if python_name(c["name"]) != c["name"]:
-            raise SpecError(f"{cpath}.name", f"{c['name']!r} is a Python keyword or reserved name")
-        if c["name"] in RESERVED_COMMAND_NAMES or c["name"].removesuffix("_yaml") in RESERVED_COMMAND_NAMES:
-            raise SpecError(f"{cpath}.name", f"{c['name']!r} would clash with a name the generated code uses")
-
-        args: list[Arg] = []
-        arg_names: set[str] = set()
-        for ai, a in enumerate(c["args"]):
-            apath = f"{cpath}.args[{ai}]"
-            if a["type"] not in types:
-                raise SpecError(f"{apath}.type", f"unknown type {a['type']!r}; known: {sorted(types)}")
-            if a["name"] in arg_names:
-                raise SpecError(f"{apath}.name", f"duplicate argument {a['name']!r}")
-            if a["name"] in {"data", "self", "reply"}:
-                raise SpecError(f"{apath}.name", f"{a['name']!r} is reserved in generated code")
-            arg_names.add(a["name"])
-            t = types[a["type"]]
-            default = a.get("default")
-            if default is None and args and args[-1].default_constant is not None:
-                raise SpecError(apath, "an argument without a default follows one with a default")
-            if default is not None:
-                if t.kind != "uint" or not t.min <= default["value"] <= t.max:
-                    raise SpecError(f"{apath}.default.value", f"{default['value']} is not a valid {a['type']}")
-                known = defaults.setdefault(default["constant"], default["value"])
-                if known != default["value"]:
-                    raise SpecError(f"{apath}.default", f"{default['constant']} is {known} elsewhere")
-            args.append(
-                Arg(
-                    a["name"],
-                    t,
-                    a["description"],
-                    None if default is None else default["value"],
-                    None if default is None else default["constant"],
-                )
-            )
-        body_args = [a for a in args if a.type.kind == "body"]
-        if len(body_args) > 1:
-            raise SpecError(f"{cpath}.args", "a command sends at most one body")
-
-        # The command line: placeholders must name non-body arguments, each used once.
-        line = c["line"]
-        if not line.startswith(c["wire"]):
-            raise SpecError(f"{cpath}.line", f"{line!r} does not start with the wire name {c['wire']!r}")
-        placeholders = _PLACEHOLDER.findall(line)
-        line_args = [a for a in args if a.type.kind != "body"]
-        if sorted(placeholders) != sorted(a.name for a in line_args):
-            raise SpecError(
-                f"{cpath}.line",
-                f"placeholders {placeholders} do not match the arguments {[a.name for a in line_args]}",
-            )
-        by_name = {a.name: a for a in args}
-        fmt = line.replace("%", "%%")
-        for p in placeholders:
-            fmt = fmt.replace("{" + p + "}", by_name[p].format_code, 1)
-        values = [by_name[p].format_value for p in placeholders]
-        max_line = len(_PLACEHOLDER.sub("", line)) + 2
-        for p in placeholders:
-            t = by_name[p].type
-            max_line += limits["tube_name_max"] if t.kind == "tube" else t.line_width
-        if body_args:
-            fmt += " %d\r\n%b\r\n"
-            values += ["len(data)", "data"]
-            max_line += 1 + len(str(limits["body_max"]))
-        else:
-            fmt += "\r\n"
-        if max_line > limits["command_line_max"]:
-            raise SpecError(
-                f"{cpath}.line", f"can reach {max_line} bytes, over command_line_max {limits['command_line_max']}"
-            )
-
-        effect = c.get("effect")
-        tube_args = [a.name for a in args if a.type.kind == "tube"]
-        if effect == "reserve" and (c.get("success") or {}).get("returns") != "job":
-            raise SpecError(f"{cpath}.effect", "effect 'reserve' needs a success that returns a job")
-        if effect == "reserve" and any(f.get("returns_none") for f in c.get("failures", [])):
-            raise SpecError(f"{cpath}.effect", "a reserving command cannot return None")
-        if effect in {"use", "watch", "ignore"} and len(tube_args) != 1:
-            raise SpecError(f"{cpath}.effect", f"effect {effect!r} needs exactly one tube argument")
-        blocks = c.get("blocks")
-        if blocks is None:
-            wait = "0.0"
-        elif blocks == "forever":
-            wait = "None"
-        elif blocks in by_name and by_name[blocks].type.kind == "uint":
-            wait = f"float({blocks})"
-        else:
-            raise SpecError(f"{cpath}.blocks", f"{blocks!r} is neither 'forever' nor an integer argument")
-
-        no_reply = bool(c.get("no_reply", False))
-        failures: list[Failure] = []
-        success = c.get("success")
-        if success is not None:
-            returns = success["returns"]
-            if returns == "stats" and success["stats"] not in stats_names:
-                raise SpecError(f"{cpath}.success.stats", f"unknown stats type {success['stats']!r}")
-            if returns in {"int", "str"} and not success["args"]:
-                raise SpecError(f"{cpath}.success.args", f"returns {returns!r} needs a reply argument")
-            if returns in {"job", "list", "stats"}:
-                body_statuses.add(success["status"])
-            own_statuses: set[str] = set()
-            for fi, f in enumerate(c["failures"]):
-                fpath = f"{cpath}.failures[{fi}]"
-                if f["status"] not in statuses:
-                    raise SpecError(f"{fpath}.status", f"status {f['status']!r} is not defined in $.statuses")
-                if f["status"] in general:
-                    raise SpecError(f"{fpath}.status", f"{f['status']!r} is a general error; it is merged in already")
-                if f["status"] == success["status"]:
-                    raise SpecError(f"{fpath}.status", f"{f['status']!r} is also this command's success")
-                if f["status"] in own_statuses:
-                    raise SpecError(f"{fpath}.status", f"duplicate failure {f['status']!r}")
-                own_statuses.add(f["status"])
-                fargs = _reply_args(f.get("args", []))
-                for position, a in enumerate(fargs):
-                    known_position = error_args[f["status"]].setdefault(a.name, position)
-                    if known_position != position:
-                        raise SpecError(
-                            f"{fpath}.args[{position}]", f"{a.name!r} is argument {known_position + 1} elsewhere"
-                        )
-                failures.append(
-                    Failure(
-                        f["status"],
-                        f["description"],
-                        fargs,
-                        bool(f.get("returns_none", False)),
-                        statuses[f["status"]]["class"],
-                        False,
-                    )
-                )
-            for status in general:
-                failures.append(
-                    Failure(status, statuses[status]["description"], (), False, statuses[status]["class"], True)
-                )
-            success_status: str | None = success["status"]
-            success_description = success["description"]
-            success_args = _reply_args(success["args"])
-            stats = success.get("stats")
-        else:
-            returns, success_status, success_description, success_args, stats = "none", None, "", (), None
-
-        cmd = Command(
-            wire=c["wire"],
-            name=c["name"],
-            description=c["description"],
-            args=tuple(args),
-            line_format=fmt,
-            line_values=tuple(values),
-            uses_tube=bool(c.get("uses_tube", False)),
-            effect=effect,
-            effect_tube=tube_args[0] if effect in {"use", "watch", "ignore"} else None,
-            wait=wait,
-            no_reply=no_reply,
-            success_status=success_status,
-            success_description=success_description,
-            success_args=success_args,
-            returns=returns,
-            stats=stats,
-            failures=tuple(failures),
-            raw_of=None,
-            max_line=max_line,
-        )
-        commands.append(cmd)
-        if returns in {"list", "stats"}:
-            raws.append(
-                replace(
-                    cmd,
-                    name=cmd.name + "_yaml",
-                    description=f"{cmd.description} Raw mode: the server's YAML text, unparsed.",
-                    returns="yaml",
-                    stats=None,
-                    raw_of=cmd.name,
-                )
-            )
-
-    for raw in raws:
-        if raw.name in seen_names:
-            raise SpecError(
-                f"$.commands[{seen_names[raw.name]}].name",
-                f"{raw.name!r} clashes with the raw YAML variant of {raw.raw_of!r}",
-            )
-
-    stats_types: list[StatsType] = []
-    for sname, st in data["stats"].items():
-        fields: list[StatsField] = []
-        seen_keys: set[str] = set()
-        for fi, f in enumerate(st["fields"]):
-            fpath = f"$.stats.{sname}.fields[{fi}]"
-            if f["key"] in seen_keys:
-                raise SpecError(f"{fpath}.key", f"duplicate field {f['key']!r}")
-            seen_keys.add(f["key"])
-            if f["type"] != "enum" and "values" in f:
-                raise SpecError(f"{fpath}.values", "only enum fields take values")
-            fields.append(
-                StatsField(
-                    f["key"],
-                    python_name(f["key"]),
-                    f["type"],
-                    f.get("ctype", f["type"]),
-                    tuple(f.get("values", ())),
-                    f["description"],
-                    sname,
-                )
-            )
-        stats_types.append(StatsType(sname, st["description"], tuple(fields)))
-
+def _error_classes(
+    statuses: dict[str, dict[str, str]], error_args: dict[str, dict[str, int]]
+) -> tuple[ErrorClass, ...]:
     errors = tuple(
         ErrorClass(status, info["class"], info["description"], tuple(sorted(error_args[status].items())))
         for status, info in statuses.items()
@@ -626,23 +472,260 @@ def build(data: dict[str, Any], path: str, sha256: str) -> Spec:
     for e in errors:
         if class_name(e.status) != e.name and not e.name[0].isupper():
             raise SpecError(f"$.statuses.{e.status}.class", "class names are CapWords")
+    return errors
 
-    return Spec(
-        path=path,
-        sha256=sha256,
-        protocol_name=data["protocol"]["name"],
-        protocol_version=data["protocol"]["version"],
-        protocol_description=data["protocol"]["description"],
-        command_line_max=limits["command_line_max"],
-        reply_line_max=limits["reply_line_max"],
-        body_max=limits["body_max"],
-        tube_name_max=limits["tube_name_max"],
-        tube_name_chars=limits["tube_name_chars"],
-        types=tuple(types.values()),
-        errors=errors,
-        general_errors=general,
-        commands=tuple(commands) + tuple(raws),
-        stats=tuple(stats_types),
-        body_statuses=tuple(sorted(body_statuses)),
-        defaults=tuple(sorted(defaults.items())),
+
+# -- $.commands[i] ------------------------------------------------------------------------------------
+
+
+def _command(c: dict[str, Any], index: int, registry: _Registry) -> Command:
+    cpath = f"$.commands[{index}]"
+    _check_command_names(c, index, registry)
+    args = _args(c["args"], cpath, registry)
+    line_format, line_values = _line(c, args, f"{cpath}.line", registry.limits)
+    effect, effect_tube = _effect(c, args, f"{cpath}.effect")
+    wait = _wait(c.get("blocks"), args, f"{cpath}.blocks")
+    returns, success_status, success_args, stats, failures = _outcome(c, c.get("success"), cpath, registry)
+    return Command(
+        wire=c["wire"],
+        name=c["name"],
+        description=c["description"],
+        args=args,
+        line_format=line_format,
+        line_values=line_values,
+        uses_tube=bool(c.get("uses_tube", False)),
+        effect=effect,
+        effect_tube=effect_tube,
+        wait=wait,
+        no_reply=bool(c.get("no_reply", False)),
+        success_status=success_status,
+        success_args=success_args,
+        returns=returns,
+        stats=stats,
+        failures=failures,
+        raw_of=None,
+    )
+
+
+def _check_command_names(c: dict[str, Any], index: int, registry: _Registry) -> None:
+    """A command's name and wire name are unique, and its name is free in the generated code."""
+    cpath, name, wire = f"$.commands[{index}]", c["name"], c["wire"]
+    if name in registry.command_names:
+        raise SpecError(f"{cpath}.name", f"{name!r} is also the name of $.commands[{registry.command_names[name]}]")
+    if wire in registry.wire_names:
+        raise SpecError(f"{cpath}.wire", f"{wire!r} is also the wire name of $.commands[{registry.wire_names[wire]}]")
+    registry.command_names[name] = index
+    registry.wire_names[wire] = index
+    if python_name(name) != name:
+        raise SpecError(f"{cpath}.name", f"{name!r} is a Python keyword or reserved name")
+    if name in RESERVED_COMMAND_NAMES or name.removesuffix("_yaml") in RESERVED_COMMAND_NAMES:
+        raise SpecError(f"{cpath}.name", f"{name!r} would clash with a name the generated code uses")
+
+
+def _args(items: list[dict[str, Any]], cpath: str, registry: _Registry) -> tuple[Arg, ...]:
+    args: list[Arg] = []
+    for ai, a in enumerate(items):
+        args.append(_arg(a, args, f"{cpath}.args[{ai}]", registry))
+    if sum(1 for a in args if a.type.kind == "body") > 1:
+        raise SpecError(f"{cpath}.args", "a command sends at most one body")
+    return tuple(args)
+
+
+def _arg(a: dict[str, Any], before: list[Arg], apath: str, registry: _Registry) -> Arg:
+    """One argument; ``before`` are the command's arguments already built."""
+    types = registry.types
+    if a["type"] not in types:
+        raise SpecError(f"{apath}.type", f"unknown type {a['type']!r}; known: {sorted(types)}")
+    if any(b.name == a["name"] for b in before):
+        raise SpecError(f"{apath}.name", f"duplicate argument {a['name']!r}")
+    if a["name"] in {"data", "self", "reply"}:
+        raise SpecError(f"{apath}.name", f"{a['name']!r} is reserved in generated code")
+    default = a.get("default")
+    if default is None and before and before[-1].default_constant is not None:
+        raise SpecError(apath, "an argument without a default follows one with a default")
+    t = types[a["type"]]
+    if default is not None:
+        _check_default(default, t, a["type"], apath, registry.defaults)
+    return Arg(a["name"], t, a["description"], None if default is None else default["constant"])
+
+
+def _check_default(default: dict[str, Any], t: ArgType, type_name: str, apath: str, defaults: dict[str, int]) -> None:
+    """A default is a valid value of its type, and its constant means the same value everywhere."""
+    if t.kind != "uint" or not t.min <= default["value"] <= t.max:
+        raise SpecError(f"{apath}.default.value", f"{default['value']} is not a valid {type_name}")
+    known = defaults.setdefault(default["constant"], default["value"])
+    if known != default["value"]:
+        raise SpecError(f"{apath}.default", f"{default['constant']} is {known} elsewhere")
+
+
+def _line(c: dict[str, Any], args: tuple[Arg, ...], lpath: str, limits: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """The %-format of the whole request and the expressions formatted into it."""
+    line = c["line"]
+    if not line.startswith(c["wire"]):
+        raise SpecError(lpath, f"{line!r} does not start with the wire name {c['wire']!r}")
+    placeholders = _placeholders(line, args, lpath)
+    by_name = {a.name: a for a in args}
+    fmt = line.replace("%", "%%")
+    for p in placeholders:
+        fmt = fmt.replace("{" + p + "}", by_name[p].format_code, 1)
+    values = [by_name[p].format_value for p in placeholders]
+    has_body = any(a.type.kind == "body" for a in args)
+    _check_line_width(line, [by_name[p].type for p in placeholders], has_body, lpath, limits)
+    if has_body:
+        return fmt + " %d\r\n%b\r\n", (*values, "len(data)", "data")
+    return fmt + "\r\n", tuple(values)
+
+
+def _placeholders(line: str, args: tuple[Arg, ...], lpath: str) -> list[str]:
+    """The line's placeholders: they name the non-body arguments, each once."""
+    placeholders: list[str] = _PLACEHOLDER.findall(line)
+    line_args = [a.name for a in args if a.type.kind != "body"]
+    if sorted(placeholders) != sorted(line_args):
+        raise SpecError(lpath, f"placeholders {placeholders} do not match the arguments {line_args}")
+    return placeholders
+
+
+def _check_line_width(line: str, types: list[ArgType], has_body: bool, lpath: str, limits: dict[str, Any]) -> None:
+    """The longest command line the arguments can make fits the server's command_line_max."""
+    max_line = len(_PLACEHOLDER.sub("", line)) + 2
+    for t in types:
+        max_line += limits["tube_name_max"] if t.kind == "tube" else t.line_width
+    if has_body:
+        max_line += 1 + len(str(limits["body_max"]))
+    if max_line > limits["command_line_max"]:
+        raise SpecError(lpath, f"can reach {max_line} bytes, over command_line_max {limits['command_line_max']}")
+
+
+def _effect(c: dict[str, Any], args: tuple[Arg, ...], epath: str) -> tuple[str | None, str | None]:
+    """The command's effect on the connection, and the tube argument a use/watch/ignore names."""
+    effect = c.get("effect")
+    tube_args = [a.name for a in args if a.type.kind == "tube"]
+    if effect == "reserve" and (c.get("success") or {}).get("returns") != "job":
+        raise SpecError(epath, "effect 'reserve' needs a success that returns a job")
+    if effect == "reserve" and any(f.get("returns_none") for f in c.get("failures", [])):
+        raise SpecError(epath, "a reserving command cannot return None")
+    if effect in {"use", "watch", "ignore"}:
+        if len(tube_args) != 1:
+            raise SpecError(epath, f"effect {effect!r} needs exactly one tube argument")
+        return effect, tube_args[0]
+    return effect, None
+
+
+def _wait(blocks: str | None, args: tuple[Arg, ...], bpath: str) -> str:
+    """The Python expression for ``Request.wait``: how long the server may hold the reply."""
+    if blocks is None:
+        return "0.0"
+    if blocks == "forever":
+        return "None"
+    if any(a.name == blocks and a.type.kind == "uint" for a in args):
+        return f"float({blocks})"
+    raise SpecError(bpath, f"{blocks!r} is neither 'forever' nor an integer argument")
+
+
+def _outcome(
+    c: dict[str, Any], success: dict[str, Any] | None, cpath: str, registry: _Registry
+) -> tuple[str, str | None, tuple[ReplyArg, ...], str | None, tuple[Failure, ...]]:
+    """What the command returns, its success status and reply arguments, its stats type, and its failures."""
+    if success is None:
+        return "none", None, (), None, ()
+    returns = _success_returns(success, f"{cpath}.success", registry)
+    failures = _failures(c["failures"], success["status"], cpath, registry)
+    return returns, success["status"], _reply_args(success["args"]), success.get("stats"), failures
+
+
+def _success_returns(success: dict[str, Any], spath: str, registry: _Registry) -> str:
+    returns: str = success["returns"]
+    if returns == "stats" and success["stats"] not in registry.stats_names:
+        raise SpecError(f"{spath}.stats", f"unknown stats type {success['stats']!r}")
+    if returns in {"int", "str"} and not success["args"]:
+        raise SpecError(f"{spath}.args", f"returns {returns!r} needs a reply argument")
+    if returns in {"job", "list", "stats"}:
+        registry.body_statuses.add(success["status"])
+    return returns
+
+
+def _failures(items: list[dict[str, Any]], success_status: str, cpath: str, registry: _Registry) -> tuple[Failure, ...]:
+    """The command's own failures, then the general errors."""
+    own: list[Failure] = []
+    for fi, f in enumerate(items):
+        own.append(_failure(f, own, success_status, f"{cpath}.failures[{fi}]", registry))
+    general = (
+        Failure(status, registry.statuses[status]["description"], False, registry.statuses[status]["class"], True)
+        for status in registry.general
+    )
+    return (*own, *general)
+
+
+def _failure(f: dict[str, Any], before: list[Failure], success_status: str, fpath: str, registry: _Registry) -> Failure:
+    """One of a command's own failures; ``before`` are the ones already built."""
+    status = f["status"]
+    if status not in registry.statuses:
+        raise SpecError(f"{fpath}.status", f"status {status!r} is not defined in $.statuses")
+    if status in registry.general:
+        raise SpecError(f"{fpath}.status", f"{status!r} is a general error; it is merged in already")
+    if status == success_status:
+        raise SpecError(f"{fpath}.status", f"{status!r} is also this command's success")
+    if any(b.status == status for b in before):
+        raise SpecError(f"{fpath}.status", f"duplicate failure {status!r}")
+    _record_error_args(f.get("args", []), fpath, registry.error_args[status])
+    return Failure(
+        status, f["description"], bool(f.get("returns_none", False)), registry.statuses[status]["class"], False
+    )
+
+
+def _record_error_args(items: list[dict[str, Any]], fpath: str, positions: dict[str, int]) -> None:
+    """A status's reply arguments sit at the same position in every command that gets it."""
+    for position, a in enumerate(items):
+        known_position = positions.setdefault(a["name"], position)
+        if known_position != position:
+            raise SpecError(f"{fpath}.args[{position}]", f"{a['name']!r} is argument {known_position + 1} elsewhere")
+
+
+def _raw_variants(commands: tuple[Command, ...], command_names: dict[str, int]) -> tuple[Command, ...]:
+    """A ``*_yaml`` variant of each command that returns YAML, unparsed; its name must be free."""
+    raws = tuple(_raw_variant(c) for c in commands if c.returns in {"list", "stats"})
+    for raw in raws:
+        if raw.name in command_names:
+            raise SpecError(
+                f"$.commands[{command_names[raw.name]}].name",
+                f"{raw.name!r} clashes with the raw YAML variant of {raw.raw_of!r}",
+            )
+    return raws
+
+
+def _raw_variant(cmd: Command) -> Command:
+    return replace(
+        cmd,
+        name=cmd.name + "_yaml",
+        description=f"{cmd.description} Raw mode: the server's YAML text, unparsed.",
+        returns="yaml",
+        stats=None,
+        raw_of=cmd.name,
+    )
+
+
+# -- $.stats ------------------------------------------------------------------------------------------
+
+
+def _stats_type(name: str, st: dict[str, Any], spath: str) -> StatsType:
+    fields: list[StatsField] = []
+    for fi, f in enumerate(st["fields"]):
+        fields.append(_stats_field(f, name, fields, f"{spath}.fields[{fi}]"))
+    return StatsType(name, st["description"], tuple(fields))
+
+
+def _stats_field(f: dict[str, Any], owner: str, before: list[StatsField], fpath: str) -> StatsField:
+    """One field of a stats type; ``before`` are the type's fields already built."""
+    if any(b.key == f["key"] for b in before):
+        raise SpecError(f"{fpath}.key", f"duplicate field {f['key']!r}")
+    if f["type"] != "enum" and "values" in f:
+        raise SpecError(f"{fpath}.values", "only enum fields take values")
+    return StatsField(
+        f["key"],
+        python_name(f["key"]),
+        f["type"],
+        f.get("ctype", f["type"]),
+        tuple(f.get("values", ())),
+        f["description"],
+        owner,
     )

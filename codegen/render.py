@@ -11,6 +11,7 @@ from pathlib import Path
 import jinja2
 
 from codegen.model import Spec
+from codegen.naming import export_order
 from codegen.schema_check import compile_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["pystr"] = lambda s: json.dumps(s, ensure_ascii=False)
     env.filters["pybytes"] = _pybytes
+    env.filters["export_order"] = export_order
     return env
 
 

@@ -202,9 +202,8 @@ class Constant:
 class CompiledCheck:
     """Everything ``templates/envelope_check.py.jinja`` prints."""
 
-    imports: tuple[str, ...]  # full import lines, in isort order
+    imports: tuple[str, ...]  # full import lines, in isort order ("" between sections)
     constants: tuple[Constant, ...]
-    needs_equal: bool  # emit jsonschema's ``equal`` (for enum and const)
     helpers: tuple[Helper, ...]
     parameter: str  # the name of is_valid's parameter
     body: tuple[str, ...]  # is_valid's body, relative indentation
@@ -322,11 +321,11 @@ class _Compiler:
             values = "".join(python_literal(v, child(epath, i)) + ", " for i, v in enumerate(schema["enum"]))
             name = self._constant("_ENUM", "tuple[object, ...]", f"({values})")
             self.needs_equal = True
-            parts.tests.append(Test.of(f"any(_equal(each, {var}) for each in {name})"))
+            parts.tests.append(Test.of(f"any(json_equal(each, {var}) for each in {name})"))
         if "const" in schema:
             name = self._constant("_CONST", "object", python_literal(schema["const"], child(path, "const")))
             self.needs_equal = True
-            parts.tests.append(Test.of(f"_equal({var}, {name})"))
+            parts.tests.append(Test.of(f"json_equal({var}, {name})"))
 
         # Keywords that apply to one type only: unguarded when the type is known, dropped (once checked) when
         # the type excludes it.
@@ -481,15 +480,12 @@ def compile_schema(schema: object, parameter: str = "value") -> CompiledCheck:
         raise SchemaError("$.$schema", "the root must declare draft-07, the dialect jsonschema then validates with")
     compiler = _Compiler()
     body = _function_body(compiler.statements(schema, parameter, "$"))
-    imports: list[str] = []
-    if compiler.needs_equal:
-        imports.append("from collections.abc import Mapping, Sequence")
-    if compiler.needs_number:
-        imports.append("from numbers import Number")
+    standard = ["from numbers import Number"] if compiler.needs_number else []
+    # jsonschema's equal (enum, const) is hand-written run-time code, not generated
+    ours = ["from beanstalkm._json_equal import json_equal"] if compiler.needs_equal else []
     return CompiledCheck(
-        imports=tuple(imports),
+        imports=(*standard, *([""] if standard and ours else []), *ours),
         constants=tuple(compiler.constants),
-        needs_equal=compiler.needs_equal,
         helpers=tuple(compiler.helpers),
         parameter=parameter,
         body=body,

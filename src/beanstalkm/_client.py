@@ -14,12 +14,19 @@ from typing import Any, Generic, TypeVar
 from beanstalkm import _envelope
 from beanstalkm._connection import ConnectionBase
 from beanstalkm._envelope import envelope_problem
-from beanstalkm._errors import ArgumentTypeError, BatchFailed, BeanstalkmException, InvalidArgument
+from beanstalkm._errors import (
+    ArgumentTypeError,
+    BatchFailed,
+    BeanstalkmException,
+    CorruptJob,
+    InvalidArgument,
+    InvalidEnvelope,
+)
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
-from beanstalkm._generated.errors import TimedOut
+from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
 from beanstalkm._message import MessageBase
-from beanstalkm._session import Session
+from beanstalkm._session import Session, out_of_step
 from beanstalkm._wire import Job, ReplyReader, Request
 
 M = TypeVar("M", bound=MessageBase)
@@ -206,6 +213,7 @@ def reserve_many_steps(
     outcomes: list[object] = []
     deletes: list[tuple[Request[None], M, int]] = []  # each delete written, its message and its item
     pending = 0  # of those, how many are not written yet
+    holding = False  # whether this batch reserved a job (DEADLINE_SOON may then be its own doing)
     for request in requests:
         reply = reader.next_reply()
         try:
@@ -223,9 +231,16 @@ def reserve_many_steps(
         except TimedOut:
             outcomes.append(None)
             continue
+        except DeadlineSoon as exc:
+            # a job this batch reserved is near its time to run: the end of what it can take now
+            outcomes.append(None if holding else exc)
+            continue
         except BeanstalkmException as exc:  # an InvalidEnvelope's job stays reserved, for the caller
+            holding = holding or isinstance(exc, (InvalidEnvelope, CorruptJob))
+            session.note(exc)
             outcomes.append(exc)
             continue
+        holding = True
         messages.append(message)
         outcomes.append(message)
         if drop:
@@ -243,10 +258,51 @@ def reserve_many_steps(
         try:
             delete.decode(reply)
         except BeanstalkmException as exc:
+            session.note(exc)
+            if isinstance(exc, NotFound):  # not reserved by us (any more)
+                message._gone()
             outcomes[item] = exc
         else:
             message._deleted()
+    if reader.buffered:
+        raise out_of_step(requests[-1].command, reader.buffered)
     return messages, outcomes
+
+
+def reserve_steps(
+    session: Session, reader: ReplyReader, request: Request[Job], to_message: Callable[[Job], M]
+) -> Generator[bytes | float | None, bytes, tuple[M | None, BeanstalkmException | None]]:
+    """The conversation of a ``reserve(drop=True)``: the reserve, then the delete of its job, in one
+    hold of the connection, so no other command (another task's) comes between them: a caller
+    cancelled meanwhile drops the connection, and beanstalkd releases the job. Returns the message
+    (None for a timeout), or the error to raise (an ``InvalidEnvelope``'s job stays reserved)."""
+    yield from session.write(request.head, request.wait)
+    reply = reader.next_reply()
+    while reply is None:
+        reply = reader.read((yield request.wait))
+    try:
+        message = to_message(request.decode(reply))
+    except TimedOut:
+        return None, None
+    except BeanstalkmException as exc:
+        session.note(exc)
+        return None, exc
+    delete = _c.delete(message.uid)
+    yield delete.head
+    reply = reader.next_reply()
+    while reply is None:
+        reply = reader.read((yield 0.0))
+    if reader.buffered:
+        raise out_of_step(delete.command, reader.buffered)
+    try:
+        delete.decode(reply)
+    except BeanstalkmException as exc:
+        session.note(exc)
+        if isinstance(exc, NotFound):  # not reserved by us (any more)
+            message._gone()
+        return message, exc
+    message._deleted()
+    return message, None
 
 
 def finish_reserve_many(messages: list[M], outcomes: list[object]) -> list[M]:

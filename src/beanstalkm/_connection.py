@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Generic, Self, TypeVar
 
-from beanstalkm._errors import InvalidEnvelope, SocketError
+from beanstalkm._errors import CorruptJob, InvalidEnvelope, ProtocolError, SocketError
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.pipeline import PipelineCommands
 from beanstalkm._message import MessageBase
@@ -34,6 +34,12 @@ even while the server is not reading. A larger one is written reading replies me
 class ConnectionBase(Generic[M]):
     """What the sync and async connections share: settings, session, reader,
     turning jobs into messages, and error mapping. No I/O."""
+
+    @property
+    def _link(self) -> object | None:
+        """Stands for the open connection (a new object each time it connects; None while closed): a
+        message holds the one it was reserved on, so it is no longer ``reserved`` once that is gone."""
+        raise NotImplementedError
 
     def __init__(
         self,
@@ -104,9 +110,35 @@ class ConnectionBase(Generic[M]):
             return error
         return exc
 
+    def _stray(self, requests: Sequence[Request[Any]], waiting: int) -> ProtocolError:
+        """The error for bytes waiting before a command is written (a reply to no command);
+        the connection is dropped, and nothing was sent."""
+        self._drop()
+        command = requests[-1].command if requests else "?"
+        return ProtocolError(
+            f"{command}: {waiting or 'some'} bytes from {self.address} were waiting before it was written, a"
+            " reply to no command: the replies are out of step; the connection was dropped and the command not sent"
+        )
+
+    def _restore_failed(self, exc: BaseException) -> SocketError:
+        """The error for a restore (the watch list, on connecting) that failed: the new connection is dropped."""
+        self._drop()
+        error = SocketError(
+            f"connecting to {self.address}: restoring the watch list failed: {exc}; the connection was"
+            " dropped and the command that needed it not sent"
+        )
+        error.__cause__ = exc
+        return error
+
     def _decoded(self, request: Request[T], reply: Reply) -> T:
-        """The decoded reply of a command sent on its own, its effect recorded."""
-        value = request.decode(reply)
+        """The decoded reply of a command sent on its own, its effect recorded; a reply that
+        broke the protocol drops the connection (except a ``CorruptJob``: it was framed)."""
+        try:
+            value = request.decode(reply)
+        except ProtocolError as exc:
+            if not isinstance(exc, CorruptJob):
+                self._drop()
+            raise
         if request.effect is not None:
             self._session.applied(request, value)
         return value
@@ -129,7 +161,8 @@ class ConnectionBase(Generic[M]):
         """A received job as a message; ``InvalidEnvelope`` (carrying it) if it fails validation."""
         kwargs, problem = MessageBase._from_job(job.id, job.body, self.validate)
         message = self._new_message(kwargs.pop("body"), kwargs)
-        message.reserved = reserved
+        if reserved:
+            message._held = self._link
         if problem is not None:
             raise InvalidEnvelope(message, problem)
         return message

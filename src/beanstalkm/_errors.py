@@ -12,10 +12,10 @@ __all__ = [
     "BatchFailed",
     "BeanstalkmException",
     "CommandFailed",
+    "CorruptJob",
     "InvalidArgument",
     "InvalidEnvelope",
     "ProtocolError",
-    "CorruptJob",
     "SocketError",
     "UnexpectedResponse",
 ]

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 DEFAULT_TUBE = "receive"
 """The tube ``Client.put`` sends to by default."""
 
+_STANDALONE = object()
+"""The link of a message bound to no connection: ``reserved`` is what it was set to."""
+
 
 class MessageFields(TypedDict, total=False):
     """Keyword arguments of a message's constructor (the envelope fields and job settings)."""
@@ -53,6 +56,7 @@ class MessageBase:
 
     __slots__ = (
         "_delay",
+        "_held",
         "_priority",
         "_token",
         "_ttr",
@@ -64,7 +68,6 @@ class MessageBase:
         "envelope",
         "errors",
         "raw",
-        "reserved",
         "sender",
         "subscribe",
         "uid",
@@ -77,7 +80,7 @@ class MessageBase:
     subscribe: str | None
     channel: str | None
     errors: list[str]
-    reserved: bool
+    _held: object | None  # the connection's link it was reserved on (``_link()``), or None
     deleted: bool
     raw: bytes | None
     envelope: bool
@@ -117,6 +120,26 @@ class MessageBase:
         self.raw = raw
         self.envelope = envelope
         self.context = _envelope.CONTEXT
+
+    @property
+    def reserved(self) -> bool:
+        """Whether the job is reserved by this message's connection: False once it is deleted,
+        released or buried, once the server answered ``NOT_FOUND`` for it (its time to run ran
+        out), and once the connection that reserved it closed (beanstalkd released the job)."""
+        held = self._held
+        return held is not None and held is self._link()
+
+    @reserved.setter
+    def reserved(self, value: bool) -> None:
+        self._held = self._link() if value else None
+
+    def _link(self) -> object | None:
+        """What stands for the connection's open socket (see ``ConnectionBase._link``)."""
+        return _STANDALONE
+
+    def _gone(self) -> None:
+        """The server said the job is not reserved by us (``NOT_FOUND``)."""
+        self._held = None
 
     @property
     def token(self) -> str:
@@ -191,7 +214,8 @@ class MessageBase:
 
     def _sent(self, uid: int) -> int:
         self.uid = uid
-        self.reserved = self.deleted = False
+        self._held = None
+        self.deleted = False
         return uid
 
     def _deletable(self) -> bool:
@@ -199,13 +223,13 @@ class MessageBase:
 
     def _deleted(self) -> None:
         self.deleted = bool(self.uid)
-        self.reserved = False
+        self._held = None
 
     def _settled(self, priority: int | None) -> None:
         """After a release or bury: no longer reserved, with the priority it was given."""
         if priority is not None:
             self._priority = priority
-        self.reserved = False
+        self._held = None
 
     def _has_stats(self) -> bool:
         return bool(self.uid) and not self.deleted

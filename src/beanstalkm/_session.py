@@ -13,13 +13,20 @@ drivers only pump it with their own socket calls.
 
 from __future__ import annotations
 
-__all__ = ["Plan", "Session", "batch_results"]
+__all__ = ["Plan", "Session", "batch_results", "out_of_step"]
 
 import copy
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeAlias, TypeVar
 
-from beanstalkm._errors import BatchFailed, BeanstalkmException, CommandFailed, InvalidEnvelope
+from beanstalkm._errors import (
+    BatchFailed,
+    BeanstalkmException,
+    CommandFailed,
+    CorruptJob,
+    InvalidEnvelope,
+    ProtocolError,
+)
 from beanstalkm._generated import commands as _c
 from beanstalkm._wire import Job, Reply, ReplyReader, Request
 
@@ -62,9 +69,10 @@ _NO_REPLY = Reply("", (), None)
 class Session:
     """What the caller chose (``using``, ``watching``) and what the server has now (``server_using``)."""
 
-    __slots__ = ("server_using", "using", "wait", "watching", "written")
+    __slots__ = ("broken", "server_using", "using", "wait", "watching", "written")
 
     def __init__(self) -> None:
+        self.broken = False  # a reply of the current exchange broke the protocol: the driver drops the connection
         self.written = False  # whether the current exchange's bytes were written (its commands may have run)
         self.wait: float | None = 0.0  # how long the current exchange's server may take beyond the timeout
         self.using = DEFAULT_SERVER_TUBE
@@ -96,7 +104,7 @@ class Session:
     def write(self, data: bytes, wait: float | None) -> Generator[bytes, bytes, None]:
         """The first write of a conversation (``yield from`` it), whose server may take ``wait``
         seconds beyond the timeout: ``written`` tells the driver whether its commands may have run."""
-        self.written = False
+        self.written = self.broken = False
         self.wait = wait
         yield data
         self.written = True
@@ -114,6 +122,8 @@ class Session:
             while reply is None:
                 reply = reader.read((yield plan.wait))
             replies.append(reply)
+        if reader.buffered:
+            raise out_of_step(plan.requests[-1].command, reader.buffered)
         return self.finish(plan, replies)
 
     def plan(self, requests: Sequence[Request[Any]], tube: str | None = None) -> Plan:
@@ -159,6 +169,7 @@ class Session:
                 value: Any = request.decode(reply)
             except BeanstalkmException as exc:
                 value = exc
+                self.note(exc)
             else:
                 self.applied(request, value)
             if added:
@@ -171,6 +182,12 @@ class Session:
                 value = error
             results.append(value)
         return results
+
+    def note(self, exc: BaseException) -> None:
+        """A reply failed to decode: if it broke the protocol (a ``ProtocolError``, except a
+        ``CorruptJob``, which is framed), the stream cannot be trusted: the driver drops it."""
+        if isinstance(exc, ProtocolError) and not isinstance(exc, CorruptJob):
+            self.broken = True
 
     def applied(self, request: Request[Any], result: object) -> None:
         """Record the effect of a command the server carried out."""
@@ -195,6 +212,14 @@ class Session:
         for request in restore:
             request.effect = None  # already recorded
         return restore
+
+
+def out_of_step(command: str, extra: int) -> ProtocolError:
+    """The error for bytes the server sent beyond the replies of an exchange (to no command)."""
+    return ProtocolError(
+        f"{command}: the server sent more than one reply per command ({extra} bytes more): the replies"
+        " are out of step with the commands; the connection was dropped (the command was sent and may have run)"
+    )
 
 
 def batch_results(

@@ -21,6 +21,7 @@ __all__ = [
     "check_uint",
     "fail",
     "reply_int",
+    "with_body",
 ]
 
 import re
@@ -121,6 +122,19 @@ class Request(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Request({self.command!r}, {self.head[:60]!r})"
+
+
+def with_body(request: Request[T], body: bytes) -> Request[T]:
+    """``request``, whose ``head`` is its command line, with ``body`` to follow it.
+
+    A body under ``BODY_APART`` bytes joins the command line in ``head`` (one buffer, one write);
+    a larger one is kept apart in ``body``, never copied into one buffer with the line.
+    """
+    if len(body) < BODY_APART:
+        request.head = b"".join((request.head, body, b"\r\n"))
+    else:
+        request.body = body
+    return request
 
 
 def fail(command: str, reply: Reply, failures: Mapping[str, type[CommandFailed]]) -> Exception:

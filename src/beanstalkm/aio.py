@@ -15,6 +15,15 @@ Cancelling a task while it waits for a reply (say, in a blocking
 ``reserve``) closes that connection, so no stale reply is ever read as the
 next command's; the next call connects again and restores the used tube and
 the watch list (beanstalkd releases a job reserved on a closed connection).
+
+A dropped connection (a ``SocketError``, a ``ProtocolError``, a cancellation)
+is gone at once: its transport is aborted, its socket closed and whatever
+asyncio still held to write discarded. A cancelled (or timed-out) ``put``
+may still be stored all the same: the bytes the kernel had already taken
+reach a server that is alive, and if they held the whole command, it runs
+(``SocketError.maybe_executed`` says when that can be). A job reserved by a
+cancelled ``reserve(drop=True)`` is deleted only if its delete had reached the
+server; otherwise the dropped connection hands it back to ready at once.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from beanstalkm import Connection
 from beanstalkm._wire import Reply, Request
 from codegen import render
 from codegen.model import SpecError, load
-from codegen.naming import RESERVED_ATTRIBUTES, python_name
+from codegen.naming import RESERVED_ATTRIBUTES, export_order, python_name
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "spec" / "api.json"
@@ -343,6 +343,45 @@ def ruff_check(directory: Path) -> dict[str, str]:
 def test_generated_code_passes_the_project_lint(generated: Path) -> None:
     # `make lint` runs `ruff check src`: a lint fix applied to generated files would make them stale.
     assert ruff_check(generated) == {}
+
+
+def test_export_order_is_the_order_ruff_wants_for_dunder_all(tmp_path: Path) -> None:
+    names = ["zeta", "Beta", "item10", "ALPHA", "item2", "Item", "T", "STATUS_ERRORS", "StatValue", "_private", "a"]
+    ordered = export_order(names)
+    assert ordered == [
+        "ALPHA",
+        "STATUS_ERRORS",
+        "Beta",
+        "Item",
+        "StatValue",
+        "T",
+        "_private",
+        "a",
+        "item2",
+        "item10",
+        "zeta",
+    ]
+    for order, verdict in ((ordered, 0), (sorted(names), 1)):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ruff",
+                "check",
+                "--isolated",
+                "--select",
+                "RUF022",
+                "--stdin-filename",
+                "x.py",
+                "-",
+            ],
+            input="__all__ = [" + ", ".join(json.dumps(name) for name in order) + "]\n",
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == verdict, proc.stdout + proc.stderr
 
 
 def test_committed_generation_is_current() -> None:

@@ -15,6 +15,7 @@ from typing import Any, cast
 import pytest
 
 from beanstalkm import Client, Connection
+from beanstalkm.testing import BeanstalkdServer
 
 from ._flavours import FLAVOURS, ClientFactory, ConnectionFactory, Flavour
 
@@ -57,3 +58,16 @@ def make_connection(flavour: Flavour) -> Iterator[ConnectionFactory]:
     yield factory
     for conn in made:
         conn.close()
+
+
+@pytest.fixture
+def client(server: BeanstalkdServer, make_client: ClientFactory) -> Iterator[Client]:
+    with make_client(server.host, server.port, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture
+def observer(server: BeanstalkdServer, make_connection: ConnectionFactory) -> Iterator[Connection]:
+    """A second connection, to look at the server without touching the client's state."""
+    with make_connection(server.host, server.port, timeout=10) as c:
+        yield c

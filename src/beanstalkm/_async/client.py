@@ -22,8 +22,10 @@ from beanstalkm._client import (
     finish_reserve_many,
     reserve_many_requests,
     reserve_many_steps,
+    reserve_steps,
 )
 from beanstalkm._errors import BatchFailed
+from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
 from beanstalkm._message import DEFAULT_TUBE
@@ -69,13 +71,24 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         :class:`~beanstalkm.InvalidEnvelope` and is never deleted.
         Raises :class:`~beanstalkm.DeadlineSoon` when a job this connection
         holds is about to time out.
+
+        With ``drop``, the reserve and its delete hold the connection together:
+        no other command comes between them, and a caller interrupted before
+        the delete is answered drops the connection, so beanstalkd releases
+        the job (unless the delete had reached it).
         """
-        try:
-            message = await (self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout))
-        except TimedOut:
-            return None
-        if drop:
-            await message.delete()
+        if not drop:
+            try:
+                return await (self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout))
+            except TimedOut:
+                return None
+        request = _c.reserve() if timeout is None else _c.reserve_with_timeout(timeout)
+        to_message = self._reserved_message
+        message, error = await self._converse(
+            lambda session, reader: reserve_steps(session, reader, request, to_message), (request,)
+        )
+        if error is not None:
+            raise error
         return message
 
     async def watch(self, tube: str) -> int:

@@ -17,7 +17,7 @@ from beanstalkm._async import ASYNC
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._connection import ConnectionBase, PipelineBase
 from beanstalkm._generated.aqueue import AsyncQueue
-from beanstalkm._session import Exchange, Session
+from beanstalkm._session import Exchange, Session, out_of_step
 from beanstalkm._transport.streams import RECV, StreamTransport, new_lock
 from beanstalkm._wire import ReplyReader, Request
 
@@ -73,11 +73,30 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         self._reader.clear()
         restore = self._session.connected()
         if restore:
-            steps = self._session.exchange(self._reader, restore)
-            for result in await self._pump(transport, steps, restore):
+            try:
+                results = await self._pump(transport, self._session.exchange(self._reader, restore), restore)
+            except Exception as exc:  # its connection is dropped
+                raise self._restore_failed(exc) from exc
+            for result in results:
                 if isinstance(result, BaseException):
-                    raise result
+                    raise self._restore_failed(result) from result
         return transport
+
+    async def _ready(self, requests: Sequence[Request[Any]]) -> StreamTransport:
+        """The open transport (connecting if need be), in step: bytes waiting before a write are a
+        reply to no command, a ``ProtocolError`` (the connection dropped, nothing sent)."""
+        transport = self._transport
+        if transport is None:
+            return await self._open()
+        if self._reader.buffered or transport.readable():
+            waiting = self._reader.buffered or transport.waiting()
+            if waiting:
+                raise self._stray(requests, waiting)
+        return transport
+
+    @property
+    def _link(self) -> object | None:
+        return self._transport
 
     async def close(self) -> None:
         """Send ``quit`` and close the connection. A later command connects again.
@@ -126,9 +145,9 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         session's exchange.
         """
         async with self._lock:
-            transport = self._transport or await self._open()
+            transport = await self._ready((request,))
             session, reader = self._session, self._reader
-            if not request.expects_reply or reader.buffered or not session.simple(request, tube):
+            if not request.expects_reply or not session.simple(request, tube):
                 results = await self._pump(transport, session.exchange(reader, (request,), tube), (request,))
                 if request.effect == "close":
                     self._drop()
@@ -139,6 +158,9 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 reply = None  # nothing was buffered: the reply is all to come
                 while reply is None:
                     reply = reader.read(await self._receive(transport, request.wait))
+                extra = reader.buffered + transport.buffered()
+                if extra:  # more than its reply came: the stream is out of step
+                    raise out_of_step(request.command, extra)
             except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
                 raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
             return self._decoded(request, reply)
@@ -156,7 +178,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     ) -> T:
         """Pump a conversation (``start(session, reader)``, begun once connected)."""
         async with self._lock:
-            transport = self._transport or await self._open()
+            transport = await self._ready(requests)
             return await self._pump(transport, start(self._session, self._reader), requests)
 
     async def _pump(self, transport: StreamTransport, steps: Exchange[T], requests: Sequence[Request[Any]]) -> T:
@@ -171,6 +193,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 else:
                     step = steps.send(await self._receive(transport, step))
         except StopIteration as done:
+            if session.broken:  # a reply broke the protocol: the stream cannot be trusted
+                self._drop()
             result: T = done.value
             return result
         except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream

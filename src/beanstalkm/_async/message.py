@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 from beanstalkm._async import ASYNC
 from beanstalkm._errors import CommandFailed
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
+from beanstalkm._generated.errors import NotFound
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._message import DEFAULT_TUBE, MessageBase, MessageFields
 
@@ -36,9 +37,12 @@ class AsyncMessage(MessageBase):
     __slots__ = ("_conn", "_lease")
 
     def __init__(self, conn: AsyncConnection, body: Any, **kwargs: Unpack[MessageFields]) -> None:
-        super().__init__(body, **kwargs)
         self._conn = conn
         self._lease: Callable[[], AsyncConnection] | None = None
+        super().__init__(body, **kwargs)
+
+    def _link(self) -> object | None:
+        return self._conn._link
 
     def _lend(self, give_back: Callable[[], AsyncConnection]) -> None:
         """While this job is reserved its connection is lent to it (by a pool): once the reservation is
@@ -138,7 +142,11 @@ class AsyncMessage(MessageBase):
         """Delete the job. Afterwards ``deleted`` is True and ``stats()`` returns None; a second call does nothing."""
         with self._settling():
             if self._deletable():
-                await self._conn.queue.delete(self.uid)
+                try:
+                    await self._conn.queue.delete(self.uid)
+                except NotFound:
+                    self._gone()
+                    raise
             self._deleted()
 
     async def release(self, priority: int | None = None, delay: int | None = None) -> None:
@@ -147,13 +155,23 @@ class AsyncMessage(MessageBase):
         ``priority`` defaults to the job's own priority, so releasing never changes it.
         """
         with self._settling():
-            await self._conn.queue.release(self.uid, await self._own_priority(priority), delay or 0)
+            own = await self._own_priority(priority)
+            try:
+                await self._conn.queue.release(self.uid, own, delay or 0)
+            except NotFound:
+                self._gone()
+                raise
             self._settled(priority)
 
     async def bury(self, priority: int | None = None) -> None:
         """Bury the reserved job; ``priority`` defaults to the job's own."""
         with self._settling():
-            await self._conn.queue.bury(self.uid, await self._own_priority(priority))
+            own = await self._own_priority(priority)
+            try:
+                await self._conn.queue.bury(self.uid, own)
+            except NotFound:
+                self._gone()
+                raise
             self._settled(priority)
 
     async def kick(self) -> None:
@@ -161,8 +179,15 @@ class AsyncMessage(MessageBase):
         await self._conn.queue.kick_job(self.uid)
 
     async def touch(self) -> None:
-        """Ask for more time to work on the reserved job (its TTR restarts)."""
-        await self._conn.queue.touch(self.uid)
+        """Ask for more time to work on the reserved job (its TTR restarts).
+
+        ``NotFound`` if the job is not reserved by this connection (its time to run ran out):
+        ``reserved`` is then False."""
+        try:
+            await self._conn.queue.touch(self.uid)
+        except NotFound:
+            self._gone()
+            raise
 
     async def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from beanstalkm._errors import CommandFailed
 from beanstalkm._wire import (
-    BODY_APART,
     Job,
     Reply,
     ReplyReader,
@@ -25,6 +24,7 @@ from beanstalkm._wire import (
     reply_job,
     reply_str,
     reply_text,
+    with_body,
 )
 from beanstalkm._yaml import parse_list
 
@@ -123,13 +123,8 @@ def put(
     priority = check_uint("priority", priority, 0, 4294967295)
     delay = check_uint("delay", delay, 0, 4294967295)
     ttr = check_uint("ttr", ttr, 0, 4294967295)
-    if len(data) < BODY_APART:
-        return Request(
-            "put", b"put %d %d %d %d\r\n%b\r\n" % (priority, delay, ttr, len(data), data), _decode_put, uses_tube=True
-        )
-    # a large body is written apart from the command line, never copied into one buffer with it
-    return Request(
-        "put", b"put %d %d %d %d\r\n" % (priority, delay, ttr, len(data)), _decode_put, body=data, uses_tube=True
+    return with_body(
+        Request("put", b"put %d %d %d %d\r\n" % (priority, delay, ttr, len(data)), _decode_put, uses_tube=True), data
     )
 
 

@@ -8,19 +8,19 @@ Each derives from :class:`beanstalkm.CommandFailed`, so ``e.args`` is
 from __future__ import annotations
 
 __all__ = [
-    "NotFound",
+    "STATUS_ERRORS",
+    "BadFormat",
     "Buried",
-    "ExpectedCrlf",
-    "JobTooBig",
-    "Draining",
     "DeadlineSoon",
-    "TimedOut",
+    "Draining",
+    "ExpectedCrlf",
+    "InternalError",
+    "JobTooBig",
+    "NotFound",
     "NotIgnored",
     "OutOfMemory",
-    "InternalError",
-    "BadFormat",
+    "TimedOut",
     "UnknownCommand",
-    "STATUS_ERRORS",
 ]
 
 from beanstalkm._errors import CommandFailed

@@ -10,10 +10,10 @@ server adds that the spec does not know are kept, as text, in ``extra``.
 from __future__ import annotations
 
 __all__ = [
-    "ServerStats",
-    "TubeStats",
     "JobStats",
+    "ServerStats",
     "StatValue",
+    "TubeStats",
 ]
 
 from collections.abc import Mapping

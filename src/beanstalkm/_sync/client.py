@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 4f33f2f3367f48a0a695160d9335130715aad2e3ba9b6163113f9c1a5af04f7a). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 b3ae3953a0e4555ab2c5d4aac29771e91b5183e35ae4f1f55a347747c5e1231c). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -19,8 +19,10 @@ from beanstalkm._client import (
     finish_reserve_many,
     reserve_many_requests,
     reserve_many_steps,
+    reserve_steps,
 )
 from beanstalkm._errors import BatchFailed
+from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
 from beanstalkm._message import DEFAULT_TUBE
@@ -68,13 +70,24 @@ class Client(ClientCore[Message], Connection):
         :class:`~beanstalkm.InvalidEnvelope` and is never deleted.
         Raises :class:`~beanstalkm.DeadlineSoon` when a job this connection
         holds is about to time out.
+
+        With ``drop``, the reserve and its delete hold the connection together:
+        no other command comes between them, and a caller interrupted before
+        the delete is answered drops the connection, so beanstalkd releases
+        the job (unless the delete had reached it).
         """
-        try:
-            message = self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout)
-        except TimedOut:
-            return None
-        if drop:
-            message.delete()
+        if not drop:
+            try:
+                return self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout)
+            except TimedOut:
+                return None
+        request = _c.reserve() if timeout is None else _c.reserve_with_timeout(timeout)
+        to_message = self._reserved_message
+        message, error = self._converse(
+            lambda session, reader: reserve_steps(session, reader, request, to_message), (request,)
+        )
+        if error is not None:
+            raise error
         return message
 
     def watch(self, tube: str) -> int:

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 1b08a38eee95fed64a82a9c47e90f1b009f06d40cf488694a5cd107f9a62bc56). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 32c270893153b8bb78bb0d48df9f957e789255956069717ab34245a9f034e417). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -14,7 +14,7 @@ from typing import Any, Self, TypeVar
 
 from beanstalkm._connection import ConnectionBase, PipelineBase
 from beanstalkm._generated.queue import Queue
-from beanstalkm._session import Exchange, Session
+from beanstalkm._session import Exchange, Session, out_of_step
 from beanstalkm._sync.message import Message
 from beanstalkm._transport.sockets import RECV, SocketTransport, new_lock
 from beanstalkm._wire import ReplyReader, Request
@@ -70,11 +70,30 @@ class Connection(ConnectionBase[Message]):
         self._reader.clear()
         restore = self._session.connected()
         if restore:
-            steps = self._session.exchange(self._reader, restore)
-            for result in self._pump(transport, steps, restore):
+            try:
+                results = self._pump(transport, self._session.exchange(self._reader, restore), restore)
+            except Exception as exc:  # its connection is dropped
+                raise self._restore_failed(exc) from exc
+            for result in results:
                 if isinstance(result, BaseException):
-                    raise result
+                    raise self._restore_failed(result) from result
         return transport
+
+    def _ready(self, requests: Sequence[Request[Any]]) -> SocketTransport:
+        """The open transport (connecting if need be), in step: bytes waiting before a write are a
+        reply to no command, a ``ProtocolError`` (the connection dropped, nothing sent)."""
+        transport = self._transport
+        if transport is None:
+            return self._open()
+        if self._reader.buffered or transport.readable():
+            waiting = self._reader.buffered or transport.waiting()
+            if waiting:
+                raise self._stray(requests, waiting)
+        return transport
+
+    @property
+    def _link(self) -> object | None:
+        return self._transport
 
     def close(self) -> None:
         """Send ``quit`` and close the connection. A later command connects again.
@@ -123,9 +142,9 @@ class Connection(ConnectionBase[Message]):
         session's exchange.
         """
         with self._lock:
-            transport = self._transport or self._open()
+            transport = self._ready((request,))
             session, reader = self._session, self._reader
-            if not request.expects_reply or reader.buffered or not session.simple(request, tube):
+            if not request.expects_reply or not session.simple(request, tube):
                 results = self._pump(transport, session.exchange(reader, (request,), tube), (request,))
                 if request.effect == "close":
                     self._drop()
@@ -136,6 +155,9 @@ class Connection(ConnectionBase[Message]):
                 reply = None  # nothing was buffered: the reply is all to come
                 while reply is None:
                     reply = reader.read(self._receive(transport, request.wait))
+                extra = reader.buffered + transport.buffered()
+                if extra:  # more than its reply came: the stream is out of step
+                    raise out_of_step(request.command, extra)
             except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
                 raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
             return self._decoded(request, reply)
@@ -149,7 +171,7 @@ class Connection(ConnectionBase[Message]):
     def _converse(self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]) -> T:
         """Pump a conversation (``start(session, reader)``, begun once connected)."""
         with self._lock:
-            transport = self._transport or self._open()
+            transport = self._ready(requests)
             return self._pump(transport, start(self._session, self._reader), requests)
 
     def _pump(self, transport: SocketTransport, steps: Exchange[T], requests: Sequence[Request[Any]]) -> T:
@@ -164,6 +186,8 @@ class Connection(ConnectionBase[Message]):
                 else:
                     step = steps.send(self._receive(transport, step))
         except StopIteration as done:
+            if session.broken:  # a reply broke the protocol: the stream cannot be trusted
+                self._drop()
             result: T = done.value
             return result
         except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 1903f6b2292d4516514ce56c054893be2b993f8a7ed928bc57e275119124e177). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 66e6acb576832139aebd84eca462a880d0e85fba43c2b40374a427ddfec443d3). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from beanstalkm._errors import CommandFailed
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
+from beanstalkm._generated.errors import NotFound
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._message import DEFAULT_TUBE, MessageBase, MessageFields
 
@@ -34,9 +35,12 @@ class Message(MessageBase):
     __slots__ = ("_conn", "_lease")
 
     def __init__(self, conn: Connection, body: Any, **kwargs: Unpack[MessageFields]) -> None:
-        super().__init__(body, **kwargs)
         self._conn = conn
         self._lease: Callable[[], Connection] | None = None
+        super().__init__(body, **kwargs)
+
+    def _link(self) -> object | None:
+        return self._conn._link
 
     def _lend(self, give_back: Callable[[], Connection]) -> None:
         """While this job is reserved its connection is lent to it (by a pool): once the reservation is
@@ -117,7 +121,11 @@ class Message(MessageBase):
         """Delete the job. Afterwards ``deleted`` is True and ``stats()`` returns None; a second call does nothing."""
         with self._settling():
             if self._deletable():
-                self._conn.queue.delete(self.uid)
+                try:
+                    self._conn.queue.delete(self.uid)
+                except NotFound:
+                    self._gone()
+                    raise
             self._deleted()
 
     def release(self, priority: int | None = None, delay: int | None = None) -> None:
@@ -126,13 +134,23 @@ class Message(MessageBase):
         ``priority`` defaults to the job's own priority, so releasing never changes it.
         """
         with self._settling():
-            self._conn.queue.release(self.uid, self._own_priority(priority), delay or 0)
+            own = self._own_priority(priority)
+            try:
+                self._conn.queue.release(self.uid, own, delay or 0)
+            except NotFound:
+                self._gone()
+                raise
             self._settled(priority)
 
     def bury(self, priority: int | None = None) -> None:
         """Bury the reserved job; ``priority`` defaults to the job's own."""
         with self._settling():
-            self._conn.queue.bury(self.uid, self._own_priority(priority))
+            own = self._own_priority(priority)
+            try:
+                self._conn.queue.bury(self.uid, own)
+            except NotFound:
+                self._gone()
+                raise
             self._settled(priority)
 
     def kick(self) -> None:
@@ -140,8 +158,15 @@ class Message(MessageBase):
         self._conn.queue.kick_job(self.uid)
 
     def touch(self) -> None:
-        """Ask for more time to work on the reserved job (its TTR restarts)."""
-        self._conn.queue.touch(self.uid)
+        """Ask for more time to work on the reserved job (its TTR restarts).
+
+        ``NotFound`` if the job is not reserved by this connection (its time to run ran out):
+        ``reserved`` is then False."""
+        try:
+            self._conn.queue.touch(self.uid)
+        except NotFound:
+            self._gone()
+            raise
 
     def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""

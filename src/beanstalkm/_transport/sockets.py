@@ -9,7 +9,7 @@ import math
 import select
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from beanstalkm._session import Session
@@ -37,13 +37,14 @@ class SocketTransport:
     is under way, so that ``interrupt`` from another thread may cut it short.
     """
 
-    __slots__ = ("_set", "blocking", "sock", "timeout")
+    __slots__ = ("_poll", "_set", "blocking", "sock", "timeout")
 
     def __init__(self, sock: socket.socket, timeout: float | None) -> None:
         self.sock = sock
         self.timeout = timeout
         self._set = sock.gettimeout()
         self.blocking = False
+        self._poll = _poller(sock)
 
     @classmethod
     def open(cls, host: str, port: int, unix_socket: str | None, timeout: float | None) -> SocketTransport:
@@ -136,6 +137,21 @@ class SocketTransport:
             raise ConnectionResetError("the server closed the connection")
         return chunk
 
+    def readable(self) -> bool:
+        """Whether bytes (or the end of the stream) wait to be read: one ``poll(0)``, about 0.3 us."""
+        return bool(self._poll(0))
+
+    def waiting(self) -> int:
+        """How many bytes wait to be read (0 for the end of the stream, or none): 0 or 1 here."""
+        try:
+            return len(self.sock.recv(1, socket.MSG_PEEK))
+        except OSError:
+            return 0
+
+    def buffered(self) -> int:
+        """Bytes received and not handed out yet: none, a socket hands out what it receives."""
+        return 0
+
     def interrupt(self) -> None:
         """Cut short a wait under way in another thread (it gets an error and drops the connection)."""
         with contextlib.suppress(OSError):
@@ -154,6 +170,12 @@ class SocketTransport:
 
 if hasattr(select, "poll"):
 
+    def _poller(sock: socket.socket) -> Callable[[int], object]:
+        """``poll(0)`` on ``sock`` for reading: a non-empty list when bytes (or the end) wait."""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return poller.poll
+
     def _wait(sock: socket.socket, timeout: float | None) -> tuple[bool, bool]:
         """Wait until ``sock`` is readable or writable (or ``timeout`` seconds pass): which it is."""
         poller = select.poll()
@@ -164,6 +186,10 @@ if hasattr(select, "poll"):
         return bool(flags & (select.POLLIN | select.POLLERR | select.POLLHUP)), bool(flags & select.POLLOUT)
 
 else:  # pragma: no cover - Windows
+
+    def _poller(sock: socket.socket) -> Callable[[int], object]:
+        """``select`` on ``sock`` for reading, at once: a non-empty list when bytes (or the end) wait."""
+        return lambda timeout: select.select([sock], [], [], timeout)[0]
 
     def _wait(sock: socket.socket, timeout: float | None) -> tuple[bool, bool]:
         """Wait until ``sock`` is readable or writable (or ``timeout`` seconds pass): which it is."""

@@ -25,13 +25,15 @@ class StreamTransport:
     """An open stream pair. ``timeout`` is the connection's own (bounding connecting, each write and each
     wait); ``blocking`` is True while a wait for a job (a blocking reserve) is under way."""
 
-    __slots__ = ("blocking", "reader", "timeout", "writer")
+    __slots__ = ("_inbox", "blocking", "reader", "timeout", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float | None) -> None:
         self.reader = reader
         self.writer = writer
         self.timeout = timeout
         self.blocking = False
+        inbox = getattr(reader, "_buffer", None)  # asyncio's StreamReader: bytes read ahead, not yet taken
+        self._inbox = inbox if isinstance(inbox, bytearray) else bytearray()
 
     @classmethod
     async def open(cls, host: str, port: int, unix_socket: str | None, timeout: float | None) -> StreamTransport:
@@ -94,6 +96,18 @@ class StreamTransport:
             raise ConnectionResetError("the server closed the connection")
         return chunk
 
+    def readable(self) -> bool:
+        """Whether bytes wait to be read: the event loop reads eagerly, so they are in the stream's buffer."""
+        return bool(self._inbox)
+
+    def waiting(self) -> int:
+        """How many bytes wait to be read."""
+        return len(self._inbox)
+
+    def buffered(self) -> int:
+        """Bytes received and not handed out yet (in the stream's buffer)."""
+        return len(self._inbox)
+
     def interrupt(self) -> None:
         """Cut short a wait under way in another task (it gets an error and drops the connection)."""
         self.abort()
@@ -107,5 +121,6 @@ class StreamTransport:
             await writer.wait_closed()
 
     def abort(self) -> None:
-        """Close at once, whatever is unsent."""
-        self.writer.close()
+        """Close at once: ``abort()`` closes the socket now and discards what asyncio had not yet written
+        (a ``close()`` would keep both until the server took it all)."""
+        self.writer.transport.abort()

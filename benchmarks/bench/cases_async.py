@@ -1,0 +1,183 @@
+"""The async cases: ``TASKS`` concurrent tasks over a pool of ``env.pool_size`` connections (beanstalkm,
+aiostalk, raw asyncio streams)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from beanstalkm.aio import AsyncPool
+from bench import aiostalk
+from bench.env import PRIORITY, TASKS, TO, TTR, Env, Prepared, Run
+from bench.wire import put_command
+
+
+def drive(env: Env, op: Callable[[int], Awaitable[None]]) -> Run:
+    """``run(k)``: TASKS concurrent tasks doing ``k`` operations between them (``op(i)``, i counting down)."""
+
+    def run(k: int) -> None:
+        remaining = k
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await op(remaining)
+
+        async def main() -> None:
+            await asyncio.gather(*(worker() for _ in range(TASKS)))
+
+        env.loop.run_until_complete(main())
+
+    return run
+
+
+def bsm_pool(env: Env, tube: str, *, use: bool) -> AsyncPool:
+    """An AsyncPool with all its connections open (and, for putting, the tube in use on each)."""
+    pool = AsyncPool(env.addr[0], env.addr[1], size=env.pool_size, watch=() if use else (tube,), validate=True)
+    barrier = asyncio.Barrier(env.pool_size)
+
+    async def hold() -> None:  # every slot borrowed at once: pool_size connections opened
+        async with pool.client() as client:
+            if use:
+                await client.queue.use(tube)
+            await barrier.wait()
+
+    async def fill() -> None:
+        await asyncio.gather(*(hold() for _ in range(env.pool_size)))
+
+    env.loop.run_until_complete(fill())
+    return pool
+
+
+def bsm_async_put(env: Env, tube: str, n: int) -> Prepared:
+    pool = bsm_pool(env, tube, use=True)
+
+    async def op(i: int) -> None:
+        await pool.put({"n": i, "to": TO}, tube)
+
+    return drive(env, op), lambda: env.loop.run_until_complete(pool.close())
+
+
+def bsm_async_reserve(env: Env, tube: str, n: int) -> Prepared:
+    pool = bsm_pool(env, tube, use=False)
+
+    async def op(i: int) -> None:
+        if await pool.reserve(0, drop=True) is None:
+            raise RuntimeError("AsyncPool.reserve: tube ran dry")
+
+    return drive(env, op), lambda: env.loop.run_until_complete(pool.close())
+
+
+def aio_pool(env: Env, tube: str) -> tuple[asyncio.Queue[Any], Callable[[], None]]:
+    """A pool of env.pool_size connected aiostalk clients (it has none of its own), and its closer."""
+    clients = [aiostalk.Client(env.addr, use=tube, watch=tube) for _ in range(env.pool_size)]
+
+    async def fill() -> None:
+        await asyncio.gather(*(c.connect() for c in clients))
+
+    env.loop.run_until_complete(fill())
+    idle: asyncio.Queue[Any] = asyncio.Queue()
+    for client in clients:
+        idle.put_nowait(client)
+
+    async def close() -> None:
+        for client in clients:
+            await client.close()
+
+    return idle, lambda: env.loop.run_until_complete(close())
+
+
+def aio_put(env: Env, tube: str, n: int) -> Prepared:
+    idle, close = aio_pool(env, tube)
+    dumps = json.dumps
+
+    async def op(i: int) -> None:
+        client = await idle.get()
+        try:
+            await client.put(dumps({"n": i, "to": TO}), PRIORITY, 0, TTR)
+        finally:
+            idle.put_nowait(client)
+
+    return drive(env, op), close
+
+
+def aio_reserve_delete(env: Env, tube: str, n: int) -> Prepared:
+    idle, close = aio_pool(env, tube)
+    loads = json.loads
+
+    async def op(i: int) -> None:
+        client = await idle.get()
+        try:
+            job = await client.reserve(0)
+            loads(job.body)
+            await client.delete(job)
+        finally:
+            idle.put_nowait(client)
+
+    return drive(env, op), close
+
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def raw_async_pool(env: Env, setup: bytes, replies: int) -> tuple[asyncio.Queue[Streams], Callable[[], None]]:
+    """env.pool_size raw asyncio stream connections, each sent ``setup`` (``replies`` replies read)."""
+
+    async def one() -> Streams:
+        reader, writer = await asyncio.open_connection(*env.addr)
+        writer.write(setup)
+        for _ in range(replies):
+            await reader.readline()
+        return reader, writer
+
+    async def fill() -> list[Streams]:
+        return list(await asyncio.gather(*(one() for _ in range(env.pool_size))))
+
+    conns = env.loop.run_until_complete(fill())
+    idle: asyncio.Queue[Streams] = asyncio.Queue()
+    for conn in conns:
+        idle.put_nowait(conn)
+
+    async def close() -> None:
+        for _, writer in conns:
+            writer.close()
+            await writer.wait_closed()
+
+    return idle, lambda: env.loop.run_until_complete(close())
+
+
+def raw_async_put(env: Env, tube: str, n: int) -> Prepared:
+    idle, close = raw_async_pool(env, b"use %b\r\n" % tube.encode(), 1)
+    command = put_command(env.envelope)
+
+    async def op(i: int) -> None:
+        conn = await idle.get()
+        reader, writer = conn
+        writer.write(command)
+        if not (await reader.readline()).startswith(b"INSERTED "):
+            raise RuntimeError("raw async put failed")
+        idle.put_nowait(conn)
+
+    return drive(env, op), close
+
+
+def raw_async_reserve_delete(env: Env, tube: str, n: int) -> Prepared:
+    idle, close = raw_async_pool(env, b"watch %b\r\nignore default\r\n" % tube.encode(), 2)
+
+    async def op(i: int) -> None:
+        conn = await idle.get()
+        reader, writer = conn
+        writer.write(b"reserve-with-timeout 0\r\n")
+        parts = (await reader.readline()).split()
+        if parts[0] != b"RESERVED":
+            raise RuntimeError(f"raw async reserve: {parts!r}")
+        await reader.readexactly(int(parts[2]) + 2)
+        writer.write(b"delete %b\r\n" % parts[1])
+        if await reader.readline() != b"DELETED\r\n":
+            raise RuntimeError("raw async delete failed")
+        idle.put_nowait(conn)
+
+    return drive(env, op), close
