@@ -220,7 +220,7 @@ class Command:
         if self.uses_tube:
             opts.append("uses_tube=True")
         if self.effect is not None:
-            opts.append(f'effect="{self.effect}"')
+            opts.append(f"effect=Effect.{self.effect.upper()}")
         if self.effect_tube is not None:
             opts.append(f"tube={self.effect_tube}")
         if self.wait != "0.0":
@@ -283,12 +283,12 @@ class Command:
 
     @property
     def wrap(self) -> str:
-        """How a driver turns the decoded value into the method's result."""
+        """Which method of the core's ``QueueDriver`` protocol turns the decoded job into the result."""
         if self.returns != "job":
             return ""
         if self.effect == "reserve":
-            return "_reserved_message"
-        return "_message_or_none" if self.none_statuses else "_message"
+            return QUEUE_DRIVER["reserved"]
+        return QUEUE_DRIVER["message_or_none"] if self.none_statuses else QUEUE_DRIVER["message"]
 
     @property
     def decode_body(self) -> str:
@@ -316,6 +316,24 @@ class Command:
         }[self.returns]
 
 
+QUEUE_DRIVER = {
+    "execute": "_execute",
+    "message": "_message",
+    "message_or_none": "_message_or_none",
+    "reserved": "_reserved_message",
+}
+"""The members of ``beanstalkm._core.base.QueueDriver`` (and ``AsyncQueueDriver``), the protocol a generated
+queue calls on its connection; a test checks that the protocol declares each of them."""
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One word of the effect vocabulary: its wire value and the ``Effect`` member's name."""
+
+    value: str
+    member: str
+
+
 @dataclass(frozen=True)
 class Spec:
     path: str
@@ -333,12 +351,18 @@ class Spec:
     stats: tuple[StatsType, ...]
     body_statuses: tuple[str, ...]
     defaults: tuple[tuple[str, int], ...]
+    effects: tuple[Effect, ...]  # the vocabulary of $.commands[].effect, from the schema's enum
 
     @property
     def general_failures(self) -> tuple[tuple[str, str], ...]:
         """(status, class name) of the general errors, raised by every command."""
         by_status = {e.status: e.name for e in self.errors}
         return tuple((status, by_status[status]) for status in self.general_errors)
+
+    @property
+    def uses_effects(self) -> bool:
+        """Whether any command has an effect (the encoders then name ``Effect``)."""
+        return any(c.effect is not None for c in self.commands)
 
     @property
     def protocol_commands(self) -> tuple[Command, ...]:
@@ -360,8 +384,15 @@ def load(spec_path: Path, schema_path: Path) -> Spec:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise SpecError("$", f"not valid JSON: {exc}") from None
-    _validate(data, json.loads(schema_path.read_text()))
-    return build(data, str(spec_path.as_posix()), hashlib.sha256(raw).hexdigest())
+    schema = json.loads(schema_path.read_text())
+    _validate(data, schema)
+    return build(data, str(spec_path.as_posix()), hashlib.sha256(raw).hexdigest(), _effects(schema))
+
+
+def _effects(schema: dict[str, Any]) -> tuple[Effect, ...]:
+    """The effect vocabulary the schema allows, in its order, with its description."""
+    effect = schema["$defs"]["command"]["properties"]["effect"]
+    return tuple(Effect(value, value.upper()) for value in effect["enum"])
 
 
 def _reply_args(items: list[dict[str, Any]]) -> tuple[ReplyArg, ...]:
@@ -384,7 +415,7 @@ class _Registry:
     body_statuses: set[str] = field(default_factory=set)
 
 
-def build(data: dict[str, Any], path: str, sha256: str) -> Spec:
+def build(data: dict[str, Any], path: str, sha256: str, effects: tuple[Effect, ...] = ()) -> Spec:
     """Build the model from validated spec data; semantic errors name their JSON path."""
     statuses: dict[str, dict[str, str]] = data["statuses"]
     registry = _Registry(
@@ -400,7 +431,7 @@ def build(data: dict[str, Any], path: str, sha256: str) -> Spec:
     raws = _raw_variants(commands, registry.command_names)
     stats_types = tuple(_stats_type(name, st, f"$.stats.{name}") for name, st in data["stats"].items())
     errors = _error_classes(statuses, registry.error_args)
-    return _spec(data, path, sha256, registry, errors, commands + raws, stats_types)
+    return _spec(data, path, sha256, registry, errors, commands + raws, stats_types, effects)
 
 
 def _spec(
@@ -411,6 +442,7 @@ def _spec(
     errors: tuple[ErrorClass, ...],
     commands: tuple[Command, ...],
     stats_types: tuple[StatsType, ...],
+    effects: tuple[Effect, ...],
 ) -> Spec:
     limits = registry.limits
     return Spec(
@@ -429,6 +461,7 @@ def _spec(
         stats=stats_types,
         body_statuses=tuple(sorted(registry.body_statuses)),
         defaults=tuple(sorted(registry.defaults.items())),
+        effects=effects,
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from codegen.model import Spec
+from codegen.model import QUEUE_DRIVER, Spec
 from codegen.naming import export_order
 from codegen.schema_check import compile_schema
 
@@ -22,6 +22,7 @@ OUTPUTS: tuple[tuple[str, str, dict[str, object]], ...] = (
     ("__init__.py.jinja", "__init__.py", {}),
     ("errors.py.jinja", "errors.py", {}),
     ("stats.py.jinja", "stats.py", {}),
+    ("effects.py.jinja", "effects.py", {}),
     ("commands.py.jinja", "commands.py", {}),
     (
         "queue.py.jinja",
@@ -29,8 +30,7 @@ OUTPUTS: tuple[tuple[str, str, dict[str, object]], ...] = (
         {
             "class_name": "Queue",
             "is_async": False,
-            "connection_module": "beanstalkm._sync.connection",
-            "connection_class": "Connection",
+            "driver_class": "QueueDriver",
             "message_module": "beanstalkm._sync.message",
             "message_class": "Message",
         },
@@ -41,8 +41,7 @@ OUTPUTS: tuple[tuple[str, str, dict[str, object]], ...] = (
         {
             "class_name": "AsyncQueue",
             "is_async": True,
-            "connection_module": "beanstalkm._async.connection",
-            "connection_class": "AsyncConnection",
+            "driver_class": "AsyncQueueDriver",
             "message_module": "beanstalkm._async.message",
             "message_class": "AsyncMessage",
         },
@@ -106,7 +105,12 @@ def render(spec: Spec, message_schema: Path) -> dict[str, str]:
     files: dict[str, str] = {}
     for template, out, extra in OUTPUTS:
         text = env.get_template(template).render(
-            spec=spec, header=header(spec), message_header=message_header, check=check, **extra
+            spec=spec,
+            header=header(spec),
+            message_header=message_header,
+            check=check,
+            driver=QUEUE_DRIVER,
+            **extra,
         )
         files[out] = ruff_format(text, f"src/beanstalkm/_generated/{out}")
     stamped = {"$comment": message_header.removeprefix("# ")}

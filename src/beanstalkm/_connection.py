@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ConnectionBase", "PipelineBase"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "AsyncQueueDriver", "ConnectionBase", "PipelineBase", "QueueDriver"]
 
 import json
 import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from beanstalkm._errors import CorruptJob, InvalidEnvelope, ProtocolError, SocketError
 from beanstalkm._generated import commands as _c
@@ -20,6 +20,7 @@ from beanstalkm._wire import Job, Reply, ReplyReader, Request
 
 T = TypeVar("T")
 M = TypeVar("M", bound=MessageBase)
+M_co = TypeVar("M_co", bound=MessageBase, covariant=True)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11300
@@ -29,6 +30,38 @@ _RECV = 65536
 _WRITE_AT_ONCE = 16384
 """A batch up to this size goes out in one plain send: the server's receive buffer takes it whole
 even while the server is not reading. A larger one is written reading replies meanwhile."""
+
+
+class QueueDriver(Protocol[M_co]):
+    """What a generated ``Queue`` calls on its connection (``codegen.model.QUEUE_DRIVER`` names these)."""
+
+    def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        """Send one command and return its decoded reply."""
+
+    def _message(self, job: Job, reserved: bool = False) -> M_co:
+        """A received job as a message."""
+
+    def _message_or_none(self, job: Job | None) -> M_co | None:
+        """A received job as a message; None for none."""
+
+    def _reserved_message(self, job: Job) -> M_co:
+        """A job this connection just reserved, as a message."""
+
+
+class AsyncQueueDriver(Protocol[M_co]):
+    """What a generated ``AsyncQueue`` calls on its connection: ``QueueDriver``, awaitable."""
+
+    async def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        """Send one command and return its decoded reply."""
+
+    def _message(self, job: Job, reserved: bool = False) -> M_co:
+        """A received job as a message."""
+
+    def _message_or_none(self, job: Job | None) -> M_co | None:
+        """A received job as a message; None for none."""
+
+    def _reserved_message(self, job: Job) -> M_co:
+        """A job this connection just reserved, as a message."""
 
 
 class ConnectionBase(Generic[M]):

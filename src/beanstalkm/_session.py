@@ -28,6 +28,7 @@ from beanstalkm._errors import (
     ProtocolError,
 )
 from beanstalkm._generated import commands as _c
+from beanstalkm._generated.effects import Effect
 from beanstalkm._wire import Job, Reply, ReplyReader, Request
 
 T = TypeVar("T")
@@ -138,18 +139,13 @@ class Session:
         for request in requests:
             target = tube if tube is not None else (using if request.uses_tube else None)
             if target is not None and target != current:
-                route = _c.use(target)
-                if tube is not None:
-                    route.effect = "route"
-                sent.append(route)
+                sent.append(_c.use(target))
                 added.append(True)
                 current = target
             sent.append(request)
             added.append(False)
-            if request.effect in ("use", "route") and request.tube is not None:
-                current = request.tube
-                if request.effect == "use":
-                    using = request.tube
+            if request.effect is Effect.USE and request.tube is not None:
+                current = using = request.tube
         return Plan(sent, added)
 
     def finish(self, plan: Plan, replies: Sequence[Reply]) -> list[Any]:
@@ -171,7 +167,10 @@ class Session:
                 value = exc
                 self.note(exc)
             else:
-                self.applied(request, value)
+                if added:  # a use the plan added: the tube in force changes, not the caller's choice
+                    self.server_using = str(value)
+                else:
+                    self.applied(request, value)
             if added:
                 pending = value if isinstance(value, BeanstalkmException) else None
                 continue
@@ -194,13 +193,11 @@ class Session:
         effect = request.effect
         if effect is None:
             return
-        if effect == "use":
+        if effect is Effect.USE:
             self.using = self.server_using = str(result)
-        elif effect == "route":
-            self.server_using = str(result)
-        elif effect == "watch" and request.tube is not None and request.tube not in self.watching:
+        elif effect is Effect.WATCH and request.tube is not None and request.tube not in self.watching:
             self.watching.append(request.tube)
-        elif effect == "ignore" and request.tube in self.watching:
+        elif effect is Effect.IGNORE and request.tube in self.watching:
             self.watching.remove(request.tube)
 
     def connected(self) -> list[Request[Any]]:
@@ -232,7 +229,7 @@ def batch_results(
     for request, value in zip(requests, results, strict=True):
         if isinstance(value, Job):
             try:
-                value = to_message(value, request.effect == "reserve")
+                value = to_message(value, request.effect is Effect.RESERVE)
             except InvalidEnvelope as exc:
                 value = exc
         out.append(value)

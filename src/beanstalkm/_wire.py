@@ -26,7 +26,7 @@ __all__ = [
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from beanstalkm._errors import (
     ArgumentTypeError,
@@ -36,6 +36,9 @@ from beanstalkm._errors import (
     ProtocolError,
     UnexpectedResponse,
 )
+
+if TYPE_CHECKING:
+    from beanstalkm._generated.effects import Effect
 
 T = TypeVar("T")
 
@@ -82,7 +85,7 @@ class Request(Generic[T]):
     ``wait`` is how long, beyond the connection's own timeout, the server may
     legitimately take to answer (the reserve timeout); ``None`` means it may
     block forever (``reserve``). ``effect`` names a change of connection state
-    ('use', 'watch', 'ignore') and ``tube`` the tube it concerns.
+    (an :class:`~beanstalkm._generated.effects.Effect`) and ``tube`` the tube it concerns.
     """
 
     __slots__ = ("body", "command", "decode", "effect", "expects_reply", "head", "tube", "uses_tube", "wait")
@@ -95,7 +98,7 @@ class Request(Generic[T]):
         *,
         body: bytes | None = None,
         uses_tube: bool = False,
-        effect: str | None = None,
+        effect: Effect | None = None,
         tube: str | None = None,
         wait: float | None = 0.0,
         expects_reply: bool = True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -127,3 +128,17 @@ def test_a_marked_block_with_no_body_is_refused(tmp_path: Path) -> None:
     source.write_text("def f() -> None:\n    if ASYNC:\n    pass\n", encoding="utf-8")
     with pytest.raises(unasync.UnasyncError, match="no body"):
         unasync.derive(source)
+
+
+def test_the_queue_driver_protocol_declares_what_the_generated_queues_call() -> None:
+    from beanstalkm._connection import AsyncQueueDriver, QueueDriver
+    from codegen.model import QUEUE_DRIVER
+
+    for protocol in (QueueDriver, AsyncQueueDriver):
+        for member in QUEUE_DRIVER.values():
+            assert callable(getattr(protocol, member)), (protocol, member)
+    for generated in ("queue.py", "aqueue.py"):
+        text = (ROOT / "src" / "beanstalkm" / "_generated" / generated).read_text(encoding="utf-8")
+        called = set(re.findall(r"self\._conn\.(\w+)\(", text))
+        assert called <= set(QUEUE_DRIVER.values()), generated
+        assert {"_execute", "_reserved_message", "_message_or_none"} <= called, generated

@@ -20,6 +20,7 @@ import pytest
 import beanstalkm
 from beanstalkm import ArgumentTypeError, InvalidArgument
 from beanstalkm._generated import commands
+from beanstalkm._generated.effects import Effect
 from beanstalkm._wire import Request
 
 from ._support import SPEC, all_encoder_names, raw_variants, spec_command, spec_commands
@@ -245,7 +246,7 @@ def test_encoder_bytes_and_flags(case: EncodeCase) -> None:
     assert type(req.data) is bytes
     assert req.command == case.command
     assert req.uses_tube is case.uses_tube
-    assert req.effect == case.effect
+    assert req.effect is (None if case.effect is None else Effect(case.effect))
     assert req.tube == case.tube
     assert req.expects_reply is case.expects_reply
     if case.wait is None:
@@ -339,7 +340,7 @@ def test_encoder_follows_spec_line(name: str) -> None:
     assert req.command == cmd["wire"]
     assert req.data.startswith(cmd["wire"].encode("ascii"))
     assert req.uses_tube is cmd.get("uses_tube", False)
-    assert req.effect == cmd.get("effect")
+    assert req.effect is (None if cmd.get("effect") is None else Effect(cmd["effect"]))
     assert req.expects_reply is not cmd.get("no_reply", False)
     tube_effect = cmd.get("effect") in {"use", "watch", "ignore"}
     assert req.tube == (kwargs["tube"] if tube_effect else None)

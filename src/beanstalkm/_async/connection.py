@@ -17,6 +17,7 @@ from beanstalkm._async import ASYNC
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._connection import ConnectionBase, PipelineBase
 from beanstalkm._generated.aqueue import AsyncQueue
+from beanstalkm._generated.effects import Effect
 from beanstalkm._session import Exchange, Session, out_of_step
 from beanstalkm._transport.streams import RECV, StreamTransport, new_lock
 from beanstalkm._wire import ReplyReader, Request
@@ -149,7 +150,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             session, reader = self._session, self._reader
             if not request.expects_reply or not session.simple(request, tube):
                 results = await self._pump(transport, session.exchange(reader, (request,), tube), (request,))
-                if request.effect == "close":
+                if request.effect is Effect.CLOSE:
                     self._drop()
                 return self._result(request, results)
             session.written = False

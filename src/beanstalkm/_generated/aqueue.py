@@ -12,8 +12,8 @@ from .commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from .stats import JobStats, ServerStats, TubeStats
 
 if TYPE_CHECKING:
-    from beanstalkm._async.connection import AsyncConnection
     from beanstalkm._async.message import AsyncMessage
+    from beanstalkm._connection import AsyncQueueDriver
 
 
 class AsyncQueue:
@@ -26,7 +26,7 @@ class AsyncQueue:
 
     __slots__ = ("_conn",)
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncQueueDriver[AsyncMessage]) -> None:
         self._conn = conn
 
     async def put(

@@ -9,6 +9,7 @@ decodes the reply. Sync and async drivers share them.
 from __future__ import annotations
 
 from beanstalkm._errors import CommandFailed
+from beanstalkm._generated.effects import Effect
 from beanstalkm._wire import (
     Job,
     Reply,
@@ -138,7 +139,7 @@ def _decode_use(reply: Reply) -> str:
 def use(tube: str) -> Request[str]:
     """Encode ``use``: Use a tube: later put, peek-ready/-delayed/-buried and kick act on it. (Documented in full on ``Queue.use``.)"""
     tube = TUBE_RULE.check("tube", tube)
-    return Request("use", b"use %b\r\n" % (tube.encode("ascii"),), _decode_use, effect="use", tube=tube)
+    return Request("use", b"use %b\r\n" % (tube.encode("ascii"),), _decode_use, effect=Effect.USE, tube=tube)
 
 
 _RESERVE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -157,7 +158,7 @@ def _decode_reserve(reply: Reply) -> Job:
 
 def reserve() -> Request[Job]:
     """Encode ``reserve``: Reserve a job from the watched tubes, waiting as long as it takes for one to become ready. (Documented in full on ``Queue.reserve``.)"""
-    return Request("reserve", b"reserve\r\n", _decode_reserve, effect="reserve", wait=None)
+    return Request("reserve", b"reserve\r\n", _decode_reserve, effect=Effect.RESERVE, wait=None)
 
 
 _RESERVE_WITH_TIMEOUT_FAILURES: dict[str, type[CommandFailed]] = {
@@ -181,7 +182,7 @@ def reserve_with_timeout(timeout: int) -> Request[Job]:
         "reserve-with-timeout",
         b"reserve-with-timeout %d\r\n" % (timeout,),
         _decode_reserve_with_timeout,
-        effect="reserve",
+        effect=Effect.RESERVE,
         wait=float(timeout),
     )
 
@@ -202,7 +203,7 @@ def _decode_reserve_job(reply: Reply) -> Job:
 def reserve_job(job_id: int) -> Request[Job]:
     """Encode ``reserve-job``: Reserve one job by id, whether it is ready, delayed or buried, without waiting. (Documented in full on ``Queue.reserve_job``.)"""
     job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    return Request("reserve-job", b"reserve-job %d\r\n" % (job_id,), _decode_reserve_job, effect="reserve")
+    return Request("reserve-job", b"reserve-job %d\r\n" % (job_id,), _decode_reserve_job, effect=Effect.RESERVE)
 
 
 _DELETE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -295,7 +296,7 @@ def _decode_watch(reply: Reply) -> int:
 def watch(tube: str) -> Request[int]:
     """Encode ``watch``: Add a tube to this connection's watch list, the tubes reserve takes jobs from. (Documented in full on ``Queue.watch``.)"""
     tube = TUBE_RULE.check("tube", tube)
-    return Request("watch", b"watch %b\r\n" % (tube.encode("ascii"),), _decode_watch, effect="watch", tube=tube)
+    return Request("watch", b"watch %b\r\n" % (tube.encode("ascii"),), _decode_watch, effect=Effect.WATCH, tube=tube)
 
 
 _IGNORE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -314,7 +315,9 @@ def _decode_ignore(reply: Reply) -> int:
 def ignore(tube: str) -> Request[int]:
     """Encode ``ignore``: Remove a tube from this connection's watch list. (Documented in full on ``Queue.ignore``.)"""
     tube = TUBE_RULE.check("tube", tube)
-    return Request("ignore", b"ignore %b\r\n" % (tube.encode("ascii"),), _decode_ignore, effect="ignore", tube=tube)
+    return Request(
+        "ignore", b"ignore %b\r\n" % (tube.encode("ascii"),), _decode_ignore, effect=Effect.IGNORE, tube=tube
+    )
 
 
 def _decode_peek(reply: Reply) -> Job | None:
@@ -518,7 +521,7 @@ def _decode_quit(reply: Reply) -> None:
 
 def quit() -> Request[None]:
     """Encode ``quit``: Close the connection; the server sends no reply. (Documented in full on ``Queue.quit``.)"""
-    return Request("quit", b"quit\r\n", _decode_quit, effect="close", expects_reply=False)
+    return Request("quit", b"quit\r\n", _decode_quit, effect=Effect.CLOSE, expects_reply=False)
 
 
 _STATS_JOB_YAML_FAILURES: dict[str, type[CommandFailed]] = {

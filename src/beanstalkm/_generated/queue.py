@@ -12,7 +12,7 @@ from .commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from .stats import JobStats, ServerStats, TubeStats
 
 if TYPE_CHECKING:
-    from beanstalkm._sync.connection import Connection
+    from beanstalkm._connection import QueueDriver
     from beanstalkm._sync.message import Message
 
 
@@ -26,7 +26,7 @@ class Queue:
 
     __slots__ = ("_conn",)
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: QueueDriver[Message]) -> None:
         self._conn = conn
 
     def put(

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 32c270893153b8bb78bb0d48df9f957e789255956069717ab34245a9f034e417). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 74b73de5c1f3d03e89c4b131a236bda0f3397dc50a825ce5213a5fb2019b8d88). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from beanstalkm._connection import ConnectionBase, PipelineBase
+from beanstalkm._generated.effects import Effect
 from beanstalkm._generated.queue import Queue
 from beanstalkm._session import Exchange, Session, out_of_step
 from beanstalkm._sync.message import Message
@@ -146,7 +147,7 @@ class Connection(ConnectionBase[Message]):
             session, reader = self._session, self._reader
             if not request.expects_reply or not session.simple(request, tube):
                 results = self._pump(transport, session.exchange(reader, (request,), tube), (request,))
-                if request.effect == "close":
+                if request.effect is Effect.CLOSE:
                     self._drop()
                 return self._result(request, results)
             session.written = False
