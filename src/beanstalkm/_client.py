@@ -5,7 +5,7 @@ The helpers below the class hold what the sync and async clients share (no I/O).
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_TUBE", "Client", "ClientCore"]
+__all__ = ["DEFAULT_TUBE", "MAX_RESERVE_MANY", "Client", "ClientCore"]
 
 from collections.abc import Callable, Generator, Iterable
 from time import time as _time
@@ -14,13 +14,13 @@ from typing import Any, Generic, TypeVar
 from beanstalkm import _envelope
 from beanstalkm._connection import Connection, ConnectionBase
 from beanstalkm._envelope import envelope_problem
-from beanstalkm._errors import ArgumentTypeError, BatchFailed, BeanstalkmException, InvalidArgument
+from beanstalkm._errors import ArgumentTypeError, BatchFailed, BeanstalkmException
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
 from beanstalkm._message import DEFAULT_TUBE, Message, MessageBase
 from beanstalkm._session import Session
-from beanstalkm._wire import Job, ReplyReader, Request
+from beanstalkm._wire import Job, ReplyReader, Request, check_bool, check_items, check_uint
 
 M = TypeVar("M", bound=MessageBase)
 
@@ -85,6 +85,7 @@ class Client(ClientCore[Message], Connection):
         Raises :class:`~beanstalkm.DeadlineSoon` when a job this connection
         holds is about to time out.
         """
+        check_bool("drop", drop)
         try:
             message = self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout)
         except TimedOut:
@@ -113,11 +114,14 @@ class Client(ClientCore[Message], Connection):
     ) -> list[Message]:
         """Put many bodies into ``tube`` in one pipelined write; the sent messages, in order.
 
+        ``bodies`` is an iterable of bodies; a str, bytes or dict is refused
+        (``ArgumentTypeError``), not taken for a batch of its letters or keys.
+
         Every body is encoded (and checked) before anything is sent. If any
         put fails, :class:`~beanstalkm.BatchFailed` holds each item's message
         or error; the others were stored.
         """
-        batch = PutBatch(self, bodies, priority, delay, ttr)
+        batch = PutBatch(self, bodies, tube, priority, delay, ttr)
         try:
             ids = self._batch(batch.requests, tube, batch.build)
         except BatchFailed as exc:
@@ -126,6 +130,8 @@ class Client(ClientCore[Message], Connection):
 
     def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[Message]:
         """Up to ``n`` messages, fewer when fewer are ready within ``timeout`` seconds.
+
+        ``n`` is at most ``MAX_RESERVE_MANY`` (2**20): that many reserves are one 25 MB write.
 
         If a reserve fails (say, an invalid envelope, whose job stays reserved),
         ``BatchFailed.results`` holds each reserve's outcome in order: its
@@ -138,7 +144,7 @@ class Client(ClientCore[Message], Connection):
         ``timeout`` seconds (the server runs a connection's commands one after
         another).
         """
-        requests = reserve_many_requests(n, timeout)
+        requests = reserve_many_requests(n, timeout, drop)
         if not requests:
             return []
         to_message = self._reserved_message
@@ -149,7 +155,7 @@ class Client(ClientCore[Message], Connection):
 
     def delete_many(self, messages: Iterable[Message | int]) -> None:
         """Delete many jobs (messages or ids) in one pipelined write."""
-        items = list(messages)
+        items = check_items("messages", messages)
         try:
             self._batch(delete_requests(items))
         except BatchFailed as exc:
@@ -196,6 +202,7 @@ def message_kwargs(
         if sender is not None:
             if not isinstance(sender, dict):
                 raise ArgumentTypeError("sender", sender, "must be a dict of sender fields")
+            _envelope.sender_json(sender)  # JSON (no NaN, no object), or refused naming the caller's fields
             merged.update(sender)
         _check_envelope_fields(subscribe, channel, merged)
     kwargs.update(sender=merged, subscribe=subscribe, channel=channel)
@@ -220,10 +227,13 @@ class PutBatch(Generic[M]):
 
     __slots__ = ("bodies", "conn", "created", "delay", "made", "messages", "priority", "requests", "tokens", "ttr")
 
-    def __init__(self, conn: ConnectionBase[M], bodies: Iterable[Any], priority: int, delay: int, ttr: int) -> None:
+    def __init__(
+        self, conn: ConnectionBase[M], bodies: Iterable[Any], tube: str, priority: int, delay: int, ttr: int
+    ) -> None:
         _c.put(b"", priority, delay, ttr)  # refuses a bad setting even for no bodies
+        _c.TUBE_RULE.check("tube", tube)  # and a bad tube
         self.conn = conn
-        self.bodies = list(bodies)
+        self.bodies = check_items("bodies", bodies)
         self.priority, self.delay, self.ttr = priority, delay, ttr
         self.created = int(_time() * 1000)
         sender_json = conn._sender_wire[1]
@@ -288,11 +298,23 @@ class PutBatch(Generic[M]):
         return BatchFailed(results)
 
 
-def reserve_many_requests(n: int, timeout: int) -> list[Request[Job]]:
-    """``n`` reserves in one write: only the first may wait, so the batch waits at most ``timeout``."""
-    if type(n) is not int or n < 0:
-        raise InvalidArgument("n", n, "must be a non-negative int")
-    return [_c.reserve_with_timeout(timeout if i == 0 else 0) for i in range(n)]
+MAX_RESERVE_MANY = 2**20
+"""The most reserves one ``reserve_many`` sends: a write of 25 MB (24 bytes each), the replies to read
+at most one each. ``n`` is checked against it before anything is built."""
+
+
+def reserve_many_requests(n: int, timeout: int, drop: bool) -> list[Request[Job]]:
+    """``n`` reserves in one write: only the first may wait, so the batch waits at most ``timeout``.
+
+    Every argument is checked first, even for ``n == 0``. The reserves after the first are one
+    request, listed ``n - 1`` times (they are never changed): 8 bytes each, not a request each.
+    """
+    n = check_uint("n", n, 0, MAX_RESERVE_MANY)
+    check_bool("drop", drop)
+    first = _c.reserve_with_timeout(timeout)
+    if n == 0:
+        return []
+    return [first, *[_c.reserve_with_timeout(0)] * (n - 1)]
 
 
 DELETE_CHUNK = 16  # reserve_many(drop=True) writes the deletes of this many messages at a time

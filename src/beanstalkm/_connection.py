@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Connection", "ConnectionBase", "Pipeline", "PipelineBase"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "MAX_TIMEOUT", "Connection", "ConnectionBase", "Pipeline", "PipelineBase"]
 
 import contextlib
 import json
@@ -22,13 +22,28 @@ from beanstalkm._generated.pipeline import PipelineCommands
 from beanstalkm._generated.queue import Queue
 from beanstalkm._message import Message, MessageBase
 from beanstalkm._session import Exchange, Session, batch_results
-from beanstalkm._wire import Job, Reply, ReplyReader, Request
+from beanstalkm._wire import (
+    Job,
+    Reply,
+    ReplyReader,
+    Request,
+    check_bool,
+    check_host,
+    check_path,
+    check_seconds,
+    check_uint,
+)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=MessageBase)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11300
+
+MAX_TIMEOUT = 2**31 - 1
+"""The longest ``timeout`` a connection takes, in seconds (68 years; None: no limit). On top of it
+a read waits what the server may take (a reserve's timeout, at most as long again): the sum stays
+within what every platform's sockets and asyncio accept."""
 
 _UNSET: Any = object()
 _RECV = 65536
@@ -51,11 +66,15 @@ class ConnectionBase(Generic[M]):
         validate: bool | None = None,
         max_body: int = _c.BODY_MAX,
     ) -> None:
-        self.host = host
-        self.port = port
-        self.unix_socket = unix_socket
-        self.timeout: float | None = socket.getdefaulttimeout() if timeout is _UNSET else timeout
-        self.validate = validate
+        # every setting is checked here, before the driver's _setup (before connecting)
+        self.host = check_host("host", host)
+        self.port = check_uint("port", port, 1, 65535)
+        self.timeout: float | None = (
+            socket.getdefaulttimeout() if timeout is _UNSET else check_seconds("timeout", timeout, MAX_TIMEOUT)
+        )
+        self.unix_socket = None if unix_socket is None else check_path("unix_socket", unix_socket)
+        self.validate = None if validate is None else check_bool("validate", validate)
+        max_body = check_uint("max_body", max_body, 0, _c.BODY_MAX)
         self._session = Session()
         self._reader: ReplyReader = _c.new_reader(max_body)
         self._sender: dict[str, Any] = {
@@ -156,7 +175,10 @@ class Connection(ConnectionBase[Message]):
     """A connection to one beanstalkd, over TCP or a UNIX socket.
 
     ``timeout`` bounds connecting, each write and every wait for a reply, in seconds
-    (``None``: wait forever); it defaults to ``socket.getdefaulttimeout()``.
+    (``None``: wait forever); it defaults to ``socket.getdefaulttimeout()``. It is
+    more than 0 and at most ``MAX_TIMEOUT``; ``port`` is 1 to 65535; ``max_body``
+    (the largest reply body taken, stats included) is 0 to 1 GiB. The constructor
+    checks every argument (``InvalidArgument``, ``ArgumentTypeError``) before connecting.
     A blocking ``reserve`` waits as long as the server may legitimately take:
     forever for ``reserve``, the reserve timeout plus ``timeout`` for
     ``reserve_with_timeout``.

@@ -46,7 +46,7 @@ from beanstalkm._generated.errors import TimedOut
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._message import DEFAULT_TUBE, MessageBase, MessageFields
 from beanstalkm._session import Exchange, Session
-from beanstalkm._wire import ReplyReader, Request
+from beanstalkm._wire import ReplyReader, Request, check_bool, check_items
 
 T = TypeVar("T")
 
@@ -135,7 +135,8 @@ class AsyncMessage(MessageBase):
     async def release(self, priority: int | None = None, delay: int | None = None) -> None:
         """Release the reserved job (keeping its own priority unless one is given)."""
         with self._settling():
-            await self._conn.queue.release(self.uid, await self._own_priority(priority), delay or 0)
+            delay = self._check_settling(priority, delay)
+            await self._conn.queue.release(self.uid, await self._own_priority(priority), delay)
             self._settled(priority)
 
     async def bury(self, priority: int | None = None) -> None:
@@ -403,6 +404,7 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
 
     async def reserve(self, timeout: int | None = None, drop: bool = True) -> AsyncMessage | None:
         """Reserve a message; None on timeout. ``drop=True`` deletes it on receipt (see ``Client.reserve``)."""
+        check_bool("drop", drop)
         try:
             message = await (self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout))
         except TimedOut:
@@ -428,7 +430,7 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         ttr: int = DEFAULT_TTR,
     ) -> list[AsyncMessage]:
         """Put many bodies into ``tube`` in one pipelined write (see ``Client.put_many``)."""
-        batch = PutBatch(self, bodies, priority, delay, ttr)
+        batch = PutBatch(self, bodies, tube, priority, delay, ttr)
         try:
             ids = await self._batch(batch.requests, tube, batch.build)
         except BatchFailed as exc:
@@ -437,7 +439,7 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
 
     async def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[AsyncMessage]:
         """Up to ``n`` messages, fewer when fewer are ready (see ``Client.reserve_many``)."""
-        requests = reserve_many_requests(n, timeout)
+        requests = reserve_many_requests(n, timeout, drop)
         if not requests:
             return []
         to_message = self._reserved_message
@@ -448,7 +450,7 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
 
     async def delete_many(self, messages: Iterable[AsyncMessage | int]) -> None:
         """Delete many jobs (messages or ids) in one pipelined write."""
-        items = list(messages)
+        items = check_items("messages", messages)
         try:
             await self._batch(delete_requests(items))
         except BatchFailed as exc:
@@ -509,7 +511,7 @@ class AsyncPool:
             raise InvalidArgument("size", size, "must be a positive int")
         self._args = (host, port, timeout)
         self._kwargs: dict[str, Any] = {"unix_socket": unix_socket, "validate": validate}
-        self._watch = list(dict.fromkeys(_c.TUBE_RULE.check("watch", tube) for tube in watch))
+        self._watch = list(dict.fromkeys(_c.TUBE_RULE.check("watch", tube) for tube in check_items("watch", watch)))
         self._watching = set(self._watch) if self._watch else {"default"}  # what a pooled connection watches
         self._idle: list[AsyncClient] = []
         self._all: list[AsyncClient] = []
