@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from beanstalkm import ArgumentTypeError, Client, Connection, InvalidArgument
+from beanstalkm import ArgumentTypeError, Client, Connection, InvalidArgument, Message
 from beanstalkm._client import MAX_RESERVE_MANY
 from beanstalkm._connection import MAX_TIMEOUT
 from beanstalkm._generated.commands import BODY_MAX
-from beanstalkm.aio import AsyncClient, AsyncConnection, AsyncPool
+from beanstalkm.aio import AsyncClient, AsyncConnection, AsyncMessage, AsyncPool
 from beanstalkm.testing import BeanstalkdServer
 
 from ._support import sent_commands
@@ -511,3 +511,46 @@ def test_a_path_like_unix_socket_is_accepted(unix_server: BeanstalkdServer) -> N
     with Connection(unix_socket=pathlib.Path(unix_server.unix_path), timeout=TIMEOUT) as c:  # type: ignore[arg-type]
         assert c.unix_socket == unix_server.unix_path
         assert c.queue.using() == "default"
+
+
+# -- the longest valid waits -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_the_longest_reserve_timeout_in_a_pipeline_larger_than_the_buffers(
+    server: BeanstalkdServer, flavour: str
+) -> None:
+    """``reserve_with_timeout(2**31 - 1)`` (the spec's longest) at the end of a batch written while
+    reading replies: the wait for progress is that long, not an ``OverflowError`` of poll's milliseconds."""
+    count, size = 3000, 2000  # 6 MB of puts: more than the socket buffers take while the server writes replies
+
+    def check(results: list[object] | None) -> None:
+        assert results is not None and len(results) == count + 1
+        assert all(isinstance(r, int) for r in results[:count])
+        reserved = results[-1]
+        assert isinstance(reserved, (Message, AsyncMessage)) and reserved.raw == b"x" * size
+
+    if flavour == "sync":
+        with Client(server.host, server.port, timeout=TIMEOUT) as client:
+            client.queue.use("t")
+            client.watch("t")
+            with client.pipeline() as p:
+                for _ in range(count):
+                    p.put(b"x" * size)
+                p.reserve_with_timeout(2**31 - 1)
+            check(p.results)
+            assert client.queue.using() == "t"
+        return
+
+    async def main() -> None:
+        async with AsyncClient(server.host, server.port, timeout=TIMEOUT) as client:
+            await client.queue.use("t")
+            await client.watch("t")
+            async with client.pipeline() as p:
+                for _ in range(count):
+                    p.put(b"x" * size)
+                p.reserve_with_timeout(2**31 - 1)
+            check(p.results)
+            assert await client.queue.using() == "t"
+
+    asyncio.run(main())
