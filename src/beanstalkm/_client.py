@@ -5,7 +5,7 @@ The helpers below the class hold what the sync and async clients share (no I/O).
 
 from __future__ import annotations
 
-__all__ = ["ClientCore"]
+__all__ = ["MAX_RESERVE_MANY", "ClientCore"]
 
 from collections.abc import Callable, Generator, Iterable
 from time import time as _time
@@ -19,7 +19,6 @@ from beanstalkm._errors import (
     BatchFailed,
     BeanstalkmException,
     CorruptJob,
-    InvalidArgument,
     InvalidEnvelope,
 )
 from beanstalkm._generated import commands as _c
@@ -27,7 +26,7 @@ from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFA
 from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
 from beanstalkm._message import MessageBase
 from beanstalkm._session import Session, out_of_step
-from beanstalkm._wire import Job, ReplyReader, Request
+from beanstalkm._wire import Job, ReplyReader, Request, check_bool, check_items, check_uint
 
 M = TypeVar("M", bound=MessageBase)
 
@@ -89,6 +88,7 @@ def message_kwargs(
         if sender is not None:
             if not isinstance(sender, dict):
                 raise ArgumentTypeError("sender", sender, "must be a dict of sender fields")
+            _envelope.sender_json(sender)  # JSON (no NaN, no object), or refused naming the caller's fields
             merged.update(sender)
         _check_envelope_fields(subscribe, channel, merged)
     kwargs.update(sender=merged, subscribe=subscribe, channel=channel)
@@ -113,10 +113,13 @@ class PutBatch(Generic[M]):
 
     __slots__ = ("bodies", "conn", "created", "delay", "made", "messages", "priority", "requests", "tokens", "ttr")
 
-    def __init__(self, conn: ConnectionBase[M], bodies: Iterable[Any], priority: int, delay: int, ttr: int) -> None:
+    def __init__(
+        self, conn: ConnectionBase[M], bodies: Iterable[Any], tube: str, priority: int, delay: int, ttr: int
+    ) -> None:
         _c.put(b"", priority, delay, ttr)  # refuses a bad setting even for no bodies
+        _c.TUBE_RULE.check("tube", tube)  # and a bad tube
         self.conn = conn
-        self.bodies = list(bodies)
+        self.bodies = check_items("bodies", bodies)
         self.priority, self.delay, self.ttr = priority, delay, ttr
         self.created = int(_time() * 1000)
         sender_json = conn._sender_wire[1]
@@ -181,11 +184,23 @@ class PutBatch(Generic[M]):
         return BatchFailed(results)
 
 
-def reserve_many_requests(n: int, timeout: int) -> list[Request[Job]]:
-    """``n`` reserves in one write: only the first may wait, so the batch waits at most ``timeout``."""
-    if type(n) is not int or n < 0:
-        raise InvalidArgument("n", n, "must be a non-negative int")
-    return [_c.reserve_with_timeout(timeout if i == 0 else 0) for i in range(n)]
+MAX_RESERVE_MANY = 2**20
+"""The most reserves one ``reserve_many`` sends: a write of 25 MB (24 bytes each), the replies to read
+at most one each. ``n`` is checked against it before anything is built."""
+
+
+def reserve_many_requests(n: int, timeout: int, drop: bool) -> list[Request[Job]]:
+    """``n`` reserves in one write: only the first may wait, so the batch waits at most ``timeout``.
+
+    Every argument is checked first, even for ``n == 0``. The reserves after the first are one
+    request, listed ``n - 1`` times (they are never changed): 8 bytes each, not a request each.
+    """
+    n = check_uint("n", n, 0, MAX_RESERVE_MANY)
+    check_bool("drop", drop)
+    first = _c.reserve_with_timeout(timeout)
+    if n == 0:
+        return []
+    return [first, *[_c.reserve_with_timeout(0)] * (n - 1)]
 
 
 DELETE_CHUNK = 16  # reserve_many(drop=True) writes the deletes of this many messages at a time

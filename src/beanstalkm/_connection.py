@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "AsyncQueueDriver", "ConnectionBase", "PipelineBase", "QueueDriver"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "MAX_TIMEOUT",
+    "AsyncQueueDriver",
+    "ConnectionBase",
+    "PipelineBase",
+    "QueueDriver",
+]
 
 import json
 import os
@@ -16,7 +24,17 @@ from beanstalkm._generated import commands as _c
 from beanstalkm._generated.pipeline import PipelineCommands
 from beanstalkm._message import MessageBase
 from beanstalkm._session import Session, batch_results
-from beanstalkm._wire import Job, Reply, ReplyReader, Request
+from beanstalkm._wire import (
+    Job,
+    Reply,
+    ReplyReader,
+    Request,
+    check_bool,
+    check_host,
+    check_path,
+    check_seconds,
+    check_uint,
+)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=MessageBase)
@@ -24,6 +42,11 @@ M_co = TypeVar("M_co", bound=MessageBase, covariant=True)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11300
+
+MAX_TIMEOUT = 2**31 - 1
+"""The longest ``timeout`` a connection takes, in seconds (68 years; None: no limit). On top of it
+a read waits what the server may take (a reserve's timeout, at most as long again): the sum stays
+within what every platform's sockets and asyncio accept."""
 
 _UNSET: Any = object()
 _RECV = 65536
@@ -84,11 +107,15 @@ class ConnectionBase(Generic[M]):
         validate: bool | None = None,
         max_body: int = _c.BODY_MAX,
     ) -> None:
-        self.host = host
-        self.port = port
-        self.unix_socket = unix_socket
-        self.timeout: float | None = socket.getdefaulttimeout() if timeout is _UNSET else timeout
-        self.validate = validate
+        # every setting is checked here, before the driver's _setup (before connecting)
+        self.host = check_host("host", host)
+        self.port = check_uint("port", port, 1, 65535)
+        self.timeout: float | None = (
+            socket.getdefaulttimeout() if timeout is _UNSET else check_seconds("timeout", timeout, MAX_TIMEOUT)
+        )
+        self.unix_socket = None if unix_socket is None else check_path("unix_socket", unix_socket)
+        self.validate = None if validate is None else check_bool("validate", validate)
+        max_body = check_uint("max_body", max_body, 0, _c.BODY_MAX)
         self._session = Session()
         self._reader: ReplyReader = _c.new_reader(max_body)
         self._sender: dict[str, Any] = {

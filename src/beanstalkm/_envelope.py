@@ -67,7 +67,28 @@ def canonical(body: object) -> str:
     try:
         return _CANONICAL(body)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise ArgumentTypeError("body", body, f"not JSON serializable: {exc}") from exc
+        raise ArgumentTypeError("body", body, _not_json(exc)) from exc
+
+
+def sender_json(sender: object) -> str:
+    """The compact JSON of a sender's fields.
+
+    Raises ``ArgumentTypeError`` naming the sender if they are not JSON:
+    an unsupported type, NaN or infinity, an int too long to write out, a
+    circular reference, too deep.
+    """
+    try:
+        return _COMPACT(sender)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ArgumentTypeError("sender", sender, _not_json(exc)) from exc
+
+
+def _not_json(exc: BaseException) -> str:
+    """Why the JSON encoder refused a value, in words."""
+    text = str(exc)
+    if isinstance(exc, ValueError) and text.startswith("Out of range float values"):
+        text = "it holds NaN or an infinity, which JSON has no notation for"
+    return f"not JSON serializable: {text}"
 
 
 def token_of(canonical_body: str) -> str:

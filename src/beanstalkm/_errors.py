@@ -122,8 +122,10 @@ class InvalidArgument(BeanstalkmException, ValueError):
     def __init__(self, name: str, value: object, reason: str) -> None:
         try:
             shown = repr(value)
-        except Exception:  # a value nested too deep to show (RecursionError), or a failing __repr__
+        except Exception:  # nested too deep to show (RecursionError), too many digits, a failing __repr__
             shown = f"<{type(value).__name__}>"
+            if isinstance(value, int):
+                shown = f"<{type(value).__name__} of {value.bit_length()} bits>"
         if len(shown) > 80:
             shown = shown[:77] + "..."
         super().__init__(f"invalid {name} {shown}: {reason}")

@@ -187,14 +187,14 @@ class MessageBase:
         return f"<{type(self).__name__} uid={self.uid} {state} body={self.body!r:.60}>"
 
     def _encode(self, default_sender: tuple[dict[str, Any], str]) -> bytes:
-        """The envelope's bytes (``TypeError`` for a body that is not JSON-serializable).
+        """The envelope's bytes (``ArgumentTypeError``, a ``TypeError``, for a body or sender that is not JSON).
 
         ``default_sender`` is the connection's sender and its JSON, reused when
         this message's sender is that one.
         """
         sender, sender_json = default_sender
         if self.sender != sender:
-            sender_json = json.dumps(self.sender, separators=(",", ":"))
+            sender_json = _envelope.sender_json(self.sender)
         self._token, data = _envelope.encode(
             self.body, self.created["$data"], sender_json, self.subscribe, self.channel, self.errors, self._token
         )
@@ -224,6 +224,14 @@ class MessageBase:
     def _deleted(self) -> None:
         self.deleted = bool(self.uid)
         self._held = None
+
+    def _check_settling(self, priority: int | None, delay: int | None = None) -> int:
+        """The delay of a release or bury (0 for None), its settings checked before anything is sent:
+        before the ``stats-job`` that learns the job's own priority, if that is to come."""
+        delay = _c.DEFAULT_DELAY if delay is None else delay
+        if priority is None and self._priority is None:
+            _c.release(1, _c.DEFAULT_PRIORITY, delay)
+        return delay
 
     def _settled(self, priority: int | None) -> None:
         """After a release or bury: no longer reserved, with the priority it was given."""

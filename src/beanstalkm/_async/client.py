@@ -29,6 +29,7 @@ from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
 from beanstalkm._message import DEFAULT_TUBE
+from beanstalkm._wire import check_bool, check_items
 
 
 class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
@@ -77,6 +78,7 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         the delete is answered drops the connection, so beanstalkd releases
         the job (unless the delete had reached it).
         """
+        check_bool("drop", drop)
         if not drop:
             try:
                 return await (self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout))
@@ -111,11 +113,14 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
     ) -> list[AsyncMessage]:
         """Put many bodies into ``tube`` in one pipelined write; the sent messages, in order.
 
+        ``bodies`` is an iterable of bodies; a str, bytes or dict is refused
+        (``ArgumentTypeError``), not taken for a batch of its letters or keys.
+
         Every body is encoded (and checked) before anything is sent. If any
         put fails, :class:`~beanstalkm.BatchFailed` holds each item's message
         or error; the others were stored.
         """
-        batch = PutBatch(self, bodies, priority, delay, ttr)
+        batch = PutBatch(self, bodies, tube, priority, delay, ttr)
         try:
             ids = await self._batch(batch.requests, tube, batch.build)
         except BatchFailed as exc:
@@ -124,6 +129,8 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
 
     async def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[AsyncMessage]:
         """Up to ``n`` messages, fewer when fewer are ready within ``timeout`` seconds.
+
+        ``n`` is at most ``MAX_RESERVE_MANY`` (2**20): that many reserves are one 25 MB write.
 
         If a reserve fails (say, an invalid envelope, whose job stays reserved),
         ``BatchFailed.results`` holds each reserve's outcome in order: its
@@ -136,7 +143,7 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         ``timeout`` seconds (the server runs a connection's commands one after
         another).
         """
-        requests = reserve_many_requests(n, timeout)
+        requests = reserve_many_requests(n, timeout, drop)
         if not requests:
             return []
         to_message = self._reserved_message
@@ -147,7 +154,7 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
 
     async def delete_many(self, messages: Iterable[AsyncMessage | int]) -> None:
         """Delete many jobs (messages or ids) in one pipelined write."""
-        items = list(messages)
+        items = check_items("messages", messages)
         try:
             await self._batch(delete_requests(items))
         except BatchFailed as exc:

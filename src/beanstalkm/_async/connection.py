@@ -32,7 +32,10 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     first command) connects.
 
     ``timeout`` bounds connecting, each write and every wait for a reply, in seconds
-    (``None``: wait forever); it defaults to ``socket.getdefaulttimeout()``.
+    (``None``: wait forever); it defaults to ``socket.getdefaulttimeout()``. It is
+    more than 0 and at most ``MAX_TIMEOUT``; ``port`` is 1 to 65535; ``max_body``
+    (the largest reply body taken, stats included) is 0 to 1 GiB. The constructor
+    checks every argument (``InvalidArgument``, ``ArgumentTypeError``) before connecting.
     A blocking ``reserve`` waits as long as the server may legitimately take:
     forever for ``reserve``, the reserve timeout plus ``timeout`` for
     ``reserve_with_timeout``.

@@ -155,9 +155,10 @@ class AsyncMessage(MessageBase):
         ``priority`` defaults to the job's own priority, so releasing never changes it.
         """
         with self._settling():
+            delay = self._check_settling(priority, delay)
             own = await self._own_priority(priority)
             try:
-                await self._conn.queue.release(self.uid, own, delay or 0)
+                await self._conn.queue.release(self.uid, own, delay)
             except NotFound:
                 self._gone()
                 raise

@@ -19,7 +19,7 @@ from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._message import DEFAULT_TUBE
 from beanstalkm._session import Exchange, Session
-from beanstalkm._wire import ReplyReader, Request
+from beanstalkm._wire import ReplyReader, Request, check_items
 
 T = TypeVar("T")
 
@@ -76,7 +76,7 @@ class AsyncPool:
             raise InvalidArgument("size", size, "must be a positive int")
         self._args = (host, port, timeout)
         self._kwargs: dict[str, Any] = {"unix_socket": unix_socket, "validate": validate}
-        self._watch = list(dict.fromkeys(_c.TUBE_RULE.check("watch", tube) for tube in watch))
+        self._watch = list(dict.fromkeys(_c.TUBE_RULE.check("watch", tube) for tube in check_items("watch", watch)))
         self._watching = set(self._watch) if self._watch else {"default"}  # what a pooled connection watches
         self._idle: list[AsyncClient] = []
         self._all: list[AsyncClient] = []

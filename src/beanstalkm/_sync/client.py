@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 b3ae3953a0e4555ab2c5d4aac29771e91b5183e35ae4f1f55a347747c5e1231c). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 41b09e608ce8446e9a01b246b04d519447e0a2f61610752bd1920211683ab53a). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -28,6 +28,7 @@ from beanstalkm._generated.errors import TimedOut
 from beanstalkm._message import DEFAULT_TUBE
 from beanstalkm._sync.connection import Connection
 from beanstalkm._sync.message import Message
+from beanstalkm._wire import check_bool, check_items
 
 
 class Client(ClientCore[Message], Connection):
@@ -76,6 +77,7 @@ class Client(ClientCore[Message], Connection):
         the delete is answered drops the connection, so beanstalkd releases
         the job (unless the delete had reached it).
         """
+        check_bool("drop", drop)
         if not drop:
             try:
                 return self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout)
@@ -110,11 +112,14 @@ class Client(ClientCore[Message], Connection):
     ) -> list[Message]:
         """Put many bodies into ``tube`` in one pipelined write; the sent messages, in order.
 
+        ``bodies`` is an iterable of bodies; a str, bytes or dict is refused
+        (``ArgumentTypeError``), not taken for a batch of its letters or keys.
+
         Every body is encoded (and checked) before anything is sent. If any
         put fails, :class:`~beanstalkm.BatchFailed` holds each item's message
         or error; the others were stored.
         """
-        batch = PutBatch(self, bodies, priority, delay, ttr)
+        batch = PutBatch(self, bodies, tube, priority, delay, ttr)
         try:
             ids = self._batch(batch.requests, tube, batch.build)
         except BatchFailed as exc:
@@ -123,6 +128,8 @@ class Client(ClientCore[Message], Connection):
 
     def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[Message]:
         """Up to ``n`` messages, fewer when fewer are ready within ``timeout`` seconds.
+
+        ``n`` is at most ``MAX_RESERVE_MANY`` (2**20): that many reserves are one 25 MB write.
 
         If a reserve fails (say, an invalid envelope, whose job stays reserved),
         ``BatchFailed.results`` holds each reserve's outcome in order: its
@@ -135,7 +142,7 @@ class Client(ClientCore[Message], Connection):
         ``timeout`` seconds (the server runs a connection's commands one after
         another).
         """
-        requests = reserve_many_requests(n, timeout)
+        requests = reserve_many_requests(n, timeout, drop)
         if not requests:
             return []
         to_message = self._reserved_message
@@ -146,7 +153,7 @@ class Client(ClientCore[Message], Connection):
 
     def delete_many(self, messages: Iterable[Message | int]) -> None:
         """Delete many jobs (messages or ids) in one pipelined write."""
-        items = list(messages)
+        items = check_items("messages", messages)
         try:
             self._batch(delete_requests(items))
         except BatchFailed as exc:

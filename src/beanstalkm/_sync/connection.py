@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 74b73de5c1f3d03e89c4b131a236bda0f3397dc50a825ce5213a5fb2019b8d88). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 fa252a2e30c66d726b769016d2631290372070b40ca0a8ed9a7ec8122c57102c). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -30,7 +30,10 @@ class Connection(ConnectionBase[Message]):
     the address).
 
     ``timeout`` bounds connecting, each write and every wait for a reply, in seconds
-    (``None``: wait forever); it defaults to ``socket.getdefaulttimeout()``.
+    (``None``: wait forever); it defaults to ``socket.getdefaulttimeout()``. It is
+    more than 0 and at most ``MAX_TIMEOUT``; ``port`` is 1 to 65535; ``max_body``
+    (the largest reply body taken, stats included) is 0 to 1 GiB. The constructor
+    checks every argument (``InvalidArgument``, ``ArgumentTypeError``) before connecting.
     A blocking ``reserve`` waits as long as the server may legitimately take:
     forever for ``reserve``, the reserve timeout plus ``timeout`` for
     ``reserve_with_timeout``.

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 66e6acb576832139aebd84eca462a880d0e85fba43c2b40374a427ddfec443d3). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 c31b090d088174ada69e6f92adb462673534534126bfcd0c390d6809f10684ad). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -134,9 +134,10 @@ class Message(MessageBase):
         ``priority`` defaults to the job's own priority, so releasing never changes it.
         """
         with self._settling():
+            delay = self._check_settling(priority, delay)
             own = self._own_priority(priority)
             try:
-                self._conn.queue.release(self.uid, own, delay or 0)
+                self._conn.queue.release(self.uid, own, delay)
             except NotFound:
                 self._gone()
                 raise

@@ -168,6 +168,9 @@ class SocketTransport:
         self.sock.close()
 
 
+_POLL_MAX = 2**31 - 1
+"""The longest wait ``_wait`` passes to the system at once (poll's milliseconds, select's seconds)."""
+
 if hasattr(select, "poll"):
 
     def _poller(sock: socket.socket) -> Callable[[int], object]:
@@ -180,7 +183,8 @@ if hasattr(select, "poll"):
         """Wait until ``sock`` is readable or writable (or ``timeout`` seconds pass): which it is."""
         poller = select.poll()
         poller.register(sock, select.POLLIN | select.POLLOUT)
-        events = poller.poll(None if timeout is None else max(0, math.ceil(timeout * 1000)))
+        # poll takes a C int of milliseconds: a longer wait (timeout plus a long reserve's) is cut to 24.8 days
+        events = poller.poll(None if timeout is None else min(max(0, math.ceil(timeout * 1000)), _POLL_MAX))
         flags = events[0][1] if events else 0
         # an error or hang-up counts as readable: the recv reports it
         return bool(flags & (select.POLLIN | select.POLLERR | select.POLLHUP)), bool(flags & select.POLLOUT)
@@ -193,7 +197,7 @@ else:  # pragma: no cover - Windows
 
     def _wait(sock: socket.socket, timeout: float | None) -> tuple[bool, bool]:
         """Wait until ``sock`` is readable or writable (or ``timeout`` seconds pass): which it is."""
-        readable, writable, _ = select.select([sock], [sock], [], timeout)
+        readable, writable, _ = select.select([sock], [sock], [], None if timeout is None else min(timeout, _POLL_MAX))
         return bool(readable), bool(writable)
 
 
