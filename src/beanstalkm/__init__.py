@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "2.0.0"
 
-from beanstalkm._connection import DEFAULT_HOST, DEFAULT_PORT
+from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT
 from beanstalkm._envelope import SCHEMA as MESSAGE_SCHEMA
 from beanstalkm._errors import (
     ArgumentTypeError,

@@ -131,7 +131,7 @@ def test_a_marked_block_with_no_body_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_queue_driver_protocol_declares_what_the_generated_queues_call() -> None:
-    from beanstalkm._connection import AsyncQueueDriver, QueueDriver
+    from beanstalkm._core.base import AsyncQueueDriver, QueueDriver
     from codegen.model import QUEUE_DRIVER
 
     for protocol in (QueueDriver, AsyncQueueDriver):

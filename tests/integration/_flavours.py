@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, TypeGuard, TypeVar, cast
 
 from beanstalkm import BatchFailed, Client, Connection, InvalidEnvelope, Message
-from beanstalkm._connection import _UNSET, DEFAULT_HOST, DEFAULT_PORT
+from beanstalkm._core.base import _UNSET, DEFAULT_HOST, DEFAULT_PORT
 from beanstalkm._generated.aqueue import AsyncQueue
 from beanstalkm._generated.commands import BODY_MAX
 from beanstalkm.aio import AsyncClient, AsyncConnection, AsyncMessage, AsyncPipeline

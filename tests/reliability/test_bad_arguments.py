@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from beanstalkm import ArgumentTypeError, Client, Connection, InvalidArgument, Message
-from beanstalkm._client import MAX_RESERVE_MANY
-from beanstalkm._connection import MAX_TIMEOUT
+from beanstalkm._core.base import MAX_TIMEOUT
+from beanstalkm._core.batches import MAX_RESERVE_MANY
 from beanstalkm._generated.commands import BODY_MAX
 from beanstalkm.aio import AsyncClient, AsyncConnection, AsyncMessage, AsyncPool
 from beanstalkm.testing import BeanstalkdServer

@@ -2,7 +2,7 @@
 
 This is the one source of both flavours: ``beanstalkm._sync.client`` is
 derived from it by ``python -m codegen``. The I/O-free batch conversations it
-runs live in ``beanstalkm._client``.
+runs live in ``beanstalkm._core.batches``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from beanstalkm._async.connection import AsyncConnection
 from beanstalkm._async.message import AsyncMessage
-from beanstalkm._client import (
+from beanstalkm._core.batches import (
     ClientCore,
     PutBatch,
     delete_requests,

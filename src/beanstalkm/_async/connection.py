@@ -15,10 +15,10 @@ from typing import Any, Self, TypeVar
 
 from beanstalkm._async import ASYNC
 from beanstalkm._async.message import AsyncMessage
-from beanstalkm._connection import ConnectionBase, PipelineBase
+from beanstalkm._core.base import ConnectionBase, PipelineBase
+from beanstalkm._core.session import Exchange, Session, out_of_step
 from beanstalkm._generated.aqueue import AsyncQueue
 from beanstalkm._generated.effects import Effect
-from beanstalkm._session import Exchange, Session, out_of_step
 from beanstalkm._transport.streams import RECV, StreamTransport, new_lock
 from beanstalkm._wire import ReplyReader, Request
 

@@ -13,7 +13,7 @@ from .stats import JobStats, ServerStats, TubeStats
 
 if TYPE_CHECKING:
     from beanstalkm._async.message import AsyncMessage
-    from beanstalkm._connection import AsyncQueueDriver
+    from beanstalkm._core.base import AsyncQueueDriver
 
 
 class AsyncQueue:

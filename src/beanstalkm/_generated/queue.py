@@ -12,7 +12,7 @@ from .commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from .stats import JobStats, ServerStats, TubeStats
 
 if TYPE_CHECKING:
-    from beanstalkm._connection import QueueDriver
+    from beanstalkm._core.base import QueueDriver
     from beanstalkm._sync.message import Message
 
 

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 41b09e608ce8446e9a01b246b04d519447e0a2f61610752bd1920211683ab53a). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 fae552b0ca4aaa3d603266821626ce4514170dc4801cb1f282a14bb67b5698f0). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -11,7 +11,7 @@ __all__ = ["Client"]
 from collections.abc import Iterable
 from typing import Any
 
-from beanstalkm._client import (
+from beanstalkm._core.batches import (
     ClientCore,
     PutBatch,
     delete_requests,

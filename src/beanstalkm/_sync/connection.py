@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 fa252a2e30c66d726b769016d2631290372070b40ca0a8ed9a7ec8122c57102c). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 35f3313aaf1b5938c6c66238eb4aa348f2348b0ab6bb9c234786f84d9df547ae). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from beanstalkm._connection import ConnectionBase, PipelineBase
+from beanstalkm._core.base import ConnectionBase, PipelineBase
+from beanstalkm._core.session import Exchange, Session, out_of_step
 from beanstalkm._generated.effects import Effect
 from beanstalkm._generated.queue import Queue
-from beanstalkm._session import Exchange, Session, out_of_step
 from beanstalkm._sync.message import Message
 from beanstalkm._transport.sockets import RECV, SocketTransport, new_lock
 from beanstalkm._wire import ReplyReader, Request

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from beanstalkm._session import Session
+from beanstalkm._core.session import Session
 from beanstalkm._wire import ReplyReader, Request
 
 RECV = 65536

@@ -9,7 +9,7 @@ import contextlib
 import socket
 from typing import Any
 
-from beanstalkm._session import Session
+from beanstalkm._core.session import Session
 from beanstalkm._wire import ReplyReader, Request
 
 RECV = 65536

@@ -13,7 +13,7 @@ drivers only pump it with their own socket calls.
 
 from __future__ import annotations
 
-__all__ = ["Plan", "Session", "batch_results", "out_of_step"]
+__all__ = ["Plan", "Session", "await_reply", "batch_results", "out_of_step"]
 
 import copy
 from collections.abc import Callable, Generator, Sequence
@@ -119,10 +119,7 @@ class Session:
                 pass
         replies: list[Reply] = []
         for _ in range(plan.replies):
-            reply = reader.next_reply()
-            while reply is None:
-                reply = reader.read((yield plan.wait))
-            replies.append(reply)
+            replies.append((yield from await_reply(reader, plan.wait)))
         if reader.buffered:
             raise out_of_step(plan.requests[-1].command, reader.buffered)
         return self.finish(plan, replies)
@@ -209,6 +206,15 @@ class Session:
         for request in restore:
             request.effect = None  # already recorded
         return restore
+
+
+def await_reply(reader: ReplyReader, wait: float | None) -> Generator[float | None, bytes, Reply]:
+    """The next reply (``yield from`` it in a conversation): what the reader holds, else what arrives,
+    waiting the timeout plus ``wait`` (what the server may take) for each piece."""
+    reply = reader.next_reply()
+    while reply is None:
+        reply = reader.read((yield wait))
+    return reply
 
 
 def out_of_step(command: str, extra: int) -> ProtocolError:

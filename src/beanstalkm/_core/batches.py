@@ -1,6 +1,8 @@
-"""``Client``: messages in envelopes on top of a :class:`Connection`.
+"""What the client does with no I/O: building messages, and the batch conversations.
 
-The helpers below the class hold what the sync and async clients share (no I/O).
+``ClientCore`` builds messages; ``PutBatch`` encodes a ``put_many``;
+``reserve_many_steps`` and ``reserve_steps`` are the conversations of
+``reserve_many`` and ``reserve(drop=True)`` (generators the drivers pump).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from time import time as _time
 from typing import Any, Generic, TypeVar
 
 from beanstalkm import _envelope
-from beanstalkm._connection import ConnectionBase
+from beanstalkm._core.base import ConnectionBase
+from beanstalkm._core.session import Session, await_reply, out_of_step
 from beanstalkm._envelope import envelope_problem
 from beanstalkm._errors import (
     ArgumentTypeError,
@@ -25,7 +28,6 @@ from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
 from beanstalkm._message import MessageBase
-from beanstalkm._session import Session, out_of_step
 from beanstalkm._wire import Job, ReplyReader, Request, check_bool, check_items, check_uint
 
 M = TypeVar("M", bound=MessageBase)
@@ -50,7 +52,7 @@ class ClientCore(ConnectionBase[M]):
         return self._new_message(body, kwargs)
 
 
-# -- shared by Client and AsyncClient (no I/O) ---------------------------------
+# -- building messages and batches --------------------------------------------
 
 
 def message_kwargs(
@@ -230,10 +232,8 @@ def reserve_many_steps(
     pending = 0  # of those, how many are not written yet
     holding = False  # whether this batch reserved a job (DEADLINE_SOON may then be its own doing)
     for request in requests:
-        reply = reader.next_reply()
         try:
-            while reply is None:
-                reply = reader.read((yield wait))
+            reply = yield from await_reply(reader, wait)
         except BaseException as exc:
             if deletes:
                 exc.add_note(
@@ -267,9 +267,7 @@ def reserve_many_steps(
     if pending:
         yield b"".join([d[0].data for d in deletes[-pending:]])
     for delete, message, item in deletes:
-        reply = reader.next_reply()
-        while reply is None:
-            reply = reader.read((yield 0.0))
+        reply = yield from await_reply(reader, 0.0)
         try:
             delete.decode(reply)
         except BeanstalkmException as exc:
@@ -292,9 +290,7 @@ def reserve_steps(
     cancelled meanwhile drops the connection, and beanstalkd releases the job. Returns the message
     (None for a timeout), or the error to raise (an ``InvalidEnvelope``'s job stays reserved)."""
     yield from session.write(request.head, request.wait)
-    reply = reader.next_reply()
-    while reply is None:
-        reply = reader.read((yield request.wait))
+    reply = yield from await_reply(reader, request.wait)
     try:
         message = to_message(request.decode(reply))
     except TimedOut:
@@ -304,9 +300,7 @@ def reserve_steps(
         return None, exc
     delete = _c.delete(message.uid)
     yield delete.head
-    reply = reader.next_reply()
-    while reply is None:
-        reply = reader.read((yield 0.0))
+    reply = yield from await_reply(reader, 0.0)
     if reader.buffered:
         raise out_of_step(delete.command, reader.buffered)
     try:

@@ -19,11 +19,11 @@ import time
 from collections.abc import Sequence
 from typing import Any, Generic, Protocol, Self, TypeVar
 
+from beanstalkm._core.session import Session, batch_results
 from beanstalkm._errors import CorruptJob, InvalidEnvelope, ProtocolError, SocketError
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.pipeline import PipelineCommands
 from beanstalkm._message import MessageBase
-from beanstalkm._session import Session, batch_results
 from beanstalkm._wire import (
     Job,
     Reply,
