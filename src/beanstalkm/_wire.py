@@ -263,11 +263,11 @@ class ReplyReader:
     decoding it raises (:class:`CorruptJob` for a job) with the stream intact.
 
     A large body (``BODY_APART`` bytes or more) still incomplete is gathered
-    in a buffer of its own, not in the read buffer (compacted, so copied, as
-    it goes). That buffer grows as the bytes arrive, never ahead of them: a
-    reply announcing a huge body costs only what was actually sent. Its peak
-    memory is then the buffer and the body's bytes; and where the buffer was,
-    the body's text fits next (the buffer grows with some room to spare).
+    apart (:class:`_Gathering`), not in the read buffer (compacted, so
+    copied, as it goes): the pieces as they arrive, joined once at the end.
+    Nothing is allocated ahead of the bytes, so a reply announcing a huge
+    body costs only what was actually sent; a large body's peak memory is
+    its pieces and its bytes.
     """
 
     __slots__ = ("_body", "_body_statuses", "_buf", "_max_body", "_max_line", "_max_yaml", "_pending", "_pos")
@@ -282,30 +282,22 @@ class ReplyReader:
         self._buf = bytearray()
         self._pos = 0
         self._pending: tuple[str, tuple[str, ...], int] | None = None
-        self._body: bytearray | None = None  # the pending large body (and its CRLF) as far as it arrived
+        self._body: _Gathering | None = None  # the pending large body (and its CRLF) as far as it arrived
 
     def feed(self, data: bytes) -> None:
         """Append bytes received from the server."""
         if self._body is None:
             self._buf += data
         else:
-            self._gather(self._body, data)
-
-    def _gather(self, body: bytearray, data: bytes) -> None:
-        """Append ``data`` to the pending large body's buffer; what comes after the body, to the read buffer."""
-        pending = self._pending  # never None while a body is gathered
-        wanted = (0 if pending is None else pending[2] + 2) - len(body)
-        if len(data) <= wanted:
-            body += data
-            return
-        with memoryview(data) as view:
-            body += view[:wanted]
-            self._buf += view[wanted:]  # the replies after this one
+            taken = self._body.add(data)
+            if taken < len(data):  # the replies after this one
+                with memoryview(data) as view:
+                    self._buf += view[taken:]
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned in a reply."""
-        return len(self._buf) - self._pos + (0 if self._body is None else len(self._body))
+        return len(self._buf) - self._pos + (0 if self._body is None else self._body.received)
 
     def missing(self) -> int:
         """A lower bound on the bytes still needed for the pending body (0 if none pending), at most
@@ -379,8 +371,9 @@ class ReplyReader:
         start = self._pos
         if len(buf) - start < size + 2:
             if size >= BODY_APART:  # gather it apart, starting with what is here
+                self._body = _Gathering(size)
                 with memoryview(buf) as view:
-                    self._body = bytearray(view[start:])
+                    self._body.add(view[start:])
                 buf.clear()
                 self._pos = 0
             return None
@@ -395,13 +388,12 @@ class ReplyReader:
         self._compact()
         return Reply(status, args, body, trailer)
 
-    def _gathered(self, gathered: bytearray, status: str, args: tuple[str, ...], size: int) -> Reply | None:
-        """The pending large body, from its own buffer, once it and its CRLF are all there."""
-        if len(gathered) < size + 2:
+    def _gathered(self, gathered: _Gathering, status: str, args: tuple[str, ...], size: int) -> Reply | None:
+        """The pending large body, once it and its CRLF are all there."""
+        if gathered.received < size + 2:
             return None
-        trailer = _trailer(status, size, gathered[size : size + 2])
-        with memoryview(gathered) as view, view[:size] as part:
-            body = part.tobytes()
+        trailer = _trailer(status, size, gathered.after)
+        body = gathered.joined()
         self._body = None
         self._pending = None
         self._compact()
@@ -414,6 +406,52 @@ class ReplyReader:
         elif self._pos > 65536:
             del self._buf[: self._pos]
             self._pos = 0
+
+
+class _Gathering:
+    """A large body arriving: its pieces as they came (each kept as it is, or, a small one, added to
+    the piece before), then the two bytes after it. Joined once, into the body's bytes, at the end."""
+
+    __slots__ = ("after", "parts", "size", "taken")
+
+    SMALL = 4096
+    """A piece shorter than this is copied onto the last piece (up to ``BODY_APART`` bytes long) rather than
+    kept on its own: a server trickling a byte at a time costs a few bytes per byte, not an object's worth."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.parts: list[bytes | bytearray] = []
+        self.taken = 0  # of the body
+        self.after = bytearray()  # what follows it: CRLF
+
+    @property
+    def received(self) -> int:
+        return self.taken + len(self.after)
+
+    def add(self, data: bytes | memoryview) -> int:
+        """Take what of ``data`` belongs to the body and the two bytes after it; how many bytes that is."""
+        take = min(len(data), self.size - self.taken)
+        if take:
+            if take == len(data) and type(data) is bytes and take >= self.SMALL:
+                self.parts.append(data)  # kept, not copied
+            else:
+                with memoryview(data) as view, view[:take] as piece:
+                    last = self.parts[-1] if self.parts else None
+                    if take < self.SMALL and isinstance(last, bytearray) and len(last) < BODY_APART:
+                        last += piece
+                    else:
+                        self.parts.append(bytearray(piece) if take < self.SMALL else piece.tobytes())
+            self.taken += take
+        rest = min(len(data) - take, 2 - len(self.after))
+        if rest > 0:
+            self.after += data[take : take + rest]
+            take += rest
+        return take
+
+    def joined(self) -> bytes:
+        """The body's bytes, the pieces let go of."""
+        parts, self.parts = self.parts, []
+        return b"".join(parts)
 
 
 def _trailer(status: str, size: int, after: bytearray) -> bytes | None:
