@@ -6,8 +6,10 @@ beanstalkd prints flat YAML: ``---`` then ``key: value`` lines (stats) or
 ``on``, ``null`` or ``0123`` resolve to other types, and 1.12 quotes fewer
 strings than 1.13. So the flat form is read line by line here, every value
 kept as the server's text, and converted by the type the spec declares.
-PyYAML (C loader where present, never type resolution) only serves a body
-outside that flat form.
+PyYAML's parser (the C one where present) only serves a body outside that
+flat form, of at most ``FALLBACK_MAX``: the value is built here from its
+events, refusing anchors, aliases and nesting, so hostile YAML costs one
+bounded pass (no alias expanded, no recursion, no type resolution).
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def _unquote(value: str) -> str:
     return value
 
 
+FALLBACK_MAX = 1024 * 1024
+"""The longest body read outside beanstalkd's flat form (PyYAML's parser costs about a second a MiB
+in events; the flat form, which is all beanstalkd sends, is read line by line at any size)."""
+
+
 def _load_yaml(text: str) -> object:
     """Fallback: PyYAML's parser (its C one where present), every scalar kept a str, and only the
     shapes beanstalkd prints: one document, a scalar, or a list or mapping of scalars.
@@ -62,6 +69,10 @@ def _load_yaml(text: str) -> object:
         import yaml
     except ImportError:  # pragma: no cover - PyYAML is a declared dependency
         raise ProtocolError("this YAML body is outside beanstalkd's flat form and PyYAML is not installed") from None
+    if len(text) > FALLBACK_MAX:
+        raise ProtocolError(
+            f"a {len(text)}-character YAML body outside beanstalkd's flat form; the limit is {FALLBACK_MAX}"
+        )
     loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)(text)
     try:
         return _flat_document(loader, yaml)

@@ -351,3 +351,11 @@ def test_a_reply_with_a_huge_body_is_named_with_a_bounded_message() -> None:
     with pytest.raises(ProtocolError) as info:
         _wire.reply_int(reply, 0)
     assert len(str(info.value)) <= MESSAGE_MAX
+
+
+def test_a_body_outside_the_flat_form_is_bounded() -> None:
+    """PyYAML's parser costs about a second a MiB of events: a larger body outside the flat form is refused."""
+    with pytest.raises(ProtocolError, match="flat form"):
+        parse_list(b"[" + b"a," * MIB + b"a]")
+    assert len(parse_list(b"---\n" + b"- a\n" * MIB)) == MIB  # the flat form, at any size
+    assert len(parse_list(b"[" + b"a," * 1000 + b"a]")) == 1001
