@@ -365,6 +365,13 @@ class Spec:
         return any(c.effect is not None for c in self.commands)
 
     @property
+    def yaml_statuses(self) -> tuple[str, ...]:
+        """The body statuses whose body is YAML (stats, a list of names), not a job."""
+        return tuple(
+            sorted({c.success_status for c in self.commands if c.success_status and c.returns in {"list", "stats"}})
+        )
+
+    @property
     def protocol_commands(self) -> tuple[Command, ...]:
         return tuple(c for c in self.commands if c.raw_of is None)
 

@@ -18,7 +18,7 @@ from hashlib import md5
 from importlib import resources
 from typing import Any
 
-from beanstalkm._errors import ArgumentTypeError
+from beanstalkm._errors import ArgumentTypeError, cut
 from beanstalkm._generated.envelope_check import is_valid
 
 CONTEXT = "message"
@@ -166,6 +166,7 @@ class _Validation:
     jsonschema validator that explains a rejected envelope (imported and built once, on first need)."""
 
     GENERIC = "$: not a valid message envelope (install jsonschema, beanstalkm[validation], for the details)"
+    TOO_DEEP = "$: not a valid message envelope (nested too deep for jsonschema to explain where)"
 
     def __init__(self) -> None:
         self._installed: bool | None = None
@@ -181,9 +182,20 @@ class _Validation:
         return self._installed
 
     def problem(self, value: object) -> str | None:
-        """Why ``value`` is not a valid envelope; None if it is (the generated check decides)."""
+        """Why ``value`` is not a valid envelope; None if it is (the generated check decides).
+
+        The reason is cut to a bounded length (jsonschema shows the bad value,
+        which may be huge), and is ``TOO_DEEP`` where jsonschema cannot show it
+        for its nesting (its ``repr`` or its own recursion reaching the limit).
+        """
         if is_valid(value):
             return None
+        try:
+            return cut(self._explain(value))
+        except RecursionError:
+            return self.TOO_DEEP
+
+    def _explain(self, value: object) -> str:
         if self._validator is None and self.available():
             try:
                 import jsonschema

@@ -20,6 +20,7 @@ __all__ = [
     "UnexpectedResponse",
 ]
 
+import reprlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -27,6 +28,35 @@ if TYPE_CHECKING:
     from beanstalkm._message import MessageBase
 
 M = TypeVar("M", bound="MessageBase")
+
+SHOWN_MAX = 200
+"""The longest a value is shown in an error message (what a hostile server or producer sent can be huge)."""
+
+
+def _bounded_repr() -> reprlib.Repr:
+    shown = reprlib.Repr()
+    shown.maxlevel = 4  # nesting is shown this deep, never recursing further
+    shown.maxdict = shown.maxlist = shown.maxtuple = shown.maxset = shown.maxfrozenset = shown.maxdeque = 8
+    shown.maxstring = shown.maxother = shown.maxlong = SHOWN_MAX
+    return shown
+
+
+_SHOWN = _bounded_repr()
+
+
+def shown(value: object, limit: int = SHOWN_MAX) -> str:
+    """``repr(value)`` cut to ``limit`` characters, at a cost bounded whatever the value: nesting and
+    long containers are elided (``reprlib``), and a value that cannot be shown is named by its type."""
+    try:
+        text = _SHOWN.repr(value)
+    except Exception:  # a failing __repr__, an int too long to convert
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def cut(text: str, limit: int = 2 * SHOWN_MAX) -> str:
+    """``text`` cut to ``limit`` characters (a message built from what the other side sent)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class BeanstalkmException(Exception):

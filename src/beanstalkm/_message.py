@@ -12,7 +12,7 @@ from time import time as _time
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from beanstalkm import _envelope
-from beanstalkm._errors import ArgumentTypeError
+from beanstalkm._errors import ArgumentTypeError, shown
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._wire import Request
@@ -25,6 +25,18 @@ DEFAULT_TUBE = "receive"
 
 _STANDALONE = object()
 """The link of a message bound to no connection: ``reserved`` is what it was set to."""
+
+_CREATED_MIN = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
+_CREATED_MAX = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+"""The ``created`` times (ms since the epoch) a datetime can hold; a received one outside is impossible."""
+
+
+def _text(value: object) -> str:
+    """``str(value)`` of a decoded JSON value; shown cut short where it is nested too deep to convert."""
+    try:
+        return str(value)
+    except RecursionError:
+        return shown(value)
 
 
 class MessageFields(TypedDict, total=False):
@@ -180,11 +192,18 @@ class MessageBase:
         return result
 
     def __str__(self) -> str:
-        return json.dumps(self.as_dict(), ensure_ascii=False, sort_keys=True, default=repr)
+        """The envelope as JSON; for a received job nested too deep to encode again, its raw bytes as text."""
+        as_dict = self.as_dict()
+        try:
+            return json.dumps(as_dict, ensure_ascii=False, sort_keys=True, default=repr)
+        except RecursionError:
+            if self.raw is None:
+                return repr(self)
+            return self.raw.decode("utf-8", "replace")
 
     def __repr__(self) -> str:
         state = "deleted" if self.deleted else "reserved" if self.reserved else "sent" if self.uid else "unsent"
-        return f"<{type(self).__name__} uid={self.uid} {state} body={self.body!r:.60}>"
+        return f"<{type(self).__name__} uid={self.uid} {state} body={shown(self.body, 60)}>"
 
     def _encode(self, default_sender: tuple[dict[str, Any], str]) -> bytes:
         """The envelope's bytes (``ArgumentTypeError``, a ``TypeError``, for a body or sender that is not JSON).
@@ -261,18 +280,22 @@ class MessageBase:
         created = f.get("created")
         data = created.get("$data") if isinstance(created, dict) else None
         if isinstance(data, int) and not isinstance(data, bool):
-            kwargs["created"] = {"$data": data}
+            ms = data
         elif isinstance(data, float) and data.is_integer():  # 1.6e12: an integer by the schema
-            kwargs["created"] = {"$data": int(data)}
-        elif isinstance(created, (int, float)) and not isinstance(created, bool):
+            ms = int(data)
+        elif isinstance(created, int) and not isinstance(created, bool):  # seconds
             ms = created * 1000
-            if isinstance(ms, int) or math.isfinite(ms):  # not 1e308 seconds, inf or NaN
-                kwargs["created"] = {"$data": int(ms)}
+        elif isinstance(created, float) and math.isfinite(created * 1000):  # seconds (not 1e308 of them, inf, NaN)
+            ms = int(created * 1000)
+        else:
+            ms = None
+        if ms is not None and _CREATED_MIN <= ms <= _CREATED_MAX:  # else impossible: the receipt time
+            kwargs["created"] = {"$data": ms}
         sender = f.get("sender")
         kwargs["sender"] = dict(sender) if isinstance(sender, dict) else {}
         for key in ("subscribe", "channel", "token"):
             value = f.get(key)
             kwargs[key] = value if isinstance(value, str) else None
         errors = f.get("errors")
-        kwargs["errors"] = [str(e) for e in errors] if isinstance(errors, list) else []
+        kwargs["errors"] = [e if isinstance(e, str) else _text(e) for e in errors] if isinstance(errors, list) else []
         return kwargs, None

@@ -56,9 +56,14 @@ DAMAGED = b"\x00\x00"
 """What follows a body instead of CRLF when beanstalkd restored the job from a binlog a crash damaged:
 the job's record was written but not its bytes, which come back as zeros, CRLF included."""
 
-_ROOM = 256
-"""Spare bytes at the end of a large reply body's own buffer: enough that the body's text (a str,
-whose header is larger than bytes') fits where the buffer was once it is freed, not in fresh memory."""
+YAML_BODY_MAX = 16 * 1024 * 1024
+"""The largest YAML body (stats, tube lists) a reply may announce, whatever ``max_body`` allows jobs:
+beanstalkd's stats are a few KiB, and 16 MiB lists some 80,000 tubes of the longest names. A reply
+line announcing more is a ``ProtocolError`` before any of the body is read."""
+
+RECEIVE_MAX = 1024 * 1024
+"""The most ``ReplyReader.missing()`` reports: a driver that receives that many bytes at once
+allocates for them before they arrive, so a reply announcing a huge body must not set the size."""
 
 
 class Reply(NamedTuple):
@@ -169,7 +174,7 @@ def reply_int(reply: Reply, index: int) -> int:
     try:
         text = reply.args[index]
     except IndexError:
-        raise ProtocolError(f"reply {reply.status} lacks argument {index + 1}: {reply!r}") from None
+        raise ProtocolError(f"reply {reply.status} {list(reply.args)!r} lacks argument {index + 1}") from None
     if not text.isdigit():
         raise ProtocolError(f"reply {reply.status}: {text!r} is not a decimal integer")
     return int(text)
@@ -180,7 +185,7 @@ def reply_str(reply: Reply, index: int) -> str:
     try:
         return reply.args[index]
     except IndexError:
-        raise ProtocolError(f"reply {reply.status} lacks argument {index + 1}: {reply!r}") from None
+        raise ProtocolError(f"reply {reply.status} {list(reply.args)!r} lacks argument {index + 1}") from None
 
 
 def reply_body(reply: Reply) -> bytes:
@@ -341,58 +346,57 @@ class ReplyReader:
     reply or ``None`` when more data is needed. Which statuses carry a body
     (its length is their last argument) comes from the spec. Buffers are
     bounded: a reply line longer than ``max_line`` (CRLF included) or a body
-    announced larger than ``max_body`` raises :class:`ProtocolError`, and so
+    announced larger than ``max_body`` raises :class:`ProtocolError`, as does
+    a YAML body (a status in ``yaml_statuses``: stats, lists) announced larger
+    than ``YAML_BODY_MAX`` (or ``max_body``, if that is smaller), and so
     does a body not followed by CRLF (a length that lied), except where two
     zero bytes follow it: that is how beanstalkd sends a job it restored from a
     binlog damaged by a crash. That reply is returned with ``trailer`` set, and
     decoding it raises (:class:`CorruptJob` for a job) with the stream intact.
 
     A large body (``BODY_APART`` bytes or more) still incomplete is gathered
-    in a buffer of its own, made once at its announced size, not appended to
-    the read buffer (which grows, and may be copied, as it does). Its peak
-    memory is then the buffer and the body's bytes; and where the buffer was,
-    the body's text fits next (``_ROOM``).
+    apart (:class:`_Gathering`), not in the read buffer (compacted, so
+    copied, as it goes): the pieces as they arrive, joined once at the end.
+    Nothing is allocated ahead of the bytes, so a reply announcing a huge
+    body costs only what was actually sent; a large body's peak memory is
+    its pieces and its bytes.
     """
 
-    __slots__ = ("_body", "_body_statuses", "_buf", "_filled", "_max_body", "_max_line", "_pending", "_pos")
+    __slots__ = ("_body", "_body_statuses", "_buf", "_max_body", "_max_line", "_max_yaml", "_pending", "_pos")
 
-    def __init__(self, body_statuses: frozenset[str], max_line: int, max_body: int) -> None:
+    def __init__(
+        self, body_statuses: frozenset[str], max_line: int, max_body: int, yaml_statuses: frozenset[str] = frozenset()
+    ) -> None:
         self._body_statuses = body_statuses
         self._max_line = max_line
         self._max_body = max_body
+        self._max_yaml = {status: min(max_body, YAML_BODY_MAX) for status in yaml_statuses}
         self._buf = bytearray()
         self._pos = 0
         self._pending: tuple[str, tuple[str, ...], int] | None = None
-        self._body: bytearray | None = None  # the pending large body (and its CRLF), gathered here
-        self._filled = 0  # how many bytes of ``_body`` arrived
+        self._body: _Gathering | None = None  # the pending large body (and its CRLF) as far as it arrived
 
     def feed(self, data: bytes) -> None:
         """Append bytes received from the server."""
         if self._body is None:
             self._buf += data
         else:
-            self._gather(self._body, data)
-
-    def _gather(self, body: bytearray, data: bytes) -> None:
-        """Copy ``data`` into the pending large body's buffer; what comes after the body, into the read buffer."""
-        filled = self._filled
-        with memoryview(data) as view:
-            taken = min(len(view), len(body) - _ROOM - filled)
-            body[filled : filled + taken] = view[:taken]
-            self._filled = filled + taken
-            if taken < len(view):  # the replies after this one
-                self._buf += view[taken:]
+            taken = self._body.add(data)
+            if taken < len(data):  # the replies after this one
+                with memoryview(data) as view:
+                    self._buf += view[taken:]
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned in a reply."""
-        return len(self._buf) - self._pos + self._filled
+        return len(self._buf) - self._pos + (0 if self._body is None else self._body.received)
 
     def missing(self) -> int:
-        """A lower bound on the bytes still needed for the pending body (0 if none pending)."""
+        """A lower bound on the bytes still needed for the pending body (0 if none pending), at most
+        ``RECEIVE_MAX``: what a driver may receive at once, whatever size the reply announced."""
         if self._pending is None:
             return 0
-        return max(0, self._pending[2] + 2 - self.buffered)
+        return min(RECEIVE_MAX, max(0, self._pending[2] + 2 - self.buffered))
 
     def clear(self) -> None:
         """Forget everything buffered (after the connection is dropped)."""
@@ -400,7 +404,6 @@ class ReplyReader:
         self._pos = 0
         self._pending = None
         self._body = None
-        self._filled = 0
 
     def read(self, data: bytes) -> Reply | None:
         """``feed(data)`` then ``next_reply()``; quicker when ``data`` is exactly one short reply."""
@@ -450,6 +453,9 @@ class ReplyReader:
             size = int(args[-1])
             if size > self._max_body:
                 raise ProtocolError(f"reply {status} announces a {size}-byte body; the limit is {self._max_body}")
+            limit = self._max_yaml.get(status)
+            if limit is not None and size > limit:
+                raise ProtocolError(f"reply {status} announces a {size}-byte YAML body; the limit is {limit}")
             self._pending = (status, args, size)
         status, args, size = self._pending
         if self._body is not None:
@@ -457,10 +463,9 @@ class ReplyReader:
         start = self._pos
         if len(buf) - start < size + 2:
             if size >= BODY_APART:  # gather it apart, starting with what is here
-                self._body = bytearray(size + 2 + _ROOM)
-                self._filled = len(buf) - start
+                self._body = _Gathering(size)
                 with memoryview(buf) as view:
-                    self._body[: self._filled] = view[start:]
+                    self._body.add(view[start:])
                 buf.clear()
                 self._pos = 0
             return None
@@ -475,15 +480,13 @@ class ReplyReader:
         self._compact()
         return Reply(status, args, body, trailer)
 
-    def _gathered(self, gathered: bytearray, status: str, args: tuple[str, ...], size: int) -> Reply | None:
-        """The pending large body, from its own buffer, once it and its CRLF are all there."""
-        if self._filled < size + 2:
+    def _gathered(self, gathered: _Gathering, status: str, args: tuple[str, ...], size: int) -> Reply | None:
+        """The pending large body, once it and its CRLF are all there."""
+        if gathered.received < size + 2:
             return None
-        trailer = _trailer(status, size, gathered[size : size + 2])
-        with memoryview(gathered) as view, view[:size] as part:
-            body = part.tobytes()
+        trailer = _trailer(status, size, gathered.after)
+        body = gathered.joined()
         self._body = None
-        self._filled = 0
         self._pending = None
         self._compact()
         return Reply(status, args, body, trailer)
@@ -495,6 +498,52 @@ class ReplyReader:
         elif self._pos > 65536:
             del self._buf[: self._pos]
             self._pos = 0
+
+
+class _Gathering:
+    """A large body arriving: its pieces as they came (each kept as it is, or, a small one, added to
+    the piece before), then the two bytes after it. Joined once, into the body's bytes, at the end."""
+
+    __slots__ = ("after", "parts", "size", "taken")
+
+    SMALL = 4096
+    """A piece shorter than this is copied onto the last piece (up to ``BODY_APART`` bytes long) rather than
+    kept on its own: a server trickling a byte at a time costs a few bytes per byte, not an object's worth."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.parts: list[bytes | bytearray] = []
+        self.taken = 0  # of the body
+        self.after = bytearray()  # what follows it: CRLF
+
+    @property
+    def received(self) -> int:
+        return self.taken + len(self.after)
+
+    def add(self, data: bytes | memoryview) -> int:
+        """Take what of ``data`` belongs to the body and the two bytes after it; how many bytes that is."""
+        take = min(len(data), self.size - self.taken)
+        if take:
+            if take == len(data) and type(data) is bytes and take >= self.SMALL:
+                self.parts.append(data)  # kept, not copied
+            else:
+                with memoryview(data) as view, view[:take] as piece:
+                    last = self.parts[-1] if self.parts else None
+                    if take < self.SMALL and isinstance(last, bytearray) and len(last) < BODY_APART:
+                        last += piece
+                    else:
+                        self.parts.append(bytearray(piece) if take < self.SMALL else piece.tobytes())
+            self.taken += take
+        rest = min(len(data) - take, 2 - len(self.after))
+        if rest > 0:
+            self.after += data[take : take + rest]
+            take += rest
+        return take
+
+    def joined(self) -> bytes:
+        """The body's bytes, the pieces let go of."""
+        parts, self.parts = self.parts, []
+        return b"".join(parts)
 
 
 def _trailer(status: str, size: int, after: bytearray) -> bytes | None:

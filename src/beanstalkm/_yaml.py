@@ -6,8 +6,10 @@ beanstalkd prints flat YAML: ``---`` then ``key: value`` lines (stats) or
 ``on``, ``null`` or ``0123`` resolve to other types, and 1.12 quotes fewer
 strings than 1.13. So the flat form is read line by line here, every value
 kept as the server's text, and converted by the type the spec declares.
-PyYAML (C loader where present, never type resolution) only serves a body
-outside that flat form.
+PyYAML's parser (the C one where present) only serves a body outside that
+flat form, of at most ``FALLBACK_MAX``: the value is built here from its
+events, refusing anchors, aliases and nesting, so hostile YAML costs one
+bounded pass (no alias expanded, no recursion, no type resolution).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ __all__ = [
 import re
 from collections.abc import Iterator, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import ClassVar, TypeAlias, TypeVar
+from types import ModuleType
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
-from beanstalkm._errors import ProtocolError
+from beanstalkm._errors import ProtocolError, cut, shown
 
 E = TypeVar("E")
 
@@ -49,17 +52,89 @@ def _unquote(value: str) -> str:
     return value
 
 
+FALLBACK_MAX = 1024 * 1024
+"""The longest body read outside beanstalkd's flat form (PyYAML's parser costs about a second a MiB
+in events; the flat form, which is all beanstalkd sends, is read line by line at any size)."""
+
+
 def _load_yaml(text: str) -> object:
-    """Fallback: PyYAML without type resolution (every scalar stays a str)."""
+    """Fallback: PyYAML's parser (its C one where present), every scalar kept a str, and only the
+    shapes beanstalkd prints: one document, a scalar, or a list or mapping of scalars.
+
+    The value is built from the parser's events here, not by PyYAML's constructor: anything nested
+    and any anchor or alias (beanstalkd sends none) is refused at the first such event. So a hostile
+    body costs at most one pass over its text: no alias is ever expanded, nothing recurses.
+    """
     try:
         import yaml
     except ImportError:  # pragma: no cover - PyYAML is a declared dependency
         raise ProtocolError("this YAML body is outside beanstalkd's flat form and PyYAML is not installed") from None
-    loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
+    if len(text) > FALLBACK_MAX:
+        raise ProtocolError(
+            f"a {len(text)}-character YAML body outside beanstalkd's flat form; the limit is {FALLBACK_MAX}"
+        )
     try:
-        return yaml.load(text, Loader=loader)  # noqa: S506 - BaseLoader builds only str/list/dict
-    except yaml.YAMLError as exc:
-        raise ProtocolError(f"unparseable YAML body: {exc}") from None
+        loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)(text)  # the C loader encodes the text here
+    except UnicodeError as exc:  # text that was not UTF-8 (surrogateescape)
+        raise ProtocolError(f"unparseable YAML body: {cut(str(exc))}") from None
+    try:
+        return _flat_document(loader, yaml)
+    except (yaml.YAMLError, UnicodeError) as exc:  # UnicodeError: text that was not UTF-8 (surrogateescape)
+        raise ProtocolError(f"unparseable YAML body: {cut(str(exc))}") from None
+    finally:
+        loader.dispose()
+
+
+def _flat_document(loader: Any, yaml: ModuleType) -> object:
+    """The one document of the stream ``loader`` parses (None if there is none), built from its events."""
+    loader.get_event()  # StreamStart
+    if loader.check_event(yaml.StreamEndEvent):
+        return None
+    loader.get_event()  # DocumentStart
+    value = _flat_node(loader, yaml)
+    loader.get_event()  # DocumentEnd
+    if not loader.check_event(yaml.StreamEndEvent):
+        event = loader.get_event()
+        raise ProtocolError(f"YAML body holds more than one document (another at {event.start_mark})")
+    return value
+
+
+def _flat_node(loader: Any, yaml: ModuleType) -> str | list[str] | dict[str, str]:
+    """A scalar, or a list or mapping of scalars (``ProtocolError`` for anything else)."""
+    event = _plain(loader.get_event(), yaml)
+    if isinstance(event, yaml.ScalarEvent):
+        return str(event.value)
+    if isinstance(event, yaml.SequenceStartEvent):
+        items: list[str] = []
+        while not loader.check_event(yaml.SequenceEndEvent):
+            items.append(_scalar(loader, yaml, "a YAML list"))
+        loader.get_event()
+        return items
+    if isinstance(event, yaml.MappingStartEvent):
+        mapping: dict[str, str] = {}
+        while not loader.check_event(yaml.MappingEndEvent):
+            key = _scalar(loader, yaml, "a YAML mapping key")
+            mapping[key] = _scalar(loader, yaml, f"YAML mapping entry {shown(key)}")
+        loader.get_event()
+        return mapping
+    raise ProtocolError(f"unexpected YAML event {type(event).__name__} at {event.start_mark}")  # pragma: no cover
+
+
+def _scalar(loader: Any, yaml: ModuleType, where: str) -> str:
+    event = _plain(loader.get_event(), yaml)
+    if not isinstance(event, yaml.ScalarEvent):
+        kind = "list" if isinstance(event, yaml.SequenceStartEvent) else "mapping"
+        raise ProtocolError(f"{where} holds a {kind} (at {event.start_mark}), not flat text")
+    return str(event.value)
+
+
+def _plain(event: Any, yaml: ModuleType) -> Any:
+    """``event``, unless it is an alias or carries an anchor: ``ProtocolError`` then."""
+    if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+        raise ProtocolError(
+            f"YAML anchors and aliases are refused (beanstalkd sends none): {event.anchor!r} at {event.start_mark}"
+        )
+    return event
 
 
 def parse_mapping(body: bytes) -> dict[str, str]:
@@ -84,13 +159,8 @@ def parse_mapping(body: bytes) -> dict[str, str]:
             return result
     loaded = _load_yaml(text)
     if not isinstance(loaded, dict):
-        raise ProtocolError(f"expected a YAML mapping, got {type(loaded).__name__}")
-    out: dict[str, str] = {}
-    for key, value in loaded.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise ProtocolError(f"YAML mapping entry {key!r}: {value!r} is not flat text")
-        out[key] = value
-    return out
+        raise ProtocolError(f"expected a YAML mapping, got {type(loaded).__name__} {shown(loaded)}")
+    return loaded
 
 
 def parse_list(body: bytes) -> list[str]:
@@ -110,9 +180,9 @@ def parse_list(body: bytes) -> list[str]:
     loaded = _load_yaml(text)
     if loaded is None:
         return []
-    if not isinstance(loaded, list) or not all(isinstance(item, str) for item in loaded):
-        raise ProtocolError(f"expected a YAML list of names, got {loaded!r}")
-    return list(loaded)
+    if not isinstance(loaded, list):
+        raise ProtocolError(f"expected a YAML list of names, got {type(loaded).__name__} {shown(loaded)}")
+    return loaded
 
 
 def _field(raw: Mapping[str, str], key: str) -> str:
@@ -122,12 +192,19 @@ def _field(raw: Mapping[str, str], key: str) -> str:
         raise ProtocolError(f"stats reply lacks field {key!r}") from None
 
 
+INT_DIGITS_MAX = 20
+"""The most digits a stats integer may have: beanstalkd's counters are 64-bit (``2**64 - 1`` has 20).
+A longer one is a ``ProtocolError``, before ``int()`` (whose cost grows with the length) sees it."""
+
+
 def to_int(raw: Mapping[str, str], key: str) -> int:
-    """Field ``key`` as an integer (optionally signed)."""
+    """Field ``key`` as an integer (optionally signed), of at most ``INT_DIGITS_MAX`` digits."""
     text = _field(raw, key)
     digits = text[1:] if text[:1] == "-" else text
     if not digits.isdigit() or not digits.isascii():
-        raise ProtocolError(f"stats field {key!r}: {text!r} is not an integer")
+        raise ProtocolError(f"stats field {key!r}: {shown(text)} is not an integer")
+    if len(digits) > INT_DIGITS_MAX:
+        raise ProtocolError(f"stats field {key!r}: {shown(text)} has {len(digits)} digits, more than a 64-bit integer")
     return int(text)
 
 
@@ -137,9 +214,9 @@ def to_decimal(raw: Mapping[str, str], key: str) -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise ProtocolError(f"stats field {key!r}: {text!r} is not a decimal number") from None
+        raise ProtocolError(f"stats field {key!r}: {shown(text)} is not a decimal number") from None
     if not value.is_finite():
-        raise ProtocolError(f"stats field {key!r}: {text!r} is not a finite decimal number")
+        raise ProtocolError(f"stats field {key!r}: {shown(text)} is not a finite decimal number")
     return value
 
 
@@ -150,7 +227,7 @@ def to_bool(raw: Mapping[str, str], key: str) -> bool:
         return True
     if text == "false":
         return False
-    raise ProtocolError(f"stats field {key!r}: {text!r} is neither true nor false")
+    raise ProtocolError(f"stats field {key!r}: {shown(text)} is neither true nor false")
 
 
 def to_str(raw: Mapping[str, str], key: str) -> str:
@@ -164,7 +241,7 @@ def to_enum(raw: Mapping[str, str], key: str, values: Mapping[str, E]) -> E:
     try:
         return values[text]
     except KeyError:
-        raise ProtocolError(f"stats field {key!r}: {text!r} is not one of {sorted(values)}") from None
+        raise ProtocolError(f"stats field {key!r}: {shown(text)} is not one of {sorted(values)}") from None
 
 
 StatValue: TypeAlias = int | str | bool | Decimal

@@ -55,6 +55,8 @@ REPLY_LINE_MAX = 224
 BODY_MAX = 1073741824
 BODY_STATUSES = frozenset({"FOUND", "OK", "RESERVED"})
 """Reply statuses followed by a body (its length is their last argument)."""
+YAML_STATUSES = frozenset({"OK"})
+"""Of those, the statuses whose body is YAML (stats, lists): bounded by ``YAML_BODY_MAX`` as well as ``max_body``."""
 TUBE_RULE = TubeRule(200, "-+/;.$_()")
 COMMANDS = (
     "put",
@@ -87,8 +89,9 @@ COMMANDS = (
 
 
 def new_reader(max_body: int = BODY_MAX) -> ReplyReader:
-    """A reply reader with the spec's limits."""
-    return ReplyReader(BODY_STATUSES, REPLY_LINE_MAX, max_body)
+    """A reply reader with the spec's limits (a job's body up to ``max_body``, a YAML body up to
+    ``YAML_BODY_MAX`` or ``max_body``, whichever is smaller)."""
+    return ReplyReader(BODY_STATUSES, REPLY_LINE_MAX, max_body, YAML_STATUSES)
 
 
 GENERAL_FAILURES: dict[str, type[CommandFailed]] = {
