@@ -12,10 +12,10 @@ from time import time as _time
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from beanstalkm import _envelope
+from beanstalkm._core.requests import Request
 from beanstalkm._errors import ArgumentTypeError, shown
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.stats import JobStats
-from beanstalkm._wire import Request
 
 if TYPE_CHECKING:
     pass

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pytest
 
 from beanstalkm import Connection
-from beanstalkm._wire import Reply, Request
+from beanstalkm._core.requests import Reply, Request
 from codegen import render
 from codegen.model import SpecError, load
 from codegen.naming import RESERVED_ATTRIBUTES, export_order, python_name

@@ -26,7 +26,7 @@ from beanstalkm import (
     SocketError,
     TimedOut,
 )
-from beanstalkm._wire import Job
+from beanstalkm._core.requests import Job
 from beanstalkm.aio import AsyncClient, AsyncConnection, AsyncMessage
 from beanstalkm.testing import BeanstalkdServer, ServerFactory
 

@@ -19,9 +19,9 @@ import pytest
 
 import beanstalkm
 from beanstalkm import ArgumentTypeError, InvalidArgument
+from beanstalkm._core.requests import Request
 from beanstalkm._generated import commands
 from beanstalkm._generated.effects import Effect
-from beanstalkm._wire import Request
 
 from ._support import SPEC, all_encoder_names, raw_variants, spec_command, spec_commands
 

@@ -28,11 +28,13 @@ from typing import TypeVar
 
 import pytest
 
-from beanstalkm import ProtocolError, ServerStats, _wire
+from beanstalkm import ProtocolError, ServerStats
+from beanstalkm._core import decoders
+from beanstalkm._core.reader import YAML_BODY_MAX as READER_YAML_BODY_MAX
+from beanstalkm._core.requests import Reply
 from beanstalkm._envelope import decode
 from beanstalkm._generated import commands
 from beanstalkm._message import MessageBase
-from beanstalkm._wire import Reply
 from beanstalkm._yaml import parse_list, parse_mapping, to_int
 
 from ._support import SERVER_TEXT_112, stats_body
@@ -128,7 +130,7 @@ def test_a_yaml_body_announced_over_its_bound_is_refused_before_reading_it(size:
 
 
 def test_a_yaml_body_at_its_bound_and_a_job_over_it_are_read() -> None:
-    assert _wire.YAML_BODY_MAX == YAML_MAX
+    assert READER_YAML_BODY_MAX == YAML_MAX
     reader = commands.new_reader()
     reader.feed(b"OK %d\r\n" % YAML_MAX)
     assert reader.next_reply() is None  # waiting for the body
@@ -349,7 +351,7 @@ def test_decode_of_a_body_nested_far_past_the_limit(validate: bool | None) -> No
 def test_a_reply_with_a_huge_body_is_named_with_a_bounded_message() -> None:
     reply = Reply("OK", (), b"x" * 1_000_000)
     with pytest.raises(ProtocolError) as info:
-        _wire.reply_int(reply, 0)
+        decoders.reply_int(reply, 0)
     assert len(str(info.value)) <= MESSAGE_MAX
 
 

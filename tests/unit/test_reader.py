@@ -40,8 +40,9 @@ from beanstalkm import (
     UnexpectedResponse,
     UnknownCommand,
 )
+from beanstalkm._core.reader import ReplyReader
+from beanstalkm._core.requests import Job, Reply, Request
 from beanstalkm._generated import commands
-from beanstalkm._wire import Job, Reply, ReplyReader, Request
 
 from ._support import (
     GENERAL_ERRORS,

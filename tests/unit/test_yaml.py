@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from beanstalkm import JobStats, ProtocolError, ServerStats, TubeStats
+from beanstalkm._core.requests import Reply, Request
 from beanstalkm._generated import commands
-from beanstalkm._wire import Reply, Request
 from beanstalkm._yaml import parse_list, parse_mapping
 
 from ._support import (

@@ -24,12 +24,12 @@ from beanstalkm._core.batches import (
     reserve_many_steps,
     reserve_steps,
 )
+from beanstalkm._core.checks import check_bool, check_items
 from beanstalkm._errors import BatchFailed
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
 from beanstalkm._message import DEFAULT_TUBE
-from beanstalkm._wire import check_bool, check_items
 
 
 class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):

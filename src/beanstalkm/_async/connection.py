@@ -16,11 +16,12 @@ from typing import Any, Self, TypeVar
 from beanstalkm._async import ASYNC
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._core.base import ConnectionBase, PipelineBase
+from beanstalkm._core.reader import ReplyReader
+from beanstalkm._core.requests import Request
 from beanstalkm._core.session import Exchange, Session, out_of_step
 from beanstalkm._generated.aqueue import AsyncQueue
 from beanstalkm._generated.effects import Effect
 from beanstalkm._transport.streams import RECV, StreamTransport, new_lock
-from beanstalkm._wire import ReplyReader, Request
 
 T = TypeVar("T")
 

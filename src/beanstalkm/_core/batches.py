@@ -15,6 +15,9 @@ from typing import Any, Generic, TypeVar
 
 from beanstalkm import _envelope
 from beanstalkm._core.base import ConnectionBase
+from beanstalkm._core.checks import check_bool, check_items, check_uint
+from beanstalkm._core.reader import ReplyReader
+from beanstalkm._core.requests import Job, Request
 from beanstalkm._core.session import Session, await_reply, out_of_step
 from beanstalkm._envelope import envelope_problem
 from beanstalkm._errors import (
@@ -28,7 +31,6 @@ from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
 from beanstalkm._message import MessageBase
-from beanstalkm._wire import Job, ReplyReader, Request, check_bool, check_items, check_uint
 
 M = TypeVar("M", bound=MessageBase)
 

@@ -19,6 +19,8 @@ import copy
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeAlias, TypeVar
 
+from beanstalkm._core.reader import ReplyReader
+from beanstalkm._core.requests import Job, Reply, Request
 from beanstalkm._errors import (
     BatchFailed,
     BeanstalkmException,
@@ -29,7 +31,6 @@ from beanstalkm._errors import (
 )
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.effects import Effect
-from beanstalkm._wire import Job, Reply, ReplyReader, Request
 
 T = TypeVar("T")
 

@@ -2,31 +2,18 @@
 """Pure encoders and decoders, one pair per command of the spec. No I/O.
 
 ``put(...)`` and friends check their arguments and return a
-:class:`~beanstalkm._wire.Request`: the bytes to send and the function that
+:class:`~beanstalkm._core.requests.Request`: the bytes to send and the function that
 decodes the reply. Sync and async drivers share them.
 """
 
 from __future__ import annotations
 
+from beanstalkm._core.checks import TubeRule, check_body, check_uint
+from beanstalkm._core.decoders import check_arity, fail, reply_body, reply_int, reply_job, reply_str, reply_text
+from beanstalkm._core.reader import ReplyReader
+from beanstalkm._core.requests import Job, Reply, Request, with_body
 from beanstalkm._errors import CommandFailed
 from beanstalkm._generated.effects import Effect
-from beanstalkm._wire import (
-    Job,
-    Reply,
-    ReplyReader,
-    Request,
-    TubeRule,
-    check_arity,
-    check_body,
-    check_uint,
-    fail,
-    reply_body,
-    reply_int,
-    reply_job,
-    reply_str,
-    reply_text,
-    with_body,
-)
 from beanstalkm._yaml import parse_list
 
 from .errors import (

@@ -12,7 +12,7 @@ __all__ = ["PipelineCommands"]
 
 from typing import Any, Self
 
-from beanstalkm._wire import Request
+from beanstalkm._core.requests import Request
 
 from . import commands as _c
 from .commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR

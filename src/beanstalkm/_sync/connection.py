@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 35f3313aaf1b5938c6c66238eb4aa348f2348b0ab6bb9c234786f84d9df547ae). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 70d8eba2d69b5c9638a0a3fcd586445efc626d5cc48ccb902d19cb820b99d79e). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -13,12 +13,13 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from beanstalkm._core.base import ConnectionBase, PipelineBase
+from beanstalkm._core.reader import ReplyReader
+from beanstalkm._core.requests import Request
 from beanstalkm._core.session import Exchange, Session, out_of_step
 from beanstalkm._generated.effects import Effect
 from beanstalkm._generated.queue import Queue
 from beanstalkm._sync.message import Message
 from beanstalkm._transport.sockets import RECV, SocketTransport, new_lock
-from beanstalkm._wire import ReplyReader, Request
 
 T = TypeVar("T")
 

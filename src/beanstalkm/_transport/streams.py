@@ -9,8 +9,9 @@ import contextlib
 import socket
 from typing import Any
 
+from beanstalkm._core.reader import ReplyReader
+from beanstalkm._core.requests import Request
 from beanstalkm._core.session import Session
-from beanstalkm._wire import ReplyReader, Request
 
 RECV = 65536
 """The most a single receive asks for (more when a reply body needs more)."""

@@ -1,0 +1,73 @@
+"""Reply decoders: a reply's arguments and body as typed values, or the typed error."""
+
+from __future__ import annotations
+
+__all__ = ["check_arity", "fail", "reply_body", "reply_int", "reply_job", "reply_str", "reply_text"]
+
+from collections.abc import Mapping
+
+from beanstalkm._core.requests import Job, Reply
+from beanstalkm._errors import (
+    CommandFailed,
+    CorruptJob,
+    ProtocolError,
+    UnexpectedResponse,
+)
+
+
+def fail(command: str, reply: Reply, failures: Mapping[str, type[CommandFailed]]) -> Exception:
+    """The exception for a reply that is not the command's success.
+
+    A status the command lists (or a general error) gives its generated
+    :class:`CommandFailed` subclass; anything else :class:`UnexpectedResponse`.
+    """
+    cls = failures.get(reply.status)
+    if cls is None:
+        return UnexpectedResponse(command, reply.status, reply.args)
+    return cls(command, reply.status, reply.args)
+
+
+def check_arity(reply: Reply, count: int) -> None:
+    """Raise :class:`ProtocolError` unless ``reply`` has exactly the ``count`` arguments the spec lists."""
+    if len(reply.args) != count:
+        raise ProtocolError(f"reply {reply.status} has {len(reply.args)} arguments, not {count}: {reply.args!r}")
+
+
+def reply_int(reply: Reply, index: int) -> int:
+    """Argument ``index`` of ``reply`` as a non-negative decimal integer."""
+    try:
+        text = reply.args[index]
+    except IndexError:
+        raise ProtocolError(f"reply {reply.status} {list(reply.args)!r} lacks argument {index + 1}") from None
+    if not text.isdigit():
+        raise ProtocolError(f"reply {reply.status}: {text!r} is not a decimal integer")
+    return int(text)
+
+
+def reply_str(reply: Reply, index: int) -> str:
+    """Argument ``index`` of ``reply`` as text."""
+    try:
+        return reply.args[index]
+    except IndexError:
+        raise ProtocolError(f"reply {reply.status} {list(reply.args)!r} lacks argument {index + 1}") from None
+
+
+def reply_body(reply: Reply) -> bytes:
+    """The body of ``reply`` (the reader guarantees one for body statuses)."""
+    if reply.body is None:
+        raise ProtocolError(f"reply {reply.status} has no body")
+    if reply.trailer is not None:
+        raise ProtocolError(f"reply {reply.status}: body not followed by CRLF after {len(reply.body)} bytes")
+    return reply.body
+
+
+def reply_job(reply: Reply) -> Job:
+    """A ``RESERVED``/``FOUND`` reply as a :class:`Job` (:class:`CorruptJob` if the server's copy is damaged)."""
+    if reply.trailer is not None and reply.body is not None:
+        raise CorruptJob(reply_int(reply, 0), reply.body, reply.trailer)
+    return Job(reply_int(reply, 0), reply_body(reply))
+
+
+def reply_text(reply: Reply) -> str:
+    """A YAML body, unparsed, as text."""
+    return reply_body(reply).decode("utf-8", "surrogateescape")

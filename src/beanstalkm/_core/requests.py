@@ -1,0 +1,103 @@
+"""Command requests and replies: a command's bytes and how to decode its reply."""
+
+from __future__ import annotations
+
+__all__ = ["BODY_APART", "Job", "Reply", "Request", "with_body"]
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
+
+if TYPE_CHECKING:
+    from beanstalkm._generated.effects import Effect
+
+
+T = TypeVar("T")
+
+BODY_APART = 65536
+"""A command body from this size on is written apart from its command line (scatter-gather), and a
+reply body from this size on is gathered in a buffer of its own, not in the read buffer."""
+
+
+class Reply(NamedTuple):
+    """One complete reply: the status word, its arguments, and the body for
+    statuses that carry one (``None`` otherwise). ``trailer`` is what followed
+    the body where that was not CRLF (a job damaged on the server), else None."""
+
+    status: str
+    args: tuple[str, ...]
+    body: bytes | None
+    trailer: bytes | None = None
+
+
+class Job(NamedTuple):
+    """A job as the server returned it: id and raw body bytes."""
+
+    id: int
+    body: bytes
+
+
+class Request(Generic[T]):
+    """One encoded command and how to decode its reply.
+
+    ``data`` is everything the command writes. A large body (``put``'s, from
+    ``BODY_APART`` bytes on) is kept apart from its command line so that it
+    is never copied into one buffer with it: ``head`` is written first, then
+    ``body`` and CRLF when ``body`` is not None (``data`` joins them only when
+    asked). Otherwise ``body`` is None and ``head`` is everything.
+
+    ``wait`` is how long, beyond the connection's own timeout, the server may
+    legitimately take to answer (the reserve timeout); ``None`` means it may
+    block forever (``reserve``). ``effect`` names a change of connection state
+    (an :class:`~beanstalkm._generated.effects.Effect`) and ``tube`` the tube it concerns.
+    """
+
+    __slots__ = ("body", "command", "decode", "effect", "expects_reply", "head", "tube", "uses_tube", "wait")
+
+    def __init__(
+        self,
+        command: str,
+        head: bytes,
+        decode: Callable[[Reply], T],
+        *,
+        body: bytes | None = None,
+        uses_tube: bool = False,
+        effect: Effect | None = None,
+        tube: str | None = None,
+        wait: float | None = 0.0,
+        expects_reply: bool = True,
+    ) -> None:
+        self.command = command
+        self.head = head
+        self.body = body
+        self.decode = decode
+        self.uses_tube = uses_tube
+        self.effect = effect
+        self.tube = tube
+        self.wait = wait
+        self.expects_reply = expects_reply
+
+    @property
+    def data(self) -> bytes:
+        """All the bytes this request writes (a large body is copied into them: write ``pieces`` instead)."""
+        return self.head if self.body is None else b"".join(self.pieces)
+
+    @property
+    def pieces(self) -> tuple[bytes, ...]:
+        """What this request writes, in order, without joining a large body to its command line."""
+        return (self.head,) if self.body is None else (self.head, self.body, b"\r\n")
+
+    def __repr__(self) -> str:
+        return f"Request({self.command!r}, {self.head[:60]!r})"
+
+
+def with_body(request: Request[T], body: bytes) -> Request[T]:
+    """``request``, whose ``head`` is its command line, with ``body`` to follow it.
+
+    A body under ``BODY_APART`` bytes joins the command line in ``head`` (one buffer, one write);
+    a larger one is kept apart in ``body``, never copied into one buffer with the line.
+    """
+    if len(body) < BODY_APART:
+        request.head = b"".join((request.head, body, b"\r\n"))
+    else:
+        request.body = body
+    return request
