@@ -9,7 +9,8 @@ from __future__ import annotations
 __version__ = "2.0.0"
 
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT
-from beanstalkm._envelope import SCHEMA as MESSAGE_SCHEMA
+from beanstalkm._core.envelope import SCHEMA as MESSAGE_SCHEMA
+from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
 from beanstalkm._errors import (
     ArgumentTypeError,
     BatchFailed,
@@ -45,7 +46,6 @@ from beanstalkm._generated import (
     TubeStats,
     UnknownCommand,
 )
-from beanstalkm._message import DEFAULT_TUBE, MessageBase
 from beanstalkm._sync.client import Client
 from beanstalkm._sync.connection import Connection, Pipeline
 from beanstalkm._sync.message import Message

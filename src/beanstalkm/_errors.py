@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from beanstalkm._message import MessageBase
+    from beanstalkm._core.message import MessageBase
 
 M = TypeVar("M", bound="MessageBase")
 

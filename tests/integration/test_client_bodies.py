@@ -80,7 +80,7 @@ def test_body_without_jsonschema_in_a_subprocess(server: BeanstalkdServer) -> No
         import json, sys
         sys.modules["jsonschema"] = None  # import jsonschema now raises ImportError
         import beanstalkm
-        from beanstalkm import _envelope
+        from beanstalkm._core import envelope as _envelope
 
         bodies = json.loads(sys.argv[3])
         out = []

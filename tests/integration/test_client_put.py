@@ -14,8 +14,8 @@ from beanstalkm import (
     Client,
     Connection,
     InvalidArgument,
-    _envelope,
 )
+from beanstalkm._core import envelope as _envelope
 from beanstalkm.testing import BeanstalkdServer
 
 from ._client_support import _raw, _token

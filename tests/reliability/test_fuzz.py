@@ -28,13 +28,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from beanstalkm import ProtocolError, _envelope
+from beanstalkm import ProtocolError
+from beanstalkm._core import envelope as _envelope
+from beanstalkm._core.envelope import SCHEMA, decode
+from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Reply
-from beanstalkm._envelope import SCHEMA, decode
 from beanstalkm._generated import commands
 from beanstalkm._generated.envelope_check import is_valid
-from beanstalkm._message import MessageBase
 
 EXAMPLES = 2000
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

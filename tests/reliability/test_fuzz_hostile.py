@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 
 from beanstalkm import BeanstalkmException, Connection, InvalidEnvelope, ServerStats
 from beanstalkm._core.base import ConnectionBase
+from beanstalkm._core.message import MessageBase
 from beanstalkm._core.requests import Job, Reply, Request
 from beanstalkm._generated import commands as C
-from beanstalkm._message import MessageBase
 from beanstalkm.aio import AsyncConnection
 from beanstalkm.testing import BeanstalkdServer
 

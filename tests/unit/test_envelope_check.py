@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beanstalkm import _envelope
+from beanstalkm._core import envelope as _envelope
 from beanstalkm._generated.envelope_check import is_valid
 from codegen.render import environment, ruff_format
 from codegen.schema_check import DRAFT7, SchemaError, compile_schema
@@ -657,7 +657,7 @@ def test_a_valid_envelope_does_not_import_jsonschema() -> None:
     proc = run_script(
         """
         import sys
-        from beanstalkm import _envelope
+        from beanstalkm._core import envelope as _envelope
 
         valid, no_host, created_true = (arg.encode() for arg in sys.argv[1:])
         calls = []
@@ -699,7 +699,7 @@ def test_without_jsonschema() -> None:
         """
         import sys
         sys.modules["jsonschema"] = None  # not installed: find_spec is None, import raises ImportError
-        from beanstalkm import _envelope
+        from beanstalkm._core import envelope as _envelope
 
         valid, no_host, created_true = (arg.encode() for arg in sys.argv[1:])
         assert not _envelope.VALIDATION.available()

@@ -30,12 +30,12 @@ import pytest
 
 from beanstalkm import ProtocolError, ServerStats
 from beanstalkm._core import decoders
+from beanstalkm._core.envelope import decode
+from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import YAML_BODY_MAX as READER_YAML_BODY_MAX
 from beanstalkm._core.requests import Reply
-from beanstalkm._envelope import decode
+from beanstalkm._core.yaml import parse_list, parse_mapping, to_int
 from beanstalkm._generated import commands
-from beanstalkm._message import MessageBase
-from beanstalkm._yaml import parse_list, parse_mapping, to_int
 
 from ._support import SERVER_TEXT_112, stats_body
 

@@ -15,8 +15,8 @@ import yaml
 
 from beanstalkm import JobStats, ProtocolError, ServerStats, TubeStats
 from beanstalkm._core.requests import Reply, Request
+from beanstalkm._core.yaml import parse_list, parse_mapping
 from beanstalkm._generated import commands
-from beanstalkm._yaml import parse_list, parse_mapping
 
 from ._support import (
     SERVER_TEXT_112,

@@ -25,11 +25,11 @@ from beanstalkm._core.batches import (
     reserve_steps,
 )
 from beanstalkm._core.checks import check_bool, check_items
+from beanstalkm._core.message import DEFAULT_TUBE
 from beanstalkm._errors import BatchFailed
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
-from beanstalkm._message import DEFAULT_TUBE
 
 
 class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):

@@ -206,8 +206,16 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             raise self._failure(exc, requests)  # noqa: B904 - the cause is set
 
     async def _receive(self, transport: StreamTransport, wait: float | None) -> bytes:
-        """The next bytes of a reply, waiting the timeout plus ``wait`` (what the server may take)."""
-        return await transport.receive(max(RECV, self._reader.missing()), self._read_timeout(wait), wait != 0.0)
+        """The next bytes of a reply, waiting the timeout plus ``wait`` (what the server may take). A wait
+        for a job (``wait`` not 0) is marked ``blocking``: ``close()`` from elsewhere may cut it short."""
+        transport.blocking = wait != 0.0
+        try:
+            chunk = await transport.receive(max(RECV, self._reader.missing()), self._read_timeout(wait))
+        finally:
+            transport.blocking = False
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        return chunk
 
     def _new_message(self, body: Any, kwargs: dict[str, Any]) -> AsyncMessage:
         return AsyncMessage(self, body, **kwargs)

@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Unpack
 
 from beanstalkm._async import ASYNC
+from beanstalkm._core.message import DEFAULT_TUBE, MessageBase, MessageFields
 from beanstalkm._errors import CommandFailed
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
 from beanstalkm._generated.errors import NotFound
 from beanstalkm._generated.stats import JobStats
-from beanstalkm._message import DEFAULT_TUBE, MessageBase, MessageFields
 
 if TYPE_CHECKING:
     from beanstalkm._async.connection import AsyncConnection

@@ -15,13 +15,13 @@ from beanstalkm._async.connection import AsyncConnection
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._core.base import _UNSET, DEFAULT_HOST, DEFAULT_PORT
 from beanstalkm._core.checks import check_items
+from beanstalkm._core.message import DEFAULT_TUBE
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Request
 from beanstalkm._core.session import Exchange, Session
 from beanstalkm._errors import InvalidArgument, InvalidEnvelope
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
-from beanstalkm._message import DEFAULT_TUBE
 
 T = TypeVar("T")
 

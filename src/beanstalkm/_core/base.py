@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
+from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Job, Reply, Request
 from beanstalkm._core.session import Session, batch_results
 from beanstalkm._errors import CorruptJob, InvalidEnvelope, ProtocolError, SocketError
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.pipeline import PipelineCommands
-from beanstalkm._message import MessageBase
 
 T = TypeVar("T")
 M = TypeVar("M", bound=MessageBase)

@@ -13,13 +13,14 @@ from collections.abc import Callable, Generator, Iterable
 from time import time as _time
 from typing import Any, Generic, TypeVar
 
-from beanstalkm import _envelope
+from beanstalkm._core import envelope as _envelope
 from beanstalkm._core.base import ConnectionBase
 from beanstalkm._core.checks import check_bool, check_items, check_uint
+from beanstalkm._core.envelope import envelope_problem
+from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Job, Request
 from beanstalkm._core.session import Session, await_reply, out_of_step
-from beanstalkm._envelope import envelope_problem
 from beanstalkm._errors import (
     ArgumentTypeError,
     BatchFailed,
@@ -30,7 +31,6 @@ from beanstalkm._errors import (
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
-from beanstalkm._message import MessageBase
 
 M = TypeVar("M", bound=MessageBase)
 

@@ -12,9 +12,9 @@ from beanstalkm._core.checks import TubeRule, check_body, check_uint
 from beanstalkm._core.decoders import check_arity, fail, reply_body, reply_int, reply_job, reply_str, reply_text
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Job, Reply, Request, with_body
+from beanstalkm._core.yaml import parse_list
 from beanstalkm._errors import CommandFailed
 from beanstalkm._generated.effects import Effect
-from beanstalkm._yaml import parse_list
 
 from .errors import (
     BadFormat,

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import ClassVar, Literal
 
-from beanstalkm._yaml import StatsMapping, StatValue, parse_mapping, to_bool, to_decimal, to_enum, to_int, to_str
+from beanstalkm._core.stats import StatsMapping, StatValue
+from beanstalkm._core.yaml import parse_mapping, to_bool, to_decimal, to_enum, to_int, to_str
 
 
 @dataclass(frozen=True, slots=True)

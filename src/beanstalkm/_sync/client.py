@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 c57b074d2285bec08a3ee4d182d809c10d26bd3eb1dfa9001a3fdcb7fcf1d976). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 bd19bd1931ece06379cdc2ed72f10e79ffe1cdee847788546fd24bda91c1d3b8). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -22,11 +22,11 @@ from beanstalkm._core.batches import (
     reserve_steps,
 )
 from beanstalkm._core.checks import check_bool, check_items
+from beanstalkm._core.message import DEFAULT_TUBE
 from beanstalkm._errors import BatchFailed
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import TimedOut
-from beanstalkm._message import DEFAULT_TUBE
 from beanstalkm._sync.connection import Connection
 from beanstalkm._sync.message import Message
 

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 70d8eba2d69b5c9638a0a3fcd586445efc626d5cc48ccb902d19cb820b99d79e). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 47fb0e3ff9765055b0ace504f8113c2f0abd16c87533eb2d126956386a1afa5c). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -199,8 +199,16 @@ class Connection(ConnectionBase[Message]):
             raise self._failure(exc, requests)  # noqa: B904 - the cause is set
 
     def _receive(self, transport: SocketTransport, wait: float | None) -> bytes:
-        """The next bytes of a reply, waiting the timeout plus ``wait`` (what the server may take)."""
-        return transport.receive(max(RECV, self._reader.missing()), self._read_timeout(wait), wait != 0.0)
+        """The next bytes of a reply, waiting the timeout plus ``wait`` (what the server may take). A wait
+        for a job (``wait`` not 0) is marked ``blocking``: ``close()`` from elsewhere may cut it short."""
+        transport.blocking = wait != 0.0
+        try:
+            chunk = transport.receive(max(RECV, self._reader.missing()), self._read_timeout(wait))
+        finally:
+            transport.blocking = False
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        return chunk
 
     def _new_message(self, body: Any, kwargs: dict[str, Any]) -> Message:
         return Message(self, body, **kwargs)

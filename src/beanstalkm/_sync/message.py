@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 c31b090d088174ada69e6f92adb462673534534126bfcd0c390d6809f10684ad). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 661df754aec7af772c018129331132323867e5b6ca7c21e9b0cd332b030770e9). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -12,11 +12,11 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Unpack
 
+from beanstalkm._core.message import DEFAULT_TUBE, MessageBase, MessageFields
 from beanstalkm._errors import CommandFailed
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
 from beanstalkm._generated.errors import NotFound
 from beanstalkm._generated.stats import JobStats
-from beanstalkm._message import DEFAULT_TUBE, MessageBase, MessageFields
 
 if TYPE_CHECKING:
     from beanstalkm._sync.connection import Connection

@@ -125,18 +125,10 @@ class SocketTransport:
         finally:
             self._settimeout(self.timeout)
 
-    def receive(self, size: int, timeout: float | None, blocking: bool) -> bytes:
-        """Up to ``size`` bytes (at least one), waiting up to ``timeout`` seconds; ``blocking`` marks a
-        wait for a job, which ``interrupt`` may cut short."""
+    def receive(self, size: int, timeout: float | None) -> bytes:
+        """Up to ``size`` bytes, waiting up to ``timeout`` seconds (``b""``: the server closed)."""
         self._settimeout(timeout)
-        self.blocking = blocking
-        try:
-            chunk = self.sock.recv(size)
-        finally:
-            self.blocking = False
-        if not chunk:
-            raise ConnectionResetError("the server closed the connection")
-        return chunk
+        return self.sock.recv(size)
 
     def readable(self) -> bool:
         """Whether bytes (or the end of the stream) wait to be read: one ``poll(0)``, about 0.3 us."""

@@ -81,21 +81,12 @@ class StreamTransport:
                 if writer.transport.get_write_buffer_size() >= pending:
                     raise
 
-    async def receive(self, size: int, timeout: float | None, blocking: bool) -> bytes:
-        """Up to ``size`` bytes (at least one), waiting up to ``timeout`` seconds; ``blocking`` marks a
-        wait for a job, which ``interrupt`` may cut short."""
-        self.blocking = blocking
-        try:
-            if timeout is None:
-                chunk = await self.reader.read(size)
-            else:
-                async with asyncio.timeout(timeout):
-                    chunk = await self.reader.read(size)
-        finally:
-            self.blocking = False
-        if not chunk:
-            raise ConnectionResetError("the server closed the connection")
-        return chunk
+    async def receive(self, size: int, timeout: float | None) -> bytes:
+        """Up to ``size`` bytes, waiting up to ``timeout`` seconds (``b""``: the server closed)."""
+        if timeout is None:
+            return await self.reader.read(size)
+        async with asyncio.timeout(timeout):
+            return await self.reader.read(size)
 
     def readable(self) -> bool:
         """Whether bytes wait to be read: the event loop reads eagerly, so they are in the stream's buffer."""

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from time import time as _time
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from beanstalkm import _envelope
+from beanstalkm._core import envelope as _envelope
 from beanstalkm._core.requests import Request
 from beanstalkm._errors import ArgumentTypeError, shown
 from beanstalkm._generated import commands as _c
