@@ -47,10 +47,11 @@ class ReplyReader:
 
     A large body (``BODY_APART`` bytes or more) still incomplete is gathered
     apart (:class:`_Gathering`), not in the read buffer (compacted, so
-    copied, as it goes): the pieces as they arrive, joined once at the end.
-    Nothing is allocated ahead of the bytes, so a reply announcing a huge
-    body costs only what was actually sent; a large body's peak memory is
-    its pieces and its bytes.
+    copied, as it goes): the pieces as they arrive until half the body is
+    here, then one buffer of its announced size. Nothing is allocated for
+    more than twice what arrived, so a reply announcing a huge body costs
+    only about what was actually sent; a large body's peak memory is its
+    buffer and its bytes (about twice its size).
     """
 
     __slots__ = ("_body", "_body_statuses", "_buf", "_max_body", "_max_line", "_max_yaml", "_pending", "_pos")
@@ -193,17 +194,25 @@ class ReplyReader:
 
 class _Gathering:
     """A large body arriving: its pieces as they came (each kept as it is, or, a small one, added to
-    the piece before), then the two bytes after it. Joined once, into the body's bytes, at the end."""
+    the piece before), then the two bytes after it. Once half the body is here, the pieces go into
+    one buffer of the body's size (so nothing was allocated for more than twice what arrived), and
+    the rest is copied in as it comes: one block, not many pieces and their join, is what the body's
+    bytes are taken from at the end, so a large body peaks at about twice its size."""
 
-    __slots__ = ("after", "parts", "size", "taken")
+    __slots__ = ("after", "buffer", "parts", "size", "taken")
 
     SMALL = 4096
     """A piece shorter than this is copied onto the last piece (up to ``BODY_APART`` bytes long) rather than
     kept on its own: a server trickling a byte at a time costs a few bytes per byte, not an object's worth."""
 
+    ROOM = 256
+    """Spare bytes at the end of the buffer: enough that the body's text (a str, whose header is larger
+    than bytes') fits where the buffer was once it is freed, not in fresh memory."""
+
     def __init__(self, size: int) -> None:
         self.size = size
         self.parts: list[bytes | bytearray] = []
+        self.buffer: bytearray | None = None  # from half the body on: the whole body's room
         self.taken = 0  # of the body
         self.after = bytearray()  # what follows it: CRLF
 
@@ -214,7 +223,11 @@ class _Gathering:
     def add(self, data: bytes | memoryview) -> int:
         """Take what of ``data`` belongs to the body and the two bytes after it; how many bytes that is."""
         take = min(len(data), self.size - self.taken)
-        if take:
+        if take and self.buffer is not None:
+            with memoryview(data) as view:
+                self.buffer[self.taken : self.taken + take] = view[:take]
+            self.taken += take
+        elif take:
             if take == len(data) and type(data) is bytes and take >= self.SMALL:
                 self.parts.append(data)  # kept, not copied
             else:
@@ -225,6 +238,13 @@ class _Gathering:
                     else:
                         self.parts.append(bytearray(piece) if take < self.SMALL else piece.tobytes())
             self.taken += take
+            if 2 * self.taken >= self.size:  # half is here: the whole body's room costs at most twice that
+                self.buffer = bytearray(self.size + self.ROOM)
+                done = 0
+                for part in self.parts:
+                    self.buffer[done : done + len(part)] = part
+                    done += len(part)
+                self.parts = []
         rest = min(len(data) - take, 2 - len(self.after))
         if rest > 0:
             self.after += data[take : take + rest]
@@ -232,9 +252,13 @@ class _Gathering:
         return take
 
     def joined(self) -> bytes:
-        """The body's bytes, the pieces let go of."""
-        parts, self.parts = self.parts, []
-        return b"".join(parts)
+        """The body's bytes, the pieces or the buffer let go of."""
+        buffer, self.buffer = self.buffer, None
+        if buffer is None:
+            parts, self.parts = self.parts, []
+            return b"".join(parts)
+        with memoryview(buffer) as view, view[: self.size] as body:
+            return body.tobytes()
 
 
 def _trailer(status: str, size: int, after: bytearray) -> bytes | None:
