@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,26 @@ def unix_server(unix_socket_path: str) -> Iterator[BeanstalkdServer]:
     """A fresh beanstalkd listening only on a UNIX socket."""
     with BeanstalkdServer(unix_path=unix_socket_path) as srv:
         yield srv
+
+
+@contextmanager
+def _traced_peak() -> Iterator[list[int]]:
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    out: list[int] = []
+    try:
+        yield out
+    finally:
+        out.append(tracemalloc.get_traced_memory()[1] - base)
+        if not was_tracing:
+            tracemalloc.stop()
+
+
+@pytest.fixture(scope="session")
+def peak_memory() -> Callable[[], AbstractContextManager[list[int]]]:
+    """``with peak_memory() as peak:`` traces allocations (every thread's) inside the block;
+    ``peak[0]`` holds their peak afterwards, in bytes."""
+    return _traced_peak

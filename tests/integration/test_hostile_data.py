@@ -20,9 +20,8 @@ import contextlib
 import json
 import socket
 import threading
-import tracemalloc
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 
@@ -31,27 +30,13 @@ from beanstalkm.testing import BeanstalkdServer
 
 from ._flavours import ClientFactory, ConnectionFactory, is_message
 
+PeakMemory = Callable[[], AbstractContextManager[list[int]]]
+"""The ``peak_memory`` fixture (tests/conftest.py)."""
+
 PATIENCE = 5.0
 MIB = 1 << 20
 MESSAGE_MAX = 1000  # no error message may be longer than this
 SPAN = 220  # the depths covered, below the deepest that decodes here
-
-
-@contextmanager
-def peak_memory() -> Iterator[list[int]]:
-    """Trace allocations (every thread's) inside the block; the list it gives holds the peak afterwards."""
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    out: list[int] = []
-    try:
-        yield out
-    finally:
-        out.append(tracemalloc.get_traced_memory()[1] - base)
-        if not was_tracing:
-            tracemalloc.stop()
 
 
 def deepest_decodable() -> int:
@@ -242,7 +227,9 @@ def alias_bomb() -> bytes:
     [alias_bomb(), b"---\n" + b"[" * 600 + b"]" * 600 + b"\n", b"---\n- &a x\n- *a\n"],
     ids=["alias-bomb", "nested-600", "alias"],
 )
-def test_a_hostile_tube_list_is_a_protocol_error_at_bounded_cost(make_client: ClientFactory, body: bytes) -> None:
+def test_a_hostile_tube_list_is_a_protocol_error_at_bounded_cost(
+    make_client: ClientFactory, body: bytes, peak_memory: PeakMemory
+) -> None:
     with scripted({b"list-tubes": _ok(body)}) as fake:
         client = make_client("127.0.0.1", fake.port, timeout=PATIENCE)
         with peak_memory() as peak, pytest.raises(ProtocolError) as info:
@@ -267,7 +254,7 @@ def test_a_stats_integer_of_5000_digits_is_a_protocol_error(
 
 @pytest.mark.parametrize("command", [b"stats", b"list-tubes"])
 def test_a_yaml_body_announced_at_1_gib_is_refused_before_reading_it(
-    make_client: ClientFactory, command: bytes
+    make_client: ClientFactory, command: bytes, peak_memory: PeakMemory
 ) -> None:
     """The server announces the body and sends nothing more, keeping the connection open: the
     client refuses it at once (not a timeout waiting for it)."""
@@ -281,7 +268,9 @@ def test_a_yaml_body_announced_at_1_gib_is_refused_before_reading_it(
 
 
 @pytest.mark.parametrize("command", [b"reserve-with-timeout", b"peek"])
-def test_a_job_announced_at_1_gib_costs_only_what_arrived(make_client: ClientFactory, command: bytes) -> None:
+def test_a_job_announced_at_1_gib_costs_only_what_arrived(
+    make_client: ClientFactory, command: bytes, peak_memory: PeakMemory
+) -> None:
     """512 KiB of a job announced at 1 GiB arrive, then the server hangs up."""
     status = b"RESERVED" if command == b"reserve-with-timeout" else b"FOUND"
     sent = b"%b 7 1073741824\r\n" % status + b"x" * (512 * 1024)

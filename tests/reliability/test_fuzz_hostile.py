@@ -22,8 +22,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import tracemalloc
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import pytest
@@ -37,6 +37,9 @@ from beanstalkm._core.requests import Job, Reply, Request
 from beanstalkm._generated import commands as C
 from beanstalkm.aio import AsyncConnection
 from beanstalkm.testing import BeanstalkdServer
+
+PeakMemory = Callable[[], AbstractContextManager[list[int]]]
+"""The ``peak_memory`` fixture (tests/conftest.py)."""
 
 T = TypeVar("T")
 
@@ -134,22 +137,6 @@ def hostile_stream(draw: st.DrawFn) -> bytes:
     return before + reply + after
 
 
-def _peak(fn: Callable[[], object]) -> int:
-    """The peak of what ``fn()`` allocates (``tracemalloc``), in bytes."""
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    try:
-        fn()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1] - base
-        if not was_tracing:
-            tracemalloc.stop()
-    return peak
-
-
 def _decode_stream(request: Request[Any], stream: bytes, cuts: list[int]) -> list[object]:
     """Feed ``stream`` in pieces, decode each reply with ``request`` (a job made into a message): the
     outcomes, ending at the first ``ProtocolError``. Anything not the project's propagates."""
@@ -188,21 +175,33 @@ def _outcome(request: Request[Any], reply: Reply) -> object:
     frames=st.integers(0, 400),
 )
 def test_hostile_replies_give_only_typed_errors_at_bounded_cost(
-    make: Callable[[], Request[Any]], stream: bytes, cuts: list[int], frames: int
+    make: Callable[[], Request[Any]],
+    stream: bytes,
+    cuts: list[int],
+    frames: int,
+    peak_memory: PeakMemory,
 ) -> None:
     request = make()
-    peak = _peak(lambda: _deeper(frames, lambda: _decode_stream(request, stream, cuts)))
+    with peak_memory() as traced:
+        _deeper(frames, lambda: _decode_stream(request, stream, cuts))
+    peak = traced[0]
     assert peak <= 4 * MIB + 64 * len(stream), f"{peak} bytes allocated for a {len(stream)}-byte stream"
 
 
 @FUZZ
 @given(request=st.sampled_from(REQUESTS), size=st.integers(2**16, 2**30), sent=st.integers(0, 300_000))
-def test_a_huge_announced_body_costs_what_arrived(request: Callable[[], Request[Any]], size: int, sent: int) -> None:
+def test_a_huge_announced_body_costs_what_arrived(
+    request: Callable[[], Request[Any]],
+    size: int,
+    sent: int,
+    peak_memory: PeakMemory,
+) -> None:
     status = b"RESERVED 7" if request().command.startswith("reserve") else b"OK"
     stream = b"%b %d\r\n" % (status, size) + b"x" * min(sent, size)
     outcome: list[object] = []
-    peak = _peak(lambda: outcome.extend(_decode_stream(request(), stream, list(range(0, len(stream), 65536)))))
-    assert peak <= 2 * MIB + 2 * len(stream)
+    with peak_memory() as traced:
+        outcome.extend(_decode_stream(request(), stream, list(range(0, len(stream), 65536))))
+    assert traced[0] <= 2 * MIB + 2 * len(stream)
     if status == b"OK" and size > 16 * MIB:
         assert len(outcome) == 1 and "YAML" in str(outcome[0])  # refused before reading it
     else:

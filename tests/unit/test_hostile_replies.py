@@ -21,9 +21,8 @@ import json
 import math
 import sys
 import time
-import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 import pytest
@@ -39,28 +38,14 @@ from beanstalkm._generated import commands
 
 from ._support import SERVER_TEXT_112, stats_body
 
+PeakMemory = Callable[[], AbstractContextManager[list[int]]]
+"""The ``peak_memory`` fixture (tests/conftest.py)."""
+
 T = TypeVar("T")
 
 MIB = 1 << 20
 YAML_MAX = 16 * MIB  # the documented bound on a YAML body (stats, lists)
 MESSAGE_MAX = 1000  # no error message may be longer than this
-
-
-@contextmanager
-def peak_memory() -> Iterator[list[int]]:
-    """Trace allocations inside the block; the list it gives holds the peak (bytes) afterwards."""
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    out: list[int] = []
-    try:
-        yield out
-    finally:
-        out.append(tracemalloc.get_traced_memory()[1] - base)
-        if not was_tracing:
-            tracemalloc.stop()
 
 
 def _deeper(frames: int, fn: Callable[[], T]) -> T:
@@ -92,7 +77,7 @@ def nested(depth: int) -> bytes:
 
 
 @pytest.mark.parametrize("header", [b"RESERVED 1 1073741824\r\n", b"FOUND 9 1073741824\r\n"])
-def test_a_huge_announced_job_costs_only_the_bytes_that_arrived(header: bytes) -> None:
+def test_a_huge_announced_job_costs_only_the_bytes_that_arrived(header: bytes, peak_memory: PeakMemory) -> None:
     reader = commands.new_reader()
     arrived = b"x" * (300 * 1024)
     with peak_memory() as peak:
@@ -161,7 +146,7 @@ def alias_bomb(levels: int, *, mapping: bool = False) -> bytes:
 
 
 @pytest.mark.parametrize("mapping", [False, True], ids=["list", "mapping"])
-def test_an_alias_bomb_is_refused_at_bounded_cost(mapping: bool) -> None:
+def test_an_alias_bomb_is_refused_at_bounded_cost(mapping: bool, peak_memory: PeakMemory) -> None:
     body = alias_bomb(6, mapping=mapping)  # 531441 scalars, expanded
     parse: Callable[[bytes], object] = parse_mapping if mapping else parse_list
     with peak_memory() as peak, pytest.raises(ProtocolError) as info:
@@ -171,7 +156,7 @@ def test_an_alias_bomb_is_refused_at_bounded_cost(mapping: bool) -> None:
     assert peak[0] < 2 * MIB
 
 
-def test_the_alias_bomb_of_the_review_is_refused() -> None:
+def test_the_alias_bomb_of_the_review_is_refused(peak_memory: PeakMemory) -> None:
     body = alias_bomb(9)
     assert len(body) < 400
     with peak_memory() as peak, pytest.raises(ProtocolError) as info:

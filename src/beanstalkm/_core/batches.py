@@ -19,7 +19,7 @@ from beanstalkm._core.checks import check_bool, check_items, check_uint
 from beanstalkm._core.envelope import envelope_problem
 from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job, Request
+from beanstalkm._core.requests import Job, Reply, Request
 from beanstalkm._core.session import Session, await_reply, out_of_step
 from beanstalkm._errors import (
     ArgumentTypeError,
@@ -269,16 +269,9 @@ def reserve_many_steps(
     if pending:
         yield b"".join([d[0].data for d in deletes[-pending:]])
     for delete, message, item in deletes:
-        reply = yield from await_reply(reader, 0.0)
-        try:
-            delete.decode(reply)
-        except BeanstalkmException as exc:
-            session.note(exc)
-            if isinstance(exc, NotFound):  # not reserved by us (any more)
-                message._gone()
-            outcomes[item] = exc
-        else:
-            message._deleted()
+        error = _deleted(session, delete, (yield from await_reply(reader, 0.0)), message)
+        if error is not None:
+            outcomes[item] = error
     if reader.buffered:
         raise out_of_step(requests[-1].command, reader.buffered)
     return messages, outcomes
@@ -305,15 +298,21 @@ def reserve_steps(
     reply = yield from await_reply(reader, 0.0)
     if reader.buffered:
         raise out_of_step(delete.command, reader.buffered)
+    return message, _deleted(session, delete, reply, message)
+
+
+def _deleted(session: Session, delete: Request[None], reply: Reply, message: M) -> BeanstalkmException | None:
+    """Decode the reply to a reserved ``message``'s delete: None once it is deleted, else the error
+    (``NotFound``: the job is not reserved by us any more; a reply that broke the protocol is noted)."""
     try:
         delete.decode(reply)
     except BeanstalkmException as exc:
         session.note(exc)
-        if isinstance(exc, NotFound):  # not reserved by us (any more)
+        if isinstance(exc, NotFound):
             message._gone()
-        return message, exc
+        return exc
     message._deleted()
-    return message, None
+    return None
 
 
 def finish_reserve_many(messages: list[M], outcomes: list[object]) -> list[M]:
