@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIR = ROOT / "src" / "beanstalkm" / "_async"
 DERIVED_DIR = ROOT / "src" / "beanstalkm" / "_sync"
 
-SOURCES = ("client.py", "connection.py", "message.py")
+SOURCES = ("client.py", "connection.py", "failures.py", "message.py", "worker.py")
 """The flavoured files under ``_async/`` (the rest of that folder, such as the pool, is asyncio only)."""
 
 NAMES: dict[str, str] = {
@@ -54,6 +54,7 @@ NAMES: dict[str, str] = {
     "AsyncMessage": "Message",
     "AsyncPipeline": "Pipeline",
     "AsyncQueue": "Queue",
+    "AsyncWorker": "Worker",
     "StreamTransport": "SocketTransport",
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",
@@ -61,6 +62,7 @@ NAMES: dict[str, str] = {
     "aqueue": "queue",
     "asynccontextmanager": "contextmanager",
     "streams": "sockets",
+    "tasks": "threads",
 }
 
 PHRASES: tuple[tuple[str, str], ...] = (
@@ -101,6 +103,15 @@ REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
         ),
     ),
     "client.py": (),
+    "failures.py": (),
+    "worker.py": (
+        (
+            "In the asyncio flavour call\n"
+            "        it from the worker's event loop; in the sync flavour from any thread or a signal handler.",
+            "Call it from any thread or a\n        signal handler.",
+        ),
+        ("new unconnected\n    ``AsyncClient`` per slot", "new connected\n    ``Client`` per slot"),
+    ),
 }
 
 _WORDS = re.compile(r"\b(" + "|".join(sorted(map(re.escape, NAMES), key=len, reverse=True)) + r")\b")

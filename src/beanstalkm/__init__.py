@@ -11,6 +11,7 @@ __version__ = "2.0.0"
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT
 from beanstalkm._core.envelope import SCHEMA as MESSAGE_SCHEMA
 from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
+from beanstalkm._core.worker import BuryJob, DurationStats, FailureRecord, LeaseLost, RetryAfter, WorkerStats
 from beanstalkm._errors import (
     ArgumentTypeError,
     BatchFailed,
@@ -49,6 +50,7 @@ from beanstalkm._generated import (
 from beanstalkm._sync.client import Client
 from beanstalkm._sync.connection import Connection, Pipeline
 from beanstalkm._sync.message import Message
+from beanstalkm._sync.worker import Worker
 
 __all__ = [
     "DEFAULT_DELAY",
@@ -65,18 +67,22 @@ __all__ = [
     "BatchFailed",
     "BeanstalkmException",
     "Buried",
+    "BuryJob",
     "Client",
     "CommandFailed",
     "Connection",
     "CorruptJob",
     "DeadlineSoon",
     "Draining",
+    "DurationStats",
     "ExpectedCrlf",
+    "FailureRecord",
     "InternalError",
     "InvalidArgument",
     "InvalidEnvelope",
     "JobStats",
     "JobTooBig",
+    "LeaseLost",
     "Message",
     "MessageBase",
     "NotFound",
@@ -84,6 +90,7 @@ __all__ = [
     "OutOfMemory",
     "Pipeline",
     "ProtocolError",
+    "RetryAfter",
     "ServerStats",
     "SocketError",
     "StatValue",
@@ -91,5 +98,7 @@ __all__ = [
     "TubeStats",
     "UnexpectedResponse",
     "UnknownCommand",
+    "Worker",
+    "WorkerStats",
     "__version__",
 ]

@@ -1,5 +1,5 @@
 """asyncio flavour of beanstalkm: :class:`AsyncConnection`, :class:`AsyncClient`,
-:class:`AsyncMessage` and :class:`AsyncPool`.
+:class:`AsyncMessage`, :class:`AsyncPool` and :class:`AsyncWorker`.
 
 Same names, arguments, defaults, errors and envelope as the sync API: the
 sync classes are derived from these (``beanstalkm._async`` is their one
@@ -28,9 +28,10 @@ server; otherwise the dropped connection hands it back to ready at once.
 
 from __future__ import annotations
 
-__all__ = ["AsyncClient", "AsyncConnection", "AsyncMessage", "AsyncPipeline", "AsyncPool"]
+__all__ = ["AsyncClient", "AsyncConnection", "AsyncMessage", "AsyncPipeline", "AsyncPool", "AsyncWorker"]
 
 from beanstalkm._async.client import AsyncClient
 from beanstalkm._async.connection import AsyncConnection, AsyncPipeline
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._async.pool import AsyncPool
+from beanstalkm._async.worker import AsyncWorker

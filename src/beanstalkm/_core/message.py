@@ -79,6 +79,7 @@ class MessageBase:
         "deleted",
         "envelope",
         "errors",
+        "lease_lost",
         "raw",
         "sender",
         "subscribe",
@@ -92,6 +93,10 @@ class MessageBase:
     subscribe: str | None
     channel: str | None
     errors: list[str]
+    lease_lost: bool
+    """True once the job was found no longer reserved by this message's connection while it held it: a
+    touch, delete, release or bury got ``NOT_FOUND`` (its time to run ran out), or a worker saw the
+    connection that reserved it lost. beanstalkm's worker never settles such a job."""
     _held: object | None  # the connection's link it was reserved on (``_link()``), or None
     deleted: bool
     raw: bytes | None
@@ -129,6 +134,7 @@ class MessageBase:
         self._ttr = ttr
         self.reserved = reserved
         self.deleted = False
+        self.lease_lost = False
         self.raw = raw
         self.envelope = envelope
         self.context = _envelope.CONTEXT
@@ -151,6 +157,8 @@ class MessageBase:
 
     def _gone(self) -> None:
         """The server said the job is not reserved by us (``NOT_FOUND``)."""
+        if self._held is not None:
+            self.lease_lost = True
         self._held = None
 
     @property

@@ -1,0 +1,917 @@
+"""The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
+
+This is the one source of both flavours: ``beanstalkm._sync.worker`` is
+derived from it by ``python -m codegen`` (tasks become threads). The I/O-free
+parts (backoff, attempts, failure records, stats) live in
+``beanstalkm._core.worker``; tasks, events, sleeps and signals come from
+``beanstalkm._transport.tasks`` (``threads`` in the sync flavour).
+
+How a slot works. Each of the ``concurrency`` slots has its own connection, so
+every touch, release and bury of its job goes to the connection that reserved
+it, and a slot reserves only when it is free (no TTR clock starts early). A
+slot's reserve is a pipeline: the delete of the job it just finished, the
+watch-list change, and a ``reserve-with-timeout 0``; when that finds nothing,
+a blocking reserve on its own (the only wait a stop cuts short, so a delete in
+flight is never cut). With several tubes, each reserve first polls the tubes
+one by one from a rotating start, so an urgent flood in one tube cannot
+starve another (beanstalkd serves a watch list in one global priority order).
+A ``stats-job`` then gives the job's ``reserves`` (its attempts), priority and
+TTR. The lease keeper (one task or thread per worker) touches each running job
+at half its TTR, on the slot's connection, under the slot's lock.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AsyncWorker"]
+
+import dataclasses
+import functools
+import logging
+import os
+import random
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from beanstalkm._async import ASYNC
+from beanstalkm._async.client import AsyncClient
+from beanstalkm._async.failures import delete_record, find_record, list_records, store_record
+from beanstalkm._async.message import AsyncMessage
+from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
+from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
+from beanstalkm._core.worker import (
+    Backoff,
+    BuryJob,
+    DurationStats,
+    FailureReason,
+    FailureRecord,
+    HandlerOptions,
+    LeaseLost,
+    RetryAfter,
+    WorkerStats,
+    attempts_of,
+    backoff_delay,
+    format_exception,
+)
+from beanstalkm._errors import (
+    ArgumentTypeError,
+    BatchFailed,
+    BeanstalkmException,
+    CorruptJob,
+    InvalidArgument,
+    InvalidEnvelope,
+    SocketError,
+)
+from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
+from beanstalkm._generated.stats import JobStats
+from beanstalkm._transport import tasks
+from beanstalkm._transport.streams import new_lock
+
+if ASYNC:
+    Handler = Callable[[AsyncMessage], Awaitable[None]]
+    """A tube's handler: ``async def handle(message) -> None``."""
+else:
+    Handler = Callable[[AsyncMessage], None]
+    """A tube's handler: ``def handle(message) -> None``."""
+
+H = TypeVar("H", bound=Handler)
+Source = AsyncClient | Callable[[], AsyncClient] | None
+"""Where the slots' connections come from (see ``AsyncWorker``)."""
+
+logger = logging.getLogger("beanstalkm.worker")
+
+POLL = 5.0
+"""The longest a slot's blocking reserve waits before it looks again (a stop cuts it short)."""
+CONNECT_TIMEOUT = 10.0
+"""The slots' connection timeout (connecting, each write, each wait for a reply) unless given."""
+RECONNECT_PAUSE = (0.05, 2.0)
+"""A slot whose connection failed waits this long before trying again, doubling up to the second figure."""
+KEEPER_TICK = 0.1
+"""How often the lease keeper looks for a lease due for a touch (jobs are touched at half their TTR)."""
+LIMIT_PAUSE = 0.02
+"""How long a slot waits when every tube is at its limit."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Job:
+    """A job a slot holds: its message, what the server said of it, and who settles it."""
+
+    message: AsyncMessage
+    stats: JobStats
+    options: HandlerOptions
+    attempts: int
+    record: FailureRecord | None
+    next_touch: float
+    running: bool = True  # the handler has not returned (the keeper touches only then)
+    claimed: bool = False  # settled, or being settled, by the slot or the shutdown: nobody else may
+    lost: bool = False
+    started: float = 0.0
+
+
+class _Slot:
+    """One concurrent consumer: its own connection, the job it holds, and what it claimed."""
+
+    __slots__ = ("claims", "client", "finished", "index", "job", "lock", "reserving", "task", "ticket", "watching")
+
+    def __init__(self, index: int, client: AsyncClient) -> None:
+        self.index = index
+        self.client = client
+        self.lock = new_lock()  # held to settle or touch its job: one at a time, never on a new connection
+        self.watching = frozenset({"default"})
+        self.claims: tuple[str, ...] = ()
+        self.ticket = False  # one of max_jobs, taken before reserving
+        self.reserving = False  # in a blocking reserve (a stop cuts it short)
+        self.job: _Job | None = None
+        self.finished = False
+        self.task: tasks.Task | None = None
+
+
+class AsyncWorker:
+    """Consume jobs: a handler per tube, ``concurrency`` slots, each with its own connection.
+
+    ``source`` says where the slots' connections come from: ``None`` (``host``, ``port`` or
+    ``unix_socket``, ``timeout``, ``validate``), an :class:`AsyncClient` (each slot opens a
+    connection like it: the client itself is not used), or a callable returning a new unconnected
+    ``AsyncClient`` per slot. ``grace`` is how long a stop lets running handlers finish before their
+    jobs are released.
+
+    Delivery is at least once: a job is deleted only after its handler returns. A handler that
+    raises has its job released (its own priority, a ``backoff`` delay) until its attempts, counted
+    from the server's ``reserves``, pass ``retries + 1``; then the job is buried (own priority) with a
+    :class:`FailureRecord`. ``RetryAfter(seconds)`` asks for a given delay, ``BuryJob(reason)`` for a
+    bury at once. Hooks (``on_success``, ``on_failure``, ``on_retry``, ``on_bury``,
+    ``on_lease_lost``) are plain functions, called in the slot, kept quick; one that raises is
+    logged and counted (``stats.hook_errors``).
+    """
+
+    def __init__(
+        self,
+        source: Source = None,
+        *,
+        concurrency: int = 1,
+        grace: float = 30.0,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        unix_socket: str | None = None,
+        timeout: float | None = CONNECT_TIMEOUT,
+        validate: bool | None = None,
+    ) -> None:
+        self._handlers: dict[str, tuple[HandlerOptions, Handler]] = {}
+        self._hooks: dict[str, list[Callable[..., object]]] = {
+            name: [] for name in ("success", "failure", "retry", "bury", "lease_lost")
+        }
+        self._settings = (
+            check_host("host", host),
+            check_uint("port", port, 1, 65535),
+            None if unix_socket is None else check_path("unix_socket", unix_socket),
+            check_seconds("timeout", timeout, MAX_TIMEOUT),
+            None if validate is None else check_bool("validate", validate),
+        )
+        self.configure(source=source, concurrency=concurrency, grace=grace)
+        self._mutex = tasks.new_mutex()
+        self._stats = WorkerStats()
+        self._rng = random.Random()
+        self._host = socket.gethostname()
+        self._stopping = tasks.new_event()
+        self._now = tasks.new_event()
+        self._wake = tasks.new_event()
+        self._running: dict[str, int] = {}
+        self._claimed: dict[str, int] = {}
+        self._tickets: int | None = None
+        self._rotation = 0
+        self._slots: list[_Slot] = []
+
+    def configure(self, *, source: Source = None, concurrency: int | None = None, grace: float | None = None) -> None:
+        """Change the source (``None`` keeps it), the concurrency or the grace before ``run``."""
+        if source is not None or not hasattr(self, "_source"):
+            if source is not None and not (isinstance(source, AsyncClient) or callable(source)):
+                raise ArgumentTypeError(
+                    "source", source, "must be None, a client (AsyncClient), or a callable returning a new one"
+                )
+            self._source = source
+        if concurrency is not None:
+            self.concurrency = check_uint("concurrency", concurrency, 1, 4096)
+        if grace is not None:
+            if isinstance(grace, bool) or not isinstance(grace, (int, float)):
+                raise ArgumentTypeError("grace", grace, f"must be a number of seconds, not {type(grace).__name__}")
+            if not 0 <= grace <= MAX_TIMEOUT:  # NaN is refused too
+                raise InvalidArgument("grace", grace, f"must be from 0 to {MAX_TIMEOUT} seconds")
+            self.grace = float(grace)
+
+    # -- registration ----------------------------------------------------------
+
+    def handler(
+        self, tube: str, *, retries: int = 3, backoff: Backoff = None, limit: int | None = None
+    ) -> Callable[[H], H]:
+        """Register the decorated function as ``tube``'s handler.
+
+        ``retries``: attempts after the first (the job is buried once its attempts pass
+        ``retries + 1``); ``backoff``: None (exponential with jitter: about 1, 2, 4, ... s, at most an
+        hour), a list of delays in seconds (the last repeats), or ``f(attempt) -> seconds``;
+        ``limit``: at most this many of the tube's jobs at once (None: up to ``concurrency``).
+        """
+        options = HandlerOptions.checked(tube, retries, backoff, limit)
+        if options.tube in self._handlers:
+            raise InvalidArgument("tube", tube, "already has a handler")
+
+        def register(function: H) -> H:
+            if not callable(function):
+                raise ArgumentTypeError("handler", function, "must be a callable taking the message")
+            self._handlers[options.tube] = (options, function)
+            return function
+
+        return register
+
+    def on_success(self, hook: Callable[[AsyncMessage], object]) -> Callable[[AsyncMessage], object]:
+        """Register ``hook(message)``: called once a job's handler returned and the job was deleted."""
+        self._hooks["success"].append(hook)
+        return hook
+
+    def on_failure(
+        self, hook: Callable[[AsyncMessage, BaseException], object]
+    ) -> Callable[[AsyncMessage, BaseException], object]:
+        """Register ``hook(message, exc)``: called when a handler raised (before the retry or bury)."""
+        self._hooks["failure"].append(hook)
+        return hook
+
+    def on_retry(
+        self, hook: Callable[[AsyncMessage, BaseException, int], object]
+    ) -> Callable[[AsyncMessage, BaseException, int], object]:
+        """Register ``hook(message, exc, delay)``: called once a failed job was released for a retry."""
+        self._hooks["retry"].append(hook)
+        return hook
+
+    def on_bury(
+        self, hook: Callable[[AsyncMessage | None, FailureRecord], object]
+    ) -> Callable[[AsyncMessage | None, FailureRecord], object]:
+        """Register ``hook(message, record)``: called once a job was buried with its record (``message``
+        is None for a job whose body could not even be read)."""
+        self._hooks["bury"].append(hook)
+        return hook
+
+    def on_lease_lost(
+        self, hook: Callable[[AsyncMessage, LeaseLost], object]
+    ) -> Callable[[AsyncMessage, LeaseLost], object]:
+        """Register ``hook(message, error)``: called when a running job is found no longer ours."""
+        self._hooks["lease_lost"].append(hook)
+        return hook
+
+    @property
+    def tubes(self) -> list[str]:
+        """The tubes that have handlers, in the order they were registered."""
+        return list(self._handlers)
+
+    @property
+    def stats(self) -> WorkerStats:
+        """A snapshot of the counters and handler durations."""
+        with self._mutex:
+            return self._stats.snapshot()
+
+    # -- connections -----------------------------------------------------------
+
+    def _connect(self, index: int) -> AsyncClient:
+        """A new connection for slot ``index`` (the seam: URLs and a cluster plug in here)."""
+        source = self._source
+        if source is None:
+            host, port, unix_socket, timeout, validate = self._settings
+            return AsyncClient(host, port, timeout, unix_socket=unix_socket, validate=validate)
+        if isinstance(source, AsyncClient):
+            return AsyncClient(
+                source.host, source.port, source.timeout, unix_socket=source.unix_socket, validate=source.validate
+            )
+        client = source()
+        if not isinstance(client, AsyncClient):
+            raise ArgumentTypeError(
+                "source", source, f"must return a client (AsyncClient), not {type(client).__name__}"
+            )
+        return client
+
+    async def failures(self, tube: str) -> list[FailureRecord]:
+        """The failure records of ``tube``'s buried jobs, by job id, each with its job's ``state`` now."""
+        client = self._connect(0)
+        try:
+            return await list_records(client, tube)
+        finally:
+            await client.close()
+
+    # -- running ---------------------------------------------------------------
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop: reserve no more, let running handlers finish within ``grace``, release the rest.
+
+        A second call (or ``now=True``) releases the running jobs at once. In the asyncio flavour call
+        it from the worker's event loop; in the sync flavour from any thread or a signal handler.
+        """
+        if now or self._stopping.is_set():
+            self._now.set()
+        self._stopping.set()
+        self._wake.set()
+
+    def _on_signal(self, signum: signal.Signals) -> None:
+        again = self._stopping.is_set()
+        logger.warning(
+            "%s: %s",
+            signum.name,
+            "releasing the running jobs now" if again else f"stopping; running handlers have {self.grace:g} s",
+        )
+        self.stop(now=again)
+
+    async def run(
+        self, *, burst: bool = False, max_jobs: int | None = None, handle_signals: bool = True
+    ) -> WorkerStats:
+        """Consume until stopped (``stop()``, SIGTERM or SIGINT), then shut down gracefully.
+
+        ``burst``: stop once no job is ready. ``max_jobs``: stop after taking that many jobs.
+        ``handle_signals``: install SIGTERM and SIGINT handlers while running (main thread only).
+        Raises ``SocketError`` if no slot can connect at the start. Returns the final stats.
+        """
+        check_bool("burst", burst)
+        check_bool("handle_signals", handle_signals)
+        if max_jobs is not None:
+            max_jobs = check_uint("max_jobs", max_jobs, 1, 2**63)
+        if not self._handlers:
+            raise InvalidArgument("handlers", {}, "register a handler (worker.handler(tube)) before run()")
+        self._stopping.clear()
+        self._now.clear()
+        self._tickets = max_jobs
+        self._running = dict.fromkeys(self._handlers, 0)
+        self._claimed = dict.fromkeys(self._handlers, 0)
+        slots = await self._open_slots()
+        self._slots = slots
+        restore = tasks.install_signals((signal.SIGTERM, signal.SIGINT), self._on_signal) if handle_signals else None
+        keeper_done = tasks.new_event()
+        keeper = tasks.spawn(functools.partial(self._keep_leases, keeper_done), "beanstalkm-lease-keeper")
+        logger.info(
+            "worker started: %d slot(s) on %s, tubes %s", len(slots), slots[0].client.address, ", ".join(self._handlers)
+        )
+        try:
+            for slot in slots:
+                slot.task = tasks.spawn(
+                    functools.partial(self._slot_main, slot, burst), f"beanstalkm-slot-{slot.index}"
+                )
+            while True:
+                self._wake.clear()
+                if self._stopping.is_set() or all(slot.finished for slot in slots):
+                    break
+                await tasks.wait_event(self._wake, 1.0)
+            if self._stopping.is_set():
+                await self._shut_down(slots)
+        finally:
+            keeper_done.set()
+            await tasks.join(keeper, 5.0)
+            if restore is not None:
+                restore()
+        logger.info("worker stopped: %s", _counters(self._stats))
+        return self.stats
+
+    async def _open_slots(self) -> list[_Slot]:
+        slots: list[_Slot] = []
+        try:
+            for index in range(self.concurrency):
+                client = self._connect(index)
+                slots.append(_Slot(index, client))
+                await client.connect()
+        except BaseException:
+            for slot in slots:
+                await slot.client.close()
+            raise
+        return slots
+
+    async def _shut_down(self, slots: list[_Slot]) -> None:
+        """Interrupt the waiting reserves, let the handlers finish within the grace, release the rest."""
+        deadline = time.monotonic() + self.grace
+        while True:
+            await self._interrupt_reserves(slots)
+            if all(slot.finished for slot in slots):
+                return
+            left = deadline - time.monotonic()
+            if left <= 0 or self._now.is_set():
+                break
+            await tasks.wait_event(self._now, min(left, 0.05))
+        for slot in slots:
+            job = slot.job
+            if job is not None and not slot.finished:
+                await self._release_unfinished(slot, job)
+        for slot in slots:
+            if slot.task is not None and not slot.finished:
+                await self._interrupt_reserves([slot])
+                if not await tasks.join(slot.task, 0.2):
+                    tasks.abandon(slot.task)
+                    await tasks.join(slot.task, 1.0)
+
+    async def _interrupt_reserves(self, slots: list[_Slot]) -> None:
+        for slot in slots:
+            if slot.reserving and not slot.finished:
+                await slot.client.close()  # cuts a waiting reserve short: the server keeps its job
+
+    async def _release_unfinished(self, slot: _Slot, job: _Job) -> None:
+        async with slot.lock:
+            if job.claimed:
+                return
+            job.claimed = True
+            message = job.message
+            if not message.reserved:
+                return
+            try:
+                await message.release()  # its own priority, no delay
+            except (NotFound, SocketError) as exc:
+                logger.warning("job %d (%s): release at shutdown failed: %s", message.uid, job.options.tube, exc)
+                return
+        self._count("released")
+        logger.warning(
+            "job %d (%s): released unfinished after the %g s grace", message.uid, job.options.tube, self.grace
+        )
+
+    # -- a slot ----------------------------------------------------------------
+
+    async def _slot_main(self, slot: _Slot, burst: bool) -> None:
+        done: _Job | None = None  # the handler returned: its delete goes with the next reserve
+        pause = RECONNECT_PAUSE[0]
+        try:
+            while True:
+                tubes = self._claim(slot)
+                if tubes is None or not tubes:
+                    if done is not None:
+                        await self._delete(slot, done)
+                        done = None
+                    if tubes is None:
+                        break
+                    await tasks.wait_event(self._stopping, LIMIT_PAUSE)
+                    continue
+                try:
+                    taken = await self._take(slot, tubes, done, burst)
+                    pause = RECONNECT_PAUSE[0]
+                except SocketError as exc:
+                    self._unclaim(slot)
+                    if done is not None:
+                        self._delete_unknown(done, exc)
+                    done = None
+                    if self._stopping.is_set():
+                        break
+                    self._count("connection_errors")
+                    logger.warning("slot %d: %s; trying again in %.2f s", slot.index, exc, pause)
+                    await tasks.wait_event(self._stopping, pause)
+                    pause = min(pause * 2, RECONNECT_PAUSE[1])
+                    continue
+                done = None
+                if not isinstance(taken, AsyncMessage):
+                    self._unclaim(slot)
+                    if taken is None and burst and not self._stopping.is_set():
+                        logger.info("slot %d: no job ready (burst): done", slot.index)
+                        break
+                    continue
+                done = await self._handle(slot, taken)
+        except Exception:
+            logger.exception("slot %d failed", slot.index)
+            raise
+        finally:
+            self._unclaim(slot)
+            slot.finished = True
+            slot.job = None
+            self._wake.set()
+            try:
+                await slot.client.close()
+            except BeanstalkmException:
+                pass
+
+    def _claim(self, slot: _Slot) -> tuple[str, ...] | None:
+        """The tubes this slot may reserve from now (claimed: per-tube limits hold), in the order to try
+        them; ``()`` if every tube is at its limit; None to stop (stopping, or ``max_jobs`` taken)."""
+        with self._mutex:
+            if self._stopping.is_set():
+                return None
+            if not slot.ticket and self._tickets is not None:
+                if self._tickets <= 0:
+                    return None
+                self._tickets -= 1
+                slot.ticket = True
+            names = list(self._handlers)
+            if len(names) > 1:
+                self._rotation = (self._rotation + 1) % len(names)
+                names = names[self._rotation :] + names[: self._rotation]
+            eligible = tuple(
+                tube
+                for tube in names
+                if (limit := self._handlers[tube][0].limit) is None or self._running[tube] + self._claimed[tube] < limit
+            )
+            for tube in eligible:
+                self._claimed[tube] += 1
+            slot.claims = eligible
+            return eligible
+
+    def _unclaim(self, slot: _Slot, keep_ticket: bool = False) -> None:
+        with self._mutex:
+            for tube in slot.claims:
+                self._claimed[tube] -= 1
+            slot.claims = ()
+            if slot.ticket and not keep_ticket:
+                slot.ticket = False
+                if self._tickets is not None:
+                    self._tickets += 1
+
+    async def _take(
+        self, slot: _Slot, tubes: tuple[str, ...], done: _Job | None, burst: bool
+    ) -> AsyncMessage | bool | None:
+        """Reserve a job from ``tubes`` (sending ``done``'s delete first): its message, True when a job
+        whose body cannot be used was buried, or None (nothing, or a stop)."""
+        polls = [tubes] if len(tubes) == 1 else [(tube,) for tube in tubes]
+        for group in polls:
+            taken = await self._reserve(slot, group, done, 0)
+            done = None
+            if taken is not None:
+                return taken
+        if burst:
+            return None
+        slot.reserving = True
+        try:
+            if self._stopping.is_set():
+                return None
+            return await self._reserve(slot, tubes, None, POLL)
+        except SocketError:
+            if self._stopping.is_set():
+                return None  # cut short by the stop: the server kept (or got back) its job
+            raise
+        finally:
+            slot.reserving = False
+
+    async def _reserve(
+        self, slot: _Slot, tubes: tuple[str, ...], done: _Job | None, timeout: float
+    ) -> AsyncMessage | bool | None:
+        client = slot.client
+        p = client.pipeline()
+        if done is not None:
+            if done.message.reserved:
+                p.delete(done.message.uid)
+            else:
+                self._lose(done, "the connection that reserved it was lost before its delete")
+                done = None
+        wanted = frozenset(tubes)
+        for tube in tubes:
+            if tube not in slot.watching:
+                p.watch(tube)
+        for tube in slot.watching - wanted:
+            p.ignore(tube)
+        p.reserve_with_timeout(int(timeout))
+        try:
+            results = await p.execute()
+        except BatchFailed as exc:
+            results = exc.results
+        except SocketError as exc:
+            if done is not None:
+                self._delete_unknown(done, exc)
+            raise
+        slot.watching = wanted
+        if done is not None:
+            self._deleted(done, results[0])
+        outcome = results[-1]
+        if isinstance(outcome, AsyncMessage):
+            return outcome
+        if isinstance(outcome, InvalidEnvelope):
+            message = outcome.message
+            if isinstance(message, AsyncMessage):
+                await self._bury_unreadable(slot, message.uid, message, f"invalid envelope: {outcome.reason}")
+            return True
+        if isinstance(outcome, CorruptJob):
+            await self._bury_unreadable(slot, outcome.job_id, None, str(outcome))
+            return True
+        if isinstance(outcome, (TimedOut, DeadlineSoon)):
+            return None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return None
+
+    async def _handle(self, slot: _Slot, message: AsyncMessage) -> _Job | None:
+        """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
+        try:
+            stats = await message.stats()
+        except NotFound:
+            stats = None
+        except SocketError as exc:
+            self._unclaim(slot)
+            self._count("connection_errors")
+            logger.warning("job %d: lost with the connection before it ran: %s", message.uid, exc)
+            return None
+        if stats is None:  # gone at once (a TTR of 1 s on a slow link)
+            self._unclaim(slot)
+            return None
+        if stats.tube not in self._handlers:  # not ours (a watch list changed by hand): back it goes
+            self._unclaim(slot)
+            try:
+                await message.release()
+            except (NotFound, SocketError):
+                pass
+            return None
+        options, function = self._handlers[stats.tube]
+        with self._mutex:
+            for tube in slot.claims:
+                self._claimed[tube] -= 1
+            slot.claims = ()
+            slot.ticket = False
+            self._running[options.tube] += 1
+            self._stats.reserved += 1
+        try:
+            return await self._run_job(slot, message, stats, options, function)
+        finally:
+            with self._mutex:
+                self._running[options.tube] -= 1
+            slot.job = None
+
+    async def _run_job(
+        self, slot: _Slot, message: AsyncMessage, stats: JobStats, options: HandlerOptions, function: Handler
+    ) -> _Job | None:
+        record = await find_record(slot.client, options.tube, message.uid) if stats.kicks else None
+        attempts = attempts_of(stats, record)
+        now = time.monotonic()
+        job = _Job(message, stats, options, attempts, record, now + stats.ttr / 2, started=now)
+        slot.job = job
+        if self._stopping.is_set():  # taken as the stop came: hand it back unrun
+            job.running = False
+            await self._hand_back(slot, job)
+            return None
+        if attempts > options.retries + 1:
+            job.running = False
+            why = (
+                f"reserved {attempts} times (its budget is {options.retries + 1} attempts) without a handler"
+                f" finishing: its worker died or lost its connection, or its time to run ran out"
+                f" ({stats.timeouts} TTR expiries)"
+            )
+            await self._bury(slot, job, "crashed", None, why)
+            return None
+        error: BaseException | None = None
+        try:
+            await function(message)
+        except Exception as exc:
+            error = exc
+        finally:
+            job.running = False
+            with self._mutex:
+                self._stats.durations.setdefault(options.tube, DurationStats()).add(time.monotonic() - job.started)
+        if error is None:
+            return await self._succeeded(slot, job)
+        await self._failed(slot, job, error)
+        return None
+
+    async def _succeeded(self, slot: _Slot, job: _Job) -> _Job | None:
+        """The handler returned: the job is deleted (now, or with the next reserve)."""
+        async with slot.lock:
+            if job.claimed:
+                return None
+            job.claimed = True
+        message = job.message
+        if not message.reserved:
+            if message.deleted:  # the handler deleted it itself
+                self._count("succeeded")
+                self._hook("success", message)
+            else:
+                self._lose(job, "it was no longer reserved when its handler returned")
+            return None
+        if job.record is not None or self._stopping.is_set():
+            await self._delete(slot, job)
+            return None
+        return job
+
+    async def _delete(self, slot: _Slot, job: _Job) -> None:
+        message = job.message
+        if not message.reserved:
+            self._lose(job, "the connection that reserved it was lost before its delete")
+            return
+        try:
+            await slot.client.queue.delete(message.uid)
+        except NotFound as exc:
+            self._deleted(job, exc)
+            return
+        except SocketError as exc:
+            self._delete_unknown(job, exc)
+            return
+        self._deleted(job, None)
+        if job.record is not None:  # a kicked job that succeeded: its record is done with
+            try:
+                await delete_record(slot.client, job.record)
+            except SocketError as exc:
+                logger.warning(
+                    "job %d: its failure record %d was not deleted: %s", message.uid, job.record.record_id, exc
+                )
+
+    def _deleted(self, job: _Job, result: object) -> None:
+        message = job.message
+        if isinstance(result, NotFound):
+            message.lease_lost = True
+            self._lose(job, "its delete got NOT_FOUND (its time to run ran out)")
+            return
+        message.deleted = True
+        message.reserved = False
+        self._count("succeeded")
+        logger.info("job %d (%s) done in %.3f s", message.uid, job.options.tube, time.monotonic() - job.started)
+        self._hook("success", message)
+
+    def _delete_unknown(self, job: _Job, exc: BaseException) -> None:
+        self._count("connection_errors")
+        logger.warning(
+            "job %d (%s): its handler returned but the connection was lost with its delete (%s): it may run again",
+            job.message.uid,
+            job.options.tube,
+            exc,
+        )
+
+    async def _failed(self, slot: _Slot, job: _Job, error: BaseException) -> None:
+        message, options = job.message, job.options
+        self._count("failed")
+        self._hook("failure", message, error)
+        if isinstance(error, BuryJob):
+            await self._bury(slot, job, "requested", error, error.reason or "the handler asked to bury it")
+            return
+        if job.attempts > options.retries:
+            await self._bury(slot, job, "raised", error, f"{type(error).__name__}: {error}")
+            return
+        if isinstance(error, RetryAfter):
+            delay = min(2**32 - 1, int(error.seconds + 0.999999))
+        else:
+            try:
+                delay = backoff_delay(options.backoff, job.attempts, self._rng)
+            except Exception as exc:  # a backoff callable that failed: the default
+                logger.error("tube %s: backoff failed (%s); using the default", options.tube, exc)
+                delay = backoff_delay(None, job.attempts, self._rng)
+        async with slot.lock:
+            if job.claimed:
+                return
+            job.claimed = True
+            if not message.reserved:
+                self._lose(job, "it was no longer reserved when its handler failed")
+                return
+            try:
+                await message.release(delay=delay)
+            except NotFound:
+                self._lose(job, "its release got NOT_FOUND (its time to run ran out)")
+                return
+            except SocketError as exc:
+                self._count("connection_errors")
+                logger.warning("job %d (%s): release failed: %s", message.uid, options.tube, exc)
+                return
+        self._count("retried")
+        logger.warning(
+            "job %d (%s) failed (attempt %d of %d), retrying in %d s: %s: %s",
+            message.uid,
+            options.tube,
+            job.attempts,
+            options.retries + 1,
+            delay,
+            type(error).__name__,
+            error,
+        )
+        self._hook("retry", message, error, delay)
+
+    async def _bury(self, slot: _Slot, job: _Job, reason: FailureReason, error: BaseException | None, why: str) -> None:
+        message, stats = job.message, job.stats
+        record = FailureRecord(
+            job_id=message.uid,
+            tube=job.options.tube,
+            priority=stats.pri,
+            reason=reason,
+            exception="" if error is None else type(error).__name__,
+            message=why if error is None else str(error),
+            traceback="" if error is None else format_exception(error),
+            attempts=job.attempts,
+            reserves=stats.reserves,
+            kicks=stats.kicks,
+            host=self._host,
+            pid=os.getpid(),
+            time=time.time(),
+        )
+        async with slot.lock:
+            if job.claimed:
+                return
+            job.claimed = True
+            if not message.reserved:
+                self._lose(job, "it was no longer reserved when it was to be buried")
+                return
+            try:
+                record_id = await store_record(slot.client, record)
+                try:
+                    await message.bury()  # its own priority
+                except NotFound:
+                    await slot.client.queue.delete(record_id)
+                    self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
+                    return
+                if job.record is not None:
+                    await delete_record(slot.client, job.record)
+            except (SocketError, NotFound) as exc:
+                self._count("connection_errors")
+                logger.warning("job %d (%s): bury failed: %s", message.uid, job.options.tube, exc)
+                return
+        self._buried(dataclasses.replace(record, record_id=record_id), message)
+
+    async def _bury_unreadable(self, slot: _Slot, job_id: int, message: AsyncMessage | None, why: str) -> None:
+        """Bury a reserved job whose body cannot be used (never deleted, never run), with a record."""
+        queue = slot.client.queue
+        try:
+            stats = await queue.stats_job(job_id)
+            old = await find_record(slot.client, stats.tube, job_id) if stats.kicks else None
+            record = FailureRecord(
+                job_id=job_id,
+                tube=stats.tube,
+                priority=stats.pri,
+                reason="invalid",
+                exception="InvalidEnvelope" if message is not None else "CorruptJob",
+                message=why,
+                traceback="",
+                attempts=attempts_of(stats, old),
+                reserves=stats.reserves,
+                kicks=stats.kicks,
+                host=self._host,
+                pid=os.getpid(),
+                time=time.time(),
+            )
+            record_id = await store_record(slot.client, record)
+            await queue.bury(job_id, stats.pri)
+            if old is not None:
+                await delete_record(slot.client, old)
+        except (NotFound, SocketError) as exc:
+            self._count("connection_errors")
+            logger.warning("job %d: could not bury its unreadable body: %s", job_id, exc)
+            return
+        if message is not None:
+            message.reserved = False
+        self._count("invalid")
+        self._buried(dataclasses.replace(record, record_id=record_id), message)
+
+    def _buried(self, record: FailureRecord, message: AsyncMessage | None) -> None:
+        with self._mutex:
+            self._stats.buried += 1
+            if record.reason == "crashed":
+                self._stats.crashed += 1
+        logger.error("buried: %s\n%s", record.summary(), record.traceback.rstrip() or "(no traceback)")
+        self._hook("bury", message, record)
+
+    async def _hand_back(self, slot: _Slot, job: _Job) -> None:
+        """A job taken as the worker stopped goes back unrun, at its own priority."""
+        async with slot.lock:
+            if job.claimed:
+                return
+            job.claimed = True
+            if job.message.reserved:
+                try:
+                    await job.message.release()
+                except (NotFound, SocketError):
+                    pass
+        self._count("returned")
+
+    def _lose(self, job: _Job, why: str) -> None:
+        """The job is not ours any more: never settled by us, counted, logged, told."""
+        if job.lost:
+            return
+        job.lost = True
+        message = job.message
+        message.lease_lost = True
+        self._count("lease_lost")
+        error = LeaseLost(message.uid, job.options.tube, why)
+        logger.warning("%s", error)
+        self._hook("lease_lost", message, error)
+
+    # -- the lease keeper ------------------------------------------------------
+
+    async def _keep_leases(self, done: tasks.Event) -> None:
+        while not await tasks.wait_event(done, KEEPER_TICK):
+            now = time.monotonic()
+            for slot in self._slots:
+                job = slot.job
+                if job is not None and job.running and not job.claimed and not job.lost and job.next_touch <= now:
+                    await self._touch(slot, job)
+
+    async def _touch(self, slot: _Slot, job: _Job) -> None:
+        async with slot.lock:
+            if not job.running or job.claimed or job.lost:
+                return
+            message = job.message
+            if not message.reserved:
+                self._lose(job, "the connection that reserved it was lost")
+                return
+            try:
+                await message.touch()
+            except NotFound:
+                self._lose(job, "a touch got NOT_FOUND (its time to run ran out)")
+                return
+            except SocketError as exc:
+                self._lose(job, f"the connection that reserved it was lost ({exc})")
+                return
+            job.next_touch = time.monotonic() + job.stats.ttr / 2
+        self._count("touches")
+
+    # -- bookkeeping -----------------------------------------------------------
+
+    def _count(self, name: str) -> None:
+        with self._mutex:
+            setattr(self._stats, name, getattr(self._stats, name) + 1)
+
+    def _hook(self, name: str, *args: object) -> None:
+        for hook in self._hooks[name]:
+            try:
+                hook(*args)
+            except Exception:
+                self._count("hook_errors")
+                logger.exception("the %s hook %r raised", name, hook)
+
+
+def _counters(stats: WorkerStats) -> str:
+    return ", ".join(f"{name} {value}" for name, value in stats.counters().items() if value) or "no jobs"

@@ -1,0 +1,361 @@
+"""What both flavours of worker share, with no I/O: handlers, backoff, attempts, failure records, stats.
+
+Failure records live in beanstalkd itself: the record of a buried job ``id`` of
+tube ``t`` is the one job of its own tube ``t.failed.<id>`` (``record_tube``).
+A record tube holds nothing else, so a record is found by its job id with a
+``use`` and a ``peek-ready`` (no reserve, no scan), and the records of a tube
+are listed with ``list-tubes`` and a peek per record: listing never reserves
+a job, and the buried job itself is never touched by it.
+
+Attempts are the server's ``reserves`` for the job, so a crash, a lost
+connection and a TTR expiry count like a failure. A kick grants a fresh
+budget: the record stores the ``reserves`` and ``kicks`` the job had when it
+was buried; once the job's ``kicks`` is past the record's, its attempts are
+counted from the record's ``reserves`` on.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RECORD_MARK",
+    "Backoff",
+    "BuryJob",
+    "DurationStats",
+    "FailureReason",
+    "FailureRecord",
+    "HandlerOptions",
+    "LeaseLost",
+    "RetryAfter",
+    "WorkerStats",
+    "attempts_of",
+    "backoff_delay",
+    "check_backoff",
+    "record_prefix",
+    "record_tube",
+]
+
+import dataclasses
+import hashlib
+import json
+import math
+import random
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from beanstalkm._core.checks import check_uint
+from beanstalkm._errors import ArgumentTypeError, BeanstalkmException, InvalidArgument, cut
+from beanstalkm._generated.commands import TUBE_RULE
+from beanstalkm._generated.stats import JobStats
+
+Backoff = Sequence[float] | Callable[[int], float] | None
+"""How long a failed job waits before its next attempt: ``None`` (exponential with jitter), a list of
+delays in seconds (the n-th failure waits the n-th; the last repeats), or ``f(attempt) -> seconds``."""
+
+FailureReason = Literal["raised", "crashed", "requested", "invalid"]
+"""Why a job was buried: its handler ``raised`` past its retries; its attempts ran out without a
+handler finishing (the worker ``crashed`` or its TTR ran out); the handler ``requested`` it
+(``BuryJob``); its body was ``invalid`` (not decodable, or a failed envelope check)."""
+
+RECORD_MARK = "beanstalkm-failure"
+"""The key every failure record's JSON carries (its value: the record format's version)."""
+
+MAX_TRACEBACK = 16384
+"""The most of a traceback a record keeps (the end of it, where the error is)."""
+
+MAX_DELAY = 2**32 - 1
+BACKOFF_BASE = 1.0
+BACKOFF_FACTOR = 2.0
+BACKOFF_CAP = 3600.0
+BACKOFF_JITTER = 0.5
+"""The default backoff: ``BASE * FACTOR**(n-1)`` seconds after the n-th failure, at most ``CAP``, times a
+random factor in ``[1 - JITTER, 1]`` (so workers failing together do not retry together)."""
+"""The longest tube name, in bytes."""
+TUBE_RULE_MAX = 200
+"""The longest tube name, in bytes."""
+_RECORD_SUFFIX = ".failed."
+_ID_ROOM = len(_RECORD_SUFFIX) + 20  # a job id has at most 20 digits
+
+
+class RetryAfter(Exception):
+    """Raised by a handler: release the job to run again after ``seconds`` (its own priority kept).
+
+    It counts as an attempt: past the handler's retries the job is buried as for any exception.
+    """
+
+    def __init__(self, seconds: float, reason: str = "") -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_DELAY:
+            raise InvalidArgument("seconds", seconds, f"must be a number of seconds from 0 to {MAX_DELAY}")
+        super().__init__(reason or f"retry after {seconds} s")
+        self.seconds = seconds
+        self.reason = reason
+
+
+class BuryJob(Exception):
+    """Raised by a handler: bury the job at once (its own priority kept) with a failure record."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason or "the handler asked to bury the job")
+        self.reason = reason
+
+
+class LeaseLost(BeanstalkmException):
+    """The job is no longer reserved by its worker: a touch got ``NOT_FOUND`` (its TTR ran out) or the
+    connection that reserved it was lost (beanstalkd made it ready again). Passed to ``on_lease_lost``;
+    the worker never deletes, releases or buries such a job."""
+
+    def __init__(self, job_id: int, tube: str, why: str) -> None:
+        super().__init__(f"job {job_id} ({tube}): lease lost: {why}")
+        self.job_id = job_id
+        self.tube = tube
+        self.why = why
+
+
+def check_backoff(backoff: Backoff) -> Backoff:
+    """``backoff`` checked: None, a non-empty list of delays (0 to 2**32-1 s), or a callable."""
+    if backoff is None:
+        return None
+    if isinstance(backoff, (str, bytes)) or not (callable(backoff) or isinstance(backoff, Sequence)):
+        raise ArgumentTypeError(
+            "backoff", backoff, "must be None, a list of delays in seconds, or a callable of the attempt number"
+        )
+    if not isinstance(backoff, Sequence):
+        return backoff
+    delays = list(backoff)
+    if not delays:
+        raise InvalidArgument("backoff", backoff, "a list of delays cannot be empty")
+    return tuple(_check_delay("backoff", delay) for delay in delays)
+
+
+def _check_delay(name: str, delay: object) -> float:
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)):
+        raise ArgumentTypeError(name, delay, f"a delay is a number of seconds, not {type(delay).__name__}")
+    if not 0 <= delay <= MAX_DELAY:  # NaN is refused too
+        raise InvalidArgument(name, delay, f"a delay is from 0 to {MAX_DELAY} seconds")
+    return float(delay)
+
+
+def backoff_delay(backoff: Backoff, failures: int, rng: random.Random) -> int:
+    """The delay (whole seconds, what ``release`` takes) after the ``failures``-th failure.
+
+    ``InvalidArgument`` if a callable returned something that is not a delay.
+    """
+    if backoff is None:
+        exponent = min(failures - 1, 64)
+        delay = min(BACKOFF_CAP, BACKOFF_BASE * BACKOFF_FACTOR**exponent)
+        delay *= rng.uniform(1.0 - BACKOFF_JITTER, 1.0)
+    elif callable(backoff):
+        delay = _check_delay("backoff(attempt)", backoff(failures))
+    else:
+        delay = backoff[min(failures, len(backoff)) - 1]
+    return min(MAX_DELAY, math.ceil(delay))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HandlerOptions:
+    """A tube's handler settings: ``retries`` (attempts after the first), ``backoff``, ``limit`` (at most
+    this many of the tube's jobs at once; None: up to the worker's concurrency)."""
+
+    tube: str
+    retries: int
+    backoff: Backoff
+    limit: int | None
+
+    @classmethod
+    def checked(cls, tube: object, retries: object, backoff: Backoff, limit: object) -> HandlerOptions:
+        return cls(
+            TUBE_RULE.check("tube", tube),
+            check_uint("retries", retries, 0, 2**31),
+            check_backoff(backoff),
+            None if limit is None else check_uint("limit", limit, 1, 2**31),
+        )
+
+
+def record_prefix(tube: str) -> str:
+    """The start of the names of ``tube``'s record tubes (a long tube name is cut and hashed to fit)."""
+    if len(tube) + _ID_ROOM <= TUBE_RULE_MAX:
+        return tube + _RECORD_SUFFIX
+    digest = hashlib.sha256(tube.encode("ascii")).hexdigest()[:16]
+    return f"{tube[: TUBE_RULE_MAX - _ID_ROOM - 17]}${digest}{_RECORD_SUFFIX}"
+
+
+def record_tube(tube: str, job_id: int) -> str:
+    """The tube that holds the failure record of job ``job_id`` of ``tube``."""
+    return f"{record_prefix(tube)}{job_id}"
+
+
+def attempts_of(stats: JobStats, record: FailureRecord | None) -> int:
+    """How many attempts the job has had, this one included: its ``reserves``, counted from its record's
+    once it has been kicked since it was buried (a fresh budget)."""
+    if record is not None and stats.kicks > record.kicks and stats.reserves >= record.reserves:
+        return stats.reserves - record.reserves
+    return stats.reserves
+
+
+def format_exception(exc: BaseException) -> str:
+    """The traceback of ``exc``, its last ``MAX_TRACEBACK`` characters."""
+    text = "".join(traceback.format_exception(exc))
+    return text if len(text) <= MAX_TRACEBACK else "...\n" + text[-MAX_TRACEBACK:]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FailureRecord:
+    """Why a buried job was buried: what ``worker.failures(tube)`` and ``failed ls|show`` tell.
+
+    ``job_id``/``tube``/``priority`` name the buried job; ``reason`` is a :data:`FailureReason`;
+    ``exception`` and ``message`` the error's type and text, ``traceback`` its traceback (empty
+    when the handler never finished); ``attempts``, ``reserves`` and ``kicks`` the job's counts when
+    it was buried; ``host``, ``pid`` and ``time`` (seconds since the epoch) the burying worker's.
+    ``record_id`` is the record's own job id (0 before it is stored); ``state`` is the buried job's
+    state when the record was read (``"buried"``; ``"ready"``, ``"delayed"`` or ``"reserved"`` once
+    retried; ``"gone"`` once deleted), ``None`` when not asked.
+    """
+
+    job_id: int
+    tube: str
+    priority: int
+    reason: FailureReason
+    exception: str
+    message: str
+    traceback: str
+    attempts: int
+    reserves: int
+    kicks: int
+    host: str
+    pid: int
+    time: float
+    record_id: int = 0
+    state: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as stored (without ``record_id`` and ``state``, which the server knows)."""
+        data = dataclasses.asdict(self)
+        del data["record_id"], data["state"]
+        data[RECORD_MARK] = 1
+        return data
+
+    @classmethod
+    def from_json(cls, data: object, record_id: int = 0) -> FailureRecord | None:
+        """A stored record; None for anything that is not one."""
+        if not isinstance(data, Mapping) or data.get(RECORD_MARK) != 1:
+            return None
+        try:
+            return cls(
+                job_id=_int(data["job_id"]),
+                tube=_str(data["tube"]),
+                priority=_int(data["priority"]),
+                reason=_reason(data["reason"]),
+                exception=_str(data["exception"]),
+                message=_str(data["message"]),
+                traceback=_str(data["traceback"]),
+                attempts=_int(data["attempts"]),
+                reserves=_int(data["reserves"]),
+                kicks=_int(data["kicks"]),
+                host=_str(data["host"]),
+                pid=_int(data["pid"]),
+                time=float(_number(data["time"])),
+                record_id=record_id,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def with_state(self, state: str | None) -> FailureRecord:
+        return dataclasses.replace(self, state=state)
+
+    def summary(self) -> str:
+        """One line: the job, why, and the error."""
+        error = f"{self.exception}: {self.message}" if self.exception else self.message
+        return f"job {self.job_id} ({self.tube}) {self.reason} after {self.attempts} attempt(s): {cut(error, 200)}"
+
+    def __str__(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def _int(value: object) -> int:
+    if type(value) is not int:
+        raise TypeError(value)
+    return value
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(value)
+    return value
+
+
+def _reason(value: object) -> FailureReason:
+    if value == "raised":
+        return "raised"
+    if value == "crashed":
+        return "crashed"
+    if value == "requested":
+        return "requested"
+    if value == "invalid":
+        return "invalid"
+    raise ValueError(value)
+
+
+@dataclasses.dataclass(slots=True)
+class DurationStats:
+    """Handler run times of one tube, in seconds."""
+
+    count: int = 0
+    total: float = 0.0
+    max: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        self.max = max(self.max, seconds)
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+
+@dataclasses.dataclass(slots=True)
+class WorkerStats:
+    """A worker's counters (``worker.stats`` is a snapshot of them).
+
+    ``reserved``: jobs taken; ``succeeded``: handler returned and the job was deleted; ``failed``:
+    handler raised; ``retried``: released for another attempt; ``buried``: buried with a record
+    (``crashed`` of them because their attempts ran out without a handler finishing, ``invalid``
+    because their body could not be used); ``lease_lost``: jobs no longer ours when the handler
+    ended (never settled by us); ``released``: unfinished jobs released at shutdown; ``returned``:
+    jobs received as the worker stopped, handed back unrun; ``touches``: lease-keeper touches;
+    ``hook_errors``: hooks that raised; ``connection_errors``: lost connections and failed
+    reconnects; ``durations``: handler run times by tube.
+    """
+
+    reserved: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    buried: int = 0
+    crashed: int = 0
+    invalid: int = 0
+    lease_lost: int = 0
+    released: int = 0
+    returned: int = 0
+    touches: int = 0
+    hook_errors: int = 0
+    connection_errors: int = 0
+    durations: dict[str, DurationStats] = dataclasses.field(default_factory=dict)
+
+    def snapshot(self) -> WorkerStats:
+        durations = {tube: dataclasses.replace(d) for tube, d in self.durations.items()}
+        return dataclasses.replace(self, durations=durations)
+
+    def counters(self) -> dict[str, int]:
+        """Every counter by name (``durations`` aside)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "durations"}
+
+
+for _cls in (BuryJob, DurationStats, FailureRecord, LeaseLost, RetryAfter, WorkerStats):
+    _cls.__module__ = "beanstalkm"  # tracebacks and reprs name the public path

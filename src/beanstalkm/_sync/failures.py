@@ -1,0 +1,133 @@
+# Derived by `python -m codegen` from src/beanstalkm/_async/failures.py (sha256 ce1b7a255592c50fea9dcb112081c68d42d0c798e62cdd7cd2337ed55621361a). DO NOT EDIT; edit the source and run `make generate`.
+"""Failure records: stored, found, listed, retried and purged, in beanstalkd itself.
+
+The sync flavour, derived from the asyncio source by ``python -m codegen``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["delete_record", "find_record", "list_records", "purge_records", "retry_records", "store_record"]
+
+from collections.abc import Collection
+
+from beanstalkm._core.worker import FailureRecord, record_prefix, record_tube
+from beanstalkm._errors import BatchFailed
+from beanstalkm._generated.errors import NotFound
+from beanstalkm._generated.stats import JobStats
+from beanstalkm._sync.client import Client
+from beanstalkm._sync.connection import Pipeline
+from beanstalkm._sync.message import Message
+
+RECORD_TTR = 60
+"""The record jobs' time to run (nobody reserves them)."""
+
+
+def store_record(client: Client, record: FailureRecord) -> int:
+    """Put ``record`` into its record tube; its record job's id."""
+    message = client.put(record.to_json(), tube=record_tube(record.tube, record.job_id), priority=0, ttr=RECORD_TTR)
+    return message.uid
+
+
+def find_record(client: Client, tube: str, job_id: int) -> FailureRecord | None:
+    """The failure record of job ``job_id`` of ``tube``, if it has one (one round trip, no reserve)."""
+    records = _peek(client, [record_tube(tube, job_id)])
+    return next((r for r in records if r.job_id == job_id and r.tube == tube), None)
+
+
+def delete_record(client: Client, record: FailureRecord) -> None:
+    """Delete a record's job (one already gone is fine)."""
+    if record.record_id:
+        try:
+            client.queue.delete(record.record_id)
+        except NotFound:
+            pass
+
+
+def list_records(client: Client, tube: str, ids: Collection[int] | None = None) -> list[FailureRecord]:
+    """The failure records of ``tube`` (those of ``ids`` only, when given), by job id, each with the
+    buried job's ``state`` now: ``"buried"``, ``"ready"``/``"delayed"``/``"reserved"`` once retried,
+    ``"gone"`` once deleted. Two round trips and a ``list-tubes``; nothing is reserved."""
+    prefix = record_prefix(tube)
+    if ids is not None:
+        names = [record_tube(tube, job_id) for job_id in sorted(set(ids))]
+    else:
+        names = [name for name in client.queue.list_tubes() if name.startswith(prefix)]
+    records = [r for r in _peek(client, names) if r.tube == tube and (ids is None or r.job_id in ids)]
+    newest: dict[int, FailureRecord] = {}
+    for record in records:  # a job buried again has its older record replaced; keep the newest only
+        if record.job_id not in newest or record.record_id > newest[record.job_id].record_id:
+            newest[record.job_id] = record
+    records = sorted(newest.values(), key=lambda r: r.job_id)
+    if not records:
+        return []
+    p = client.pipeline()
+    for record in records:
+        p.stats_job(record.job_id)
+    results = _execute(p)
+    return [record.with_state(_state(record, stats)) for record, stats in zip(records, results, strict=True)]
+
+
+def retry_records(client: Client, tube: str, ids: Collection[int] | None = None) -> list[FailureRecord]:
+    """Kick ``tube``'s buried jobs that have records (those of ``ids`` only, when given): each gets a
+    fresh budget of attempts. The records stay until the job succeeds or is buried again (they
+    hold the count the fresh budget starts from). The records of the jobs kicked."""
+    kicked = []
+    for record in list_records(client, tube, ids):
+        if record.state != "buried":
+            continue
+        try:
+            client.queue.kick_job(record.job_id)
+        except NotFound:
+            continue  # deleted or kicked meanwhile
+        kicked.append(record.with_state("ready"))
+    return kicked
+
+
+def purge_records(client: Client, tube: str, ids: Collection[int] | None = None) -> list[FailureRecord]:
+    """Delete ``tube``'s buried jobs that have records, and their records (those of ``ids`` only,
+    when given); records of jobs already gone are deleted too. A job retried and not buried
+    again is left alone, record and all. The records purged."""
+    purged = []
+    for record in list_records(client, tube, ids):
+        if record.state == "buried":
+            try:
+                client.queue.delete(record.job_id)
+            except NotFound:
+                continue  # kicked or deleted meanwhile: look again next time
+        elif record.state != "gone":
+            continue
+        delete_record(client, record)
+        purged.append(record.with_state("gone"))
+    return purged
+
+
+def _peek(client: Client, names: list[str]) -> list[FailureRecord]:
+    """The records at the head of the record tubes ``names`` (one pipelined write)."""
+    if not names:
+        return []
+    p = client.pipeline()
+    for name in names:
+        p.use(name)
+        p.peek_ready()
+    results = _execute(p)
+    records = []
+    for value in results[1::2]:
+        if isinstance(value, Message):
+            record = FailureRecord.from_json(value.body, value.uid)
+            if record is not None:
+                records.append(record)
+    return records
+
+
+def _execute(pipeline: Pipeline) -> list[object]:
+    """A pipeline's results, whether or not some item failed (its error is its result)."""
+    try:
+        return pipeline.execute()
+    except BatchFailed as exc:
+        return exc.results
+
+
+def _state(record: FailureRecord, stats: object) -> str:
+    if isinstance(stats, JobStats) and stats.tube == record.tube:
+        return stats.state
+    return "gone"
