@@ -30,7 +30,6 @@ import logging
 import os
 import random
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -54,6 +53,7 @@ from beanstalkm._core.worker import (
     attempts_of,
     backoff_delay,
     format_exception,
+    this_host,
 )
 from beanstalkm._errors import (
     ArgumentTypeError,
@@ -173,7 +173,7 @@ class AsyncWorker:
         self._mutex = tasks.new_mutex()
         self._stats = WorkerStats()
         self._rng = random.Random()
-        self._host = socket.gethostname()
+        self._host = this_host()
         self._stopping = tasks.new_event()
         self._now = tasks.new_event()
         self._wake = tasks.new_event()

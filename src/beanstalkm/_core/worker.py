@@ -39,6 +39,7 @@ import hashlib
 import json
 import math
 import random
+import socket
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -190,6 +191,11 @@ def attempts_of(stats: JobStats, record: FailureRecord | None) -> int:
     if record is not None and stats.kicks > record.kicks and stats.reserves >= record.reserves:
         return stats.reserves - record.reserves
     return stats.reserves
+
+
+def this_host() -> str:
+    """The host name a failure record names."""
+    return socket.gethostname()
 
 
 def format_exception(exc: BaseException) -> str:

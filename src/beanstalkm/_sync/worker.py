@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 c1775d97b3eb3ca161cc947001afc75010b5119c6e9afd803fe98ff8c046f9a6). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 6b076f0945bf160fb09ab2f40079fd3871000430f782ca027e2b61aed32a6e72). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -14,7 +14,6 @@ import logging
 import os
 import random
 import signal
-import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -34,6 +33,7 @@ from beanstalkm._core.worker import (
     attempts_of,
     backoff_delay,
     format_exception,
+    this_host,
 )
 from beanstalkm._errors import (
     ArgumentTypeError,
@@ -152,7 +152,7 @@ class Worker:
         self._mutex = threads.new_mutex()
         self._stats = WorkerStats()
         self._rng = random.Random()
-        self._host = socket.gethostname()
+        self._host = this_host()
         self._stopping = threads.new_event()
         self._now = threads.new_event()
         self._wake = threads.new_event()
