@@ -139,7 +139,10 @@ def test_stats_attributes_are_python_names_of_the_keys() -> None:
 def test_check_passes_on_a_fresh_generation(out: Path) -> None:
     proc = check(out)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"generated code is current ({len(GENERATED_FILES)} files; {len(unasync.SOURCES) + 1} derived sync files)"
+    assert (
+        proc.stdout.strip()
+        == f"generated code is current ({len(GENERATED_FILES)} files; {len(unasync.SOURCES) + 1} derived sync files)"
+    )
     assert {p.name for p in out.iterdir()} == GENERATED_FILES
 
 

@@ -1,0 +1,339 @@
+"""The ``worker`` and ``failed`` commands: run a worker, inspect and act on failure records.
+
+    python -m beanstalkm.worker_main worker pkg.module:worker [-c N] [--burst] [--max-jobs N]
+                                             [--grace S] [-s URL ...] [--metrics-port P]
+    python -m beanstalkm.worker_main failed ls|show|retry|purge TUBE [ID ...] [-s URL ...] [--json]
+
+``main(argv, servers=..., json_output=..., timeout=...)`` is what the ``beanstalkm`` command passes
+``beanstalkm worker ...`` and ``beanstalkm failed ...`` through to. Exit codes: 0 ok (a worker
+stopped by SIGTERM or SIGINT included), 1 the command failed, 2 usage (bad arguments, a target that
+cannot be imported or is not a worker), 3 no server reachable.
+"""
+
+from __future__ import annotations
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE", "main"]
+
+import argparse
+import asyncio
+import importlib
+import itertools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TextIO
+
+from beanstalkm._core.base import DEFAULT_PORT
+from beanstalkm._core.worker import FailureRecord
+from beanstalkm._errors import BeanstalkmException, InvalidArgument, SocketError
+from beanstalkm._sync.client import Client
+from beanstalkm._sync.failures import list_records, purge_records, retry_records
+from beanstalkm._sync.worker import Worker
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+DEFAULT_URL = "beanstalk://127.0.0.1:11300"
+CLI_TIMEOUT = 10.0
+
+logger = logging.getLogger("beanstalkm.worker")
+
+
+class _Usage(Exception):
+    """Bad arguments: exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _Usage(f"{self.prog}: {message}")
+
+
+# -- MERGE: a minimal server-address shim until Client.from_url lands ---------------------------------
+# ``beanstalk://host[:port]``, ``host[:port]`` and ``unix:///path`` only. At merge, replace ``_address``
+# and ``_client`` with ``Client.from_url(url, timeout=...)`` (and ``AsyncClient.from_url``), and pass
+# several URLs to the worker as a ``Cluster`` or as this module's round-robin factory (``_source``).
+
+
+def _address(url: str) -> tuple[str, int, str | None]:
+    """(host, port, unix socket path) of a server URL."""
+    if url.startswith("unix://"):
+        path = url[len("unix://") :]
+        if not path:
+            raise InvalidArgument("server", url, "a unix:// URL names a socket path: unix:///path/to/socket")
+        return "127.0.0.1", DEFAULT_PORT, path
+    rest = url[len("beanstalk://") :] if url.startswith("beanstalk://") else url
+    if "://" in rest or "/" in rest.rstrip("/"):
+        raise InvalidArgument("server", url, "expected beanstalk://host[:port] or unix:///path")
+    rest = rest.rstrip("/")
+    host, sep, port_text = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
+    if not sep:
+        host = rest
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        raise InvalidArgument("server", url, "no host")
+    if not sep:
+        return host, DEFAULT_PORT, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise InvalidArgument("server", url, f"port {port_text!r} is not 1 to 65535")
+    return host, int(port_text), None
+
+
+def _client(url: str, timeout: float | None) -> Client:
+    host, port, unix_socket = _address(url)
+    return Client(host, port, timeout, unix_socket=unix_socket)
+
+
+def _urls(servers: Sequence[str]) -> list[str]:
+    if servers:
+        return list(servers)
+    env = os.environ.get("BEANSTALKD_URL", "")
+    return [u.strip() for u in env.split(",") if u.strip()] or [DEFAULT_URL]
+
+
+def _source(urls: Sequence[str], timeout: float | None) -> Callable[[], Client]:
+    """A connection per call, the URLs taken in turn: a worker's slots spread over the servers."""
+    for url in urls:
+        _address(url)  # checked before anything connects
+    turn = itertools.cycle(urls)
+    return lambda: _client(next(turn), timeout)
+
+
+# -- the commands ---------------------------------------------------------------------------------------
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-s", "--server", action="append", default=[], metavar="URL", help="server URL (repeat)")
+    parser.add_argument("--json", action="store_true", help="JSON output")
+    parser.add_argument("--timeout", type=float, default=None, metavar="S", help="connection timeout, seconds")
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="beanstalkm", description="Run a beanstalkm worker; inspect failed jobs.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    worker = commands.add_parser("worker", help="run a worker: pkg.module:worker")
+    worker.add_argument("target", metavar="pkg.module:worker", help="where the Worker or AsyncWorker object is")
+    worker.add_argument("-c", "--concurrency", type=int, default=None, metavar="N", help="slots (threads or tasks)")
+    worker.add_argument("--burst", action="store_true", help="exit once no job is ready")
+    worker.add_argument("--max-jobs", type=int, default=None, metavar="N", help="exit after taking N jobs")
+    worker.add_argument("--grace", type=float, default=None, metavar="S", help="seconds handlers get at a stop")
+    worker.add_argument("--metrics-port", type=int, default=None, metavar="P", help="serve Prometheus metrics")
+    worker.add_argument("--metrics-host", default="0.0.0.0", metavar="ADDR", help="address for --metrics-port")
+    worker.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO"
+    )
+    _add_common(worker)
+    failed = commands.add_parser("failed", help="failure records: ls, show, retry, purge")
+    actions = failed.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for name, text in (
+        ("ls", "list a tube's failure records"),
+        ("show", "show records in full (tracebacks)"),
+        ("retry", "kick buried jobs back with a fresh budget"),
+        ("purge", "delete buried jobs and their records"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("tube")
+        action.add_argument("ids", nargs="*" if name != "show" else "+", type=int, metavar="ID", help="job ids")
+        if name in ("retry", "purge"):
+            action.add_argument("--all", action="store_true", help="every record of the tube (no ids given)")
+        _add_common(action)
+    return parser
+
+
+def main(
+    argv: Sequence[str], *, servers: Sequence[str] = (), json_output: bool = False, timeout: float | None = None
+) -> int:
+    """Run ``argv`` (``["worker", ...]`` or ``["failed", ...]``); the exit code."""
+    out = sys.stdout
+    try:
+        args = _parser().parse_args(list(argv))
+        urls = _urls([*servers, *args.server])
+        json_output = json_output or args.json
+        timeout = args.timeout if args.timeout is not None else timeout
+        if args.command == "worker":
+            return _worker(args, urls, timeout, bool(servers))
+        return _failed(args, urls, timeout if timeout is not None else CLI_TIMEOUT, json_output, out)
+    except _Usage as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except InvalidArgument as exc:
+        print(f"beanstalkm: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SocketError as exc:
+        print(f"beanstalkm: no server reachable: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except BeanstalkmException as exc:
+        print(f"beanstalkm: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _load(target: str) -> Any:
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise _Usage(f"beanstalkm worker: {target!r} is not pkg.module:attribute")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: the worker's module is found from here
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise _Usage(f"beanstalkm worker: cannot import {module_name!r}: {exc}") from exc
+    value = module
+    for part in attribute.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise _Usage(f"beanstalkm worker: {module_name!r} has no {attribute!r}") from None
+    return value
+
+
+def _worker(args: argparse.Namespace, urls: list[str], timeout: float | None, servers_given: bool) -> int:
+    from beanstalkm._async.worker import AsyncWorker
+
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+    )
+    worker = _load(args.target)
+    if not isinstance(worker, (Worker, AsyncWorker)):
+        raise _Usage(f"beanstalkm worker: {args.target} is a {type(worker).__name__}, not a Worker or AsyncWorker")
+    if args.concurrency is not None or args.grace is not None:
+        worker.configure(concurrency=args.concurrency, grace=args.grace)
+    if args.server or servers_given or "BEANSTALKD_URL" in os.environ:  # else the worker's own source
+        _configure_source(worker, urls, timeout if timeout is not None else CLI_TIMEOUT)
+    stop_metrics = _serve_metrics(worker, args.metrics_host, args.metrics_port) if args.metrics_port else None
+    try:
+        if isinstance(worker, AsyncWorker):
+            asyncio.run(worker.run(burst=args.burst, max_jobs=args.max_jobs))
+        else:
+            worker.run(burst=args.burst, max_jobs=args.max_jobs)
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
+    return EXIT_OK
+
+
+def _configure_source(worker: object, urls: list[str], timeout: float | None) -> None:
+    from beanstalkm._async.client import AsyncClient
+    from beanstalkm._async.worker import AsyncWorker
+
+    if isinstance(worker, AsyncWorker):
+        addresses = [_address(url) for url in urls]
+        turn = itertools.cycle(addresses)
+
+        def connect() -> AsyncClient:
+            host, port, unix_socket = next(turn)
+            return AsyncClient(host, port, timeout, unix_socket=unix_socket)
+
+        worker.configure(source=connect)
+    elif isinstance(worker, Worker):
+        worker.configure(source=_source(urls, timeout))
+
+
+def _serve_metrics(worker: Worker | Any, host: str, port: int) -> Callable[[], None]:
+    """Serve ``worker.stats`` as Prometheus metrics on ``host:port`` (needs ``beanstalkm[prometheus]``)."""
+    try:
+        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client.core import CounterMetricFamily, Metric, SummaryMetricFamily
+        from prometheus_client.registry import Collector
+    except ImportError:
+        raise _Usage(
+            "beanstalkm worker: --metrics-port needs prometheus_client: pip install 'beanstalkm[prometheus]'"
+        ) from None
+
+    class _Stats(Collector):
+        def collect(self) -> Any:
+            stats = worker.stats
+            metrics: list[Metric] = []
+            for name, value in stats.counters().items():
+                counter = CounterMetricFamily(
+                    f"beanstalkm_worker_{name}", f"beanstalkm worker: {name} (see WorkerStats)"
+                )
+                counter.add_metric([], value)
+                metrics.append(counter)
+            summary = SummaryMetricFamily(
+                "beanstalkm_worker_handler_seconds", "handler run time by tube", labels=["tube"]
+            )
+            for tube, durations in stats.durations.items():
+                summary.add_metric([tube], durations.count, durations.total)
+            metrics.append(summary)
+            return iter(metrics)
+
+    registry = CollectorRegistry()
+    registry.register(_Stats())
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    logger.info("metrics on http://%s:%d/metrics", host, port)
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join(5.0)
+
+    return stop
+
+
+def _failed(args: argparse.Namespace, urls: list[str], timeout: float | None, as_json: bool, out: TextIO) -> int:
+    ids: list[int] | None = args.ids or None
+    if args.action in ("retry", "purge") and ids is None and not args.all:
+        raise _Usage(f"beanstalkm failed {args.action}: name job ids, or --all for every record of the tube")
+    client = _client(urls[0], timeout)
+    try:
+        if args.action == "retry":
+            records = retry_records(client, args.tube, ids)
+        elif args.action == "purge":
+            records = purge_records(client, args.tube, ids)
+        else:
+            records = list_records(client, args.tube, ids)
+    finally:
+        client.close()
+    if args.action == "show":
+        missing = sorted(set(args.ids) - {r.job_id for r in records})
+        _print_records(records, as_json, out, full=True)
+        for job_id in missing:
+            print(f"beanstalkm failed show: job {job_id} of {args.tube} has no failure record", file=sys.stderr)
+        return EXIT_FAILED if missing else EXIT_OK
+    if args.action == "ls":
+        _print_records(records, as_json, out, full=False)
+        return EXIT_OK
+    verb = "kicked" if args.action == "retry" else "purged"
+    if as_json:
+        print(json.dumps({verb: [r.job_id for r in records]}), file=out)
+    else:
+        print(
+            f"{verb} {len(records)} job(s)" + (": " + " ".join(str(r.job_id) for r in records) if records else ""),
+            file=out,
+        )
+    return EXIT_OK
+
+
+def _print_records(records: list[FailureRecord], as_json: bool, out: TextIO, full: bool) -> None:
+    if as_json:
+        data = [_record_json(r, full) for r in records]
+        print(json.dumps(data if not full or len(data) != 1 else data[0], indent=None if not full else 2), file=out)
+        return
+    if not full:
+        print(f"{'JOB':>8}  {'STATE':8}  {'REASON':9}  {'ATTEMPTS':>8}  ERROR", file=out)
+        for r in records:
+            error = f"{r.exception}: {r.message}" if r.exception else r.message
+            print(f"{r.job_id:>8}  {r.state or '?':8}  {r.reason:9}  {r.attempts:>8}  {error[:100]}", file=out)
+        return
+    for r in records:
+        print(f"job {r.job_id} ({r.tube}), {r.state}: {r.reason} after {r.attempts} attempt(s)", file=out)
+        print(f"  priority {r.priority}, reserves {r.reserves}, kicks {r.kicks}, record {r.record_id}", file=out)
+        print(f"  by {r.host} pid {r.pid} at {r.time:.3f}", file=out)
+        print(f"  {r.exception + ': ' if r.exception else ''}{r.message}", file=out)
+        if r.traceback:
+            print(r.traceback.rstrip(), file=out)
+
+
+def _record_json(record: FailureRecord, full: bool) -> dict[str, Any]:
+    data = {**record.to_json(), "record_id": record.record_id, "state": record.state}
+    del data["beanstalkm-failure"]
+    if not full:
+        del data["traceback"]
+    return data
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
