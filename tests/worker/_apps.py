@@ -1,9 +1,9 @@
 """Worker modules the tests run as real subprocesses: ``python -m beanstalkm.worker_main worker worker._apps:NAME``.
 
 Each handler appends one line per event to the file named by ``$BSM_RUNLOG`` (``O_APPEND``, one
-``write`` per line, so lines of concurrent processes never mix): ``S <id> <pid> <time>`` when it
-starts, ``E <id> <pid> <time> <timeouts>`` when it finishes (``timeouts`` as ``stats-job`` says
-then). Both flavours of each worker: ``NAME`` (threads) and ``NAME_async`` (tasks).
+``write`` per line, so lines of concurrent processes never mix): ``S <id> <pid> <time> <run>`` when it
+starts, ``E <id> <pid> <time> <run> <timeouts>`` when it finishes (``run`` names the run, ``timeouts``
+is what ``stats-job`` says then). Both flavours of each worker: ``NAME`` (threads) and ``NAME_async`` (tasks).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 
 from beanstalkm import Message, Worker
 from beanstalkm.aio import AsyncMessage, AsyncWorker
@@ -18,11 +19,11 @@ from beanstalkm.aio import AsyncMessage, AsyncWorker
 RETRY_DELAYS = [1, 2, 3]
 
 
-def note(kind: str, job_id: object, extra: str = "") -> None:
+def note(kind: str, job_id: object, run: str = "-", extra: str = "") -> None:
     path = os.environ.get("BSM_RUNLOG")
     if not path:
         return
-    line = f"{kind} {job_id} {os.getpid()} {time.time():.6f} {extra}\n".encode()
+    line = f"{kind} {job_id} {os.getpid()} {time.time():.6f} {run} {extra}\n".encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
@@ -37,10 +38,11 @@ soak = Worker()
 
 @soak.handler("soak", retries=50)
 def soak_job(message: Message) -> None:
-    note("S", message.body["id"])
+    run = uuid.uuid4().hex[:12]
+    note("S", message.body["id"], run)
     time.sleep(message.body["sleep"])
     stats = message.stats()
-    note("E", message.body["id"], str(stats.timeouts if stats is not None else -1))
+    note("E", message.body["id"], run, str(stats.timeouts if stats is not None else -1))
 
 
 # -- a poison job: kills its worker process every time ------------------------------------------------

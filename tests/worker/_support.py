@@ -39,26 +39,38 @@ def url(server: BeanstalkdServer) -> str:
 
 @dataclass
 class Run:
-    """A parsed run log: each handler start and end, by job."""
+    """A parsed run log: each handler run's start and end, by job (a run is (pid, start, end or None,
+    timeouts seen at its end))."""
 
     starts: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
     ends: dict[int, list[tuple[int, float, int]]] = field(default_factory=dict)
+    runs: dict[int, list[tuple[int, float, float | None, int]]] = field(default_factory=dict)
 
 
 def read_runlog(path: Path) -> Run:
     run = Run()
     if not path.exists():
         return run
+    opened: dict[str, tuple[int, int, float]] = {}
+    finished: dict[str, tuple[float, int]] = {}
     for line in path.read_text().splitlines():
         parts = line.split()
-        if not parts:
-            continue
+        if len(parts) < 4:
+            continue  # a line being written
         job, pid, at = int(parts[1]), int(parts[2]), float(parts[3])
+        token = parts[4] if len(parts) > 4 else "-"
         if parts[0] == "S":
             run.starts.setdefault(job, []).append((pid, at))
+            if token != "-":
+                opened[token] = (job, pid, at)
         else:
-            timeouts = int(parts[4]) if len(parts) > 4 and parts[4].lstrip("-").isdigit() else 0
+            timeouts = int(parts[5]) if len(parts) > 5 and parts[5].lstrip("-").isdigit() else 0
             run.ends.setdefault(job, []).append((pid, at, timeouts))
+            if token != "-":
+                finished[token] = (at, timeouts)
+    for token, (job, pid, at) in opened.items():
+        end, timeouts = finished.get(token, (None, 0))
+        run.runs.setdefault(job, []).append((pid, at, end, timeouts))
     return run
 
 
