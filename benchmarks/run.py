@@ -63,6 +63,10 @@ Each library is used as its user would use it for the same job:
   as ``AsyncPool.put``/``reserve`` do), doing ``put(json.dumps(body))`` or
   ``reserve(0)`` + ``json.loads`` + ``delete``.
 
+* the worker (``bench/cases_worker.py``): ``Worker`` with a no-op handler, at
+  concurrency 1 and 8, each chunk one ``run(max_jobs=k)``, against the
+  hand-written greenstalk loop ``reserve(0)`` + ``json.loads`` + ``delete``.
+
 ``raw`` is the floor: a minimal ``sendall``/``recv`` loop (asyncio streams
 for the async cases, over a pool of the same size) with precomputed commands,
 sending the envelope bytes, decoding nothing. In the batch cases it is the raw

@@ -32,6 +32,7 @@ from bench.cases_sync import (
     raw_reserve_delete,
     raw_simple,
 )
+from bench.cases_worker import bsm_worker
 from bench.env import ASYNC_CHUNKS, BATCH, TASKS, Prepare
 
 
@@ -241,5 +242,33 @@ CASES: tuple[Case, ...] = (
         },
         prefill=True,
         max_chunks=ASYNC_CHUNKS,
+    ),
+    Case(
+        "worker",
+        "Worker, no-op handler, 1 slot",
+        SINGLE,
+        QUICK_SINGLE,
+        "job",
+        "greenstalk",
+        {
+            "beanstalkm": Impl("Worker(concurrency=1).run(max_jobs=k), handler does nothing", bsm_worker(1)),
+            "other": Impl(f"hand-written loop: {GS_CYCLE_WHAT}", gs_reserve_delete),
+            "raw": Impl("reserve-with-timeout 0 + delete, bytes not decoded", raw_reserve_delete),
+        },
+        prefill=True,
+    ),
+    Case(
+        "worker_c8",
+        "Worker, no-op handler, 8 slots",
+        SINGLE,
+        QUICK_SINGLE,
+        "job",
+        "greenstalk",
+        {
+            "beanstalkm": Impl("Worker(concurrency=8).run(max_jobs=k), handler does nothing", bsm_worker(8)),
+            "other": Impl(f"hand-written loop (one connection): {GS_CYCLE_WHAT}", gs_reserve_delete),
+            "raw": Impl("reserve-with-timeout 0 + delete, one connection", raw_reserve_delete),
+        },
+        prefill=True,
     ),
 )

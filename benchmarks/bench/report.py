@@ -31,6 +31,7 @@ TARGETS: tuple[Target, ...] = (
     Target("put_many", "other", 10.0, "put_many >= 10x greenstalk sequential put"),
     Target("put_many", "raw", 0.7, "put_many >= 0.7x the raw pipelined loop"),
     Target("reserve_many", "other", 10.0, "reserve_many(drop=True) >= 10x greenstalk reserve+loads+delete"),
+    Target("worker", "other", 0.9, "Worker (no-op handler, 1 slot) >= 0.9x a greenstalk reserve/delete loop"),
 )
 
 

@@ -53,6 +53,7 @@ from beanstalkm._core.worker import (
     attempts_of,
     backoff_delay,
     format_exception,
+    take_steps,
     this_host,
 )
 from beanstalkm._errors import (
@@ -64,6 +65,7 @@ from beanstalkm._errors import (
     InvalidEnvelope,
     SocketError,
 )
+from beanstalkm._generated import commands as _c
 from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._transport import tasks
@@ -108,6 +110,10 @@ class _Job:
     claimed: bool = False  # settled, or being settled, by the slot or the shutdown: nobody else may
     lost: bool = False
     started: float = 0.0
+
+
+_Taken = tuple[AsyncMessage, JobStats | None]
+"""A reserved job and its stats (None if they are still to be asked)."""
 
 
 class _Slot:
@@ -443,10 +449,8 @@ class AsyncWorker:
                 try:
                     taken = await self._take(slot, tubes, done, burst)
                     pause = RECONNECT_PAUSE[0]
-                except SocketError as exc:
+                except SocketError as exc:  # a delete sent with it was told unconfirmed already
                     self._unclaim(slot)
-                    if done is not None:
-                        self._delete_unknown(done, exc)
                     done = None
                     if self._stopping.is_set():
                         break
@@ -456,13 +460,13 @@ class AsyncWorker:
                     pause = min(pause * 2, RECONNECT_PAUSE[1])
                     continue
                 done = None
-                if not isinstance(taken, AsyncMessage):
+                if not isinstance(taken, tuple):
                     self._unclaim(slot)
                     if taken is None and burst and not self._stopping.is_set():
                         logger.info("slot %d: no job ready (burst): done", slot.index)
                         break
                     continue
-                done = await self._handle(slot, taken)
+                done = await self._handle(slot, *taken)
         except Exception:
             logger.exception("slot %d failed", slot.index)
             raise
@@ -511,11 +515,9 @@ class AsyncWorker:
                 if self._tickets is not None:
                     self._tickets += 1
 
-    async def _take(
-        self, slot: _Slot, tubes: tuple[str, ...], done: _Job | None, burst: bool
-    ) -> AsyncMessage | bool | None:
-        """Reserve a job from ``tubes`` (sending ``done``'s delete first): its message, True when a job
-        whose body cannot be used was buried, or None (nothing, or a stop)."""
+    async def _take(self, slot: _Slot, tubes: tuple[str, ...], done: _Job | None, burst: bool) -> _Taken | bool | None:
+        """Reserve a job from ``tubes`` (sending ``done``'s delete first): its message and stats, True
+        when a job whose body cannot be used was buried, or None (nothing, or a stop)."""
         polls = [tubes] if len(tubes) == 1 else [(tube,) for tube in tubes]
         for group in polls:
             taken = await self._reserve(slot, group, done, 0)
@@ -538,36 +540,40 @@ class AsyncWorker:
 
     async def _reserve(
         self, slot: _Slot, tubes: tuple[str, ...], done: _Job | None, timeout: float
-    ) -> AsyncMessage | bool | None:
+    ) -> _Taken | bool | None:
+        """One reserve (with ``done``'s delete before it): the job and its stats, True when a job whose
+        body cannot be used was buried, or None (nothing within ``timeout``)."""
         client = slot.client
-        p = client.pipeline()
+        delete = None
         if done is not None:
             if done.message.reserved:
-                p.delete(done.message.uid)
+                delete = _c.delete(done.message.uid)
             else:
                 self._lose(done, "the connection that reserved it was lost before its delete")
                 done = None
         wanted = frozenset(tubes)
-        for tube in tubes:
-            if tube not in slot.watching:
-                p.watch(tube)
-        for tube in slot.watching - wanted:
-            p.ignore(tube)
-        p.reserve_with_timeout(int(timeout))
+        reserve = _c.reserve_with_timeout(int(timeout))
+        stats: JobStats | None = None
+        deleted: object
+        outcome: object
         try:
-            results = await p.execute()
-        except BatchFailed as exc:
-            results = exc.results
+            if wanted == slot.watching:  # the usual case: one conversation, the stats-job included
+                requests = (reserve,) if delete is None else (delete, reserve)
+                to_message = client._reserved_message
+                deleted, outcome, stats = await client._converse(
+                    lambda session, reader: take_steps(session, reader, delete, reserve, to_message), requests
+                )
+            else:  # the watch list changes first: a pipeline
+                uid = None if done is None else done.message.uid
+                deleted, outcome = await self._reserve_watching(slot, wanted, uid, timeout)
         except SocketError as exc:
             if done is not None:
                 self._delete_unknown(done, exc)
             raise
-        slot.watching = wanted
         if done is not None:
-            self._deleted(done, results[0])
-        outcome = results[-1]
+            self._deleted(done, deleted)
         if isinstance(outcome, AsyncMessage):
-            return outcome
+            return outcome, stats
         if isinstance(outcome, InvalidEnvelope):
             message = outcome.message
             if isinstance(message, AsyncMessage):
@@ -576,16 +582,37 @@ class AsyncWorker:
         if isinstance(outcome, CorruptJob):
             await self._bury_unreadable(slot, outcome.job_id, None, str(outcome))
             return True
-        if isinstance(outcome, (TimedOut, DeadlineSoon)):
+        if outcome is None or isinstance(outcome, (TimedOut, DeadlineSoon)):
             return None
         if isinstance(outcome, BaseException):
             raise outcome
         return None
 
-    async def _handle(self, slot: _Slot, message: AsyncMessage) -> _Job | None:
+    async def _reserve_watching(
+        self, slot: _Slot, wanted: frozenset[str], delete: int | None, timeout: float
+    ) -> tuple[object, object]:
+        """The delete, the watch-list change and the reserve as one pipeline: (the delete's result, the
+        reserve's)."""
+        p = slot.client.pipeline()
+        if delete is not None:
+            p.delete(delete)
+        for tube in sorted(wanted - slot.watching):
+            p.watch(tube)
+        for tube in sorted(slot.watching - wanted):
+            p.ignore(tube)
+        p.reserve_with_timeout(int(timeout))
+        try:
+            results = await p.execute()
+        except BatchFailed as exc:
+            results = exc.results
+        slot.watching = wanted
+        return (results[0] if delete is not None else None), results[-1]
+
+    async def _handle(self, slot: _Slot, message: AsyncMessage, stats: JobStats | None) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
         try:
-            stats = await message.stats()
+            if stats is None:
+                stats = await message.stats()
         except NotFound:
             stats = None
         except SocketError as exc:
@@ -703,8 +730,10 @@ class AsyncWorker:
         message.deleted = True
         message.reserved = False
         self._count("succeeded")
-        logger.info("job %d (%s) done in %.3f s", message.uid, job.options.tube, time.monotonic() - job.started)
-        self._hook("success", message)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("job %d (%s) done in %.3f s", message.uid, job.options.tube, time.monotonic() - job.started)
+        if self._hooks["success"]:
+            self._hook("success", message)
 
     def _delete_unknown(self, job: _Job, exc: BaseException) -> None:
         self._count("connection_errors")

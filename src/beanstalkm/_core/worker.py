@@ -32,6 +32,7 @@ __all__ = [
     "check_backoff",
     "record_prefix",
     "record_tube",
+    "take_steps",
 ]
 
 import dataclasses
@@ -41,12 +42,18 @@ import math
 import random
 import socket
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 from beanstalkm._core.checks import check_uint
+from beanstalkm._core.message import MessageBase
+from beanstalkm._core.reader import ReplyReader
+from beanstalkm._core.requests import Job, Request
+from beanstalkm._core.session import Session, await_reply, out_of_step
 from beanstalkm._errors import ArgumentTypeError, BeanstalkmException, InvalidArgument, cut
+from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import TUBE_RULE
+from beanstalkm._generated.errors import NotFound, TimedOut
 from beanstalkm._generated.stats import JobStats
 
 Backoff = Sequence[float] | Callable[[int], float] | None
@@ -191,6 +198,57 @@ def attempts_of(stats: JobStats, record: FailureRecord | None) -> int:
     if record is not None and stats.kicks > record.kicks and stats.reserves >= record.reserves:
         return stats.reserves - record.reserves
     return stats.reserves
+
+
+M = TypeVar("M", bound=MessageBase)
+
+
+def take_steps(
+    session: Session,
+    reader: ReplyReader,
+    delete: Request[None] | None,
+    reserve: Request[Job],
+    to_message: Callable[[Job], M],
+) -> Generator[
+    bytes | float | None, bytes, tuple[BeanstalkmException | None, M | BeanstalkmException | None, JobStats | None]
+]:
+    """A worker slot's conversation for its next job: the delete of the job it finished (if any) and
+    the reserve in one write, then the ``stats-job`` of the job reserved, in one hold of the
+    connection. Returns the delete's error (None: deleted, or no delete), the message (None: timed
+    out; or the error to handle: ``InvalidEnvelope``, ``CorruptJob``, ...), and the job's stats
+    (None if they could not be read: the caller asks again)."""
+    head = reserve.head if delete is None else delete.head + reserve.head
+    yield from session.write(head, reserve.wait)
+    delete_error: BeanstalkmException | None = None
+    if delete is not None:
+        reply = yield from await_reply(reader, 0.0)
+        try:
+            delete.decode(reply)
+        except BeanstalkmException as exc:
+            session.note(exc)
+            delete_error = exc
+    reply = yield from await_reply(reader, reserve.wait)
+    try:
+        message = to_message(reserve.decode(reply))
+    except TimedOut:
+        return delete_error, None, None
+    except BeanstalkmException as exc:
+        session.note(exc)
+        return delete_error, exc, None
+    stats_request = _c.stats_job(message.uid)
+    yield stats_request.head
+    reply = yield from await_reply(reader, 0.0)
+    if reader.buffered:
+        raise out_of_step(stats_request.command, reader.buffered)
+    try:
+        stats = stats_request.decode(reply)
+    except BeanstalkmException as exc:
+        session.note(exc)
+        if isinstance(exc, NotFound):
+            message._gone()
+        return delete_error, message, None
+    message._learn(stats)
+    return delete_error, message, stats
 
 
 def this_host() -> str:

@@ -1,0 +1,82 @@
+"""The worker command line: exit codes for usage and unreachable servers, and the Prometheus endpoint."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import urllib.request
+from pathlib import Path
+
+from beanstalkm import Client
+from beanstalkm.testing import BeanstalkdServer
+from beanstalkm.worker_main import EXIT_UNREACHABLE, EXIT_USAGE, main
+
+from ._support import ROOT, WAIT, Workers, url, wait_for, worker_argv, worker_env
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*worker_argv(), *args], env=worker_env(), capture_output=True, text=True, timeout=WAIT, cwd=ROOT
+    )
+
+
+def test_usage_errors_exit_2(server: BeanstalkdServer) -> None:
+    for args, says in (
+        (["worker", "no_such_module_xyz:worker", "-s", url(server)], "cannot import"),
+        (["worker", "worker._apps", "-s", url(server)], "is not pkg.module:attribute"),
+        (["worker", "worker._apps:nothing", "-s", url(server)], "has no 'nothing'"),
+        (["worker", "worker._apps:note", "-s", url(server)], "not a Worker or AsyncWorker"),
+        (["worker", "worker._apps:slow", "-c", "0", "-s", url(server)], "concurrency"),
+        (["worker", "worker._apps:slow", "-s", "http://x"], "server"),
+        (["nothing"], "invalid choice"),
+    ):
+        done = _run(*args)
+        assert done.returncode == EXIT_USAGE, (args, done.stderr)
+        assert says in done.stderr, (args, done.stderr)
+
+
+def test_no_server_reachable_exits_3(server: BeanstalkdServer) -> None:
+    port = server.port
+    server.stop()
+    done = _run("worker", "worker._apps:slow", "-s", f"beanstalk://127.0.0.1:{port}")
+    assert done.returncode == EXIT_UNREACHABLE and "no server reachable" in done.stderr
+
+
+def test_main_is_callable_with_global_options(server: BeanstalkdServer, capsys: object) -> None:
+    """What the ``beanstalkm`` command calls: servers and --json passed as keywords."""
+    assert main(["failed", "ls", "t"], servers=[url(server)], json_output=True) == 0
+    port = server.port
+    server.stop()
+    assert main(["failed", "ls", "t"], servers=[f"beanstalk://127.0.0.1:{port}"], timeout=2) == EXIT_UNREACHABLE
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_metrics_endpoint_serves_the_counters(server: BeanstalkdServer, workers: Workers, tmp_path: Path) -> None:
+    with Client(server.host, server.port) as client:
+        for _ in range(3):
+            client.put({"sleep": 0}, tube="slow")
+        port = _free_port()
+        args = ["-s", url(server), "--metrics-port", str(port), "--metrics-host", "127.0.0.1"]
+        proc = workers.start("worker._apps:slow", args, tmp_path / "run.log")
+        wait_for(lambda: client.queue.stats_tube("slow").cmd_delete == 3, what="three jobs done")
+
+        def scrape() -> str:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
+                    text: str = response.read().decode()
+                    return text
+            except OSError:  # not listening yet
+                return ""
+
+        wait_for(lambda: "beanstalkm_worker_succeeded_total 3.0" in scrape(), what="the metrics to show 3 jobs")
+        text = scrape()
+        assert 'beanstalkm_worker_handler_seconds_count{tube="slow"} 3.0' in text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(WAIT) == 0
