@@ -82,6 +82,28 @@ GS_CYCLE_WHAT = "reserve(0) + json.loads(job.body) + delete(job)"
 ASYNC = f"{TASKS} tasks, pool of --pool-size"
 
 
+def _worker_case(concurrency: int) -> Case:
+    """``Worker(concurrency=...)`` with a no-op handler against the hand-written greenstalk loop."""
+    name = "worker" if concurrency == 1 else f"worker_c{concurrency}"
+    one = "" if concurrency == 1 else " (one connection)"
+    return Case(
+        name,
+        f"Worker, no-op handler, {concurrency} slot{'s' if concurrency > 1 else ''}",
+        SINGLE,
+        QUICK_SINGLE,
+        "job",
+        "greenstalk",
+        {
+            "beanstalkm": Impl(
+                f"Worker(concurrency={concurrency}).run(max_jobs=k), handler does nothing", bsm_worker(concurrency)
+            ),
+            "other": Impl(f"hand-written loop{one}: {GS_CYCLE_WHAT}", gs_reserve_delete),
+            "raw": Impl(f"reserve-with-timeout 0 + delete{one}, bytes not decoded", raw_reserve_delete),
+        },
+        prefill=True,
+    )
+
+
 CASES: tuple[Case, ...] = (
     Case(
         "put",
@@ -243,32 +265,6 @@ CASES: tuple[Case, ...] = (
         prefill=True,
         max_chunks=ASYNC_CHUNKS,
     ),
-    Case(
-        "worker",
-        "Worker, no-op handler, 1 slot",
-        SINGLE,
-        QUICK_SINGLE,
-        "job",
-        "greenstalk",
-        {
-            "beanstalkm": Impl("Worker(concurrency=1).run(max_jobs=k), handler does nothing", bsm_worker(1)),
-            "other": Impl(f"hand-written loop: {GS_CYCLE_WHAT}", gs_reserve_delete),
-            "raw": Impl("reserve-with-timeout 0 + delete, bytes not decoded", raw_reserve_delete),
-        },
-        prefill=True,
-    ),
-    Case(
-        "worker_c8",
-        "Worker, no-op handler, 8 slots",
-        SINGLE,
-        QUICK_SINGLE,
-        "job",
-        "greenstalk",
-        {
-            "beanstalkm": Impl("Worker(concurrency=8).run(max_jobs=k), handler does nothing", bsm_worker(8)),
-            "other": Impl(f"hand-written loop (one connection): {GS_CYCLE_WHAT}", gs_reserve_delete),
-            "raw": Impl("reserve-with-timeout 0 + delete, one connection", raw_reserve_delete),
-        },
-        prefill=True,
-    ),
+    _worker_case(1),
+    _worker_case(8),
 )

@@ -14,6 +14,9 @@ from pathlib import Path
 from beanstalkm.testing import BeanstalkdServer
 
 ROOT = Path(__file__).resolve().parents[2]
+FLAVOURS = ["", "_async"]
+"""The suffixes of the two flavours of each worker in ``_apps`` (threads, tasks)."""
+FLAVOUR_IDS = ["threads", "tasks"]
 WAIT = 60.0
 """The longest any test waits for a process or a condition (a bound against hangs, not a timing)."""
 

@@ -69,7 +69,7 @@ def test_metrics_endpoint_serves_the_counters(server: BeanstalkdServer, workers:
 
         def scrape() -> str:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
                     text: str = response.read().decode()
                     return text
             except OSError:  # not listening yet

@@ -14,12 +14,10 @@ import pytest
 from beanstalkm import Client
 from beanstalkm.testing import BeanstalkdServer
 
-from ._support import WAIT, Workers, failed_cli, read_runlog, url
-
-FLAVOURS = ["", "_async"]
+from ._support import FLAVOUR_IDS, FLAVOURS, WAIT, Workers, failed_cli, read_runlog, url
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS, ids=["threads", "tasks"])
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=FLAVOUR_IDS)
 def test_a_poison_job_is_buried_after_its_budget(
     server: BeanstalkdServer, workers: Workers, tmp_path: Path, flavour: str
 ) -> None:
@@ -62,7 +60,7 @@ def _delays_until_buried(client: Client, job: int, releases_before: int) -> list
     raise AssertionError("the job was never buried")
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS, ids=["threads", "tasks"])
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=FLAVOUR_IDS)
 def test_a_raising_job_is_retried_with_its_backoff_then_buried_with_its_traceback(
     server: BeanstalkdServer, workers: Workers, tmp_path: Path, flavour: str
 ) -> None:

@@ -13,12 +13,10 @@ import pytest
 from beanstalkm import Client
 from beanstalkm.testing import BeanstalkdServer
 
-from ._support import WAIT, Workers, read_runlog, url, wait_for
-
-FLAVOURS = ["", "_async"]
+from ._support import FLAVOUR_IDS, FLAVOURS, WAIT, Workers, read_runlog, url, wait_for
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS, ids=["threads", "tasks"])
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=FLAVOUR_IDS)
 def test_sigterm_lets_four_running_handlers_finish(
     server: BeanstalkdServer, workers: Workers, tmp_path: Path, flavour: str
 ) -> None:
@@ -44,7 +42,7 @@ def test_sigterm_lets_four_running_handlers_finish(
         assert client.queue.stats().job_timeouts == 0
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS, ids=["threads", "tasks"])
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=FLAVOUR_IDS)
 @pytest.mark.parametrize("second_signal", [False, True], ids=["grace-expires", "second-signal"])
 def test_unfinished_jobs_are_released_at_their_own_priority(
     server: BeanstalkdServer, workers: Workers, tmp_path: Path, flavour: str, second_signal: bool

@@ -27,7 +27,6 @@ __all__ = ["AsyncWorker"]
 import dataclasses
 import functools
 import logging
-import os
 import random
 import signal
 import time
@@ -52,9 +51,7 @@ from beanstalkm._core.worker import (
     WorkerStats,
     attempts_of,
     backoff_delay,
-    format_exception,
     take_steps,
-    this_host,
 )
 from beanstalkm._errors import (
     ArgumentTypeError,
@@ -179,7 +176,6 @@ class AsyncWorker:
         self._mutex = tasks.new_mutex()
         self._stats = WorkerStats()
         self._rng = random.Random()
-        self._host = this_host()
         self._stopping = tasks.new_event()
         self._now = tasks.new_event()
         self._wake = tasks.new_event()
@@ -763,11 +759,7 @@ class AsyncWorker:
                 logger.error("tube %s: backoff failed (%s); using the default", options.tube, exc)
                 delay = backoff_delay(None, job.attempts, self._rng)
         async with slot.lock:
-            if job.claimed:
-                return
-            job.claimed = True
-            if not message.reserved:
-                self._lose(job, "it was no longer reserved when its handler failed")
+            if not self._settles(job, "its handler failed"):
                 return
             try:
                 await message.release(delay=delay)
@@ -793,27 +785,9 @@ class AsyncWorker:
 
     async def _bury(self, slot: _Slot, job: _Job, reason: FailureReason, error: BaseException | None, why: str) -> None:
         message, stats = job.message, job.stats
-        record = FailureRecord(
-            job_id=message.uid,
-            tube=job.options.tube,
-            priority=stats.pri,
-            reason=reason,
-            exception="" if error is None else type(error).__name__,
-            message=why if error is None else str(error),
-            traceback="" if error is None else format_exception(error),
-            attempts=job.attempts,
-            reserves=stats.reserves,
-            kicks=stats.kicks,
-            host=self._host,
-            pid=os.getpid(),
-            time=time.time(),
-        )
+        record = FailureRecord.of(stats, reason, job.attempts, error, why)
         async with slot.lock:
-            if job.claimed:
-                return
-            job.claimed = True
-            if not message.reserved:
-                self._lose(job, "it was no longer reserved when it was to be buried")
+            if not self._settles(job, "it was to be buried"):
                 return
             try:
                 record_id = await store_record(slot.client, record)
@@ -837,21 +811,8 @@ class AsyncWorker:
         try:
             stats = await queue.stats_job(job_id)
             old = await find_record(slot.client, stats.tube, job_id) if stats.kicks else None
-            record = FailureRecord(
-                job_id=job_id,
-                tube=stats.tube,
-                priority=stats.pri,
-                reason="invalid",
-                exception="InvalidEnvelope" if message is not None else "CorruptJob",
-                message=why,
-                traceback="",
-                attempts=attempts_of(stats, old),
-                reserves=stats.reserves,
-                kicks=stats.kicks,
-                host=self._host,
-                pid=os.getpid(),
-                time=time.time(),
-            )
+            exception = "InvalidEnvelope" if message is not None else "CorruptJob"
+            record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
             record_id = await store_record(slot.client, record)
             await queue.bury(job_id, stats.pri)
             if old is not None:
@@ -885,6 +846,17 @@ class AsyncWorker:
                 except (NotFound, SocketError):
                     pass
         self._count("returned")
+
+    def _settles(self, job: _Job, when: str) -> bool:
+        """Under the slot's lock: whether the caller is the one to settle ``job`` (nobody else is, and it is
+        still reserved by its connection; if not, it is lost)."""
+        if job.claimed:
+            return False
+        job.claimed = True
+        if not job.message.reserved:
+            self._lose(job, f"it was no longer reserved when {when}")
+            return False
+        return True
 
     def _lose(self, job: _Job, why: str) -> None:
         """The job is not ours any more: never settled by us, counted, logged, told."""

@@ -39,8 +39,10 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import random
 import socket
+import time as _time
 import traceback
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
@@ -291,6 +293,34 @@ class FailureRecord:
     record_id: int = 0
     state: str | None = None
 
+    @classmethod
+    def of(
+        cls,
+        stats: JobStats,
+        reason: FailureReason,
+        attempts: int,
+        error: BaseException | None = None,
+        why: str = "",
+        exception: str = "",
+    ) -> FailureRecord:
+        """The record of burying the job ``stats`` describe, now, by this process: for ``error``
+        (its type, text and traceback), or for ``why`` (with the type name ``exception``, if any)."""
+        return cls(
+            job_id=stats.id,
+            tube=stats.tube,
+            priority=stats.pri,
+            reason=reason,
+            exception=exception if error is None else type(error).__name__,
+            message=why if error is None else str(error),
+            traceback="" if error is None else format_exception(error),
+            attempts=attempts,
+            reserves=stats.reserves,
+            kicks=stats.kicks,
+            host=this_host(),
+            pid=os.getpid(),
+            time=_time.time(),
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The record as stored (without ``record_id`` and ``state``, which the server knows)."""
         data = dataclasses.asdict(self)
@@ -353,16 +383,19 @@ def _number(value: object) -> float:
     return value
 
 
+_REASONS: dict[object, FailureReason] = {
+    "raised": "raised",
+    "crashed": "crashed",
+    "requested": "requested",
+    "invalid": "invalid",
+}
+
+
 def _reason(value: object) -> FailureReason:
-    if value == "raised":
-        return "raised"
-    if value == "crashed":
-        return "crashed"
-    if value == "requested":
-        return "requested"
-    if value == "invalid":
-        return "invalid"
-    raise ValueError(value)
+    try:
+        return _REASONS[value]
+    except (KeyError, TypeError):
+        raise ValueError(value) from None
 
 
 @dataclasses.dataclass(slots=True)

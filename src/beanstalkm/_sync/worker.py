@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 66ed62f4a4c0bd95103165b471ae5bdeea6a382aaaa0a600cbc55af7a834ff5b). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 1120ba702a23e917ed1f57a9fa7152debb44e8145ecbb8001a8ce57ee6fe2ae9). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -11,7 +11,6 @@ __all__ = ["Worker"]
 import dataclasses
 import functools
 import logging
-import os
 import random
 import signal
 import time
@@ -32,9 +31,7 @@ from beanstalkm._core.worker import (
     WorkerStats,
     attempts_of,
     backoff_delay,
-    format_exception,
     take_steps,
-    this_host,
 )
 from beanstalkm._errors import (
     ArgumentTypeError,
@@ -158,7 +155,6 @@ class Worker:
         self._mutex = threads.new_mutex()
         self._stats = WorkerStats()
         self._rng = random.Random()
-        self._host = this_host()
         self._stopping = threads.new_event()
         self._now = threads.new_event()
         self._wake = threads.new_event()
@@ -734,11 +730,7 @@ class Worker:
                 logger.error("tube %s: backoff failed (%s); using the default", options.tube, exc)
                 delay = backoff_delay(None, job.attempts, self._rng)
         with slot.lock:
-            if job.claimed:
-                return
-            job.claimed = True
-            if not message.reserved:
-                self._lose(job, "it was no longer reserved when its handler failed")
+            if not self._settles(job, "its handler failed"):
                 return
             try:
                 message.release(delay=delay)
@@ -764,27 +756,9 @@ class Worker:
 
     def _bury(self, slot: _Slot, job: _Job, reason: FailureReason, error: BaseException | None, why: str) -> None:
         message, stats = job.message, job.stats
-        record = FailureRecord(
-            job_id=message.uid,
-            tube=job.options.tube,
-            priority=stats.pri,
-            reason=reason,
-            exception="" if error is None else type(error).__name__,
-            message=why if error is None else str(error),
-            traceback="" if error is None else format_exception(error),
-            attempts=job.attempts,
-            reserves=stats.reserves,
-            kicks=stats.kicks,
-            host=self._host,
-            pid=os.getpid(),
-            time=time.time(),
-        )
+        record = FailureRecord.of(stats, reason, job.attempts, error, why)
         with slot.lock:
-            if job.claimed:
-                return
-            job.claimed = True
-            if not message.reserved:
-                self._lose(job, "it was no longer reserved when it was to be buried")
+            if not self._settles(job, "it was to be buried"):
                 return
             try:
                 record_id = store_record(slot.client, record)
@@ -808,21 +782,8 @@ class Worker:
         try:
             stats = queue.stats_job(job_id)
             old = find_record(slot.client, stats.tube, job_id) if stats.kicks else None
-            record = FailureRecord(
-                job_id=job_id,
-                tube=stats.tube,
-                priority=stats.pri,
-                reason="invalid",
-                exception="InvalidEnvelope" if message is not None else "CorruptJob",
-                message=why,
-                traceback="",
-                attempts=attempts_of(stats, old),
-                reserves=stats.reserves,
-                kicks=stats.kicks,
-                host=self._host,
-                pid=os.getpid(),
-                time=time.time(),
-            )
+            exception = "InvalidEnvelope" if message is not None else "CorruptJob"
+            record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
             record_id = store_record(slot.client, record)
             queue.bury(job_id, stats.pri)
             if old is not None:
@@ -856,6 +817,17 @@ class Worker:
                 except (NotFound, SocketError):
                     pass
         self._count("returned")
+
+    def _settles(self, job: _Job, when: str) -> bool:
+        """Under the slot's lock: whether the caller is the one to settle ``job`` (nobody else is, and it is
+        still reserved by its connection; if not, it is lost)."""
+        if job.claimed:
+            return False
+        job.claimed = True
+        if not job.message.reserved:
+            self._lose(job, f"it was no longer reserved when {when}")
+            return False
+        return True
 
     def _lose(self, job: _Job, why: str) -> None:
         """The job is not ours any more: never settled by us, counted, logged, told."""
