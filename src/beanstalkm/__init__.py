@@ -11,7 +11,16 @@ __version__ = "2.0.0"
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT
 from beanstalkm._core.envelope import SCHEMA as MESSAGE_SCHEMA
 from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
-from beanstalkm._core.worker import BuryJob, DurationStats, FailureRecord, LeaseLost, RetryAfter, WorkerStats
+from beanstalkm._core.worker import (
+    Backoff,
+    BuryJob,
+    DurationStats,
+    FailureReason,
+    FailureRecord,
+    LeaseLost,
+    RetryAfter,
+    WorkerStats,
+)
 from beanstalkm._errors import (
     ArgumentTypeError,
     BatchFailed,
@@ -63,6 +72,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "STATUS_ERRORS",
     "ArgumentTypeError",
+    "Backoff",
     "BadFormat",
     "BatchFailed",
     "BeanstalkmException",
@@ -76,6 +86,7 @@ __all__ = [
     "Draining",
     "DurationStats",
     "ExpectedCrlf",
+    "FailureReason",
     "FailureRecord",
     "InternalError",
     "InvalidArgument",

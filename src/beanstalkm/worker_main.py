@@ -23,7 +23,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from beanstalkm._core.base import DEFAULT_PORT
 from beanstalkm._core.worker import FailureRecord
@@ -31,6 +31,9 @@ from beanstalkm._errors import BeanstalkmException, InvalidArgument, SocketError
 from beanstalkm._sync.client import Client
 from beanstalkm._sync.failures import list_records, purge_records, retry_records
 from beanstalkm._sync.worker import Worker
+
+if TYPE_CHECKING:
+    from beanstalkm._async.worker import AsyncWorker
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -232,7 +235,7 @@ def _configure_source(worker: object, urls: list[str], timeout: float | None) ->
         worker.configure(source=_source(urls, timeout))
 
 
-def _serve_metrics(worker: Worker | Any, host: str, port: int) -> Callable[[], None]:
+def _serve_metrics(worker: Worker | AsyncWorker, host: str, port: int) -> Callable[[], None]:
     """Serve ``worker.stats`` as Prometheus metrics on ``host:port`` (needs ``beanstalkm[prometheus]``)."""
     try:
         from prometheus_client import CollectorRegistry, start_http_server
@@ -327,7 +330,7 @@ def _print_records(records: list[FailureRecord], as_json: bool, out: TextIO, ful
             print(r.traceback.rstrip(), file=out)
 
 
-def _record_json(record: FailureRecord, full: bool) -> dict[str, Any]:
+def _record_json(record: FailureRecord, full: bool) -> dict[str, object]:
     data = {**record.to_json(), "record_id": record.record_id, "state": record.state}
     del data["beanstalkm-failure"]
     if not full:

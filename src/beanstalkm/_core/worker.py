@@ -45,7 +45,7 @@ import socket
 import time as _time
 import traceback
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from beanstalkm._core.checks import check_uint
 from beanstalkm._core.message import MessageBase
@@ -321,7 +321,7 @@ class FailureRecord:
             time=_time.time(),
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         """The record as stored (without ``record_id`` and ``state``, which the server knows)."""
         data = dataclasses.asdict(self)
         del data["record_id"], data["state"]
