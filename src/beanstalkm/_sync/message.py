@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 661df754aec7af772c018129331132323867e5b6ca7c21e9b0cd332b030770e9). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 95bb13cd0854d4383dd8abb47ac5c9823806a45a2e33bf15347e2d95a0264e5a). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Unpack
 
-from beanstalkm._core.message import DEFAULT_TUBE, MessageBase, MessageFields
+from beanstalkm._core.message import DEFAULT_TUBE, AskedSetting, MessageBase, MessageFields
 from beanstalkm._errors import CommandFailed
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
 from beanstalkm._generated.errors import NotFound
@@ -70,32 +70,9 @@ class Message(MessageBase):
         if lease is not None:
             self._conn = lease()
 
-    @property
-    def priority(self) -> int:
-        """The job's priority (asked of the server once, for a received job)."""
-        return self._priority if self._priority is not None else self._job_stats().pri
-
-    @priority.setter
-    def priority(self, value: int) -> None:
-        self._priority = value
-
-    @property
-    def delay(self) -> int:
-        """The delay the job was put with (asked of the server once, for a received job)."""
-        return self._delay if self._delay is not None else self._job_stats().delay
-
-    @delay.setter
-    def delay(self, value: int) -> None:
-        self._delay = value
-
-    @property
-    def ttr(self) -> int:
-        """The job's time to run (asked of the server once, for a received job)."""
-        return self._ttr if self._ttr is not None else self._job_stats().ttr
-
-    @ttr.setter
-    def ttr(self, value: int) -> None:
-        self._ttr = value
+    priority = AskedSetting("priority", "The job's priority (asked of the server once, for a received job).")
+    delay = AskedSetting("delay", "The delay the job was put with (asked of the server once, for a received job).")
+    ttr = AskedSetting("ttr", "The job's time to run (asked of the server once, for a received job).")
 
     def _own_priority(self, priority: int | None) -> int:
         if priority is not None:
