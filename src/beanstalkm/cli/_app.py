@@ -13,7 +13,7 @@ import json
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import update_wrapper
 from typing import IO, Concatenate, ParamSpec, TypeVar
 
@@ -50,8 +50,8 @@ from beanstalkm.cli._common import (
 )
 from beanstalkm.cli._jobs import (
     BATCH,
+    JobInfo,
     JobRecord,
-    all_tube_stats,
     claim,
     delete_ids,
     inspect,
@@ -61,6 +61,7 @@ from beanstalkm.cli._jobs import (
     scan,
     snapshot,
     tube_count,
+    tube_rows,
 )
 from beanstalkm.cli._servers import Server, ServerAddressError, connect, parse_servers
 
@@ -142,7 +143,7 @@ def _summed(key: str, value: object) -> bool:
     return key.startswith(SUMMED) and isinstance(value, int) and not isinstance(value, bool)
 
 
-def _totals(rows: Iterable[dict[str, object]]) -> dict[str, int]:
+def _totals(rows: Iterable[Mapping[str, object]]) -> dict[str, int]:
     total: dict[str, int] = {}
     for row in rows:
         for key, value in row.items():
@@ -202,7 +203,7 @@ def stats_command(ctx: Ctx, field: str | None) -> None:
 # -- tubes ---------------------------------------------------------------------------------------
 
 
-def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, TubeStats]], total: dict[str, int]) -> Table:
+def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, dict[str, int | str]]], total: dict[str, int]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("tube")
     if ctx.several:
@@ -210,10 +211,10 @@ def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, TubeStats]], total: dict[
     for title, _ in TUBE_COLUMNS:
         table.add_column(title, justify="right")
     for server, stats in rows:
-        cells = [str(stats[key]) for _, key in TUBE_COLUMNS]
-        if stats.current_jobs_buried:
+        cells = [str(stats.get(key, "")) for _, key in TUBE_COLUMNS]
+        if stats.get("current-jobs-buried"):
             cells[3] = f"[bold red]{cells[3]}[/]"
-        table.add_row(stats.name, *([server.url] if ctx.several else []), *cells, style=None)
+        table.add_row(str(stats["name"]), *([server.url] if ctx.several else []), *cells)
     table.add_section()
     table.add_row(
         f"TOTAL ({len(rows)})",
@@ -227,13 +228,13 @@ def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, TubeStats]], total: dict[
 @pass_ctx
 def tubes_command(ctx: Ctx) -> None:
     """Every tube's counts on every server, in one table (stats-tube pipelined)."""
-    rows = [(server, stats) for server, client in ctx.reachable() for stats in all_tube_stats(client)]
-    rows.sort(key=lambda row: (row[1].name, row[0].index))
-    total = _totals(dict(stats) for _, stats in rows)
+    rows = [(server, stats) for server, client in ctx.reachable() for stats in tube_rows(client)]
+    rows.sort(key=lambda row: (str(row[1]["name"]), row[0].index))
+    total = _totals(stats for _, stats in rows)
     if ctx.json_output:
         emit(
             {
-                "tubes": [{"server": s.url, "tube": stats.name, "stats": stats_dict(stats)} for s, stats in rows],
+                "tubes": [{"server": s.url, "tube": stats["name"], "stats": stats} for s, stats in rows],
                 "total": total,
                 "servers": [{"server": s.url, "up": s.index not in ctx.down} for s in ctx.servers],
             }
@@ -377,7 +378,7 @@ def ls_command(
     except re.error as exc:
         raise click.BadParameter(f"bad regular expression {body_re!r}: {exc}", param_hint="--body") from None
 
-    def keep(stats: JobStats) -> bool:
+    def keep(stats: JobInfo) -> bool:
         return (
             (not states or stats.state in states)
             and (min_priority is None or stats.pri >= min_priority)
