@@ -105,3 +105,24 @@ def test_move_across_servers(server_factory: ServerFactory) -> None:
     dead_url = url(dead)
     dead.stop()
     assert run("move", "x", "y", "--to", dead_url, servers=[a]).code == 3
+
+
+def test_import_of_hand_written_lines(server: BeanstalkdServer) -> None:
+    lines = (
+        '{"tube": "hand", "body": {"a": 1}, "priority": 3, "ttr": 9, "state": "buried"}\n'
+        '{"tube": "hand", "data": "plain", "delay": 120, "state": "delayed"}\n'
+    )
+    assert ok("--json", "import", "-", servers=[server], stdin=lines).json()["imported"] == 2
+    with client(server) as c:
+        jobs = _jobs(c, "hand")
+        assert [(j["state"], j["priority"], j["ttr"]) for j in jobs] == [("buried", 3, 9), ("delayed", 2**31, 120)]
+        first = c.queue.peek_buried()
+        assert first is None  # peek-buried acts on the used tube ("default")
+        c.queue.use("hand")
+        buried = c.queue.peek_buried()
+        assert buried is not None and buried.envelope and buried.body == {"a": 1}
+        assert jobs[1]["raw"] == b"plain"
+    bad = run("import", "-", servers=[server], stdin='{"tube": "hand", "data": "x"}\n{"tube": "bad tube"}\n')
+    assert bad.code == 1 and "line 2" in bad.err
+    with client(server) as c:
+        assert c.queue.stats_tube("hand").total_jobs == 2, "a bad line stops the import before anything is sent"
