@@ -338,22 +338,23 @@ def peek_command(ctx: Ctx, target: str, state: str | None) -> None:
 
 
 def _body_text(message: Message | None) -> str:
-    if message is None:
-        return ""
-    body = message.body
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, default=repr)
+    text = "" if message is None else _body_text_full(message)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _state_option(help_text: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    return click.option(
+        "--state",
+        "states",
+        multiple=True,
+        type=click.Choice(["ready", "delayed", "reserved", "buried"]),
+        help=help_text,
+    )
 
 
 @cli.command("ls")
 @click.argument("tube", type=TUBE)
-@click.option(
-    "--state",
-    "states",
-    multiple=True,
-    type=click.Choice(["ready", "delayed", "reserved", "buried"]),
-    help="only jobs in this state (repeatable)",
-)
+@_state_option("only jobs in this state (repeatable)")
 @click.option("--min-priority", type=click.IntRange(0, 2**32 - 1), default=None)
 @click.option("--max-priority", type=click.IntRange(0, 2**32 - 1), default=None)
 @click.option("--min-age", type=click.IntRange(0), default=None, help="seconds since put, at least")
@@ -433,23 +434,16 @@ def _body_text_full(message: Message) -> str:
 
 
 def _put_options(f: Callable[P, R]) -> Callable[P, R]:
-    f = click.option(
-        "--ttr", type=click.IntRange(0, 2**32 - 1), default=DEFAULT_TTR, show_default=True, help=PUT_OPTIONS_HELP["ttr"]
-    )(f)
-    f = click.option(
-        "--delay",
-        type=click.IntRange(0, 2**32 - 1),
-        default=DEFAULT_DELAY,
-        show_default=True,
-        help=PUT_OPTIONS_HELP["delay"],
-    )(f)
-    return click.option(
-        "--priority",
-        type=click.IntRange(0, 2**32 - 1),
-        default=DEFAULT_PRIORITY,
-        show_default=True,
-        help=PUT_OPTIONS_HELP["priority"],
-    )(f)
+    for name, default in (("ttr", DEFAULT_TTR), ("delay", DEFAULT_DELAY), ("priority", DEFAULT_PRIORITY)):
+        option = click.option(
+            f"--{name}",
+            type=click.IntRange(0, 2**32 - 1),
+            default=default,
+            show_default=True,
+            help=PUT_OPTIONS_HELP[name],
+        )
+        f = option(f)
+    return f
 
 
 def _json_body(text: str, where: str) -> object:
@@ -598,16 +592,14 @@ def import_command(ctx: Ctx, file: IO[str], tube: str | None) -> None:
                     ]
                     bar.advance(len(outcomes))
     total = sum(imported.values())
-    if ctx.json_output:
-        emit(
-            {
-                "imported": total,
-                "failed": len(failures),
-                "servers": [{"server": s.url, "imported": imported.get(s.index, 0)} for s in ctx.servers],
-            }
-        )
-    else:
-        click.echo(f"imported {total} job(s)")
+    ctx.report(
+        {
+            "imported": total,
+            "failed": len(failures),
+            "servers": [{"server": s.url, "imported": imported.get(s.index, 0)} for s in ctx.servers],
+        },
+        f"imported {total} job(s)",
+    )
     if failures:
         raise Failure(f"{len(failures)} job(s) not imported; first: {failures[0]}")
 
@@ -626,10 +618,10 @@ def kick_command(ctx: Ctx, tube: str, bound: int | None) -> None:
         client.queue.use(tube)
         kicked.append((server, client.queue.kick(KICK_ALL if bound is None else bound)))
     total = sum(n for _, n in kicked)
-    if ctx.json_output:
-        emit({"tube": tube, "kicked": total, "servers": [{"server": s.url, "kicked": n} for s, n in kicked]})
-    else:
-        click.echo(f"kicked {total} job(s) in tube {tube!r}")
+    ctx.report(
+        {"tube": tube, "kicked": total, "servers": [{"server": s.url, "kicked": n} for s, n in kicked]},
+        f"kicked {total} job(s) in tube {tube!r}",
+    )
 
 
 @cli.command("kick-job")
@@ -644,10 +636,9 @@ def kick_job_command(ctx: Ctx, ref: JobRef) -> None:
         raise Failure(
             f"job {ctx.ref(server, ref.id)} on {server.url}: not found, or neither buried nor delayed"
         ) from None
-    if ctx.json_output:
-        emit({"server": server.url, "ref": ctx.ref(server, ref.id), "kicked": True})
-    else:
-        click.echo(f"kicked job {ctx.ref(server, ref.id)}")
+    ctx.report(
+        {"server": server.url, "ref": ctx.ref(server, ref.id), "kicked": True}, f"kicked job {ctx.ref(server, ref.id)}"
+    )
 
 
 @cli.command("bury")
@@ -663,10 +654,10 @@ def bury_command(ctx: Ctx, ref: JobRef) -> None:
         raise Failure(f"job {name} on {server.url}: not found, or reserved by a worker")
     stats = claimed[0].stats
     client.queue.bury(ref.id, stats.pri)
-    if ctx.json_output:
-        emit({"server": server.url, "ref": name, "buried": True, "was": stats.state, "priority": stats.pri})
-    else:
-        click.echo(f"buried job {name} (was {stats.state}, priority {stats.pri})")
+    ctx.report(
+        {"server": server.url, "ref": name, "buried": True, "was": stats.state, "priority": stats.pri},
+        f"buried job {name} (was {stats.state}, priority {stats.pri})",
+    )
 
 
 def _group(ctx: Ctx, refs: Iterable[JobRef]) -> dict[int, tuple[Server, list[int]]]:
@@ -689,10 +680,7 @@ def delete_command(ctx: Ctx, refs: tuple[JobRef, ...]) -> None:
         not_found = set(delete_ids(ctx.client(server), ids))
         deleted += [ctx.ref(server, i) for i in ids if i not in not_found]
         missing += [ctx.ref(server, i) for i in ids if i in not_found]
-    if ctx.json_output:
-        emit({"deleted": deleted, "not_found": missing})
-    else:
-        click.echo(f"deleted {len(deleted)} job(s)")
+    ctx.report({"deleted": deleted, "not_found": missing}, f"deleted {len(deleted)} job(s)")
     if missing:
         raise Failure(f"job(s) {', '.join(missing)} not found (gone, or reserved by a worker)")
 
@@ -712,10 +700,10 @@ def pause_command(ctx: Ctx, tube: str, seconds: int) -> None:
         paused.append(server.url)
     if not paused:
         raise Failure(f"tube {tube!r} not found on " + ", ".join(s.url for s in ctx.servers))
-    if ctx.json_output:
-        emit({"tube": tube, "seconds": seconds, "servers": paused})
-    else:
-        click.echo(f"paused tube {tube!r} for {seconds} s on {len(paused)} server(s)")
+    ctx.report(
+        {"tube": tube, "seconds": seconds, "servers": paused},
+        f"paused tube {tube!r} for {seconds} s on {len(paused)} server(s)",
+    )
 
 
 def _state_flags(ready: bool, delayed: bool, buried: bool) -> tuple[str, ...]:
@@ -756,10 +744,10 @@ def flush_command(ctx: Ctx, tube: str, ready: bool, delayed: bool, buried: bool,
                 bar.advance(len(ids))
         report.append({"server": server.url, "deleted": deleted, "skipped": skipped})
     total = sum(int(str(r["deleted"])) for r in report)
-    if ctx.json_output:
-        emit({"tube": tube, "states": list(states), "deleted": total, "servers": report})
-    else:
-        click.echo(f"deleted {total} job(s) from tube {tube!r}")
+    ctx.report(
+        {"tube": tube, "states": list(states), "deleted": total, "servers": report},
+        f"deleted {total} job(s) from tube {tube!r}",
+    )
 
 
 # -- move, export --------------------------------------------------------------------------------
@@ -813,23 +801,17 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
         if target is not None:
             target.close()
     total = sum(int(str(r["moved"])) for r in report)
-    if ctx.json_output:
-        emit({"from": src, "to": dst, "to_server": to_url, "moved": total, "failed": len(failures), "servers": report})
-    else:
-        click.echo(f"moved {total} job(s) from {src!r} to {dst!r}" + (f" on {to_url}" if to_url else ""))
+    ctx.report(
+        {"from": src, "to": dst, "to_server": to_url, "moved": total, "failed": len(failures), "servers": report},
+        f"moved {total} job(s) from {src!r} to {dst!r}" + (f" on {to_url}" if to_url else ""),
+    )
     if failures:
         raise Failure(f"{len(failures)} job(s) could not be moved and were put back: {', '.join(failures[:5])}")
 
 
 @cli.command("export")
 @click.argument("tube", type=TUBE)
-@click.option(
-    "--state",
-    "states",
-    multiple=True,
-    type=click.Choice(["ready", "delayed", "reserved", "buried"]),
-    help="only jobs in this state (repeatable; default ready, delayed and buried)",
-)
+@_state_option("only jobs in this state (repeatable; default ready, delayed and buried)")
 @click.option("--delete", is_flag=True, help="claim each job (reserve-job), write it, then delete it")
 @pass_ctx
 def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -> None:

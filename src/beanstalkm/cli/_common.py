@@ -203,6 +203,13 @@ class Ctx:
         """How the CLI writes a job reference: ``N`` with one server, ``I:N`` with several."""
         return f"{server.index}:{job_id}" if self.several else str(job_id)
 
+    def report(self, document: object, text: str) -> None:
+        """A command's outcome: the JSON document with ``--json``, else the line of text."""
+        if self.json_output:
+            emit(document)
+        else:
+            click.echo(text)
+
     def close(self) -> None:
         for client in self.clients.values():
             try:

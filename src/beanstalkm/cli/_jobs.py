@@ -189,13 +189,9 @@ class JobInfo:
 
     @classmethod
     def from_yaml(cls, text: str) -> JobInfo:
-        fields: dict[str, str] = {}
-        for line in text.split("\n"):
-            key, sep, value = line.partition(": ")
-            if sep:
-                fields[key] = value.strip()
+        fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
         numbers = [int(fields[key]) for key in _INT_FIELDS]
-        tube, state = fields["tube"].strip('"'), fields["state"]
+        tube, state = fields["tube"].strip().strip('"'), fields["state"].strip()
         return cls(numbers[0], tube, state, *numbers[1:])
 
 
