@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 661df754aec7af772c018129331132323867e5b6ca7c21e9b0cd332b030770e9). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 789800b2dea0a361238e4ee0cecd84b19cd9fdd5cc24fcf135feb4b686749a45). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -41,6 +41,16 @@ class Message(MessageBase):
 
     def _link(self) -> object | None:
         return self._conn._link
+
+    @property
+    def server(self) -> str:
+        """The URL of the server this job lives on (see ``Connection.url``)."""
+        return self._conn.url
+
+    @property
+    def ref(self) -> tuple[str, int]:
+        """``(server, uid)``: the job's reference (ids are per server, so they collide across servers)."""
+        return (self._conn.url, self.uid)
 
     def _lend(self, give_back: Callable[[], Connection]) -> None:
         """While this job is reserved its connection is lent to it (by a pool): once the reservation is
