@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from ssl import SSLContext, create_default_context
 from types import TracebackType
 from typing import Any, Self, TypeAlias, TypeVar
@@ -327,11 +327,13 @@ class AsyncCluster:
             return message
         raise self._no_server("put", errors)
 
-    def _put_order(self, tube: str, key: str | None) -> list[_Server]:
+    def _put_order(self, tube: str, key: str | None) -> Iterator[_Server]:
+        """The servers a put tries, in order, chosen as they are needed (a callable is asked again only
+        after a failure)."""
         now = time.monotonic()
         servers = [s for s in self._available() if now >= s.puts_refused_until] or self._available()
         turn, self._turn = self._turn, self._turn + 1
-        return list(placement_order(servers, self.placement, turn, tube, key))
+        return placement_order(servers, self.placement, turn, tube, key)
 
     async def put_many(
         self,

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 df1c8d96413745d2c6b7d85790c75d7a811590c3246754a73bb19a0d9f942951). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 f031126722f6408410a244b4351685df71580aaf0d0f9ef6129ebb14cce6643e). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -12,7 +12,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from ssl import SSLContext, create_default_context
 from types import TracebackType
 from typing import Any, Self, TypeAlias, TypeVar
@@ -321,11 +321,13 @@ class Cluster:
             return message
         raise self._no_server("put", errors)
 
-    def _put_order(self, tube: str, key: str | None) -> list[_Server]:
+    def _put_order(self, tube: str, key: str | None) -> Iterator[_Server]:
+        """The servers a put tries, in order, chosen as they are needed (a callable is asked again only
+        after a failure)."""
         now = time.monotonic()
         servers = [s for s in self._available() if now >= s.puts_refused_until] or self._available()
         turn, self._turn = self._turn, self._turn + 1
-        return list(placement_order(servers, self.placement, turn, tube, key))
+        return placement_order(servers, self.placement, turn, tube, key)
 
     def put_many(
         self,
