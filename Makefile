@@ -49,6 +49,7 @@ test: venv beanstalkd lint typecheck drift
 
 demo: venv beanstalkd
 	$(PY) examples/demo.py
+	$(PY) examples/cluster_demo.py
 
 bench: venv beanstalkd
 	$(PY) -m pip install -q -e '.[bench]'

@@ -85,6 +85,7 @@ from pathlib import Path
 
 from beanstalkm.testing import BeanstalkdServer
 from bench.cases import CASES
+from bench.cluster import run_cluster
 from bench.env import (
     ASYNC_CHUNKS,
     BATCH,
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-size", type=int, default=10, help="connections in the async pools (default 10)")
     parser.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    parser.add_argument("--no-cluster", action="store_true", help="skip the cluster case (three more servers)")
     parser.add_argument(
         "--pin",
         choices=("split", "same", "none"),
@@ -202,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     print_targets(targets, regime)
 
+    cluster = None if args.no_cluster else run_cluster(args.quick, args.pin)
+    targets += cluster["targets"] if cluster is not None else []
+
     memory = None if args.no_memory else run_memory(args.quick)
     if memory is not None:
         targets += memory["targets"]
@@ -226,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "cases": summary,
         "memory": memory,
+        "cluster": cluster,
         "targets": targets,
     }
     out: Path = args.out or RESULTS / f"latest-{regime}.json"

@@ -387,11 +387,18 @@ class AsyncCluster:
         servers = [s for s in self._available() if s.url not in tried]
         accepting = [s for s in servers if now >= s.puts_refused_until] or servers
         groups: dict[str, list[int]] = {}
-        for i in todo:
-            turn, self._turn = self._turn, self._turn + 1
-            for server in placement_order(accepting, self.placement, turn, tube, key):
-                groups.setdefault(server.url, []).append(i)
-                break
+        if not accepting:
+            return []
+        if self.placement == "round-robin":  # body j of this call to the (turn + j)-th server
+            start, count = self._turn, len(accepting)
+            self._turn += len(todo)
+            for j, i in enumerate(todo):
+                groups.setdefault(accepting[(start + j) % count].url, []).append(i)
+        elif self.placement == "hash":  # one key (or tube) for the whole call: one server
+            groups[next(placement_order(accepting, "hash", 0, tube, key)).url] = list(todo)
+        else:
+            for i in todo:
+                groups.setdefault(next(placement_order(accepting, self.placement, 0, tube, key)).url, []).append(i)
         return [(self._by_url[url], indices) for url, indices in groups.items()]
 
     async def _put_groups(

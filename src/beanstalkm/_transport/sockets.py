@@ -7,7 +7,6 @@ __all__ = ["RECV", "SocketTransport", "TLSSocketTransport", "new_lock", "receive
 import contextlib
 import math
 import select
-import selectors
 import socket
 import ssl
 import threading
@@ -241,10 +240,7 @@ def receive_any(
     ``OSError`` if its socket failed). An empty list when the time ran out."""
     ready = [i for i, transport in enumerate(transports) if transport.buffered()]
     if not ready:
-        with selectors.DefaultSelector() as selector:
-            for i, transport in enumerate(transports):
-                selector.register(transport.sock, selectors.EVENT_READ, i)
-            ready = [key.data for key, _ in selector.select(None if timeout is None else min(timeout, _POLL_MAX))]
+        ready = _readable([transport.sock for transport in transports], timeout)
     out: list[tuple[int, bytes | BaseException]] = []
     for i in sorted(ready):
         try:
@@ -278,6 +274,17 @@ if hasattr(select, "poll"):
         # an error or hang-up counts as readable: the recv reports it
         return bool(flags & (select.POLLIN | select.POLLERR | select.POLLHUP)), bool(flags & select.POLLOUT)
 
+    def _readable(socks: Sequence[socket.socket], timeout: float | None) -> list[int]:
+        """Wait until some of ``socks`` are readable (or ``timeout`` seconds pass): their indexes. One
+        ``poll`` call (a selector would cost several system calls each time)."""
+        poller = select.poll()
+        fds = {}
+        for i, sock in enumerate(socks):
+            fds[sock.fileno()] = i
+            poller.register(sock, select.POLLIN)
+        events = poller.poll(None if timeout is None else min(max(0, math.ceil(timeout * 1000)), _POLL_MAX))
+        return [fds[fd] for fd, _ in events]
+
 else:  # pragma: no cover - Windows
 
     def _poller(sock: socket.socket) -> Callable[[int], object]:
@@ -288,6 +295,11 @@ else:  # pragma: no cover - Windows
         """Wait until ``sock`` is readable or writable (or ``timeout`` seconds pass): which it is."""
         readable, writable, _ = select.select([sock], [sock], [], None if timeout is None else min(timeout, _POLL_MAX))
         return bool(readable), bool(writable)
+
+    def _readable(socks: Sequence[socket.socket], timeout: float | None) -> list[int]:
+        """Wait until some of ``socks`` are readable (or ``timeout`` seconds pass): their indexes."""
+        readable, _, _ = select.select(list(socks), [], [], None if timeout is None else min(timeout, _POLL_MAX))
+        return [i for i, sock in enumerate(socks) if sock in readable]
 
 
 def _send_pieces(sock: socket.socket, pieces: Sequence[bytes]) -> None:
