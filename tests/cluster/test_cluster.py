@@ -248,3 +248,46 @@ def test_an_unknown_outcome_is_raised_naming_the_server_and_never_resent(
     stats = cluster.stats()
     assert stats.servers[urls[0]].total_jobs == 2  # it ran once the server woke: stored there, and only there
     assert stats.total_jobs == 2
+
+
+def test_servers_in_their_backoff_are_tried_before_giving_up(
+    servers: list[BeanstalkdServer], urls: list[str], make_cluster: MakeCluster
+) -> None:
+    cluster = make_cluster(urls[:2], timeout=5, backoff=60, max_backoff=60)
+    cluster.watch("b")
+    servers[0].kill()
+    assert cluster.put("while the first is down", tube="b").server == urls[1]  # the first is now in a long backoff
+    assert {h.url: h for h in cluster.servers}[urls[0]].retry_in > 10
+    servers[0].start()
+    servers[1].kill()
+    message = cluster.put("last resort", tube="b")  # the second fails: the first is tried despite its backoff
+    assert message.server == urls[0]
+    got = cluster.reserve(timeout=2)
+    assert got is not None and got.body == "last resort"
+
+
+def test_a_cancelled_wait_gives_its_connections_back(servers: list[BeanstalkdServer], urls: list[str]) -> None:
+    import asyncio
+
+    from beanstalkm.aio import AsyncCluster
+
+    async def main() -> tuple[object, list[int], int]:
+        async with AsyncCluster(urls, timeout=5) as cluster:
+            await cluster.watch("cancel")
+            for _ in range(3):  # each cancelled in the middle of its wait on all three servers
+                waiting = asyncio.ensure_future(cluster.reserve(timeout=10))
+                await asyncio.sleep(0.2)
+                waiting.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await waiting
+            await cluster.put("after", tube="cancel")
+            message = await cluster.reserve(timeout=5)
+            stats = await cluster.stats()
+            made = sum(len(server.clients) for server in cluster._servers)  # every client it ever made
+            connections = [s.current_connections for s in stats.servers.values()]
+            return (None if message is None else message.body), connections, made
+
+    body, connections, made = asyncio.run(main())
+    assert body == "after"
+    assert made == 6, f"{made} clients made: the cancelled waits' consumers were not reused"
+    assert all(n <= 2 for n in connections), connections  # one consumer and one producer each: nothing leaked

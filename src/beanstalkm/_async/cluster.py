@@ -72,11 +72,12 @@ class _Server(ServerState):
     """A server of the cluster: its state, the client its puts and admin calls use (made when first
     needed), and the consumer clients no reservation holds (a reserve borrows one)."""
 
-    __slots__ = ("clients", "idle", "producer", "target")
+    __slots__ = ("clients", "idle", "noted", "producer", "target")
 
     def __init__(self, url: ServerURL, index: int) -> None:
         super().__init__(url, index)
         self.target = url
+        self.noted: BaseException | None = None  # the failure last counted (one failure counts once)
         self.producer: AsyncClient | None = None
         self.idle: list[AsyncClient] = []
         self.clients: list[AsyncClient] = []  # every client made, to close
@@ -180,8 +181,16 @@ class AsyncCluster:
         ready = [s for s in self._servers if s.available(now)]
         return ready if ready else list(self._servers)
 
+    def _rest(self, tried: Iterable[_Server]) -> list[_Server]:
+        """The servers not tried yet (those still in their backoff): a call tries them before it raises."""
+        done = set(map(id, tried))
+        return [s for s in self._servers if id(s) not in done]
+
     def _down(self, server: _Server, exc: BaseException) -> None:
         """A call failed on ``server``'s connection: it is down until its backoff is over."""
+        if exc is server.noted:
+            return
+        server.noted = exc
         for client in server.idle:
             client._drop()
         if server.failed(str(exc), time.monotonic(), self._backoff, self._max_backoff, self._rng):
@@ -207,10 +216,14 @@ class AsyncCluster:
         if server.target.tls:
             ssl = self._ssl if self._ssl is not None else create_default_context()
         client = AsyncClient.from_url(server.url, timeout=self.timeout, validate=self.validate, ssl=ssl)
+        try:
+            await client.connect()
+            if consumer:
+                await self._rewatch(client)
+        except BaseException:
+            client._drop()
+            raise
         server.clients.append(client)
-        await client.connect()
-        if consumer:
-            await self._rewatch(client)
         log.debug("connected to %s (%s)", server.url, "consumer" if consumer else "producer")
         return client
 
@@ -255,16 +268,16 @@ class AsyncCluster:
             raise
 
     def _give_back(self, server: _Server, client: AsyncClient) -> None:
-        if client in server.clients:
+        if client in server.clients and client not in server.idle:
             server.idle.append(client)
 
     def _keep(self, server: _Server, client: AsyncClient, messages: Iterable[AsyncMessage]) -> None:
         """Lend ``client`` to the messages it holds reserved (back to idle once all are settled)."""
         lease = _Lease(self, server, client)
         for message in messages:
-            if message.reserved:
+            if message.reserved:  # on a connection that is open: beanstalkd holds it for this one
                 lease.hold(message)
-        if lease.held == 0 or not client.connected:
+        if lease.held == 0:
             self._give_back(server, client)
 
     async def _on_each(self, what: str, call: _OnClient[T]) -> dict[str, T]:
@@ -307,7 +320,17 @@ class AsyncCluster:
         _c.TUBE_RULE.check("tube", tube)
         key = _check_key(key)
         errors: list[tuple[_Server, BaseException]] = []
-        for server in self._put_order(tube, key):
+        order = self._put_order(tube, key)
+        tried: list[_Server] = []
+        while True:
+            server = next(order, None)
+            if server is None:
+                rest = self._rest(tried)
+                if not rest or len(tried) == len(self._servers):
+                    break
+                order, tried = iter(rest), list(self._servers)
+                continue
+            tried.append(server)
             try:
                 client = await self._producer(server)
                 message = await client.put(body, tube, priority, delay, ttr, subscribe, sender, channel)
@@ -495,13 +518,25 @@ class AsyncCluster:
             server.backlog = ready
 
     async def _sweep(self, drop: bool) -> AsyncMessage | None:
-        """Ask the servers in turn for a ready job, waiting on none; the first job, or None."""
+        """Ask the servers in turn for a ready job, waiting on none; the first job, or None. If none of
+        them could be asked, those still in their backoff are tried before it raises."""
         servers = self._available()
         await self._refresh_backlog(servers)
         self._sweeps += 1
         errors: list[tuple[_Server, BaseException]] = []
+        asked, message = await self._sweep_on(reserve_order(servers, self._sweeps), drop, errors)
+        if not asked and message is None:
+            asked, message = await self._sweep_on(self._rest(servers), drop, errors)
+            if not asked and message is None:
+                raise self._no_server("reserve", errors)
+        return message
+
+    async def _sweep_on(
+        self, servers: list[_Server], drop: bool, errors: list[tuple[_Server, BaseException]]
+    ) -> tuple[int, AsyncMessage | None]:
+        """``reserve-with-timeout 0`` on each server in turn: how many answered, and the first job."""
         asked = 0
-        for server in reserve_order(servers, self._sweeps):
+        for server in servers:
             try:
                 client = await self._borrow(server)
             except SocketError as exc:
@@ -511,6 +546,7 @@ class AsyncCluster:
                 message = await client.reserve(timeout=0, drop=drop)
             except SocketError as exc:
                 self._down(server, exc)
+                self._give_back(server, client)  # dropped: it connects again when next borrowed
                 errors.append((server, exc))
                 continue
             except InvalidEnvelope as exc:  # its job stays reserved, for the caller
@@ -529,10 +565,8 @@ class AsyncCluster:
                 self._backlog_at = -math.inf
             server.backlog = max(0, server.backlog - 1)
             self._keep(server, client, [message])
-            return message
-        if not asked:
-            raise self._no_server("reserve", errors)
-        return None
+            return asked, message
+        return asked, None
 
     async def _wait(self, seconds: int, drop: bool) -> AsyncMessage | None:
         """Wait up to ``seconds`` on every server at once; the first job, or None. The others' waits
@@ -554,9 +588,14 @@ class AsyncCluster:
         def first(i: int, result: list[Any] | BaseException) -> bool:  # a job, or a failure of the command
             return not isinstance(result, BaseException) and not isinstance(result[0], TimedOut)
 
-        results, raced = await converse_all(
-            [c for _, c in borrowed], [starts] * len(borrowed), [(request,)] * len(borrowed), first
-        )
+        try:
+            results, raced = await converse_all(
+                [c for _, c in borrowed], [starts] * len(borrowed), [(request,)] * len(borrowed), first
+            )
+        except BaseException:  # cancelled (its connections were dropped): they go back, to connect again
+            for server, client in borrowed:
+                self._give_back(server, client)
+            raise
         if raced:
             self.raced += raced
             log.info("reserve: %d job(s) reserved by another server's wait were handed back at once", raced)
@@ -643,6 +682,7 @@ class AsyncCluster:
                 errors += [e for e in exc.results if isinstance(e, BaseException)]
             except SocketError as exc:
                 self._down(server, exc)
+                self._give_back(server, client)
                 continue
             full = full or len(messages) == share
             server.backlog = max(0, server.backlog - len(messages)) if len(messages) == share else 0

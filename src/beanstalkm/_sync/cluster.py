@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 c2f3d63e4fcd98d7b871c92490347dc525bc7e434062c3a617dc1d88ec00d29d). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 29e34ed1d013c3dd82b77abbe4cfa8cb0a2de0ffdfafcd8700ed0283f20cd4c6). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -66,11 +66,12 @@ class _Server(ServerState):
     """A server of the cluster: its state, the client its puts and admin calls use (made when first
     needed), and the consumer clients no reservation holds (a reserve borrows one)."""
 
-    __slots__ = ("clients", "idle", "producer", "target")
+    __slots__ = ("clients", "idle", "noted", "producer", "target")
 
     def __init__(self, url: ServerURL, index: int) -> None:
         super().__init__(url, index)
         self.target = url
+        self.noted: BaseException | None = None  # the failure last counted (one failure counts once)
         self.producer: Client | None = None
         self.idle: list[Client] = []
         self.clients: list[Client] = []  # every client made, to close
@@ -174,8 +175,16 @@ class Cluster:
         ready = [s for s in self._servers if s.available(now)]
         return ready if ready else list(self._servers)
 
+    def _rest(self, tried: Iterable[_Server]) -> list[_Server]:
+        """The servers not tried yet (those still in their backoff): a call tries them before it raises."""
+        done = set(map(id, tried))
+        return [s for s in self._servers if id(s) not in done]
+
     def _down(self, server: _Server, exc: BaseException) -> None:
         """A call failed on ``server``'s connection: it is down until its backoff is over."""
+        if exc is server.noted:
+            return
+        server.noted = exc
         for client in server.idle:
             client._drop()
         if server.failed(str(exc), time.monotonic(), self._backoff, self._max_backoff, self._rng):
@@ -201,10 +210,14 @@ class Cluster:
         if server.target.tls:
             ssl = self._ssl if self._ssl is not None else create_default_context()
         client = Client.from_url(server.url, timeout=self.timeout, validate=self.validate, ssl=ssl)
+        try:
+            client.connect()
+            if consumer:
+                self._rewatch(client)
+        except BaseException:
+            client._drop()
+            raise
         server.clients.append(client)
-        client.connect()
-        if consumer:
-            self._rewatch(client)
         log.debug("connected to %s (%s)", server.url, "consumer" if consumer else "producer")
         return client
 
@@ -249,16 +262,16 @@ class Cluster:
             raise
 
     def _give_back(self, server: _Server, client: Client) -> None:
-        if client in server.clients:
+        if client in server.clients and client not in server.idle:
             server.idle.append(client)
 
     def _keep(self, server: _Server, client: Client, messages: Iterable[Message]) -> None:
         """Lend ``client`` to the messages it holds reserved (back to idle once all are settled)."""
         lease = _Lease(self, server, client)
         for message in messages:
-            if message.reserved:
+            if message.reserved:  # on a connection that is open: beanstalkd holds it for this one
                 lease.hold(message)
-        if lease.held == 0 or not client.connected:
+        if lease.held == 0:
             self._give_back(server, client)
 
     def _on_each(self, what: str, call: _OnClient[T]) -> dict[str, T]:
@@ -301,7 +314,17 @@ class Cluster:
         _c.TUBE_RULE.check("tube", tube)
         key = _check_key(key)
         errors: list[tuple[_Server, BaseException]] = []
-        for server in self._put_order(tube, key):
+        order = self._put_order(tube, key)
+        tried: list[_Server] = []
+        while True:
+            server = next(order, None)
+            if server is None:
+                rest = self._rest(tried)
+                if not rest or len(tried) == len(self._servers):
+                    break
+                order, tried = iter(rest), list(self._servers)
+                continue
+            tried.append(server)
             try:
                 client = self._producer(server)
                 message = client.put(body, tube, priority, delay, ttr, subscribe, sender, channel)
@@ -489,13 +512,25 @@ class Cluster:
             server.backlog = ready
 
     def _sweep(self, drop: bool) -> Message | None:
-        """Ask the servers in turn for a ready job, waiting on none; the first job, or None."""
+        """Ask the servers in turn for a ready job, waiting on none; the first job, or None. If none of
+        them could be asked, those still in their backoff are tried before it raises."""
         servers = self._available()
         self._refresh_backlog(servers)
         self._sweeps += 1
         errors: list[tuple[_Server, BaseException]] = []
+        asked, message = self._sweep_on(reserve_order(servers, self._sweeps), drop, errors)
+        if not asked and message is None:
+            asked, message = self._sweep_on(self._rest(servers), drop, errors)
+            if not asked and message is None:
+                raise self._no_server("reserve", errors)
+        return message
+
+    def _sweep_on(
+        self, servers: list[_Server], drop: bool, errors: list[tuple[_Server, BaseException]]
+    ) -> tuple[int, Message | None]:
+        """``reserve-with-timeout 0`` on each server in turn: how many answered, and the first job."""
         asked = 0
-        for server in reserve_order(servers, self._sweeps):
+        for server in servers:
             try:
                 client = self._borrow(server)
             except SocketError as exc:
@@ -505,6 +540,7 @@ class Cluster:
                 message = client.reserve(timeout=0, drop=drop)
             except SocketError as exc:
                 self._down(server, exc)
+                self._give_back(server, client)  # dropped: it connects again when next borrowed
                 errors.append((server, exc))
                 continue
             except InvalidEnvelope as exc:  # its job stays reserved, for the caller
@@ -523,10 +559,8 @@ class Cluster:
                 self._backlog_at = -math.inf
             server.backlog = max(0, server.backlog - 1)
             self._keep(server, client, [message])
-            return message
-        if not asked:
-            raise self._no_server("reserve", errors)
-        return None
+            return asked, message
+        return asked, None
 
     def _wait(self, seconds: int, drop: bool) -> Message | None:
         """Wait up to ``seconds`` on every server at once; the first job, or None. The others' waits
@@ -548,9 +582,14 @@ class Cluster:
         def first(i: int, result: list[Any] | BaseException) -> bool:  # a job, or a failure of the command
             return not isinstance(result, BaseException) and not isinstance(result[0], TimedOut)
 
-        results, raced = converse_all(
-            [c for _, c in borrowed], [starts] * len(borrowed), [(request,)] * len(borrowed), first
-        )
+        try:
+            results, raced = converse_all(
+                [c for _, c in borrowed], [starts] * len(borrowed), [(request,)] * len(borrowed), first
+            )
+        except BaseException:  # cancelled (its connections were dropped): they go back, to connect again
+            for server, client in borrowed:
+                self._give_back(server, client)
+            raise
         if raced:
             self.raced += raced
             log.info("reserve: %d job(s) reserved by another server's wait were handed back at once", raced)
@@ -637,6 +676,7 @@ class Cluster:
                 errors += [e for e in exc.results if isinstance(e, BaseException)]
             except SocketError as exc:
                 self._down(server, exc)
+                self._give_back(server, client)
                 continue
             full = full or len(messages) == share
             server.backlog = max(0, server.backlog - len(messages)) if len(messages) == share else 0
