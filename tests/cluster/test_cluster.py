@@ -3,6 +3,7 @@ server (ids collide across servers on purpose), the verbs across servers, failov
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from collections import Counter
@@ -170,8 +171,9 @@ def test_bad_arguments_are_refused_before_anything_is_sent(urls: list[str], make
 
 
 def test_a_dead_server_is_skipped_and_rejoins_after_its_backoff(
-    servers: list[BeanstalkdServer], urls: list[str], make_cluster: MakeCluster
+    servers: list[BeanstalkdServer], urls: list[str], make_cluster: MakeCluster, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="beanstalkm")
     cluster = make_cluster(urls, timeout=5, backoff=0.2, max_backoff=0.4)
     cluster.put("warm", tube="d")  # every server gets a connection
     cluster.put("warm", tube="d")
@@ -189,6 +191,10 @@ def test_a_dead_server_is_skipped_and_rejoins_after_its_backoff(
     health = {h.url: h for h in cluster.servers}
     assert health[urls[1]].up and health[urls[1]].failures == 0
     assert health[urls[1]].last_error is not None  # kept, for the record
+    logged = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("beanstalkm.cluster", "WARNING") in {(n, lv) for n, lv, m in logged if f"server {urls[1]} is down" in m}
+    assert ("beanstalkm.cluster", "INFO") in {(n, lv) for n, lv, m in logged if f"server {urls[1]} is back" in m}
+    assert any(n == "beanstalkm.connection" and lv == "DEBUG" and "connected to" in m for n, lv, m in logged)
 
 
 def test_no_server_up_is_a_socket_error(

@@ -254,8 +254,11 @@ class AsyncCluster:
 
     async def _borrow(self, server: _Server) -> AsyncClient:
         """A consumer client of ``server`` that holds no reservation, watching the cluster's tubes."""
-        while server.idle:
-            client = server.idle.pop()
+        try:
+            client: AsyncClient | None = server.idle.pop()
+        except IndexError:  # none idle (another thread may have taken the last one meanwhile)
+            client = None
+        if client is not None:
             if client._peer_closed():
                 client._drop()
             if set(client._session.watching) != set(self._watching):

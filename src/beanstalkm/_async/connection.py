@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["AsyncConnection", "AsyncPipeline", "converse_all"]
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -25,6 +26,8 @@ from beanstalkm._generated.effects import Effect
 from beanstalkm._transport.streams import RECV, StreamTransport, new_lock, receive_any
 
 T = TypeVar("T")
+
+log = logging.getLogger("beanstalkm.connection")
 
 
 class AsyncConnection(ConnectionBase[AsyncMessage]):
@@ -78,6 +81,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         self._transport = transport
         self._reader.clear()
         restore = self._session.connected()
+        log.debug("connected to %s%s", self.url, f" (restoring {len(restore)} watch commands)" if restore else "")
         if restore:
             try:
                 results = await self._pump(transport, self._session.exchange(self._reader, restore), restore)

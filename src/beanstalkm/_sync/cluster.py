@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 29e34ed1d013c3dd82b77abbe4cfa8cb0a2de0ffdfafcd8700ed0283f20cd4c6). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 2e499a7a72ea51b70e376a26ef59d1d5a3b08151e64b93ec799d405ac616148f). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -248,8 +248,11 @@ class Cluster:
 
     def _borrow(self, server: _Server) -> Client:
         """A consumer client of ``server`` that holds no reservation, watching the cluster's tubes."""
-        while server.idle:
-            client = server.idle.pop()
+        try:
+            client: Client | None = server.idle.pop()
+        except IndexError:  # none idle (another thread may have taken the last one meanwhile)
+            client = None
+        if client is not None:
             if client._peer_closed():
                 client._drop()
             if set(client._session.watching) != set(self._watching):

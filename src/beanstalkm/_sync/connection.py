@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 e8d9e0bc2a6a95dd512fe911a772fccd8b5409d5e4df4ffdcfd7705923e6360e). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 7b22d749ed7fe9f33ebd11bbcb137715cffeb72b3884d591dd55700511166a6d). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = ["Connection", "Pipeline", "converse_all"]
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -23,6 +24,8 @@ from beanstalkm._sync.message import Message
 from beanstalkm._transport.sockets import RECV, SocketTransport, new_lock, receive_any
 
 T = TypeVar("T")
+
+log = logging.getLogger("beanstalkm.connection")
 
 
 class Connection(ConnectionBase[Message]):
@@ -75,6 +78,7 @@ class Connection(ConnectionBase[Message]):
         self._transport = transport
         self._reader.clear()
         restore = self._session.connected()
+        log.debug("connected to %s%s", self.url, f" (restoring {len(restore)} watch commands)" if restore else "")
         if restore:
             try:
                 results = self._pump(transport, self._session.exchange(self._reader, restore), restore)
