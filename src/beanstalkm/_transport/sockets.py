@@ -176,15 +176,16 @@ class SocketTransport:
         self.sock.close()
 
     def receive_now(self, size: int) -> bytes | None:
-        """Up to ``size`` bytes if some are there now (``b""``: the server closed), else None; never waits."""
-        self._settimeout(0.0)
+        """Up to ``size`` bytes if some are there now (``b""``: the server closed), else None; never waits
+        (``MSG_DONTWAIT``: the socket's own timeout is left alone)."""
         try:
-            return self.sock.recv(size)
+            return self.sock.recv(size, _DONTWAIT)
         except _WOULD_BLOCK:
             return None
 
 
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)  # Windows has none: after the poll said readable, recv returns at once
 """What a non-blocking send or receive raises when it would wait (a TLS record may need either)."""
 
 
@@ -216,14 +217,18 @@ class TLSSocketTransport(SocketTransport):
         if self._ahead:
             chunk, self._ahead = self._ahead, b""
             return chunk
-        return super().receive_now(size)
+        self._settimeout(0.0)  # a TLS socket takes no flags: non-blocking for this one read
+        try:
+            return self.sock.recv(size)
+        except _WOULD_BLOCK:
+            return None
 
     def readable(self) -> bool:
         return bool(self._ahead) or self.sock.pending() > 0 or bool(self._poll(0))
 
     def waiting(self) -> int:
         if not self._ahead:
-            chunk = super().receive_now(RECV)
+            chunk = self.receive_now(RECV)
             self._settimeout(self.timeout)
             self._ahead = chunk or b""
         return len(self._ahead)
