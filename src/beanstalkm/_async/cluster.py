@@ -555,7 +555,9 @@ class AsyncCluster:
             except InvalidEnvelope as exc:  # its job stays reserved, for the caller
                 self._keep(server, client, [exc.message])
                 raise
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, ProtocolError):  # that connection was dropped; the error is the caller's
+                    log.warning("reserve on %s: %s", server.url, exc)
                 self._give_back(server, client)
                 raise
             asked += 1
@@ -815,15 +817,15 @@ class AsyncCluster:
         return sum((await self._on_each("kick", one)).values())
 
     async def peek_ready(self, tube: str) -> AsyncMessage | None:
-        """A ready job of ``tube`` (the next one of the first server, in URL order, that has one), or None."""
+        """A ready job of ``tube`` (the next one of the first server, in the order given, that has one), or None."""
         return await self._peek(tube, "ready")
 
     async def peek_delayed(self, tube: str) -> AsyncMessage | None:
-        """A delayed job of ``tube`` (the first server's, in URL order, that has one), or None."""
+        """A delayed job of ``tube`` (the first server's, in the order given, that has one), or None."""
         return await self._peek(tube, "delayed")
 
     async def peek_buried(self, tube: str) -> AsyncMessage | None:
-        """A buried job of ``tube`` (the first server's, in URL order, that has one), or None."""
+        """A buried job of ``tube`` (the first server's, in the order given, that has one), or None."""
         return await self._peek(tube, "buried")
 
     async def _peek(self, tube: str, state: str) -> AsyncMessage | None:

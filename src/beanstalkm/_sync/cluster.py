@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 2e499a7a72ea51b70e376a26ef59d1d5a3b08151e64b93ec799d405ac616148f). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 4622017019a639c1f4acfbbb342f35fe7e7a080cb7069fce4d13966d8bfc9add). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -549,7 +549,9 @@ class Cluster:
             except InvalidEnvelope as exc:  # its job stays reserved, for the caller
                 self._keep(server, client, [exc.message])
                 raise
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, ProtocolError):  # that connection was dropped; the error is the caller's
+                    log.warning("reserve on %s: %s", server.url, exc)
                 self._give_back(server, client)
                 raise
             asked += 1
@@ -809,15 +811,15 @@ class Cluster:
         return sum((self._on_each("kick", one)).values())
 
     def peek_ready(self, tube: str) -> Message | None:
-        """A ready job of ``tube`` (the next one of the first server, in URL order, that has one), or None."""
+        """A ready job of ``tube`` (the next one of the first server, in the order given, that has one), or None."""
         return self._peek(tube, "ready")
 
     def peek_delayed(self, tube: str) -> Message | None:
-        """A delayed job of ``tube`` (the first server's, in URL order, that has one), or None."""
+        """A delayed job of ``tube`` (the first server's, in the order given, that has one), or None."""
         return self._peek(tube, "delayed")
 
     def peek_buried(self, tube: str) -> Message | None:
-        """A buried job of ``tube`` (the first server's, in URL order, that has one), or None."""
+        """A buried job of ``tube`` (the first server's, in the order given, that has one), or None."""
         return self._peek(tube, "buried")
 
     def _peek(self, tube: str, state: str) -> Message | None:

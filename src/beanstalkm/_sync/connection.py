@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 7b22d749ed7fe9f33ebd11bbcb137715cffeb72b3884d591dd55700511166a6d). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 37e7ac1bf150049cf003648ef54c82131693b5ecf6ac6fab3e96a3f45be5b29b). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -311,7 +311,12 @@ def converse_all(
             order = list(live)
             deadlines = [d for d in (live[i].deadline for i in order) if d is not None]
             wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            ready = receive_any([live[i].transport for i in order], RECV, wait)
+            if wait == 0.0:
+                ready = []
+            elif len(order) == 1:  # the last one under way: a plain receive, as ``_pump`` does
+                ready = _receive_one(live[order[0]], wait)
+            else:
+                ready = receive_any([live[i].transport for i in order], RECV, wait)
             if not ready:
                 now = time.monotonic()
                 for i in order:
@@ -340,6 +345,16 @@ def converse_all(
         for convo in live.values():
             convo.conn._drop()
     return results, raced
+
+
+def _receive_one(convo: _Live[Any], wait: float | None) -> list[tuple[int, bytes | BaseException]]:
+    """``receive_any`` of one conversation's transport: a plain receive (an empty list when it times out)."""
+    try:
+        return [(0, convo.transport.receive(max(RECV, convo.conn._reader.missing()), wait))]
+    except TimeoutError:
+        return []
+    except OSError as exc:
+        return [(0, exc)]
 
 
 class _Live(Generic[T]):
