@@ -58,6 +58,7 @@ test: venv beanstalkd tmux lint typecheck drift
 
 demo: venv beanstalkd
 	$(PY) examples/demo.py
+	$(PY) examples/cluster_demo.py
 
 bench: venv beanstalkd
 	$(PY) -m pip install -q -e '.[bench]'

@@ -86,6 +86,7 @@ from pathlib import Path
 from beanstalkm.testing import BeanstalkdServer
 from bench.cases import CASES
 from bench.cli import cli_targets, run_cli_benchmarks
+from bench.cluster import run_cluster
 from bench.env import (
     ASYNC_CHUNKS,
     BATCH,
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     parser.add_argument("--cli", action="store_true", help="run only the CLI bulk-command cases (bench/cli.py)")
+    parser.add_argument("--no-cluster", action="store_true", help="skip the cluster case (three more servers)")
     parser.add_argument(
         "--pin",
         choices=("split", "same", "none"),
@@ -208,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     print_targets(targets, regime)
 
+    cluster = None if args.no_cluster else run_cluster(args.quick, args.pin)
+    targets += cluster["targets"] if cluster is not None else []
+
     memory = None if args.no_memory else run_memory(args.quick)
     if memory is not None:
         targets += memory["targets"]
@@ -236,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "cases": summary,
         "memory": memory,
+        "cluster": cluster,
         "targets": targets,
     }
     out: Path = args.out or RESULTS / f"latest-{regime}.json"

@@ -9,8 +9,10 @@ from __future__ import annotations
 __version__ = "2.0.0"
 
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT
+from beanstalkm._core.cluster import ClusterStats, ServerHealth
 from beanstalkm._core.envelope import SCHEMA as MESSAGE_SCHEMA
 from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
+from beanstalkm._core.urls import default_urls
 from beanstalkm._errors import (
     ArgumentTypeError,
     BatchFailed,
@@ -47,6 +49,7 @@ from beanstalkm._generated import (
     UnknownCommand,
 )
 from beanstalkm._sync.client import Client
+from beanstalkm._sync.cluster import Cluster
 from beanstalkm._sync.connection import Connection, Pipeline
 from beanstalkm._sync.message import Message
 
@@ -66,6 +69,8 @@ __all__ = [
     "BeanstalkmException",
     "Buried",
     "Client",
+    "Cluster",
+    "ClusterStats",
     "CommandFailed",
     "Connection",
     "CorruptJob",
@@ -84,6 +89,7 @@ __all__ = [
     "OutOfMemory",
     "Pipeline",
     "ProtocolError",
+    "ServerHealth",
     "ServerStats",
     "SocketError",
     "StatValue",
@@ -92,4 +98,5 @@ __all__ = [
     "UnexpectedResponse",
     "UnknownCommand",
     "__version__",
+    "default_urls",
 ]

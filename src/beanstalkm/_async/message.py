@@ -44,6 +44,16 @@ class AsyncMessage(MessageBase):
     def _link(self) -> object | None:
         return self._conn._link
 
+    @property
+    def server(self) -> str:
+        """The URL of the server this job lives on (see ``Connection.url``)."""
+        return self._conn.url
+
+    @property
+    def ref(self) -> tuple[str, int]:
+        """``(server, uid)``: the job's reference (ids are per server, so they collide across servers)."""
+        return (self._conn.url, self.uid)
+
     def _lend(self, give_back: Callable[[], AsyncConnection]) -> None:
         """While this job is reserved its connection is lent to it (by a pool): once the reservation is
         over, ``give_back()`` returns the connection and says which one the message uses from then on."""

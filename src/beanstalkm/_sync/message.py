@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 95bb13cd0854d4383dd8abb47ac5c9823806a45a2e33bf15347e2d95a0264e5a). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 efe3438898f82064d3e2fa50ea1790f6a3be785ef51faadf2576fa20e0bef3da). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -41,6 +41,16 @@ class Message(MessageBase):
 
     def _link(self) -> object | None:
         return self._conn._link
+
+    @property
+    def server(self) -> str:
+        """The URL of the server this job lives on (see ``Connection.url``)."""
+        return self._conn.url
+
+    @property
+    def ref(self) -> tuple[str, int]:
+        """``(server, uid)``: the job's reference (ids are per server, so they collide across servers)."""
+        return (self._conn.url, self.uid)
 
     def _lend(self, give_back: Callable[[], Connection]) -> None:
         """While this job is reserved its connection is lent to it (by a pool): once the reservation is
