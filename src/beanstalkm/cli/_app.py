@@ -768,7 +768,7 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
     if to_url is not None:
         try:
             (to_server,) = parse_servers([to_url])
-        except (ServerAddressError, ValueError) as exc:
+        except ServerAddressError as exc:
             raise click.BadParameter(str(exc), param_hint="--to") from None
         try:
             target = connect(to_server, ctx.timeout)
