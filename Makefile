@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv beanstalkd generate check lint typecheck drift unit test demo bench clean
+.PHONY: all venv beanstalkd tmux generate check lint typecheck drift unit test demo bench clean
 
 all: test
 
@@ -26,6 +26,15 @@ beanstalkd:
 		|| { echo "ERROR: could not install beanstalkd with apt-get; install it and re-run" >&2; exit 1; }; \
 	else echo "ERROR: beanstalkd is not installed and apt-get is unavailable; install beanstalkd (or set BEANSTALKD=/path) and re-run" >&2; exit 1; fi
 
+# tmux, for the test that runs `beanstalkm top` in a real terminal: installed the same way.
+tmux:
+	@if command -v tmux >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo "installing tmux (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null \
+		|| { echo "ERROR: could not install tmux with apt-get; install it and re-run" >&2; exit 1; }; \
+	else echo "ERROR: tmux is not installed and apt-get is unavailable; install tmux and re-run" >&2; exit 1; fi
+
 generate: venv
 	$(PY) -m codegen
 
@@ -44,11 +53,12 @@ check: lint typecheck drift
 	$(PY) -m pytest -q -m 'not slow' tests/unit
 
 # Everything, including integration tests against real beanstalkd servers the tests start.
-test: venv beanstalkd lint typecheck drift
+test: venv beanstalkd tmux lint typecheck drift
 	$(PY) -m pytest -q --doctest-glob='*.md' tests docs/tutorial.md
 
 demo: venv beanstalkd
 	$(PY) examples/demo.py
+	$(PY) examples/cluster_demo.py
 
 bench: venv beanstalkd
 	$(PY) -m pip install -q -e '.[bench]'

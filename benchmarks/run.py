@@ -89,6 +89,8 @@ from pathlib import Path
 
 from beanstalkm.testing import BeanstalkdServer
 from bench.cases import CASES
+from bench.cli import cli_targets, run_cli_benchmarks
+from bench.cluster import run_cluster
 from bench.env import (
     ASYNC_CHUNKS,
     BATCH,
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-size", type=int, default=10, help="connections in the async pools (default 10)")
     parser.add_argument("--cases", default=None, help="comma-separated case names (default: all)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    parser.add_argument("--cli", action="store_true", help="run only the CLI bulk-command cases (bench/cli.py)")
+    parser.add_argument("--no-cluster", action="store_true", help="skip the cluster case (three more servers)")
     parser.add_argument(
         "--pin",
         choices=("split", "same", "none"),
@@ -140,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
         cases = tuple(c for c in CASES if c.name in wanted)
+
+    if args.cli:
+        figures = run_cli_benchmarks(args.quick, args.pin)
+        return 1 if args.check and not all(c["met"] for c in figures["cases"]) else 0
 
     validation = importlib.util.find_spec("jsonschema") is not None
     info = machine_info()
@@ -206,13 +214,20 @@ def main(argv: list[str] | None = None) -> int:
         )
     print_targets(targets, regime)
 
+    cluster = None if args.no_cluster else run_cluster(args.quick, args.pin)
+    targets += cluster["targets"] if cluster is not None else []
+
     memory = None if args.no_memory else run_memory(args.quick)
     if memory is not None:
         targets += memory["targets"]
     elif not args.no_memory:
         targets.append(failed_target("the memory measurements (benchmarks/memory.py) ran"))
 
+    cli = run_cli_benchmarks(args.quick, args.pin)
+    targets += cli_targets(cli)
+
     result = {
+        "cli": cli,
         "machine": info,
         "config": {
             "regime": regime,
@@ -230,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "cases": summary,
         "memory": memory,
+        "cluster": cluster,
         "targets": targets,
     }
     out: Path = args.out or RESULTS / f"latest-{regime}.json"

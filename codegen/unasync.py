@@ -44,11 +44,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIR = ROOT / "src" / "beanstalkm" / "_async"
 DERIVED_DIR = ROOT / "src" / "beanstalkm" / "_sync"
 
-SOURCES = ("client.py", "connection.py", "failures.py", "message.py", "worker.py")
+SOURCES = ("client.py", "cluster.py", "connection.py", "failures.py", "message.py", "worker.py")
 """The flavoured files under ``_async/`` (the rest of that folder, such as the pool, is asyncio only)."""
 
 NAMES: dict[str, str] = {
     "AsyncClient": "Client",
+    "AsyncCluster": "Cluster",
     "AsyncConnection": "Connection",
     "AsyncIterator": "Iterator",
     "AsyncMessage": "Message",

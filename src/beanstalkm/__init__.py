@@ -9,8 +9,10 @@ from __future__ import annotations
 __version__ = "2.0.0"
 
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT
+from beanstalkm._core.cluster import ClusterStats, ServerHealth
 from beanstalkm._core.envelope import SCHEMA as MESSAGE_SCHEMA
 from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
+from beanstalkm._core.urls import default_urls
 from beanstalkm._core.worker import (
     Backoff,
     BuryJob,
@@ -57,6 +59,7 @@ from beanstalkm._generated import (
     UnknownCommand,
 )
 from beanstalkm._sync.client import Client
+from beanstalkm._sync.cluster import Cluster
 from beanstalkm._sync.connection import Connection, Pipeline
 from beanstalkm._sync.message import Message
 from beanstalkm._sync.worker import Worker
@@ -79,6 +82,8 @@ __all__ = [
     "Buried",
     "BuryJob",
     "Client",
+    "Cluster",
+    "ClusterStats",
     "CommandFailed",
     "Connection",
     "CorruptJob",
@@ -102,6 +107,7 @@ __all__ = [
     "Pipeline",
     "ProtocolError",
     "RetryAfter",
+    "ServerHealth",
     "ServerStats",
     "SocketError",
     "StatValue",
@@ -112,4 +118,5 @@ __all__ = [
     "Worker",
     "WorkerStats",
     "__version__",
+    "default_urls",
 ]

@@ -28,9 +28,18 @@ server; otherwise the dropped connection hands it back to ready at once.
 
 from __future__ import annotations
 
-__all__ = ["AsyncClient", "AsyncConnection", "AsyncMessage", "AsyncPipeline", "AsyncPool", "AsyncWorker"]
+__all__ = [
+    "AsyncClient",
+    "AsyncCluster",
+    "AsyncConnection",
+    "AsyncMessage",
+    "AsyncPipeline",
+    "AsyncPool",
+    "AsyncWorker",
+]
 
 from beanstalkm._async.client import AsyncClient
+from beanstalkm._async.cluster import AsyncCluster
 from beanstalkm._async.connection import AsyncConnection, AsyncPipeline
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._async.pool import AsyncPool

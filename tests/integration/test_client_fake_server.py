@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,14 +18,15 @@ from beanstalkm import (
     ProtocolError,
 )
 
-from ._client_support import MISSING_ID, PATIENCE
+from ._client_support import MISSING_ID
+from ._fake import FakeServer
 from ._flavours import ClientFactory, is_message
 
 # -- a server that refuses the routing use ---------------------------------------------------
 
 
-class _FakeServer:
-    """A loopback server that answers ``use`` with ``OUT_OF_MEMORY`` and stores every ``put`` as job 7.
+class _FakeServer(FakeServer):
+    """Answers ``use`` with ``OUT_OF_MEMORY`` and stores every ``put`` as job 7.
 
     ``reserve-with-timeout`` hands out ``jobs`` (id and body) in order, then
     ``TIMED_OUT``; ``delete`` answers ``NOT_FOUND`` for an id in ``lost``
@@ -36,62 +34,27 @@ class _FakeServer:
     """
 
     def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
-        self.log: list[str] = []
         self.jobs: list[tuple[int, bytes]] = []
         self.lost: set[int] = set()
         self.damaged: set[int] = set()  # sent as beanstalkd sends a job from a damaged binlog: zeros, no CRLF
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:  # closed: stop serving
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rb") as f:
-            while line := f.readline():
-                parts = line.split()
-                if not parts:
-                    continue
-                self.log.append(parts[0].decode() + "".join(f" {p.decode()}" for p in parts[1:2]))
-                command = parts[0]
-                if command == b"quit":
-                    return
-                if command == b"use":
-                    conn.sendall(b"OUT_OF_MEMORY\r\n")
-                elif command == b"put":
-                    f.read(int(parts[4]) + 2)
-                    conn.sendall(b"INSERTED 7\r\n")
-                elif command == b"watch":
-                    conn.sendall(b"WATCHING 2\r\n")
-                elif command == b"ignore":
-                    conn.sendall(b"WATCHING 1\r\n")
-                elif command == b"reserve-with-timeout":
-                    if self.jobs:
-                        uid, body = self.jobs.pop(0)
-                        if uid in self.damaged:
-                            conn.sendall(b"RESERVED %d %d\r\n%b\x00\x00" % (uid, len(body), bytes(len(body))))
-                        else:
-                            conn.sendall(b"RESERVED %d %d\r\n%b\r\n" % (uid, len(body), body))
-                    else:
-                        conn.sendall(b"TIMED_OUT\r\n")
-                elif command == b"delete":
-                    conn.sendall(b"NOT_FOUND\r\n" if int(parts[1]) in self.lost else b"DELETED\r\n")
-                else:
-                    conn.sendall(b"UNKNOWN_COMMAND\r\n")
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not, on Linux)
-        self.listener.close()
-        self._thread.join(PATIENCE)
-        assert not self._thread.is_alive()
+    def default(self, parts: list[str]) -> bytes:
+        command = parts[0] if parts else ""
+        if command == "use":
+            return b"OUT_OF_MEMORY\r\n"
+        if command == "put":
+            return b"INSERTED 7\r\n"
+        if command == "watch":
+            return b"WATCHING 2\r\n"
+        if command == "reserve-with-timeout" and self.jobs:
+            uid, body = self.jobs.pop(0)
+            if uid in self.damaged:
+                return b"RESERVED %d %d\r\n%b\x00\x00" % (uid, len(body), bytes(len(body)))
+            return b"RESERVED %d %d\r\n%b\r\n" % (uid, len(body), body)
+        if command == "delete":
+            return b"NOT_FOUND\r\n" if int(parts[1]) in self.lost else b"DELETED\r\n"
+        return super().default(parts)
 
 
 @pytest.fixture
@@ -112,12 +75,12 @@ def test_a_routing_use_that_fails_keeps_the_outcome_of_the_put(
     error = info.value
     assert (error.command, error.status) == ("use", "OUT_OF_MEMORY")
     assert error.outcome == 7  # the put ran all the same, in the tube in force ('default'): job 7
-    assert refusing_use.log == ["use jobs", "put 2147483648"]
+    assert refusing_use.short_log() == ["use jobs", "put 2147483648"]
     # the failed use was not taken for the tube in force: the next put to 'jobs' asks for it again
     with pytest.raises(OutOfMemory) as info:
         client.put({"n": 2}, tube="jobs")
     assert info.value.outcome == 7
-    assert refusing_use.log == ["use jobs", "put 2147483648"] * 2
+    assert refusing_use.short_log() == ["use jobs", "put 2147483648"] * 2
 
 
 def test_a_failed_command_has_no_outcome(client: Client) -> None:
@@ -137,7 +100,7 @@ def test_put_many_after_a_failed_routing_use_reports_every_put(
     for result in results:  # each went to the tube in force, not 'jobs': none is reported stored
         assert isinstance(result, OutOfMemory)
         assert result.outcome == 7
-    assert refusing_use.log == ["use jobs"] + ["put 2147483648"] * 3
+    assert refusing_use.short_log() == ["use jobs"] + ["put 2147483648"] * 3
 
 
 def test_reserve_many_drop_reports_a_delete_that_failed_for_its_item(
@@ -158,9 +121,9 @@ def test_reserve_many_drop_reports_a_delete_that_failed_for_its_item(
     assert [m.body for m in messages] == [bodies[m.uid] for m in messages]
     assert all(m.deleted and not m.reserved for m in messages)
     assert results[40:] == [None] * 5  # timed out: just fewer messages
-    reserves = refusing_use.log[: refusing_use.log.index("delete 100")]
+    reserves = refusing_use.short_log()[: refusing_use.short_log().index("delete 100")]
     assert reserves == ["reserve-with-timeout 0"] * 45  # every reserve went out in the first write
-    assert sorted(refusing_use.log[45:]) == sorted(f"delete {uid}" for uid in bodies)
+    assert sorted(refusing_use.short_log()[45:]) == sorted(f"delete {uid}" for uid in bodies)
 
 
 def _envelope_bytes(body: Any) -> bytes:
@@ -189,6 +152,8 @@ def test_a_job_damaged_on_the_server_is_a_corrupt_job_and_the_connection_stays(
     assert is_message(one) and one.body == {"n": 201} and one.deleted
     assert isinstance(damaged, CorruptJob) and damaged.job_id == 202
     assert is_message(three) and three.body == {"n": 203} and three.deleted
-    assert "delete 202" not in refusing_use.log and "delete 200" not in refusing_use.log  # left to the caller
+    assert (
+        "delete 202" not in refusing_use.short_log() and "delete 200" not in refusing_use.short_log()
+    )  # left to the caller
     client.queue.delete(202)  # what a consumer does with it
-    assert refusing_use.log[-1] == "delete 202"
+    assert refusing_use.short_log()[-1] == "delete 202"

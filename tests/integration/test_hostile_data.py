@@ -16,10 +16,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -28,12 +25,12 @@ import pytest
 from beanstalkm import BatchFailed, Client, Connection, InvalidEnvelope, Message, ProtocolError, SocketError
 from beanstalkm.testing import BeanstalkdServer
 
+from ._fake import PATIENCE, FakeServer
 from ._flavours import ClientFactory, ConnectionFactory, is_message
 
 PeakMemory = Callable[[], AbstractContextManager[list[int]]]
 """The ``peak_memory`` fixture (tests/conftest.py)."""
 
-PATIENCE = 5.0
 MIB = 1 << 20
 MESSAGE_MAX = 1000  # no error message may be longer than this
 SPAN = 220  # the depths covered, below the deepest that decodes here
@@ -156,55 +153,15 @@ def test_poison_envelopes_peeked(server: BeanstalkdServer, make_client: ClientFa
 # -- a hostile server -------------------------------------------------------------------------------
 
 
-class _Scripted:
-    """A loopback server that answers each command from ``replies``, by its first word: the bytes
-    as they are, then the connection is closed if ``close`` is set (else the next command is read).
-    A ``put``'s body is read; a command not in ``replies`` gets ``UNKNOWN_COMMAND``."""
-
-    def __init__(self, replies: dict[bytes, bytes], *, close: bool = False) -> None:
-        self.replies = replies
-        self.close_after = close
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
-        self._threads: list[threading.Thread] = []
-        self._accepting = threading.Thread(target=self._accept, daemon=True)
-        self._accepting.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:  # closed: stop serving
-                return
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rb") as f, contextlib.suppress(OSError):
-            while line := f.readline(1000):
-                parts = line.split()
-                if not parts or parts[0] == b"quit":
-                    return
-                if parts[0] == b"put":
-                    f.read(int(parts[-1]) + 2)
-                conn.sendall(self.replies.get(parts[0], b"UNKNOWN_COMMAND\r\n"))
-                if self.close_after:
-                    return
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not, on Linux)
-        self.listener.close()
-        self._accepting.join(PATIENCE)
-        for thread in self._threads:
-            thread.join(PATIENCE)
-        assert not self._accepting.is_alive() and not any(t.is_alive() for t in self._threads)
-
-
 @contextmanager
-def scripted(replies: dict[bytes, bytes], *, close: bool = False) -> Iterator[_Scripted]:
-    fake = _Scripted(replies, close=close)
+def scripted(replies: dict[bytes, bytes], *, close: bool = False) -> Iterator[FakeServer]:
+    """A fake server answering each command from ``replies``, by its first word, as the bytes are
+    (``UNKNOWN_COMMAND`` for one not there); with ``close``, the connection is closed after each answer."""
+
+    def answer(line: str, body: bytes | None) -> bytes:
+        return replies.get(line.split(" ", 1)[0].encode(), b"UNKNOWN_COMMAND\r\n")
+
+    fake = FakeServer(answer, close_after=close)
     try:
         yield fake
     finally:

@@ -17,11 +17,10 @@ A call the server never saw (refused before sending) must have raised.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,7 +28,7 @@ from hypothesis import strategies as st
 
 from beanstalkm import BatchFailed, BeanstalkmException, Connection
 
-from ._fake import PATIENCE
+from ._fake import LoopbackServer
 from ._flavours import ConnectionFactory
 
 EXAMPLES = 200
@@ -54,27 +53,16 @@ BROKEN = [
 BEHAVIOURS = ["ok", "ok", "ok", "stray_after", "stray_before", "truncated", "broken", "damaged"]
 
 
-class HostileServer:
+class HostileServer(LoopbackServer):
     """Answers each call's commands from its own job store, then misbehaves as told for that call."""
 
     def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
         self.lock = threading.Lock()
         self.jobs: dict[int, bytes] = {}
         self.next_id = 0
         self.plan: tuple[int, str, int, int] = (1, "ok", 0, 0)  # commands, behaviour, cut, broken reply
         self.seen: list[Any] | None = None  # the correct results of the current call, once answered
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _answer(self, parts: list[bytes], body: bytes | None) -> tuple[bytes, Any]:
         command = parts[0]
@@ -96,53 +84,43 @@ class HostileServer:
                 return b"NOT_FOUND\r\n", "NOT_FOUND"
         return b"UNKNOWN_COMMAND\r\n", "UNKNOWN_COMMAND"
 
-    def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rb") as f:
-            try:
-                while True:
-                    line = f.readline()
-                    if not line:
-                        return
-                    count, behaviour, cut, broken = self.plan  # the call's, now that it has begun
-                    replies: list[bytes] = []
-                    results: list[Any] = []
-                    last: list[bytes] = []
-                    for index in range(count):
-                        if index:
-                            line = f.readline()
-                        if not line:
-                            return
-                        parts = line.split()
-                        if parts[0] == b"quit":
-                            return
-                        body = f.read(int(parts[4]) + 2)[:-2] if parts[0] == b"put" else None
-                        reply, result = self._answer(parts, body)
-                        replies.append(reply)
-                        results.append(result)
-                        last = parts
-                    self.seen = results
-                    if behaviour == "stray_after":
-                        replies.append(STRAY)
-                    elif behaviour == "stray_before":
-                        replies.insert(0, STRAY)
-                    elif behaviour == "broken":
-                        replies[-1] = BROKEN[broken % len(BROKEN)]
-                    elif behaviour == "damaged" and last[0] == b"peek":
-                        size = 5
-                        replies[-1] = b"FOUND %s %d\r\n%b\x00\x00" % (last[1], size, bytes(size))
-                    data = b"".join(replies)
-                    if behaviour == "truncated":
-                        conn.sendall(data[: cut % len(data)])
-                        return
-                    conn.sendall(data)
-            except OSError:
+    def serve(self, conn: socket.socket, f: BinaryIO) -> None:
+        while True:
+            line = f.readline()
+            if not line:
                 return
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
-        self._thread.join(PATIENCE)
+            count, behaviour, cut, broken = self.plan  # the call's, now that it has begun
+            replies: list[bytes] = []
+            results: list[Any] = []
+            last: list[bytes] = []
+            for index in range(count):
+                if index:
+                    line = f.readline()
+                if not line:
+                    return
+                parts = line.split()
+                if parts[0] == b"quit":
+                    return
+                body = f.read(int(parts[4]) + 2)[:-2] if parts[0] == b"put" else None
+                reply, result = self._answer(parts, body)
+                replies.append(reply)
+                results.append(result)
+                last = parts
+            self.seen = results
+            if behaviour == "stray_after":
+                replies.append(STRAY)
+            elif behaviour == "stray_before":
+                replies.insert(0, STRAY)
+            elif behaviour == "broken":
+                replies[-1] = BROKEN[broken % len(BROKEN)]
+            elif behaviour == "damaged" and last[0] == b"peek":
+                size = 5
+                replies[-1] = b"FOUND %s %d\r\n%b\x00\x00" % (last[1], size, bytes(size))
+            data = b"".join(replies)
+            if behaviour == "truncated":
+                conn.sendall(data[: cut % len(data)])
+                return
+            conn.sendall(data)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from beanstalkm import (
 )
 from beanstalkm._generated.aqueue import AsyncQueue
 from beanstalkm._generated.queue import Queue
-from beanstalkm.aio import AsyncClient, AsyncConnection, AsyncMessage, AsyncPipeline, AsyncPool
+from beanstalkm.aio import AsyncClient, AsyncCluster, AsyncConnection, AsyncMessage, AsyncPipeline, AsyncPool
 
 
 def queue_commands(client: beanstalkm.Client) -> None:
@@ -227,3 +227,42 @@ async def async_pool_api() -> None:
         async with pool.client() as c:
             assert_type(c, AsyncClient)
         assert_type(await pool.close(), None)
+
+
+def urls_and_cluster_api() -> None:
+    assert_type(beanstalkm.default_urls(), list[str])
+    assert_type(beanstalkm.Client.from_url("beanstalk://q:11300"), beanstalkm.Client)
+    assert_type(beanstalkm.Connection.from_url(), beanstalkm.Connection)
+    assert_type(AsyncClient.from_url("beanstalks://q", timeout=5), AsyncClient)
+    with beanstalkm.Cluster("beanstalk://a,beanstalk://b", placement="hash") as cluster:
+        assert_type(cluster, beanstalkm.Cluster)
+        message = cluster.put({"n": 1}, tube="jobs", key="customer-7")
+        assert_type(message, Message)
+        assert_type(message.server, str)
+        assert_type(message.ref, tuple[str, int])
+        assert_type(cluster.put_many([1, 2], tube="jobs"), list[Message])
+        assert_type(cluster.reserve(timeout=5, drop=False), Message | None)
+        assert_type(cluster.reserve_many(10), list[Message])
+        assert_type(cluster.servers, list[beanstalkm.ServerHealth])
+        assert_type(cluster.stats(), beanstalkm.ClusterStats)
+        assert_type(cluster.stats().current_jobs_ready, int)
+        assert_type(cluster.stats_tube("jobs"), dict[str, TubeStats])
+        assert_type(cluster.list_tubes(), list[str])
+        assert_type(cluster.kick("jobs", 10), int)
+        assert_type(cluster.peek(message.ref), Message | None)
+        assert_type(cluster.peek_buried("jobs"), Message | None)
+        assert_type(cluster.watch("jobs"), int)
+        assert_type(cluster.delete_many([message, message.ref]), None)
+
+
+async def async_cluster_api() -> None:
+    async with AsyncCluster(["beanstalk://a", "beanstalk://b"], timeout=5) as cluster:
+        assert_type(cluster, AsyncCluster)
+        message = await cluster.put("x")
+        assert_type(message, AsyncMessage)
+        assert_type(message.ref, tuple[str, int])
+        assert_type(await cluster.put_many(["x"]), list[AsyncMessage])
+        assert_type(await cluster.reserve(), AsyncMessage | None)
+        assert_type(await cluster.reserve_many(5, timeout=1), list[AsyncMessage])
+        assert_type(await cluster.stats(), beanstalkm.ClusterStats)
+        assert_type(cluster.servers, list[beanstalkm.ServerHealth])

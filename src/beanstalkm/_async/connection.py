@@ -7,11 +7,13 @@ derived from it by ``python -m codegen``. I/O goes through the transport
 
 from __future__ import annotations
 
-__all__ = ["AsyncConnection", "AsyncPipeline"]
+__all__ = ["AsyncConnection", "AsyncPipeline", "converse_all"]
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from beanstalkm._async import ASYNC
 from beanstalkm._async.message import AsyncMessage
@@ -21,9 +23,11 @@ from beanstalkm._core.requests import Request
 from beanstalkm._core.session import Exchange, Session, out_of_step
 from beanstalkm._generated.aqueue import AsyncQueue
 from beanstalkm._generated.effects import Effect
-from beanstalkm._transport.streams import RECV, StreamTransport, new_lock
+from beanstalkm._transport.streams import RECV, StreamTransport, new_lock, receive_any
 
 T = TypeVar("T")
+
+log = logging.getLogger("beanstalkm.connection")
 
 
 class AsyncConnection(ConnectionBase[AsyncMessage]):
@@ -71,12 +75,13 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
 
     async def _open(self) -> StreamTransport:
         try:
-            transport = await StreamTransport.open(self.host, self.port, self.unix_socket, self.timeout)
+            transport = await StreamTransport.open(self.host, self.port, self.unix_socket, self.timeout, self.ssl)
         except OSError as exc:
             raise self._connect_error(exc) from exc
         self._transport = transport
         self._reader.clear()
         restore = self._session.connected()
+        log.debug("connected to %s%s", self.url, f" (restoring {len(restore)} watch commands)" if restore else "")
         if restore:
             try:
                 results = await self._pump(transport, self._session.exchange(self._reader, restore), restore)
@@ -102,6 +107,12 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     @property
     def _link(self) -> object | None:
         return self._transport
+
+    def _peer_closed(self) -> bool:
+        """Whether the server closed this connection since its last command: a command written now
+        would be lost, with an outcome that could not be known (a cluster drops it and connects first)."""
+        transport = self._transport
+        return transport is not None and transport.ended()
 
     async def close(self) -> None:
         """Send ``quit`` and close the connection. A later command connects again.
@@ -257,3 +268,133 @@ class AsyncPipeline(PipelineBase["AsyncConnection"]):
         if exc_type is None and self._requests:
             await self.execute()
         self._requests = []
+
+
+# -- several connections at once ---------------------------------------------------------------------
+
+
+async def converse_all(
+    conns: Sequence[AsyncConnection],
+    starts: Sequence[Callable[[Session, ReplyReader], Exchange[T]]],
+    requests: Sequence[Sequence[Request[Any]]],
+    done: Callable[[int, T | BaseException], bool] | None = None,
+) -> tuple[list[T | BaseException | None], int]:
+    """Run one conversation on each connection at once (``starts[i]`` on ``conns[i]``, each
+    connection the caller's alone: none is locked).
+
+    Every conversation writes first; then the replies are read from whichever connection has bytes,
+    with no thread, so the servers work in parallel and a wait for a job waits on all of them
+    together. Each result, or its error (that connection dropped, as ``_pump`` would), goes to
+    ``done(i, result)`` as it comes: once ``done`` says True, the conversations still under way are
+    cut short unfed, their connections dropped (beanstalkd hands back at once any job they had just
+    reserved), and their results stay None. Returns the results, and how many of the conversations
+    cut short had a ``RESERVED`` reply already in (a job taken and handed back).
+    """
+    results: list[T | BaseException | None] = [None] * len(conns)
+    live: dict[int, _Live[T]] = {}
+    stop = False
+    raced = 0
+
+    def finish(i: int, value: T | BaseException) -> None:
+        nonlocal stop
+        results[i] = value
+        live.pop(i, None)
+        if done is not None and done(i, value):
+            stop = True
+
+    try:
+        for i, conn in enumerate(conns):
+            if stop:
+                break
+            try:
+                convo = _Live(conn, await conn._ready(requests[i]), starts[i](conn._session, conn._reader), requests[i])
+                live[i] = convo
+                if await convo.advance(None):
+                    finish(i, convo.value)
+            except Exception as exc:
+                live.pop(i, None)
+                finish(i, conn._failure(exc, requests[i]))
+        while live and not stop:
+            order = list(live)
+            deadlines = [d for d in (live[i].deadline for i in order) if d is not None]
+            wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            if wait == 0.0:
+                ready = []
+            elif len(order) == 1:  # the last one under way: a plain receive, as ``_pump`` does
+                ready = await _receive_one(live[order[0]], wait)
+            else:
+                ready = await receive_any([live[i].transport for i in order], RECV, wait)
+            if not ready:
+                now = time.monotonic()
+                for i in order:
+                    deadline = live[i].deadline
+                    if deadline is not None and deadline <= now:
+                        finish(i, live[i].conn._failure(TimeoutError("timed out"), live[i].requests))
+                continue
+            for position, chunk in ready:
+                i = order[position]
+                if stop:  # cut short: not fed; a job it had just reserved goes back when it is dropped
+                    raced += isinstance(chunk, bytes) and chunk.startswith(b"RESERVED ")
+                    continue
+                convo = live[i]
+                try:
+                    if isinstance(chunk, BaseException):
+                        raise chunk
+                    if not chunk:
+                        raise ConnectionResetError("the server closed the connection")
+                    finished = await convo.advance(chunk)
+                except Exception as exc:
+                    finish(i, convo.conn._failure(exc, convo.requests))
+                    continue
+                if finished:
+                    finish(i, convo.value)
+    finally:
+        for convo in live.values():
+            convo.conn._drop()
+    return results, raced
+
+
+async def _receive_one(convo: _Live[Any], wait: float | None) -> list[tuple[int, bytes | BaseException]]:
+    """``receive_any`` of one conversation's transport: a plain receive (an empty list when it times out)."""
+    try:
+        return [(0, await convo.transport.receive(max(RECV, convo.conn._reader.missing()), wait))]
+    except TimeoutError:
+        return []
+    except OSError as exc:
+        return [(0, exc)]
+
+
+class _Live(Generic[T]):
+    """A conversation of ``converse_all`` under way on one connection."""
+
+    __slots__ = ("conn", "deadline", "requests", "steps", "transport", "value")
+
+    value: T
+
+    def __init__(
+        self, conn: AsyncConnection, transport: StreamTransport, steps: Exchange[T], requests: Sequence[Request[Any]]
+    ) -> None:
+        self.conn = conn
+        self.transport = transport
+        self.steps = steps
+        self.requests = requests
+        self.deadline: float | None = None
+
+    async def advance(self, chunk: bytes | None) -> bool:
+        """Feed it ``chunk`` (None: begin) and write what it yields until it waits for bytes; True once
+        it finished (its result in ``value``). Its deadline: the timeout plus what the server may take."""
+        conn, steps = self.conn, self.steps
+        session, reader = conn._session, conn._reader
+        try:
+            step = next(steps) if chunk is None else steps.send(chunk)
+            while isinstance(step, bytes):
+                await self.transport.write(step, session, reader, conn._read_timeout(session.wait))
+                step = steps.send(b"")
+        except StopIteration as end:
+            if session.broken:  # a reply broke the protocol: the stream cannot be trusted
+                conn._drop()
+            self.value = end.value
+            return True
+        timeout = conn._read_timeout(step)
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        return False

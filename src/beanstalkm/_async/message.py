@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Unpack
 
 from beanstalkm._async import ASYNC
-from beanstalkm._core.message import DEFAULT_TUBE, MessageBase, MessageFields
+from beanstalkm._core.message import DEFAULT_TUBE, AskedSetting, KnownSetting, MessageBase, MessageFields
 from beanstalkm._errors import CommandFailed
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
 from beanstalkm._generated.errors import NotFound
@@ -43,6 +43,16 @@ class AsyncMessage(MessageBase):
 
     def _link(self) -> object | None:
         return self._conn._link
+
+    @property
+    def server(self) -> str:
+        """The URL of the server this job lives on (see ``Connection.url``)."""
+        return self._conn.url
+
+    @property
+    def ref(self) -> tuple[str, int]:
+        """``(server, uid)``: the job's reference (ids are per server, so they collide across servers)."""
+        return (self._conn.url, self.uid)
 
     def _lend(self, give_back: Callable[[], AsyncConnection]) -> None:
         """While this job is reserved its connection is lent to it (by a pool): once the reservation is
@@ -73,50 +83,13 @@ class AsyncMessage(MessageBase):
             self._conn = lease()
 
     if ASYNC:
-
-        @property
-        def priority(self) -> int | None:
-            """The job's priority, when known."""
-            return self._priority
-
-        @property
-        def delay(self) -> int | None:
-            """The job's delay, when known."""
-            return self._delay
-
-        @property
-        def ttr(self) -> int | None:
-            """The job's time to run, when known."""
-            return self._ttr
-
+        priority = KnownSetting("priority", "The job's priority, when known.")
+        delay = KnownSetting("delay", "The job's delay, when known.")
+        ttr = KnownSetting("ttr", "The job's time to run, when known.")
     else:
-
-        @property
-        def priority(self) -> int:
-            """The job's priority (asked of the server once, for a received job)."""
-            return self._priority if self._priority is not None else self._job_stats().pri
-
-        @priority.setter
-        def priority(self, value: int) -> None:
-            self._priority = value
-
-        @property
-        def delay(self) -> int:
-            """The delay the job was put with (asked of the server once, for a received job)."""
-            return self._delay if self._delay is not None else self._job_stats().delay
-
-        @delay.setter
-        def delay(self, value: int) -> None:
-            self._delay = value
-
-        @property
-        def ttr(self) -> int:
-            """The job's time to run (asked of the server once, for a received job)."""
-            return self._ttr if self._ttr is not None else self._job_stats().ttr
-
-        @ttr.setter
-        def ttr(self, value: int) -> None:
-            self._ttr = value
+        priority = AskedSetting("priority", "The job's priority (asked of the server once, for a received job).")
+        delay = AskedSetting("delay", "The delay the job was put with (asked of the server once, for a received job).")
+        ttr = AskedSetting("ttr", "The job's time to run (asked of the server once, for a received job).")
 
     async def _own_priority(self, priority: int | None) -> int:
         if priority is not None:

@@ -17,6 +17,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from ssl import SSLCertVerificationError, SSLContext, create_default_context
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
@@ -24,7 +25,15 @@ from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Job, Reply, Request
 from beanstalkm._core.session import Session, batch_results
-from beanstalkm._errors import CorruptJob, InvalidEnvelope, ProtocolError, SocketError
+from beanstalkm._core.urls import default_urls, format_url, parse_url
+from beanstalkm._errors import (
+    ArgumentTypeError,
+    CorruptJob,
+    InvalidArgument,
+    InvalidEnvelope,
+    ProtocolError,
+    SocketError,
+)
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.pipeline import PipelineCommands
 
@@ -98,8 +107,10 @@ class ConnectionBase(Generic[M]):
         unix_socket: str | None = None,
         validate: bool | None = None,
         max_body: int = _c.BODY_MAX,
+        ssl: SSLContext | None = None,
     ) -> None:
         # every setting is checked here, before the driver's _setup (before connecting)
+        self.ssl = check_ssl("ssl", ssl)
         self.host = check_host("host", host)
         self.port = check_uint("port", port, 1, 65535)
         self.timeout: float | None = (
@@ -123,6 +134,44 @@ class ConnectionBase(Generic[M]):
         """The driver's own state (and, for the sync one, connecting)."""
         raise NotImplementedError
 
+    @classmethod
+    def from_url(
+        cls,
+        url: str | None = None,
+        *,
+        timeout: float | None = _UNSET,
+        ssl: SSLContext | None = None,
+        validate: bool | None = None,
+        max_body: int = _c.BODY_MAX,
+    ) -> Self:
+        """A connection to the server at ``url``: ``beanstalk://host[:port]`` (port 11300 by default),
+        ``beanstalks://host[:port]`` (TLS, certificates verified by default; ``ssl`` an
+        ``ssl.SSLContext`` of your own) or ``unix:///path/to/socket``. ``None``: the one server
+        ``BEANSTALKD_URL`` names, else ``beanstalk://127.0.0.1:11300``. A malformed URL is an
+        ``InvalidArgument`` naming it, raised before connecting."""
+        if url is None:
+            urls = default_urls()
+            if len(urls) != 1:
+                raise InvalidArgument(
+                    "url",
+                    None,
+                    f"BEANSTALKD_URL names {len(urls)} servers and a connection takes one: name one, or use Cluster",
+                )
+            url = urls[0]
+        target = parse_url(url)
+        if ssl is not None and not target.tls:
+            raise InvalidArgument("ssl", ssl, f"{target} is not TLS: a TLS connection needs a beanstalks:// URL")
+        if target.path is not None:
+            return cls(timeout=timeout, unix_socket=target.path, validate=validate, max_body=max_body)
+        if target.tls and ssl is None:
+            ssl = create_default_context()
+        return cls(target.host, target.port, timeout, validate=validate, max_body=max_body, ssl=ssl)
+
+    @property
+    def url(self) -> str:
+        """This connection's server as a canonical URL (``beanstalk://127.0.0.1:11300``, ``unix:///path``)."""
+        return format_url(self.host, self.port, self.unix_socket, self.ssl is not None)
+
     @property
     def address(self) -> str:
         """Where this connection goes, for messages: ``host:port`` or the socket path."""
@@ -145,6 +194,10 @@ class ConnectionBase(Generic[M]):
         return None if (wait is None or self.timeout is None) else self.timeout + wait
 
     def _connect_error(self, exc: OSError) -> SocketError:
+        if isinstance(exc, SSLCertVerificationError):
+            return SocketError(
+                f"cannot connect to beanstalkd at {self.address}: the server's TLS certificate was refused: {exc}"
+            )
         return SocketError(f"cannot connect to beanstalkd at {self.address}: {exc}")
 
     def _failure(self, exc: BaseException, requests: Sequence[Request[Any]]) -> BaseException:
@@ -255,6 +308,15 @@ class PipelineBase(PipelineCommands, Generic[C]):
     def _take(self) -> list[Request[Any]]:
         requests, self._requests = self._requests, []
         return requests
+
+
+def check_ssl(name: str, value: object) -> SSLContext | None:
+    """``value`` if it is None or an ``ssl.SSLContext``."""
+    if value is None:
+        return None
+    if not isinstance(value, SSLContext):
+        raise ArgumentTypeError(name, value, f"must be an ssl.SSLContext or None, not {type(value).__name__}")
+    return value
 
 
 def _version() -> str:

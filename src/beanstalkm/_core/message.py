@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_TUBE", "MessageBase", "MessageFields"]
+__all__ = ["DEFAULT_TUBE", "AskedSetting", "KnownSetting", "MessageBase", "MessageFields"]
 
 import hashlib
 import json
 import math
 from datetime import UTC, datetime
 from time import time as _time
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, Protocol, Self, TypedDict, overload
 
 from beanstalkm._core import envelope as _envelope
 from beanstalkm._core.requests import Request
 from beanstalkm._errors import ArgumentTypeError, shown
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.stats import JobStats
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_TUBE = "receive"
 """The tube ``Client.put`` sends to by default."""
@@ -55,6 +52,54 @@ class MessageFields(TypedDict, total=False):
     reserved: bool
     raw: bytes | None
     envelope: bool
+
+
+class _Setting:
+    """A job setting of a message (priority, delay or time to run), kept in its slot; None until known."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self._slot = "_" + name
+        self._stat = name[:3] if name == "priority" else name  # its stats-job field
+        self.__doc__ = doc
+
+    def _known(self, message: object) -> int | None:
+        value: int | None = getattr(message, self._slot)
+        return value
+
+
+class KnownSetting(_Setting):
+    """The setting as known so far (the asyncio flavour's: a property cannot await the server)."""
+
+    @overload
+    def __get__(self, message: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, message: MessageBase, owner: type) -> int | None: ...
+    def __get__(self, message: MessageBase | None, owner: type) -> Self | int | None:
+        return self if message is None else self._known(message)
+
+
+class _AsksServer(Protocol):
+    def _job_stats(self) -> JobStats: ...
+
+
+class AskedSetting(_Setting):
+    """The setting, asked of the server (``stats-job``) on the first read where it is not known yet."""
+
+    @overload
+    def __get__(self, message: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, message: _AsksServer, owner: type) -> int: ...
+    def __get__(self, message: _AsksServer | None, owner: type) -> Self | int:
+        if message is None:
+            return self
+        value = self._known(message)
+        if value is None:
+            asked: int = getattr(message._job_stats(), self._stat)
+            return asked
+        return value
+
+    def __set__(self, message: MessageBase, value: int) -> None:
+        setattr(message, self._slot, value)
 
 
 class MessageBase:

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 661df754aec7af772c018129331132323867e5b6ca7c21e9b0cd332b030770e9). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 efe3438898f82064d3e2fa50ea1790f6a3be785ef51faadf2576fa20e0bef3da). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Unpack
 
-from beanstalkm._core.message import DEFAULT_TUBE, MessageBase, MessageFields
+from beanstalkm._core.message import DEFAULT_TUBE, AskedSetting, MessageBase, MessageFields
 from beanstalkm._errors import CommandFailed
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
 from beanstalkm._generated.errors import NotFound
@@ -42,6 +42,16 @@ class Message(MessageBase):
     def _link(self) -> object | None:
         return self._conn._link
 
+    @property
+    def server(self) -> str:
+        """The URL of the server this job lives on (see ``Connection.url``)."""
+        return self._conn.url
+
+    @property
+    def ref(self) -> tuple[str, int]:
+        """``(server, uid)``: the job's reference (ids are per server, so they collide across servers)."""
+        return (self._conn.url, self.uid)
+
     def _lend(self, give_back: Callable[[], Connection]) -> None:
         """While this job is reserved its connection is lent to it (by a pool): once the reservation is
         over, ``give_back()`` returns the connection and says which one the message uses from then on."""
@@ -70,32 +80,9 @@ class Message(MessageBase):
         if lease is not None:
             self._conn = lease()
 
-    @property
-    def priority(self) -> int:
-        """The job's priority (asked of the server once, for a received job)."""
-        return self._priority if self._priority is not None else self._job_stats().pri
-
-    @priority.setter
-    def priority(self, value: int) -> None:
-        self._priority = value
-
-    @property
-    def delay(self) -> int:
-        """The delay the job was put with (asked of the server once, for a received job)."""
-        return self._delay if self._delay is not None else self._job_stats().delay
-
-    @delay.setter
-    def delay(self, value: int) -> None:
-        self._delay = value
-
-    @property
-    def ttr(self) -> int:
-        """The job's time to run (asked of the server once, for a received job)."""
-        return self._ttr if self._ttr is not None else self._job_stats().ttr
-
-    @ttr.setter
-    def ttr(self, value: int) -> None:
-        self._ttr = value
+    priority = AskedSetting("priority", "The job's priority (asked of the server once, for a received job).")
+    delay = AskedSetting("delay", "The delay the job was put with (asked of the server once, for a received job).")
+    ttr = AskedSetting("ttr", "The job's time to run (asked of the server once, for a received job).")
 
     def _own_priority(self, priority: int | None) -> int:
         if priority is not None:

@@ -6,6 +6,8 @@ flavour derived from it. Both offer the same verbs with the same meaning, so
 the derived code names no socket or asyncio API: ``open``, ``send_command``
 (one command, with nothing buffered before it), ``write`` (a batch, or a later
 write of a conversation, reading replies meanwhile where it must), ``receive``,
-``interrupt`` (cut short a wait from elsewhere), ``quit`` and ``abort``; and
-``new_lock`` (asyncio.Lock / threading.RLock).
+``interrupt`` (cut short a wait from elsewhere), ``quit``, ``abort`` and ``ended``
+(the server closed the stream); ``new_lock`` (asyncio.Lock / threading.RLock); and
+``receive_any`` (wait on several transports at once: one ``poll``, or racing stream reads).
+``open`` takes an ``ssl.SSLContext`` for TLS.
 """

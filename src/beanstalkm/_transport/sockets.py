@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["RECV", "SocketTransport", "new_lock"]
+__all__ = ["RECV", "SocketTransport", "TLSSocketTransport", "new_lock", "receive_any"]
 
 import contextlib
 import math
 import select
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -48,8 +49,11 @@ class SocketTransport:
         self._poll = _poller(sock)
 
     @classmethod
-    def open(cls, host: str, port: int, unix_socket: str | None, timeout: float | None) -> SocketTransport:
-        """Connect (``OSError`` if that fails)."""
+    def open(
+        cls, host: str, port: int, unix_socket: str | None, timeout: float | None, tls: ssl.SSLContext | None = None
+    ) -> SocketTransport:
+        """Connect (``OSError`` if that fails); with ``tls``, over TLS (the handshake bounded by ``timeout``;
+        a refused certificate is an ``ssl.SSLCertVerificationError``)."""
         if unix_socket is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -61,7 +65,14 @@ class SocketTransport:
         else:
             sock = socket.create_connection((host, port), timeout=timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(sock, timeout)
+        if tls is None:
+            return cls(sock, timeout)
+        try:
+            wrapped = tls.wrap_socket(sock, server_hostname=None if unix_socket is not None else host)
+        except BaseException:
+            sock.close()
+            raise
+        return TLSSocketTransport(wrapped, timeout)
 
     def _settimeout(self, timeout: float | None) -> None:
         if self._set != timeout:
@@ -104,7 +115,7 @@ class SocketTransport:
                     done += sock.send(data[done:])
                     session.written = True  # whole commands may have reached the server
                     continue
-                except BlockingIOError:
+                except _WOULD_BLOCK:
                     pass
                 self.blocking = session.wait != 0.0  # the batch holds a reserve: interrupt() may cut it short
                 try:
@@ -116,7 +127,7 @@ class SocketTransport:
                 if readable:
                     try:
                         chunk = sock.recv(RECV)
-                    except BlockingIOError:
+                    except _WOULD_BLOCK:
                         chunk = None
                     if chunk == b"":
                         raise ConnectionResetError("the server closed the connection")
@@ -145,6 +156,10 @@ class SocketTransport:
         """Bytes received and not handed out yet: none, a socket hands out what it receives."""
         return 0
 
+    def ended(self) -> bool:
+        """Whether the server closed the stream, with nothing left to read (one ``poll(0)`` when it did not)."""
+        return self.readable() and self.waiting() == 0
+
     def interrupt(self) -> None:
         """Cut short a wait under way in another thread (it gets an error and drops the connection)."""
         with contextlib.suppress(OSError):
@@ -159,6 +174,88 @@ class SocketTransport:
     def abort(self) -> None:
         """Close at once, whatever is unsent."""
         self.sock.close()
+
+    def receive_now(self, size: int) -> bytes | None:
+        """Up to ``size`` bytes if some are there now (``b""``: the server closed), else None; never waits
+        (``MSG_DONTWAIT``: the socket's own timeout is left alone)."""
+        try:
+            return self.sock.recv(size, _DONTWAIT)
+        except _WOULD_BLOCK:
+            return None
+
+
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)  # Windows has none: after the poll said readable, recv returns at once
+"""What a non-blocking send or receive raises when it would wait (a TLS record may need either)."""
+
+
+class TLSSocketTransport(SocketTransport):
+    """A blocking socket speaking TLS. Bytes decrypted but not yet handed out (``pending``), and those
+    read ahead to see whether application data waits (TLS also sends records of its own, such as
+    session tickets, that make the socket readable with nothing for the reader), count as buffered."""
+
+    __slots__ = ("_ahead",)
+
+    sock: ssl.SSLSocket
+
+    def __init__(self, sock: ssl.SSLSocket, timeout: float | None) -> None:
+        super().__init__(sock, timeout)
+        self._ahead = b""
+
+    def send_command(self, request: Request[Any], session: Session) -> None:
+        self._settimeout(self.timeout)
+        self.sock.sendall(request.data)  # TLS sockets have no sendmsg: the pieces are joined
+        session.written = True
+
+    def receive(self, size: int, timeout: float | None) -> bytes:
+        if self._ahead:
+            chunk, self._ahead = self._ahead, b""
+            return chunk
+        return super().receive(size, timeout)
+
+    def receive_now(self, size: int) -> bytes | None:
+        if self._ahead:
+            chunk, self._ahead = self._ahead, b""
+            return chunk
+        self._settimeout(0.0)  # a TLS socket takes no flags: non-blocking for this one read
+        try:
+            return self.sock.recv(size)
+        except _WOULD_BLOCK:
+            return None
+
+    def readable(self) -> bool:
+        return bool(self._ahead) or self.sock.pending() > 0 or bool(self._poll(0))
+
+    def waiting(self) -> int:
+        if not self._ahead:
+            chunk = self.receive_now(RECV)
+            self._settimeout(self.timeout)
+            self._ahead = chunk or b""
+        return len(self._ahead)
+
+    def buffered(self) -> int:
+        return len(self._ahead) + self.sock.pending()
+
+
+def receive_any(
+    transports: Sequence[SocketTransport], size: int, timeout: float | None
+) -> list[tuple[int, bytes | BaseException]]:
+    """Wait until one of the transports has bytes (or the end of its stream), at most ``timeout``
+    seconds, with no thread: what each ready one has, by its index (``b""``: the server closed; an
+    ``OSError`` if its socket failed). An empty list when the time ran out."""
+    ready = [i for i, transport in enumerate(transports) if transport.buffered()]
+    if not ready:
+        ready = _readable([transport.sock for transport in transports], timeout)
+    out: list[tuple[int, bytes | BaseException]] = []
+    for i in sorted(ready):
+        try:
+            chunk = transports[i].receive_now(size)
+        except OSError as exc:
+            out.append((i, exc))
+            continue
+        if chunk is not None:  # None: a TLS record of its own, no data for the reader yet
+            out.append((i, chunk))
+    return out
 
 
 _POLL_MAX = 2**31 - 1
@@ -182,6 +279,17 @@ if hasattr(select, "poll"):
         # an error or hang-up counts as readable: the recv reports it
         return bool(flags & (select.POLLIN | select.POLLERR | select.POLLHUP)), bool(flags & select.POLLOUT)
 
+    def _readable(socks: Sequence[socket.socket], timeout: float | None) -> list[int]:
+        """Wait until some of ``socks`` are readable (or ``timeout`` seconds pass): their indexes. One
+        ``poll`` call (a selector would cost several system calls each time)."""
+        poller = select.poll()
+        fds = {}
+        for i, sock in enumerate(socks):
+            fds[sock.fileno()] = i
+            poller.register(sock, select.POLLIN)
+        events = poller.poll(None if timeout is None else min(max(0, math.ceil(timeout * 1000)), _POLL_MAX))
+        return [fds[fd] for fd, _ in events]
+
 else:  # pragma: no cover - Windows
 
     def _poller(sock: socket.socket) -> Callable[[int], object]:
@@ -192,6 +300,11 @@ else:  # pragma: no cover - Windows
         """Wait until ``sock`` is readable or writable (or ``timeout`` seconds pass): which it is."""
         readable, writable, _ = select.select([sock], [sock], [], None if timeout is None else min(timeout, _POLL_MAX))
         return bool(readable), bool(writable)
+
+    def _readable(socks: Sequence[socket.socket], timeout: float | None) -> list[int]:
+        """Wait until some of ``socks`` are readable (or ``timeout`` seconds pass): their indexes."""
+        readable, _, _ = select.select(list(socks), [], [], None if timeout is None else min(timeout, _POLL_MAX))
+        return [i for i, sock in enumerate(socks) if sock in readable]
 
 
 def _send_pieces(sock: socket.socket, pieces: Sequence[bytes]) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["RECV", "StreamTransport", "new_lock"]
+__all__ = ["RECV", "StreamTransport", "new_lock", "receive_any"]
 
 import asyncio
 import contextlib
 import socket
+import ssl
+from collections.abc import Sequence
 from typing import Any
 
 from beanstalkm._core.reader import ReplyReader
@@ -37,13 +39,16 @@ class StreamTransport:
         self._inbox = inbox if isinstance(inbox, bytearray) else bytearray()
 
     @classmethod
-    async def open(cls, host: str, port: int, unix_socket: str | None, timeout: float | None) -> StreamTransport:
-        """Connect (``OSError`` if that fails, ``TimeoutError`` after ``timeout``)."""
+    async def open(
+        cls, host: str, port: int, unix_socket: str | None, timeout: float | None, tls: ssl.SSLContext | None = None
+    ) -> StreamTransport:
+        """Connect (``OSError`` if that fails, ``TimeoutError`` after ``timeout``); with ``tls``, over TLS
+        (the handshake included in ``timeout``; a refused certificate is an ``ssl.SSLCertVerificationError``)."""
         async with asyncio.timeout(timeout):
             if unix_socket is not None:
-                reader, writer = await asyncio.open_unix_connection(unix_socket)
+                reader, writer = await asyncio.open_unix_connection(unix_socket, ssl=tls)
             else:
-                reader, writer = await asyncio.open_connection(host, port)
+                reader, writer = await asyncio.open_connection(host, port, ssl=tls)
                 sock = writer.get_extra_info("socket")
                 if sock is not None:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -100,6 +105,10 @@ class StreamTransport:
         """Bytes received and not handed out yet (in the stream's buffer)."""
         return len(self._inbox)
 
+    def ended(self) -> bool:
+        """Whether the server closed the stream, with nothing left to read."""
+        return self.reader.at_eof()
+
     def interrupt(self) -> None:
         """Cut short a wait under way in another task (it gets an error and drops the connection)."""
         self.abort()
@@ -116,3 +125,29 @@ class StreamTransport:
         """Close at once: ``abort()`` closes the socket now and discards what asyncio had not yet written
         (a ``close()`` would keep both until the server took it all)."""
         self.writer.transport.abort()
+
+
+async def receive_any(
+    transports: Sequence[StreamTransport], size: int, timeout: float | None
+) -> list[tuple[int, bytes | BaseException]]:
+    """Wait until one of the transports has bytes (or the end of its stream), at most ``timeout``
+    seconds: what each ready one has, by its index (``b""``: the server closed; the error if its
+    stream failed). An empty list when the time ran out. A read still waiting at the end is
+    cancelled before it takes anything, so no byte is lost: it stays in its stream's buffer."""
+    ready = [i for i, transport in enumerate(transports) if transport.buffered()]
+    if ready:
+        return [(i, await transports[i].reader.read(size)) for i in ready]  # buffered: at once
+    reads = {asyncio.ensure_future(transport.reader.read(size)): i for i, transport in enumerate(transports)}
+    try:
+        await asyncio.wait(reads, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for read in reads:
+            read.cancel()
+        await asyncio.wait(reads)
+    out: list[tuple[int, bytes | BaseException]] = []
+    for read, i in reads.items():
+        if read.cancelled():
+            continue
+        error = read.exception()
+        out.append((i, error if error is not None else read.result()))
+    return sorted(out, key=lambda item: item[0])

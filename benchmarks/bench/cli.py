@@ -1,0 +1,179 @@
+"""The CLI's bulk commands against a one-round-trip-per-command loop with the same library, same run.
+
+Run just these: ``python benchmarks/run.py --cli`` (``--quick`` for 10,000 jobs and 200 tubes).
+
+* ``flush``: ``beanstalkm flush TUBE --yes`` (the id walk: ``stats-job`` pipelined in batches of 1,000,
+  then the deletes pipelined) against a loop that already knows every id and sends one ``delete`` per job,
+  waiting for each reply;
+* ``export``: ``beanstalkm export TUBE`` to /dev/null (``stats-job`` + ``peek`` per job, pipelined, one
+  NDJSON line each) against the same two commands per job, one round trip each, and the same line written;
+* ``tubes``: ``beanstalkm --json tubes`` over N tubes (``list-tubes`` then ``stats-tube`` pipelined)
+  against ``list-tubes`` then one ``stats-tube`` round trip per tube.
+
+The CLI runs in this process (``beanstalkm.cli.main``, stdout to /dev/null), so the figure is the command's
+work, not the interpreter's start-up (reported beside it: one ``python -m beanstalkm --version``). Each
+side runs on a freshly filled tube; the median of ``rounds`` runs is reported, with the ratio of medians.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from beanstalkm import Client, JobStats, Message
+from beanstalkm.cli import main as cli_main
+from beanstalkm.testing import BeanstalkdServer
+from bench.env import pin
+
+TARGET = 10.0
+BODY = json.dumps({"to": "someone@example.com", "n": 0}).encode()
+
+
+def _fill(client: Client, tube: str, n: int) -> list[int]:
+    ids: list[int] = []
+    for start in range(0, n, 1000):
+        pipeline = client.pipeline().use(tube)
+        for _ in range(min(1000, n - start)):
+            pipeline.put(BODY, 100, 0, 60)
+        ids += [r for r in pipeline.execute()[1:] if isinstance(r, int)]
+    return ids
+
+
+def _cli(url: str, *args: str) -> None:
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        code = cli_main(["-s", url, *args])
+    if code != 0:
+        raise RuntimeError(f"beanstalkm {' '.join(args)} exited {code}")
+
+
+def _timed(run: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def _flush(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str, Any]:
+    cli_times, loop_times = [], []
+    with Client(server.host, server.port, validate=False) as client:
+        for r in range(rounds):
+            tube = f"flush-cli-{r}"
+            _fill(client, tube, n)
+
+            def flush(tube: str = tube) -> None:
+                _cli(url, "flush", tube, "--yes")
+
+            cli_times.append(_timed(flush))
+            assert client.queue.list_tubes().count(tube) == 0 or client.queue.stats_tube(tube).total_jobs == n
+            tube = f"flush-loop-{r}"
+            ids = _fill(client, tube, n)
+
+            def loop(ids: list[int] = ids) -> None:
+                for job_id in ids:
+                    client.queue.delete(job_id)
+
+            loop_times.append(_timed(loop))
+    return _figure("flush", n, "jobs", cli_times, loop_times)
+
+
+def _export(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str, Any]:
+    cli_times, loop_times = [], []
+    with Client(server.host, server.port, validate=False) as client:
+        tube = "export"
+        ids = _fill(client, tube, n)
+        for _ in range(rounds):
+            cli_times.append(_timed(lambda: _cli(url, "export", tube)))
+
+            def loop() -> None:
+                with open(os.devnull, "w") as sink:
+                    for job_id in ids:
+                        stats = client.queue.stats_job(job_id)
+                        message = client.queue.peek(job_id)
+                        if isinstance(stats, JobStats) and isinstance(message, Message) and message.raw is not None:
+                            line = {"id": job_id, "state": stats.state, "priority": stats.pri, "ttr": stats.ttr}
+                            sink.write(json.dumps({**line, "data": message.raw.decode()}) + "\n")
+
+            loop_times.append(_timed(loop))
+        client.delete_many(ids)
+    return _figure("export", n, "jobs", cli_times, loop_times)
+
+
+def _tubes(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str, Any]:
+    cli_times, loop_times = [], []
+    with Client(server.host, server.port, validate=False) as client:
+        for i in range(n):  # a job keeps each tube alive
+            client.queue.use(f"tube-{i:05d}")
+            client.queue.put(BODY)
+        for _ in range(rounds):
+            cli_times.append(_timed(lambda: _cli(url, "--json", "tubes")))
+
+            def loop() -> None:
+                for name in client.queue.list_tubes():
+                    client.queue.stats_tube(name)
+
+            loop_times.append(_timed(loop))
+    return _figure("tubes", n, "tubes", cli_times, loop_times)
+
+
+def _figure(name: str, n: int, unit: str, cli_times: list[float], loop_times: list[float]) -> dict[str, Any]:
+    cli_s, loop_s = statistics.median(cli_times), statistics.median(loop_times)
+    return {
+        "case": name,
+        "n": n,
+        "unit": unit,
+        "cli_s": cli_s,
+        "loop_s": loop_s,
+        "ratio": loop_s / cli_s,
+        "met": loop_s / cli_s >= TARGET,
+    }
+
+
+def _startup() -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "beanstalkm", "--version"], check=True, capture_output=True, timeout=60)
+    return time.perf_counter() - start
+
+
+def run_cli_benchmarks(quick: bool, pin_mode: str = "split", rounds: int = 3) -> dict[str, Any]:
+    """Run the three cases on a private server (placed as ``--pin`` says); print and return the figures."""
+    jobs, tubes = (10_000, 200) if quick else (100_000, 1_000)
+    with BeanstalkdServer() as server:
+        regime, regime_text = pin(pin_mode, [server.pid] if server.pid is not None else [])
+        url = f"beanstalk://{server.host}:{server.port}"
+        results = [
+            _flush(server, url, jobs, rounds),
+            _export(server, url, jobs, rounds),
+            _tubes(server, url, tubes, rounds),
+        ]
+    startup = _startup()
+    print(f"\nCLI bulk commands vs a one-round-trip-per-command loop (median of {rounds}; target >= {TARGET:g}x)")
+    print(f"  regime {regime}: {regime_text}")
+    for r in results:
+        print(
+            f"  {r['case']:<7} {r['n']:>7,} {r['unit']:<5}  cli {r['cli_s'] * 1000:9.1f} ms   "
+            f"loop {r['loop_s'] * 1000:9.1f} ms   {r['ratio']:6.1f}x  {'met' if r['met'] else 'MISSED'}"
+        )
+    print(f"  (start-up of `python -m beanstalkm`, not included above: {startup * 1000:.0f} ms)")
+    return {"cases": results, "startup_s": startup, "target": TARGET, "regime": regime}
+
+
+def cli_targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CLI cases as targets, in the shape ``bench.report`` prints."""
+    return [
+        {
+            "target": f"beanstalkm {c['case']} ({c['n']:,} {c['unit']}) >= {TARGET:g}x a one-round-trip loop",
+            "case": f"cli-{c['case']}",
+            "value": c["ratio"],
+            "unit": "x",
+            "kind": "min",
+            "limit": TARGET,
+            "met": c["met"],
+        }
+        for c in figures["cases"]
+    ]

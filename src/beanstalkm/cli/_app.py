@@ -1,0 +1,947 @@
+"""The ``beanstalkm`` command: global options, every subcommand, and the mapping of failures to exit codes.
+
+Exit codes: 0 ok, 1 the command failed, 2 usage (bad arguments: a bad tube name, id 0, a malformed
+URL), 3 no server the command needs is reachable.
+"""
+
+from __future__ import annotations
+
+__all__ = ["cli", "run"]
+
+import importlib
+import json
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import update_wrapper
+from typing import IO, Concatenate, ParamSpec, TypeVar
+
+import click
+from rich.table import Table
+
+from beanstalkm import (
+    DEFAULT_DELAY,
+    DEFAULT_PRIORITY,
+    DEFAULT_TTR,
+    BeanstalkmException,
+    Client,
+    InvalidArgument,
+    JobStats,
+    Message,
+    NotFound,
+    SocketError,
+    TubeStats,
+)
+from beanstalkm.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    JOB_ID,
+    TUBE,
+    Ctx,
+    Failure,
+    JobRef,
+    Unreachable,
+    emit,
+    progress,
+    stats_dict,
+)
+from beanstalkm.cli._jobs import (
+    BATCH,
+    JobInfo,
+    JobRecord,
+    claim,
+    delete_ids,
+    inspect,
+    job_record,
+    put_jobs,
+    restore,
+    scan,
+    snapshot,
+    tube_count,
+    tube_rows,
+)
+from beanstalkm.cli._servers import Server, ServerAddressError, connect, parse_servers
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+KICK_ALL = 2**32 - 1
+STATES_MOVED = ("ready", "delayed", "buried")
+_RUNS: list[Ctx] = []  # the run's context, for the exit code of a partial result
+SUMMED = ("current-", "cmd-", "total-", "job-timeouts")
+TUBE_COLUMNS = (
+    ("ready", "current-jobs-ready"),
+    ("reserved", "current-jobs-reserved"),
+    ("delayed", "current-jobs-delayed"),
+    ("buried", "current-jobs-buried"),
+    ("urgent", "current-jobs-urgent"),
+    ("waiting", "current-waiting"),
+    ("watching", "current-watching"),
+    ("using", "current-using"),
+    ("total", "total-jobs"),
+    ("deleted", "cmd-delete"),
+    ("paused", "pause-time-left"),
+)
+PUT_OPTIONS_HELP = {
+    "priority": "0 (most urgent) to 2**32-1",
+    "delay": "seconds before the job is ready",
+    "ttr": "seconds a worker may hold the job",
+}
+
+
+def pass_ctx(f: Callable[Concatenate[Ctx, P], R]) -> Callable[P, R]:
+    """Hand a command the run's ``Ctx`` as its first argument."""
+
+    def new_func(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = click.get_current_context().find_object(Ctx)
+        if ctx is None:
+            raise RuntimeError("a beanstalkm command ran outside the beanstalkm group")
+        return f(ctx, *args, **kwargs)
+
+    return update_wrapper(new_func, f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-s",
+    "--server",
+    "servers",
+    multiple=True,
+    metavar="URL",
+    help="beanstalk://host[:port] or unix:///path (repeatable; default $BEANSTALKD_URL, else "
+    "beanstalk://127.0.0.1:11300)",
+)
+@click.option("--json", "json_output", is_flag=True, help="machine output: one JSON document (NDJSON for streams)")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="seconds to wait for a server",
+)
+@click.option("--debug", is_flag=True, help="show the traceback of a failure")
+@click.version_option(package_name="beanstalkm")
+@click.pass_context
+def cli(context: click.Context, servers: tuple[str, ...], json_output: bool, timeout: float, debug: bool) -> None:
+    """Inspect, fix and move beanstalkd jobs without disturbing them.
+
+    Job ids: N with one server; with several, I:N (the I-th -s server, from 1) or URL#N.
+    Exit codes: 0 ok, 1 failed, 2 usage, 3 no server reachable.
+    """
+    context.obj = Ctx.build(servers, json_output, timeout, debug)
+    _RUNS.append(context.obj)
+    context.call_on_close(context.obj.close)
+
+
+# -- stats ---------------------------------------------------------------------------------------
+
+
+def _summed(key: str, value: object) -> bool:
+    return key.startswith(SUMMED) and isinstance(value, int) and not isinstance(value, bool)
+
+
+def _totals(rows: Iterable[Mapping[str, object]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for row in rows:
+        for key, value in row.items():
+            if _summed(key, value) and isinstance(value, int):
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+def _key_table(ctx: Ctx, columns: Sequence[tuple[Server, dict[str, object]]], total: dict[str, int] | None) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("field")
+    for server, _ in columns:
+        table.add_column(server.url if ctx.several else "value", justify="right")
+    if total is not None:
+        table.add_column("total", justify="right")
+    for key in columns[0][1]:
+        cells = [str(values.get(key, "")) for _, values in columns]
+        if total is not None:
+            cells.append(str(total.get(key, "")))
+        table.add_row(key, *cells)
+    return table
+
+
+@cli.command("stats")
+@click.argument("field", required=False)
+@pass_ctx
+def stats_command(ctx: Ctx, field: str | None) -> None:
+    """Server stats (every server, with totals), or one FIELD of them."""
+    rows = [(server, stats_dict(client.queue.stats())) for server, client in ctx.reachable()]
+    total = _totals(values for _, values in rows) if ctx.several else None
+    if field is not None:
+        if field not in rows[0][1]:
+            raise click.BadParameter(f"no stats field {field!r} (e.g. current-jobs-ready)", param_hint="FIELD")
+        summed = total.get(field) if total is not None else None
+        if ctx.json_output:
+            emit(
+                {
+                    "field": field,
+                    "servers": [{"server": s.url, "value": values[field]} for s, values in rows],
+                    "total": summed,
+                }
+            )
+        elif not ctx.several:
+            click.echo(rows[0][1][field])
+        else:
+            for server, values in rows:
+                click.echo(f"{server.url}\t{values[field]}")
+            if summed is not None:
+                click.echo(f"total\t{summed}")
+        return
+    if ctx.json_output:
+        emit({"servers": [{"server": s.url, "stats": values} for s, values in rows], "total": total})
+    else:
+        ctx.console().print(_key_table(ctx, rows, total))
+
+
+# -- tubes ---------------------------------------------------------------------------------------
+
+
+def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, dict[str, int | str]]], total: dict[str, int]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("tube")
+    if ctx.several:
+        table.add_column("server")
+    for title, _ in TUBE_COLUMNS:
+        table.add_column(title, justify="right")
+    for server, stats in rows:
+        cells = [str(stats.get(key, "")) for _, key in TUBE_COLUMNS]
+        if stats.get("current-jobs-buried"):
+            cells[3] = f"[bold red]{cells[3]}[/]"
+        table.add_row(str(stats["name"]), *([server.url] if ctx.several else []), *cells)
+    table.add_section()
+    table.add_row(
+        f"TOTAL ({len(rows)})",
+        *([f"{len(ctx.servers) - len(ctx.down)} up"] if ctx.several else []),
+        *[str(total.get(key, "")) for _, key in TUBE_COLUMNS],
+    )
+    return table
+
+
+@cli.command("tubes")
+@pass_ctx
+def tubes_command(ctx: Ctx) -> None:
+    """Every tube's counts on every server, in one table (stats-tube pipelined)."""
+    rows = [(server, stats) for server, client in ctx.reachable() for stats in tube_rows(client)]
+    rows.sort(key=lambda row: (str(row[1]["name"]), row[0].index))
+    total = _totals(stats for _, stats in rows)
+    if ctx.json_output:
+        emit(
+            {
+                "tubes": [{"server": s.url, "tube": stats["name"], "stats": stats} for s, stats in rows],
+                "total": total,
+                "servers": [{"server": s.url, "up": s.index not in ctx.down} for s in ctx.servers],
+            }
+        )
+    else:
+        ctx.console().print(_tube_table(ctx, rows, total))
+
+
+@cli.command("stats-tube")
+@click.argument("tube", type=TUBE)
+@pass_ctx
+def stats_tube_command(ctx: Ctx, tube: str) -> None:
+    """One tube's stats on every server."""
+    rows = [(server, stats) for server, client in ctx.reachable() if (stats := tube_count(client, tube)) is not None]
+    if not rows:
+        raise Failure(f"tube {tube!r} not found on " + ", ".join(s.url for s in ctx.servers))
+    values = [(server, stats_dict(stats)) for server, stats in rows]
+    total = _totals(v for _, v in values) if ctx.several else None
+    if ctx.json_output:
+        emit({"tube": tube, "servers": [{"server": s.url, "stats": v} for s, v in values], "total": total})
+    else:
+        ctx.console().print(_key_table(ctx, values, total))
+
+
+# -- one job -------------------------------------------------------------------------------------
+
+
+def _job_stats(ctx: Ctx, ref: JobRef) -> tuple[Server, Client, JobStats]:
+    server = ctx.server_of(ref)
+    client = ctx.client(server)
+    try:
+        return server, client, client.queue.stats_job(ref.id)
+    except NotFound:
+        raise Failure(f"job {ctx.ref(server, ref.id)} not found on {server.url}") from None
+
+
+def _print_record(ctx: Ctx, server: Server, record: dict[str, object]) -> None:
+    if ctx.json_output:
+        return emit({"server": server.url, "ref": ctx.ref(server, int(str(record["id"]))), **record})
+    for key, value in record.items():
+        if key in ("body", "data", "data_base64"):
+            continue
+        click.echo(f"{key}: {value}")
+    if "data" in record or "data_base64" in record:
+        body = record.get("body") if record.get("envelope") else record.get("data", record.get("data_base64"))
+        text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+        click.echo(f"body: {text}")
+    return None
+
+
+@cli.command("stats-job")
+@click.argument("ref", metavar="ID", type=JOB_ID)
+@pass_ctx
+def stats_job_command(ctx: Ctx, ref: JobRef) -> None:
+    """One job's stats."""
+    server, _, stats = _job_stats(ctx, ref)
+    if ctx.json_output:
+        emit({"server": server.url, "ref": ctx.ref(server, stats.id), "stats": stats_dict(stats)})
+    else:
+        ctx.console().print(_key_table(ctx, [(server, stats_dict(stats))], None))
+
+
+@cli.command("peek")
+@click.argument("target", metavar="TUBE|ID")
+@click.option("--ready", "state", flag_value="ready", help="the next ready job of TUBE")
+@click.option("--delayed", "state", flag_value="delayed", help="the delayed job of TUBE due first")
+@click.option("--buried", "state", flag_value="buried", help="the oldest buried job of TUBE")
+@pass_ctx
+def peek_command(ctx: Ctx, target: str, state: str | None) -> None:
+    """Show a job without reserving it: `peek TUBE --ready|--delayed|--buried` or `peek ID`."""
+    if state is None:
+        ref = JOB_ID.convert(target, None, click.get_current_context())
+        server, client, stats = _job_stats(ctx, ref)
+        message = client.queue.peek(ref.id)
+        if message is None:
+            raise Failure(f"job {ctx.ref(server, ref.id)} not found on {server.url}")
+        return _print_record(ctx, server, job_record(stats, message, body=True, data=True))
+    tube = TUBE.convert(target, None, click.get_current_context())
+    shown = 0
+    for server, client in ctx.reachable():
+        client.queue.use(tube)
+        peeked = {"ready": client.queue.peek_ready, "delayed": client.queue.peek_delayed}.get(
+            state, client.queue.peek_buried
+        )()
+        if peeked is None:
+            continue
+        try:
+            stats = client.queue.stats_job(peeked.uid)
+        except NotFound:
+            continue
+        if shown and not ctx.json_output:
+            click.echo()
+        _print_record(ctx, server, job_record(stats, peeked, body=True, data=True))
+        shown += 1
+    if not shown:
+        raise Failure(f"no {state} job in tube {tube!r} on " + ", ".join(s.url for s in ctx.servers))
+    return None
+
+
+# -- ls ------------------------------------------------------------------------------------------
+
+
+def _body_text(message: Message | None) -> str:
+    text = "" if message is None else _body_text_full(message)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _state_option(help_text: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    return click.option(
+        "--state",
+        "states",
+        multiple=True,
+        type=click.Choice(["ready", "delayed", "reserved", "buried"]),
+        help=help_text,
+    )
+
+
+@cli.command("ls")
+@click.argument("tube", type=TUBE)
+@_state_option("only jobs in this state (repeatable)")
+@click.option("--min-priority", type=click.IntRange(0, 2**32 - 1), default=None)
+@click.option("--max-priority", type=click.IntRange(0, 2**32 - 1), default=None)
+@click.option("--min-age", type=click.IntRange(0), default=None, help="seconds since put, at least")
+@click.option("--max-age", type=click.IntRange(0), default=None, help="seconds since put, at most")
+@click.option("--body", "body_re", default=None, metavar="REGEX", help="only jobs whose body text matches")
+@click.option("--limit", type=click.IntRange(1), default=None, help="list at most this many jobs")
+@pass_ctx
+def ls_command(
+    ctx: Ctx,
+    tube: str,
+    states: tuple[str, ...],
+    min_priority: int | None,
+    max_priority: int | None,
+    min_age: int | None,
+    max_age: int | None,
+    body_re: str | None,
+    limit: int | None,
+) -> None:
+    """List TUBE's jobs without reserving any (stats-job and peek by id; see docs/cli.md)."""
+    try:
+        pattern = None if body_re is None else re.compile(body_re)
+    except re.error as exc:
+        raise click.BadParameter(f"bad regular expression {body_re!r}: {exc}", param_hint="--body") from None
+
+    def keep(stats: JobInfo) -> bool:
+        return (
+            (not states or stats.state in states)
+            and (min_priority is None or stats.pri >= min_priority)
+            and (max_priority is None or stats.pri <= max_priority)
+            and (min_age is None or stats.age >= min_age)
+            and (max_age is None or stats.age <= max_age)
+        )
+
+    listed: list[tuple[Server, dict[str, object], Message | None]] = []
+    for server, client in ctx.reachable():
+        for stats, message in inspect(client, snapshot(client, tube)):
+            if not keep(stats) or (pattern is not None and not pattern.search(_body_text_full(message))):
+                continue
+            listed.append((server, job_record(stats, message, body=True, data=False), message))
+            if limit is not None and len(listed) >= limit:
+                break
+    listed.sort(key=lambda item: (item[0].index, int(str(item[1]["id"]))))
+    if limit is not None:
+        listed = listed[:limit]
+    if ctx.json_output:
+        for server, record, _ in listed:
+            emit({"server": server.url, "ref": ctx.ref(server, int(str(record["id"]))), **record})
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for title in ("id", "state", "pri", "ttr", "delay", "age", "reserves", "body"):
+        table.add_column(title, justify="left" if title in ("state", "body") else "right")
+    for server, record, shown in listed:
+        table.add_row(
+            ctx.ref(server, int(str(record["id"]))),
+            str(record["state"]),
+            str(record["priority"]),
+            str(record["ttr"]),
+            str(record["delay"]),
+            str(record["age"]),
+            str(record["reserves"]),
+            _body_text(shown),
+        )
+    ctx.console().print(table)
+    click.echo(f"{len(listed)} job(s)")
+
+
+def _body_text_full(message: Message) -> str:
+    body = message.body
+    if isinstance(body, str):
+        return body
+    if isinstance(body, bytes):
+        return body.decode("utf-8", "replace")
+    return json.dumps(body, ensure_ascii=False, default=repr)
+
+
+# -- put, import ---------------------------------------------------------------------------------
+
+
+def _put_options(f: Callable[P, R]) -> Callable[P, R]:
+    for name, default in (("ttr", DEFAULT_TTR), ("delay", DEFAULT_DELAY), ("priority", DEFAULT_PRIORITY)):
+        option = click.option(
+            f"--{name}",
+            type=click.IntRange(0, 2**32 - 1),
+            default=default,
+            show_default=True,
+            help=PUT_OPTIONS_HELP[name],
+        )
+        f = option(f)
+    return f
+
+
+def _json_body(text: str, where: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{where} is not JSON ({exc}); use --raw for a plain body") from None
+
+
+def _spread(ctx: Ctx, count: int) -> list[tuple[Server, Client, list[int]]]:
+    """Items 0..count-1 dealt out to the reachable servers in turn: (server, client, item indexes)."""
+    up = list(ctx.reachable())
+    return [(server, client, list(range(k, count, len(up)))) for k, (server, client) in enumerate(up)]
+
+
+@cli.command("put")
+@click.argument("tube", type=TUBE)
+@click.argument("body", required=False)
+@_put_options
+@click.option("--raw", is_flag=True, help="send BODY (or each stdin line) as is, not in the JSON envelope")
+@pass_ctx
+def put_command(ctx: Ctx, tube: str, body: str | None, priority: int, delay: int, ttr: int, raw: bool) -> None:
+    """Put BODY (JSON, else text) into TUBE; without BODY, one job per stdin line (NDJSON)."""
+    if body is not None:
+        items: list[object] = [body.encode() if raw else _parse_body(body)]
+    else:
+        lines = [line.rstrip("\r\n") for line in sys.stdin]
+        lines = [line for line in lines if line.strip()]
+        items = [line.encode() if raw else _json_body(line, f"stdin line {n}") for n, line in enumerate(lines, start=1)]
+    done: list[tuple[Server, int, int]] = []  # (server, item index, id)
+    with progress(ctx, f"put {tube}", len(items)) as bar:
+        for server, client, indexes in _spread(ctx, len(items)):
+            for start in range(0, len(indexes), BATCH):
+                chunk = indexes[start : start + BATCH]
+                if raw:
+                    jobs = [JobRecord(_as_bytes(items[i]), priority, ttr, delay) for i in chunk]
+                    outcomes = put_jobs(client, tube, jobs)
+                    failed = [o for o in outcomes if isinstance(o, BaseException)]
+                    if failed:
+                        raise Failure(f"put into tube {tube!r} on {server.url}: {failed[0]}")
+                    ids = [o for o in outcomes if isinstance(o, int)]
+                else:
+                    sent = client.put_many([items[i] for i in chunk], tube, priority, delay, ttr)
+                    ids = [m.uid for m in sent]
+                done += [(server, i, job_id) for i, job_id in zip(chunk, ids, strict=True)]
+                bar.advance(len(chunk))
+    done.sort(key=lambda d: d[1])
+    if ctx.json_output:
+        emit(
+            {
+                "tube": tube,
+                "jobs": [{"server": s.url, "id": job_id, "ref": ctx.ref(s, job_id)} for s, _, job_id in done],
+            }
+        )
+    else:
+        for server, _, job_id in done:
+            click.echo(ctx.ref(server, job_id))
+
+
+def _parse_body(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _as_bytes(item: object) -> bytes:
+    return item if isinstance(item, bytes) else str(item).encode()
+
+
+def _import_record(line: str, n: int, tube: str | None) -> tuple[str, JobRecord | tuple[object, JobRecord]]:
+    """One NDJSON line of ``export`` (or hand-written): its tube and the job to put."""
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise Failure(f"line {n}: not JSON ({exc}); nothing was imported") from None
+    if not isinstance(record, dict):
+        raise Failure(f"line {n}: not a JSON object; nothing was imported")
+    target = tube if tube is not None else record.get("tube")
+    if not isinstance(target, str):
+        raise Failure(f"line {n}: no tube (give --tube); nothing was imported")
+    try:
+        target = TUBE.convert(target, None, None)
+    except click.BadParameter as exc:
+        raise Failure(f"line {n}: {exc.message}; nothing was imported") from None
+
+    def number(key: str, default: int) -> int:
+        value = record.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
+            raise Failure(f"line {n}: {key} {value!r} is not 0..2**32-1; nothing was imported")
+        return value
+
+    state = record.get("state", "ready")
+    if state not in ("ready", "delayed", "reserved", "buried"):
+        raise Failure(f"line {n}: unknown state {state!r}; nothing was imported")
+    priority, ttr, delay = number("priority", DEFAULT_PRIORITY), number("ttr", DEFAULT_TTR), number("delay", 0)
+    if "data" in record and isinstance(record["data"], str):
+        data = record["data"].encode()
+    elif "data_base64" in record and isinstance(record["data_base64"], str):
+        import base64
+        import binascii
+
+        try:
+            data = base64.b64decode(record["data_base64"], validate=True)
+        except binascii.Error:
+            raise Failure(f"line {n}: data_base64 is not base64; nothing was imported") from None
+    elif "body" in record:
+        return target, (record["body"], JobRecord(b"", priority, ttr, delay, state == "buried"))
+    else:
+        raise Failure(f"line {n}: no data, data_base64 or body; nothing was imported")
+    return target, JobRecord(data, priority, ttr, delay if state == "delayed" else 0, state == "buried")
+
+
+def _encode_bodies(client: Client, items: Sequence[tuple[object, JobRecord]]) -> list[JobRecord]:
+    """Hand-written records (a ``body``): wrapped in the envelope as ``Client.put`` would."""
+    out: list[JobRecord] = []
+    for body, job in items:
+        message = client(body, priority=job.priority, delay=job.delay, ttr=job.ttr)
+        out.append(JobRecord(str(message).encode(), job.priority, job.ttr, job.delay, job.buried))
+    return out
+
+
+@cli.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--tube", type=TUBE, default=None, help="put every job into this tube (default: each line's tube)")
+@pass_ctx
+def import_command(ctx: Ctx, file: IO[str], tube: str | None) -> None:
+    """Put back the jobs of an `export` file (NDJSON; - for stdin) with their priority, TTR, delay and state."""
+    parsed = [_import_record(line, n, tube) for n, line in enumerate(file, start=1) if line.strip()]
+    imported: dict[int, int] = {}
+    failures: list[str] = []
+    with progress(ctx, "import", len(parsed)) as bar:
+        for server, client, indexes in _spread(ctx, len(parsed)):
+            by_tube: dict[str, list[JobRecord]] = {}
+            for i in indexes:
+                target, job = parsed[i]
+                jobs = by_tube.setdefault(target, [])
+                jobs += [job] if isinstance(job, JobRecord) else _encode_bodies(client, [job])
+            for target, jobs in by_tube.items():
+                for start in range(0, len(jobs), BATCH):
+                    outcomes = put_jobs(client, target, jobs[start : start + BATCH])
+                    ok = sum(isinstance(o, int) for o in outcomes)
+                    imported[server.index] = imported.get(server.index, 0) + ok
+                    failures += [
+                        f"tube {target!r} on {server.url}: {o}" for o in outcomes if isinstance(o, BaseException)
+                    ]
+                    bar.advance(len(outcomes))
+    total = sum(imported.values())
+    ctx.report(
+        {
+            "imported": total,
+            "failed": len(failures),
+            "servers": [{"server": s.url, "imported": imported.get(s.index, 0)} for s in ctx.servers],
+        },
+        f"imported {total} job(s)",
+    )
+    if failures:
+        raise Failure(f"{len(failures)} job(s) not imported; first: {failures[0]}")
+
+
+# -- kick, bury, delete, pause, flush ------------------------------------------------------------
+
+
+@cli.command("kick")
+@click.argument("tube", type=TUBE)
+@click.argument("bound", metavar="[N]", required=False, type=click.IntRange(1, KICK_ALL))
+@pass_ctx
+def kick_command(ctx: Ctx, tube: str, bound: int | None) -> None:
+    """Kick up to N buried jobs of TUBE (delayed ones if none is buried) on every server; default all."""
+    kicked: list[tuple[Server, int]] = []
+    for server, client in ctx.reachable():
+        client.queue.use(tube)
+        kicked.append((server, client.queue.kick(KICK_ALL if bound is None else bound)))
+    total = sum(n for _, n in kicked)
+    ctx.report(
+        {"tube": tube, "kicked": total, "servers": [{"server": s.url, "kicked": n} for s, n in kicked]},
+        f"kicked {total} job(s) in tube {tube!r}",
+    )
+
+
+@cli.command("kick-job")
+@click.argument("ref", metavar="ID", type=JOB_ID)
+@pass_ctx
+def kick_job_command(ctx: Ctx, ref: JobRef) -> None:
+    """Kick one buried or delayed job."""
+    server = ctx.server_of(ref)
+    try:
+        ctx.client(server).queue.kick_job(ref.id)
+    except NotFound:
+        raise Failure(
+            f"job {ctx.ref(server, ref.id)} on {server.url}: not found, or neither buried nor delayed"
+        ) from None
+    ctx.report(
+        {"server": server.url, "ref": ctx.ref(server, ref.id), "kicked": True}, f"kicked job {ctx.ref(server, ref.id)}"
+    )
+
+
+@cli.command("bury")
+@click.argument("ref", metavar="ID", type=JOB_ID)
+@pass_ctx
+def bury_command(ctx: Ctx, ref: JobRef) -> None:
+    """Bury a ready or delayed job at its own priority (claimed with reserve-job first)."""
+    server = ctx.server_of(ref)
+    client = ctx.client(server)
+    name = ctx.ref(server, ref.id)
+    claimed = claim(client, [ref.id])
+    if not claimed:
+        raise Failure(f"job {name} on {server.url}: not found, or reserved by a worker")
+    stats = claimed[0].stats
+    client.queue.bury(ref.id, stats.pri)
+    ctx.report(
+        {"server": server.url, "ref": name, "buried": True, "was": stats.state, "priority": stats.pri},
+        f"buried job {name} (was {stats.state}, priority {stats.pri})",
+    )
+
+
+def _group(ctx: Ctx, refs: Iterable[JobRef]) -> dict[int, tuple[Server, list[int]]]:
+    grouped: dict[int, tuple[Server, list[int]]] = {}
+    for ref in refs:
+        server = ctx.server_of(ref)
+        grouped.setdefault(server.index, (server, []))[1].append(ref.id)
+    return grouped
+
+
+@cli.command("delete")
+@click.argument("refs", metavar="ID...", nargs=-1, required=True, type=JOB_ID)
+@pass_ctx
+def delete_command(ctx: Ctx, refs: tuple[JobRef, ...]) -> None:
+    """Delete jobs by id (pipelined, per server)."""
+    grouped = _group(ctx, refs)
+    deleted: list[str] = []
+    missing: list[str] = []
+    for server, ids in grouped.values():
+        not_found = set(delete_ids(ctx.client(server), ids))
+        deleted += [ctx.ref(server, i) for i in ids if i not in not_found]
+        missing += [ctx.ref(server, i) for i in ids if i in not_found]
+    ctx.report({"deleted": deleted, "not_found": missing}, f"deleted {len(deleted)} job(s)")
+    if missing:
+        raise Failure(f"job(s) {', '.join(missing)} not found (gone, or reserved by a worker)")
+
+
+@cli.command("pause")
+@click.argument("tube", type=TUBE)
+@click.argument("seconds", type=click.IntRange(0, 2**32 - 1))
+@pass_ctx
+def pause_command(ctx: Ctx, tube: str, seconds: int) -> None:
+    """Pause TUBE for SECONDS on every server (0 ends a pause: beanstalkd keeps 1 s)."""
+    paused: list[str] = []
+    for server, client in ctx.reachable():
+        try:
+            client.queue.pause_tube(tube, seconds)
+        except NotFound:
+            continue
+        paused.append(server.url)
+    if not paused:
+        raise Failure(f"tube {tube!r} not found on " + ", ".join(s.url for s in ctx.servers))
+    ctx.report(
+        {"tube": tube, "seconds": seconds, "servers": paused},
+        f"paused tube {tube!r} for {seconds} s on {len(paused)} server(s)",
+    )
+
+
+def _state_flags(ready: bool, delayed: bool, buried: bool) -> tuple[str, ...]:
+    chosen = tuple(s for s, on in (("ready", ready), ("delayed", delayed), ("buried", buried)) if on)
+    return chosen or ("ready", "delayed", "buried")
+
+
+def _count(stats: TubeStats | None, states: Sequence[str]) -> int:
+    if stats is None:
+        return 0
+    return sum(int(str(stats[f"current-jobs-{state}"])) for state in states)
+
+
+@cli.command("flush")
+@click.argument("tube", type=TUBE)
+@click.option("--ready", is_flag=True, help="delete the ready jobs")
+@click.option("--delayed", is_flag=True, help="delete the delayed jobs")
+@click.option("--buried", is_flag=True, help="delete the buried jobs")
+@click.option("--yes", is_flag=True, help="do not ask")
+@pass_ctx
+def flush_command(ctx: Ctx, tube: str, ready: bool, delayed: bool, buried: bool, yes: bool) -> None:
+    """Delete TUBE's jobs (all of ready, delayed and buried unless some are chosen); reserved ones stay."""
+    states = _state_flags(ready, delayed, buried)
+    up = list(ctx.reachable())
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"flush of tube {tube!r} asks for confirmation: give --yes")
+        click.confirm(f"Delete every {'/'.join(states)} job of tube {tube!r} on {len(up)} server(s)?", abort=True)
+    report: list[dict[str, object]] = []
+    for server, client in up:
+        deleted = skipped = 0
+        with progress(ctx, f"flush {tube} on {server.url}", _count(tube_count(client, tube), states)) as bar:
+            for batch in scan(client, tube):
+                ids = [stats.id for stats in batch if stats.state in states]
+                missing = delete_ids(client, ids)
+                deleted += len(ids) - len(missing)
+                skipped += len(missing)
+                bar.advance(len(ids))
+        report.append({"server": server.url, "deleted": deleted, "skipped": skipped})
+    total = sum(int(str(r["deleted"])) for r in report)
+    ctx.report(
+        {"tube": tube, "states": list(states), "deleted": total, "servers": report},
+        f"deleted {total} job(s) from tube {tube!r}",
+    )
+
+
+# -- move, export --------------------------------------------------------------------------------
+
+
+@cli.command("move")
+@click.argument("src", type=TUBE)
+@click.argument("dst", type=TUBE)
+@click.option("--to", "to_url", metavar="URL", default=None, help="the destination server (default: the same one)")
+@pass_ctx
+def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
+    """Move SRC's jobs into DST (on this server or --to URL), keeping priority, TTR, delay and state.
+
+    Each job is claimed with reserve-job, its copy put (a buried one held back, then buried), and only
+    then the original deleted. Jobs a worker holds are left in SRC.
+    """
+    target: Client | None = None
+    if to_url is not None:
+        try:
+            (to_server,) = parse_servers([to_url])
+        except ServerAddressError as exc:
+            raise click.BadParameter(str(exc), param_hint="--to") from None
+        try:
+            target = connect(to_server, ctx.timeout)
+        except SocketError as exc:
+            raise Unreachable(f"server {to_url} unreachable: {exc}") from exc
+    report: list[dict[str, object]] = []
+    failures: list[str] = []
+    try:
+        for server, client in ctx.reachable():
+            if target is None and src == dst:
+                raise click.UsageError(f"move {src!r} to itself on {server.url}: name another tube or --to")
+            dest = target if target is not None else client
+            moved = left = 0
+            with progress(ctx, f"move {src} -> {dst}", _count(tube_count(client, src), STATES_MOVED)) as bar:
+                ids = snapshot(client, src)
+                bar.total(len(ids))
+                for start in range(0, len(ids), BATCH):
+                    claimed = claim(client, ids[start : start + BATCH])
+                    outcomes = put_jobs(dest, dst, [job.record() for job in claimed])
+                    done = [job for job, o in zip(claimed, outcomes, strict=True) if isinstance(o, int)]
+                    undone = [job for job, o in zip(claimed, outcomes, strict=True) if not isinstance(o, int)]
+                    failures += [f"job {ctx.ref(server, j.stats.id)}" for j in undone]
+                    delete_ids(client, [job.stats.id for job in done])
+                    restore(client, undone)
+                    moved += len(done)
+                    bar.advance(len(ids[start : start + BATCH]))
+                left = _count(tube_count(client, src), ("reserved",))
+            report.append({"server": server.url, "moved": moved, "left_reserved": left})
+    finally:
+        if target is not None:
+            target.close()
+    total = sum(int(str(r["moved"])) for r in report)
+    ctx.report(
+        {"from": src, "to": dst, "to_server": to_url, "moved": total, "failed": len(failures), "servers": report},
+        f"moved {total} job(s) from {src!r} to {dst!r}" + (f" on {to_url}" if to_url else ""),
+    )
+    if failures:
+        raise Failure(f"{len(failures)} job(s) could not be moved and were put back: {', '.join(failures[:5])}")
+
+
+@cli.command("export")
+@click.argument("tube", type=TUBE)
+@_state_option("only jobs in this state (repeatable; default ready, delayed and buried)")
+@click.option("--delete", is_flag=True, help="claim each job (reserve-job), write it, then delete it")
+@pass_ctx
+def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -> None:
+    """Write TUBE's jobs to stdout as NDJSON: bytes, priority, TTR, remaining delay, state.
+
+    Without --delete nothing is reserved or changed (peek by id); `import` puts them back.
+    """
+    wanted = states or STATES_MOVED
+    if delete and "reserved" in wanted:
+        raise click.UsageError("export --delete cannot take reserved jobs from their workers")
+    out = sys.stdout
+    exported = 0
+    for server, client in ctx.reachable():
+        with progress(ctx, f"export {tube}", _count(tube_count(client, tube), wanted)) as bar:
+            ids = snapshot(client, tube)
+            bar.total(len(ids))
+            for start in range(0, len(ids), BATCH):
+                chunk = ids[start : start + BATCH]
+                if delete:
+                    claimed = claim(client, chunk)
+                    jobs = [(job.stats, job.message) for job in claimed if job.stats.state in wanted]
+                    restore(client, [job for job in claimed if job.stats.state not in wanted])
+                else:
+                    jobs = [(stats, message) for stats, message in inspect(client, chunk) if stats.state in wanted]
+                out.write(
+                    "".join(
+                        json.dumps(
+                            {"server": server.url, **job_record(stats, message, body=False, data=True)},
+                            separators=(",", ":"),
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                        for stats, message in jobs
+                    )
+                )
+                if delete:
+                    out.flush()
+                    delete_ids(client, [stats.id for stats, _ in jobs])
+                exported += len(jobs)
+                bar.advance(len(chunk))
+    out.flush()
+    if not ctx.json_output:
+        click.echo(f"exported {exported} job(s) from tube {tube!r}", err=True)
+
+
+# -- worker, failed: the worker's own argparse CLI -----------------------------------------------
+
+
+def _pass_through(ctx: Ctx, command: str, args: Sequence[str]) -> None:
+    try:
+        module = importlib.import_module("beanstalkm.worker_main")
+    except ImportError as exc:
+        if exc.name != "beanstalkm.worker_main":
+            raise
+        raise Failure(f"`beanstalkm {command}` needs beanstalkm.worker_main, which this installation lacks") from None
+    main = getattr(module, "main", None)
+    if not callable(main):
+        raise Failure(f"beanstalkm.worker_main has no main(); `beanstalkm {command}` cannot run")
+    code = main(
+        [command, *args],
+        servers=[s.url for s in ctx.servers],
+        json_output=ctx.json_output,
+        timeout=ctx.timeout,
+    )
+    raise click.exceptions.Exit(code if isinstance(code, int) else EXIT_FAILED)
+
+
+_PASS = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+@cli.command("worker", context_settings=_PASS, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_ctx
+def worker_command(ctx: Ctx, args: tuple[str, ...]) -> None:
+    """Run a worker: `beanstalkm worker pkg.module:worker [-c N] [--burst] ...` (see its --help)."""
+    _pass_through(ctx, "worker", args)
+
+
+@cli.command("failed", context_settings=_PASS, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_ctx
+def failed_command(ctx: Ctx, args: tuple[str, ...]) -> None:
+    """The worker's failure records: `failed ls|show|retry|purge` (see its --help)."""
+    _pass_through(ctx, "failed", args)
+
+
+from beanstalkm.cli._top import top_command  # noqa: E402 - top builds on the helpers above
+
+cli.add_command(top_command)
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+def _fail(message: str, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    click.echo(f"beanstalkm: {message}", err=True)
+    return code
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _RUNS.clear()
+    debug = "--debug" in args
+    try:
+        result = cli.main(args=args, prog_name="beanstalkm", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        return _fail("aborted", EXIT_FAILED, False)
+    except click.UsageError as exc:
+        return _fail(exc.format_message(), EXIT_USAGE, debug)
+    except click.ClickException as exc:
+        return _fail(exc.format_message(), exc.exit_code, debug)
+    except Failure as exc:
+        return _fail(str(exc), exc.code, debug)
+    except InvalidArgument as exc:
+        return _fail(str(exc), EXIT_USAGE, debug)
+    except SocketError as exc:
+        return _fail(f"connection lost: {exc}", EXIT_UNREACHABLE, debug)
+    except BeanstalkmException as exc:
+        return _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED, debug)
+    except BrokenPipeError:
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130, False)
+    except Exception as exc:
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (--debug shows the traceback)", EXIT_FAILED, debug)
+    if isinstance(result, int):
+        return result
+    return EXIT_FAILED if any(ctx.partial for ctx in _RUNS) else EXIT_OK

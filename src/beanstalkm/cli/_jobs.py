@@ -1,0 +1,375 @@
+"""Jobs in bulk, pipelined: the non-destructive listing (an id walk), export records, putting jobs
+back with their priority, TTR, delay and state, and the race-free claim (``reserve-job``).
+
+How a tube's jobs are found without reserving any: beanstalkd can list tubes but not the jobs in
+one, and ``peek-ready``/``-delayed``/``-buried`` show only the head of each queue. Job ids are
+given out in order from 1, so the walk asks ``stats-job`` for every id from the newest
+(``max(total-jobs, the peeked heads)``) down, in pipelined batches of ``BATCH`` ids, keeps the
+jobs of the tube, and stops when it has seen as many as ``stats-tube`` counted at the start (or
+at id 1). ``stats-job`` and ``peek <id>`` change no job's counters. Limits: the walk costs one
+command per id between the oldest job of the tube and the newest job of the server, whatever the
+tube; jobs put after the walk started are not listed; on a server restored from a binlog whose
+ids exceed ``total-jobs``, only ids up to the highest peeked head are walked.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BATCH",
+    "Claimed",
+    "JobFields",
+    "JobInfo",
+    "JobRecord",
+    "all_tube_stats",
+    "claim",
+    "delete_ids",
+    "found",
+    "inspect",
+    "job_record",
+    "outcomes_of",
+    "put_jobs",
+    "restore",
+    "scan",
+    "snapshot",
+    "tube_count",
+    "tube_rows",
+]
+
+import base64
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from beanstalkm import BatchFailed, Client, Message, NotFound, Pipeline, ServerStats, TubeStats
+
+BATCH = 1000
+"""Commands per pipelined write in the bulk commands."""
+
+HOLD = 365 * 86400
+"""A buried copy is put delayed this long, claimed with ``reserve-job`` and buried: no worker can take it
+in between. A crash between the two steps leaves it delayed (visible in ``ls``), never running."""
+
+STATES = ("ready", "delayed", "reserved", "buried")
+
+
+def all_tube_stats(client: Client) -> list[TubeStats]:
+    """Every tube's stats on this server: ``list-tubes``, then ``stats-tube`` pipelined in batches."""
+    names = client.queue.list_tubes()
+    tubes: list[TubeStats] = []
+    for start in range(0, len(names), BATCH):
+        pipeline = client.pipeline()
+        for name in names[start : start + BATCH]:
+            pipeline.stats_tube(name)
+        tubes += [r for r in found(pipeline) if isinstance(r, TubeStats)]  # NotFound: vanished since list-tubes
+    return tubes
+
+
+def tube_rows(client: Client) -> list[dict[str, int | str]]:
+    """Every tube's ``stats-tube`` on this server as the server's keys and values, from the raw YAML
+    (``stats_tube_yaml``, pipelined in batches): ``name`` is text, every field of the spec an integer
+    (a field a newer server adds that is not a number stays text)."""
+    names = client.queue.list_tubes()
+    rows: list[dict[str, int | str]] = []
+    for start in range(0, len(names), BATCH):
+        pipeline = client.pipeline()
+        for name in names[start : start + BATCH]:
+            pipeline.stats_tube_yaml(name)
+        rows += [_tube_row(r) for r in found(pipeline) if isinstance(r, str)]  # NotFound: vanished since list-tubes
+    return rows
+
+
+def _tube_row(text: str) -> dict[str, int | str]:
+    row: dict[str, int | str] = {}
+    for line in text.split("\n"):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            continue
+        value = value.strip()
+        if key == "name":
+            row[key] = value.strip('"')
+            continue
+        try:
+            row[key] = int(value)
+        except ValueError:
+            row[key] = value
+    return row
+
+
+def tube_count(client: Client, tube: str) -> TubeStats | None:
+    """The tube's stats on this server, None if it does not exist there."""
+    try:
+        return client.queue.stats_tube(tube)
+    except NotFound:
+        return None
+
+
+def _newest_id(client: Client, tube: str) -> int:
+    pipeline = client.pipeline().stats().use(tube).peek_ready().peek_delayed().peek_buried()
+    results = pipeline.execute()
+    newest = 0
+    for result in results:
+        if isinstance(result, Message):
+            newest = max(newest, result.uid)
+        elif isinstance(result, ServerStats):
+            newest = max(newest, result.total_jobs)
+    return newest
+
+
+def outcomes_of(pipeline: Pipeline) -> list[object]:
+    """Run a pipeline: each command's result, or its typed error in its place."""
+    try:
+        return pipeline.execute()
+    except BatchFailed as exc:
+        return exc.results
+
+
+def found(pipeline: Pipeline) -> list[object]:
+    """Run a pipeline: each command's result, ``NotFound`` in the place of a job or tube that is not
+    there; any other failure is raised."""
+    results = outcomes_of(pipeline)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, NotFound):
+            raise result
+    return results
+
+
+class JobFields(Protocol):
+    """What the CLI reads of a job's stats: a library ``JobStats`` or the scan's ``JobInfo``."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def tube(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def pri(self) -> int: ...
+    @property
+    def age(self) -> int: ...
+    @property
+    def ttr(self) -> int: ...
+    @property
+    def time_left(self) -> int: ...
+    @property
+    def reserves(self) -> int: ...
+    @property
+    def timeouts(self) -> int: ...
+    @property
+    def releases(self) -> int: ...
+    @property
+    def buries(self) -> int: ...
+    @property
+    def kicks(self) -> int: ...
+
+
+_INT_FIELDS = ("id", "pri", "age", "ttr", "time-left", "reserves", "timeouts", "releases", "buries", "kicks")
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """The fields of ``stats-job`` that the bulk commands use, read from its raw YAML (``stats_job_yaml``).
+
+    Half the cost of the fully typed ``JobStats`` per job, which matters when a walk reads 100,000 of them;
+    every field is an integer but ``tube`` and ``state``, so nothing is guessed.
+    """
+
+    id: int
+    tube: str
+    state: str
+    pri: int
+    age: int
+    ttr: int
+    time_left: int
+    reserves: int
+    timeouts: int
+    releases: int
+    buries: int
+    kicks: int
+
+    @classmethod
+    def from_yaml(cls, text: str) -> JobInfo:
+        fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+        numbers = [int(fields[key]) for key in _INT_FIELDS]
+        tube, state = fields["tube"].strip().strip('"'), fields["state"].strip()
+        return cls(numbers[0], tube, state, *numbers[1:])
+
+
+def _infos(results: list[object]) -> list[JobInfo | None]:
+    return [JobInfo.from_yaml(r) if isinstance(r, str) else None for r in results]
+
+
+def scan(client: Client, tube: str) -> Iterator[list[JobInfo]]:
+    """Batches of the stats of ``tube``'s jobs on this server, newest first, reserving nothing."""
+    counted = tube_count(client, tube)
+    if counted is None:
+        return
+    wanted = (
+        counted.current_jobs_ready
+        + counted.current_jobs_reserved
+        + counted.current_jobs_delayed
+        + counted.current_jobs_buried
+    )
+    if wanted == 0:
+        return
+    seen = 0
+    high = _newest_id(client, tube)
+    while high >= 1 and seen < wanted:
+        low = max(high - BATCH + 1, 1)
+        pipeline = client.pipeline()
+        for job_id in range(high, low - 1, -1):
+            pipeline.stats_job_yaml(job_id)
+        batch = [info for info in _infos(found(pipeline)) if info is not None and info.tube == tube]
+        seen += len(batch)
+        if batch:
+            yield batch
+        high = low - 1
+
+
+def snapshot(client: Client, tube: str) -> list[int]:
+    """The ids of ``tube``'s jobs on this server now, oldest first (an id walk; see the module's note)."""
+    return sorted(stats.id for batch in scan(client, tube) for stats in batch)
+
+
+def inspect(client: Client, ids: Sequence[int]) -> list[tuple[JobInfo, Message]]:
+    """``stats-job`` and ``peek`` for each id, pipelined in batches: the jobs still there, in order."""
+    jobs: list[tuple[JobInfo, Message]] = []
+    for start in range(0, len(ids), BATCH):
+        pipeline = client.pipeline()
+        for job_id in ids[start : start + BATCH]:
+            pipeline.stats_job_yaml(job_id).peek(job_id)
+        results = found(pipeline)
+        for stats, message in zip(_infos(results[::2]), results[1::2], strict=True):
+            if stats is not None and isinstance(message, Message):
+                jobs.append((stats, message))
+    return jobs
+
+
+def remaining_delay(stats: JobFields) -> int:
+    """Seconds until a delayed job becomes ready; 0 in any other state."""
+    return stats.time_left if stats.state == "delayed" else 0
+
+
+def job_record(stats: JobFields, message: Message | None, *, body: bool, data: bool) -> dict[str, object]:
+    """A job as a JSON object: where it is, its state and settings, and (asked for) its body and bytes."""
+    record: dict[str, object] = {
+        "id": stats.id,
+        "tube": stats.tube,
+        "state": stats.state,
+        "priority": stats.pri,
+        "ttr": stats.ttr,
+        "delay": remaining_delay(stats),
+        "age": stats.age,
+        "reserves": stats.reserves,
+        "releases": stats.releases,
+        "timeouts": stats.timeouts,
+        "buries": stats.buries,
+        "kicks": stats.kicks,
+    }
+    if message is not None:
+        if body:
+            record["envelope"] = message.envelope
+            record["body"] = message.body if _json_able(message.body) else None
+        if data and message.raw is not None:
+            try:
+                record["data"] = message.raw.decode("utf-8")
+            except UnicodeDecodeError:
+                record["data_base64"] = base64.b64encode(message.raw).decode("ascii")
+    return record
+
+
+def _json_able(value: object) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job to put: its bytes and how it should stand (priority, TTR, remaining delay, state)."""
+
+    data: bytes
+    priority: int
+    ttr: int
+    delay: int = 0
+    buried: bool = False
+
+
+def put_jobs(client: Client, tube: str, jobs: Sequence[JobRecord]) -> list[int | BaseException]:
+    """Put ``jobs`` into ``tube``, pipelined; buried ones put held back, claimed and buried at their
+    priority. Returns each job's new id, or its error, in order."""
+    if not jobs:
+        return []
+    pipeline = client.pipeline().use(tube)
+    for job in jobs:
+        pipeline.put(job.data, job.priority, HOLD if job.buried else job.delay, job.ttr)
+    results = outcomes_of(pipeline)[1:]
+    outcomes: list[int | BaseException] = [
+        r if isinstance(r, int | BaseException) else TypeError(f"put gave {r!r}") for r in results
+    ]
+    to_bury = [(i, outcome) for i, outcome in enumerate(outcomes) if isinstance(outcome, int) and jobs[i].buried]
+    if to_bury:
+        pipeline = client.pipeline()
+        for i, job_id in to_bury:
+            pipeline.reserve_job(job_id).bury(job_id, jobs[i].priority)
+        steps = outcomes_of(pipeline)
+        for k, (i, job_id) in enumerate(to_bury):
+            for step in steps[2 * k : 2 * k + 2]:
+                if isinstance(step, BaseException):
+                    outcomes[i] = RuntimeError(f"the copy {job_id} could not be buried: {step}")
+    return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A job this connection claimed with ``reserve-job``: its stats just before, and its bytes."""
+
+    stats: JobInfo
+    message: Message
+
+    def record(self) -> JobRecord:
+        raw = self.message.raw if self.message.raw is not None else b""
+        stats = self.stats
+        return JobRecord(raw, stats.pri, stats.ttr, remaining_delay(stats), stats.state == "buried")
+
+
+def claim(client: Client, ids: Sequence[int]) -> list[Claimed]:
+    """Claim each job with ``reserve-job`` (beanstalkd 1.12+), its ``stats-job`` read just before in the
+    same write. A job a worker holds, or that is gone, is skipped."""
+    pipeline = client.pipeline()
+    for job_id in ids:
+        pipeline.stats_job_yaml(job_id).reserve_job(job_id)
+    results = found(pipeline)
+    claimed: list[Claimed] = []
+    for stats, message in zip(_infos(results[::2]), results[1::2], strict=True):
+        if stats is not None and isinstance(message, Message) and stats.state != "reserved":
+            claimed.append(Claimed(stats, message))
+    return claimed
+
+
+def restore(client: Client, claimed: Sequence[Claimed]) -> None:
+    """Give claimed jobs back as they were: buried ones buried, the others at their priority and delay."""
+    if not claimed:
+        return
+    pipeline = client.pipeline()
+    for job in claimed:
+        stats = job.stats
+        if stats.state == "buried":
+            pipeline.bury(stats.id, stats.pri)
+        else:
+            pipeline.release(stats.id, stats.pri, remaining_delay(stats))
+    pipeline.execute()
+
+
+def delete_ids(client: Client, ids: Sequence[int]) -> list[int]:
+    """Delete jobs by id, pipelined; the ids that were not found (gone, or a worker holds them)."""
+    missing: list[int] = []
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start : start + BATCH]
+        pipeline = client.pipeline()
+        for job_id in chunk:
+            pipeline.delete(job_id)
+        missing += [job_id for job_id, r in zip(chunk, found(pipeline), strict=True) if isinstance(r, NotFound)]
+    return missing
