@@ -111,7 +111,7 @@ REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
             "        it from the worker's event loop; in the sync flavour from any thread or a signal handler.",
             "Call it from any thread or a\n        signal handler.",
         ),
-        ("new unconnected\n    ``AsyncClient`` per slot", "new connected\n    ``Client`` per slot"),
+        ("a new\n    unconnected ``AsyncClient`` per slot", "a new\n    connected ``Client`` per slot"),
     ),
 }
 

@@ -17,7 +17,6 @@ __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE", "main"]
 import argparse
 import asyncio
 import importlib
-import itertools
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from beanstalkm._core.base import DEFAULT_PORT
+from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import FailureRecord
 from beanstalkm._errors import BeanstalkmException, InvalidArgument, SocketError
 from beanstalkm._sync.client import Client
@@ -40,7 +39,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
-DEFAULT_URL = "beanstalk://127.0.0.1:11300"
 CLI_TIMEOUT = 10.0
 
 logger = logging.getLogger("beanstalkm.worker")
@@ -55,55 +53,11 @@ class _Parser(argparse.ArgumentParser):
         raise _Usage(f"{self.prog}: {message}")
 
 
-# -- MERGE: a minimal server-address shim until Client.from_url lands ---------------------------------
-# ``beanstalk://host[:port]``, ``host[:port]`` and ``unix:///path`` only. At merge, replace ``_address``
-# and ``_client`` with ``Client.from_url(url, timeout=...)`` (and ``AsyncClient.from_url``), and pass
-# several URLs to the worker as a ``Cluster`` or as this module's round-robin factory (``_source``).
-
-
-def _address(url: str) -> tuple[str, int, str | None]:
-    """(host, port, unix socket path) of a server URL."""
-    if url.startswith("unix://"):
-        path = url[len("unix://") :]
-        if not path:
-            raise InvalidArgument("server", url, "a unix:// URL names a socket path: unix:///path/to/socket")
-        return "127.0.0.1", DEFAULT_PORT, path
-    rest = url[len("beanstalk://") :] if url.startswith("beanstalk://") else url
-    if "://" in rest or "/" in rest.rstrip("/"):
-        raise InvalidArgument("server", url, "expected beanstalk://host[:port] or unix:///path")
-    rest = rest.rstrip("/")
-    host, sep, port_text = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
-    if not sep:
-        host = rest
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not host:
-        raise InvalidArgument("server", url, "no host")
-    if not sep:
-        return host, DEFAULT_PORT, None
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise InvalidArgument("server", url, f"port {port_text!r} is not 1 to 65535")
-    return host, int(port_text), None
-
-
-def _client(url: str, timeout: float | None) -> Client:
-    host, port, unix_socket = _address(url)
-    return Client(host, port, timeout, unix_socket=unix_socket)
-
-
 def _urls(servers: Sequence[str]) -> list[str]:
+    """The servers named (each checked), else ``BEANSTALKD_URL``, else the default server."""
     if servers:
-        return list(servers)
-    env = os.environ.get("BEANSTALKD_URL", "")
-    return [u.strip() for u in env.split(",") if u.strip()] or [DEFAULT_URL]
-
-
-def _source(urls: Sequence[str], timeout: float | None) -> Callable[[], Client]:
-    """A connection per call, the URLs taken in turn: a worker's slots spread over the servers."""
-    for url in urls:
-        _address(url)  # checked before anything connects
-    turn = itertools.cycle(urls)
-    return lambda: _client(next(turn), timeout)
+        return [str(url) for url in parse_urls(list(servers), "server")]
+    return default_urls()
 
 
 # -- the commands ---------------------------------------------------------------------------------------
@@ -202,10 +156,9 @@ def _worker(args: argparse.Namespace, urls: list[str], timeout: float | None, se
     worker = _load(args.target)
     if not isinstance(worker, (Worker, AsyncWorker)):
         raise _Usage(f"beanstalkm worker: {args.target} is a {type(worker).__name__}, not a Worker or AsyncWorker")
-    if args.concurrency is not None or args.grace is not None:
-        worker.configure(concurrency=args.concurrency, grace=args.grace)
+    worker.configure(concurrency=args.concurrency, grace=args.grace, timeout=timeout)
     if args.server or servers_given or "BEANSTALKD_URL" in os.environ:  # else the worker's own source
-        _configure_source(worker, urls, timeout if timeout is not None else CLI_TIMEOUT)
+        worker.configure(source=urls)  # the slots take the servers in turn
     stop_metrics = _serve_metrics(worker, args.metrics_host, args.metrics_port) if args.metrics_port else None
     try:
         if isinstance(worker, AsyncWorker):
@@ -216,23 +169,6 @@ def _worker(args: argparse.Namespace, urls: list[str], timeout: float | None, se
         if stop_metrics is not None:
             stop_metrics()
     return EXIT_OK
-
-
-def _configure_source(worker: object, urls: list[str], timeout: float | None) -> None:
-    from beanstalkm._async.client import AsyncClient
-    from beanstalkm._async.worker import AsyncWorker
-
-    if isinstance(worker, AsyncWorker):
-        addresses = [_address(url) for url in urls]
-        turn = itertools.cycle(addresses)
-
-        def connect() -> AsyncClient:
-            host, port, unix_socket = next(turn)
-            return AsyncClient(host, port, timeout, unix_socket=unix_socket)
-
-        worker.configure(source=connect)
-    elif isinstance(worker, Worker):
-        worker.configure(source=_source(urls, timeout))
 
 
 def _serve_metrics(worker: Worker | AsyncWorker, host: str, port: int) -> Callable[[], None]:
@@ -280,7 +216,7 @@ def _failed(args: argparse.Namespace, urls: list[str], timeout: float | None, as
     ids: list[int] | None = args.ids or None
     if args.action in ("retry", "purge") and ids is None and not args.all:
         raise _Usage(f"beanstalkm failed {args.action}: name job ids, or --all for every record of the tube")
-    client = _client(urls[0], timeout)
+    client = Client.from_url(urls[0], timeout=timeout)
     try:
         if args.action == "retry":
             records = retry_records(client, args.tube, ids)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from beanstalkm import Client
 from beanstalkm.testing import BeanstalkdServer
@@ -80,3 +84,24 @@ def test_metrics_endpoint_serves_the_counters(server: BeanstalkdServer, workers:
         assert 'beanstalkm_worker_handler_seconds_count{tube="slow"} 3.0' in text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(WAIT) == 0
+
+
+def test_the_beanstalkm_command_passes_worker_and_failed_through(server: BeanstalkdServer) -> None:
+    """``beanstalkm [-s URL] [--json] worker|failed ...`` (the click CLI) runs this module's main."""
+    pytest.importorskip("click")
+    with Client(server.host, server.port) as client:
+        job = client.put({"sleep": 0}, tube="slow").uid
+        command = [sys.executable, "-m", "beanstalkm", "-s", url(server), "--json"]
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*command, *args], env=worker_env(), capture_output=True, text=True, timeout=WAIT, cwd=ROOT
+            )
+
+        done = run("worker", "worker._apps:slow", "--max-jobs", "1")
+        assert done.returncode == 0, done.stderr
+        assert client.queue.peek(job) is None
+        listed = run("failed", "ls", "slow")
+        assert listed.returncode == 0, listed.stderr
+        assert json.loads(listed.stdout) == []
+        assert run("failed", "retry", "slow").returncode == EXIT_USAGE

@@ -312,7 +312,9 @@ def test_bad_arguments_are_refused_before_anything_runs(server: BeanstalkdServer
     with pytest.raises(InvalidArgument, match="grace"):
         Worker(grace=-1)
     with pytest.raises(ArgumentTypeError, match="source"):
-        Worker("beanstalk://x")  # type: ignore[arg-type]
+        Worker(42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="unknown scheme"):
+        Worker("http://127.0.0.1:11300")
     with pytest.raises(InvalidArgument, match="port"):
         Worker(port=0)
     with pytest.raises(InvalidArgument, match="seconds"):
@@ -341,6 +343,31 @@ def test_no_server_reachable_raises_socket_error(server: BeanstalkdServer) -> No
 
     with pytest.raises(SocketError):
         asyncio.run(async_worker.run(handle_signals=False))
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_urls_and_a_cluster_spread_the_slots_over_the_servers(server_factory: ServerFactory, flavour: str) -> None:
+    servers = [server_factory(), server_factory()]
+    urls = [f"beanstalk://{s.host}:{s.port}" for s in servers]
+    for srv in servers:
+        with Client(srv.host, srv.port) as client:
+            client.put_many([{}] * 10, tube="t")  # 2 per server per source
+    if flavour == "threads":
+        sources: list[Any] = [urls, ",".join(urls), beanstalkm.Cluster(urls)]
+    else:
+        sources = [urls, beanstalkm.aio.AsyncCluster(urls)]
+    for source in sources:
+        worker = Worker(source, concurrency=2) if flavour == "threads" else AsyncWorker(source, concurrency=2)
+        register(worker, "t", lambda m: None, sleep=0.05)
+        before = [_deletes(s) for s in servers]
+        run_worker(worker, max_jobs=4)
+        after = [_deletes(s) for s in servers]
+        assert [b - a for a, b in zip(before, after, strict=True)] == [2, 2], source  # one slot per server
+
+
+def _deletes(server: BeanstalkdServer) -> int:
+    with Client(server.host, server.port) as client:
+        return client.queue.stats_tube("t").cmd_delete
 
 
 def test_a_failing_hook_is_counted_and_the_job_still_done(server: BeanstalkdServer) -> None:

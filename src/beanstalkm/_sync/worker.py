@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 1120ba702a23e917ed1f57a9fa7152debb44e8145ecbb8001a8ce57ee6fe2ae9). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 064c43d05c603a433f1975ad2a7a49d214f93fb6a32b83b3b5f155d96972fd83). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -14,11 +14,12 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
+from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
     Backoff,
     BuryJob,
@@ -46,6 +47,7 @@ from beanstalkm._generated import commands as _c
 from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._sync.client import Client
+from beanstalkm._sync.cluster import Cluster
 from beanstalkm._sync.failures import delete_record, find_record, list_records, store_record
 from beanstalkm._sync.message import Message
 from beanstalkm._transport import threads
@@ -55,7 +57,7 @@ Handler = Callable[[Message], None]
 """A tube's handler: ``def handle(message) -> None``."""
 
 H = TypeVar("H", bound=Handler)
-Source = Client | Callable[[], Client] | None
+Source = str | Sequence[str] | Client | Cluster | Callable[[], Client] | None
 """Where the slots' connections come from (see ``Worker``)."""
 
 logger = logging.getLogger("beanstalkm.worker")
@@ -113,10 +115,13 @@ class _Slot:
 class Worker:
     """Consume jobs: a handler per tube, ``concurrency`` slots, each with its own connection.
 
-    ``source`` says where the slots' connections come from: ``None`` (``host``, ``port`` or
-    ``unix_socket``, ``timeout``, ``validate``), an :class:`Client` (each slot opens a
-    connection like it: the client itself is not used), or a callable returning a new connected
-    ``Client`` per slot. ``grace`` is how long a stop lets running handlers finish before their
+    ``source`` says where the slots' connections come from: a server URL or a list of them (or a
+    comma-separated str), an :class:`Cluster` (its servers), an :class:`Client` (each slot
+    opens a connection like it: the client itself is not used), or a callable returning a new
+    connected ``Client`` per slot; with several servers the slots take them in turn, each slot
+    its own connection to one. ``None``: ``host``/``port``/``unix_socket`` if given, else
+    ``BEANSTALKD_URL``, else ``beanstalk://127.0.0.1:11300``. ``timeout`` and ``validate`` apply to
+    the connections the worker opens. ``grace`` is how long a stop lets running handlers finish before their
     jobs are released.
 
     Delivery is at least once: a job is deleted only after its handler returns. A handler that
@@ -134,8 +139,8 @@ class Worker:
         *,
         concurrency: int = 1,
         grace: float = 30.0,
-        host: str = DEFAULT_HOST,
-        port: int = DEFAULT_PORT,
+        host: str | None = None,
+        port: int | None = None,
         unix_socket: str | None = None,
         timeout: float | None = CONNECT_TIMEOUT,
         validate: bool | None = None,
@@ -144,9 +149,10 @@ class Worker:
         self._hooks: dict[str, list[Callable[..., object]]] = {
             name: [] for name in ("success", "failure", "retry", "bury", "lease_lost")
         }
+        self._named = host is not None or port is not None or unix_socket is not None
         self._settings = (
-            check_host("host", host),
-            check_uint("port", port, 1, 65535),
+            DEFAULT_HOST if host is None else check_host("host", host),
+            DEFAULT_PORT if port is None else check_uint("port", port, 1, 65535),
             None if unix_socket is None else check_path("unix_socket", unix_socket),
             check_seconds("timeout", timeout, MAX_TIMEOUT),
             None if validate is None else check_bool("validate", validate),
@@ -164,14 +170,35 @@ class Worker:
         self._rotation = 0
         self._slots: list[_Slot] = []
 
-    def configure(self, *, source: Source = None, concurrency: int | None = None, grace: float | None = None) -> None:
-        """Change the source (``None`` keeps it), the concurrency or the grace before ``run``."""
+    def configure(
+        self,
+        *,
+        source: Source = None,
+        concurrency: int | None = None,
+        grace: float | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Change the source, the concurrency, the grace or the connections' timeout before ``run``
+        (``None`` keeps each as it is)."""
+        if timeout is not None:
+            self._settings = (*self._settings[:3], check_seconds("timeout", timeout, MAX_TIMEOUT), self._settings[4])
         if source is not None or not hasattr(self, "_source"):
-            if source is not None and not (isinstance(source, Client) or callable(source)):
+            self._urls: list[str] | None = None
+            self._source: Client | Callable[[], Client] | None = None
+            if isinstance(source, Cluster):  # each slot a connection to one of its servers, in turn
+                self._urls = source.urls
+                self._settings = (*self._settings[:3], source.timeout, source.validate)
+            elif isinstance(source, (str, list, tuple)):
+                self._urls = [str(url) for url in parse_urls(source, "source")]
+            elif source is None or isinstance(source, Client) or callable(source):
+                self._source = source
+            else:
                 raise ArgumentTypeError(
-                    "source", source, "must be None, a client (Client), or a callable returning a new one"
+                    "source",
+                    source,
+                    "must be None, a URL or a list of URLs, a client (Client), a cluster (Cluster),"
+                    " or a callable returning a new client",
                 )
-            self._source = source
         if concurrency is not None:
             self.concurrency = check_uint("concurrency", concurrency, 1, 4096)
         if grace is not None:
@@ -251,10 +278,13 @@ class Worker:
     # -- connections -----------------------------------------------------------
 
     def _connect(self, index: int) -> Client:
-        """A new connection for slot ``index`` (the seam: URLs and a cluster plug in here)."""
+        """A new connection for slot ``index``: the URLs (or the cluster's servers) are taken in turn."""
         source = self._source
+        host, port, unix_socket, timeout, validate = self._settings
+        if source is None and (self._urls is not None or not self._named):
+            urls = self._urls if self._urls is not None else default_urls()
+            return Client.from_url(urls[index % len(urls)], timeout=timeout, validate=validate)
         if source is None:
-            host, port, unix_socket, timeout, validate = self._settings
             return Client(host, port, timeout, unix_socket=unix_socket, validate=validate)
         if isinstance(source, Client):
             return Client(
