@@ -365,6 +365,12 @@ class AsyncWorker:
             max_jobs = check_uint("max_jobs", max_jobs, 1, 2**63)
         if not self._handlers:
             raise InvalidArgument("handlers", {}, "register a handler (worker.handler(tube)) before run()")
+        if self._urls is not None and len(self._urls) > self.concurrency:
+            raise InvalidArgument(
+                "concurrency",
+                self.concurrency,
+                f"each slot consumes one server, and {len(self._urls)} servers need at least {len(self._urls)} slots",
+            )
         self._stopping.clear()
         self._now.clear()
         self._tickets = max_jobs

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 064c43d05c603a433f1975ad2a7a49d214f93fb6a32b83b3b5f155d96972fd83). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 693f2816db9f0cca04bc41bc5c861eebbb0bdd4f9bc3b618c4fca5b5c9976bce). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -338,6 +338,12 @@ class Worker:
             max_jobs = check_uint("max_jobs", max_jobs, 1, 2**63)
         if not self._handlers:
             raise InvalidArgument("handlers", {}, "register a handler (worker.handler(tube)) before run()")
+        if self._urls is not None and len(self._urls) > self.concurrency:
+            raise InvalidArgument(
+                "concurrency",
+                self.concurrency,
+                f"each slot consumes one server, and {len(self._urls)} servers need at least {len(self._urls)} slots",
+            )
         self._stopping.clear()
         self._now.clear()
         self._tickets = max_jobs
