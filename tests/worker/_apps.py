@@ -45,6 +45,18 @@ def soak_job(message: Message) -> None:
     note("E", message.body["id"], run, str(stats.timeouts if stats is not None else -1))
 
 
+soak_async = AsyncWorker()
+
+
+@soak_async.handler("soak", retries=50)
+async def soak_job_async(message: AsyncMessage) -> None:
+    run = uuid.uuid4().hex[:12]
+    note("S", message.body["id"], run)
+    await asyncio.sleep(message.body["sleep"])
+    stats = await message.stats()
+    note("E", message.body["id"], run, str(stats.timeouts if stats is not None else -1))
+
+
 # -- a poison job: kills its worker process every time ------------------------------------------------
 
 poison = Worker()

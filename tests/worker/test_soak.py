@@ -1,5 +1,6 @@
 """Soak: 5,000 jobs (5% of them running 1.1x to 3x their 2 s TTR) through three ``beanstalkm worker``
-processes that are SIGKILLed 3 times and SIGTERMed twice, with one server kill (binlog) in between.
+processes (threads, then tasks) that are SIGKILLed 3 times and SIGTERMed twice, with one server kill
+(binlog) in between.
 
 Shown: 0 jobs lost; 0 TTR expiries (the server's ``job-timeouts`` before and after its kill, and each
 finished handler's own ``timeouts``); every duplicate run is one that was in flight (or had its delete
@@ -19,7 +20,7 @@ import pytest
 from beanstalkm import Client
 from beanstalkm.testing import ServerFactory
 
-from ._support import WAIT, Run, Workers, read_runlog, url
+from ._support import FLAVOUR_IDS, FLAVOURS, WAIT, Run, Workers, read_runlog, url
 
 JOBS = 5000
 LONG = 0.05
@@ -41,8 +42,9 @@ IN_FLIGHT_SLACK = 0.5
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("flavour", FLAVOURS, ids=FLAVOUR_IDS)
 def test_soak_nothing_lost_duplicates_only_from_kills(
-    server_factory: ServerFactory, workers: Workers, tmp_path: Path
+    server_factory: ServerFactory, workers: Workers, tmp_path: Path, flavour: str
 ) -> None:
     server = server_factory(binlog_dir=str(tmp_path / "binlog"))
     runlog = tmp_path / "run.log"
@@ -51,7 +53,7 @@ def test_soak_nothing_lost_duplicates_only_from_kills(
     args = ["-s", url(server), "-c", str(CONCURRENCY), "--grace", "30", "--log-level", "WARNING"]
 
     def start() -> subprocess.Popen[bytes]:
-        return workers.start("worker._apps:soak", args, runlog)
+        return workers.start(f"worker._apps:soak{flavour}", args, runlog)
 
     with Client(server.host, server.port) as client:
         for start_at in range(0, JOBS, 500):
