@@ -22,9 +22,9 @@ WAIT = 60.0
 
 
 def worker_argv() -> list[str]:
-    """The command that runs ``beanstalkm worker ...`` / ``beanstalkm failed ...`` (the lead may switch it
-    to ``-m beanstalkm`` at merge: every test builds its command line from here)."""
-    return [sys.executable, "-m", "beanstalkm.worker_main"]
+    """The command that runs ``beanstalkm worker ...`` / ``beanstalkm failed ...``: the ``beanstalkm``
+    command line itself (``python -m beanstalkm``), which hands both to ``beanstalkm.worker_main``."""
+    return [sys.executable, "-m", "beanstalkm"]
 
 
 def worker_env(runlog: Path | None = None) -> dict[str, str]:

@@ -33,7 +33,7 @@ def test_usage_errors_exit_2(server: BeanstalkdServer) -> None:
         (["worker", "worker._apps:note", "-s", url(server)], "not a Worker or AsyncWorker"),
         (["worker", "worker._apps:slow", "-c", "0", "-s", url(server)], "concurrency"),
         (["worker", "worker._apps:slow", "-s", "http://x"], "server"),
-        (["nothing"], "invalid choice"),
+        (["nothing"], "No such command 'nothing'"),
     ):
         done = _run(*args)
         assert done.returncode == EXIT_USAGE, (args, done.stderr)

@@ -872,7 +872,7 @@ def _pass_through(ctx: Ctx, command: str, args: Sequence[str]) -> None:
         raise Failure(f"beanstalkm.worker_main has no main(); `beanstalkm {command}` cannot run")
     code = main(
         [command, *args],
-        servers=[s.url for s in ctx.servers],
+        servers=[s.url for s in ctx.servers] if ctx.named else [],  # the default is the worker's own to find
         json_output=ctx.json_output,
         timeout=ctx.timeout,
     )

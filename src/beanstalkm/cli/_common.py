@@ -134,6 +134,7 @@ class Ctx:
     clients: dict[int, Client] = field(default_factory=dict)
     down: dict[int, str] = field(default_factory=dict)
     partial: bool = False
+    named: bool = False  # whether -s named the servers (else they are the default)
 
     @classmethod
     def build(cls, urls: tuple[str, ...], json_output: bool, timeout: float | None, debug: bool) -> Ctx:
@@ -141,7 +142,7 @@ class Ctx:
             servers = parse_servers(urls)
         except ServerAddressError as exc:
             raise click.UsageError(str(exc)) from None
-        return cls(servers, json_output, timeout, debug)
+        return cls(servers, json_output, timeout, debug, named=bool(urls))
 
     @property
     def several(self) -> bool:
