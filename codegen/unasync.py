@@ -77,9 +77,16 @@ REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
             "It connects at once (a refused connection raises ``SocketError`` naming\n    the address).",
         ),
         (
-            "Commands from concurrent tasks are serialized: each holds a lock from its\n"
-            "    write to its last reply, so replies never cross. A blocking reserve holds\n"
-            "    the connection, so give each consumer its own (see ``AsyncPool``).",
+            "Commands from concurrent tasks are auto-pipelined: those that change no\n"
+            "    connection state (``put`` to the tube in force, ``delete``, ``release``,\n"
+            "    ``stats``, ...) are written together, one write per event-loop turn, and\n"
+            "    their replies matched to them in order. A task cancelled meanwhile costs\n"
+            "    nothing: its command is not sent if it was not yet written, else its reply\n"
+            "    is read and dropped, and the stream stays in step. Everything else (a\n"
+            "    reserve, ``use``, ``watch``, a batch, a put that needs a ``use`` first)\n"
+            "    holds the connection alone from its write to its last reply, once the\n"
+            "    replies in flight are in. A blocking reserve holds it as long as it waits,\n"
+            "    so give each consumer its own (``AsyncPool`` does).",
             "One connection may be shared by threads: each command (or batch) holds a\n"
             "    lock from its write to its last reply, so replies never cross. A blocking\n"
             "    reserve holds it too, so give each consuming thread its own connection.",

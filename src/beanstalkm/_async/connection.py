@@ -19,9 +19,13 @@ from beanstalkm._core.base import ConnectionBase, PipelineBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Request
 from beanstalkm._core.session import Exchange, Session, out_of_step
+from beanstalkm._errors import CorruptJob, ProtocolError
 from beanstalkm._generated.aqueue import AsyncQueue
 from beanstalkm._generated.effects import Effect
 from beanstalkm._transport.streams import RECV, StreamTransport, new_lock
+
+if ASYNC:
+    from beanstalkm._transport.pipelined import Cancelled, Pipelined
 
 T = TypeVar("T")
 
@@ -45,15 +49,28 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     used tube and the watch list; a command whose reply was lost is never
     re-sent (``SocketError.maybe_executed`` says it may have run).
 
-    Commands from concurrent tasks are serialized: each holds a lock from its
-    write to its last reply, so replies never cross. A blocking reserve holds
-    the connection, so give each consumer its own (see ``AsyncPool``).
+    Commands from concurrent tasks are auto-pipelined: those that change no
+    connection state (``put`` to the tube in force, ``delete``, ``release``,
+    ``stats``, ...) are written together, one write per event-loop turn, and
+    their replies matched to them in order. A task cancelled meanwhile costs
+    nothing: its command is not sent if it was not yet written, else its reply
+    is read and dropped, and the stream stays in step. Everything else (a
+    reserve, ``use``, ``watch``, a batch, a put that needs a ``use`` first)
+    holds the connection alone from its write to its last reply, once the
+    replies in flight are in. A blocking reserve holds it as long as it waits,
+    so give each consumer its own (``AsyncPool`` does).
     """
 
     def _setup(self) -> None:
         self.queue = AsyncQueue(self)
         self._transport: StreamTransport | None = None
         self._lock = new_lock()
+        if ASYNC:
+            self._pipe: Pipelined | None = None
+            self._holding = 0  # tasks holding or waiting for the connection alone: new commands queue behind them
+            self._alone = _Alone(self)
+        else:
+            self._alone = self._lock
         if not ASYNC:
             self.connect()
 
@@ -65,7 +82,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
 
     async def connect(self) -> None:
         """Connect (if not connected) and restore the watch list; the used tube is restored when next needed."""
-        async with self._lock:
+        async with self._alone:
             if self._transport is None:
                 await self._open()
 
@@ -76,6 +93,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             raise self._connect_error(exc) from exc
         self._transport = transport
         self._reader.clear()
+        if ASYNC:
+            self._pipe = Pipelined(transport, self._reader)
         restore = self._session.connected()
         if restore:
             try:
@@ -93,11 +112,21 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         transport = self._transport
         if transport is None:
             return await self._open()
+        if ASYNC:
+            pipe = self._pipe
+            if pipe is not None and pipe.busy:  # pipelined commands first: their replies are theirs
+                await pipe.drain(self._pipe_receive)
+                if self._transport is not transport:
+                    return await self._ready(requests)
+        self._in_step(transport, requests)
+        return transport
+
+    def _in_step(self, transport: StreamTransport, requests: Sequence[Request[Any]]) -> None:
+        """Bytes waiting before a write are a reply to no command: a ``ProtocolError`` (the connection dropped)."""
         if self._reader.buffered or transport.readable():
             waiting = self._reader.buffered or transport.waiting()
             if waiting:
                 raise self._stray(requests, waiting)
-        return transport
 
     @property
     def _link(self) -> object | None:
@@ -113,7 +142,15 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         transport = self._transport
         if transport is not None and transport.blocking:
             transport.interrupt()
-        async with self._lock:
+        async with self._alone:
+            if ASYNC:
+                pipe = self._pipe
+                if pipe is not None and pipe.busy:  # the pipelined commands in flight finish first
+                    try:
+                        await pipe.drain(self._pipe_receive)
+                    except Exception:  # noqa: S110 - their tasks get the error; this one closes all the same
+                        pass
+                self._pipe = None
             transport, self._transport = self._transport, None
             self._reader.clear()
             if transport is not None:
@@ -125,6 +162,10 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         await self.connect()
 
     def _drop(self) -> None:
+        if ASYNC:
+            pipe, self._pipe = self._pipe, None
+            if pipe is not None:
+                pipe.fail(ConnectionResetError("the connection was dropped"))
         transport, self._transport = self._transport, None
         self._reader.clear()
         if transport is not None:
@@ -149,7 +190,17 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         expected) takes a direct path; everything else goes through the
         session's exchange.
         """
-        async with self._lock:
+        if ASYNC:
+            pipe = self._pipe
+            if (
+                pipe is not None
+                and not self._holding
+                and request.effect is None
+                and request.body is None
+                and self._session.simple(request, tube)
+            ):
+                return await self._pipelined(pipe, request)
+        async with self._alone:
             transport = await self._ready((request,))
             session, reader = self._session, self._reader
             if not request.expects_reply or not session.simple(request, tube):
@@ -182,9 +233,32 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]
     ) -> T:
         """Pump a conversation (``start(session, reader)``, begun once connected)."""
-        async with self._lock:
+        async with self._alone:
             transport = await self._ready(requests)
             return await self._pump(transport, start(self._session, self._reader), requests)
+
+    if ASYNC:
+
+        async def _pipelined(self, pipe: Pipelined, request: Request[T]) -> T:
+            """Send one command along with those of other tasks this turn; its decoded reply."""
+            if not pipe.busy:
+                self._in_step(pipe.transport, (request,))
+            entry = pipe.submit(request.head)
+            try:
+                reply = await pipe.reply(entry, self._pipe_receive)
+            except Cancelled:
+                raise  # not sent, or its reply is read and dropped: the stream stays in step
+            except BaseException as exc:  # the stream failed: every command in flight on it gets an error
+                raise self._failure(exc, (request,), entry.written, drop=self._pipe is pipe)  # noqa: B904
+            try:
+                return request.decode(reply)  # no effect to record: only such commands are pipelined
+            except ProtocolError as exc:
+                if not isinstance(exc, CorruptJob) and self._pipe is pipe:  # the stream cannot be trusted
+                    self._drop()
+                raise
+
+        async def _pipe_receive(self, transport: StreamTransport) -> bytes:
+            return await self._receive(transport, 0.0)
 
     async def _pump(self, transport: StreamTransport, steps: Exchange[T], requests: Sequence[Request[Any]]) -> T:
         """Drive a conversation: write what it yields, or wait for the bytes it needs."""
@@ -231,6 +305,32 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     ) -> list[Any]:
         """Run requests as one pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
         return self._batch_results(requests, await self._run(requests, tube, meanwhile) if requests else [])
+
+
+if ASYNC:
+
+    class _Alone:
+        """``async with conn._alone``: hold the connection alone (its lock), counted while wanted, so
+        that commands issued meanwhile queue behind rather than pipeline past."""
+
+        __slots__ = ("_conn",)
+
+        def __init__(self, conn: AsyncConnection) -> None:
+            self._conn = conn
+
+        async def __aenter__(self) -> None:
+            conn = self._conn
+            conn._holding += 1
+            try:
+                await conn._lock.acquire()
+            except BaseException:
+                conn._holding -= 1
+                raise
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            conn = self._conn
+            conn._lock.release()
+            conn._holding -= 1
 
 
 class AsyncPipeline(PipelineBase["AsyncConnection"]):

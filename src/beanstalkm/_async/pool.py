@@ -27,9 +27,9 @@ T = TypeVar("T")
 
 
 class _PoolConnection(AsyncClient):
-    """Runs each command on a connection borrowed from its pool for that command, so the
-    messages of ``AsyncPool.put`` (and settled ones of ``AsyncPool.reserve``) never wait
-    behind another task's blocking reserve."""
+    """Runs the commands of ``AsyncPool.put`` (and of settled messages of ``AsyncPool.reserve``):
+    those that change no connection state on the pool's pipelined connection, the rest on a
+    connection borrowed for that command; never behind another task's blocking reserve."""
 
     _pool: AsyncPool
 
@@ -43,6 +43,8 @@ class _PoolConnection(AsyncClient):
             self._pool._give_back(client)
 
     async def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        if request.effect is None:  # no reserve, no change of state: pipelined with the other tasks'
+            return await self._pool._pipelined._execute(request, tube)
         client = await self._pool._borrow()
         try:
             return await client._execute(request, tube)
@@ -57,10 +59,12 @@ class AsyncPool:
     many consumers: each ``async with pool.client() as c:`` borrows one (up to
     ``size``; more callers wait). Every pooled connection watches ``watch``
     and uses ``default``; a client given back with another watch list or used
-    tube leaves the pool. ``put``/``reserve`` borrow a client for one call; a
-    job ``reserve`` leaves reserved keeps its connection until the message is
-    deleted, released or buried. Later calls on such messages borrow a
-    connection each.
+    tube leaves the pool. ``reserve`` borrows a client for the call; a job it
+    leaves reserved keeps its connection until the message is deleted,
+    released or buried. ``put``, and the later calls on messages (delete,
+    release, ...), go through one more connection of the pool's, shared by
+    every task and auto-pipelined (see ``AsyncConnection``): concurrent puts
+    share its writes and never wait behind a reserve.
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class AsyncPool:
         self.size = size
         self._shared = _PoolConnection(host, port, timeout, unix_socket=unix_socket, validate=validate)
         self._shared._pool = self
+        self._pipelined = AsyncClient(host, port, timeout, unix_socket=unix_socket, validate=validate)
 
     async def _new(self) -> AsyncClient:
         client = AsyncClient(*self._args, **self._kwargs)
@@ -174,7 +179,7 @@ class AsyncPool:
     async def close(self) -> None:
         """Close every connection."""
         clients, self._all, self._idle = self._all, [], []
-        for client in clients:
+        for client in [*clients, self._pipelined]:
             await client.close()
 
     async def __aenter__(self) -> Self:

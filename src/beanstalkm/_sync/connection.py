@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 47fb0e3ff9765055b0ace504f8113c2f0abd16c87533eb2d126956386a1afa5c). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 03d6a454937d65089b45c3afb54567ca706272b4bed69f11018286326c50492c). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -52,6 +52,7 @@ class Connection(ConnectionBase[Message]):
         self.queue = Queue(self)
         self._transport: SocketTransport | None = None
         self._lock = new_lock()
+        self._alone = self._lock
         self.connect()
 
     # -- connection management -------------------------------------------------
@@ -62,7 +63,7 @@ class Connection(ConnectionBase[Message]):
 
     def connect(self) -> None:
         """Connect (if not connected) and restore the watch list; the used tube is restored when next needed."""
-        with self._lock:
+        with self._alone:
             if self._transport is None:
                 self._open()
 
@@ -90,11 +91,15 @@ class Connection(ConnectionBase[Message]):
         transport = self._transport
         if transport is None:
             return self._open()
+        self._in_step(transport, requests)
+        return transport
+
+    def _in_step(self, transport: SocketTransport, requests: Sequence[Request[Any]]) -> None:
+        """Bytes waiting before a write are a reply to no command: a ``ProtocolError`` (the connection dropped)."""
         if self._reader.buffered or transport.readable():
             waiting = self._reader.buffered or transport.waiting()
             if waiting:
                 raise self._stray(requests, waiting)
-        return transport
 
     @property
     def _link(self) -> object | None:
@@ -110,7 +115,7 @@ class Connection(ConnectionBase[Message]):
         transport = self._transport
         if transport is not None and transport.blocking:
             transport.interrupt()
-        with self._lock:
+        with self._alone:
             transport, self._transport = self._transport, None
             self._reader.clear()
             if transport is not None:
@@ -146,7 +151,7 @@ class Connection(ConnectionBase[Message]):
         expected) takes a direct path; everything else goes through the
         session's exchange.
         """
-        with self._lock:
+        with self._alone:
             transport = self._ready((request,))
             session, reader = self._session, self._reader
             if not request.expects_reply or not session.simple(request, tube):
@@ -175,7 +180,7 @@ class Connection(ConnectionBase[Message]):
 
     def _converse(self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]) -> T:
         """Pump a conversation (``start(session, reader)``, begun once connected)."""
-        with self._lock:
+        with self._alone:
             transport = self._ready(requests)
             return self._pump(transport, start(self._session, self._reader), requests)
 

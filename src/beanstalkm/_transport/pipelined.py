@@ -1,0 +1,206 @@
+"""Auto-pipelining over the asyncio transport (asyncio only).
+
+Commands that concurrent tasks issue on one connection are queued here and
+written together, one write per event-loop turn; beanstalkd answers a
+connection's commands strictly in order, so the replies are matched to them
+first in, first out. Nobody runs a reader task: a task waiting for its reply
+reads for everyone while nobody else does (the first one to wait, usually),
+hands each reply to its command, and when its own has come passes the
+reading on to the next task still waiting.
+
+A task cancelled while its command is queued unsent takes the command back:
+it is never written (``Task.cancel()`` cancels the future the task waits on at
+once, which the write sees). One cancelled once its command was written leaves an
+*abandoned* entry: its reply is still read (by whoever reads) and dropped, so
+the stream stays in step. Only commands with no effect on the connection's
+state, which always answer at once, come here (see
+``AsyncConnection._execute``); everything else holds the connection alone,
+after the replies in flight are in (:meth:`Pipelined.drain`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Cancelled", "Pipelined"]
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from beanstalkm._core.reader import ReplyReader
+from beanstalkm._core.requests import Reply
+from beanstalkm._core.session import out_of_step
+from beanstalkm._transport.streams import StreamTransport
+
+Cancelled = asyncio.CancelledError
+"""What a cancelled task gets: not a connection failure (its reply, if its command was written, is dropped)."""
+
+_DRAINED = Reply("", (), None)
+"""The "reply" of a marker: every command before it has its reply."""
+
+
+class Entry:
+    """A queued command (``data``; None for a marker), its reply once read, and the task waiting for it."""
+
+    __slots__ = ("abandoned", "data", "reply", "waiter", "written")
+
+    def __init__(self, data: bytes | None) -> None:
+        self.data = data
+        self.reply: Reply | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.written = False
+        self.abandoned = False
+
+
+class Pipelined:
+    """The queue of commands of one open stream: unsent ones, then those written and awaiting replies."""
+
+    __slots__ = ("_flush_handle", "_inflight", "_loop", "_reading", "_unsent", "error", "reader", "transport")
+
+    def __init__(self, transport: StreamTransport, reader: ReplyReader) -> None:
+        self.transport = transport
+        self.reader = reader
+        self._loop = asyncio.get_running_loop()
+        self._unsent: list[Entry] = []
+        self._inflight: deque[Entry] = deque()
+        self._flush_handle: asyncio.Handle | None = None
+        self._reading = False
+        self.error: BaseException | None = None  # the stream failed: every entry gets it
+
+    @property
+    def busy(self) -> bool:
+        """Whether any command is queued or awaits its reply (abandoned ones included)."""
+        return bool(self._unsent or self._inflight)
+
+    def submit(self, data: bytes) -> Entry:
+        """Queue a command; it is written this event-loop turn, with the others queued meanwhile.
+
+        The caller awaits :meth:`reply` at once (no ``await`` between): if nobody is
+        reading, it becomes the reader, and writes what is queued before it reads.
+        """
+        if self.error is not None:
+            raise ConnectionResetError(f"the connection was dropped: {self.error}")
+        entry = Entry(data)
+        self._unsent.append(entry)
+        if self._reading and self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+        return entry
+
+    def _flush(self) -> None:
+        """Write every queued command in one write (those taken back are skipped)."""
+        handle, self._flush_handle = self._flush_handle, None
+        if handle is not None:
+            handle.cancel()
+        unsent, self._unsent = self._unsent, []
+        if self.error is not None:
+            return
+        live = []
+        for entry in unsent:
+            waiter = entry.waiter
+            if waiter is not None and waiter.cancelled():  # its task is being cancelled: take it back
+                entry.abandoned = True
+            if not entry.abandoned:
+                live.append(entry)
+        if not live:
+            return
+        chunks = []
+        for entry in live:
+            entry.written = True
+            if entry.data:
+                chunks.append(entry.data)
+        self._inflight.extend(live)
+        if chunks:
+            self.transport.writer.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        self._pop_markers()
+
+    def _pop_markers(self) -> None:
+        inflight = self._inflight
+        while inflight and inflight[0].data is None:
+            self._done(inflight.popleft(), _DRAINED)
+
+    def _done(self, entry: Entry, reply: Reply) -> None:
+        entry.reply = reply
+        waiter = entry.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def reply(self, entry: Entry, receive: Callable[[StreamTransport], Awaitable[bytes]]) -> Reply:
+        """The reply to ``entry``, reading for everyone (with ``receive(transport)``) while nobody else does.
+
+        Cancelled, the entry is taken back if it is still unsent, else abandoned
+        (its reply is read and dropped); a reader cancelled passes the reading on.
+        """
+        try:
+            while entry.reply is None:
+                if self.error is not None:
+                    raise ConnectionResetError(f"the connection was dropped: {self.error}")
+                if self._reading:
+                    waiter = entry.waiter = self._loop.create_future()
+                    try:
+                        await waiter
+                    finally:
+                        entry.waiter = None
+                    continue
+                self._reading = True
+                try:
+                    if self._unsent:
+                        self._flush()
+                    while entry.reply is None:
+                        self._dispatch(await receive(self.transport))
+                finally:
+                    self._reading = False
+                    self._hand_off()
+        except BaseException:
+            if entry.reply is None:
+                entry.abandoned = True
+            raise
+        return entry.reply
+
+    async def drain(self, receive: Callable[[StreamTransport], Awaitable[bytes]]) -> None:
+        """Wait until every command queued so far has its reply (reading if need be)."""
+        if not self.busy:
+            return
+        marker = Entry(None)
+        if self._unsent:
+            self._unsent.append(marker)
+        else:
+            marker.written = True
+            self._inflight.append(marker)
+        await self.reply(marker, receive)
+
+    def _dispatch(self, chunk: bytes) -> None:
+        """Hand each complete reply in ``chunk`` (and what was buffered) to its command, in order."""
+        reader, inflight = self.reader, self._inflight
+        reply = reader.read(chunk)
+        while reply is not None:
+            if not inflight:
+                raise out_of_step("pipelined commands", len(chunk))
+            self._done(inflight.popleft(), reply)
+            self._pop_markers()
+            reply = reader.next_reply()
+        if not inflight and reader.buffered:
+            raise out_of_step("pipelined commands", reader.buffered)
+
+    def _hand_off(self) -> None:
+        """The reader stopped: the next task still waiting for a reply reads from now on."""
+        if self.error is not None:
+            return
+        for entries in (self._inflight, self._unsent):
+            for entry in entries:
+                waiter = entry.waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                    return
+
+    def fail(self, error: BaseException) -> None:
+        """The stream is gone: every task waiting here gets an error (its command may have run if written)."""
+        if self.error is not None:
+            return
+        self.error = error
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        for entries in (self._inflight, self._unsent):
+            for entry in entries:
+                waiter = entry.waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
