@@ -25,7 +25,7 @@ from beanstalkm._generated.effects import Effect
 from beanstalkm._transport.streams import RECV, StreamTransport, new_lock
 
 if ASYNC:
-    from beanstalkm._transport.pipelined import Cancelled, Pipelined
+    from beanstalkm._transport.pipelined import Alone, Cancelled, Pipelined
 
 T = TypeVar("T")
 
@@ -67,8 +67,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         self._lock = new_lock()
         if ASYNC:
             self._pipe: Pipelined | None = None
-            self._holding = 0  # tasks holding or waiting for the connection alone: new commands queue behind them
-            self._alone = _Alone(self)
+            self._alone = Alone(self._lock)  # held for everything that is not pipelined
         else:
             self._alone = self._lock
         if not ASYNC:
@@ -192,14 +191,13 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         """
         if ASYNC:
             pipe = self._pipe
-            if (
-                pipe is not None
-                and not self._holding
-                and request.effect is None
-                and request.body is None
-                and self._session.simple(request, tube)
-            ):
-                return await self._pipelined(pipe, request)
+            if pipe is not None and request.effect is None and request.body is None:
+                alone = self._alone
+                if alone.holding:  # wait until nobody holds the connection alone: then all together
+                    await alone.released()
+                    pipe = self._pipe
+                if pipe is not None and not alone.holding and self._session.simple(request, tube):
+                    return await self._pipelined(pipe, request)
         async with self._alone:
             transport = await self._ready((request,))
             session, reader = self._session, self._reader
@@ -305,32 +303,6 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     ) -> list[Any]:
         """Run requests as one pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
         return self._batch_results(requests, await self._run(requests, tube, meanwhile) if requests else [])
-
-
-if ASYNC:
-
-    class _Alone:
-        """``async with conn._alone``: hold the connection alone (its lock), counted while wanted, so
-        that commands issued meanwhile queue behind rather than pipeline past."""
-
-        __slots__ = ("_conn",)
-
-        def __init__(self, conn: AsyncConnection) -> None:
-            self._conn = conn
-
-        async def __aenter__(self) -> None:
-            conn = self._conn
-            conn._holding += 1
-            try:
-                await conn._lock.acquire()
-            except BaseException:
-                conn._holding -= 1
-                raise
-
-        async def __aexit__(self, *exc_info: object) -> None:
-            conn = self._conn
-            conn._lock.release()
-            conn._holding -= 1
 
 
 class AsyncPipeline(PipelineBase["AsyncConnection"]):

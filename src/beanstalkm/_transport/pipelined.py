@@ -20,7 +20,7 @@ after the replies in flight are in (:meth:`Pipelined.drain`).
 
 from __future__ import annotations
 
-__all__ = ["Cancelled", "Pipelined"]
+__all__ = ["Alone", "Cancelled", "Pipelined"]
 
 import asyncio
 from collections import deque
@@ -204,3 +204,42 @@ class Pipelined:
                 waiter = entry.waiter
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
+
+
+class Alone:
+    """``async with``: hold the connection alone (its lock). ``holding`` counts the tasks that hold or
+    wait for it: while any do, pipelined commands wait (:meth:`released`) rather than pass them, and
+    once none do, those waiting all go on together, so they share a write again."""
+
+    __slots__ = ("_released", "holding", "lock")
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self.lock = lock
+        self.holding = 0
+        self._released: asyncio.Future[None] | None = None
+
+    async def released(self) -> None:
+        """Wait until nobody holds or waits for the connection alone (a cancelled waiter leaves the others be)."""
+        if self._released is None:
+            self._released = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._released)
+
+    async def __aenter__(self) -> None:
+        self.holding += 1
+        try:
+            await self.lock.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self.holding -= 1
+        released = self._released
+        if not self.holding and released is not None:
+            self._released = None
+            if not released.done():
+                released.set_result(None)
