@@ -456,7 +456,7 @@ def test_pool_reserve_drop_false_holds_a_slot(server: BeanstalkdServer) -> None:
     async def main() -> None:
         async with AsyncPool(server.host, server.port, timeout=5, size=1, watch=["slot"]) as pool:
             await pool.put("job", tube="slot")
-            m = await pool.reserve(timeout=0, drop=False)
+            m = await pool.reserve(timeout=1, drop=False)  # a reserve that may wait: on a pooled connection
             assert m is not None
 
             async def borrow() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from typing import Any
 
 import pytest
@@ -253,5 +254,61 @@ def test_pool_puts_go_through_one_pipelined_connection_past_blocked_reserves(ser
             # the two reserving connections, the one pipelined connection for the puts
             assert stats.current_connections == 3
             assert stats.cmd_put == 50
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_pipelined_reserve_hands_its_job_back(server: BeanstalkdServer) -> None:
+    """A reserve that does not wait is pipelined; cancelled with its job on the way, the job is not left
+    reserved by nobody: it goes back to ready, with its own priority, and the stream stays in step."""
+
+    async def main() -> None:
+        async with AsyncClient(server.host, server.port, timeout=5) as client:
+            await client.watch("handed")
+            with Client(server.host, server.port, timeout=5) as other:
+                job = other.put({"n": 1}, tube="handed", priority=7)
+                first = asyncio.create_task(client.queue.stats())  # the reader
+                await asyncio.sleep(0)
+                reserve = asyncio.create_task(client.queue.reserve_with_timeout(0))  # pipelined behind it
+                for _ in range(3):  # written
+                    await asyncio.sleep(0)
+                # the sync calls block the loop: the client cannot read the RESERVED on its way
+                deadline = time.monotonic() + PATIENCE
+                while other.queue.stats_job(job.uid).state != "reserved":
+                    assert time.monotonic() < deadline, "the reserve never reached the server"
+                    time.sleep(0.01)
+                reserve.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await reserve
+                await asyncio.wait_for(first, PATIENCE)
+                deadline = time.monotonic() + PATIENCE
+                while (stats := other.queue.stats_job(job.uid)).state != "ready":
+                    assert time.monotonic() < deadline, "the job was never handed back"
+                    await asyncio.sleep(0.01)
+                assert (stats.pri, stats.reserves, stats.releases) == (7, 1, 1)
+                assert client.connected
+                again = await client.reserve(timeout=0)  # in step: the job, again
+                assert again is not None and (again.uid, again.body) == (job.uid, {"n": 1})
+
+    asyncio.run(main())
+
+
+def test_pool_reserves_that_do_not_wait_are_pipelined(server: BeanstalkdServer) -> None:
+    async def main() -> None:
+        async with AsyncPool(server.host, server.port, timeout=5, size=2, watch=["now"]) as pool:
+            sent = await asyncio.gather(*(pool.put({"n": i}, "now") for i in range(60)))
+            got = await asyncio.wait_for(asyncio.gather(*(pool.reserve(timeout=0) for _ in range(70))), PATIENCE)
+            messages = [m for m in got if m is not None]
+            assert sorted(m.uid for m in messages) == sorted(m.uid for m in sent)  # each job once, none lost
+            assert all(m.deleted for m in messages) and got.count(None) == 10
+            put = await pool.put({"n": "kept"}, "now")
+            kept = await pool.reserve(timeout=0, drop=False)
+            assert kept is not None and kept.reserved and kept.uid == put.uid
+            await kept.release()  # on the connection that reserved it
+            async with pool.client() as client:
+                stats = await client.queue.stats()
+                assert (stats.current_jobs_ready, stats.current_jobs_reserved) == (1, 0)
+                # the pooled connection borrowed here, and the pipelined one: the reserves borrowed none
+                assert stats.total_connections == 2
 
     asyncio.run(main())

@@ -25,7 +25,13 @@ from beanstalkm._generated.effects import Effect
 from beanstalkm._transport.streams import RECV, StreamTransport, new_lock
 
 if ASYNC:
+    import logging
+
+    from beanstalkm._core.requests import Reply
+    from beanstalkm._generated import commands as _c
     from beanstalkm._transport.pipelined import Alone, Cancelled, Pipelined
+
+    _log = logging.getLogger("beanstalkm.aio")
 
 T = TypeVar("T")
 
@@ -93,7 +99,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         self._transport = transport
         self._reader.clear()
         if ASYNC:
-            self._pipe = Pipelined(transport, self._reader)
+            self._pipe = Pipelined(transport, self._reader, self._pipe_receive)
         restore = self._session.connected()
         if restore:
             try:
@@ -114,7 +120,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         if ASYNC:
             pipe = self._pipe
             if pipe is not None and pipe.busy:  # pipelined commands first: their replies are theirs
-                await pipe.drain(self._pipe_receive)
+                await pipe.drain()
                 if self._transport is not transport:
                     return await self._ready(requests)
         self._in_step(transport, requests)
@@ -146,7 +152,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 pipe = self._pipe
                 if pipe is not None and pipe.busy:  # the pipelined commands in flight finish first
                     try:
-                        await pipe.drain(self._pipe_receive)
+                        await pipe.drain()
                     except Exception:  # noqa: S110 - their tasks get the error; this one closes all the same
                         pass
                 self._pipe = None
@@ -191,7 +197,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         """
         if ASYNC:
             pipe = self._pipe
-            if pipe is not None and request.effect is None and request.body is None:
+            if pipe is not None and request.body is None and (request.effect is None or self._reserve_now(request)):
                 alone = self._alone
                 if alone.holding:  # wait until nobody holds the connection alone: then all together
                     await alone.released()
@@ -242,8 +248,10 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             if not pipe.busy:
                 self._in_step(pipe.transport, (request,))
             entry = pipe.submit(request.head)
+            if request.effect is Effect.RESERVE:
+                entry.on_drop = self._dropped_reserve
             try:
-                reply = await pipe.reply(entry, self._pipe_receive)
+                reply = await pipe.reply(entry)
             except Cancelled:
                 raise  # not sent, or its reply is read and dropped: the stream stays in step
             except BaseException as exc:  # the stream failed: every command in flight on it gets an error
@@ -257,6 +265,35 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
 
         async def _pipe_receive(self, transport: StreamTransport) -> bytes:
             return await self._receive(transport, 0.0)
+
+        @staticmethod
+        def _reserve_now(request: Request[Any]) -> bool:
+            """Whether ``request`` is a reserve that does not wait (``reserve_with_timeout(0)``, ``reserve_job``):
+            those are pipelined too; a reserve that waits holds the connection alone."""
+            return request.effect is Effect.RESERVE and request.wait == 0.0
+
+        def _dropped_reserve(self, reply: Reply) -> None:
+            """A pipelined reserve's task was cancelled: a job it reserved, which nobody will see, goes
+            back to ready with its own priority (on the same stream; if that is gone, the server did it)."""
+            pipe = self._pipe
+            if pipe is not None and reply.status == "RESERVED" and reply.args and reply.args[0].isdigit():
+                pipe.spawn(self._hand_back(pipe, int(reply.args[0])))
+
+        async def _on_stream(self, pipe: Pipelined, request: Request[T]) -> T:
+            """Pipeline ``request`` on the stream of ``pipe`` only (``ConnectionResetError`` once it is gone)."""
+            alone = self._alone
+            while alone.holding:
+                await alone.released()
+            if self._pipe is not pipe:
+                raise ConnectionResetError("the connection was dropped")
+            return request.decode(await pipe.reply(pipe.submit(request.head)))
+
+        async def _hand_back(self, pipe: Pipelined, job_id: int) -> None:
+            try:
+                pri = (await self._on_stream(pipe, _c.stats_job(job_id))).pri
+                await self._on_stream(pipe, _c.release(job_id, pri, 0))
+            except Exception as exc:  # the stream failed meanwhile (the server releases it), or the job is gone
+                _log.warning("job %d, reserved by a cancelled task, not released: %r", job_id, exc)
 
     async def _pump(self, transport: StreamTransport, steps: Exchange[T], requests: Sequence[Request[Any]]) -> T:
         """Drive a conversation: write what it yields, or wait for the bytes it needs."""

@@ -20,11 +20,12 @@ after the replies in flight are in (:meth:`Pipelined.drain`).
 
 from __future__ import annotations
 
-__all__ = ["Alone", "Cancelled", "Pipelined"]
+__all__ = ["Alone", "Cancelled", "Pipelined", "shielded"]
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Reply
@@ -34,14 +35,24 @@ from beanstalkm._transport.streams import StreamTransport
 Cancelled = asyncio.CancelledError
 """What a cancelled task gets: not a connection failure (its reply, if its command was written, is dropped)."""
 
+T = TypeVar("T")
+
 _DRAINED = Reply("", (), None)
 """The "reply" of a marker: every command before it has its reply."""
 
 
-class Entry:
-    """A queued command (``data``; None for a marker), its reply once read, and the task waiting for it."""
+async def shielded(work: Coroutine[Any, Any, T]) -> T:
+    """``await work``, which goes on to its end even if the awaiting task is cancelled meanwhile."""
+    return await asyncio.shield(work)
 
-    __slots__ = ("abandoned", "data", "reply", "waiter", "written")
+
+class Entry:
+    """A queued command (``data``; None for a marker), its reply once read, and the task waiting for it.
+
+    ``on_drop`` is called with the reply if the task stopped waiting for it (cancelled): a reserve's
+    job, reserved by the connection and seen by nobody, must be handed back."""
+
+    __slots__ = ("abandoned", "data", "on_drop", "reply", "waiter", "written")
 
     def __init__(self, data: bytes | None) -> None:
         self.data = data
@@ -49,22 +60,38 @@ class Entry:
         self.waiter: asyncio.Future[None] | None = None
         self.written = False
         self.abandoned = False
+        self.on_drop: Callable[[Reply], None] | None = None
 
 
 class Pipelined:
     """The queue of commands of one open stream: unsent ones, then those written and awaiting replies."""
 
-    __slots__ = ("_flush_handle", "_inflight", "_loop", "_reading", "_unsent", "error", "reader", "transport")
+    __slots__ = (
+        "_flush_handle",
+        "_inflight",
+        "_loop",
+        "_reading",
+        "_receive",
+        "_tasks",
+        "_unsent",
+        "error",
+        "reader",
+        "transport",
+    )
 
-    def __init__(self, transport: StreamTransport, reader: ReplyReader) -> None:
+    def __init__(
+        self, transport: StreamTransport, reader: ReplyReader, receive: Callable[[StreamTransport], Awaitable[bytes]]
+    ) -> None:
         self.transport = transport
         self.reader = reader
+        self._receive = receive  # the next bytes from the stream (the connection's timeout bounds the wait)
         self._loop = asyncio.get_running_loop()
         self._unsent: list[Entry] = []
         self._inflight: deque[Entry] = deque()
         self._flush_handle: asyncio.Handle | None = None
         self._reading = False
         self.error: BaseException | None = None  # the stream failed: every entry gets it
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def busy(self) -> bool:
@@ -123,8 +150,8 @@ class Pipelined:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def reply(self, entry: Entry, receive: Callable[[StreamTransport], Awaitable[bytes]]) -> Reply:
-        """The reply to ``entry``, reading for everyone (with ``receive(transport)``) while nobody else does.
+    async def reply(self, entry: Entry) -> Reply:
+        """The reply to ``entry``, reading for everyone while nobody else does.
 
         Cancelled, the entry is taken back if it is still unsent, else abandoned
         (its reply is read and dropped); a reader cancelled passes the reading on.
@@ -145,17 +172,32 @@ class Pipelined:
                     if self._unsent:
                         self._flush()
                     while entry.reply is None:
-                        self._dispatch(await receive(self.transport))
+                        self._dispatch(await self._receive(self.transport))
+                except Cancelled:
+                    raise
+                except BaseException as exc:  # the stream failed, or broke the protocol: nothing more is read
+                    self.fail(exc)
+                    raise
                 finally:
                     self._reading = False
                     self._hand_off()
         except BaseException:
             if entry.reply is None:
                 entry.abandoned = True
+            elif entry.on_drop is not None:  # the reply came, but its task is cancelled before it takes it
+                entry.on_drop(entry.reply)
+            if not self._reading:  # it may have been woken to read, and cancelled before it could
+                self._hand_off()
             raise
         return entry.reply
 
-    async def drain(self, receive: Callable[[StreamTransport], Awaitable[bytes]]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in a task of its own (kept until it ends)."""
+        task = self._loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
         """Wait until every command queued so far has its reply (reading if need be)."""
         if not self.busy:
             return
@@ -165,7 +207,7 @@ class Pipelined:
         else:
             marker.written = True
             self._inflight.append(marker)
-        await self.reply(marker, receive)
+        await self.reply(marker)
 
     def _dispatch(self, chunk: bytes) -> None:
         """Hand each complete reply in ``chunk`` (and what was buffered) to its command, in order."""
@@ -174,14 +216,18 @@ class Pipelined:
         while reply is not None:
             if not inflight:
                 raise out_of_step("pipelined commands", len(chunk))
-            self._done(inflight.popleft(), reply)
+            entry = inflight.popleft()
+            self._done(entry, reply)
+            if entry.abandoned and entry.on_drop is not None:
+                entry.on_drop(reply)
             self._pop_markers()
             reply = reader.next_reply()
         if not inflight and reader.buffered:
             raise out_of_step("pipelined commands", reader.buffered)
 
     def _hand_off(self) -> None:
-        """The reader stopped: the next task still waiting for a reply reads from now on."""
+        """The reader stopped: the next task still waiting for a reply reads from now on. If none is, and
+        a cancelled reserve's reply is still to come, a task of its own reads it (its job is handed back)."""
         if self.error is not None:
             return
         for entries in (self._inflight, self._unsent):
@@ -190,6 +236,14 @@ class Pipelined:
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)
                     return
+        if any(entry.on_drop is not None for entry in self._inflight):
+            self.spawn(self._read_dropped())
+
+    async def _read_dropped(self) -> None:
+        try:
+            await self.drain()
+        except Exception:  # noqa: S110 - the stream failed: fail() told every task waiting on it
+            pass
 
     def fail(self, error: BaseException) -> None:
         """The stream is gone: every task waiting here gets an error (its command may have run if written)."""
