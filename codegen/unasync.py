@@ -79,14 +79,16 @@ REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
         (
             "Commands from concurrent tasks are auto-pipelined: those that change no\n"
             "    connection state (``put`` to the tube in force, ``delete``, ``release``,\n"
-            "    ``stats``, ...) are written together, one write per event-loop turn, and\n"
-            "    their replies matched to them in order. A task cancelled meanwhile costs\n"
-            "    nothing: its command is not sent if it was not yet written, else its reply\n"
-            "    is read and dropped, and the stream stays in step. Everything else (a\n"
-            "    reserve, ``use``, ``watch``, a batch, a put that needs a ``use`` first)\n"
-            "    holds the connection alone from its write to its last reply, once the\n"
-            "    replies in flight are in. A blocking reserve holds it as long as it waits,\n"
-            "    so give each consumer its own (``AsyncPool`` does).",
+            "    ``stats``, a reserve that does not wait, ...) are written together, one\n"
+            "    write per event-loop turn, and their replies matched to them in order. A\n"
+            "    task cancelled meanwhile costs nothing: its command is not sent if it was\n"
+            "    not yet written, else its reply is read and dropped (a job a reserve took\n"
+            "    goes back to ready), and the stream stays in step. Everything else (a\n"
+            "    reserve that waits, ``use``, ``watch``, a batch, ``reserve(drop=True)``, a\n"
+            "    put that needs a ``use`` first) holds the connection alone from its write\n"
+            "    to its last reply, once the replies in flight are in. A blocking reserve\n"
+            "    holds it as long as it waits, so give each consumer its own (``AsyncPool``\n"
+            "    does).",
             "One connection may be shared by threads: each command (or batch) holds a\n"
             "    lock from its write to its last reply, so replies never cross. A blocking\n"
             "    reserve holds it too, so give each consuming thread its own connection.",

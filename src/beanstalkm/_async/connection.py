@@ -57,14 +57,16 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
 
     Commands from concurrent tasks are auto-pipelined: those that change no
     connection state (``put`` to the tube in force, ``delete``, ``release``,
-    ``stats``, ...) are written together, one write per event-loop turn, and
-    their replies matched to them in order. A task cancelled meanwhile costs
-    nothing: its command is not sent if it was not yet written, else its reply
-    is read and dropped, and the stream stays in step. Everything else (a
-    reserve, ``use``, ``watch``, a batch, a put that needs a ``use`` first)
-    holds the connection alone from its write to its last reply, once the
-    replies in flight are in. A blocking reserve holds it as long as it waits,
-    so give each consumer its own (``AsyncPool`` does).
+    ``stats``, a reserve that does not wait, ...) are written together, one
+    write per event-loop turn, and their replies matched to them in order. A
+    task cancelled meanwhile costs nothing: its command is not sent if it was
+    not yet written, else its reply is read and dropped (a job a reserve took
+    goes back to ready), and the stream stays in step. Everything else (a
+    reserve that waits, ``use``, ``watch``, a batch, ``reserve(drop=True)``, a
+    put that needs a ``use`` first) holds the connection alone from its write
+    to its last reply, once the replies in flight are in. A blocking reserve
+    holds it as long as it waits, so give each consumer its own (``AsyncPool``
+    does).
     """
 
     def _setup(self) -> None:
