@@ -294,7 +294,9 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             try:
                 pri = (await self._on_stream(pipe, _c.stats_job(job_id))).pri
                 await self._on_stream(pipe, _c.release(job_id, pri, 0))
-            except Exception as exc:  # the stream failed meanwhile (the server releases it), or the job is gone
+            except OSError as exc:  # the stream is gone: beanstalkd released the job itself
+                _log.debug("job %d, reserved by a cancelled task: its connection closed (%r)", job_id, exc)
+            except Exception as exc:  # the job is gone (deleted, or its time to run ran out), or a broken reply
                 _log.warning("job %d, reserved by a cancelled task, not released: %r", job_id, exc)
 
     async def _pump(self, transport: StreamTransport, steps: Exchange[T], requests: Sequence[Request[Any]]) -> T:

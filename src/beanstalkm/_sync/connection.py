@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 f7b3b80112f3c1c963d33c550be883bf23730d6722014afb235059609ef06201). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 906bc1f34baf66a56224a9716e791a9d2680d3b70475a0271536d5baabae0721). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
