@@ -266,7 +266,11 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 raise
 
         async def _pipe_receive(self, transport: StreamTransport) -> bytes:
-            return await self._receive(transport, 0.0)
+            """The next bytes of pipelined replies (which answer at once: the timeout bounds the wait)."""
+            chunk = await transport.receive(max(RECV, self._reader.missing()), self.timeout)
+            if not chunk:
+                raise ConnectionResetError("the server closed the connection")
+            return chunk
 
         @staticmethod
         def _reserve_now(request: Request[Any]) -> bool:

@@ -120,6 +120,14 @@ class Pipelined:
         unsent, self._unsent = self._unsent, []
         if self.error is not None:
             return
+        if len(unsent) == 1:  # the usual case of a task alone: one command, one write
+            entry = unsent[0]
+            waiter = entry.waiter
+            if entry.data is not None and not entry.abandoned and (waiter is None or not waiter.cancelled()):
+                entry.written = True
+                self._inflight.append(entry)
+                self.transport.writer.write(entry.data)
+                return
         live = []
         for entry in unsent:
             waiter = entry.waiter
@@ -220,15 +228,16 @@ class Pipelined:
             self._done(entry, reply)
             if entry.abandoned and entry.on_drop is not None:
                 entry.on_drop(reply)
-            self._pop_markers()
-            reply = reader.next_reply()
+            if inflight and inflight[0].data is None:
+                self._pop_markers()
+            reply = reader.next_reply() if reader.buffered else None
         if not inflight and reader.buffered:
             raise out_of_step("pipelined commands", reader.buffered)
 
     def _hand_off(self) -> None:
         """The reader stopped: the next task still waiting for a reply reads from now on. If none is, and
         a cancelled reserve's reply is still to come, a task of its own reads it (its job is handed back)."""
-        if self.error is not None:
+        if self.error is not None or not (self._inflight or self._unsent):
             return
         for entries in (self._inflight, self._unsent):
             for entry in entries:
