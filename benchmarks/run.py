@@ -67,6 +67,16 @@ Each library is used as its user would use it for the same job:
   concurrency 1 and 8, each chunk one ``run(max_jobs=k)``, against the
   hand-written greenstalk loop ``reserve(0)`` + ``json.loads`` + ``delete``.
 
+* async, one connection: ``TASKS`` tasks doing ``AsyncClient.put`` on one
+  client (auto-pipelined) against aiostalk's 100 tasks over its pool, and a
+  raw pipelined asyncio loop on one stream (100 puts in one write, then the
+  100 replies); one task doing sequential ``AsyncClient.put`` against one
+  aiostalk client and a raw write+readline loop.
+
+Every figure comes with the client CPU per operation: this process's
+``time.process_time()`` over the operations (microseconds), which does not
+depend on how the scheduler places client and server.
+
 ``raw`` is the floor: a minimal ``sendall``/``recv`` loop (asyncio streams
 for the async cases, over a pool of the same size) with precomputed commands,
 sending the envelope bytes, decoding nothing. In the batch cases it is the raw

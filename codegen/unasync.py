@@ -80,9 +80,18 @@ REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
             "It connects at once (a refused connection raises ``SocketError`` naming\n    the address).",
         ),
         (
-            "Commands from concurrent tasks are serialized: each holds a lock from its\n"
-            "    write to its last reply, so replies never cross. A blocking reserve holds\n"
-            "    the connection, so give each consumer its own (see ``AsyncPool``).",
+            "Commands from concurrent tasks are auto-pipelined: those that change no\n"
+            "    connection state (``put`` to the tube in force, ``delete``, ``release``,\n"
+            "    ``stats``, a reserve that does not wait, ...) are written together, one\n"
+            "    write per event-loop turn, and their replies matched to them in order. A\n"
+            "    task cancelled meanwhile costs nothing: its command is not sent if it was\n"
+            "    not yet written, else its reply is read and dropped (a job a reserve took\n"
+            "    goes back to ready), and the stream stays in step. Everything else (a\n"
+            "    reserve that waits, ``use``, ``watch``, a batch, ``reserve(drop=True)``, a\n"
+            "    put that needs a ``use`` first) holds the connection alone from its write\n"
+            "    to its last reply, once the replies in flight are in. A blocking reserve\n"
+            "    holds it as long as it waits, so give each consumer its own (``AsyncPool``\n"
+            "    does).",
             "One connection may be shared by threads: each command (or batch) holds a\n"
             "    lock from its write to its last reply, so replies never cross. A blocking\n"
             "    reserve holds it too, so give each consuming thread its own connection.",

@@ -6,10 +6,15 @@ from dataclasses import dataclass
 
 from bench.cases_async import (
     aio_put,
+    aio_put_alone,
     aio_reserve_delete,
     bsm_async_put,
     bsm_async_reserve,
+    bsm_client_put,
+    bsm_client_put_alone,
     raw_async_put,
+    raw_async_put_alone,
+    raw_async_put_pipelined,
     raw_async_reserve_delete,
 )
 from bench.cases_batch import bsm_put_many, bsm_reserve_many, raw_put_pipelined, raw_reserve_delete_pipelined
@@ -263,6 +268,41 @@ CASES: tuple[Case, ...] = (
             ),
         },
         prefill=True,
+        max_chunks=ASYNC_CHUNKS,
+    ),
+    Case(
+        "async_client_put",
+        f"async put ({TASKS} tasks, one AsyncClient, auto-pipelined)",
+        2 * SINGLE,
+        2 * QUICK_SINGLE,
+        "msg",
+        "aiostalk",
+        {
+            "beanstalkm": Impl(
+                f'{TASKS} tasks: AsyncClient.put({{"n": i, "to": ...}}, tube), one client', bsm_client_put
+            ),
+            "other": Impl(f"{ASYNC}: borrow a client; {GS_PUT_WHAT}", aio_put),
+            "raw": Impl(
+                f"one stream, pipelined: {TASKS} puts in one write, then {TASKS} replies", raw_async_put_pipelined
+            ),
+        },
+        leaves_jobs=True,
+        step=TASKS,
+        max_chunks=ASYNC_CHUNKS,
+    ),
+    Case(
+        "async_put_alone",
+        "async put, one task, sequential",
+        SINGLE,
+        QUICK_SINGLE,
+        "msg",
+        "aiostalk",
+        {
+            "beanstalkm": Impl('one task: AsyncClient.put({"n": i, "to": ...}, tube)', bsm_client_put_alone),
+            "other": Impl(f"one task, one client: {GS_PUT_WHAT}", aio_put_alone),
+            "raw": Impl("one task, one stream: write(put <envelope>) + readline", raw_async_put_alone),
+        },
+        leaves_jobs=True,
         max_chunks=ASYNC_CHUNKS,
     ),
     _worker_case(1),

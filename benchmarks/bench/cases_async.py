@@ -1,5 +1,5 @@
 """The async cases: ``TASKS`` concurrent tasks over a pool of ``env.pool_size`` connections (beanstalkm,
-aiostalk, raw asyncio streams)."""
+aiostalk, raw asyncio streams); ``TASKS`` tasks on one auto-pipelined ``AsyncClient``; one task alone."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from beanstalkm.aio import AsyncPool
+from beanstalkm.aio import AsyncClient, AsyncPool
 from bench import aiostalk
 from bench.env import PRIORITY, TASKS, TO, TTR, Env, Prepared, Run
 from bench.wire import put_command
 
 
-def drive(env: Env, op: Callable[[int], Awaitable[None]]) -> Run:
-    """``run(k)``: TASKS concurrent tasks doing ``k`` operations between them (``op(i)``, i counting down)."""
+def drive(env: Env, op: Callable[[int], Awaitable[None]], tasks: int = TASKS) -> Run:
+    """``run(k)``: ``tasks`` concurrent tasks doing ``k`` operations between them (``op(i)``, i counting down)."""
 
     def run(k: int) -> None:
         remaining = k
@@ -27,7 +27,7 @@ def drive(env: Env, op: Callable[[int], Awaitable[None]]) -> Run:
                 await op(remaining)
 
         async def main() -> None:
-            await asyncio.gather(*(worker() for _ in range(TASKS)))
+            await asyncio.gather(*(worker() for _ in range(tasks)))
 
         env.loop.run_until_complete(main())
 
@@ -181,3 +181,90 @@ def raw_async_reserve_delete(env: Env, tube: str, n: int) -> Prepared:
         idle.put_nowait(conn)
 
     return drive(env, op), close
+
+
+# -- one connection: TASKS tasks on one auto-pipelined AsyncClient, and one task alone ------------------
+
+
+def bsm_one_client(env: Env) -> AsyncClient:
+    client = AsyncClient(env.addr[0], env.addr[1], validate=True)
+    env.loop.run_until_complete(client.connect())
+    return client
+
+
+def bsm_client_put(env: Env, tube: str, n: int) -> Prepared:
+    """TASKS tasks doing ``AsyncClient.put`` on one client: its commands auto-pipelined."""
+    client = bsm_one_client(env)
+
+    async def op(i: int) -> None:
+        await client.put({"n": i, "to": TO}, tube)
+
+    return drive(env, op), lambda: env.loop.run_until_complete(client.close())
+
+
+def bsm_client_put_alone(env: Env, tube: str, n: int) -> Prepared:
+    """One task doing sequential ``AsyncClient.put``."""
+    client = bsm_one_client(env)
+
+    async def op(i: int) -> None:
+        await client.put({"n": i, "to": TO}, tube)
+
+    return drive(env, op, 1), lambda: env.loop.run_until_complete(client.close())
+
+
+def aio_put_alone(env: Env, tube: str, n: int) -> Prepared:
+    """One task doing sequential aiostalk ``put(json.dumps(body))`` on one client."""
+    client = aiostalk.Client(env.addr, use=tube)
+    env.loop.run_until_complete(client.connect())
+    dumps = json.dumps
+
+    async def op(i: int) -> None:
+        await client.put(dumps({"n": i, "to": TO}), PRIORITY, 0, TTR)
+
+    return drive(env, op, 1), lambda: env.loop.run_until_complete(client.close())
+
+
+def raw_async_stream(env: Env, tube: str) -> tuple[Streams, Callable[[], None]]:
+    """One raw asyncio stream connection using ``tube``, and its closer."""
+
+    async def one() -> Streams:
+        reader, writer = await asyncio.open_connection(*env.addr)
+        writer.write(b"use %b\r\n" % tube.encode())
+        await reader.readline()
+        return reader, writer
+
+    reader, writer = env.loop.run_until_complete(one())
+
+    async def close() -> None:
+        writer.close()
+        await writer.wait_closed()
+
+    return (reader, writer), lambda: env.loop.run_until_complete(close())
+
+
+def raw_async_put_pipelined(env: Env, tube: str, n: int) -> Prepared:
+    """The floor of one connection: TASKS puts in one write, then their TASKS replies, in a loop."""
+    (reader, writer), close = raw_async_stream(env, tube)
+    command = put_command(env.envelope)
+
+    async def batches(k: int) -> None:
+        for _ in range(k // TASKS):
+            writer.write(command * TASKS)
+            for _ in range(TASKS):
+                if not (await reader.readline()).startswith(b"INSERTED "):
+                    raise RuntimeError("raw pipelined async put failed")
+
+    return (lambda k: env.loop.run_until_complete(batches(k))), close
+
+
+def raw_async_put_alone(env: Env, tube: str, n: int) -> Prepared:
+    """One task: write(put <envelope>) + readline, in a loop."""
+    (reader, writer), close = raw_async_stream(env, tube)
+    command = put_command(env.envelope)
+
+    async def op(i: int) -> None:
+        writer.write(command)
+        if not (await reader.readline()).startswith(b"INSERTED "):
+            raise RuntimeError("raw async put failed")
+
+    return drive(env, op, 1), close

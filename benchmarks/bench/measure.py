@@ -23,8 +23,10 @@ def rotated(items: tuple[str, ...], by: int) -> tuple[str, ...]:
     return items[by:] + items[:by]
 
 
-def measure(env: Env, case: Case, n: int, chunks: int, round_index: int) -> dict[str, float]:
-    """One round of ``case``: ops/s of every implementation, their chunks interleaved; tubes drained after."""
+def measure(env: Env, case: Case, n: int, chunks: int, round_index: int) -> dict[str, tuple[float, float]]:
+    """One round of ``case``: (ops/s, client CPU microseconds per op) of every implementation, their chunks
+    interleaved; tubes drained after. The CPU is this process's own (``time.process_time``): what the client
+    spends per operation, whatever the scheduler does with the two processes."""
     addr = env.big_addr if case.big else env.addr
     tubes = {impl: f"{env.prefix}.{case.name}.{impl}.r{round_index + 1}" for impl in IMPLS}
     if case.prefill:
@@ -33,6 +35,7 @@ def measure(env: Env, case: Case, n: int, chunks: int, round_index: int) -> dict
     order = rotated(IMPLS, round_index)
     prepared: dict[str, Prepared] = {}
     elapsed = dict.fromkeys(IMPLS, 0.0)
+    cpu = dict.fromkeys(IMPLS, 0.0)
     try:
         for impl in order:
             prepared[impl] = case.impls[impl].prepare(env, tubes[impl], n)
@@ -42,9 +45,10 @@ def measure(env: Env, case: Case, n: int, chunks: int, round_index: int) -> dict
             for impl in rotated(order, chunk):
                 run = prepared[impl][0]
                 gc.collect()
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 run(k)
                 elapsed[impl] += time.perf_counter() - start
+                cpu[impl] += time.process_time() - cpu_start
     finally:
         for _, close in prepared.values():
             close()
@@ -53,10 +57,11 @@ def measure(env: Env, case: Case, n: int, chunks: int, round_index: int) -> dict
         left = drain(addr, tubes[impl])
         if left != expected:
             raise RuntimeError(f"{case.name}/{impl}: {left} jobs left in {tubes[impl]}, expected {expected}")
-    return {impl: n / elapsed[impl] for impl in IMPLS}
+    return {impl: (n / elapsed[impl], cpu[impl] / n * 1e6) for impl in IMPLS}
 
 
-Samples = dict[str, dict[str, list[float]]]
+Samples = dict[str, dict[str, list[tuple[float, float]]]]
+"""Per case, per implementation: each round's (ops/s, client CPU us per op)."""
 
 
 def run_rounds(env: Env, cases: tuple[Case, ...], rounds: int, chunks: int, quick: bool) -> Samples:
@@ -132,7 +137,8 @@ def ratio_summary(numerators: list[float], denominators: list[float]) -> dict[st
 def summarize(samples: Samples, cases: tuple[Case, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for case in cases:
-        s = samples[case.name]
+        ops = {impl: [o for o, _ in samples[case.name][impl]] for impl in IMPLS}
+        cpu = {impl: [c for _, c in samples[case.name][impl]] for impl in IMPLS}
         out[case.name] = {
             "title": case.title,
             "unit": case.unit,
@@ -140,14 +146,18 @@ def summarize(samples: Samples, cases: tuple[Case, ...]) -> dict[str, Any]:
             "impls": {
                 (case.other if impl == "other" else impl): {
                     "what": case.impls[impl].what,
-                    "ops_per_s": statistics.median(s[impl]),
-                    "rounds": s[impl],
-                    "spread": spread(s[impl]),
+                    "ops_per_s": statistics.median(ops[impl]),
+                    "rounds": ops[impl],
+                    "spread": spread(ops[impl]),
+                    "cpu_us_per_op": statistics.median(cpu[impl]),
+                    "cpu_rounds": cpu[impl],
                 }
                 for impl in IMPLS
             },
-            "ratio_vs_other": ratio_summary(s["beanstalkm"], s["other"]),
-            "ratio_vs_raw": ratio_summary(s["beanstalkm"], s["raw"]),
-            "other_vs_raw": ratio_summary(s["other"], s["raw"]),
+            "ratio_vs_other": ratio_summary(ops["beanstalkm"], ops["other"]),
+            "ratio_vs_raw": ratio_summary(ops["beanstalkm"], ops["raw"]),
+            "other_vs_raw": ratio_summary(ops["other"], ops["raw"]),
+            "cpu_vs_other": ratio_summary(cpu["beanstalkm"], cpu["other"]),
+            "cpu_vs_raw": ratio_summary(cpu["beanstalkm"], cpu["raw"]),
         }
     return out

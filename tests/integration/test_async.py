@@ -340,7 +340,8 @@ def test_pool_moves_2000_jobs_among_100_tasks_without_loss_or_duplication(server
         assert sorted((b["from"], b["i"]) for b in got) == [(n, i) for n in range(tasks) for i in range(per_task)]
         assert (stats.total_jobs, stats.cmd_delete, stats.current_jobs_ready) == (2000, 2000, 0)
         assert stats.current_jobs_reserved == 0
-        assert stats.total_connections <= size + 1  # the pool's connections and the observer
+        # the pool's connections, its one pipelined connection (every put), and the observer
+        assert stats.total_connections <= size + 2
 
     asyncio.run(main())
 
@@ -355,7 +356,8 @@ def test_pool_put_and_reserve(server: BeanstalkdServer) -> None:
             assert await pool.reserve(timeout=0) is None
             async with pool.client() as c:
                 assert sorted(await c.queue.watching()) == ["a", "b"]  # and not 'default'
-                assert (await c.queue.stats()).total_connections <= 3
+                # the 3 pooled connections, and the one pipelined connection every put went through
+                assert (await c.queue.stats()).total_connections <= 4
 
     asyncio.run(main())
 
@@ -454,13 +456,20 @@ def test_pool_reserve_drop_false_holds_a_slot(server: BeanstalkdServer) -> None:
     async def main() -> None:
         async with AsyncPool(server.host, server.port, timeout=5, size=1, watch=["slot"]) as pool:
             await pool.put("job", tube="slot")
-            m = await pool.reserve(timeout=0, drop=False)
+            m = await pool.reserve(timeout=1, drop=False)  # a reserve that may wait: on a pooled connection
             assert m is not None
-            put = asyncio.create_task(pool.put("later", tube="slot"))
+
+            async def borrow() -> None:
+                async with pool.client():
+                    pass
+
+            borrowing = asyncio.create_task(borrow())
             await asyncio.sleep(0.1)
-            assert not put.done()  # the one connection is the message's until it is settled
+            assert not borrowing.done()  # the one pooled connection is the message's until it is settled
+            # a put does not wait for it: it goes through the pool's pipelined connection
+            await asyncio.wait_for(pool.put("later", tube="slot"), PATIENCE)
             await m.release()
-            await asyncio.wait_for(put, PATIENCE)
+            await asyncio.wait_for(borrowing, PATIENCE)
             again = await pool.reserve(timeout=0, drop=False)
             assert again is not None and again.uid == m.uid
             await again.bury()

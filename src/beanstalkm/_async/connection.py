@@ -21,9 +21,19 @@ from beanstalkm._core.base import ConnectionBase, PipelineBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Request
 from beanstalkm._core.session import Exchange, Session, out_of_step
+from beanstalkm._errors import CorruptJob, ProtocolError
 from beanstalkm._generated.aqueue import AsyncQueue
 from beanstalkm._generated.effects import Effect
 from beanstalkm._transport.streams import RECV, StreamTransport, new_lock, receive_any
+
+if ASYNC:
+    import logging
+
+    from beanstalkm._core.requests import Reply
+    from beanstalkm._generated import commands as _c
+    from beanstalkm._transport.pipelined import Alone, Cancelled, Pipelined
+
+    _log = logging.getLogger("beanstalkm.aio")
 
 T = TypeVar("T")
 
@@ -49,15 +59,29 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     used tube and the watch list; a command whose reply was lost is never
     re-sent (``SocketError.maybe_executed`` says it may have run).
 
-    Commands from concurrent tasks are serialized: each holds a lock from its
-    write to its last reply, so replies never cross. A blocking reserve holds
-    the connection, so give each consumer its own (see ``AsyncPool``).
+    Commands from concurrent tasks are auto-pipelined: those that change no
+    connection state (``put`` to the tube in force, ``delete``, ``release``,
+    ``stats``, a reserve that does not wait, ...) are written together, one
+    write per event-loop turn, and their replies matched to them in order. A
+    task cancelled meanwhile costs nothing: its command is not sent if it was
+    not yet written, else its reply is read and dropped (a job a reserve took
+    goes back to ready), and the stream stays in step. Everything else (a
+    reserve that waits, ``use``, ``watch``, a batch, ``reserve(drop=True)``, a
+    put that needs a ``use`` first) holds the connection alone from its write
+    to its last reply, once the replies in flight are in. A blocking reserve
+    holds it as long as it waits, so give each consumer its own (``AsyncPool``
+    does).
     """
 
     def _setup(self) -> None:
         self.queue = AsyncQueue(self)
         self._transport: StreamTransport | None = None
         self._lock = new_lock()
+        if ASYNC:
+            self._pipe: Pipelined | None = None
+            self._alone = Alone(self._lock)  # held for everything that is not pipelined
+        else:
+            self._alone = self._lock
         if not ASYNC:
             self.connect()
 
@@ -69,7 +93,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
 
     async def connect(self) -> None:
         """Connect (if not connected) and restore the watch list; the used tube is restored when next needed."""
-        async with self._lock:
+        async with self._alone:
             if self._transport is None:
                 await self._open()
 
@@ -80,6 +104,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             raise self._connect_error(exc) from exc
         self._transport = transport
         self._reader.clear()
+        if ASYNC:
+            self._pipe = Pipelined(transport, self._reader, self._pipe_receive)
         restore = self._session.connected()
         log.debug("connected to %s%s", self.url, f" (restoring {len(restore)} watch commands)" if restore else "")
         if restore:
@@ -98,11 +124,21 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         transport = self._transport
         if transport is None:
             return await self._open()
+        if ASYNC:
+            pipe = self._pipe
+            if pipe is not None and pipe.busy:  # pipelined commands first: their replies are theirs
+                await pipe.drain()
+                if self._transport is not transport:
+                    return await self._ready(requests)
+        self._in_step(transport, requests)
+        return transport
+
+    def _in_step(self, transport: StreamTransport, requests: Sequence[Request[Any]]) -> None:
+        """Bytes waiting before a write are a reply to no command: a ``ProtocolError`` (the connection dropped)."""
         if self._reader.buffered or transport.readable():
             waiting = self._reader.buffered or transport.waiting()
             if waiting:
                 raise self._stray(requests, waiting)
-        return transport
 
     @property
     def _link(self) -> object | None:
@@ -124,7 +160,15 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         transport = self._transport
         if transport is not None and transport.blocking:
             transport.interrupt()
-        async with self._lock:
+        async with self._alone:
+            if ASYNC:
+                pipe = self._pipe
+                if pipe is not None and pipe.busy:  # the pipelined commands in flight finish first
+                    try:
+                        await pipe.drain()
+                    except Exception:  # noqa: S110 - their tasks get the error; this one closes all the same
+                        pass
+                self._pipe = None
             transport, self._transport = self._transport, None
             self._reader.clear()
             if transport is not None:
@@ -136,6 +180,10 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         await self.connect()
 
     def _drop(self) -> None:
+        if ASYNC:
+            pipe, self._pipe = self._pipe, None
+            if pipe is not None:
+                pipe.fail(ConnectionResetError("the connection was dropped"))
         transport, self._transport = self._transport, None
         self._reader.clear()
         if transport is not None:
@@ -160,7 +208,16 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         expected) takes a direct path; everything else goes through the
         session's exchange.
         """
-        async with self._lock:
+        if ASYNC:
+            pipe = self._pipe
+            if pipe is not None and request.body is None and (request.effect is None or self._reserve_now(request)):
+                alone = self._alone
+                if alone.holding:  # wait until nobody holds the connection alone: then all together
+                    await alone.released()
+                    pipe = self._pipe
+                if pipe is not None and not alone.holding and self._session.simple(request, tube):
+                    return await self._pipelined(pipe, request)
+        async with self._alone:
             transport = await self._ready((request,))
             session, reader = self._session, self._reader
             if not request.expects_reply or not session.simple(request, tube):
@@ -193,9 +250,69 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]
     ) -> T:
         """Pump a conversation (``start(session, reader)``, begun once connected)."""
-        async with self._lock:
+        async with self._alone:
             transport = await self._ready(requests)
             return await self._pump(transport, start(self._session, self._reader), requests)
+
+    if ASYNC:
+
+        async def _pipelined(self, pipe: Pipelined, request: Request[T]) -> T:
+            """Send one command along with those of other tasks this turn; its decoded reply."""
+            if not pipe.busy:
+                self._in_step(pipe.transport, (request,))
+            entry = pipe.submit(request.head)
+            if request.effect is Effect.RESERVE:
+                entry.on_drop = self._dropped_reserve
+            try:
+                reply = await pipe.reply(entry)
+            except Cancelled:
+                raise  # not sent, or its reply is read and dropped: the stream stays in step
+            except BaseException as exc:  # the stream failed: every command in flight on it gets an error
+                raise self._failure(exc, (request,), entry.written, drop=self._pipe is pipe)  # noqa: B904
+            try:
+                return request.decode(reply)  # no effect to record: only such commands are pipelined
+            except ProtocolError as exc:
+                if not isinstance(exc, CorruptJob) and self._pipe is pipe:  # the stream cannot be trusted
+                    self._drop()
+                raise
+
+        async def _pipe_receive(self, transport: StreamTransport) -> bytes:
+            """The next bytes of pipelined replies (which answer at once: the timeout bounds the wait)."""
+            chunk = await transport.receive(max(RECV, self._reader.missing()), self.timeout)
+            if not chunk:
+                raise ConnectionResetError("the server closed the connection")
+            return chunk
+
+        @staticmethod
+        def _reserve_now(request: Request[Any]) -> bool:
+            """Whether ``request`` is a reserve that does not wait (``reserve_with_timeout(0)``, ``reserve_job``):
+            those are pipelined too; a reserve that waits holds the connection alone."""
+            return request.effect is Effect.RESERVE and request.wait == 0.0
+
+        def _dropped_reserve(self, reply: Reply) -> None:
+            """A pipelined reserve's task was cancelled: a job it reserved, which nobody will see, goes
+            back to ready with its own priority (on the same stream; if that is gone, the server did it)."""
+            pipe = self._pipe
+            if pipe is not None and reply.status == "RESERVED" and reply.args and reply.args[0].isdigit():
+                pipe.spawn(self._hand_back(pipe, int(reply.args[0])))
+
+        async def _on_stream(self, pipe: Pipelined, request: Request[T]) -> T:
+            """Pipeline ``request`` on the stream of ``pipe`` only (``ConnectionResetError`` once it is gone)."""
+            alone = self._alone
+            while alone.holding:
+                await alone.released()
+            if self._pipe is not pipe:
+                raise ConnectionResetError("the connection was dropped")
+            return request.decode(await pipe.reply(pipe.submit(request.head)))
+
+        async def _hand_back(self, pipe: Pipelined, job_id: int) -> None:
+            try:
+                pri = (await self._on_stream(pipe, _c.stats_job(job_id))).pri
+                await self._on_stream(pipe, _c.release(job_id, pri, 0))
+            except OSError as exc:  # the stream is gone: beanstalkd released the job itself
+                _log.debug("job %d, reserved by a cancelled task: its connection closed (%r)", job_id, exc)
+            except Exception as exc:  # the job is gone (deleted, or its time to run ran out), or a broken reply
+                _log.warning("job %d, reserved by a cancelled task, not released: %r", job_id, exc)
 
     async def _pump(self, transport: StreamTransport, steps: Exchange[T], requests: Sequence[Request[Any]]) -> T:
         """Drive a conversation: write what it yields, or wait for the bytes it needs."""

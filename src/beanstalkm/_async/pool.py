@@ -14,7 +14,7 @@ from beanstalkm._async.client import AsyncClient
 from beanstalkm._async.connection import AsyncConnection
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._core.base import _UNSET, DEFAULT_HOST, DEFAULT_PORT
-from beanstalkm._core.checks import check_items
+from beanstalkm._core.checks import check_bool, check_items
 from beanstalkm._core.message import DEFAULT_TUBE
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Request
@@ -22,14 +22,16 @@ from beanstalkm._core.session import Exchange, Session
 from beanstalkm._errors import InvalidArgument, InvalidEnvelope
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
+from beanstalkm._generated.errors import TimedOut
+from beanstalkm._transport.pipelined import shielded
 
 T = TypeVar("T")
 
 
 class _PoolConnection(AsyncClient):
-    """Runs each command on a connection borrowed from its pool for that command, so the
-    messages of ``AsyncPool.put`` (and settled ones of ``AsyncPool.reserve``) never wait
-    behind another task's blocking reserve."""
+    """Runs the commands of ``AsyncPool.put`` (and of settled messages of ``AsyncPool.reserve``):
+    those that change no connection state on the pool's pipelined connection, the rest on a
+    connection borrowed for that command; never behind another task's blocking reserve."""
 
     _pool: AsyncPool
 
@@ -43,6 +45,8 @@ class _PoolConnection(AsyncClient):
             self._pool._give_back(client)
 
     async def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        if request.effect is None:  # no reserve, no change of state: pipelined with the other tasks'
+            return await self._pool._pipelined._execute(request, tube)
         client = await self._pool._borrow()
         try:
             return await client._execute(request, tube)
@@ -57,10 +61,13 @@ class AsyncPool:
     many consumers: each ``async with pool.client() as c:`` borrows one (up to
     ``size``; more callers wait). Every pooled connection watches ``watch``
     and uses ``default``; a client given back with another watch list or used
-    tube leaves the pool. ``put``/``reserve`` borrow a client for one call; a
-    job ``reserve`` leaves reserved keeps its connection until the message is
-    deleted, released or buried. Later calls on such messages borrow a
-    connection each.
+    tube leaves the pool. A ``reserve`` that waits borrows a client for the
+    call; a job it leaves reserved keeps its connection until the message is
+    deleted, released or buried. ``put``, ``reserve(timeout=0)`` and the
+    later calls on messages (delete, release, ...) go through one more
+    connection of the pool's, shared by every task and auto-pipelined (see
+    ``AsyncConnection``): concurrent commands share its writes and never wait
+    behind a reserve.
     """
 
     def __init__(
@@ -86,6 +93,9 @@ class AsyncPool:
         self.size = size
         self._shared = _PoolConnection(host, port, timeout, unix_socket=unix_socket, validate=validate)
         self._shared._pool = self
+        self._pipelined = AsyncClient(host, port, timeout, unix_socket=unix_socket, validate=validate)
+        self._pipe_watching = False  # whether it watches ``watch`` yet (its session restores that on reconnecting)
+        self._pipe_setup = asyncio.Lock()
 
     async def _new(self) -> AsyncClient:
         client = AsyncClient(*self._args, **self._kwargs)
@@ -140,13 +150,24 @@ class AsyncPool:
         return await self._shared.put(body, tube, priority, delay, ttr, subscribe, sender, channel)
 
     async def reserve(self, timeout: int | None = None, drop: bool = True) -> AsyncMessage | None:
-        """``AsyncClient.reserve`` on a borrowed connection.
+        """``AsyncClient.reserve`` on a borrowed connection; with ``timeout=0``, on the pipelined one.
 
-        beanstalkd ties a reservation to its connection, so a job left reserved
-        (``drop=False``, or the message of an ``InvalidEnvelope``) keeps that
-        connection and its place in the pool until the message is deleted,
-        released or buried: no other task can block it in a reserve meanwhile.
+        beanstalkd ties a reservation to its connection, so a job a reserve that
+        waits leaves reserved (``drop=False``, or the message of an
+        ``InvalidEnvelope``) keeps that connection and its place in the pool
+        until the message is deleted, released or buried: no other task can
+        block it in a reserve meanwhile.
+
+        A reserve that does not wait (``timeout=0``) goes through the pool's
+        pipelined connection with the other tasks' commands, and so does the
+        message's delete (``drop``), release or bury. A task cancelled while
+        its reserve is in flight costs no job: one the reserve took is released
+        again, with its own priority. With ``drop``, once the job is reserved
+        its delete goes through even if the task is cancelled meanwhile
+        (at-most-once: the job is then deleted, unseen).
         """
+        if timeout == 0:
+            return await self._reserve_now(check_bool("drop", drop))
         client = await self._borrow()
         try:
             message = await client.reserve(timeout=timeout, drop=drop)
@@ -158,6 +179,30 @@ class AsyncPool:
             raise
         self._lend(client, message)
         return message
+
+    async def _reserve_now(self, drop: bool) -> AsyncMessage | None:
+        """A reserve that does not wait, and the delete of its job with ``drop``, pipelined."""
+        client = self._pipelined
+        if not self._pipe_watching:
+            await self._watch_pipelined()
+        try:
+            message = await client.queue.reserve_with_timeout(0)
+        except TimedOut:
+            return None
+        if drop:
+            await shielded(message.delete())
+        return message
+
+    async def _watch_pipelined(self) -> None:
+        """The pipelined connection watches what the pooled ones do (once, whoever asks first)."""
+        async with self._pipe_setup:
+            if self._pipe_watching:
+                return
+            for tube in self._watch:
+                await self._pipelined.watch(tube)
+            if self._watch and "default" not in self._watch:
+                await self._pipelined.ignore("default")
+            self._pipe_watching = True
 
     def _lend(self, client: AsyncClient, message: object) -> None:
         """Leave ``client`` with ``message`` while it holds a reservation, else give it back."""
@@ -174,7 +219,7 @@ class AsyncPool:
     async def close(self) -> None:
         """Close every connection."""
         clients, self._all, self._idle = self._all, [], []
-        for client in clients:
+        for client in [*clients, self._pipelined]:
             await client.close()
 
     async def __aenter__(self) -> Self:

@@ -200,13 +200,18 @@ class ConnectionBase(Generic[M]):
             )
         return SocketError(f"cannot connect to beanstalkd at {self.address}: {exc}")
 
-    def _failure(self, exc: BaseException, requests: Sequence[Request[Any]]) -> BaseException:
+    def _failure(
+        self, exc: BaseException, requests: Sequence[Request[Any]], written: bool | None = None, drop: bool = True
+    ) -> BaseException:
         """The error to raise for an exchange that did not finish; the socket is
         dropped whatever happened (a cancelled or interrupted exchange would
-        otherwise leave a reply to be read as the next command's)."""
-        self._drop()
+        otherwise leave a reply to be read as the next command's) unless ``drop``
+        is False (it is gone already). ``written``: whether its commands were
+        written (by default, what the session says)."""
+        if drop:
+            self._drop()
         if isinstance(exc, OSError) and not isinstance(exc, SocketError):
-            sent = self._session.written
+            sent = self._session.written if written is None else written
             what = "timed out waiting for a reply" if isinstance(exc, TimeoutError) else "failed"
             note = " (the command was sent and may have been carried out)" if sent else ""
             command = requests[-1].command if requests else "?"

@@ -38,6 +38,8 @@ E = TypeVar("E")
 # a plain scalar (no whitespace, no leading indicator such as a quote, '[' or '{').
 _FLAT_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _FLAT_ITEM = re.compile(r"[^\s\"'\[\]{}#&*!|>%@`]\S*")
+_FLAT_LINE = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_.-]*): (.*)$", re.MULTILINE)
+"""A ``key: value`` line of the flat form (the common case: a whole body's lines found at once)."""
 
 
 def _text(body: bytes) -> str:
@@ -141,6 +143,18 @@ def parse_mapping(body: bytes) -> dict[str, str]:
     lines = text.split("\n")
     result: dict[str, str] = {}
     if lines and lines[0] == "---":
+        pairs = _FLAT_LINE.findall(text, 4)  # the common case at once: every line ``key: value``, no key twice
+        result = dict(pairs)
+        if len(result) == len(pairs) == len(lines) - 1 - lines.count(""):
+            at = text.find(': "')
+            while at >= 0:  # the few quoted values (``version: "1.12"``)
+                key = text[text.rfind("\n", 0, at) + 1 : at]
+                value = result.get(key)
+                if value is not None:
+                    result[key] = _unquote(value)
+                at = text.find(': "', at + 3)
+            return result
+        result = {}
         for line in lines[1:]:
             if not line:
                 continue
@@ -197,6 +211,9 @@ A longer one is a ``ProtocolError``, before ``int()`` (whose cost grows with the
 
 def to_int(raw: Mapping[str, str], key: str) -> int:
     """Field ``key`` as an integer (optionally signed), of at most ``INT_DIGITS_MAX`` digits."""
+    text = raw.get(key)
+    if text is not None and len(text) <= INT_DIGITS_MAX and text.isdigit() and text.isascii():
+        return int(text)  # the common case, at once
     text = _field(raw, key)
     digits = text[1:] if text[:1] == "-" else text
     if not digits.isdigit() or not digits.isascii():

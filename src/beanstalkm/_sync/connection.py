@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 37e7ac1bf150049cf003648ef54c82131693b5ecf6ac6fab3e96a3f45be5b29b). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 f635c4960612fbfa041f367cef49de53b4ce62e906dc4dc8ac3e51ccf9aecdf5). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -56,6 +56,7 @@ class Connection(ConnectionBase[Message]):
         self.queue = Queue(self)
         self._transport: SocketTransport | None = None
         self._lock = new_lock()
+        self._alone = self._lock
         self.connect()
 
     # -- connection management -------------------------------------------------
@@ -66,7 +67,7 @@ class Connection(ConnectionBase[Message]):
 
     def connect(self) -> None:
         """Connect (if not connected) and restore the watch list; the used tube is restored when next needed."""
-        with self._lock:
+        with self._alone:
             if self._transport is None:
                 self._open()
 
@@ -95,11 +96,15 @@ class Connection(ConnectionBase[Message]):
         transport = self._transport
         if transport is None:
             return self._open()
+        self._in_step(transport, requests)
+        return transport
+
+    def _in_step(self, transport: SocketTransport, requests: Sequence[Request[Any]]) -> None:
+        """Bytes waiting before a write are a reply to no command: a ``ProtocolError`` (the connection dropped)."""
         if self._reader.buffered or transport.readable():
             waiting = self._reader.buffered or transport.waiting()
             if waiting:
                 raise self._stray(requests, waiting)
-        return transport
 
     @property
     def _link(self) -> object | None:
@@ -121,7 +126,7 @@ class Connection(ConnectionBase[Message]):
         transport = self._transport
         if transport is not None and transport.blocking:
             transport.interrupt()
-        with self._lock:
+        with self._alone:
             transport, self._transport = self._transport, None
             self._reader.clear()
             if transport is not None:
@@ -157,7 +162,7 @@ class Connection(ConnectionBase[Message]):
         expected) takes a direct path; everything else goes through the
         session's exchange.
         """
-        with self._lock:
+        with self._alone:
             transport = self._ready((request,))
             session, reader = self._session, self._reader
             if not request.expects_reply or not session.simple(request, tube):
@@ -186,7 +191,7 @@ class Connection(ConnectionBase[Message]):
 
     def _converse(self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]) -> T:
         """Pump a conversation (``start(session, reader)``, begun once connected)."""
-        with self._lock:
+        with self._alone:
             transport = self._ready(requests)
             return self._pump(transport, start(self._session, self._reader), requests)
 

@@ -37,6 +37,12 @@ class StreamTransport:
         self.blocking = False
         inbox = getattr(reader, "_buffer", None)  # asyncio's StreamReader: bytes read ahead, not yet taken
         self._inbox = inbox if isinstance(inbox, bytearray) else bytearray()
+        transport = writer.transport
+        if isinstance(getattr(transport, "max_size", None), int):
+            # asyncio's socket transport receives up to 256 KiB at a time into a new bytes object,
+            # shrunk to what came: glibc serves that size with mmap, and an mmap, mremap and munmap per
+            # reply cost more than the rest of a small command. 64 KiB comes from the heap.
+            vars(transport)["max_size"] = RECV
 
     @classmethod
     async def open(
