@@ -26,14 +26,16 @@ beanstalkd:
 		|| { echo "ERROR: could not install beanstalkd with apt-get; install it and re-run" >&2; exit 1; }; \
 	else echo "ERROR: beanstalkd is not installed and apt-get is unavailable; install beanstalkd (or set BEANSTALKD=/path) and re-run" >&2; exit 1; fi
 
-# tmux, for the test that runs `beanstalkm top` in a real terminal: installed the same way.
+# Test tools: tmux (the test that runs `beanstalkm top` in a real terminal) and openssl (the TLS test's
+# self-signed certificate), installed the same way as beanstalkd.
 tmux:
-	@if command -v tmux >/dev/null 2>&1; then :; \
+	@missing=""; for tool in tmux openssl; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif command -v apt-get >/dev/null 2>&1; then \
-		echo "installing tmux (apt-get)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null \
-		|| { echo "ERROR: could not install tmux with apt-get; install it and re-run" >&2; exit 1; }; \
-	else echo "ERROR: tmux is not installed and apt-get is unavailable; install tmux and re-run" >&2; exit 1; fi
+		echo "installing$$missing (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+		|| { echo "ERROR: could not install$$missing with apt-get; install it and re-run" >&2; exit 1; }; \
+	else echo "ERROR:$$missing not installed and apt-get is unavailable; install it and re-run" >&2; exit 1; fi
 
 generate: venv
 	$(PY) -m codegen
