@@ -10,6 +10,11 @@ Run just these: ``python benchmarks/run.py --cli`` (``--quick`` for 10,000 jobs 
 * ``tubes``: ``beanstalkm --json tubes`` over N tubes (``list-tubes`` then ``stats-tube`` pipelined)
   against ``list-tubes`` then one ``stats-tube`` round trip per tube.
 
+``--cli`` also prints the capacity model that bounds those ratios (``capacity``): for each command the
+bulk commands send, pipelined in batches of 1,000 as they send it, beanstalkd's own CPU per command
+(``/proc/<pid>/stat`` utime + stime before and after), this process's CPU per command
+(``time.process_time``) and the wall time, beside the one-round-trip loop's wall time per command.
+
 The CLI runs in this process (``beanstalkm.cli.main``, stdout to /dev/null), so the figure is the command's
 work, not the interpreter's start-up (reported beside it: one ``python -m beanstalkm --version``). Each
 side runs on a freshly filled tube; the median of ``rounds`` runs is reported, with the ratio of medians.
@@ -121,6 +126,75 @@ def _tubes(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str,
     return _figure("tubes", n, "tubes", cli_times, loop_times)
 
 
+def _server_cpu(pid: int) -> float:
+    """beanstalkd's CPU seconds so far (utime + stime, /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _per_command(pid: int, commands: int, run: Callable[[], None]) -> dict[str, float]:
+    server, client, wall = _server_cpu(pid), time.process_time(), time.perf_counter()
+    run()
+    wall, client, server = time.perf_counter() - wall, time.process_time() - client, _server_cpu(pid) - server
+    return {
+        "server_us": server / commands * 1e6,
+        "client_us": client / commands * 1e6,
+        "wall_us": wall / commands * 1e6,
+    }
+
+
+def _pipelined(client: Client, ids: list[int], add: Callable[[Any, int], None]) -> Callable[[], None]:
+    def run() -> None:
+        for start in range(0, len(ids), 1000):
+            pipeline = client.pipeline()
+            for job_id in ids[start : start + 1000]:
+                add(pipeline, job_id)
+            pipeline.execute()
+
+    return run
+
+
+def capacity(server: BeanstalkdServer, n: int) -> list[dict[str, Any]]:
+    """beanstalkd's CPU, this process's CPU and the wall time per command, for each command of the bulk
+    commands as they send it (pipelined, 1,000 a write), and for one ``delete`` per round trip."""
+    if server.pid is None:
+        return []
+    pid = server.pid
+    out: list[dict[str, Any]] = []
+    with Client(server.host, server.port, validate=False) as client:
+        ids = _fill(client, "capacity", n)
+        steps: list[tuple[str, int, Callable[[], None]]] = [
+            ("stats-job (raw YAML), pipelined", n, _pipelined(client, ids, lambda p, i: p.stats_job_yaml(i))),
+            ("peek, pipelined", n, _pipelined(client, ids, lambda p, i: p.peek(i))),
+            ("delete, pipelined", n, _pipelined(client, ids, lambda p, i: p.delete(i))),
+        ]
+        for name, commands, run in steps:
+            out.append({"command": name, **_per_command(pid, commands, run)})
+        ids = _fill(client, "capacity", n)
+        client.watch("capacity")
+        client.ignore("default")
+
+        def reserve_and_delete() -> None:
+            while client.reserve_many(1000, 0, drop=True):
+                pass
+
+        out.append(
+            {
+                "command": "reserve-with-timeout 0 + delete (reserve_many)",
+                **_per_command(pid, 2 * n, reserve_and_delete),
+            }
+        )
+        ids = _fill(client, "capacity", n)
+
+        def one_by_one() -> None:
+            for job_id in ids:
+                client.queue.delete(job_id)
+
+        out.append({"command": "delete, one round trip each", **_per_command(pid, n, one_by_one)})
+    return out
+
+
 def _figure(name: str, n: int, unit: str, cli_times: list[float], loop_times: list[float]) -> dict[str, Any]:
     cli_s, loop_s = statistics.median(cli_times), statistics.median(loop_times)
     return {
@@ -151,6 +225,7 @@ def run_cli_benchmarks(quick: bool, pin_mode: str = "split", rounds: int = 3) ->
             _export(server, url, jobs, rounds),
             _tubes(server, url, tubes, rounds),
         ]
+        costs = capacity(server, jobs)
     startup = _startup()
     print(f"\nCLI bulk commands vs a one-round-trip-per-command loop (median of {rounds}; target >= {TARGET:g}x)")
     print(f"  regime {regime}: {regime_text}")
@@ -160,7 +235,13 @@ def run_cli_benchmarks(quick: bool, pin_mode: str = "split", rounds: int = 3) ->
             f"loop {r['loop_s'] * 1000:9.1f} ms   {r['ratio']:6.1f}x  {'met' if r['met'] else 'MISSED'}"
         )
     print(f"  (start-up of `python -m beanstalkm`, not included above: {startup * 1000:.0f} ms)")
-    return {"cases": results, "startup_s": startup, "target": TARGET, "regime": regime}
+    print(f"\nCapacity: CPU and wall time per command ({jobs:,} jobs; beanstalkd from /proc/<pid>/stat)")
+    for c in costs:
+        print(
+            f"  {c['command']:<48} beanstalkd {c['server_us']:5.1f} us   client {c['client_us']:5.1f} us   "
+            f"wall {c['wall_us']:6.1f} us"
+        )
+    return {"cases": results, "startup_s": startup, "target": TARGET, "regime": regime, "capacity": costs}
 
 
 def cli_targets(figures: dict[str, Any]) -> list[dict[str, Any]]:

@@ -54,6 +54,7 @@ from beanstalkm.cli._jobs import (
     JobRecord,
     claim,
     delete_ids,
+    drain_ready,
     inspect,
     job_record,
     put_jobs,
@@ -757,6 +758,15 @@ def _count(stats: TubeStats | None, states: Sequence[str]) -> int:
     return sum(int(str(stats[f"current-jobs-{state}"])) for state in states)
 
 
+def _drain(ctx: Ctx, server: Server, tube: str, ready: int) -> int:
+    """The ready jobs of a flush (at most the ``ready`` counted at its start), reserved and deleted on a
+    connection of their own, closed after: a job it still holds is ready again, for the id walk."""
+    if ready == 0:
+        return 0
+    with connect(server, ctx.timeout, validate=False) as drainer:
+        return drain_ready(drainer, tube, ready)
+
+
 @cli.command("flush")
 @click.argument("tube", type=TUBE)
 @click.option("--ready", is_flag=True, help="delete the ready jobs")
@@ -783,8 +793,14 @@ def flush_command(ctx: Ctx, tube: str, ready: bool, delayed: bool, buried: bool,
     report: list[dict[str, object]] = []
     for server, client in up:
         deleted = skipped = 0
-        with progress(ctx, f"flush {tube} on {server.url}", _count(tube_count(client, tube), states)) as bar:
-            for batch in scan(client, tube):
+        counted = tube_count(client, tube)
+        with progress(ctx, f"flush {tube} on {server.url}", _count(counted, states)) as bar:
+            drained = _drain(ctx, server, tube, _count(counted, ("ready",))) if "ready" in states else 0
+            deleted += drained
+            bar.advance(drained)
+            done = states == ("ready",) and _count(tube_count(client, tube), states) == 0  # else the walk
+            walk = iter(()) if done else scan(client, tube)
+            for batch in walk:
                 ids = [stats.id for stats in batch if stats.state in states]
                 missing = delete_ids(client, ids)
                 deleted += len(ids) - len(missing)
