@@ -35,7 +35,8 @@ from typing import Any
 from beanstalkm import Client, JobStats, Message
 from beanstalkm.cli import main as cli_main
 from beanstalkm.testing import BeanstalkdServer
-from bench.env import pin
+from bench.env import LoadMeter, pin
+from bench.wire import raw_open
 
 TARGET = 10.0
 BODY = json.dumps({"to": "someone@example.com", "n": 0}).encode()
@@ -58,10 +59,19 @@ def _cli(url: str, *args: str) -> None:
         raise RuntimeError(f"beanstalkm {' '.join(args)} exited {code}")
 
 
-def _timed(run: Callable[[], None]) -> float:
-    start = time.perf_counter()
+_CPU: dict[str, list[tuple[float, float]]] = {}  # (client, beanstalkd) CPU seconds of each timed run, by label
+_PID: list[int] = []  # the benchmark server's pid
+
+
+def _timed(run: Callable[[], None], label: str = "") -> float:
+    server = _server_cpu(_PID[0]) if _PID else 0.0
+    client, start = time.process_time(), time.perf_counter()
     run()
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    if label:
+        server = (_server_cpu(_PID[0]) - server) if _PID else 0.0
+        _CPU.setdefault(label, []).append((time.process_time() - client, server))
+    return wall
 
 
 def _flush(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str, Any]:
@@ -74,7 +84,7 @@ def _flush(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str,
             def flush(tube: str = tube) -> None:
                 _cli(url, "flush", tube, "--yes")
 
-            cli_times.append(_timed(flush))
+            cli_times.append(_timed(flush, "flush-cli"))
             assert client.queue.list_tubes().count(tube) == 0 or client.queue.stats_tube(tube).total_jobs == n
             tube = f"flush-loop-{r}"
             ids = _fill(client, tube, n)
@@ -83,7 +93,7 @@ def _flush(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str,
                 for job_id in ids:
                     client.queue.delete(job_id)
 
-            loop_times.append(_timed(loop))
+            loop_times.append(_timed(loop, "flush-loop"))
     return _figure("flush", n, "jobs", cli_times, loop_times)
 
 
@@ -93,7 +103,7 @@ def _export(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str
         tube = "export"
         ids = _fill(client, tube, n)
         for _ in range(rounds):
-            cli_times.append(_timed(lambda: _cli(url, "export", tube)))
+            cli_times.append(_timed(lambda: _cli(url, "export", tube), "export-cli"))
 
             def loop() -> None:
                 with open(os.devnull, "w") as sink:
@@ -104,7 +114,7 @@ def _export(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str
                             line = {"id": job_id, "state": stats.state, "priority": stats.pri, "ttr": stats.ttr}
                             sink.write(json.dumps({**line, "data": message.raw.decode()}) + "\n")
 
-            loop_times.append(_timed(loop))
+            loop_times.append(_timed(loop, "export-loop"))
         client.delete_many(ids)
     return _figure("export", n, "jobs", cli_times, loop_times)
 
@@ -116,13 +126,13 @@ def _tubes(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str,
             client.queue.use(f"tube-{i:05d}")
             client.queue.put(BODY)
         for _ in range(rounds):
-            cli_times.append(_timed(lambda: _cli(url, "--json", "tubes")))
+            cli_times.append(_timed(lambda: _cli(url, "--json", "tubes"), "tubes-cli"))
 
             def loop() -> None:
                 for name in client.queue.list_tubes():
                     client.queue.stats_tube(name)
 
-            loop_times.append(_timed(loop))
+            loop_times.append(_timed(loop, "tubes-loop"))
     return _figure("tubes", n, "tubes", cli_times, loop_times)
 
 
@@ -186,6 +196,24 @@ def capacity(server: BeanstalkdServer, n: int) -> list[dict[str, Any]]:
             }
         )
         ids = _fill(client, "capacity", n)
+        raw = raw_open((server.host, server.port), watch="capacity")
+
+        def raw_pairs() -> None:  # the floor of a client: bytes out, lengths read, nothing decoded
+            for start in range(0, n, 1000):
+                chunk = ids[start : start + 1000]
+                raw.sock.sendall(b"".join(b"stats-job %d\r\npeek %d\r\n" % (i, i) for i in chunk))
+                for _ in range(2 * len(chunk)):
+                    raw.body(int(raw.line().rsplit(b" ", 1)[1]))
+
+        out.append({"command": "raw socket: stats-job + peek, pipelined", **_per_command(pid, 2 * n, raw_pairs)})
+
+        def raw_drain() -> None:
+            while batch := raw.reserve_batch(1000):
+                raw.delete_batch(batch)
+
+        out.append({"command": "raw socket: reserve-with-timeout 0 + delete", **_per_command(pid, 2 * n, raw_drain)})
+        raw.close()
+        ids = _fill(client, "capacity", n)
 
         def one_by_one() -> None:
             for job_id in ids:
@@ -197,7 +225,13 @@ def capacity(server: BeanstalkdServer, n: int) -> list[dict[str, Any]]:
 
 def _figure(name: str, n: int, unit: str, cli_times: list[float], loop_times: list[float]) -> dict[str, Any]:
     cli_s, loop_s = statistics.median(cli_times), statistics.median(loop_times)
+    cpu = {
+        f"{side}_{who}_us": statistics.median(c[k] for c in _CPU.get(f"{name}-{side}", [(0.0, 0.0)])) / n * 1e6
+        for side in ("cli", "loop")
+        for k, who in enumerate(("client", "server"))
+    }
     return {
+        **cpu,
         "case": name,
         "n": n,
         "unit": unit,
@@ -219,6 +253,8 @@ def run_cli_benchmarks(quick: bool, pin_mode: str = "split", rounds: int = 3) ->
     jobs, tubes = (10_000, 200) if quick else (100_000, 1_000)
     with BeanstalkdServer() as server:
         regime, regime_text = pin(pin_mode, [server.pid] if server.pid is not None else [])
+        _PID[:] = [server.pid] if server.pid is not None else []
+        load = LoadMeter(list(_PID))
         url = f"beanstalk://{server.host}:{server.port}"
         results = [
             _flush(server, url, jobs, rounds),
@@ -226,6 +262,7 @@ def run_cli_benchmarks(quick: bool, pin_mode: str = "split", rounds: int = 3) ->
             _tubes(server, url, tubes, rounds),
         ]
         costs = capacity(server, jobs)
+        other = load.other_cpus()
     startup = _startup()
     print(f"\nCLI bulk commands vs a one-round-trip-per-command loop (median of {rounds}; target >= {TARGET:g}x)")
     print(f"  regime {regime}: {regime_text}")
@@ -234,14 +271,28 @@ def run_cli_benchmarks(quick: bool, pin_mode: str = "split", rounds: int = 3) ->
             f"  {r['case']:<7} {r['n']:>7,} {r['unit']:<5}  cli {r['cli_s'] * 1000:9.1f} ms   "
             f"loop {r['loop_s'] * 1000:9.1f} ms   {r['ratio']:6.1f}x  {'met' if r['met'] else 'MISSED'}"
         )
+        print(
+            f"  {'':<7} CPU per {r['unit'][:-1]}: cli client {r['cli_client_us']:5.1f} us + beanstalkd "
+            f"{r['cli_server_us']:5.1f} us;  loop client {r['loop_client_us']:5.1f} us + beanstalkd "
+            f"{r['loop_server_us']:5.1f} us"
+        )
     print(f"  (start-up of `python -m beanstalkm`, not included above: {startup * 1000:.0f} ms)")
+    if other is not None:
+        print(f"  other load meanwhile: {other['other']:.2f} CPUs used by other processes, {other['steal']:.2f} stolen")
     print(f"\nCapacity: CPU and wall time per command ({jobs:,} jobs; beanstalkd from /proc/<pid>/stat)")
     for c in costs:
         print(
             f"  {c['command']:<48} beanstalkd {c['server_us']:5.1f} us   client {c['client_us']:5.1f} us   "
             f"wall {c['wall_us']:6.1f} us"
         )
-    return {"cases": results, "startup_s": startup, "target": TARGET, "regime": regime, "capacity": costs}
+    return {
+        "cases": results,
+        "startup_s": startup,
+        "target": TARGET,
+        "regime": regime,
+        "capacity": costs,
+        "load": other,
+    }
 
 
 def cli_targets(figures: dict[str, Any]) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 Per tube: ready / reserved / delayed / buried / urgent counts, waiting workers, put/s and done/s
 (from the deltas of the tube's ``total-jobs`` and ``cmd-delete`` between two samples), the age of
 the job at the head of the ready queue (``peek-ready`` + ``stats-job``: the next job a worker
-gets), and buried counts highlighted when they grow. Keys: q quit, s sort, up/down select,
+gets), buried counts highlighted when they grow, and the tube's failure records (``failed``: the
+worker's ``TUBE.failed.ID`` tubes are counted there, not shown, unless ``--all``). Keys: q quit, s sort, up/down select,
 k kick the selected tube, p pause or resume it. ``--once`` prints one frame (two samples
 ``--interval`` apart, for the rates) and exits; with ``--json`` it is one JSON document.
 """
