@@ -10,6 +10,11 @@ Run just these: ``python benchmarks/run.py --cli`` (``--quick`` for 10,000 jobs 
 * ``tubes``: ``beanstalkm --json tubes`` over N tubes (``list-tubes`` then ``stats-tube`` pipelined)
   against ``list-tubes`` then one ``stats-tube`` round trip per tube.
 
+``--cli`` also prints the capacity model that bounds those ratios (``capacity``): for each command the
+bulk commands send, pipelined in batches of 1,000 as they send it, beanstalkd's own CPU per command
+(``/proc/<pid>/stat`` utime + stime before and after), this process's CPU per command
+(``time.process_time``) and the wall time, beside the one-round-trip loop's wall time per command.
+
 The CLI runs in this process (``beanstalkm.cli.main``, stdout to /dev/null), so the figure is the command's
 work, not the interpreter's start-up (reported beside it: one ``python -m beanstalkm --version``). Each
 side runs on a freshly filled tube; the median of ``rounds`` runs is reported, with the ratio of medians.
@@ -30,7 +35,8 @@ from typing import Any
 from beanstalkm import Client, JobStats, Message
 from beanstalkm.cli import main as cli_main
 from beanstalkm.testing import BeanstalkdServer
-from bench.env import pin
+from bench.env import LoadMeter, pin
+from bench.wire import raw_open
 
 TARGET = 10.0
 BODY = json.dumps({"to": "someone@example.com", "n": 0}).encode()
@@ -53,10 +59,19 @@ def _cli(url: str, *args: str) -> None:
         raise RuntimeError(f"beanstalkm {' '.join(args)} exited {code}")
 
 
-def _timed(run: Callable[[], None]) -> float:
-    start = time.perf_counter()
+_CPU: dict[str, list[tuple[float, float]]] = {}  # (client, beanstalkd) CPU seconds of each timed run, by label
+_PID: list[int] = []  # the benchmark server's pid
+
+
+def _timed(run: Callable[[], None], label: str = "") -> float:
+    server = _server_cpu(_PID[0]) if _PID else 0.0
+    client, start = time.process_time(), time.perf_counter()
     run()
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    if label:
+        server = (_server_cpu(_PID[0]) - server) if _PID else 0.0
+        _CPU.setdefault(label, []).append((time.process_time() - client, server))
+    return wall
 
 
 def _flush(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str, Any]:
@@ -69,7 +84,7 @@ def _flush(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str,
             def flush(tube: str = tube) -> None:
                 _cli(url, "flush", tube, "--yes")
 
-            cli_times.append(_timed(flush))
+            cli_times.append(_timed(flush, "flush-cli"))
             assert client.queue.list_tubes().count(tube) == 0 or client.queue.stats_tube(tube).total_jobs == n
             tube = f"flush-loop-{r}"
             ids = _fill(client, tube, n)
@@ -78,7 +93,7 @@ def _flush(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str,
                 for job_id in ids:
                     client.queue.delete(job_id)
 
-            loop_times.append(_timed(loop))
+            loop_times.append(_timed(loop, "flush-loop"))
     return _figure("flush", n, "jobs", cli_times, loop_times)
 
 
@@ -88,7 +103,7 @@ def _export(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str
         tube = "export"
         ids = _fill(client, tube, n)
         for _ in range(rounds):
-            cli_times.append(_timed(lambda: _cli(url, "export", tube)))
+            cli_times.append(_timed(lambda: _cli(url, "export", tube), "export-cli"))
 
             def loop() -> None:
                 with open(os.devnull, "w") as sink:
@@ -99,7 +114,7 @@ def _export(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str
                             line = {"id": job_id, "state": stats.state, "priority": stats.pri, "ttr": stats.ttr}
                             sink.write(json.dumps({**line, "data": message.raw.decode()}) + "\n")
 
-            loop_times.append(_timed(loop))
+            loop_times.append(_timed(loop, "export-loop"))
         client.delete_many(ids)
     return _figure("export", n, "jobs", cli_times, loop_times)
 
@@ -111,19 +126,112 @@ def _tubes(server: BeanstalkdServer, url: str, n: int, rounds: int) -> dict[str,
             client.queue.use(f"tube-{i:05d}")
             client.queue.put(BODY)
         for _ in range(rounds):
-            cli_times.append(_timed(lambda: _cli(url, "--json", "tubes")))
+            cli_times.append(_timed(lambda: _cli(url, "--json", "tubes"), "tubes-cli"))
 
             def loop() -> None:
                 for name in client.queue.list_tubes():
                     client.queue.stats_tube(name)
 
-            loop_times.append(_timed(loop))
+            loop_times.append(_timed(loop, "tubes-loop"))
     return _figure("tubes", n, "tubes", cli_times, loop_times)
+
+
+def _server_cpu(pid: int) -> float:
+    """beanstalkd's CPU seconds so far (utime + stime, /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _per_command(pid: int, commands: int, run: Callable[[], None]) -> dict[str, float]:
+    server, client, wall = _server_cpu(pid), time.process_time(), time.perf_counter()
+    run()
+    wall, client, server = time.perf_counter() - wall, time.process_time() - client, _server_cpu(pid) - server
+    return {
+        "server_us": server / commands * 1e6,
+        "client_us": client / commands * 1e6,
+        "wall_us": wall / commands * 1e6,
+    }
+
+
+def _pipelined(client: Client, ids: list[int], add: Callable[[Any, int], None]) -> Callable[[], None]:
+    def run() -> None:
+        for start in range(0, len(ids), 1000):
+            pipeline = client.pipeline()
+            for job_id in ids[start : start + 1000]:
+                add(pipeline, job_id)
+            pipeline.execute()
+
+    return run
+
+
+def capacity(server: BeanstalkdServer, n: int) -> list[dict[str, Any]]:
+    """beanstalkd's CPU, this process's CPU and the wall time per command, for each command of the bulk
+    commands as they send it (pipelined, 1,000 a write), and for one ``delete`` per round trip."""
+    if server.pid is None:
+        return []
+    pid = server.pid
+    out: list[dict[str, Any]] = []
+    with Client(server.host, server.port, validate=False) as client:
+        ids = _fill(client, "capacity", n)
+        steps: list[tuple[str, int, Callable[[], None]]] = [
+            ("stats-job (raw YAML), pipelined", n, _pipelined(client, ids, lambda p, i: p.stats_job_yaml(i))),
+            ("peek, pipelined", n, _pipelined(client, ids, lambda p, i: p.peek(i))),
+            ("delete, pipelined", n, _pipelined(client, ids, lambda p, i: p.delete(i))),
+        ]
+        for name, commands, run in steps:
+            out.append({"command": name, **_per_command(pid, commands, run)})
+        ids = _fill(client, "capacity", n)
+        client.watch("capacity")
+        client.ignore("default")
+
+        def reserve_and_delete() -> None:
+            while client.reserve_many(1000, 0, drop=True):
+                pass
+
+        out.append(
+            {
+                "command": "reserve-with-timeout 0 + delete (reserve_many)",
+                **_per_command(pid, 2 * n, reserve_and_delete),
+            }
+        )
+        ids = _fill(client, "capacity", n)
+        raw = raw_open((server.host, server.port), watch="capacity")
+
+        def raw_pairs() -> None:  # the floor of a client: bytes out, lengths read, nothing decoded
+            for start in range(0, n, 1000):
+                chunk = ids[start : start + 1000]
+                raw.sock.sendall(b"".join(b"stats-job %d\r\npeek %d\r\n" % (i, i) for i in chunk))
+                for _ in range(2 * len(chunk)):
+                    raw.body(int(raw.line().rsplit(b" ", 1)[1]))
+
+        out.append({"command": "raw socket: stats-job + peek, pipelined", **_per_command(pid, 2 * n, raw_pairs)})
+
+        def raw_drain() -> None:
+            while batch := raw.reserve_batch(1000):
+                raw.delete_batch(batch)
+
+        out.append({"command": "raw socket: reserve-with-timeout 0 + delete", **_per_command(pid, 2 * n, raw_drain)})
+        raw.close()
+        ids = _fill(client, "capacity", n)
+
+        def one_by_one() -> None:
+            for job_id in ids:
+                client.queue.delete(job_id)
+
+        out.append({"command": "delete, one round trip each", **_per_command(pid, n, one_by_one)})
+    return out
 
 
 def _figure(name: str, n: int, unit: str, cli_times: list[float], loop_times: list[float]) -> dict[str, Any]:
     cli_s, loop_s = statistics.median(cli_times), statistics.median(loop_times)
+    cpu = {
+        f"{side}_{who}_us": statistics.median(c[k] for c in _CPU.get(f"{name}-{side}", [(0.0, 0.0)])) / n * 1e6
+        for side in ("cli", "loop")
+        for k, who in enumerate(("client", "server"))
+    }
     return {
+        **cpu,
         "case": name,
         "n": n,
         "unit": unit,
@@ -145,12 +253,16 @@ def run_cli_benchmarks(quick: bool, pin_mode: str = "split", rounds: int = 3) ->
     jobs, tubes = (10_000, 200) if quick else (100_000, 1_000)
     with BeanstalkdServer() as server:
         regime, regime_text = pin(pin_mode, [server.pid] if server.pid is not None else [])
+        _PID[:] = [server.pid] if server.pid is not None else []
+        load = LoadMeter(list(_PID))
         url = f"beanstalk://{server.host}:{server.port}"
         results = [
             _flush(server, url, jobs, rounds),
             _export(server, url, jobs, rounds),
             _tubes(server, url, tubes, rounds),
         ]
+        costs = capacity(server, jobs)
+        other = load.other_cpus()
     startup = _startup()
     print(f"\nCLI bulk commands vs a one-round-trip-per-command loop (median of {rounds}; target >= {TARGET:g}x)")
     print(f"  regime {regime}: {regime_text}")
@@ -159,8 +271,28 @@ def run_cli_benchmarks(quick: bool, pin_mode: str = "split", rounds: int = 3) ->
             f"  {r['case']:<7} {r['n']:>7,} {r['unit']:<5}  cli {r['cli_s'] * 1000:9.1f} ms   "
             f"loop {r['loop_s'] * 1000:9.1f} ms   {r['ratio']:6.1f}x  {'met' if r['met'] else 'MISSED'}"
         )
+        print(
+            f"  {'':<7} CPU per {r['unit'][:-1]}: cli client {r['cli_client_us']:5.1f} us + beanstalkd "
+            f"{r['cli_server_us']:5.1f} us;  loop client {r['loop_client_us']:5.1f} us + beanstalkd "
+            f"{r['loop_server_us']:5.1f} us"
+        )
     print(f"  (start-up of `python -m beanstalkm`, not included above: {startup * 1000:.0f} ms)")
-    return {"cases": results, "startup_s": startup, "target": TARGET, "regime": regime}
+    if other is not None:
+        print(f"  other load meanwhile: {other['other']:.2f} CPUs used by other processes, {other['steal']:.2f} stolen")
+    print(f"\nCapacity: CPU and wall time per command ({jobs:,} jobs; beanstalkd from /proc/<pid>/stat)")
+    for c in costs:
+        print(
+            f"  {c['command']:<48} beanstalkd {c['server_us']:5.1f} us   client {c['client_us']:5.1f} us   "
+            f"wall {c['wall_us']:6.1f} us"
+        )
+    return {
+        "cases": results,
+        "startup_s": startup,
+        "target": TARGET,
+        "regime": regime,
+        "capacity": costs,
+        "load": other,
+    }
 
 
 def cli_targets(figures: dict[str, Any]) -> list[dict[str, Any]]:

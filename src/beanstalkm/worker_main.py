@@ -21,12 +21,14 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import FailureRecord
 from beanstalkm._errors import BeanstalkmException, InvalidArgument, SocketError
+from beanstalkm._generated.commands import TUBE_RULE
 from beanstalkm._sync.client import Client
 from beanstalkm._sync.failures import list_records, purge_records, retry_records
 from beanstalkm._sync.worker import Worker
@@ -51,6 +53,21 @@ class _Usage(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise _Usage(f"{self.prog}: {message}")
+
+
+def _tube(text: str) -> str:
+    """A tube name argument, checked as beanstalkd would (a bad one is a usage error, exit 2)."""
+    try:
+        return TUBE_RULE.check("tube", text)
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _job_id(text: str) -> int:
+    """A job id argument: a whole number from 1 to 2**64-1 (else a usage error, exit 2)."""
+    if not text.isdigit() or not 1 <= int(text) < 2**64:
+        raise argparse.ArgumentTypeError(f"bad job id {text!r}: job ids are whole numbers from 1 to 2**64-1")
+    return int(text)
 
 
 def _urls(servers: Sequence[str]) -> list[str]:
@@ -93,8 +110,8 @@ def _parser() -> _Parser:
         ("purge", "delete buried jobs and their records"),
     ):
         action = actions.add_parser(name, help=text)
-        action.add_argument("tube")
-        action.add_argument("ids", nargs="*" if name != "show" else "+", type=int, metavar="ID", help="job ids")
+        action.add_argument("tube", type=_tube)
+        action.add_argument("ids", nargs="*" if name != "show" else "+", type=_job_id, metavar="ID", help="job ids")
         if name in ("retry", "purge"):
             action.add_argument("--all", action="store_true", help="every record of the tube (no ids given)")
         _add_common(action)
@@ -102,30 +119,45 @@ def _parser() -> _Parser:
 
 
 def main(
-    argv: Sequence[str], *, servers: Sequence[str] = (), json_output: bool = False, timeout: float | None = None
+    argv: Sequence[str],
+    *,
+    servers: Sequence[str] = (),
+    json_output: bool = False,
+    timeout: float | None = None,
+    debug: bool = False,
 ) -> int:
-    """Run ``argv`` (``["worker", ...]`` or ``["failed", ...]``); the exit code."""
+    """Run ``argv`` (``["worker", ...]`` or ``["failed", ...]``); the exit code. Each failure is one line on
+    stderr (with ``debug``, after its traceback)."""
     out = sys.stdout
     try:
-        args = _parser().parse_args(list(argv))
-        urls = _urls([*servers, *args.server])
-        json_output = json_output or args.json
-        timeout = args.timeout if args.timeout is not None else timeout
-        if args.command == "worker":
-            return _worker(args, urls, timeout, bool(servers))
-        return _failed(args, urls, timeout if timeout is not None else CLI_TIMEOUT, json_output, out)
-    except _Usage as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
-    except InvalidArgument as exc:
-        print(f"beanstalkm: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SocketError as exc:
-        print(f"beanstalkm: no server reachable: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except BeanstalkmException as exc:
-        print(f"beanstalkm: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return _main(argv, servers, json_output, timeout, out)
+    except (_Usage, InvalidArgument, SocketError, BeanstalkmException) as exc:
+        if debug:
+            traceback.print_exc()
+        code, line = _failure(exc)
+        print(line, file=sys.stderr)
+        return code
+
+
+def _failure(exc: Exception) -> tuple[int, str]:
+    """The exit code and the line on stderr of a failure."""
+    if isinstance(exc, _Usage):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, InvalidArgument):
+        return EXIT_USAGE, f"beanstalkm: {exc}"
+    if isinstance(exc, SocketError):
+        return EXIT_UNREACHABLE, f"beanstalkm: no server reachable: {exc}"
+    return EXIT_FAILED, f"beanstalkm: {exc}"
+
+
+def _main(argv: Sequence[str], servers: Sequence[str], json_output: bool, timeout: float | None, out: TextIO) -> int:
+    args = _parser().parse_args(list(argv))
+    urls = _urls([*servers, *args.server])
+    json_output = json_output or args.json
+    timeout = args.timeout if args.timeout is not None else timeout
+    if args.command == "worker":
+        return _worker(args, urls, timeout, bool(servers))
+    return _failed(args, urls, timeout if timeout is not None else CLI_TIMEOUT, json_output, out)
 
 
 def _load(target: str) -> Any:
@@ -216,6 +248,8 @@ def _failed(args: argparse.Namespace, urls: list[str], timeout: float | None, as
     ids: list[int] | None = args.ids or None
     if args.action in ("retry", "purge") and ids is None and not args.all:
         raise _Usage(f"beanstalkm failed {args.action}: name job ids, or --all for every record of the tube")
+    if len(urls) > 1:  # job ids are per server: one server at a time, never the first one silently
+        raise _Usage(f"beanstalkm failed {args.action}: name one server with -s (given {len(urls)}: {', '.join(urls)})")
     client = Client.from_url(urls[0], timeout=timeout)
     try:
         if args.action == "retry":

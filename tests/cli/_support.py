@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from beanstalkm import Client, JobStats
+from beanstalkm import BuryJob, Client, JobStats, Message, Worker
 from beanstalkm.testing import BeanstalkdServer
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -123,3 +123,21 @@ def populate(server: BeanstalkdServer, tube: str = "mixed") -> Iterator[Mixed]:
     finally:
         holder.close()
         c.close()
+
+
+def bury_with_records(server: BeanstalkdServer, tube: str, n: int) -> list[int]:
+    """Put ``n`` jobs into ``tube`` and let a real worker (one burst) bury each with a failure record."""
+    with client(server) as c:
+        ids = [c.put({"n": i}, tube=tube, priority=10 + i).uid for i in range(n)]
+        c.put({"keep": True}, tube="other")
+    worker = Worker(host=server.host, port=server.port)
+
+    @worker.handler(tube)
+    def fail(message: Message) -> None:
+        raise BuryJob(f"cannot send {message.body['n']}")
+
+    worker.run(burst=True)
+    with client(server) as c:
+        assert [c.queue.stats_job(i).state for i in ids] == ["buried"] * n
+        assert sorted(t for t in c.queue.list_tubes() if ".failed." in t) == sorted(f"{tube}.failed.{i}" for i in ids)
+    return ids

@@ -69,11 +69,11 @@ def _row(screen: str, tube: str) -> list[str] | None:
 
 
 def _rates(screen: str, tube: str) -> tuple[float, float] | None:
-    cells = _row(screen, tube)
-    if cells is None or len(cells) < 9:
+    cells, header = _row(screen, tube), _row(screen, "tube")
+    if cells is None or header is None or "done/s" not in header or len(cells) <= header.index("done/s"):
         return None
     try:
-        return float(cells[7]), float(cells[8])
+        return float(cells[header.index("put/s")]), float(cells[header.index("done/s")])
     except ValueError:
         return None
 

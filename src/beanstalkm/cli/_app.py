@@ -54,12 +54,15 @@ from beanstalkm.cli._jobs import (
     JobRecord,
     claim,
     delete_ids,
+    drain_ready,
     inspect,
     job_record,
     put_jobs,
+    record_groups,
     restore,
     scan,
     snapshot,
+    stale_records,
     tube_count,
     tube_rows,
 )
@@ -71,12 +74,13 @@ R = TypeVar("R")
 KICK_ALL = 2**32 - 1
 STATES_MOVED = ("ready", "delayed", "buried")
 _RUNS: list[Ctx] = []  # the run's context, for the exit code of a partial result
-SUMMED = ("current-", "cmd-", "total-", "job-timeouts")
+SUMMED = ("current-", "cmd-", "total-", "job-timeouts", "failed")
 TUBE_COLUMNS = (
     ("ready", "current-jobs-ready"),
     ("reserved", "current-jobs-reserved"),
     ("delayed", "current-jobs-delayed"),
     ("buried", "current-jobs-buried"),
+    ("failed", "failed"),
     ("urgent", "current-jobs-urgent"),
     ("waiting", "current-waiting"),
     ("watching", "current-watching"),
@@ -204,37 +208,74 @@ def stats_command(ctx: Ctx, field: str | None) -> None:
 
 
 def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, dict[str, int | str]]], total: dict[str, int]) -> Table:
+    columns = [(title, key) for title, key in TUBE_COLUMNS if key != "failed" or "failed" in total]
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("tube")
     if ctx.several:
         table.add_column("server")
-    for title, _ in TUBE_COLUMNS:
+    for title, _ in columns:
         table.add_column(title, justify="right")
     for server, stats in rows:
-        cells = [str(stats.get(key, "")) for _, key in TUBE_COLUMNS]
-        if stats.get("current-jobs-buried"):
-            cells[3] = f"[bold red]{cells[3]}[/]"
+        cells = [str(stats.get(key, "")) for _, key in columns]
+        for k, (_, key) in enumerate(columns):
+            if key in ("current-jobs-buried", "failed") and stats.get(key):
+                cells[k] = f"[bold red]{cells[k]}[/]"
         table.add_row(str(stats["name"]), *([server.url] if ctx.several else []), *cells)
     table.add_section()
     table.add_row(
         f"TOTAL ({len(rows)})",
         *([f"{len(ctx.servers) - len(ctx.down)} up"] if ctx.several else []),
-        *[str(total.get(key, "")) for _, key in TUBE_COLUMNS],
+        *[str(total.get(key, "")) for _, key in columns],
     )
     return table
 
 
+def _grouped(rows: list[dict[str, int | str]]) -> list[dict[str, int | str]]:
+    """The rows without the failure-record tubes, each tube with ``failed``: its number of records (a
+    tube that is gone but has records gets a row of its own with only that count)."""
+    groups = record_groups(str(row["name"]) for row in rows)
+    kept = [
+        {**row, "failed": groups.failed.get(str(row["name"]), 0)}
+        for row in rows
+        if not groups.is_record(str(row["name"]))
+    ]
+    present = {str(row["name"]) for row in kept}
+    kept += [{"name": tube, "failed": n} for tube, n in groups.failed.items() if tube not in present]
+    return kept
+
+
 @cli.command("tubes")
+@click.option(
+    "--all", "show_all", is_flag=True, help="list the worker's failure-record tubes (TUBE.failed.ID) as tubes too"
+)
 @pass_ctx
-def tubes_command(ctx: Ctx) -> None:
-    """Every tube's counts on every server, in one table (stats-tube pipelined)."""
-    rows = [(server, stats) for server, client in ctx.reachable() for stats in tube_rows(client)]
+def tubes_command(ctx: Ctx, show_all: bool) -> None:
+    """Every tube's counts on every server, in one table (stats-tube pipelined).
+
+    The worker's failure-record tubes (TUBE.failed.ID, one per buried job) are counted in their tube's
+    `failed` column instead of listed, unless --all.
+    """
+    rows = [
+        (server, stats)
+        for server, client in ctx.reachable()
+        for stats in (tube_rows(client) if show_all else _grouped(tube_rows(client)))
+    ]
     rows.sort(key=lambda row: (str(row[1]["name"]), row[0].index))
     total = _totals(stats for _, stats in rows)
+    if not show_all:
+        total.setdefault("failed", 0)
     if ctx.json_output:
         emit(
             {
-                "tubes": [{"server": s.url, "tube": stats["name"], "stats": stats} for s, stats in rows],
+                "tubes": [
+                    {
+                        "server": s.url,
+                        "tube": stats["name"],
+                        "stats": {k: v for k, v in stats.items() if k != "failed"},
+                        "failed": stats.get("failed"),
+                    }
+                    for s, stats in rows
+                ],
                 "total": total,
                 "servers": [{"server": s.url, "up": s.index not in ctx.down} for s in ctx.servers],
             }
@@ -717,36 +758,82 @@ def _count(stats: TubeStats | None, states: Sequence[str]) -> int:
     return sum(int(str(stats[f"current-jobs-{state}"])) for state in states)
 
 
+def _drain(ctx: Ctx, server: Server, tube: str, ready: int) -> int:
+    """The ready jobs of a flush (at most the ``ready`` counted at its start), reserved and deleted on a
+    connection of their own, closed after: a job it still holds is ready again, for the id walk."""
+    if ready == 0:
+        return 0
+    with connect(server, ctx.timeout, validate=False) as drainer:
+        return drain_ready(drainer, tube, ready)
+
+
 @cli.command("flush")
 @click.argument("tube", type=TUBE)
 @click.option("--ready", is_flag=True, help="delete the ready jobs")
 @click.option("--delayed", is_flag=True, help="delete the delayed jobs")
 @click.option("--buried", is_flag=True, help="delete the buried jobs")
+@click.option(
+    "--records", is_flag=True, help="also delete the worker's failure records (TUBE.failed.ID) whose job is gone"
+)
 @click.option("--yes", is_flag=True, help="do not ask")
 @pass_ctx
-def flush_command(ctx: Ctx, tube: str, ready: bool, delayed: bool, buried: bool, yes: bool) -> None:
-    """Delete TUBE's jobs (all of ready, delayed and buried unless some are chosen); reserved ones stay."""
+def flush_command(ctx: Ctx, tube: str, ready: bool, delayed: bool, buried: bool, records: bool, yes: bool) -> None:
+    """Delete TUBE's jobs (all of ready, delayed and buried unless some are chosen); reserved ones stay.
+
+    A worker's failure records (TUBE.failed.ID) stay unless --records: then each record whose job is gone
+    (flushed now or before) is deleted too; a record whose job is still there is kept.
+    """
     states = _state_flags(ready, delayed, buried)
     up = list(ctx.reachable())
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError(f"flush of tube {tube!r} asks for confirmation: give --yes")
-        click.confirm(f"Delete every {'/'.join(states)} job of tube {tube!r} on {len(up)} server(s)?", abort=True)
+        also = " and the failure records of jobs gone" if records else ""
+        click.confirm(f"Delete every {'/'.join(states)} job of tube {tube!r}{also} on {len(up)} server(s)?", abort=True)
     report: list[dict[str, object]] = []
     for server, client in up:
         deleted = skipped = 0
-        with progress(ctx, f"flush {tube} on {server.url}", _count(tube_count(client, tube), states)) as bar:
-            for batch in scan(client, tube):
+        counted = tube_count(client, tube)
+        with progress(ctx, f"flush {tube} on {server.url}", _count(counted, states)) as bar:
+            drained = _drain(ctx, server, tube, _count(counted, ("ready",))) if "ready" in states else 0
+            deleted += drained
+            bar.advance(drained)
+            done = states == ("ready",) and _count(tube_count(client, tube), states) == 0  # else the walk
+            walk = iter(()) if done else scan(client, tube)
+            for batch in walk:
                 ids = [stats.id for stats in batch if stats.state in states]
                 missing = delete_ids(client, ids)
                 deleted += len(ids) - len(missing)
                 skipped += len(missing)
                 bar.advance(len(ids))
-        report.append({"server": server.url, "deleted": deleted, "skipped": skipped})
+        stale = stale_records(client, tube, purge=records)
+        report.append(
+            {
+                "server": server.url,
+                "deleted": deleted,
+                "skipped": skipped,
+                "records_deleted": stale if records else 0,
+                "records_kept": 0 if records else stale,
+            }
+        )
     total = sum(int(str(r["deleted"])) for r in report)
+    purged = sum(int(str(r["records_deleted"])) for r in report)
+    kept = sum(int(str(r["records_kept"])) for r in report)
+    text = f"deleted {total} job(s) from tube {tube!r}"
+    if records:
+        text += f" and {purged} failure record(s)"
+    elif kept:
+        text += f"; kept {kept} failure record(s) of jobs gone ({tube}.failed.ID): --records deletes them"
     ctx.report(
-        {"tube": tube, "states": list(states), "deleted": total, "servers": report},
-        f"deleted {total} job(s) from tube {tube!r}",
+        {
+            "tube": tube,
+            "states": list(states),
+            "deleted": total,
+            "records_deleted": purged,
+            "records_kept": kept,
+            "servers": report,
+        },
+        text,
     )
 
 
@@ -875,6 +962,7 @@ def _pass_through(ctx: Ctx, command: str, args: Sequence[str]) -> None:
         servers=[s.url for s in ctx.servers] if ctx.named else [],  # the default is the worker's own to find
         json_output=ctx.json_output,
         timeout=ctx.timeout,
+        debug=ctx.debug,
     )
     raise click.exceptions.Exit(code if isinstance(code, int) else EXIT_FAILED)
 

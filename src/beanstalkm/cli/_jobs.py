@@ -20,28 +20,35 @@ __all__ = [
     "JobFields",
     "JobInfo",
     "JobRecord",
+    "RecordGroups",
     "all_tube_stats",
     "claim",
     "delete_ids",
+    "drain_ready",
     "found",
     "inspect",
     "job_record",
     "outcomes_of",
     "put_jobs",
+    "record_groups",
+    "record_ids",
     "restore",
     "scan",
     "snapshot",
+    "stale_records",
     "tube_count",
     "tube_rows",
 ]
 
 import base64
 import json
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from beanstalkm import BatchFailed, Client, Message, NotFound, Pipeline, ServerStats, TubeStats
+from beanstalkm._core.worker import record_prefix
 
 BATCH = 1000
 """Commands per pipelined write in the bulk commands."""
@@ -94,6 +101,69 @@ def _tube_row(text: str) -> dict[str, int | str]:
         except ValueError:
             row[key] = value
     return row
+
+
+_RECORD_TUBE = re.compile(r"(?P<prefix>.+\.failed\.)(?P<id>[0-9]{1,20})")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordGroups:
+    """Which tubes are the worker's failure-record tubes (``<tube>.failed.<id>``, see docs/worker.md) and
+    how many records each tube has. ``owner`` maps each record tube to the tube it belongs to: a tube of
+    ``names`` whose ``record_prefix`` it starts with, else the name before ``.failed.`` (a tube that is gone
+    since, its jobs deleted; a long name's hashed prefix stays as it is)."""
+
+    owner: dict[str, str]
+    failed: dict[str, int]
+
+    def is_record(self, name: str) -> bool:
+        return name in self.owner
+
+
+def record_groups(names: Iterable[str]) -> RecordGroups:
+    """Group the failure-record tubes among ``names`` under the tubes they belong to."""
+    names = list(names)
+    records = {name: match["prefix"] for name in names if (match := _RECORD_TUBE.fullmatch(name))}
+    owners = {record_prefix(name): name for name in names if name not in records}
+    owner = {name: owners.get(prefix, prefix[: -len(".failed.")]) for name, prefix in records.items()}
+    failed: dict[str, int] = {}
+    for tube in owner.values():
+        failed[tube] = failed.get(tube, 0) + 1
+    return RecordGroups(owner, failed)
+
+
+def record_ids(client: Client, tube: str) -> dict[int, str]:
+    """The failure-record tubes of ``tube`` on this server, by the id of the job each records."""
+    prefix = record_prefix(tube)
+    found_ids: dict[int, str] = {}
+    for name in client.queue.list_tubes():
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            found_ids[int(name[len(prefix) :])] = name
+    return found_ids
+
+
+def stale_records(client: Client, tube: str, *, purge: bool) -> int:
+    """The failure records of ``tube`` whose job is gone (``stats-job`` says not found), deleted if ``purge``
+    (``use`` + ``peek-ready`` for each record's id, then ``delete``, pipelined); how many there are."""
+    names = record_ids(client, tube)
+    gone: list[str] = []
+    ids = sorted(names)
+    for start in range(0, len(ids), BATCH):
+        pipeline = client.pipeline()
+        for job_id in ids[start : start + BATCH]:
+            pipeline.stats_job_yaml(job_id)
+        results = found(pipeline)
+        gone += [names[i] for i, r in zip(ids[start : start + BATCH], results, strict=True) if isinstance(r, NotFound)]
+    if not purge or not gone:
+        return len(gone)
+    purged = 0
+    for start in range(0, len(gone), BATCH):
+        pipeline = client.pipeline()
+        for name in gone[start : start + BATCH]:
+            pipeline.use(name).peek_ready()
+        heads = [r.uid for r in found(pipeline)[1::2] if isinstance(r, Message)]
+        purged += len(heads) - len(delete_ids(client, heads))
+    return purged
 
 
 def tube_count(client: Client, tube: str) -> TubeStats | None:
@@ -361,6 +431,32 @@ def restore(client: Client, claimed: Sequence[Claimed]) -> None:
         else:
             pipeline.release(stats.id, stats.pri, remaining_delay(stats))
     pipeline.execute()
+
+
+def drain_ready(client: Client, tube: str, limit: int) -> int:
+    """Delete up to ``limit`` of ``tube``'s ready jobs by ``reserve-with-timeout 0`` and ``delete``,
+    pipelined (``reserve_many(drop=True)``: the deletes go out while the rest is read), on ``client``, a
+    connection of its own that this call makes watch ``tube`` only: two commands per job, as the id
+    walk's ``stats-job`` + ``delete``, but the walk's reads of every other id and its stats decoding go.
+
+    Returns how many were deleted. It stops at the first batch that comes back short (no more ready
+    jobs, or the tube is paused) and at the first failure (a reserve whose job it cannot decode stays
+    reserved by ``client``: close it, and the job is ready again for the walk to delete).
+    """
+    client.watch(tube)
+    if tube != "default":
+        client.ignore("default")
+    deleted = 0
+    while deleted < limit:
+        want = min(BATCH, limit - deleted)
+        try:
+            got = len(client.reserve_many(want, 0, drop=True))
+        except BatchFailed as exc:
+            return deleted + sum(isinstance(r, Message) for r in exc.results)
+        deleted += got
+        if got < want:
+            break
+    return deleted
 
 
 def delete_ids(client: Client, ids: Sequence[int]) -> list[int]:

@@ -38,6 +38,6 @@ def parse_servers(urls: Sequence[str]) -> list[Server]:
     return [Server(i, url) for i, url in enumerate(parsed, start=1)]
 
 
-def connect(server: Server, timeout: float | None) -> Client:
+def connect(server: Server, timeout: float | None, validate: bool | None = None) -> Client:
     """A connected ``Client`` to ``server``; raises ``SocketError`` if it cannot be reached."""
-    return Client.from_url(server.url, timeout=timeout)
+    return Client.from_url(server.url, timeout=timeout, validate=validate)

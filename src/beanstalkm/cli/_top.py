@@ -3,7 +3,8 @@
 Per tube: ready / reserved / delayed / buried / urgent counts, waiting workers, put/s and done/s
 (from the deltas of the tube's ``total-jobs`` and ``cmd-delete`` between two samples), the age of
 the job at the head of the ready queue (``peek-ready`` + ``stats-job``: the next job a worker
-gets), and buried counts highlighted when they grow. Keys: q quit, s sort, up/down select,
+gets), buried counts highlighted when they grow, and the tube's failure records (``failed``: the
+worker's ``TUBE.failed.ID`` tubes are counted there, not shown, unless ``--all``). Keys: q quit, s sort, up/down select,
 k kick the selected tube, p pause or resume it. ``--once`` prints one frame (two samples
 ``--interval`` apart, for the rates) and exits; with ``--json`` it is one JSON document.
 """
@@ -29,10 +30,10 @@ from rich.text import Text
 
 from beanstalkm import BeanstalkmException, Client, JobStats, Message, ServerStats, TubeStats
 from beanstalkm.cli._common import Ctx, Unreachable, emit, stats_dict
-from beanstalkm.cli._jobs import all_tube_stats, outcomes_of
+from beanstalkm.cli._jobs import all_tube_stats, outcomes_of, record_groups
 from beanstalkm.cli._servers import Server
 
-SORTS = ("tube", "ready", "buried", "put/s", "done/s", "age")
+SORTS = ("tube", "ready", "buried", "failed", "put/s", "done/s", "age")
 KICK_ALL = 2**32 - 1
 SERVER_FIELDS = (
     "current-jobs-ready",
@@ -66,6 +67,7 @@ class Row:
     put_rate: float | None
     done_rate: float | None
     buried_growing: bool
+    failed: int | None = None  # the tube's failure records (None with --all: record tubes are rows)
 
     def as_json(self) -> dict[str, object]:
         t = self.tube
@@ -76,6 +78,7 @@ class Row:
             "reserved": t.current_jobs_reserved,
             "delayed": t.current_jobs_delayed,
             "buried": t.current_jobs_buried,
+            "failed": self.failed,
             "urgent": t.current_jobs_urgent,
             "waiting": t.current_waiting,
             "watching": t.current_watching,
@@ -91,6 +94,7 @@ class Row:
         number = {
             "ready": t.current_jobs_ready,
             "buried": t.current_jobs_buried,
+            "failed": self.failed or 0,
             "put/s": self.put_rate or 0.0,
             "done/s": self.done_rate or 0.0,
             "age": self.age or 0,
@@ -154,22 +158,35 @@ def _rate(now: int, before: int, seconds: float) -> float | None:
     return None if seconds <= 0 or now < before else (now - before) / seconds
 
 
-def rows(previous: list[ServerSample] | None, current: list[ServerSample]) -> list[Row]:
-    """The tubes of ``current``, with rates against ``previous`` (same servers, same order)."""
+def _gone(name: str) -> TubeStats:
+    """The stats of a tube that is not there (only its failure records are): every count 0."""
+    return TubeStats.from_yaml(
+        f"name: {name}\n".encode() + b"".join(f"{key}: 0\n".encode() for key in TubeStats.KEYS if key != "name")
+    )
+
+
+def rows(previous: list[ServerSample] | None, current: list[ServerSample], show_all: bool = False) -> list[Row]:
+    """The tubes of ``current``, with rates against ``previous`` (same servers, same order). The worker's
+    failure-record tubes are counted in their tube's ``failed`` (a gone tube gets a row of zeros for
+    them), unless ``show_all``."""
     out: list[Row] = []
     for k, sample in enumerate(current):
         before = previous[k] if previous is not None else None
-        for name, tube in sample.tubes.items():
-            old = before.tubes.get(name) if before is not None else None
+        groups = record_groups(() if show_all else sample.tubes)
+        tubes = [tube for name, tube in sample.tubes.items() if not groups.is_record(name)]
+        tubes += [_gone(name) for name in groups.failed if name not in sample.tubes]
+        for tube in tubes:
+            old = before.tubes.get(tube.name) if before is not None else None
             seconds = sample.at - before.at if before is not None else 0.0
             out.append(
                 Row(
                     sample.server,
                     tube,
-                    sample.ages.get(name),
+                    sample.ages.get(tube.name),
                     None if old is None else _rate(tube.total_jobs, old.total_jobs, seconds),
                     None if old is None else _rate(tube.cmd_delete, old.cmd_delete, seconds),
                     old is not None and tube.current_jobs_buried > old.current_jobs_buried,
+                    None if show_all else groups.failed.get(tube.name, 0),
                 )
             )
     return out
@@ -237,6 +254,7 @@ def frame(ctx: Ctx, samples: list[ServerSample], table_rows: list[Row], view: Vi
         "reserved",
         "delayed",
         "buried",
+        *([] if table_rows and table_rows[0].failed is None else ["failed"]),
         "urgent",
         "waiting",
         "put/s",
@@ -256,6 +274,7 @@ def frame(ctx: Ctx, samples: list[ServerSample], table_rows: list[Row], view: Vi
             str(t.current_jobs_reserved),
             str(t.current_jobs_delayed),
             Text(str(t.current_jobs_buried), style=buried_style),
+            *([] if row.failed is None else [Text(str(row.failed), style="red" if row.failed else "")]),
             str(t.current_jobs_urgent),
             str(t.current_waiting),
             _fmt_rate(row.put_rate),
@@ -269,7 +288,11 @@ def frame(ctx: Ctx, samples: list[ServerSample], table_rows: list[Row], view: Vi
     tubes.add_row(
         f"TOTAL {len(table_rows)} tubes",
         *([""] if ctx.several else []),
-        *(str(int(total.get(key, 0))) for key in ("ready", "reserved", "delayed", "buried", "urgent", "waiting")),
+        *(
+            str(int(total.get(key, 0)))
+            for key in ("ready", "reserved", "delayed", "buried", "failed", "urgent", "waiting")
+            if key != "failed" or not table_rows or table_rows[0].failed is not None
+        ),
         _fmt_rate(total.get("put_per_s")),
         _fmt_rate(total.get("done_per_s")),
         "",
@@ -384,7 +407,10 @@ def _sorted(table_rows: list[Row], sort: str) -> list[Row]:
     help="how long the p key pauses a tube",
 )
 @click.option("--sort", type=click.Choice(SORTS), default="tube", show_default=True)
-def top_command(once: bool, interval: float, pause_seconds: int, sort: str) -> None:
+@click.option(
+    "--all", "show_all", is_flag=True, help="list the worker's failure-record tubes (TUBE.failed.ID) as tubes too"
+)
+def top_command(once: bool, interval: float, pause_seconds: int, sort: str, show_all: bool) -> None:
     """A live view of every tube on every server (q quit, s sort, k kick, p pause)."""
     ctx = click.get_current_context().find_object(Ctx)
     if ctx is None:
@@ -396,7 +422,7 @@ def top_command(once: bool, interval: float, pause_seconds: int, sort: str) -> N
             raise Unreachable("no server reachable: " + ", ".join(s.url for s in ctx.servers))
         time.sleep(interval)
         current = sampler.sample()
-        table_rows = _sorted(rows(first, current), sort)
+        table_rows = _sorted(rows(first, current, show_all), sort)
         ctx.partial = any(s.stats is None for s in current)
         if ctx.json_output:
             emit(
@@ -423,7 +449,7 @@ def top_command(once: bool, interval: float, pause_seconds: int, sort: str) -> N
         return
     view = View(sort=sort)
     previous = sampler.sample()
-    table_rows = _sorted(rows(None, previous), view.sort)
+    table_rows = _sorted(rows(None, previous, show_all), view.sort)
     with _keys() as keys, Live(frame(ctx, previous, table_rows, view), screen=True, auto_refresh=False) as live:
         due = time.monotonic() + interval
         while True:
@@ -436,7 +462,7 @@ def top_command(once: bool, interval: float, pause_seconds: int, sort: str) -> N
                 live.update(frame(ctx, previous, table_rows, view), refresh=True)
                 continue
             current = sampler.sample()
-            table_rows = _sorted(rows(previous, current), view.sort)
+            table_rows = _sorted(rows(previous, current, show_all), view.sort)
             if table_rows:
                 view.selected = min(view.selected, len(table_rows) - 1)
             previous = current
