@@ -40,6 +40,7 @@ from beanstalkm._async.failures import delete_record, find_record, list_records,
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
+from beanstalkm._core.jobinfo import JobInfo
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
     Backoff,
@@ -100,7 +101,7 @@ class _Job:
     """A job a slot holds: its message, what the server said of it, and who settles it."""
 
     message: AsyncMessage
-    stats: JobStats
+    stats: JobStats | JobInfo
     options: HandlerOptions
     attempts: int
     record: FailureRecord | None
@@ -111,7 +112,7 @@ class _Job:
     started: float = 0.0
 
 
-_Taken = tuple[AsyncMessage, JobStats | None]
+_Taken = tuple[AsyncMessage, JobStats | JobInfo | None]
 """A reserved job and its stats (None if they are still to be asked)."""
 
 
@@ -585,7 +586,7 @@ class AsyncWorker:
                 done = None
         wanted = frozenset(tubes)
         reserve = _c.reserve_with_timeout(int(timeout))
-        stats: JobStats | None = None
+        stats: JobStats | JobInfo | None = None
         deleted: object
         outcome: object
         try:
@@ -640,7 +641,7 @@ class AsyncWorker:
         slot.watching = wanted
         return (results[0] if delete is not None else None), results[-1]
 
-    async def _handle(self, slot: _Slot, message: AsyncMessage, stats: JobStats | None) -> _Job | None:
+    async def _handle(self, slot: _Slot, message: AsyncMessage, stats: JobStats | JobInfo | None) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
         try:
             if stats is None:
@@ -678,7 +679,7 @@ class AsyncWorker:
             slot.job = None
 
     async def _run_job(
-        self, slot: _Slot, message: AsyncMessage, stats: JobStats, options: HandlerOptions, function: Handler
+        self, slot: _Slot, message: AsyncMessage, stats: JobStats | JobInfo, options: HandlerOptions, function: Handler
     ) -> _Job | None:
         record = await find_record(slot.client, options.tube, message.uid) if stats.kicks else None
         attempts = attempts_of(stats, record)

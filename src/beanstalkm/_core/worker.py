@@ -48,12 +48,12 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Literal, TypeVar
 
 from beanstalkm._core.checks import check_uint
+from beanstalkm._core.jobinfo import JobInfo, stats_job_info
 from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Job, Request
 from beanstalkm._core.session import Session, await_reply, out_of_step
 from beanstalkm._errors import ArgumentTypeError, BeanstalkmException, InvalidArgument, cut
-from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import TUBE_RULE
 from beanstalkm._generated.errors import NotFound, TimedOut
 from beanstalkm._generated.stats import JobStats
@@ -194,7 +194,7 @@ def record_tube(tube: str, job_id: int) -> str:
     return f"{record_prefix(tube)}{job_id}"
 
 
-def attempts_of(stats: JobStats, record: FailureRecord | None) -> int:
+def attempts_of(stats: JobStats | JobInfo, record: FailureRecord | None) -> int:
     """How many attempts the job has had, this one included: its ``reserves``, counted from its record's
     once it has been kicked since it was buried (a fresh budget)."""
     if record is not None and stats.kicks > record.kicks and stats.reserves >= record.reserves:
@@ -212,7 +212,7 @@ def take_steps(
     reserve: Request[Job],
     to_message: Callable[[Job], M],
 ) -> Generator[
-    bytes | float | None, bytes, tuple[BeanstalkmException | None, M | BeanstalkmException | None, JobStats | None]
+    bytes | float | None, bytes, tuple[BeanstalkmException | None, M | BeanstalkmException | None, JobInfo | None]
 ]:
     """A worker slot's conversation for its next job: the delete of the job it finished (if any) and
     the reserve in one write, then the ``stats-job`` of the job reserved, in one hold of the
@@ -231,14 +231,20 @@ def take_steps(
             delete_error = exc
     reply = yield from await_reply(reader, reserve.wait)
     try:
-        message = to_message(reserve.decode(reply))
+        job = reserve.decode(reply)
     except TimedOut:
         return delete_error, None, None
     except BeanstalkmException as exc:
         session.note(exc)
         return delete_error, exc, None
-    stats_request = _c.stats_job(message.uid)
-    yield stats_request.head
+    stats_request = stats_job_info(job.id)
+    yield stats_request.head  # in flight while the body is decoded
+    try:
+        message = to_message(job)
+    except BeanstalkmException as exc:  # InvalidEnvelope (it carries the message), ...: the caller buries it
+        session.note(exc)
+        yield from await_reply(reader, 0.0)  # its stats-job reply, not needed: the caller asks again
+        return delete_error, exc, None
     reply = yield from await_reply(reader, 0.0)
     if reader.buffered:
         raise out_of_step(stats_request.command, reader.buffered)
@@ -296,7 +302,7 @@ class FailureRecord:
     @classmethod
     def of(
         cls,
-        stats: JobStats,
+        stats: JobStats | JobInfo,
         reason: FailureReason,
         attempts: int,
         error: BaseException | None = None,

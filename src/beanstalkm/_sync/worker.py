@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 693f2816db9f0cca04bc41bc5c861eebbb0bdd4f9bc3b618c4fca5b5c9976bce). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 d5ffabb1161af14bc5325fb0c5d8753d5cbbe8488e860641c2835ebd6e47ea58). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
+from beanstalkm._core.jobinfo import JobInfo
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
     Backoff,
@@ -79,7 +80,7 @@ class _Job:
     """A job a slot holds: its message, what the server said of it, and who settles it."""
 
     message: Message
-    stats: JobStats
+    stats: JobStats | JobInfo
     options: HandlerOptions
     attempts: int
     record: FailureRecord | None
@@ -90,7 +91,7 @@ class _Job:
     started: float = 0.0
 
 
-_Taken = tuple[Message, JobStats | None]
+_Taken = tuple[Message, JobStats | JobInfo | None]
 """A reserved job and its stats (None if they are still to be asked)."""
 
 
@@ -556,7 +557,7 @@ class Worker:
                 done = None
         wanted = frozenset(tubes)
         reserve = _c.reserve_with_timeout(int(timeout))
-        stats: JobStats | None = None
+        stats: JobStats | JobInfo | None = None
         deleted: object
         outcome: object
         try:
@@ -611,7 +612,7 @@ class Worker:
         slot.watching = wanted
         return (results[0] if delete is not None else None), results[-1]
 
-    def _handle(self, slot: _Slot, message: Message, stats: JobStats | None) -> _Job | None:
+    def _handle(self, slot: _Slot, message: Message, stats: JobStats | JobInfo | None) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
         try:
             if stats is None:
@@ -649,7 +650,7 @@ class Worker:
             slot.job = None
 
     def _run_job(
-        self, slot: _Slot, message: Message, stats: JobStats, options: HandlerOptions, function: Handler
+        self, slot: _Slot, message: Message, stats: JobStats | JobInfo, options: HandlerOptions, function: Handler
     ) -> _Job | None:
         record = find_record(slot.client, options.tube, message.uid) if stats.kicks else None
         attempts = attempts_of(stats, record)
