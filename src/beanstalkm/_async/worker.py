@@ -50,6 +50,7 @@ from beanstalkm._core.worker import (
     FailureRecord,
     HandlerOptions,
     LeaseLost,
+    Lookahead,
     RetryAfter,
     WorkerStats,
     attempts_of,
@@ -119,7 +120,19 @@ _Taken = tuple[AsyncMessage, JobStats | JobInfo | None]
 class _Slot:
     """One concurrent consumer: its own connection, the job it holds, and what it claimed."""
 
-    __slots__ = ("claims", "client", "finished", "index", "job", "lock", "reserving", "task", "ticket", "watching")
+    __slots__ = (
+        "ahead",
+        "claims",
+        "client",
+        "finished",
+        "index",
+        "job",
+        "lock",
+        "reserving",
+        "task",
+        "ticket",
+        "watching",
+    )
 
     def __init__(self, index: int, client: AsyncClient) -> None:
         self.index = index
@@ -132,6 +145,7 @@ class _Slot:
         self.job: _Job | None = None
         self.finished = False
         self.task: tasks.Task | None = None
+        self.ahead: dict[str, Lookahead] = {}  # by tube: the job its next reserve is likely to get
 
 
 class AsyncWorker:
@@ -593,8 +607,9 @@ class AsyncWorker:
             if wanted == slot.watching:  # the usual case: one conversation, the stats-job included
                 requests = (reserve,) if delete is None else (delete, reserve)
                 to_message = client._reserved_message
+                ahead = self._lookahead(slot, tubes) if timeout == 0 else None
                 deleted, outcome, stats = await client._converse(
-                    lambda session, reader: take_steps(session, reader, delete, reserve, to_message), requests
+                    lambda session, reader: take_steps(session, reader, delete, reserve, to_message, ahead), requests
                 )
             else:  # the watch list changes first: a pipeline
                 uid = None if done is None else done.message.uid
@@ -620,6 +635,15 @@ class AsyncWorker:
         if isinstance(outcome, BaseException):
             raise outcome
         return None
+
+    def _lookahead(self, slot: _Slot, tubes: tuple[str, ...]) -> Lookahead | None:
+        """The slot's guess of the next job of the one tube it polls (None with several tubes)."""
+        if len(tubes) != 1:
+            return None
+        ahead = slot.ahead.get(tubes[0])
+        if ahead is None:
+            ahead = slot.ahead[tubes[0]] = Lookahead(tubes[0])
+        return None if ahead.off else ahead
 
     async def _reserve_watching(
         self, slot: _Slot, wanted: frozenset[str], delete: int | None, timeout: float

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 d5ffabb1161af14bc5325fb0c5d8753d5cbbe8488e860641c2835ebd6e47ea58). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 809caceed5ee9dcb4cd72ea433db266c058c335eb1613cbc722e834c007816ba). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -29,6 +29,7 @@ from beanstalkm._core.worker import (
     FailureRecord,
     HandlerOptions,
     LeaseLost,
+    Lookahead,
     RetryAfter,
     WorkerStats,
     attempts_of,
@@ -98,7 +99,19 @@ _Taken = tuple[Message, JobStats | JobInfo | None]
 class _Slot:
     """One concurrent consumer: its own connection, the job it holds, and what it claimed."""
 
-    __slots__ = ("claims", "client", "finished", "index", "job", "lock", "reserving", "task", "ticket", "watching")
+    __slots__ = (
+        "ahead",
+        "claims",
+        "client",
+        "finished",
+        "index",
+        "job",
+        "lock",
+        "reserving",
+        "task",
+        "ticket",
+        "watching",
+    )
 
     def __init__(self, index: int, client: Client) -> None:
         self.index = index
@@ -111,6 +124,7 @@ class _Slot:
         self.job: _Job | None = None
         self.finished = False
         self.task: threads.Task | None = None
+        self.ahead: dict[str, Lookahead] = {}  # by tube: the job its next reserve is likely to get
 
 
 class Worker:
@@ -564,8 +578,9 @@ class Worker:
             if wanted == slot.watching:  # the usual case: one conversation, the stats-job included
                 requests = (reserve,) if delete is None else (delete, reserve)
                 to_message = client._reserved_message
+                ahead = self._lookahead(slot, tubes) if timeout == 0 else None
                 deleted, outcome, stats = client._converse(
-                    lambda session, reader: take_steps(session, reader, delete, reserve, to_message), requests
+                    lambda session, reader: take_steps(session, reader, delete, reserve, to_message, ahead), requests
                 )
             else:  # the watch list changes first: a pipeline
                 uid = None if done is None else done.message.uid
@@ -591,6 +606,15 @@ class Worker:
         if isinstance(outcome, BaseException):
             raise outcome
         return None
+
+    def _lookahead(self, slot: _Slot, tubes: tuple[str, ...]) -> Lookahead | None:
+        """The slot's guess of the next job of the one tube it polls (None with several tubes)."""
+        if len(tubes) != 1:
+            return None
+        ahead = slot.ahead.get(tubes[0])
+        if ahead is None:
+            ahead = slot.ahead[tubes[0]] = Lookahead(tubes[0])
+        return None if ahead.off else ahead
 
     def _reserve_watching(
         self, slot: _Slot, wanted: frozenset[str], delete: int | None, timeout: float
