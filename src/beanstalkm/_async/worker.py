@@ -16,7 +16,9 @@ flight is never cut). With several tubes, each reserve first polls the tubes
 one by one from a rotating start, so an urgent flood in one tube cannot
 starve another (beanstalkd serves a watch list in one global priority order).
 A ``stats-job`` then gives the job's ``reserves`` (its attempts), priority and
-TTR. The lease keeper (one task or thread per worker) touches each running job
+TTR; a slot polling one tube sends it in the reserve's own write, for the job
+``peek-ready`` showed at the head of the tube (``take_steps``' lookahead), so a
+job usually costs one round trip. The lease keeper (one task or thread per worker) touches each running job
 at half its TTR, on the slot's connection, under the slot's lock.
 """
 
