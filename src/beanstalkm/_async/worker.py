@@ -16,7 +16,9 @@ flight is never cut). With several tubes, each reserve first polls the tubes
 one by one from a rotating start, so an urgent flood in one tube cannot
 starve another (beanstalkd serves a watch list in one global priority order).
 A ``stats-job`` then gives the job's ``reserves`` (its attempts), priority and
-TTR. The lease keeper (one task or thread per worker) touches each running job
+TTR; a slot polling one tube sends it in the reserve's own write, for the job
+``peek-ready`` showed at the head of the tube (``take_steps``' lookahead), so a
+job usually costs one round trip. The lease keeper (one task or thread per worker) touches each running job
 at half its TTR, on the slot's connection, under the slot's lock.
 """
 
@@ -40,6 +42,7 @@ from beanstalkm._async.failures import delete_record, find_record, list_records,
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
+from beanstalkm._core.jobinfo import JobInfo
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
     Backoff,
@@ -49,6 +52,7 @@ from beanstalkm._core.worker import (
     FailureRecord,
     HandlerOptions,
     LeaseLost,
+    Lookahead,
     RetryAfter,
     WorkerStats,
     attempts_of,
@@ -100,7 +104,7 @@ class _Job:
     """A job a slot holds: its message, what the server said of it, and who settles it."""
 
     message: AsyncMessage
-    stats: JobStats
+    stats: JobStats | JobInfo
     options: HandlerOptions
     attempts: int
     record: FailureRecord | None
@@ -111,14 +115,26 @@ class _Job:
     started: float = 0.0
 
 
-_Taken = tuple[AsyncMessage, JobStats | None]
+_Taken = tuple[AsyncMessage, JobStats | JobInfo | None]
 """A reserved job and its stats (None if they are still to be asked)."""
 
 
 class _Slot:
     """One concurrent consumer: its own connection, the job it holds, and what it claimed."""
 
-    __slots__ = ("claims", "client", "finished", "index", "job", "lock", "reserving", "task", "ticket", "watching")
+    __slots__ = (
+        "ahead",
+        "claims",
+        "client",
+        "finished",
+        "index",
+        "job",
+        "lock",
+        "reserving",
+        "task",
+        "ticket",
+        "watching",
+    )
 
     def __init__(self, index: int, client: AsyncClient) -> None:
         self.index = index
@@ -131,6 +147,7 @@ class _Slot:
         self.job: _Job | None = None
         self.finished = False
         self.task: tasks.Task | None = None
+        self.ahead: dict[str, Lookahead] = {}  # by tube: the job its next reserve is likely to get
 
 
 class AsyncWorker:
@@ -585,15 +602,16 @@ class AsyncWorker:
                 done = None
         wanted = frozenset(tubes)
         reserve = _c.reserve_with_timeout(int(timeout))
-        stats: JobStats | None = None
+        stats: JobStats | JobInfo | None = None
         deleted: object
         outcome: object
         try:
             if wanted == slot.watching:  # the usual case: one conversation, the stats-job included
                 requests = (reserve,) if delete is None else (delete, reserve)
                 to_message = client._reserved_message
+                ahead = self._lookahead(slot, tubes) if timeout == 0 else None
                 deleted, outcome, stats = await client._converse(
-                    lambda session, reader: take_steps(session, reader, delete, reserve, to_message), requests
+                    lambda session, reader: take_steps(session, reader, delete, reserve, to_message, ahead), requests
                 )
             else:  # the watch list changes first: a pipeline
                 uid = None if done is None else done.message.uid
@@ -620,6 +638,15 @@ class AsyncWorker:
             raise outcome
         return None
 
+    def _lookahead(self, slot: _Slot, tubes: tuple[str, ...]) -> Lookahead | None:
+        """The slot's guess of the next job of the one tube it polls (None with several tubes)."""
+        if len(tubes) != 1:
+            return None
+        ahead = slot.ahead.get(tubes[0])
+        if ahead is None:
+            ahead = slot.ahead[tubes[0]] = Lookahead(tubes[0])
+        return None if ahead.off else ahead
+
     async def _reserve_watching(
         self, slot: _Slot, wanted: frozenset[str], delete: int | None, timeout: float
     ) -> tuple[object, object]:
@@ -640,7 +667,7 @@ class AsyncWorker:
         slot.watching = wanted
         return (results[0] if delete is not None else None), results[-1]
 
-    async def _handle(self, slot: _Slot, message: AsyncMessage, stats: JobStats | None) -> _Job | None:
+    async def _handle(self, slot: _Slot, message: AsyncMessage, stats: JobStats | JobInfo | None) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
         try:
             if stats is None:
@@ -678,7 +705,7 @@ class AsyncWorker:
             slot.job = None
 
     async def _run_job(
-        self, slot: _Slot, message: AsyncMessage, stats: JobStats, options: HandlerOptions, function: Handler
+        self, slot: _Slot, message: AsyncMessage, stats: JobStats | JobInfo, options: HandlerOptions, function: Handler
     ) -> _Job | None:
         record = await find_record(slot.client, options.tube, message.uid) if stats.kicks else None
         attempts = attempts_of(stats, record)

@@ -25,6 +25,7 @@ __all__ = [
     "FailureRecord",
     "HandlerOptions",
     "LeaseLost",
+    "Lookahead",
     "RetryAfter",
     "WorkerStats",
     "attempts_of",
@@ -48,9 +49,10 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Literal, TypeVar
 
 from beanstalkm._core.checks import check_uint
+from beanstalkm._core.jobinfo import JobInfo, stats_job_info
 from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job, Request
+from beanstalkm._core.requests import BODY_APART, Job, Request
 from beanstalkm._core.session import Session, await_reply, out_of_step
 from beanstalkm._errors import ArgumentTypeError, BeanstalkmException, InvalidArgument, cut
 from beanstalkm._generated import commands as _c
@@ -194,7 +196,7 @@ def record_tube(tube: str, job_id: int) -> str:
     return f"{record_prefix(tube)}{job_id}"
 
 
-def attempts_of(stats: JobStats, record: FailureRecord | None) -> int:
+def attempts_of(stats: JobStats | JobInfo, record: FailureRecord | None) -> int:
     """How many attempts the job has had, this one included: its ``reserves``, counted from its record's
     once it has been kicked since it was buried (a fresh budget)."""
     if record is not None and stats.kicks > record.kicks and stats.reserves >= record.reserves:
@@ -205,21 +207,54 @@ def attempts_of(stats: JobStats, record: FailureRecord | None) -> int:
 M = TypeVar("M", bound=MessageBase)
 
 
+@dataclasses.dataclass(slots=True)
+class Lookahead:
+    """A slot's guess of the job its next reserve gets (see ``take_steps``): the tube it polls alone,
+    and the id ``peek-ready`` showed at the head of that tube's ready queue (None: none known)."""
+
+    tube: str
+    guess: int | None = None
+    hits: int = 0
+    misses: int = 0
+    off: bool = False  # the tube's jobs are large (a peek would copy each body twice): no more guesses
+
+
 def take_steps(
     session: Session,
     reader: ReplyReader,
     delete: Request[None] | None,
     reserve: Request[Job],
     to_message: Callable[[Job], M],
+    ahead: Lookahead | None = None,
 ) -> Generator[
-    bytes | float | None, bytes, tuple[BeanstalkmException | None, M | BeanstalkmException | None, JobStats | None]
+    bytes | float | None, bytes, tuple[BeanstalkmException | None, M | BeanstalkmException | None, JobInfo | None]
 ]:
     """A worker slot's conversation for its next job: the delete of the job it finished (if any) and
     the reserve in one write, then the ``stats-job`` of the job reserved, in one hold of the
     connection. Returns the delete's error (None: deleted, or no delete), the message (None: timed
     out; or the error to handle: ``InvalidEnvelope``, ``CorruptJob``, ...), and the job's stats
-    (None if they could not be read: the caller asks again)."""
+    (None if they could not be read: the caller asks again).
+
+    With ``ahead`` (a slot polling one tube), the same write also carries a ``stats-job`` of the
+    guessed id and a ``peek-ready`` of the tube (after a ``use`` of it when the connection is on
+    another tube). beanstalkd hands out a tube's ready jobs in the order ``peek-ready`` shows them,
+    so the guess is usually the job the reserve gets: its stats then come in the same round trip,
+    read after the reserve (so they count this reserve). When the reserve got another job (another
+    worker took the guessed one, or an urgent job came first) the guess's stats are dropped and the
+    job's own are asked as without ``ahead``. ``peek-ready``'s job sets the next guess.
+    """
+    uses = ahead is not None and session.server_using != ahead.tube
+    guess = None if ahead is None else ahead.guess
+    guessed = None if guess is None else stats_job_info(guess)
+    use = _c.use(ahead.tube) if ahead is not None and uses else None
+    peek = _c.peek_ready() if ahead is not None else None
     head = reserve.head if delete is None else delete.head + reserve.head
+    if guessed is not None:
+        head += guessed.head
+    if use is not None:
+        head += use.head
+    if peek is not None:
+        head += peek.head
     yield from session.write(head, reserve.wait)
     delete_error: BeanstalkmException | None = None
     if delete is not None:
@@ -230,15 +265,61 @@ def take_steps(
             session.note(exc)
             delete_error = exc
     reply = yield from await_reply(reader, reserve.wait)
+    job: Job | BeanstalkmException | None
     try:
-        message = to_message(reserve.decode(reply))
+        job = reserve.decode(reply)
     except TimedOut:
-        return delete_error, None, None
+        job = None
     except BeanstalkmException as exc:
         session.note(exc)
+        job = exc
+    info: JobInfo | BeanstalkmException | None = None
+    if guessed is not None:  # every reply is read, whatever the reserve got
+        reply = yield from await_reply(reader, 0.0)
+        try:
+            info = guessed.decode(reply)
+        except BeanstalkmException as exc:  # NOT_FOUND: gone since it was peeked
+            session.note(exc)
+            info = exc
+    if use is not None:
+        reply = yield from await_reply(reader, 0.0)
+        try:
+            session.applied(use, use.decode(reply))
+        except BeanstalkmException as exc:
+            session.note(exc)
+    if ahead is not None and peek is not None:
+        reply = yield from await_reply(reader, 0.0)
+        try:
+            head_job = peek.decode(reply)
+        except BeanstalkmException as exc:
+            session.note(exc)
+            head_job = None
+        ahead.guess = None if head_job is None else head_job.id
+        if head_job is not None and len(head_job.body) >= BODY_APART:
+            ahead.off, ahead.guess = True, None
+    if job is None or isinstance(job, BeanstalkmException):
+        return delete_error, job, None
+    if ahead is not None and guessed is not None:
+        if isinstance(info, JobInfo) and info.id == job.id:
+            ahead.hits += 1
+            try:
+                message = to_message(job)
+            except BeanstalkmException as exc:  # InvalidEnvelope (it carries the message), ...: the caller buries it
+                session.note(exc)
+                return delete_error, exc, None
+            if reader.buffered:
+                raise out_of_step(reserve.command, reader.buffered)
+            message._learn(info)
+            return delete_error, message, info
+        ahead.misses += 1
+    stats_request = stats_job_info(job.id)
+    yield stats_request.head  # in flight while the body is decoded
+    try:
+        message = to_message(job)
+    except BeanstalkmException as exc:  # InvalidEnvelope (it carries the message), ...: the caller buries it
+        session.note(exc)
+        yield from await_reply(reader, 0.0)  # its stats-job reply, not needed: the caller asks again
         return delete_error, exc, None
-    stats_request = _c.stats_job(message.uid)
-    yield stats_request.head
     reply = yield from await_reply(reader, 0.0)
     if reader.buffered:
         raise out_of_step(stats_request.command, reader.buffered)
@@ -296,7 +377,7 @@ class FailureRecord:
     @classmethod
     def of(
         cls,
-        stats: JobStats,
+        stats: JobStats | JobInfo,
         reason: FailureReason,
         attempts: int,
         error: BaseException | None = None,

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 693f2816db9f0cca04bc41bc5c861eebbb0bdd4f9bc3b618c4fca5b5c9976bce). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 3f2b123a4739d7e03480732a18579cbaf47f7a48102fe00391c3840dc2a182fd). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
+from beanstalkm._core.jobinfo import JobInfo
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
     Backoff,
@@ -28,6 +29,7 @@ from beanstalkm._core.worker import (
     FailureRecord,
     HandlerOptions,
     LeaseLost,
+    Lookahead,
     RetryAfter,
     WorkerStats,
     attempts_of,
@@ -79,7 +81,7 @@ class _Job:
     """A job a slot holds: its message, what the server said of it, and who settles it."""
 
     message: Message
-    stats: JobStats
+    stats: JobStats | JobInfo
     options: HandlerOptions
     attempts: int
     record: FailureRecord | None
@@ -90,14 +92,26 @@ class _Job:
     started: float = 0.0
 
 
-_Taken = tuple[Message, JobStats | None]
+_Taken = tuple[Message, JobStats | JobInfo | None]
 """A reserved job and its stats (None if they are still to be asked)."""
 
 
 class _Slot:
     """One concurrent consumer: its own connection, the job it holds, and what it claimed."""
 
-    __slots__ = ("claims", "client", "finished", "index", "job", "lock", "reserving", "task", "ticket", "watching")
+    __slots__ = (
+        "ahead",
+        "claims",
+        "client",
+        "finished",
+        "index",
+        "job",
+        "lock",
+        "reserving",
+        "task",
+        "ticket",
+        "watching",
+    )
 
     def __init__(self, index: int, client: Client) -> None:
         self.index = index
@@ -110,6 +124,7 @@ class _Slot:
         self.job: _Job | None = None
         self.finished = False
         self.task: threads.Task | None = None
+        self.ahead: dict[str, Lookahead] = {}  # by tube: the job its next reserve is likely to get
 
 
 class Worker:
@@ -556,15 +571,16 @@ class Worker:
                 done = None
         wanted = frozenset(tubes)
         reserve = _c.reserve_with_timeout(int(timeout))
-        stats: JobStats | None = None
+        stats: JobStats | JobInfo | None = None
         deleted: object
         outcome: object
         try:
             if wanted == slot.watching:  # the usual case: one conversation, the stats-job included
                 requests = (reserve,) if delete is None else (delete, reserve)
                 to_message = client._reserved_message
+                ahead = self._lookahead(slot, tubes) if timeout == 0 else None
                 deleted, outcome, stats = client._converse(
-                    lambda session, reader: take_steps(session, reader, delete, reserve, to_message), requests
+                    lambda session, reader: take_steps(session, reader, delete, reserve, to_message, ahead), requests
                 )
             else:  # the watch list changes first: a pipeline
                 uid = None if done is None else done.message.uid
@@ -591,6 +607,15 @@ class Worker:
             raise outcome
         return None
 
+    def _lookahead(self, slot: _Slot, tubes: tuple[str, ...]) -> Lookahead | None:
+        """The slot's guess of the next job of the one tube it polls (None with several tubes)."""
+        if len(tubes) != 1:
+            return None
+        ahead = slot.ahead.get(tubes[0])
+        if ahead is None:
+            ahead = slot.ahead[tubes[0]] = Lookahead(tubes[0])
+        return None if ahead.off else ahead
+
     def _reserve_watching(
         self, slot: _Slot, wanted: frozenset[str], delete: int | None, timeout: float
     ) -> tuple[object, object]:
@@ -611,7 +636,7 @@ class Worker:
         slot.watching = wanted
         return (results[0] if delete is not None else None), results[-1]
 
-    def _handle(self, slot: _Slot, message: Message, stats: JobStats | None) -> _Job | None:
+    def _handle(self, slot: _Slot, message: Message, stats: JobStats | JobInfo | None) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
         try:
             if stats is None:
@@ -649,7 +674,7 @@ class Worker:
             slot.job = None
 
     def _run_job(
-        self, slot: _Slot, message: Message, stats: JobStats, options: HandlerOptions, function: Handler
+        self, slot: _Slot, message: Message, stats: JobStats | JobInfo, options: HandlerOptions, function: Handler
     ) -> _Job | None:
         record = find_record(slot.client, options.tube, message.uid) if stats.kicks else None
         attempts = attempts_of(stats, record)

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from beanstalkm import BatchFailed, Client, Message, NotFound, Pipeline, ServerStats, TubeStats
+from beanstalkm._core.jobinfo import JobInfo  # the fields of stats-job the bulk commands use, decoded fast
 from beanstalkm._core.worker import record_prefix
 
 BATCH = 1000
@@ -231,38 +232,6 @@ class JobFields(Protocol):
     def buries(self) -> int: ...
     @property
     def kicks(self) -> int: ...
-
-
-_INT_FIELDS = ("id", "pri", "age", "ttr", "time-left", "reserves", "timeouts", "releases", "buries", "kicks")
-
-
-@dataclass(frozen=True, slots=True)
-class JobInfo:
-    """The fields of ``stats-job`` that the bulk commands use, read from its raw YAML (``stats_job_yaml``).
-
-    Half the cost of the fully typed ``JobStats`` per job, which matters when a walk reads 100,000 of them;
-    every field is an integer but ``tube`` and ``state``, so nothing is guessed.
-    """
-
-    id: int
-    tube: str
-    state: str
-    pri: int
-    age: int
-    ttr: int
-    time_left: int
-    reserves: int
-    timeouts: int
-    releases: int
-    buries: int
-    kicks: int
-
-    @classmethod
-    def from_yaml(cls, text: str) -> JobInfo:
-        fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
-        numbers = [int(fields[key]) for key in _INT_FIELDS]
-        tube, state = fields["tube"].strip().strip('"'), fields["state"].strip()
-        return cls(numbers[0], tube, state, *numbers[1:])
 
 
 def _infos(results: list[object]) -> list[JobInfo | None]:
