@@ -278,7 +278,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
 
         async def _pipe_receive(self, transport: StreamTransport) -> bytes:
             """The next bytes of pipelined replies (which answer at once: the timeout bounds the wait)."""
-            chunk = await transport.receive(max(RECV, self._reader.missing()), self.timeout)
+            chunk = await transport.receive(RECV, self.timeout)
             if not chunk:
                 raise ConnectionResetError("the server closed the connection")
             return chunk
@@ -338,7 +338,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         for a job (``wait`` not 0) is marked ``blocking``: ``close()`` from elsewhere may cut it short."""
         transport.blocking = wait != 0.0
         try:
-            chunk = await transport.receive(max(RECV, self._reader.missing()), self._read_timeout(wait))
+            chunk = await transport.receive(RECV, self._read_timeout(wait))
         finally:
             transport.blocking = False
         if not chunk:
@@ -474,7 +474,7 @@ async def converse_all(
 async def _receive_one(convo: _Live[Any], wait: float | None) -> list[tuple[int, bytes | BaseException]]:
     """``receive_any`` of one conversation's transport: a plain receive (an empty list when it times out)."""
     try:
-        return [(0, await convo.transport.receive(max(RECV, convo.conn._reader.missing()), wait))]
+        return [(0, await convo.transport.receive(RECV, wait))]
     except TimeoutError:
         return []
     except OSError as exc:

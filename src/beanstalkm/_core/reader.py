@@ -26,8 +26,9 @@ beanstalkd's stats are a few KiB, and 16 MiB lists some 80,000 tubes of the long
 line announcing more is a ``ProtocolError`` before any of the body is read."""
 
 RECEIVE_MAX = 1024 * 1024
-"""The most ``ReplyReader.missing()`` reports: a driver that receives that many bytes at once
-allocates for them before they arrive, so a reply announcing a huge body must not set the size."""
+"""The most ``ReplyReader.missing()`` reports: a receive of that many bytes would allocate for them
+before they arrive, so a reply announcing a huge body must not set the size. (The drivers receive
+``RECV``, 64 KiB, at a time whatever is missing: see ``beanstalkm._transport.sockets.RECV``.)"""
 
 
 class ReplyReader:
@@ -47,11 +48,10 @@ class ReplyReader:
 
     A large body (``BODY_APART`` bytes or more) still incomplete is gathered
     apart (:class:`_Gathering`), not in the read buffer (compacted, so
-    copied, as it goes): the pieces as they arrive until half the body is
-    here, then one buffer of its announced size. Nothing is allocated for
-    more than twice what arrived, so a reply announcing a huge body costs
-    only about what was actually sent; a large body's peak memory is its
-    buffer and its bytes (about twice its size).
+    copied, as it goes): one buffer that grows with what arrived (never
+    allocated for more than about 1.125 times that), so a reply announcing
+    a huge body costs only about what was actually sent; a large body's
+    peak memory is its buffer and its bytes (about twice its size).
     """
 
     __slots__ = ("_body", "_body_statuses", "_buf", "_max_body", "_max_line", "_max_yaml", "_pending", "_pos")
@@ -193,58 +193,32 @@ class ReplyReader:
 
 
 class _Gathering:
-    """A large body arriving: its pieces as they came (each kept as it is, or, a small one, added to
-    the piece before), then the two bytes after it. Once half the body is here, the pieces go into
-    one buffer of the body's size (so nothing was allocated for more than twice what arrived), and
-    the rest is copied in as it comes: one block, not many pieces and their join, is what the body's
-    bytes are taken from at the end, so a large body peaks at about twice its size."""
+    """A large body arriving: one buffer the pieces are appended to as they come, then the two bytes
+    after it. The buffer grows with what arrived (CPython over-allocates a growing bytearray by about
+    an eighth, and a block at the top of the heap grows in place), so nothing is allocated for bytes
+    that did not arrive, and each piece received is let go of once copied: a large body peaks at its
+    buffer and its bytes (about twice its size), not pieces, buffer and bytes."""
 
-    __slots__ = ("after", "buffer", "parts", "size", "taken")
-
-    SMALL = 4096
-    """A piece shorter than this is copied onto the last piece (up to ``BODY_APART`` bytes long) rather than
-    kept on its own: a server trickling a byte at a time costs a few bytes per byte, not an object's worth."""
-
-    ROOM = 256
-    """Spare bytes at the end of the buffer: enough that the body's text (a str, whose header is larger
-    than bytes') fits where the buffer was once it is freed, not in fresh memory."""
+    __slots__ = ("after", "buffer", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.parts: list[bytes | bytearray] = []
-        self.buffer: bytearray | None = None  # from half the body on: the whole body's room
-        self.taken = 0  # of the body
+        self.buffer = bytearray()  # the body as far as it arrived
         self.after = bytearray()  # what follows it: CRLF
 
     @property
     def received(self) -> int:
-        return self.taken + len(self.after)
+        return len(self.buffer) + len(self.after)
 
     def add(self, data: bytes | memoryview) -> int:
         """Take what of ``data`` belongs to the body and the two bytes after it; how many bytes that is."""
-        take = min(len(data), self.size - self.taken)
-        if take and self.buffer is not None:
-            with memoryview(data) as view:
-                self.buffer[self.taken : self.taken + take] = view[:take]
-            self.taken += take
+        buffer = self.buffer
+        take = min(len(data), self.size - len(buffer))
+        if take == len(data):
+            buffer += data
         elif take:
-            if take == len(data) and type(data) is bytes and take >= self.SMALL:
-                self.parts.append(data)  # kept, not copied
-            else:
-                with memoryview(data) as view, view[:take] as piece:
-                    last = self.parts[-1] if self.parts else None
-                    if take < self.SMALL and isinstance(last, bytearray) and len(last) < BODY_APART:
-                        last += piece
-                    else:
-                        self.parts.append(bytearray(piece) if take < self.SMALL else piece.tobytes())
-            self.taken += take
-            if 2 * self.taken >= self.size:  # half is here: the whole body's room costs at most twice that
-                self.buffer = bytearray(self.size + self.ROOM)
-                done = 0
-                for part in self.parts:
-                    self.buffer[done : done + len(part)] = part
-                    done += len(part)
-                self.parts = []
+            with memoryview(data) as view, view[:take] as piece:
+                buffer += piece
         rest = min(len(data) - take, 2 - len(self.after))
         if rest > 0:
             self.after += data[take : take + rest]
@@ -252,13 +226,9 @@ class _Gathering:
         return take
 
     def joined(self) -> bytes:
-        """The body's bytes, the pieces or the buffer let go of."""
-        buffer, self.buffer = self.buffer, None
-        if buffer is None:
-            parts, self.parts = self.parts, []
-            return b"".join(parts)
-        with memoryview(buffer) as view, view[: self.size] as body:
-            return body.tobytes()
+        """The body's bytes, the buffer let go of."""
+        buffer, self.buffer = self.buffer, bytearray()
+        return bytes(buffer)
 
 
 def _trailer(status: str, size: int, after: bytearray) -> bytes | None:

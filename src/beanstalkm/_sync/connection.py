@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 f635c4960612fbfa041f367cef49de53b4ce62e906dc4dc8ac3e51ccf9aecdf5). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 15ba0d5e0546086963597e00d0329c67879642d4da34204383bf2694c03b2c32). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -219,7 +219,7 @@ class Connection(ConnectionBase[Message]):
         for a job (``wait`` not 0) is marked ``blocking``: ``close()`` from elsewhere may cut it short."""
         transport.blocking = wait != 0.0
         try:
-            chunk = transport.receive(max(RECV, self._reader.missing()), self._read_timeout(wait))
+            chunk = transport.receive(RECV, self._read_timeout(wait))
         finally:
             transport.blocking = False
         if not chunk:
@@ -355,7 +355,7 @@ def converse_all(
 def _receive_one(convo: _Live[Any], wait: float | None) -> list[tuple[int, bytes | BaseException]]:
     """``receive_any`` of one conversation's transport: a plain receive (an empty list when it times out)."""
     try:
-        return [(0, convo.transport.receive(max(RECV, convo.conn._reader.missing()), wait))]
+        return [(0, convo.transport.receive(RECV, wait))]
     except TimeoutError:
         return []
     except OSError as exc:
