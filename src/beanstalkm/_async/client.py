@@ -22,14 +22,13 @@ from beanstalkm._core.batches import (
     finish_reserve_many,
     reserve_many_requests,
     reserve_many_steps,
-    reserve_steps,
 )
 from beanstalkm._core.checks import check_bool, check_items
 from beanstalkm._core.message import DEFAULT_TUBE
 from beanstalkm._errors import BatchFailed
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
-from beanstalkm._generated.errors import TimedOut
+from beanstalkm._generated.errors import NotFound, TimedOut
 
 
 class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
@@ -85,13 +84,24 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
             except TimedOut:
                 return None
         request = _c.reserve() if timeout is None else _c.reserve_with_timeout(timeout)
-        to_message = self._reserved_message
-        message, error = await self._converse(
-            lambda session, reader: reserve_steps(session, reader, request, to_message), (request,)
-        )
-        if error is not None:
-            raise error
-        return message
+        async with self._alone:  # the reserve and its delete: one hold of the connection
+            try:
+                try:
+                    message = self._reserved_message(await self._command(request))
+                except TimedOut:
+                    return None
+                try:
+                    await self._command(_c.delete(message.uid))
+                except NotFound:  # not reserved by us any more
+                    message._gone()
+                    raise
+            except Exception:
+                raise  # a reply (an invalid envelope's job stays reserved), or a failed stream, dropped
+            except BaseException:  # interrupted between the two: dropped, so beanstalkd releases the job
+                self._drop()
+                raise
+            message._deleted()
+            return message
 
     async def watch(self, tube: str) -> int:
         """Watch ``tube``; returns how many tubes are watched. Restored after a reconnect."""

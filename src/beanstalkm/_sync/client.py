@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 bd19bd1931ece06379cdc2ed72f10e79ffe1cdee847788546fd24bda91c1d3b8). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 ecee655ed2f36ce928ceb10dfcf687b146bca2cc539531e3ff9357ac1cabcc2e). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -19,14 +19,13 @@ from beanstalkm._core.batches import (
     finish_reserve_many,
     reserve_many_requests,
     reserve_many_steps,
-    reserve_steps,
 )
 from beanstalkm._core.checks import check_bool, check_items
 from beanstalkm._core.message import DEFAULT_TUBE
 from beanstalkm._errors import BatchFailed
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
-from beanstalkm._generated.errors import TimedOut
+from beanstalkm._generated.errors import NotFound, TimedOut
 from beanstalkm._sync.connection import Connection
 from beanstalkm._sync.message import Message
 
@@ -84,13 +83,24 @@ class Client(ClientCore[Message], Connection):
             except TimedOut:
                 return None
         request = _c.reserve() if timeout is None else _c.reserve_with_timeout(timeout)
-        to_message = self._reserved_message
-        message, error = self._converse(
-            lambda session, reader: reserve_steps(session, reader, request, to_message), (request,)
-        )
-        if error is not None:
-            raise error
-        return message
+        with self._alone:  # the reserve and its delete: one hold of the connection
+            try:
+                try:
+                    message = self._reserved_message(self._command(request))
+                except TimedOut:
+                    return None
+                try:
+                    self._command(_c.delete(message.uid))
+                except NotFound:  # not reserved by us any more
+                    message._gone()
+                    raise
+            except Exception:
+                raise  # a reply (an invalid envelope's job stays reserved), or a failed stream, dropped
+            except BaseException:  # interrupted between the two: dropped, so beanstalkd releases the job
+                self._drop()
+                raise
+            message._deleted()
+            return message
 
     def watch(self, tube: str) -> int:
         """Watch ``tube``; returns how many tubes are watched. Restored after a reconnect."""

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 40b2dd04a5166272f4a05209da96de7b414f2fa4bccb2f75b6246f42b549898c). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 23f7d0c750578d2924666e4575e1602c3af3fa1c8e927495f37090ca10582520). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -163,31 +163,36 @@ class Connection(ConnectionBase[Message]):
         session's exchange.
         """
         with self._alone:
-            transport = self._transport
-            session, reader = self._session, self._reader
-            if (
-                transport is None  # connect first
-                or reader.buffered  # out of step: _ready says so
-                or transport.readable()  # bytes waiting before the write (a stray reply), or the end
-                or not request.expects_reply
-                or not session.simple(request, tube)
-            ):
-                return self._execute_exchange(request, tube)
-            session.written = False
-            try:
-                if request.wait == 0.0 and request.body is None:  # answered at once: one send, one receive
-                    chunk = transport.send_receive(request.head, session)
-                else:
-                    transport.send_command(request, session)
-                    chunk = self._receive(transport, request.wait)
-                reply = reader.read(chunk)  # nothing was buffered: the reply is all to come
-                while reply is None:
-                    reply = reader.read(self._receive(transport, request.wait))
-                if reader.buffered or transport.buffered():  # more than its reply came: the stream is out of step
-                    raise out_of_step(request.command, reader.buffered + transport.buffered())
-            except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
-                raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
-            return self._decoded(request, reply)
+            return self._command(request, tube)
+
+    def _command(self, request: Request[T], tube: str | None = None) -> T:
+        """``_execute`` with the connection held (by the caller): connected and in step, a command
+        answered at once is one send and one receive; everything else, the session's exchange."""
+        transport = self._transport
+        session, reader = self._session, self._reader
+        if (
+            transport is None  # connect first
+            or reader.buffered  # out of step: _ready says so
+            or transport.readable()  # bytes waiting before the write (a stray reply), or the end
+            or not request.expects_reply
+            or not session.simple(request, tube)
+        ):
+            return self._execute_exchange(request, tube)
+        session.written = False
+        try:
+            if request.wait == 0.0 and request.body is None:  # answered at once: one send, one receive
+                chunk = transport.send_receive(request.head, session)
+            else:
+                transport.send_command(request, session)
+                chunk = self._receive(transport, request.wait)
+            reply = reader.read(chunk)  # nothing was buffered: the reply is all to come
+            while reply is None:
+                reply = reader.read(self._receive(transport, request.wait))
+            if reader.buffered or transport.buffered():  # more than its reply came: the stream is out of step
+                raise out_of_step(request.command, reader.buffered + transport.buffered())
+        except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
+            raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
+        return self._decoded(request, reply)
 
     def _execute_exchange(self, request: Request[T], tube: str | None) -> T:
         """``_execute``'s general path, the connection held: connect (or check the stream is in step),
