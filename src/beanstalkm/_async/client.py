@@ -20,6 +20,7 @@ from beanstalkm._core.batches import (
     delete_requests,
     deleted,
     finish_reserve_many,
+    message_kwargs,
     reserve_many_requests,
     reserve_many_steps,
 )
@@ -55,9 +56,8 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         Raises ``TypeError`` before sending if ``body`` is not JSON-serializable.
         One round trip; the tube ``queue.using()`` reports is not changed.
         """
-        message = self(
-            body, subscribe=subscribe, sender=sender, channel=channel, priority=priority, delay=delay, ttr=ttr
-        )
+        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
+        message = AsyncMessage(self, body, **kwargs)  # ``self(...)``, one call less
         await message.send(tube)
         return message
 
