@@ -26,7 +26,7 @@ from beanstalkm._core.batches import (
 )
 from beanstalkm._core.checks import check_bool, check_items
 from beanstalkm._core.message import DEFAULT_TUBE
-from beanstalkm._errors import BatchFailed
+from beanstalkm._errors import BatchFailed, BeanstalkmException
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import NotFound, TimedOut
@@ -95,9 +95,9 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
                 except NotFound:  # not reserved by us any more
                     message._gone()
                     raise
-            except Exception:
-                raise  # a reply (an invalid envelope's job stays reserved), or a failed stream, dropped
-            except BaseException:  # interrupted between the two: dropped, so beanstalkd releases the job
+            except BeanstalkmException:
+                raise  # a reply (an invalid envelope's job stays reserved), or a failed stream (dropped)
+            except BaseException:  # interrupted (between the two, say): dropped, so beanstalkd releases the job
                 self._drop()
                 raise
             message._deleted()

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 b4f748522805ecf5243ebb58b5a30638250ed00d2767652dbf72162bc5331cd7). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 c427571087d028cc5832765b853f902be16f760e1d754f1c97c6e6b210fcbd91). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -23,7 +23,7 @@ from beanstalkm._core.batches import (
 )
 from beanstalkm._core.checks import check_bool, check_items
 from beanstalkm._core.message import DEFAULT_TUBE
-from beanstalkm._errors import BatchFailed
+from beanstalkm._errors import BatchFailed, BeanstalkmException
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import NotFound, TimedOut
@@ -94,9 +94,9 @@ class Client(ClientCore[Message], Connection):
                 except NotFound:  # not reserved by us any more
                     message._gone()
                     raise
-            except Exception:
-                raise  # a reply (an invalid envelope's job stays reserved), or a failed stream, dropped
-            except BaseException:  # interrupted between the two: dropped, so beanstalkd releases the job
+            except BeanstalkmException:
+                raise  # a reply (an invalid envelope's job stays reserved), or a failed stream (dropped)
+            except BaseException:  # interrupted (between the two, say): dropped, so beanstalkd releases the job
                 self._drop()
                 raise
             message._deleted()
