@@ -91,7 +91,7 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
                 except TimedOut:
                     return None
                 try:
-                    await self._command(_c.delete(message.uid))
+                    await self._command(_c.delete(message.uid), follows=True)
                 except NotFound:  # not reserved by us any more
                     message._gone()
                     raise

@@ -220,9 +220,11 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         async with self._alone:
             return await self._command(request, tube)
 
-    async def _command(self, request: Request[T], tube: str | None = None) -> T:
+    async def _command(self, request: Request[T], tube: str | None = None, *, follows: bool = False) -> T:
         """``_execute`` with the connection held (by the caller): connected and in step, a command
-        answered at once is one send and one receive; everything else, the session's exchange."""
+        answered at once is one send and one receive; everything else, the session's exchange.
+        ``follows``: it is the next write of a conversation whose reply was just read whole, nothing
+        more (the stream in step then, as between two steps of an exchange): no ``poll(0)`` first."""
         transport = self._transport
         session, reader = self._session, self._reader
         if ASYNC:
@@ -232,7 +234,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         if (
             transport is None  # connect first
             or reader.buffered  # out of step: _ready says so
-            or transport.readable()  # bytes waiting before the write (a stray reply), or the end
+            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
             or not request.expects_reply
             or not session.simple(request, tube)
         ):

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 c427571087d028cc5832765b853f902be16f760e1d754f1c97c6e6b210fcbd91). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 e48a307a4dbd3ebbe1fbffef8bf14dcf628fd0ebc4934557f7614dde07f34ea3). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -90,7 +90,7 @@ class Client(ClientCore[Message], Connection):
                 except TimedOut:
                     return None
                 try:
-                    self._command(_c.delete(message.uid))
+                    self._command(_c.delete(message.uid), follows=True)
                 except NotFound:  # not reserved by us any more
                     message._gone()
                     raise

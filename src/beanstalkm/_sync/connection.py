@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 23f7d0c750578d2924666e4575e1602c3af3fa1c8e927495f37090ca10582520). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 77a91d75909ef282766b4f68fbbd8aa7a3c7e159c03d165a381bea5e63f8d80c). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -165,15 +165,17 @@ class Connection(ConnectionBase[Message]):
         with self._alone:
             return self._command(request, tube)
 
-    def _command(self, request: Request[T], tube: str | None = None) -> T:
+    def _command(self, request: Request[T], tube: str | None = None, *, follows: bool = False) -> T:
         """``_execute`` with the connection held (by the caller): connected and in step, a command
-        answered at once is one send and one receive; everything else, the session's exchange."""
+        answered at once is one send and one receive; everything else, the session's exchange.
+        ``follows``: it is the next write of a conversation whose reply was just read whole, nothing
+        more (the stream in step then, as between two steps of an exchange): no ``poll(0)`` first."""
         transport = self._transport
         session, reader = self._session, self._reader
         if (
             transport is None  # connect first
             or reader.buffered  # out of step: _ready says so
-            or transport.readable()  # bytes waiting before the write (a stray reply), or the end
+            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
             or not request.expects_reply
             or not session.simple(request, tube)
         ):
