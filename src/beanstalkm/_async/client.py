@@ -20,16 +20,16 @@ from beanstalkm._core.batches import (
     delete_requests,
     deleted,
     finish_reserve_many,
+    message_kwargs,
     reserve_many_requests,
     reserve_many_steps,
-    reserve_steps,
 )
 from beanstalkm._core.checks import check_bool, check_items
 from beanstalkm._core.message import DEFAULT_TUBE
-from beanstalkm._errors import BatchFailed
+from beanstalkm._errors import BatchFailed, BeanstalkmException
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
-from beanstalkm._generated.errors import TimedOut
+from beanstalkm._generated.errors import NotFound, TimedOut
 
 
 class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
@@ -56,9 +56,8 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         Raises ``TypeError`` before sending if ``body`` is not JSON-serializable.
         One round trip; the tube ``queue.using()`` reports is not changed.
         """
-        message = self(
-            body, subscribe=subscribe, sender=sender, channel=channel, priority=priority, delay=delay, ttr=ttr
-        )
+        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
+        message = AsyncMessage(self, body, **kwargs)  # ``self(...)``, one call less
         await message.send(tube)
         return message
 
@@ -85,13 +84,24 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
             except TimedOut:
                 return None
         request = _c.reserve() if timeout is None else _c.reserve_with_timeout(timeout)
-        to_message = self._reserved_message
-        message, error = await self._converse(
-            lambda session, reader: reserve_steps(session, reader, request, to_message), (request,)
-        )
-        if error is not None:
-            raise error
-        return message
+        async with self._alone:  # the reserve and its delete: one hold of the connection
+            try:
+                try:
+                    message = self._reserved_message(await self._command(request))
+                except TimedOut:
+                    return None
+                try:
+                    await self._command(_c.delete(message.uid), follows=True)
+                except NotFound:  # not reserved by us any more
+                    message._gone()
+                    raise
+            except BeanstalkmException:
+                raise  # a reply (an invalid envelope's job stays reserved), or a failed stream (dropped)
+            except BaseException:  # interrupted (between the two, say): dropped, so beanstalkd releases the job
+                self._drop()
+                raise
+            message._deleted()
+            return message
 
     async def watch(self, tube: str) -> int:
         """Watch ``tube``; returns how many tubes are watched. Restored after a reconnect."""

@@ -218,25 +218,52 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 if pipe is not None and not alone.holding and self._session.simple(request, tube):
                     return await self._pipelined(pipe, request)
         async with self._alone:
-            transport = await self._ready((request,))
-            session, reader = self._session, self._reader
-            if not request.expects_reply or not session.simple(request, tube):
-                results = await self._pump(transport, session.exchange(reader, (request,), tube), (request,))
-                if request.effect is Effect.CLOSE:
-                    self._drop()
-                return self._result(request, results)
-            session.written = False
-            try:
+            return await self._command(request, tube)
+
+    async def _command(self, request: Request[T], tube: str | None = None, *, follows: bool = False) -> T:
+        """``_execute`` with the connection held (by the caller): connected and in step, a command
+        answered at once is one send and one receive; everything else, the session's exchange.
+        ``follows``: it is the next write of a conversation whose reply was just read whole, nothing
+        more (the stream in step then, as between two steps of an exchange): no ``poll(0)`` first."""
+        transport = self._transport
+        session, reader = self._session, self._reader
+        if ASYNC:
+            pipe = self._pipe
+            if pipe is not None and pipe.busy:  # pipelined commands first (``_ready`` waits for them)
+                transport = None
+        if (
+            transport is None  # connect first
+            or reader.buffered  # out of step: _ready says so
+            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
+            or not request.expects_reply
+            or not session.simple(request, tube)
+        ):
+            return await self._execute_exchange(request, tube)
+        session.written = False
+        try:
+            if request.wait == 0.0 and request.body is None:  # answered at once: one send, one receive
+                chunk = await transport.send_receive(request.head, session)
+            else:
                 await transport.send_command(request, session)
-                reply = None  # nothing was buffered: the reply is all to come
-                while reply is None:
-                    reply = reader.read(await self._receive(transport, request.wait))
-                extra = reader.buffered + transport.buffered()
-                if extra:  # more than its reply came: the stream is out of step
-                    raise out_of_step(request.command, extra)
-            except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
-                raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
-            return self._decoded(request, reply)
+                chunk = await self._receive(transport, request.wait)
+            reply = reader.read(chunk)  # nothing was buffered: the reply is all to come
+            while reply is None:
+                reply = reader.read(await self._receive(transport, request.wait))
+            if reader.buffered or transport.buffered():  # more than its reply came: the stream is out of step
+                raise out_of_step(request.command, reader.buffered + transport.buffered())
+        except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
+            raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
+        return self._decoded(request, reply)
+
+    async def _execute_exchange(self, request: Request[T], tube: str | None) -> T:
+        """``_execute``'s general path, the connection held: connect (or check the stream is in step),
+        then the session's exchange (a ``use`` first where needed; no reply for ``quit``)."""
+        transport = await self._ready((request,))
+        session, reader = self._session, self._reader
+        results = await self._pump(transport, session.exchange(reader, (request,), tube), (request,))
+        if request.effect is Effect.CLOSE:
+            self._drop()
+        return self._result(request, results)
 
     async def _run(
         self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None

@@ -1,8 +1,8 @@
 """What the client does with no I/O: building messages, and the batch conversations.
 
 ``ClientCore`` builds messages; ``PutBatch`` encodes a ``put_many``;
-``reserve_many_steps`` and ``reserve_steps`` are the conversations of
-``reserve_many`` and ``reserve(drop=True)`` (generators the drivers pump).
+``reserve_many_steps`` is the conversation of ``reserve_many`` (a generator
+the drivers pump).
 """
 
 from __future__ import annotations
@@ -275,30 +275,6 @@ def reserve_many_steps(
     if reader.buffered:
         raise out_of_step(requests[-1].command, reader.buffered)
     return messages, outcomes
-
-
-def reserve_steps(
-    session: Session, reader: ReplyReader, request: Request[Job], to_message: Callable[[Job], M]
-) -> Generator[bytes | float | None, bytes, tuple[M | None, BeanstalkmException | None]]:
-    """The conversation of a ``reserve(drop=True)``: the reserve, then the delete of its job, in one
-    hold of the connection, so no other command (another task's) comes between them: a caller
-    cancelled meanwhile drops the connection, and beanstalkd releases the job. Returns the message
-    (None for a timeout), or the error to raise (an ``InvalidEnvelope``'s job stays reserved)."""
-    yield from session.write(request.head, request.wait)
-    reply = yield from await_reply(reader, request.wait)
-    try:
-        message = to_message(request.decode(reply))
-    except TimedOut:
-        return None, None
-    except BeanstalkmException as exc:
-        session.note(exc)
-        return None, exc
-    delete = _c.delete(message.uid)
-    yield delete.head
-    reply = yield from await_reply(reader, 0.0)
-    if reader.buffered:
-        raise out_of_step(delete.command, reader.buffered)
-    return message, _deleted(session, delete, reply, message)
 
 
 def _deleted(session: Session, delete: Request[None], reply: Reply, message: M) -> BeanstalkmException | None:

@@ -180,7 +180,7 @@ class MessageBase:
         self._priority = priority
         self._delay = delay
         self._ttr = ttr
-        self.reserved = reserved
+        self._held = self._link() if reserved else None  # ``reserved``, without its setter's call
         self.deleted = False
         self.lease_lost = False
         self.raw = raw

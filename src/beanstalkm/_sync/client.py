@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 bd19bd1931ece06379cdc2ed72f10e79ffe1cdee847788546fd24bda91c1d3b8). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 e48a307a4dbd3ebbe1fbffef8bf14dcf628fd0ebc4934557f7614dde07f34ea3). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -17,16 +17,16 @@ from beanstalkm._core.batches import (
     delete_requests,
     deleted,
     finish_reserve_many,
+    message_kwargs,
     reserve_many_requests,
     reserve_many_steps,
-    reserve_steps,
 )
 from beanstalkm._core.checks import check_bool, check_items
 from beanstalkm._core.message import DEFAULT_TUBE
-from beanstalkm._errors import BatchFailed
+from beanstalkm._errors import BatchFailed, BeanstalkmException
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
-from beanstalkm._generated.errors import TimedOut
+from beanstalkm._generated.errors import NotFound, TimedOut
 from beanstalkm._sync.connection import Connection
 from beanstalkm._sync.message import Message
 
@@ -55,9 +55,8 @@ class Client(ClientCore[Message], Connection):
         Raises ``TypeError`` before sending if ``body`` is not JSON-serializable.
         One round trip; the tube ``queue.using()`` reports is not changed.
         """
-        message = self(
-            body, subscribe=subscribe, sender=sender, channel=channel, priority=priority, delay=delay, ttr=ttr
-        )
+        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
+        message = Message(self, body, **kwargs)  # ``self(...)``, one call less
         message.send(tube)
         return message
 
@@ -84,13 +83,24 @@ class Client(ClientCore[Message], Connection):
             except TimedOut:
                 return None
         request = _c.reserve() if timeout is None else _c.reserve_with_timeout(timeout)
-        to_message = self._reserved_message
-        message, error = self._converse(
-            lambda session, reader: reserve_steps(session, reader, request, to_message), (request,)
-        )
-        if error is not None:
-            raise error
-        return message
+        with self._alone:  # the reserve and its delete: one hold of the connection
+            try:
+                try:
+                    message = self._reserved_message(self._command(request))
+                except TimedOut:
+                    return None
+                try:
+                    self._command(_c.delete(message.uid), follows=True)
+                except NotFound:  # not reserved by us any more
+                    message._gone()
+                    raise
+            except BeanstalkmException:
+                raise  # a reply (an invalid envelope's job stays reserved), or a failed stream (dropped)
+            except BaseException:  # interrupted (between the two, say): dropped, so beanstalkd releases the job
+                self._drop()
+                raise
+            message._deleted()
+            return message
 
     def watch(self, tube: str) -> int:
         """Watch ``tube``; returns how many tubes are watched. Restored after a reconnect."""

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 15ba0d5e0546086963597e00d0329c67879642d4da34204383bf2694c03b2c32). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 3146063098145db03365a589abe8ea8dd2636cde040c62679eac9a69820e8fa1). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -163,25 +163,48 @@ class Connection(ConnectionBase[Message]):
         session's exchange.
         """
         with self._alone:
-            transport = self._ready((request,))
-            session, reader = self._session, self._reader
-            if not request.expects_reply or not session.simple(request, tube):
-                results = self._pump(transport, session.exchange(reader, (request,), tube), (request,))
-                if request.effect is Effect.CLOSE:
-                    self._drop()
-                return self._result(request, results)
-            session.written = False
-            try:
+            return self._command(request, tube)
+
+    def _command(self, request: Request[T], tube: str | None = None, *, follows: bool = False) -> T:
+        """``_execute`` with the connection held (by the caller): connected and in step, a command
+        answered at once is one send and one receive; everything else, the session's exchange.
+        ``follows``: it is the next write of a conversation whose reply was just read whole, nothing
+        more (the stream in step then, as between two steps of an exchange): no ``poll(0)`` first."""
+        transport = self._transport
+        session, reader = self._session, self._reader
+        if (
+            transport is None  # connect first
+            or reader.buffered  # out of step: _ready says so
+            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
+            or not request.expects_reply
+            or not session.simple(request, tube)
+        ):
+            return self._execute_exchange(request, tube)
+        session.written = False
+        try:
+            if request.wait == 0.0 and request.body is None:  # answered at once: one send, one receive
+                chunk = transport.send_receive(request.head, session)
+            else:
                 transport.send_command(request, session)
-                reply = None  # nothing was buffered: the reply is all to come
-                while reply is None:
-                    reply = reader.read(self._receive(transport, request.wait))
-                extra = reader.buffered + transport.buffered()
-                if extra:  # more than its reply came: the stream is out of step
-                    raise out_of_step(request.command, extra)
-            except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
-                raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
-            return self._decoded(request, reply)
+                chunk = self._receive(transport, request.wait)
+            reply = reader.read(chunk)  # nothing was buffered: the reply is all to come
+            while reply is None:
+                reply = reader.read(self._receive(transport, request.wait))
+            if reader.buffered or transport.buffered():  # more than its reply came: the stream is out of step
+                raise out_of_step(request.command, reader.buffered + transport.buffered())
+        except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
+            raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
+        return self._decoded(request, reply)
+
+    def _execute_exchange(self, request: Request[T], tube: str | None) -> T:
+        """``_execute``'s general path, the connection held: connect (or check the stream is in step),
+        then the session's exchange (a ``use`` first where needed; no reply for ``quit``)."""
+        transport = self._ready((request,))
+        session, reader = self._session, self._reader
+        results = self._pump(transport, session.exchange(reader, (request,), tube), (request,))
+        if request.effect is Effect.CLOSE:
+            self._drop()
+        return self._result(request, results)
 
     def _run(
         self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None

@@ -92,6 +92,20 @@ class SocketTransport:
             _send_pieces(self.sock, request.pieces)
         session.written = True
 
+    def send_receive(self, head: bytes, session: Session) -> bytes:
+        """Write one command line whole (``send_command``) and receive the first bytes of its reply,
+        which comes at once: the timeout bounds the wait. ``ConnectionResetError`` if the server closed."""
+        if self._set != self.timeout:  # a blocking reserve may have left another
+            self.sock.settimeout(self.timeout)
+            self._set = self.timeout
+        sock = self.sock
+        sock.sendall(head)
+        session.written = True
+        chunk = sock.recv(RECV)
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        return chunk
+
     def write(self, data: bytes, session: Session, reader: ReplyReader, timeout: float | None) -> None:
         """Write a step of a conversation. A large batch, or any later write, is written reading replies
         into ``reader`` meanwhile: beanstalkd stops reading while its replies go unread, and a client that
@@ -210,6 +224,15 @@ class TLSSocketTransport(SocketTransport):
         self._settimeout(self.timeout)
         self.sock.sendall(request.data)  # TLS sockets have no sendmsg: the pieces are joined
         session.written = True
+
+    def send_receive(self, head: bytes, session: Session) -> bytes:
+        self._settimeout(self.timeout)
+        self.sock.sendall(head)
+        session.written = True
+        chunk = self.receive(RECV, self.timeout)
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        return chunk
 
     def receive(self, size: int, timeout: float | None) -> bytes:
         if self._ahead:

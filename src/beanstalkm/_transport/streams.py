@@ -72,6 +72,19 @@ class StreamTransport:
         if writer.transport.get_write_buffer_size():
             await self._drain()
 
+    async def send_receive(self, head: bytes, session: Session) -> bytes:
+        """Write one command line whole (``send_command``) and receive the first bytes of its reply,
+        which comes at once: the timeout bounds the wait. ``ConnectionResetError`` if the server closed."""
+        writer = self.writer
+        writer.write(head)
+        session.written = True
+        if writer.transport.get_write_buffer_size():
+            await self._drain()
+        chunk = await self.receive(RECV, self.timeout)
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        return chunk
+
     async def write(self, data: bytes, session: Session, reader: ReplyReader, timeout: float | None) -> None:
         """Write a step of a conversation. No drain: the transport sends the rest as the server takes it
         while the conversation reads the replies (waiting here for the whole batch to go out would
