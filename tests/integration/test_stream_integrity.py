@@ -9,6 +9,7 @@ Both flavours where both exist (``make_client``/``make_connection``); a fake ser
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -131,6 +132,27 @@ def test_a_protocol_error_drops_the_connection(
     fake.wait_closed()
     assert client.queue.put(b"next") == 1  # reconnected, in step
     assert client.connected
+
+
+def test_a_broken_reply_and_a_stray_reply_are_logged_at_warning(
+    fake: FakeServer, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The connection they drop is named on ``beanstalkm.connection``, at WARNING (nothing is printed)."""
+    fake.answer = lambda line, body: b"INSERTED 5 3\r\n" if fake.accepted == 1 else NotImplemented
+    client = make_client(fake.host, fake.port, timeout=2, validate=False)
+    with caplog.at_level(logging.WARNING, logger="beanstalkm.connection"), pytest.raises(ProtocolError):
+        client.queue.put(b"x")
+    warnings = [r for r in caplog.records if r.name == "beanstalkm.connection" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(fake.port) in warnings[0].getMessage(), caplog.records
+    assert "dropped" in warnings[0].getMessage()
+    caplog.clear()
+    assert client.queue.put(b"next") == 1  # reconnected
+    fake.inject(b"INSERTED 99\r\n")  # a reply to no command
+    time.sleep(0.2)
+    with caplog.at_level(logging.WARNING, logger="beanstalkm.connection"), pytest.raises(ProtocolError):
+        client.queue.put(b"later")
+    warnings = [r for r in caplog.records if r.name == "beanstalkm.connection" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "reply to no command" in warnings[0].getMessage(), caplog.records
 
 
 def test_a_protocol_error_in_a_batch_drops_the_connection(fake: FakeServer, make_client: ClientFactory) -> None:

@@ -300,7 +300,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 return request.decode(reply)  # no effect to record: only such commands are pipelined
             except ProtocolError as exc:
                 if not isinstance(exc, CorruptJob) and self._pipe is pipe:  # the stream cannot be trusted
-                    self._drop()
+                    self._broken(exc)
                 raise
 
         async def _pipe_receive(self, transport: StreamTransport) -> bytes:
@@ -354,7 +354,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                     step = steps.send(await self._receive(transport, step))
         except StopIteration as done:
             if session.broken:  # a reply broke the protocol: the stream cannot be trusted
-                self._drop()
+                self._broken("a reply broke the protocol")
             result: T = done.value
             return result
         except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
@@ -536,7 +536,7 @@ class _Live(Generic[T]):
                 step = steps.send(b"")
         except StopIteration as end:
             if session.broken:  # a reply broke the protocol: the stream cannot be trusted
-                conn._drop()
+                conn._broken("a reply broke the protocol")
             self.value = end.value
             return True
         timeout = conn._read_timeout(step)

@@ -13,6 +13,7 @@ __all__ = [
 ]
 
 import json
+import logging
 import os
 import socket
 import time
@@ -36,6 +37,8 @@ from beanstalkm._errors import (
 )
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.pipeline import PipelineCommands
+
+log = logging.getLogger("beanstalkm.connection")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=MessageBase)
@@ -210,6 +213,8 @@ class ConnectionBase(Generic[M]):
         written (by default, what the session says)."""
         if drop:
             self._drop()
+            if isinstance(exc, ProtocolError):
+                log.warning("%s: %s; the connection was dropped", self.address, exc)
         if isinstance(exc, OSError) and not isinstance(exc, SocketError):
             sent = self._session.written if written is None else written
             what = "timed out waiting for a reply" if isinstance(exc, TimeoutError) else "failed"
@@ -220,10 +225,16 @@ class ConnectionBase(Generic[M]):
             return error
         return exc
 
+    def _broken(self, why: object) -> None:
+        """A reply broke the protocol, or arrived for no command: the stream cannot be trusted, so the
+        connection is dropped, with a warning on ``beanstalkm.connection``."""
+        log.warning("%s: %s; the connection was dropped", self.address, why)
+        self._drop()
+
     def _stray(self, requests: Sequence[Request[Any]], waiting: int) -> ProtocolError:
         """The error for bytes waiting before a command is written (a reply to no command);
         the connection is dropped, and nothing was sent."""
-        self._drop()
+        self._broken(f"{waiting or 'some'} bytes were waiting before a command was written, a reply to no command")
         command = requests[-1].command if requests else "?"
         return ProtocolError(
             f"{command}: {waiting or 'some'} bytes from {self.address} were waiting before it was written, a"
@@ -247,7 +258,7 @@ class ConnectionBase(Generic[M]):
             value = request.decode(reply)
         except ProtocolError as exc:
             if not isinstance(exc, CorruptJob):
-                self._drop()
+                self._broken(exc)
             raise
         if request.effect is not None:
             self._session.applied(request, value)

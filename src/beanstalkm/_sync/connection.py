@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 3146063098145db03365a589abe8ea8dd2636cde040c62679eac9a69820e8fa1). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 ad395a4f1ceafb5aa4cf5219b52ac3ae6f985af66f86dc4e96643c00d94679bd). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -231,7 +231,7 @@ class Connection(ConnectionBase[Message]):
                     step = steps.send(self._receive(transport, step))
         except StopIteration as done:
             if session.broken:  # a reply broke the protocol: the stream cannot be trusted
-                self._drop()
+                self._broken("a reply broke the protocol")
             result: T = done.value
             return result
         except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
@@ -413,7 +413,7 @@ class _Live(Generic[T]):
                 step = steps.send(b"")
         except StopIteration as end:
             if session.broken:  # a reply broke the protocol: the stream cannot be trusted
-                conn._drop()
+                conn._broken("a reply broke the protocol")
             self.value = end.value
             return True
         timeout = conn._read_timeout(step)
