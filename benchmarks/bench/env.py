@@ -91,11 +91,15 @@ REGIMES = {
 }
 
 
+_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+"""The CPUs this process may use, as it started: a later case pins again from these, not from an earlier pin."""
+
+
 def pin(mode: str, server_pids: list[int]) -> tuple[str, str]:
     """Pin this process and the servers per ``mode``; the regime in effect and its description."""
     if mode == "none" or not hasattr(os, "sched_setaffinity"):
         return "none", REGIMES["none"]
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = _CPUS
     if mode == "split" and len(cpus) < 2:
         mode = "same"
         note = " (split asked for, but only one CPU is available)"
