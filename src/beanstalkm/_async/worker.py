@@ -18,8 +18,9 @@ starve another (beanstalkd serves a watch list in one global priority order).
 A ``stats-job`` then gives the job's ``reserves`` (its attempts), priority and
 TTR; a slot polling one tube sends it in the reserve's own write, for the job
 ``peek-ready`` showed at the head of the tube (``take_steps``' lookahead), so a
-job usually costs one round trip. The lease keeper (one task or thread per worker) touches each running job
-at half its TTR, on the slot's connection, under the slot's lock.
+job usually costs one round trip. The lease keeper (``run``'s own task or thread, which waits for the slots
+anyway: no thread of its own) touches each running job at half its TTR, on the
+slot's connection, under the slot's lock.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from beanstalkm._async import ASYNC
 from beanstalkm._async.client import AsyncClient
@@ -43,6 +44,7 @@ from beanstalkm._async.message import AsyncMessage
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
 from beanstalkm._core.jobinfo import JobInfo
+from beanstalkm._core.requests import Request
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
     Backoff,
@@ -61,7 +63,6 @@ from beanstalkm._core.worker import (
 )
 from beanstalkm._errors import (
     ArgumentTypeError,
-    BatchFailed,
     BeanstalkmException,
     CorruptJob,
     InvalidArgument,
@@ -93,8 +94,9 @@ CONNECT_TIMEOUT = 10.0
 """The slots' connection timeout (connecting, each write, each wait for a reply) unless given."""
 RECONNECT_PAUSE = (0.05, 2.0)
 """A slot whose connection failed waits this long before trying again, doubling up to the second figure."""
-KEEPER_TICK = 0.1
-"""How often the lease keeper looks for a lease due for a touch (jobs are touched at half their TTR)."""
+KEEPER_IDLE = 1.0
+"""The longest the lease keeper (``run``'s own task or thread, while the slots run) sleeps: it wakes when
+the next running job's touch is due (at half its TTR), or when a job starts whose touch is due sooner."""
 LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
 
@@ -130,9 +132,11 @@ class _Slot:
         "index",
         "job",
         "lock",
+        "reserve_now",
         "reserving",
         "task",
         "ticket",
+        "tubes",
         "watching",
     )
 
@@ -141,6 +145,8 @@ class _Slot:
         self.client = client
         self.lock = new_lock()  # held to settle or touch its job: one at a time, never on a new connection
         self.watching = frozenset({"default"})
+        self.tubes: tuple[str, ...] = ("default",)  # the tubes of the last reserve (watching, in order)
+        self.reserve_now = _c.reserve_with_timeout(0)
         self.claims: tuple[str, ...] = ()
         self.ticket = False  # one of max_jobs, taken before reserving
         self.reserving = False  # in a blocking reserve (a stop cuts it short)
@@ -202,10 +208,13 @@ class AsyncWorker:
         self._stopping = tasks.new_event()
         self._now = tasks.new_event()
         self._wake = tasks.new_event()
+        self._keeper_at = 0.0  # when the lease keeper wakes next (a job due sooner wakes it)
         self._running: dict[str, int] = {}
         self._claimed: dict[str, int] = {}
         self._tickets: int | None = None
         self._rotation = 0
+        self._names: tuple[str, ...] = ()
+        self._limited = False
         self._slots: list[_Slot] = []
 
     def configure(
@@ -392,12 +401,12 @@ class AsyncWorker:
         self._now.clear()
         self._tickets = max_jobs
         self._running = dict.fromkeys(self._handlers, 0)
+        self._names = tuple(self._handlers)
+        self._limited = any(options.limit is not None for options, _ in self._handlers.values())
         self._claimed = dict.fromkeys(self._handlers, 0)
         slots = await self._open_slots()
         self._slots = slots
         restore = tasks.install_signals((signal.SIGTERM, signal.SIGINT), self._on_signal) if handle_signals else None
-        keeper_done = tasks.new_event()
-        keeper = tasks.spawn(functools.partial(self._keep_leases, keeper_done), "beanstalkm-lease-keeper")
         logger.info(
             "worker started: %d slot(s) on %s, tubes %s", len(slots), slots[0].client.address, ", ".join(self._handlers)
         )
@@ -406,16 +415,18 @@ class AsyncWorker:
                 slot.task = tasks.spawn(
                     functools.partial(self._slot_main, slot, burst), f"beanstalkm-slot-{slot.index}"
                 )
-            while True:
+            while True:  # this task (thread) is the lease keeper while the slots run
                 self._wake.clear()
                 if self._stopping.is_set() or all(slot.finished for slot in slots):
                     break
-                await tasks.wait_event(self._wake, 1.0)
+                now = time.monotonic()
+                self._keeper_at = min((job.next_touch for job in self._leases()), default=now + KEEPER_IDLE)
+                self._keeper_at = min(self._keeper_at, now + KEEPER_IDLE)
+                await tasks.wait_event(self._wake, max(0.005, self._keeper_at - now))
+                await self._keep_leases()
             if self._stopping.is_set():
                 await self._shut_down(slots)
         finally:
-            keeper_done.set()
-            await tasks.join(keeper, 5.0)
             if restore is not None:
                 restore()
         logger.info("worker stopped: %s", _counters(self._stats))
@@ -445,6 +456,7 @@ class AsyncWorker:
             if left <= 0 or self._now.is_set():
                 break
             await tasks.wait_event(self._now, min(left, 0.05))
+            await self._keep_leases()  # the running handlers keep their leases through the grace
         for slot in slots:
             job = slot.job
             if job is not None and not slot.finished:
@@ -540,10 +552,12 @@ class AsyncWorker:
                     return None
                 self._tickets -= 1
                 slot.ticket = True
-            names = list(self._handlers)
+            names = self._names
             if len(names) > 1:
                 self._rotation = (self._rotation + 1) % len(names)
                 names = names[self._rotation :] + names[: self._rotation]
+            if not self._limited:  # no tube has a limit: nothing to count
+                return names
             eligible = tuple(
                 tube
                 for tube in names
@@ -600,26 +614,28 @@ class AsyncWorker:
             else:
                 self._lose(done, "the connection that reserved it was lost before its delete")
                 done = None
-        wanted = frozenset(tubes)
-        reserve = _c.reserve_with_timeout(int(timeout))
-        stats: JobStats | JobInfo | None = None
-        deleted: object
+        reserve = slot.reserve_now if timeout == 0 else _c.reserve_with_timeout(int(timeout))
+        before: list[Request[Any]] = []
+        wanted = slot.watching
+        if tubes != slot.tubes:  # the watch list changes, in the same write
+            wanted = frozenset(tubes)
+            before = [_c.watch(tube) for tube in sorted(wanted - slot.watching)]
+            before += [_c.ignore(tube) for tube in sorted(slot.watching - wanted)]
+        requests = (reserve,) if delete is None else (delete, reserve)
+        to_message = client._reserved_message
+        ahead = self._lookahead(slot, tubes) if timeout == 0 else None
+        stats: JobStats | JobInfo | None
         outcome: object
         try:
-            if wanted == slot.watching:  # the usual case: one conversation, the stats-job included
-                requests = (reserve,) if delete is None else (delete, reserve)
-                to_message = client._reserved_message
-                ahead = self._lookahead(slot, tubes) if timeout == 0 else None
-                deleted, outcome, stats = await client._converse(
-                    lambda session, reader: take_steps(session, reader, delete, reserve, to_message, ahead), requests
-                )
-            else:  # the watch list changes first: a pipeline
-                uid = None if done is None else done.message.uid
-                deleted, outcome = await self._reserve_watching(slot, wanted, uid, timeout)
+            deleted, outcome, stats = await client._converse(
+                lambda session, reader: take_steps(session, reader, delete, reserve, to_message, ahead, before),
+                requests,
+            )
         except SocketError as exc:
             if done is not None:
                 self._delete_unknown(done, exc)
             raise
+        slot.watching, slot.tubes = wanted, tubes
         if done is not None:
             self._deleted(done, deleted)
         if isinstance(outcome, AsyncMessage):
@@ -646,26 +662,6 @@ class AsyncWorker:
         if ahead is None:
             ahead = slot.ahead[tubes[0]] = Lookahead(tubes[0])
         return None if ahead.off else ahead
-
-    async def _reserve_watching(
-        self, slot: _Slot, wanted: frozenset[str], delete: int | None, timeout: float
-    ) -> tuple[object, object]:
-        """The delete, the watch-list change and the reserve as one pipeline: (the delete's result, the
-        reserve's)."""
-        p = slot.client.pipeline()
-        if delete is not None:
-            p.delete(delete)
-        for tube in sorted(wanted - slot.watching):
-            p.watch(tube)
-        for tube in sorted(slot.watching - wanted):
-            p.ignore(tube)
-        p.reserve_with_timeout(int(timeout))
-        try:
-            results = await p.execute()
-        except BatchFailed as exc:
-            results = exc.results
-        slot.watching = wanted
-        return (results[0] if delete is not None else None), results[-1]
 
     async def _handle(self, slot: _Slot, message: AsyncMessage, stats: JobStats | JobInfo | None) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
@@ -712,6 +708,8 @@ class AsyncWorker:
         now = time.monotonic()
         job = _Job(message, stats, options, attempts, record, now + stats.ttr / 2, started=now)
         slot.job = job
+        if job.next_touch < self._keeper_at:  # due before the keeper wakes: wake it
+            self._wake.set()
         if self._stopping.is_set():  # taken as the stop came: hand it back unrun
             job.running = False
             await self._hand_back(slot, job)
@@ -732,8 +730,12 @@ class AsyncWorker:
             error = exc
         finally:
             job.running = False
+            took = time.monotonic() - job.started
             with self._mutex:
-                self._stats.durations.setdefault(options.tube, DurationStats()).add(time.monotonic() - job.started)
+                durations = self._stats.durations.get(options.tube)
+                if durations is None:
+                    durations = self._stats.durations[options.tube] = DurationStats()
+                durations.add(took)
         if error is None:
             return await self._succeeded(slot, job)
         await self._failed(slot, job, error)
@@ -788,7 +790,8 @@ class AsyncWorker:
             return
         message.deleted = True
         message.reserved = False
-        self._count("succeeded")
+        with self._mutex:
+            self._stats.succeeded += 1
         if logger.isEnabledFor(logging.INFO):
             logger.info("job %d (%s) done in %.3f s", message.uid, job.options.tube, time.monotonic() - job.started)
         if self._hooks["success"]:
@@ -935,13 +938,21 @@ class AsyncWorker:
 
     # -- the lease keeper ------------------------------------------------------
 
-    async def _keep_leases(self, done: tasks.Event) -> None:
-        while not await tasks.wait_event(done, KEEPER_TICK):
-            now = time.monotonic()
-            for slot in self._slots:
-                job = slot.job
-                if job is not None and job.running and not job.claimed and not job.lost and job.next_touch <= now:
-                    await self._touch(slot, job)
+    def _leases(self) -> list[_Job]:
+        """The jobs whose handler runs (the keeper touches them)."""
+        return [
+            job
+            for slot in self._slots
+            if (job := slot.job) is not None and job.running and not job.claimed and not job.lost
+        ]
+
+    async def _keep_leases(self) -> None:
+        """Touch the running jobs whose lease is due (``run`` calls it when the next is due)."""
+        now = time.monotonic()
+        for slot in self._slots:
+            job = slot.job
+            if job is not None and job.running and not job.claimed and not job.lost and job.next_touch <= now:
+                await self._touch(slot, job)
 
     async def _touch(self, slot: _Slot, job: _Job) -> None:
         async with slot.lock:

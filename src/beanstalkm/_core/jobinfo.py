@@ -2,8 +2,9 @@
 
 The fully typed ``JobStats`` decodes every field through the spec's general flat-YAML reader (about
 11 us a job); a worker asks one ``stats-job`` per job and a CLI walk may ask 100,000, so this reads
-the one layout beanstalkd prints (``---`` then ``key: value`` lines) in one regular-expression pass
-(about 4 us). Anything else (a missing field, a field that is not a number, an unknown state, a
+the one layout beanstalkd prints (``---`` then ``key: value`` lines, in its order) with one anchored
+regular-expression match (about 1.5 us); the same lines in another order or with more fields, with a
+pass over the lines (about 4 us). Anything else (a missing field, a field that is not a number, an unknown state, a
 layout the pass does not recognise) goes to the full ``JobStats`` decoder, whose answer (or typed
 error) is used instead: nothing is guessed, and a reply this fast path cannot read gets exactly
 the full decoder's result.
@@ -11,7 +12,7 @@ the full decoder's result.
 
 from __future__ import annotations
 
-__all__ = ["JOB_STATES", "JobInfo", "stats_job_info"]
+__all__ = ["JOB_STATES", "JobInfo", "decode_job_info", "stats_job_info"]
 
 import re
 from dataclasses import dataclass
@@ -22,6 +23,13 @@ from beanstalkm._generated.stats import JobStats
 
 JOB_STATES = frozenset({"ready", "delayed", "reserved", "buried"})
 
+_NUMBER = rb"(\d{1,20})"  # beanstalkd's counters are 64-bit: at most 20 digits
+_LAYOUT = re.compile(
+    rb"---\nid: %(n)s\ntube: (\"?)([!#-~]+)\2\nstate: (ready|delayed|reserved|buried)\npri: %(n)s\nage: %(n)s\n"
+    rb"delay: %(n)s\nttr: %(n)s\ntime-left: %(n)s\nfile: %(n)s\nreserves: %(n)s\ntimeouts: %(n)s\n"
+    rb"releases: %(n)s\nburies: %(n)s\nkicks: %(n)s\n" % {b"n": _NUMBER}
+)
+"""The body beanstalkd (1.10 to 1.13) prints, field by field in its order (1.13 quotes the tube)."""
 _LINE = re.compile(r"^([a-z-]+): ([^\n]*)$", re.MULTILINE)
 _INT_KEYS = ("id", "pri", "age", "delay", "ttr", "time-left", "reserves", "timeouts", "releases", "buries", "kicks")
 _DIGITS_MAX = 20  # beanstalkd's counters are 64-bit
@@ -76,6 +84,17 @@ class JobInfo:
 
 def _fast(body: bytes) -> JobInfo | None:
     """The usual layout at once; None for anything else (the full decoder then decides)."""
+    match = _LAYOUT.fullmatch(body)
+    if match is not None:
+        n = [int(number) for number in match.group(1, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15)]
+        tube, state = match.group(3, 4)
+        return JobInfo(n[0], tube.decode("ascii"), state.decode("ascii"), *n[1:])
+    return _lines(body)
+
+
+def _lines(body: bytes) -> JobInfo | None:
+    """The ``key: value`` lines in any order (the fields beanstalkd prints, perhaps more); None for anything
+    else."""
     if not body.startswith(b"---\n") or not body.isascii():
         return None
     text = body.decode("ascii")
@@ -99,7 +118,8 @@ def _fast(body: bytes) -> JobInfo | None:
     return JobInfo(n[0], tube, state, n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8], n[9], n[10])
 
 
-def _decode(reply: Reply) -> JobInfo:
+def decode_job_info(reply: Reply) -> JobInfo:
+    """A ``stats-job`` reply as a :class:`JobInfo` (its failures as ``stats_job``'s: ``NOT_FOUND``, ...)."""
     if reply.status == "OK" and len(reply.args) == 1 and reply.body is not None and reply.trailer is None:
         info = _fast(reply.body)
         if info is not None:
@@ -110,4 +130,4 @@ def _decode(reply: Reply) -> JobInfo:
 def stats_job_info(job_id: int) -> Request[JobInfo]:
     """Encode ``stats-job job_id``, decoded as a :class:`JobInfo` (its failures as ``stats_job``'s)."""
     request = _c.stats_job(job_id)
-    return Request(request.command, request.head, _decode)
+    return Request(request.command, request.head, decode_job_info)

@@ -46,10 +46,10 @@ import socket
 import time as _time
 import traceback
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from beanstalkm._core.checks import check_uint
-from beanstalkm._core.jobinfo import JobInfo, stats_job_info
+from beanstalkm._core.jobinfo import JobInfo, decode_job_info, stats_job_info
 from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import BODY_APART, Job, Request
@@ -207,16 +207,32 @@ def attempts_of(stats: JobStats | JobInfo, record: FailureRecord | None) -> int:
 M = TypeVar("M", bound=MessageBase)
 
 
+SEQUENTIAL_AFTER = 4
+"""How many times in a row ``peek-ready`` must show the reserved job's id + 1 before a slot guesses id + 1
+without a peek (``Lookahead.sequential``)."""
+
+
 @dataclasses.dataclass(slots=True)
 class Lookahead:
     """A slot's guess of the job its next reserve gets (see ``take_steps``): the tube it polls alone,
-    and the id ``peek-ready`` showed at the head of that tube's ready queue (None: none known)."""
+    and the id ``peek-ready`` showed at the head of that tube's ready queue (None: none known).
+
+    ``sequential``: the tube's jobs have been handed out by consecutive ids (one producer, one tube:
+    the common case), so the guess is the last job's id + 1 and no ``peek-ready`` is sent; the first
+    miss turns it off until ``peek-ready`` shows consecutive ids ``SEQUENTIAL_AFTER`` times again."""
 
     tube: str
     guess: int | None = None
     hits: int = 0
     misses: int = 0
     off: bool = False  # the tube's jobs are large (a peek would copy each body twice): no more guesses
+    sequential: bool = False
+    streak: int = 0  # peeks in a row that showed the reserved job's id + 1
+
+
+_PEEK_READY = _c.peek_ready()
+_DELETE = _c.delete(1).decode
+_NO_JOB = (None, None)
 
 
 def take_steps(
@@ -226,14 +242,16 @@ def take_steps(
     reserve: Request[Job],
     to_message: Callable[[Job], M],
     ahead: Lookahead | None = None,
+    before: Sequence[Request[Any]] = (),
 ) -> Generator[
     bytes | float | None, bytes, tuple[BeanstalkmException | None, M | BeanstalkmException | None, JobInfo | None]
 ]:
-    """A worker slot's conversation for its next job: the delete of the job it finished (if any) and
-    the reserve in one write, then the ``stats-job`` of the job reserved, in one hold of the
-    connection. Returns the delete's error (None: deleted, or no delete), the message (None: timed
-    out; or the error to handle: ``InvalidEnvelope``, ``CorruptJob``, ...), and the job's stats
-    (None if they could not be read: the caller asks again).
+    """A worker slot's conversation for its next job: the delete of the job it finished (if any), the
+    commands ``before`` (a watch-list change: their effects are recorded) and the reserve in one write,
+    then the ``stats-job`` of the job reserved, in one hold of the connection. Returns the delete's
+    error (None: deleted, or no delete), the message (None: timed out; or the error to handle:
+    ``InvalidEnvelope``, ``CorruptJob``, ...), and the job's stats (None if they could not be read: the
+    caller asks again).
 
     With ``ahead`` (a slot polling one tube), the same write also carries a ``stats-job`` of the
     guessed id and a ``peek-ready`` of the tube (after a ``use`` of it when the connection is on
@@ -241,30 +259,44 @@ def take_steps(
     so the guess is usually the job the reserve gets: its stats then come in the same round trip,
     read after the reserve (so they count this reserve). When the reserve got another job (another
     worker took the guessed one, or an urgent job came first) the guess's stats are dropped and the
-    job's own are asked as without ``ahead``. ``peek-ready``'s job sets the next guess.
+    job's own are asked as without ``ahead``. ``peek-ready``'s job sets the next guess; in
+    ``sequential`` mode the guess is the reserved id + 1 and there is no peek (one reply fewer).
     """
-    uses = ahead is not None and session.server_using != ahead.tube
+    peek = ahead is not None and not ahead.sequential
+    use = _c.use(ahead.tube) if peek and ahead is not None and session.server_using != ahead.tube else None
     guess = None if ahead is None else ahead.guess
-    guessed = None if guess is None else stats_job_info(guess)
-    use = _c.use(ahead.tube) if ahead is not None and uses else None
-    peek = _c.peek_ready() if ahead is not None else None
-    head = reserve.head if delete is None else delete.head + reserve.head
-    if guessed is not None:
-        head += guessed.head
+    head = b"" if delete is None else delete.head
+    for request in before:
+        head += request.head
+    head += reserve.head
+    if guess is not None:
+        head += b"stats-job %d\r\n" % guess
     if use is not None:
         head += use.head
-    if peek is not None:
-        head += peek.head
+    if peek:
+        head += _PEEK_READY.head
     yield from session.write(head, reserve.wait)
     delete_error: BeanstalkmException | None = None
     if delete is not None:
-        reply = yield from await_reply(reader, 0.0)
+        reply = reader.next_reply()
+        while reply is None:
+            reply = reader.read((yield 0.0))
         try:
-            delete.decode(reply)
+            _DELETE(reply)
         except BeanstalkmException as exc:
             session.note(exc)
             delete_error = exc
-    reply = yield from await_reply(reader, reserve.wait)
+    for request in before:
+        reply = reader.next_reply()
+        while reply is None:
+            reply = reader.read((yield 0.0))
+        try:
+            session.applied(request, request.decode(reply))
+        except BeanstalkmException as exc:
+            session.note(exc)
+    reply = reader.next_reply()
+    while reply is None:
+        reply = reader.read((yield reserve.wait))
     job: Job | BeanstalkmException | None
     try:
         job = reserve.decode(reply)
@@ -274,33 +306,50 @@ def take_steps(
         session.note(exc)
         job = exc
     info: JobInfo | BeanstalkmException | None = None
-    if guessed is not None:  # every reply is read, whatever the reserve got
-        reply = yield from await_reply(reader, 0.0)
+    if guess is not None:  # every reply is read, whatever the reserve got
+        reply = reader.next_reply()
+        while reply is None:
+            reply = reader.read((yield 0.0))
         try:
-            info = guessed.decode(reply)
+            info = decode_job_info(reply)
         except BeanstalkmException as exc:  # NOT_FOUND: gone since it was peeked
             session.note(exc)
             info = exc
     if use is not None:
-        reply = yield from await_reply(reader, 0.0)
+        reply = reader.next_reply()
+        while reply is None:
+            reply = reader.read((yield 0.0))
         try:
             session.applied(use, use.decode(reply))
         except BeanstalkmException as exc:
             session.note(exc)
-    if ahead is not None and peek is not None:
-        reply = yield from await_reply(reader, 0.0)
-        try:
-            head_job = peek.decode(reply)
-        except BeanstalkmException as exc:
-            session.note(exc)
-            head_job = None
-        ahead.guess = None if head_job is None else head_job.id
-        if head_job is not None and len(head_job.body) >= BODY_APART:
-            ahead.off, ahead.guess = True, None
-    if job is None or isinstance(job, BeanstalkmException):
+    reserved = job.id if isinstance(job, Job) else None
+    if ahead is not None:
+        if peek:
+            reply = reader.next_reply()
+            while reply is None:
+                reply = reader.read((yield 0.0))
+            try:
+                head_job = _PEEK_READY.decode(reply)
+            except BeanstalkmException as exc:
+                session.note(exc)
+                head_job = None
+            ahead.guess = None if head_job is None else head_job.id
+            if head_job is not None and len(head_job.body) >= BODY_APART:
+                ahead.off, ahead.guess, ahead.streak = True, None, 0
+            elif reserved is not None and ahead.guess == reserved + 1:
+                ahead.streak += 1
+                ahead.sequential = ahead.streak >= SEQUENTIAL_AFTER
+            else:
+                ahead.streak = 0
+        elif reserved is not None and reserved == guess:
+            ahead.guess = reserved + 1
+        else:  # a miss, or nothing ready: peek again
+            ahead.sequential, ahead.guess, ahead.streak = False, None, 0
+    if not isinstance(job, Job):
         return delete_error, job, None
-    if ahead is not None and guessed is not None:
-        if isinstance(info, JobInfo) and info.id == job.id:
+    if guess is not None and ahead is not None:
+        if isinstance(info, JobInfo) and info.id == reserved:
             ahead.hits += 1
             try:
                 message = to_message(job)

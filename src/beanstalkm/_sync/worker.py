@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 3f2b123a4739d7e03480732a18579cbaf47f7a48102fe00391c3840dc2a182fd). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 4c4d3137b2ce8d27aee884ae69d7276114fbf4b130f3d9b6ed8b4c3746a73448). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -15,11 +15,12 @@ import random
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
 from beanstalkm._core.jobinfo import JobInfo
+from beanstalkm._core.requests import Request
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
     Backoff,
@@ -38,7 +39,6 @@ from beanstalkm._core.worker import (
 )
 from beanstalkm._errors import (
     ArgumentTypeError,
-    BatchFailed,
     BeanstalkmException,
     CorruptJob,
     InvalidArgument,
@@ -70,8 +70,9 @@ CONNECT_TIMEOUT = 10.0
 """The slots' connection timeout (connecting, each write, each wait for a reply) unless given."""
 RECONNECT_PAUSE = (0.05, 2.0)
 """A slot whose connection failed waits this long before trying again, doubling up to the second figure."""
-KEEPER_TICK = 0.1
-"""How often the lease keeper looks for a lease due for a touch (jobs are touched at half their TTR)."""
+KEEPER_IDLE = 1.0
+"""The longest the lease keeper (``run``'s own task or thread, while the slots run) sleeps: it wakes when
+the next running job's touch is due (at half its TTR), or when a job starts whose touch is due sooner."""
 LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
 
@@ -107,9 +108,11 @@ class _Slot:
         "index",
         "job",
         "lock",
+        "reserve_now",
         "reserving",
         "task",
         "ticket",
+        "tubes",
         "watching",
     )
 
@@ -118,6 +121,8 @@ class _Slot:
         self.client = client
         self.lock = new_lock()  # held to settle or touch its job: one at a time, never on a new connection
         self.watching = frozenset({"default"})
+        self.tubes: tuple[str, ...] = ("default",)  # the tubes of the last reserve (watching, in order)
+        self.reserve_now = _c.reserve_with_timeout(0)
         self.claims: tuple[str, ...] = ()
         self.ticket = False  # one of max_jobs, taken before reserving
         self.reserving = False  # in a blocking reserve (a stop cuts it short)
@@ -179,10 +184,13 @@ class Worker:
         self._stopping = threads.new_event()
         self._now = threads.new_event()
         self._wake = threads.new_event()
+        self._keeper_at = 0.0  # when the lease keeper wakes next (a job due sooner wakes it)
         self._running: dict[str, int] = {}
         self._claimed: dict[str, int] = {}
         self._tickets: int | None = None
         self._rotation = 0
+        self._names: tuple[str, ...] = ()
+        self._limited = False
         self._slots: list[_Slot] = []
 
     def configure(
@@ -363,12 +371,12 @@ class Worker:
         self._now.clear()
         self._tickets = max_jobs
         self._running = dict.fromkeys(self._handlers, 0)
+        self._names = tuple(self._handlers)
+        self._limited = any(options.limit is not None for options, _ in self._handlers.values())
         self._claimed = dict.fromkeys(self._handlers, 0)
         slots = self._open_slots()
         self._slots = slots
         restore = threads.install_signals((signal.SIGTERM, signal.SIGINT), self._on_signal) if handle_signals else None
-        keeper_done = threads.new_event()
-        keeper = threads.spawn(functools.partial(self._keep_leases, keeper_done), "beanstalkm-lease-keeper")
         logger.info(
             "worker started: %d slot(s) on %s, tubes %s", len(slots), slots[0].client.address, ", ".join(self._handlers)
         )
@@ -377,16 +385,18 @@ class Worker:
                 slot.task = threads.spawn(
                     functools.partial(self._slot_main, slot, burst), f"beanstalkm-slot-{slot.index}"
                 )
-            while True:
+            while True:  # this task (thread) is the lease keeper while the slots run
                 self._wake.clear()
                 if self._stopping.is_set() or all(slot.finished for slot in slots):
                     break
-                threads.wait_event(self._wake, 1.0)
+                now = time.monotonic()
+                self._keeper_at = min((job.next_touch for job in self._leases()), default=now + KEEPER_IDLE)
+                self._keeper_at = min(self._keeper_at, now + KEEPER_IDLE)
+                threads.wait_event(self._wake, max(0.005, self._keeper_at - now))
+                self._keep_leases()
             if self._stopping.is_set():
                 self._shut_down(slots)
         finally:
-            keeper_done.set()
-            threads.join(keeper, 5.0)
             if restore is not None:
                 restore()
         logger.info("worker stopped: %s", _counters(self._stats))
@@ -416,6 +426,7 @@ class Worker:
             if left <= 0 or self._now.is_set():
                 break
             threads.wait_event(self._now, min(left, 0.05))
+            self._keep_leases()  # the running handlers keep their leases through the grace
         for slot in slots:
             job = slot.job
             if job is not None and not slot.finished:
@@ -511,10 +522,12 @@ class Worker:
                     return None
                 self._tickets -= 1
                 slot.ticket = True
-            names = list(self._handlers)
+            names = self._names
             if len(names) > 1:
                 self._rotation = (self._rotation + 1) % len(names)
                 names = names[self._rotation :] + names[: self._rotation]
+            if not self._limited:  # no tube has a limit: nothing to count
+                return names
             eligible = tuple(
                 tube
                 for tube in names
@@ -569,26 +582,28 @@ class Worker:
             else:
                 self._lose(done, "the connection that reserved it was lost before its delete")
                 done = None
-        wanted = frozenset(tubes)
-        reserve = _c.reserve_with_timeout(int(timeout))
-        stats: JobStats | JobInfo | None = None
-        deleted: object
+        reserve = slot.reserve_now if timeout == 0 else _c.reserve_with_timeout(int(timeout))
+        before: list[Request[Any]] = []
+        wanted = slot.watching
+        if tubes != slot.tubes:  # the watch list changes, in the same write
+            wanted = frozenset(tubes)
+            before = [_c.watch(tube) for tube in sorted(wanted - slot.watching)]
+            before += [_c.ignore(tube) for tube in sorted(slot.watching - wanted)]
+        requests = (reserve,) if delete is None else (delete, reserve)
+        to_message = client._reserved_message
+        ahead = self._lookahead(slot, tubes) if timeout == 0 else None
+        stats: JobStats | JobInfo | None
         outcome: object
         try:
-            if wanted == slot.watching:  # the usual case: one conversation, the stats-job included
-                requests = (reserve,) if delete is None else (delete, reserve)
-                to_message = client._reserved_message
-                ahead = self._lookahead(slot, tubes) if timeout == 0 else None
-                deleted, outcome, stats = client._converse(
-                    lambda session, reader: take_steps(session, reader, delete, reserve, to_message, ahead), requests
-                )
-            else:  # the watch list changes first: a pipeline
-                uid = None if done is None else done.message.uid
-                deleted, outcome = self._reserve_watching(slot, wanted, uid, timeout)
+            deleted, outcome, stats = client._converse(
+                lambda session, reader: take_steps(session, reader, delete, reserve, to_message, ahead, before),
+                requests,
+            )
         except SocketError as exc:
             if done is not None:
                 self._delete_unknown(done, exc)
             raise
+        slot.watching, slot.tubes = wanted, tubes
         if done is not None:
             self._deleted(done, deleted)
         if isinstance(outcome, Message):
@@ -615,26 +630,6 @@ class Worker:
         if ahead is None:
             ahead = slot.ahead[tubes[0]] = Lookahead(tubes[0])
         return None if ahead.off else ahead
-
-    def _reserve_watching(
-        self, slot: _Slot, wanted: frozenset[str], delete: int | None, timeout: float
-    ) -> tuple[object, object]:
-        """The delete, the watch-list change and the reserve as one pipeline: (the delete's result, the
-        reserve's)."""
-        p = slot.client.pipeline()
-        if delete is not None:
-            p.delete(delete)
-        for tube in sorted(wanted - slot.watching):
-            p.watch(tube)
-        for tube in sorted(slot.watching - wanted):
-            p.ignore(tube)
-        p.reserve_with_timeout(int(timeout))
-        try:
-            results = p.execute()
-        except BatchFailed as exc:
-            results = exc.results
-        slot.watching = wanted
-        return (results[0] if delete is not None else None), results[-1]
 
     def _handle(self, slot: _Slot, message: Message, stats: JobStats | JobInfo | None) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
@@ -681,6 +676,8 @@ class Worker:
         now = time.monotonic()
         job = _Job(message, stats, options, attempts, record, now + stats.ttr / 2, started=now)
         slot.job = job
+        if job.next_touch < self._keeper_at:  # due before the keeper wakes: wake it
+            self._wake.set()
         if self._stopping.is_set():  # taken as the stop came: hand it back unrun
             job.running = False
             self._hand_back(slot, job)
@@ -701,8 +698,12 @@ class Worker:
             error = exc
         finally:
             job.running = False
+            took = time.monotonic() - job.started
             with self._mutex:
-                self._stats.durations.setdefault(options.tube, DurationStats()).add(time.monotonic() - job.started)
+                durations = self._stats.durations.get(options.tube)
+                if durations is None:
+                    durations = self._stats.durations[options.tube] = DurationStats()
+                durations.add(took)
         if error is None:
             return self._succeeded(slot, job)
         self._failed(slot, job, error)
@@ -757,7 +758,8 @@ class Worker:
             return
         message.deleted = True
         message.reserved = False
-        self._count("succeeded")
+        with self._mutex:
+            self._stats.succeeded += 1
         if logger.isEnabledFor(logging.INFO):
             logger.info("job %d (%s) done in %.3f s", message.uid, job.options.tube, time.monotonic() - job.started)
         if self._hooks["success"]:
@@ -904,13 +906,21 @@ class Worker:
 
     # -- the lease keeper ------------------------------------------------------
 
-    def _keep_leases(self, done: threads.Event) -> None:
-        while not threads.wait_event(done, KEEPER_TICK):
-            now = time.monotonic()
-            for slot in self._slots:
-                job = slot.job
-                if job is not None and job.running and not job.claimed and not job.lost and job.next_touch <= now:
-                    self._touch(slot, job)
+    def _leases(self) -> list[_Job]:
+        """The jobs whose handler runs (the keeper touches them)."""
+        return [
+            job
+            for slot in self._slots
+            if (job := slot.job) is not None and job.running and not job.claimed and not job.lost
+        ]
+
+    def _keep_leases(self) -> None:
+        """Touch the running jobs whose lease is due (``run`` calls it when the next is due)."""
+        now = time.monotonic()
+        for slot in self._slots:
+            job = slot.job
+            if job is not None and job.running and not job.claimed and not job.lost and job.next_touch <= now:
+                self._touch(slot, job)
 
     def _touch(self, slot: _Slot, job: _Job) -> None:
         with slot.lock:
