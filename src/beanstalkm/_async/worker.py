@@ -39,12 +39,15 @@ from typing import Any, TypeVar
 from beanstalkm._async import ASYNC
 from beanstalkm._async.client import AsyncClient
 from beanstalkm._async.cluster import AsyncCluster
+from beanstalkm._async.connection import converse_all
 from beanstalkm._async.failures import delete_record, find_record, list_records, store_record
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
 from beanstalkm._core.jobinfo import JobInfo
-from beanstalkm._core.requests import Request
+from beanstalkm._core.reader import ReplyReader
+from beanstalkm._core.requests import Job, Request
+from beanstalkm._core.session import Exchange, Session
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
     Backoff,
@@ -99,6 +102,8 @@ KEEPER_IDLE = 1.0
 the next running job's touch is due (at half its TTR), or when a job starts whose touch is due sooner."""
 LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
+LANES_WAIT = 1
+"""How long (seconds) a slot of several servers waits on all of them at once before it sweeps again."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -106,6 +111,7 @@ class _Job:
     """A job a slot holds: its message, what the server said of it, and who settles it."""
 
     message: AsyncMessage
+    client: AsyncClient  # the connection that reserved it: its settling and its record go there
     stats: JobStats | JobInfo
     options: HandlerOptions
     attempts: int
@@ -117,43 +123,48 @@ class _Job:
     started: float = 0.0
 
 
-_Taken = tuple[AsyncMessage, JobStats | JobInfo | None]
-"""A reserved job and its stats (None if they are still to be asked)."""
+_Taken = tuple[AsyncMessage, JobStats | JobInfo | None, AsyncClient]
+"""A reserved job, its stats (None if they are still to be asked), and the connection that reserved it."""
+
+
+class _Lane:
+    """One connection of a slot, to one server: what it watches, its lookahead, its pause while down."""
+
+    __slots__ = ("ahead", "client", "down_until", "pause", "reserve_now", "tubes", "unsure", "watching")
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.watching = frozenset({"default"})
+        self.tubes: tuple[str, ...] = ("default",)  # the tubes of the last reserve (watching, in order)
+        self.unsure = False  # a conversation failed midway: the next reserve sets the whole watch list
+        self.reserve_now = _c.reserve_with_timeout(0)
+        self.ahead: dict[str, Lookahead] = {}  # by tube: the job its next reserve is likely to get
+        self.down_until = 0.0  # a lane whose server failed is left alone until then (several lanes only)
+        self.pause = RECONNECT_PAUSE[0]
 
 
 class _Slot:
-    """One concurrent consumer: its own connection, the job it holds, and what it claimed."""
+    """One concurrent consumer: its connections (one per server of its share), the job it holds, and
+    what it claimed."""
 
-    __slots__ = (
-        "ahead",
-        "claims",
-        "client",
-        "finished",
-        "index",
-        "job",
-        "lock",
-        "reserve_now",
-        "reserving",
-        "task",
-        "ticket",
-        "tubes",
-        "watching",
-    )
+    __slots__ = ("claims", "finished", "index", "job", "lanes", "lock", "reserving", "task", "ticket", "turn")
 
-    def __init__(self, index: int, client: AsyncClient) -> None:
+    def __init__(self, index: int, lanes: list[_Lane]) -> None:
         self.index = index
-        self.client = client
+        self.lanes = lanes
+        self.turn = 0  # which lane a sweep asks first (each in turn: no server starves)
         self.lock = new_lock()  # held to settle or touch its job: one at a time, never on a new connection
-        self.watching = frozenset({"default"})
-        self.tubes: tuple[str, ...] = ("default",)  # the tubes of the last reserve (watching, in order)
-        self.reserve_now = _c.reserve_with_timeout(0)
         self.claims: tuple[str, ...] = ()
         self.ticket = False  # one of max_jobs, taken before reserving
         self.reserving = False  # in a blocking reserve (a stop cuts it short)
         self.job: _Job | None = None
         self.finished = False
         self.task: tasks.Task | None = None
-        self.ahead: dict[str, Lookahead] = {}  # by tube: the job its next reserve is likely to get
+
+    @property
+    def ahead(self) -> dict[str, Lookahead]:
+        """The first lane's lookaheads, by tube."""
+        return self.lanes[0].ahead
 
 
 class AsyncWorker:
@@ -326,6 +337,18 @@ class AsyncWorker:
 
     # -- connections -----------------------------------------------------------
 
+    def _connect_lanes(self, index: int) -> list[AsyncClient]:
+        """Slot ``index``'s connections: one per server of its share. With no more servers than slots the
+        slots take the servers in turn (slot ``i``, server ``i mod S``); with more, slot ``i`` takes every
+        server ``j`` with ``j mod N == i`` (N slots), so each server has a slot."""
+        urls = self._urls if self._urls is not None else default_urls() if self._source is None else []
+        if self._source is not None or self._named or len(urls) <= self.concurrency:
+            return [self._connect(index)]
+        _, _, _, timeout, validate = self._settings
+        return [
+            AsyncClient.from_url(url, timeout=timeout, validate=validate) for url in urls[index :: self.concurrency]
+        ]
+
     def _connect(self, index: int) -> AsyncClient:
         """A new connection for slot ``index``: the URLs (or the cluster's servers) are taken in turn."""
         source = self._source
@@ -391,12 +414,6 @@ class AsyncWorker:
             max_jobs = check_uint("max_jobs", max_jobs, 1, 2**63)
         if not self._handlers:
             raise InvalidArgument("handlers", {}, "register a handler (worker.handler(tube)) before run()")
-        if self._urls is not None and len(self._urls) > self.concurrency:
-            raise InvalidArgument(
-                "concurrency",
-                self.concurrency,
-                f"each slot consumes one server, and {len(self._urls)} servers need at least {len(self._urls)} slots",
-            )
         self._stopping.clear()
         self._now.clear()
         self._tickets = max_jobs
@@ -408,7 +425,10 @@ class AsyncWorker:
         self._slots = slots
         restore = tasks.install_signals((signal.SIGTERM, signal.SIGINT), self._on_signal) if handle_signals else None
         logger.info(
-            "worker started: %d slot(s) on %s, tubes %s", len(slots), slots[0].client.address, ", ".join(self._handlers)
+            "worker started: %d slot(s) on %s, tubes %s",
+            len(slots),
+            ", ".join(dict.fromkeys(lane.client.address for slot in slots for lane in slot.lanes)),
+            ", ".join(self._handlers),
         )
         try:
             for slot in slots:
@@ -433,17 +453,42 @@ class AsyncWorker:
         return self.stats
 
     async def _open_slots(self) -> list[_Slot]:
+        """Connect every slot; a slot of several servers starts with those it reaches (the others are
+        tried again later), a slot none of whose servers answers raises ``SocketError``."""
         slots: list[_Slot] = []
         try:
             for index in range(self.concurrency):
-                client = self._connect(index)
-                slots.append(_Slot(index, client))
-                await client.connect()
+                slot = _Slot(index, [_Lane(client) for client in self._connect_lanes(index)])
+                slots.append(slot)
+                failed: list[SocketError] = []
+                for lane in slot.lanes:
+                    try:
+                        await lane.client.connect()
+                    except SocketError as exc:
+                        failed.append(exc)
+                        self._lane_down(slot, lane, exc)
+                if len(failed) == len(slot.lanes):
+                    raise failed[0]
         except BaseException:
             for slot in slots:
-                await slot.client.close()
+                await self._close_lanes(slot)
             raise
         return slots
+
+    async def _close_lanes(self, slot: _Slot) -> None:
+        for lane in slot.lanes:
+            try:
+                await lane.client.close()
+            except BeanstalkmException:
+                pass
+
+    def _lane_down(self, slot: _Slot, lane: _Lane, exc: BaseException) -> None:
+        """A lane of a slot of several servers failed: the others go on; it is tried again after a pause."""
+        self._count("connection_errors")
+        lane.unsure = True
+        lane.down_until = time.monotonic() + lane.pause
+        logger.warning("slot %d: %s: %s; trying it again in %.2f s", slot.index, lane.client.address, exc, lane.pause)
+        lane.pause = min(lane.pause * 2, RECONNECT_PAUSE[1])
 
     async def _shut_down(self, slots: list[_Slot]) -> None:
         """Interrupt the waiting reserves, let the handlers finish within the grace, release the rest."""
@@ -471,7 +516,8 @@ class AsyncWorker:
     async def _interrupt_reserves(self, slots: list[_Slot]) -> None:
         for slot in slots:
             if slot.reserving and not slot.finished:
-                await slot.client.close()  # cuts a waiting reserve short: the server keeps its job
+                for lane in slot.lanes:  # cuts a waiting reserve short: the server keeps its job
+                    await lane.client.close()
 
     async def _release_unfinished(self, slot: _Slot, job: _Job) -> None:
         async with slot.lock:
@@ -501,7 +547,7 @@ class AsyncWorker:
                 tubes = self._claim(slot)
                 if tubes is None or not tubes:
                     if done is not None:
-                        await self._delete(slot, done)
+                        await self._delete(done)
                         done = None
                     if tubes is None:
                         break
@@ -536,10 +582,7 @@ class AsyncWorker:
             slot.finished = True
             slot.job = None
             self._wake.set()
-            try:
-                await slot.client.close()
-            except BeanstalkmException:
-                pass
+            await self._close_lanes(slot)
 
     def _claim(self, slot: _Slot) -> tuple[str, ...] | None:
         """The tubes this slot may reserve from now (claimed: per-tube limits hold), in the order to try
@@ -580,20 +623,47 @@ class AsyncWorker:
 
     async def _take(self, slot: _Slot, tubes: tuple[str, ...], done: _Job | None, burst: bool) -> _Taken | bool | None:
         """Reserve a job from ``tubes`` (sending ``done``'s delete first): its message and stats, True
-        when a job whose body cannot be used was buried, or None (nothing, or a stop)."""
+        when a job whose body cannot be used was buried, or None (nothing, or a stop).
+
+        A slot of several servers sweeps them from a rotating start (no server starves), skipping one
+        that failed until its pause is over, and waits on all of them at once when none has a job."""
+        lanes = slot.lanes
+        if len(lanes) > 1:
+            now = time.monotonic()
+            start = slot.turn % len(lanes)
+            slot.turn += 1
+            lanes = [lane for lane in lanes[start:] + lanes[:start] if lane.down_until <= now]
+            if done is not None and (not lanes or lanes[0].client is not done.client):
+                await self._delete(done)  # on its own connection: the next reserve goes to another
+                done = None
         polls = [tubes] if len(tubes) == 1 else [(tube,) for tube in tubes]
-        for group in polls:
-            taken = await self._reserve(slot, group, done, 0)
-            done = None
-            if taken is not None:
-                return taken
+        for lane in lanes:
+            for group in polls:
+                try:
+                    taken = await self._reserve(slot, lane, group, done, 0)
+                except SocketError as exc:
+                    if len(slot.lanes) == 1:
+                        raise
+                    self._lane_down(slot, lane, exc)
+                    break
+                finally:
+                    done = None
+                lane.pause = RECONNECT_PAUSE[0]
+                if taken is not None:
+                    return taken
         if burst:
+            return None
+        if not lanes:  # every server of the slot is down: wait for the first to be tried again
+            pause = min(lane.down_until for lane in slot.lanes) - time.monotonic()
+            await tasks.wait_event(self._stopping, max(0.0, pause))
             return None
         slot.reserving = True
         try:
             if self._stopping.is_set():
                 return None
-            return await self._reserve(slot, tubes, None, POLL)
+            if len(slot.lanes) == 1:
+                return await self._reserve(slot, lanes[0], tubes, None, POLL)
+            return await self._wait_lanes(slot, lanes, tubes)
         except SocketError:
             if self._stopping.is_set():
                 return None  # cut short by the stop: the server kept (or got back) its job
@@ -601,12 +671,21 @@ class AsyncWorker:
         finally:
             slot.reserving = False
 
+    def _watch_change(self, lane: _Lane, tubes: tuple[str, ...]) -> list[Request[Any]]:
+        """The watches and ignores that make ``lane`` watch ``tubes`` (all of them, if it is unsure)."""
+        if tubes == lane.tubes and not lane.unsure:
+            return []
+        wanted = frozenset(tubes)
+        watching = lane.watching if not lane.unsure else frozenset(self._names) | {"default"}
+        watch = wanted if lane.unsure else wanted - watching
+        return [_c.watch(tube) for tube in sorted(watch)] + [_c.ignore(tube) for tube in sorted(watching - wanted)]
+
     async def _reserve(
-        self, slot: _Slot, tubes: tuple[str, ...], done: _Job | None, timeout: float
+        self, slot: _Slot, lane: _Lane, tubes: tuple[str, ...], done: _Job | None, timeout: float
     ) -> _Taken | bool | None:
-        """One reserve (with ``done``'s delete before it): the job and its stats, True when a job whose
-        body cannot be used was buried, or None (nothing within ``timeout``)."""
-        client = slot.client
+        """One reserve on ``lane`` (with ``done``'s delete before it): the job and its stats, True when a
+        job whose body cannot be used was buried, or None (nothing within ``timeout``)."""
+        client = lane.client
         delete = None
         if done is not None:
             if done.message.reserved:
@@ -614,16 +693,11 @@ class AsyncWorker:
             else:
                 self._lose(done, "the connection that reserved it was lost before its delete")
                 done = None
-        reserve = slot.reserve_now if timeout == 0 else _c.reserve_with_timeout(int(timeout))
-        before: list[Request[Any]] = []
-        wanted = slot.watching
-        if tubes != slot.tubes:  # the watch list changes, in the same write
-            wanted = frozenset(tubes)
-            before = [_c.watch(tube) for tube in sorted(wanted - slot.watching)]
-            before += [_c.ignore(tube) for tube in sorted(slot.watching - wanted)]
+        reserve = lane.reserve_now if timeout == 0 else _c.reserve_with_timeout(int(timeout))
+        before = self._watch_change(lane, tubes)
         requests = (reserve,) if delete is None else (delete, reserve)
         to_message = client._reserved_message
-        ahead = self._lookahead(slot, tubes) if timeout == 0 else None
+        ahead = self._lookahead(lane, tubes) if timeout == 0 else None
         stats: JobStats | JobInfo | None
         outcome: object
         try:
@@ -632,21 +706,57 @@ class AsyncWorker:
                 requests,
             )
         except SocketError as exc:
+            lane.unsure = True
             if done is not None:
                 self._delete_unknown(done, exc)
             raise
-        slot.watching, slot.tubes = wanted, tubes
+        lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
         if done is not None:
             self._deleted(done, deleted)
+        return await self._taken(client, outcome, stats)
+
+    async def _wait_lanes(self, slot: _Slot, lanes: list[_Lane], tubes: tuple[str, ...]) -> _Taken | bool | None:
+        """Wait up to ``LANES_WAIT`` for a job on every lane at once: the first job (the others' waits
+        are cut short, their connections dropped: a job one of them had just reserved goes back)."""
+        reserve = _c.reserve_with_timeout(int(LANES_WAIT))
+        starts = [_wait_steps(lane.client, reserve, self._watch_change(lane, tubes)) for lane in lanes]
+
+        def first(i: int, result: object) -> bool:
+            return isinstance(result, tuple) and result[1] is not None
+
+        results, raced = await converse_all([lane.client for lane in lanes], starts, [(reserve,)] * len(lanes), first)
+        if raced:
+            logger.info("slot %d: %d job(s) reserved by another server's wait were handed back", slot.index, raced)
+        taken: tuple[AsyncClient, object, JobStats | JobInfo | None] | None = None
+        for lane, result in zip(lanes, results, strict=True):
+            if isinstance(result, tuple):
+                lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
+                if taken is None and result[1] is not None:
+                    taken = (lane.client, result[1], result[2])
+            elif isinstance(result, SocketError):
+                self._lane_down(slot, lane, result)
+            else:  # cut short (its connection dropped), or an error to no command
+                lane.unsure = True
+                if isinstance(result, BaseException) and taken is None:
+                    taken = (lane.client, result, None)
+        if taken is None:
+            return None
+        return await self._taken(*taken)
+
+    async def _taken(
+        self, client: AsyncClient, outcome: object, stats: JobStats | JobInfo | None
+    ) -> _Taken | bool | None:
+        """What a reserve on ``client`` got: the job and its stats; True when a job whose body cannot be
+        used was buried; None for nothing; the error raised for anything else."""
         if isinstance(outcome, AsyncMessage):
-            return outcome, stats
+            return outcome, stats, client
         if isinstance(outcome, InvalidEnvelope):
             message = outcome.message
             if isinstance(message, AsyncMessage):
-                await self._bury_unreadable(slot, message.uid, message, f"invalid envelope: {outcome.reason}")
+                await self._bury_unreadable(client, message.uid, message, f"invalid envelope: {outcome.reason}")
             return True
         if isinstance(outcome, CorruptJob):
-            await self._bury_unreadable(slot, outcome.job_id, None, str(outcome))
+            await self._bury_unreadable(client, outcome.job_id, None, str(outcome))
             return True
         if outcome is None or isinstance(outcome, (TimedOut, DeadlineSoon)):
             return None
@@ -654,16 +764,18 @@ class AsyncWorker:
             raise outcome
         return None
 
-    def _lookahead(self, slot: _Slot, tubes: tuple[str, ...]) -> Lookahead | None:
-        """The slot's guess of the next job of the one tube it polls (None with several tubes)."""
+    def _lookahead(self, lane: _Lane, tubes: tuple[str, ...]) -> Lookahead | None:
+        """The lane's guess of the next job of the one tube it polls (None with several tubes)."""
         if len(tubes) != 1:
             return None
-        ahead = slot.ahead.get(tubes[0])
+        ahead = lane.ahead.get(tubes[0])
         if ahead is None:
-            ahead = slot.ahead[tubes[0]] = Lookahead(tubes[0])
+            ahead = lane.ahead[tubes[0]] = Lookahead(tubes[0])
         return None if ahead.off else ahead
 
-    async def _handle(self, slot: _Slot, message: AsyncMessage, stats: JobStats | JobInfo | None) -> _Job | None:
+    async def _handle(
+        self, slot: _Slot, message: AsyncMessage, stats: JobStats | JobInfo | None, client: AsyncClient
+    ) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
         try:
             if stats is None:
@@ -694,19 +806,19 @@ class AsyncWorker:
             self._running[options.tube] += 1
             self._stats.reserved += 1
         try:
-            return await self._run_job(slot, message, stats, options, function)
+            return await self._run_job(slot, _Job(message, client, stats, options, 0, None, 0.0), function)
         finally:
             with self._mutex:
                 self._running[options.tube] -= 1
             slot.job = None
 
-    async def _run_job(
-        self, slot: _Slot, message: AsyncMessage, stats: JobStats | JobInfo, options: HandlerOptions, function: Handler
-    ) -> _Job | None:
-        record = await find_record(slot.client, options.tube, message.uid) if stats.kicks else None
-        attempts = attempts_of(stats, record)
-        now = time.monotonic()
-        job = _Job(message, stats, options, attempts, record, now + stats.ttr / 2, started=now)
+    async def _run_job(self, slot: _Slot, job: _Job, function: Handler) -> _Job | None:
+        """Run ``job`` (its attempts, record and lease set here) and settle it."""
+        message, stats, options = job.message, job.stats, job.options
+        job.record = record = await find_record(job.client, options.tube, message.uid) if stats.kicks else None
+        job.attempts = attempts = attempts_of(stats, record)
+        job.started = now = time.monotonic()
+        job.next_touch = now + stats.ttr / 2
         slot.job = job
         if job.next_touch < self._keeper_at:  # due before the keeper wakes: wake it
             self._wake.set()
@@ -756,17 +868,17 @@ class AsyncWorker:
                 self._lose(job, "it was no longer reserved when its handler returned")
             return None
         if job.record is not None or self._stopping.is_set():
-            await self._delete(slot, job)
+            await self._delete(job)
             return None
         return job
 
-    async def _delete(self, slot: _Slot, job: _Job) -> None:
+    async def _delete(self, job: _Job) -> None:
         message = job.message
         if not message.reserved:
             self._lose(job, "the connection that reserved it was lost before its delete")
             return
         try:
-            await slot.client.queue.delete(message.uid)
+            await job.client.queue.delete(message.uid)
         except NotFound as exc:
             self._deleted(job, exc)
             return
@@ -776,7 +888,7 @@ class AsyncWorker:
         self._deleted(job, None)
         if job.record is not None:  # a kicked job that succeeded: its record is done with
             try:
-                await delete_record(slot.client, job.record)
+                await delete_record(job.client, job.record)
             except SocketError as exc:
                 logger.warning(
                     "job %d: its failure record %d was not deleted: %s", message.uid, job.record.record_id, exc
@@ -856,33 +968,33 @@ class AsyncWorker:
             if not self._settles(job, "it was to be buried"):
                 return
             try:
-                record_id = await store_record(slot.client, record)
+                record_id = await store_record(job.client, record)
                 try:
                     await message.bury()  # its own priority
                 except NotFound:
-                    await slot.client.queue.delete(record_id)
+                    await job.client.queue.delete(record_id)
                     self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
                     return
                 if job.record is not None:
-                    await delete_record(slot.client, job.record)
+                    await delete_record(job.client, job.record)
             except (SocketError, NotFound) as exc:
                 self._count("connection_errors")
                 logger.warning("job %d (%s): bury failed: %s", message.uid, job.options.tube, exc)
                 return
         self._buried(dataclasses.replace(record, record_id=record_id), message)
 
-    async def _bury_unreadable(self, slot: _Slot, job_id: int, message: AsyncMessage | None, why: str) -> None:
-        """Bury a reserved job whose body cannot be used (never deleted, never run), with a record."""
-        queue = slot.client.queue
+    async def _bury_unreadable(self, client: AsyncClient, job_id: int, message: AsyncMessage | None, why: str) -> None:
+        """Bury a job ``client`` reserved whose body cannot be used (never deleted, never run), with a record."""
+        queue = client.queue
         try:
             stats = await queue.stats_job(job_id)
-            old = await find_record(slot.client, stats.tube, job_id) if stats.kicks else None
+            old = await find_record(client, stats.tube, job_id) if stats.kicks else None
             exception = "InvalidEnvelope" if message is not None else "CorruptJob"
             record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
-            record_id = await store_record(slot.client, record)
+            record_id = await store_record(client, record)
             await queue.bury(job_id, stats.pri)
             if old is not None:
-                await delete_record(slot.client, old)
+                await delete_record(client, old)
         except (NotFound, SocketError) as exc:
             self._count("connection_errors")
             logger.warning("job %d: could not bury its unreadable body: %s", job_id, exc)
@@ -986,6 +1098,18 @@ class AsyncWorker:
             except Exception:
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
+
+
+def _wait_steps(
+    client: AsyncClient, reserve: Request[Job], before: list[Request[Any]]
+) -> Callable[[Session, ReplyReader], Exchange[tuple[object, object, JobStats | JobInfo | None]]]:
+    """A lane's part of a wait on all the lanes: its watch-list change and a waiting reserve (no lookahead)."""
+    to_message = client._reserved_message
+
+    def start(session: Session, reader: ReplyReader) -> Exchange[tuple[object, object, JobStats | JobInfo | None]]:
+        return take_steps(session, reader, None, reserve, to_message, None, before)
+
+    return start
 
 
 def _counters(stats: WorkerStats) -> str:

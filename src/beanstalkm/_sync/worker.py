@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 4c4d3137b2ce8d27aee884ae69d7276114fbf4b130f3d9b6ed8b4c3746a73448). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 7cd015d733361b18a1d3d33388c3a453df434a0fc8db6abff02aa50ec594d80e). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -20,7 +20,9 @@ from typing import Any, TypeVar
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
 from beanstalkm._core.jobinfo import JobInfo
-from beanstalkm._core.requests import Request
+from beanstalkm._core.reader import ReplyReader
+from beanstalkm._core.requests import Job, Request
+from beanstalkm._core.session import Exchange, Session
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
     Backoff,
@@ -50,6 +52,7 @@ from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._sync.client import Client
 from beanstalkm._sync.cluster import Cluster
+from beanstalkm._sync.connection import converse_all
 from beanstalkm._sync.failures import delete_record, find_record, list_records, store_record
 from beanstalkm._sync.message import Message
 from beanstalkm._transport import threads
@@ -75,6 +78,8 @@ KEEPER_IDLE = 1.0
 the next running job's touch is due (at half its TTR), or when a job starts whose touch is due sooner."""
 LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
+LANES_WAIT = 1
+"""How long (seconds) a slot of several servers waits on all of them at once before it sweeps again."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -82,6 +87,7 @@ class _Job:
     """A job a slot holds: its message, what the server said of it, and who settles it."""
 
     message: Message
+    client: Client  # the connection that reserved it: its settling and its record go there
     stats: JobStats | JobInfo
     options: HandlerOptions
     attempts: int
@@ -93,43 +99,48 @@ class _Job:
     started: float = 0.0
 
 
-_Taken = tuple[Message, JobStats | JobInfo | None]
-"""A reserved job and its stats (None if they are still to be asked)."""
+_Taken = tuple[Message, JobStats | JobInfo | None, Client]
+"""A reserved job, its stats (None if they are still to be asked), and the connection that reserved it."""
+
+
+class _Lane:
+    """One connection of a slot, to one server: what it watches, its lookahead, its pause while down."""
+
+    __slots__ = ("ahead", "client", "down_until", "pause", "reserve_now", "tubes", "unsure", "watching")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.watching = frozenset({"default"})
+        self.tubes: tuple[str, ...] = ("default",)  # the tubes of the last reserve (watching, in order)
+        self.unsure = False  # a conversation failed midway: the next reserve sets the whole watch list
+        self.reserve_now = _c.reserve_with_timeout(0)
+        self.ahead: dict[str, Lookahead] = {}  # by tube: the job its next reserve is likely to get
+        self.down_until = 0.0  # a lane whose server failed is left alone until then (several lanes only)
+        self.pause = RECONNECT_PAUSE[0]
 
 
 class _Slot:
-    """One concurrent consumer: its own connection, the job it holds, and what it claimed."""
+    """One concurrent consumer: its connections (one per server of its share), the job it holds, and
+    what it claimed."""
 
-    __slots__ = (
-        "ahead",
-        "claims",
-        "client",
-        "finished",
-        "index",
-        "job",
-        "lock",
-        "reserve_now",
-        "reserving",
-        "task",
-        "ticket",
-        "tubes",
-        "watching",
-    )
+    __slots__ = ("claims", "finished", "index", "job", "lanes", "lock", "reserving", "task", "ticket", "turn")
 
-    def __init__(self, index: int, client: Client) -> None:
+    def __init__(self, index: int, lanes: list[_Lane]) -> None:
         self.index = index
-        self.client = client
+        self.lanes = lanes
+        self.turn = 0  # which lane a sweep asks first (each in turn: no server starves)
         self.lock = new_lock()  # held to settle or touch its job: one at a time, never on a new connection
-        self.watching = frozenset({"default"})
-        self.tubes: tuple[str, ...] = ("default",)  # the tubes of the last reserve (watching, in order)
-        self.reserve_now = _c.reserve_with_timeout(0)
         self.claims: tuple[str, ...] = ()
         self.ticket = False  # one of max_jobs, taken before reserving
         self.reserving = False  # in a blocking reserve (a stop cuts it short)
         self.job: _Job | None = None
         self.finished = False
         self.task: threads.Task | None = None
-        self.ahead: dict[str, Lookahead] = {}  # by tube: the job its next reserve is likely to get
+
+    @property
+    def ahead(self) -> dict[str, Lookahead]:
+        """The first lane's lookaheads, by tube."""
+        return self.lanes[0].ahead
 
 
 class Worker:
@@ -300,6 +311,16 @@ class Worker:
 
     # -- connections -----------------------------------------------------------
 
+    def _connect_lanes(self, index: int) -> list[Client]:
+        """Slot ``index``'s connections: one per server of its share. With no more servers than slots the
+        slots take the servers in turn (slot ``i``, server ``i mod S``); with more, slot ``i`` takes every
+        server ``j`` with ``j mod N == i`` (N slots), so each server has a slot."""
+        urls = self._urls if self._urls is not None else default_urls() if self._source is None else []
+        if self._source is not None or self._named or len(urls) <= self.concurrency:
+            return [self._connect(index)]
+        _, _, _, timeout, validate = self._settings
+        return [Client.from_url(url, timeout=timeout, validate=validate) for url in urls[index :: self.concurrency]]
+
     def _connect(self, index: int) -> Client:
         """A new connection for slot ``index``: the URLs (or the cluster's servers) are taken in turn."""
         source = self._source
@@ -361,12 +382,6 @@ class Worker:
             max_jobs = check_uint("max_jobs", max_jobs, 1, 2**63)
         if not self._handlers:
             raise InvalidArgument("handlers", {}, "register a handler (worker.handler(tube)) before run()")
-        if self._urls is not None and len(self._urls) > self.concurrency:
-            raise InvalidArgument(
-                "concurrency",
-                self.concurrency,
-                f"each slot consumes one server, and {len(self._urls)} servers need at least {len(self._urls)} slots",
-            )
         self._stopping.clear()
         self._now.clear()
         self._tickets = max_jobs
@@ -378,7 +393,10 @@ class Worker:
         self._slots = slots
         restore = threads.install_signals((signal.SIGTERM, signal.SIGINT), self._on_signal) if handle_signals else None
         logger.info(
-            "worker started: %d slot(s) on %s, tubes %s", len(slots), slots[0].client.address, ", ".join(self._handlers)
+            "worker started: %d slot(s) on %s, tubes %s",
+            len(slots),
+            ", ".join(dict.fromkeys(lane.client.address for slot in slots for lane in slot.lanes)),
+            ", ".join(self._handlers),
         )
         try:
             for slot in slots:
@@ -403,17 +421,42 @@ class Worker:
         return self.stats
 
     def _open_slots(self) -> list[_Slot]:
+        """Connect every slot; a slot of several servers starts with those it reaches (the others are
+        tried again later), a slot none of whose servers answers raises ``SocketError``."""
         slots: list[_Slot] = []
         try:
             for index in range(self.concurrency):
-                client = self._connect(index)
-                slots.append(_Slot(index, client))
-                client.connect()
+                slot = _Slot(index, [_Lane(client) for client in self._connect_lanes(index)])
+                slots.append(slot)
+                failed: list[SocketError] = []
+                for lane in slot.lanes:
+                    try:
+                        lane.client.connect()
+                    except SocketError as exc:
+                        failed.append(exc)
+                        self._lane_down(slot, lane, exc)
+                if len(failed) == len(slot.lanes):
+                    raise failed[0]
         except BaseException:
             for slot in slots:
-                slot.client.close()
+                self._close_lanes(slot)
             raise
         return slots
+
+    def _close_lanes(self, slot: _Slot) -> None:
+        for lane in slot.lanes:
+            try:
+                lane.client.close()
+            except BeanstalkmException:
+                pass
+
+    def _lane_down(self, slot: _Slot, lane: _Lane, exc: BaseException) -> None:
+        """A lane of a slot of several servers failed: the others go on; it is tried again after a pause."""
+        self._count("connection_errors")
+        lane.unsure = True
+        lane.down_until = time.monotonic() + lane.pause
+        logger.warning("slot %d: %s: %s; trying it again in %.2f s", slot.index, lane.client.address, exc, lane.pause)
+        lane.pause = min(lane.pause * 2, RECONNECT_PAUSE[1])
 
     def _shut_down(self, slots: list[_Slot]) -> None:
         """Interrupt the waiting reserves, let the handlers finish within the grace, release the rest."""
@@ -441,7 +484,8 @@ class Worker:
     def _interrupt_reserves(self, slots: list[_Slot]) -> None:
         for slot in slots:
             if slot.reserving and not slot.finished:
-                slot.client.close()  # cuts a waiting reserve short: the server keeps its job
+                for lane in slot.lanes:  # cuts a waiting reserve short: the server keeps its job
+                    lane.client.close()
 
     def _release_unfinished(self, slot: _Slot, job: _Job) -> None:
         with slot.lock:
@@ -471,7 +515,7 @@ class Worker:
                 tubes = self._claim(slot)
                 if tubes is None or not tubes:
                     if done is not None:
-                        self._delete(slot, done)
+                        self._delete(done)
                         done = None
                     if tubes is None:
                         break
@@ -506,10 +550,7 @@ class Worker:
             slot.finished = True
             slot.job = None
             self._wake.set()
-            try:
-                slot.client.close()
-            except BeanstalkmException:
-                pass
+            self._close_lanes(slot)
 
     def _claim(self, slot: _Slot) -> tuple[str, ...] | None:
         """The tubes this slot may reserve from now (claimed: per-tube limits hold), in the order to try
@@ -550,20 +591,47 @@ class Worker:
 
     def _take(self, slot: _Slot, tubes: tuple[str, ...], done: _Job | None, burst: bool) -> _Taken | bool | None:
         """Reserve a job from ``tubes`` (sending ``done``'s delete first): its message and stats, True
-        when a job whose body cannot be used was buried, or None (nothing, or a stop)."""
+        when a job whose body cannot be used was buried, or None (nothing, or a stop).
+
+        A slot of several servers sweeps them from a rotating start (no server starves), skipping one
+        that failed until its pause is over, and waits on all of them at once when none has a job."""
+        lanes = slot.lanes
+        if len(lanes) > 1:
+            now = time.monotonic()
+            start = slot.turn % len(lanes)
+            slot.turn += 1
+            lanes = [lane for lane in lanes[start:] + lanes[:start] if lane.down_until <= now]
+            if done is not None and (not lanes or lanes[0].client is not done.client):
+                self._delete(done)  # on its own connection: the next reserve goes to another
+                done = None
         polls = [tubes] if len(tubes) == 1 else [(tube,) for tube in tubes]
-        for group in polls:
-            taken = self._reserve(slot, group, done, 0)
-            done = None
-            if taken is not None:
-                return taken
+        for lane in lanes:
+            for group in polls:
+                try:
+                    taken = self._reserve(slot, lane, group, done, 0)
+                except SocketError as exc:
+                    if len(slot.lanes) == 1:
+                        raise
+                    self._lane_down(slot, lane, exc)
+                    break
+                finally:
+                    done = None
+                lane.pause = RECONNECT_PAUSE[0]
+                if taken is not None:
+                    return taken
         if burst:
+            return None
+        if not lanes:  # every server of the slot is down: wait for the first to be tried again
+            pause = min(lane.down_until for lane in slot.lanes) - time.monotonic()
+            threads.wait_event(self._stopping, max(0.0, pause))
             return None
         slot.reserving = True
         try:
             if self._stopping.is_set():
                 return None
-            return self._reserve(slot, tubes, None, POLL)
+            if len(slot.lanes) == 1:
+                return self._reserve(slot, lanes[0], tubes, None, POLL)
+            return self._wait_lanes(slot, lanes, tubes)
         except SocketError:
             if self._stopping.is_set():
                 return None  # cut short by the stop: the server kept (or got back) its job
@@ -571,10 +639,21 @@ class Worker:
         finally:
             slot.reserving = False
 
-    def _reserve(self, slot: _Slot, tubes: tuple[str, ...], done: _Job | None, timeout: float) -> _Taken | bool | None:
-        """One reserve (with ``done``'s delete before it): the job and its stats, True when a job whose
-        body cannot be used was buried, or None (nothing within ``timeout``)."""
-        client = slot.client
+    def _watch_change(self, lane: _Lane, tubes: tuple[str, ...]) -> list[Request[Any]]:
+        """The watches and ignores that make ``lane`` watch ``tubes`` (all of them, if it is unsure)."""
+        if tubes == lane.tubes and not lane.unsure:
+            return []
+        wanted = frozenset(tubes)
+        watching = lane.watching if not lane.unsure else frozenset(self._names) | {"default"}
+        watch = wanted if lane.unsure else wanted - watching
+        return [_c.watch(tube) for tube in sorted(watch)] + [_c.ignore(tube) for tube in sorted(watching - wanted)]
+
+    def _reserve(
+        self, slot: _Slot, lane: _Lane, tubes: tuple[str, ...], done: _Job | None, timeout: float
+    ) -> _Taken | bool | None:
+        """One reserve on ``lane`` (with ``done``'s delete before it): the job and its stats, True when a
+        job whose body cannot be used was buried, or None (nothing within ``timeout``)."""
+        client = lane.client
         delete = None
         if done is not None:
             if done.message.reserved:
@@ -582,16 +661,11 @@ class Worker:
             else:
                 self._lose(done, "the connection that reserved it was lost before its delete")
                 done = None
-        reserve = slot.reserve_now if timeout == 0 else _c.reserve_with_timeout(int(timeout))
-        before: list[Request[Any]] = []
-        wanted = slot.watching
-        if tubes != slot.tubes:  # the watch list changes, in the same write
-            wanted = frozenset(tubes)
-            before = [_c.watch(tube) for tube in sorted(wanted - slot.watching)]
-            before += [_c.ignore(tube) for tube in sorted(slot.watching - wanted)]
+        reserve = lane.reserve_now if timeout == 0 else _c.reserve_with_timeout(int(timeout))
+        before = self._watch_change(lane, tubes)
         requests = (reserve,) if delete is None else (delete, reserve)
         to_message = client._reserved_message
-        ahead = self._lookahead(slot, tubes) if timeout == 0 else None
+        ahead = self._lookahead(lane, tubes) if timeout == 0 else None
         stats: JobStats | JobInfo | None
         outcome: object
         try:
@@ -600,21 +674,55 @@ class Worker:
                 requests,
             )
         except SocketError as exc:
+            lane.unsure = True
             if done is not None:
                 self._delete_unknown(done, exc)
             raise
-        slot.watching, slot.tubes = wanted, tubes
+        lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
         if done is not None:
             self._deleted(done, deleted)
+        return self._taken(client, outcome, stats)
+
+    def _wait_lanes(self, slot: _Slot, lanes: list[_Lane], tubes: tuple[str, ...]) -> _Taken | bool | None:
+        """Wait up to ``LANES_WAIT`` for a job on every lane at once: the first job (the others' waits
+        are cut short, their connections dropped: a job one of them had just reserved goes back)."""
+        reserve = _c.reserve_with_timeout(int(LANES_WAIT))
+        starts = [_wait_steps(lane.client, reserve, self._watch_change(lane, tubes)) for lane in lanes]
+
+        def first(i: int, result: object) -> bool:
+            return isinstance(result, tuple) and result[1] is not None
+
+        results, raced = converse_all([lane.client for lane in lanes], starts, [(reserve,)] * len(lanes), first)
+        if raced:
+            logger.info("slot %d: %d job(s) reserved by another server's wait were handed back", slot.index, raced)
+        taken: tuple[Client, object, JobStats | JobInfo | None] | None = None
+        for lane, result in zip(lanes, results, strict=True):
+            if isinstance(result, tuple):
+                lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
+                if taken is None and result[1] is not None:
+                    taken = (lane.client, result[1], result[2])
+            elif isinstance(result, SocketError):
+                self._lane_down(slot, lane, result)
+            else:  # cut short (its connection dropped), or an error to no command
+                lane.unsure = True
+                if isinstance(result, BaseException) and taken is None:
+                    taken = (lane.client, result, None)
+        if taken is None:
+            return None
+        return self._taken(*taken)
+
+    def _taken(self, client: Client, outcome: object, stats: JobStats | JobInfo | None) -> _Taken | bool | None:
+        """What a reserve on ``client`` got: the job and its stats; True when a job whose body cannot be
+        used was buried; None for nothing; the error raised for anything else."""
         if isinstance(outcome, Message):
-            return outcome, stats
+            return outcome, stats, client
         if isinstance(outcome, InvalidEnvelope):
             message = outcome.message
             if isinstance(message, Message):
-                self._bury_unreadable(slot, message.uid, message, f"invalid envelope: {outcome.reason}")
+                self._bury_unreadable(client, message.uid, message, f"invalid envelope: {outcome.reason}")
             return True
         if isinstance(outcome, CorruptJob):
-            self._bury_unreadable(slot, outcome.job_id, None, str(outcome))
+            self._bury_unreadable(client, outcome.job_id, None, str(outcome))
             return True
         if outcome is None or isinstance(outcome, (TimedOut, DeadlineSoon)):
             return None
@@ -622,16 +730,16 @@ class Worker:
             raise outcome
         return None
 
-    def _lookahead(self, slot: _Slot, tubes: tuple[str, ...]) -> Lookahead | None:
-        """The slot's guess of the next job of the one tube it polls (None with several tubes)."""
+    def _lookahead(self, lane: _Lane, tubes: tuple[str, ...]) -> Lookahead | None:
+        """The lane's guess of the next job of the one tube it polls (None with several tubes)."""
         if len(tubes) != 1:
             return None
-        ahead = slot.ahead.get(tubes[0])
+        ahead = lane.ahead.get(tubes[0])
         if ahead is None:
-            ahead = slot.ahead[tubes[0]] = Lookahead(tubes[0])
+            ahead = lane.ahead[tubes[0]] = Lookahead(tubes[0])
         return None if ahead.off else ahead
 
-    def _handle(self, slot: _Slot, message: Message, stats: JobStats | JobInfo | None) -> _Job | None:
+    def _handle(self, slot: _Slot, message: Message, stats: JobStats | JobInfo | None, client: Client) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
         try:
             if stats is None:
@@ -662,19 +770,19 @@ class Worker:
             self._running[options.tube] += 1
             self._stats.reserved += 1
         try:
-            return self._run_job(slot, message, stats, options, function)
+            return self._run_job(slot, _Job(message, client, stats, options, 0, None, 0.0), function)
         finally:
             with self._mutex:
                 self._running[options.tube] -= 1
             slot.job = None
 
-    def _run_job(
-        self, slot: _Slot, message: Message, stats: JobStats | JobInfo, options: HandlerOptions, function: Handler
-    ) -> _Job | None:
-        record = find_record(slot.client, options.tube, message.uid) if stats.kicks else None
-        attempts = attempts_of(stats, record)
-        now = time.monotonic()
-        job = _Job(message, stats, options, attempts, record, now + stats.ttr / 2, started=now)
+    def _run_job(self, slot: _Slot, job: _Job, function: Handler) -> _Job | None:
+        """Run ``job`` (its attempts, record and lease set here) and settle it."""
+        message, stats, options = job.message, job.stats, job.options
+        job.record = record = find_record(job.client, options.tube, message.uid) if stats.kicks else None
+        job.attempts = attempts = attempts_of(stats, record)
+        job.started = now = time.monotonic()
+        job.next_touch = now + stats.ttr / 2
         slot.job = job
         if job.next_touch < self._keeper_at:  # due before the keeper wakes: wake it
             self._wake.set()
@@ -724,17 +832,17 @@ class Worker:
                 self._lose(job, "it was no longer reserved when its handler returned")
             return None
         if job.record is not None or self._stopping.is_set():
-            self._delete(slot, job)
+            self._delete(job)
             return None
         return job
 
-    def _delete(self, slot: _Slot, job: _Job) -> None:
+    def _delete(self, job: _Job) -> None:
         message = job.message
         if not message.reserved:
             self._lose(job, "the connection that reserved it was lost before its delete")
             return
         try:
-            slot.client.queue.delete(message.uid)
+            job.client.queue.delete(message.uid)
         except NotFound as exc:
             self._deleted(job, exc)
             return
@@ -744,7 +852,7 @@ class Worker:
         self._deleted(job, None)
         if job.record is not None:  # a kicked job that succeeded: its record is done with
             try:
-                delete_record(slot.client, job.record)
+                delete_record(job.client, job.record)
             except SocketError as exc:
                 logger.warning(
                     "job %d: its failure record %d was not deleted: %s", message.uid, job.record.record_id, exc
@@ -824,33 +932,33 @@ class Worker:
             if not self._settles(job, "it was to be buried"):
                 return
             try:
-                record_id = store_record(slot.client, record)
+                record_id = store_record(job.client, record)
                 try:
                     message.bury()  # its own priority
                 except NotFound:
-                    slot.client.queue.delete(record_id)
+                    job.client.queue.delete(record_id)
                     self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
                     return
                 if job.record is not None:
-                    delete_record(slot.client, job.record)
+                    delete_record(job.client, job.record)
             except (SocketError, NotFound) as exc:
                 self._count("connection_errors")
                 logger.warning("job %d (%s): bury failed: %s", message.uid, job.options.tube, exc)
                 return
         self._buried(dataclasses.replace(record, record_id=record_id), message)
 
-    def _bury_unreadable(self, slot: _Slot, job_id: int, message: Message | None, why: str) -> None:
-        """Bury a reserved job whose body cannot be used (never deleted, never run), with a record."""
-        queue = slot.client.queue
+    def _bury_unreadable(self, client: Client, job_id: int, message: Message | None, why: str) -> None:
+        """Bury a job ``client`` reserved whose body cannot be used (never deleted, never run), with a record."""
+        queue = client.queue
         try:
             stats = queue.stats_job(job_id)
-            old = find_record(slot.client, stats.tube, job_id) if stats.kicks else None
+            old = find_record(client, stats.tube, job_id) if stats.kicks else None
             exception = "InvalidEnvelope" if message is not None else "CorruptJob"
             record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
-            record_id = store_record(slot.client, record)
+            record_id = store_record(client, record)
             queue.bury(job_id, stats.pri)
             if old is not None:
-                delete_record(slot.client, old)
+                delete_record(client, old)
         except (NotFound, SocketError) as exc:
             self._count("connection_errors")
             logger.warning("job %d: could not bury its unreadable body: %s", job_id, exc)
@@ -954,6 +1062,18 @@ class Worker:
             except Exception:
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
+
+
+def _wait_steps(
+    client: Client, reserve: Request[Job], before: list[Request[Any]]
+) -> Callable[[Session, ReplyReader], Exchange[tuple[object, object, JobStats | JobInfo | None]]]:
+    """A lane's part of a wait on all the lanes: its watch-list change and a waiting reserve (no lookahead)."""
+    to_message = client._reserved_message
+
+    def start(session: Session, reader: ReplyReader) -> Exchange[tuple[object, object, JobStats | JobInfo | None]]:
+        return take_steps(session, reader, None, reserve, to_message, None, before)
+
+    return start
 
 
 def _counters(stats: WorkerStats) -> str:
