@@ -94,10 +94,10 @@ def _put_soak(servers: list[BeanstalkdServer], per_server: int, sleep: float) ->
     """``per_server`` soak jobs on each server, ids unique across them in their bodies; body id -> server index."""
     where: dict[int, int] = {}
     for i, srv in enumerate(servers):
-        bodies = [{"id": i * 1000 + n, "sleep": sleep} for n in range(per_server)]
+        ids = [i * 1000 + n for n in range(per_server)]
         with Client(srv.host, srv.port) as client:
-            client.put_many(bodies, tube="soak")
-        where.update({body["id"]: i for body in bodies})
+            client.put_many([{"id": job, "sleep": sleep} for job in ids], tube="soak")
+        where.update(dict.fromkeys(ids, i))
     return where
 
 
