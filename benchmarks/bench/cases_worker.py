@@ -1,9 +1,13 @@
 """The worker cases: ``beanstalkm.Worker`` with a no-op handler, against the hand-written greenstalk loop.
 
-A chunk of ``k`` operations is one ``worker.run(max_jobs=k)``: its slots connect, take ``k`` jobs
-(each: the previous job's delete pipelined with a ``reserve-with-timeout 0``, then a ``stats-job``
-for its attempts, priority and TTR, then the handler), and stop. So each chunk also pays the
-worker's start and stop (a connection and a thread per slot, and the lease keeper's thread).
+A chunk of ``k`` operations is one ``worker.run(max_jobs=k)``, so each chunk also pays the worker's
+start and stop, which the greenstalk loop (one connection for the whole run) does not: a connection
+per slot (TCP connect, ``quit`` at the end), a thread per slot (``run``'s own thread is the lease
+keeper: no thread of its own), the first job's two round trips (its write carries the watch-list
+change, the reserve and a ``peek-ready``; its ``stats-job`` follows), and the last job's delete on
+its own. In between, a job is one round trip: the previous job's delete, a ``reserve-with-timeout 0``
+and the ``stats-job`` of the job the slot expects (the id ``peek-ready`` showed, or the last id + 1
+once ids come in sequence), in one write.
 """
 
 from __future__ import annotations

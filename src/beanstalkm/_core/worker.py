@@ -287,13 +287,7 @@ def take_steps(
             session.note(exc)
             delete_error = exc
     for request in before:
-        reply = reader.next_reply()
-        while reply is None:
-            reply = reader.read((yield 0.0))
-        try:
-            session.applied(request, request.decode(reply))
-        except BeanstalkmException as exc:
-            session.note(exc)
+        yield from _apply(session, reader, request)
     reply = reader.next_reply()
     while reply is None:
         reply = reader.read((yield reserve.wait))
@@ -316,13 +310,7 @@ def take_steps(
             session.note(exc)
             info = exc
     if use is not None:
-        reply = reader.next_reply()
-        while reply is None:
-            reply = reader.read((yield 0.0))
-        try:
-            session.applied(use, use.decode(reply))
-        except BeanstalkmException as exc:
-            session.note(exc)
+        yield from _apply(session, reader, use)
     reserved = job.id if isinstance(job, Job) else None
     if ahead is not None:
         if peek:
@@ -381,6 +369,15 @@ def take_steps(
         return delete_error, message, None
     message._learn(stats)
     return delete_error, message, stats
+
+
+def _apply(session: Session, reader: ReplyReader, request: Request[Any]) -> Generator[float | None, bytes, None]:
+    """Read the reply of a ``watch``, ``ignore`` or ``use`` sent in a slot's write, and record its effect."""
+    reply = yield from await_reply(reader, 0.0)
+    try:
+        session.applied(request, request.decode(reply))
+    except BeanstalkmException as exc:
+        session.note(exc)
 
 
 def this_host() -> str:
