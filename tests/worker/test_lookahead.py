@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from beanstalkm import Client, Message, Worker
 from beanstalkm._core.jobinfo import JobInfo
-from beanstalkm._core.worker import Lookahead, take_steps
+from beanstalkm._core.worker import LOOKAHEAD_REST, SEQUENTIAL_AFTER, Lookahead, take_steps
 from beanstalkm._generated import commands as _c
 from beanstalkm.testing import BeanstalkdServer
 
@@ -95,3 +95,45 @@ def test_a_worker_counts_attempts_right_with_the_lookahead(server: BeanstalkdSer
     assert all((r.attempts, r.reserves, r.reason) == (2, 2, "raised") for r in records.values())
     ahead = worker._slots[0].ahead["counted"]
     assert ahead.hits >= 20 and ahead.misses >= 1
+
+
+def test_consecutive_ids_turn_the_peek_off_until_a_miss(server: BeanstalkdServer) -> None:
+    """Once ``peek-ready`` has shown the reserved id + 1 ``SEQUENTIAL_AFTER`` times, the guess is the last
+    id + 1 with no peek; the stats are still the job's own, and the first miss brings the peek back."""
+    with Client(server.host, server.port) as producer, Client(server.host, server.port) as thief:
+        ids = [m.uid for m in producer.put_many(list(range(10)), tube="seq")]
+        with Client(server.host, server.port) as client:
+            client.watch("seq")
+            client.ignore("default")
+            ahead = Lookahead("seq")
+            for n in range(SEQUENTIAL_AFTER + 1):
+                message, stats = take(client, ahead)
+                assert message is not None and stats is not None and (message.uid, stats.id) == (ids[n], ids[n])
+            assert ahead.sequential and ahead.guess == ids[SEQUENTIAL_AFTER + 1]
+            message, stats = take(client, ahead)  # guessed id + 1, no peek: a hit
+            assert message is not None and stats is not None and stats.id == message.uid == ids[SEQUENTIAL_AFTER + 1]
+            assert stats.reserves == 1 and ahead.sequential
+            thief.watch("seq")
+            stolen = thief.reserve(timeout=0, drop=False)
+            assert stolen is not None and stolen.uid == ids[SEQUENTIAL_AFTER + 2]
+            message, stats = take(client, ahead)  # a miss: the job's own stats; peeking again
+            assert message is not None and stats is not None and stats.id == message.uid == ids[SEQUENTIAL_AFTER + 3]
+            assert not ahead.sequential and ahead.streak == 0
+
+
+def test_misses_in_a_row_rest_the_lookahead(server: BeanstalkdServer) -> None:
+    """Another client taking every guessed job: after ``LOOKAHEAD_REST[0]`` misses in a row the slot stops
+    guessing for ``LOOKAHEAD_REST[1]`` reserves (the worker counts them down)."""
+    with Client(server.host, server.port) as producer, Client(server.host, server.port) as thief:
+        producer.put_many(list(range(12)), tube="rest")
+        thief.watch("rest")
+        with Client(server.host, server.port) as client:
+            client.watch("rest")
+            ahead = Lookahead("rest")
+            take(client, ahead)  # sets the first guess
+            for _ in range(LOOKAHEAD_REST[0]):
+                assert ahead.guess is not None
+                assert thief.reserve(timeout=0, drop=False) is not None  # takes the guessed job
+                message, stats = take(client, ahead)
+                assert message is not None and stats is not None and stats.id == message.uid
+            assert (ahead.rest, ahead.guess, ahead.missed) == (LOOKAHEAD_REST[1], None, 0)

@@ -225,6 +225,7 @@ class AsyncWorker:
         self._tickets: int | None = None
         self._rotation = 0
         self._names: tuple[str, ...] = ()
+        self._aheads: dict[tuple[int, str], dict[str, Lookahead]] = {}  # by slot and server: each lane's
         self._limited = False
         self._slots: list[_Slot] = []
 
@@ -460,6 +461,8 @@ class AsyncWorker:
             for index in range(self.concurrency):
                 slot = _Slot(index, [_Lane(client) for client in self._connect_lanes(index)])
                 slots.append(slot)
+                for lane in slot.lanes:  # a lane's guesses carry over to the next run (each is checked)
+                    lane.ahead = self._aheads.setdefault((index, lane.client.url), lane.ahead)
                 failed: list[SocketError] = []
                 for lane in slot.lanes:
                     try:
@@ -671,7 +674,7 @@ class AsyncWorker:
         finally:
             slot.reserving = False
 
-    def _watch_change(self, lane: _Lane, tubes: tuple[str, ...]) -> list[Request[Any]]:
+    def _watch_change(self, lane: _Lane, tubes: tuple[str, ...]) -> Sequence[Request[Any]]:
         """The watches and ignores that make ``lane`` watch ``tubes`` (all of them, if it is unsure)."""
         if tubes == lane.tubes and not lane.unsure:
             return []
@@ -694,10 +697,20 @@ class AsyncWorker:
                 self._lose(done, "the connection that reserved it was lost before its delete")
                 done = None
         reserve = lane.reserve_now if timeout == 0 else _c.reserve_with_timeout(int(timeout))
-        before = self._watch_change(lane, tubes)
+        changes = tubes != lane.tubes or lane.unsure
+        before = self._watch_change(lane, tubes) if changes else ()
         requests = (reserve,) if delete is None else (delete, reserve)
         to_message = client._reserved_message
-        ahead = self._lookahead(lane, tubes) if timeout == 0 else None
+        ahead = None
+        if timeout == 0 and len(tubes) == 1:  # the lookahead: the guess of the one tube's next job
+            ahead = lane.ahead.get(tubes[0])
+            if ahead is None:
+                ahead = lane.ahead[tubes[0]] = Lookahead(tubes[0])
+            elif ahead.off:
+                ahead = None
+            elif ahead.rest:  # it kept missing: a rest from guessing
+                ahead.rest -= 1
+                ahead = None
         stats: JobStats | JobInfo | None
         outcome: object
         try:
@@ -710,9 +723,12 @@ class AsyncWorker:
             if done is not None:
                 self._delete_unknown(done, exc)
             raise
-        lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
+        if changes:
+            lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
         if done is not None:
             self._deleted(done, deleted)
+        if isinstance(outcome, AsyncMessage):
+            return outcome, stats, client
         return await self._taken(client, outcome, stats)
 
     async def _wait_lanes(self, slot: _Slot, lanes: list[_Lane], tubes: tuple[str, ...]) -> _Taken | bool | None:
@@ -763,15 +779,6 @@ class AsyncWorker:
         if isinstance(outcome, BaseException):
             raise outcome
         return None
-
-    def _lookahead(self, lane: _Lane, tubes: tuple[str, ...]) -> Lookahead | None:
-        """The lane's guess of the next job of the one tube it polls (None with several tubes)."""
-        if len(tubes) != 1:
-            return None
-        ahead = lane.ahead.get(tubes[0])
-        if ahead is None:
-            ahead = lane.ahead[tubes[0]] = Lookahead(tubes[0])
-        return None if ahead.off else ahead
 
     async def _handle(
         self, slot: _Slot, message: AsyncMessage, stats: JobStats | JobInfo | None, client: AsyncClient
@@ -1101,7 +1108,7 @@ class AsyncWorker:
 
 
 def _wait_steps(
-    client: AsyncClient, reserve: Request[Job], before: list[Request[Any]]
+    client: AsyncClient, reserve: Request[Job], before: Sequence[Request[Any]]
 ) -> Callable[[Session, ReplyReader], Exchange[tuple[object, object, JobStats | JobInfo | None]]]:
     """A lane's part of a wait on all the lanes: its watch-list change and a waiting reserve (no lookahead)."""
     to_message = client._reserved_message

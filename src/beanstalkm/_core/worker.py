@@ -207,6 +207,9 @@ def attempts_of(stats: JobStats | JobInfo, record: FailureRecord | None) -> int:
 M = TypeVar("M", bound=MessageBase)
 
 
+LOOKAHEAD_REST = (3, 64)
+"""After this many misses in a row (several slots on one tube take each other's guesses), a slot makes
+no guess, and sends no ``peek-ready``, for this many reserves: a miss costs a wasted reply or two."""
 SEQUENTIAL_AFTER = 4
 """How many times in a row ``peek-ready`` must show the reserved job's id + 1 before a slot guesses id + 1
 without a peek (``Lookahead.sequential``)."""
@@ -228,6 +231,8 @@ class Lookahead:
     off: bool = False  # the tube's jobs are large (a peek would copy each body twice): no more guesses
     sequential: bool = False
     streak: int = 0  # peeks in a row that showed the reserved job's id + 1
+    missed: int = 0  # misses in a row
+    rest: int = 0  # reserves to make without a guess (``LOOKAHEAD_REST``)
 
 
 _PEEK_READY = _c.peek_ready()
@@ -346,9 +351,13 @@ def take_steps(
                 return delete_error, exc, None
             if reader.buffered:
                 raise out_of_step(reserve.command, reader.buffered)
+            ahead.missed = 0
             message._learn(info)
             return delete_error, message, info
         ahead.misses += 1
+        ahead.missed += 1
+        if ahead.missed >= LOOKAHEAD_REST[0]:
+            ahead.missed, ahead.rest, ahead.guess, ahead.sequential = 0, LOOKAHEAD_REST[1], None, False
     stats_request = stats_job_info(job.id)
     yield stats_request.head  # in flight while the body is decoded
     try:

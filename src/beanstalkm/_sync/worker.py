@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 7cd015d733361b18a1d3d33388c3a453df434a0fc8db6abff02aa50ec594d80e). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 6ef4e4a32a67a616463e40b526c72c7d0c103f5c5357700b30743a571534e860). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -201,6 +201,7 @@ class Worker:
         self._tickets: int | None = None
         self._rotation = 0
         self._names: tuple[str, ...] = ()
+        self._aheads: dict[tuple[int, str], dict[str, Lookahead]] = {}  # by slot and server: each lane's
         self._limited = False
         self._slots: list[_Slot] = []
 
@@ -428,6 +429,8 @@ class Worker:
             for index in range(self.concurrency):
                 slot = _Slot(index, [_Lane(client) for client in self._connect_lanes(index)])
                 slots.append(slot)
+                for lane in slot.lanes:  # a lane's guesses carry over to the next run (each is checked)
+                    lane.ahead = self._aheads.setdefault((index, lane.client.url), lane.ahead)
                 failed: list[SocketError] = []
                 for lane in slot.lanes:
                     try:
@@ -639,7 +642,7 @@ class Worker:
         finally:
             slot.reserving = False
 
-    def _watch_change(self, lane: _Lane, tubes: tuple[str, ...]) -> list[Request[Any]]:
+    def _watch_change(self, lane: _Lane, tubes: tuple[str, ...]) -> Sequence[Request[Any]]:
         """The watches and ignores that make ``lane`` watch ``tubes`` (all of them, if it is unsure)."""
         if tubes == lane.tubes and not lane.unsure:
             return []
@@ -662,10 +665,20 @@ class Worker:
                 self._lose(done, "the connection that reserved it was lost before its delete")
                 done = None
         reserve = lane.reserve_now if timeout == 0 else _c.reserve_with_timeout(int(timeout))
-        before = self._watch_change(lane, tubes)
+        changes = tubes != lane.tubes or lane.unsure
+        before = self._watch_change(lane, tubes) if changes else ()
         requests = (reserve,) if delete is None else (delete, reserve)
         to_message = client._reserved_message
-        ahead = self._lookahead(lane, tubes) if timeout == 0 else None
+        ahead = None
+        if timeout == 0 and len(tubes) == 1:  # the lookahead: the guess of the one tube's next job
+            ahead = lane.ahead.get(tubes[0])
+            if ahead is None:
+                ahead = lane.ahead[tubes[0]] = Lookahead(tubes[0])
+            elif ahead.off:
+                ahead = None
+            elif ahead.rest:  # it kept missing: a rest from guessing
+                ahead.rest -= 1
+                ahead = None
         stats: JobStats | JobInfo | None
         outcome: object
         try:
@@ -678,9 +691,12 @@ class Worker:
             if done is not None:
                 self._delete_unknown(done, exc)
             raise
-        lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
+        if changes:
+            lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
         if done is not None:
             self._deleted(done, deleted)
+        if isinstance(outcome, Message):
+            return outcome, stats, client
         return self._taken(client, outcome, stats)
 
     def _wait_lanes(self, slot: _Slot, lanes: list[_Lane], tubes: tuple[str, ...]) -> _Taken | bool | None:
@@ -729,15 +745,6 @@ class Worker:
         if isinstance(outcome, BaseException):
             raise outcome
         return None
-
-    def _lookahead(self, lane: _Lane, tubes: tuple[str, ...]) -> Lookahead | None:
-        """The lane's guess of the next job of the one tube it polls (None with several tubes)."""
-        if len(tubes) != 1:
-            return None
-        ahead = lane.ahead.get(tubes[0])
-        if ahead is None:
-            ahead = lane.ahead[tubes[0]] = Lookahead(tubes[0])
-        return None if ahead.off else ahead
 
     def _handle(self, slot: _Slot, message: Message, stats: JobStats | JobInfo | None, client: Client) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
@@ -1065,7 +1072,7 @@ class Worker:
 
 
 def _wait_steps(
-    client: Client, reserve: Request[Job], before: list[Request[Any]]
+    client: Client, reserve: Request[Job], before: Sequence[Request[Any]]
 ) -> Callable[[Session, ReplyReader], Exchange[tuple[object, object, JobStats | JobInfo | None]]]:
     """A lane's part of a wait on all the lanes: its watch-list change and a waiting reserve (no lookahead)."""
     to_message = client._reserved_message
