@@ -170,3 +170,27 @@ def test_sigterm_releases_the_running_job_of_a_slot_with_several_servers(
             states.append((stats.reserves, stats.releases))
     assert sorted(states) == [(0, 0), (0, 0), (1, 1)]  # the running one released, the others never taken
     assert "released unfinished" in workers.logs()
+
+
+@pytest.mark.parametrize("flavour", ["threads", "tasks"])
+def test_a_slot_starts_with_the_servers_it_reaches(
+    server_factory: ServerFactory, flavour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    servers = [server_factory() for _ in range(2)]
+    for srv in servers:
+        with Client(srv.host, srv.port) as client:
+            client.put_many([{"n": n} for n in range(3)], tube="t")
+    urls = [url(servers[0]), "beanstalk://127.0.0.1:1", url(servers[1])]  # nothing listens on port 1
+    worker: Worker | AsyncWorker = Worker(urls) if flavour == "threads" else AsyncWorker(urls)
+    if isinstance(worker, Worker):
+        worker.handler("t")(lambda message: None)
+    else:
+
+        @worker.handler("t")
+        async def handle(message: AsyncMessage) -> None:
+            pass
+
+    with caplog.at_level("WARNING", logger="beanstalkm.worker"):
+        stats = run_worker(worker, burst=True)
+    assert stats.succeeded == 6 and stats.connection_errors >= 1
+    assert "127.0.0.1:1" in caplog.text and "trying it again" in caplog.text

@@ -130,10 +130,23 @@ _Taken = tuple[AsyncMessage, JobStats | JobInfo | None, AsyncClient]
 class _Lane:
     """One connection of a slot, to one server: what it watches, its lookahead, its pause while down."""
 
-    __slots__ = ("ahead", "client", "down_until", "pause", "reserve_now", "tubes", "unsure", "watching")
+    __slots__ = (
+        "address",
+        "ahead",
+        "down_until",
+        "make",
+        "opened",
+        "pause",
+        "reserve_now",
+        "tubes",
+        "unsure",
+        "watching",
+    )
 
-    def __init__(self, client: AsyncClient) -> None:
-        self.client = client
+    def __init__(self, address: str, make: Callable[[], AsyncClient]) -> None:
+        self.address = address  # its server's URL
+        self.make = make
+        self.opened: AsyncClient | None = None  # its connection, once made
         self.watching = frozenset({"default"})
         self.tubes: tuple[str, ...] = ("default",)  # the tubes of the last reserve (watching, in order)
         self.unsure = False  # a conversation failed midway: the next reserve sets the whole watch list
@@ -141,6 +154,14 @@ class _Lane:
         self.ahead: dict[str, Lookahead] = {}  # by tube: the job its next reserve is likely to get
         self.down_until = 0.0  # a lane whose server failed is left alone until then (several lanes only)
         self.pause = RECONNECT_PAUSE[0]
+
+    @property
+    def client(self) -> AsyncClient:
+        """Its connection, made on first use (the sync flavour connects then: ``SocketError`` if its server
+        is down; a later use tries again)."""
+        if self.opened is None:
+            self.opened = self.make()
+        return self.opened
 
 
 class _Slot:
@@ -338,16 +359,19 @@ class AsyncWorker:
 
     # -- connections -----------------------------------------------------------
 
-    def _connect_lanes(self, index: int) -> list[AsyncClient]:
-        """Slot ``index``'s connections: one per server of its share. With no more servers than slots the
-        slots take the servers in turn (slot ``i``, server ``i mod S``); with more, slot ``i`` takes every
-        server ``j`` with ``j mod N == i`` (N slots), so each server has a slot."""
+    def _connect_lanes(self, index: int) -> list[tuple[str, Callable[[], AsyncClient]]]:
+        """Slot ``index``'s connections, each as its server's URL and how to make it: one per server of its
+        share. With no more servers than slots the slots take the servers in turn (slot ``i``, server
+        ``i mod S``); with more, slot ``i`` takes every server ``j`` with ``j mod N == i`` (N slots), so
+        each server has a slot."""
         urls = self._urls if self._urls is not None else default_urls() if self._source is None else []
         if self._source is not None or self._named or len(urls) <= self.concurrency:
-            return [self._connect(index)]
+            client = self._connect(index)
+            return [(client.url, lambda: client)]
         _, _, _, timeout, validate = self._settings
         return [
-            AsyncClient.from_url(url, timeout=timeout, validate=validate) for url in urls[index :: self.concurrency]
+            (url, functools.partial(AsyncClient.from_url, url, timeout=timeout, validate=validate))
+            for url in urls[index :: self.concurrency]
         ]
 
     def _connect(self, index: int) -> AsyncClient:
@@ -428,7 +452,7 @@ class AsyncWorker:
         logger.info(
             "worker started: %d slot(s) on %s, tubes %s",
             len(slots),
-            ", ".join(dict.fromkeys(lane.client.address for slot in slots for lane in slot.lanes)),
+            ", ".join(dict.fromkeys(lane.address for slot in slots for lane in slot.lanes)),
             ", ".join(self._handlers),
         )
         try:
@@ -459,19 +483,20 @@ class AsyncWorker:
         slots: list[_Slot] = []
         try:
             for index in range(self.concurrency):
-                slot = _Slot(index, [_Lane(client) for client in self._connect_lanes(index)])
+                slot = _Slot(index, [_Lane(address, make) for address, make in self._connect_lanes(index)])
                 slots.append(slot)
                 for lane in slot.lanes:  # a lane's guesses carry over to the next run (each is checked)
-                    lane.ahead = self._aheads.setdefault((index, lane.client.url), lane.ahead)
-                failed: list[SocketError] = []
+                    lane.ahead = self._aheads.setdefault((index, lane.address), lane.ahead)
+                failed: list[tuple[_Lane, SocketError]] = []
                 for lane in slot.lanes:
                     try:
                         await lane.client.connect()
                     except SocketError as exc:
-                        failed.append(exc)
-                        self._lane_down(slot, lane, exc)
+                        failed.append((lane, exc))
                 if len(failed) == len(slot.lanes):
-                    raise failed[0]
+                    raise failed[0][1]
+                for lane, error in failed:
+                    self._lane_down(slot, lane, error)
         except BaseException:
             for slot in slots:
                 await self._close_lanes(slot)
@@ -480,17 +505,18 @@ class AsyncWorker:
 
     async def _close_lanes(self, slot: _Slot) -> None:
         for lane in slot.lanes:
-            try:
-                await lane.client.close()
-            except BeanstalkmException:
-                pass
+            if lane.opened is not None:
+                try:
+                    await lane.opened.close()
+                except BeanstalkmException:
+                    pass
 
     def _lane_down(self, slot: _Slot, lane: _Lane, exc: BaseException) -> None:
         """A lane of a slot of several servers failed: the others go on; it is tried again after a pause."""
         self._count("connection_errors")
         lane.unsure = True
         lane.down_until = time.monotonic() + lane.pause
-        logger.warning("slot %d: %s: %s; trying it again in %.2f s", slot.index, lane.client.address, exc, lane.pause)
+        logger.warning("slot %d: %s: %s; trying it again in %.2f s", slot.index, lane.address, exc, lane.pause)
         lane.pause = min(lane.pause * 2, RECONNECT_PAUSE[1])
 
     async def _shut_down(self, slots: list[_Slot]) -> None:
@@ -520,7 +546,8 @@ class AsyncWorker:
         for slot in slots:
             if slot.reserving and not slot.finished:
                 for lane in slot.lanes:  # cuts a waiting reserve short: the server keeps its job
-                    await lane.client.close()
+                    if lane.opened is not None:
+                        await lane.opened.close()
 
     async def _release_unfinished(self, slot: _Slot, job: _Job) -> None:
         async with slot.lock:
@@ -636,7 +663,7 @@ class AsyncWorker:
             start = slot.turn % len(lanes)
             slot.turn += 1
             lanes = [lane for lane in lanes[start:] + lanes[:start] if lane.down_until <= now]
-            if done is not None and (not lanes or lanes[0].client is not done.client):
+            if done is not None and (not lanes or lanes[0].opened is not done.client):
                 await self._delete(done)  # on its own connection: the next reserve goes to another
                 done = None
         polls = [tubes] if len(tubes) == 1 else [(tube,) for tube in tubes]
@@ -735,6 +762,17 @@ class AsyncWorker:
         """Wait up to ``LANES_WAIT`` for a job on every lane at once: the first job (the others' waits
         are cut short, their connections dropped: a job one of them had just reserved goes back)."""
         reserve = _c.reserve_with_timeout(int(LANES_WAIT))
+        opened: list[_Lane] = []
+        for lane in lanes:
+            try:
+                lane.client  # noqa: B018 - made (and, in the sync flavour, connected) here: a failure is the lane's
+            except SocketError as exc:
+                self._lane_down(slot, lane, exc)
+                continue
+            opened.append(lane)
+        lanes = opened
+        if not lanes:
+            return None
         starts = [_wait_steps(lane.client, reserve, self._watch_change(lane, tubes)) for lane in lanes]
 
         def first(i: int, result: object) -> bool:
