@@ -65,3 +65,11 @@ def test_failures_are_the_commands_typed_errors() -> None:
         request.decode(Reply("NOT_FOUND", (), None))
     with pytest.raises(ProtocolError):  # a body not followed by CRLF
         request.decode(Reply("OK", (str(len(BODY_112)),), BODY_112, trailer=b"xx"))
+
+
+def test_the_servers_layout_takes_the_one_match_and_other_orders_the_line_pass() -> None:
+    from beanstalkm._core.jobinfo import _LAYOUT, _lines
+
+    assert _LAYOUT.fullmatch(BODY_112) is not None and _LAYOUT.fullmatch(BODY_113) is not None
+    reordered = ODD[3]
+    assert _LAYOUT.fullmatch(reordered) is None and _lines(reordered) == full(reordered)
