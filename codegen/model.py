@@ -304,6 +304,22 @@ class Command:
         }[self.returns]
 
     @property
+    def quick(self) -> tuple[str, str]:
+        """The usual success reply's test and value, decoded inline (no call); anything else goes to
+        ``check_arity`` and ``decode_body``, which decide (the same value, or the error)."""
+        arity = f"len(reply.args) == {len(self.success_args)}"
+        framed = f"{arity} and reply.trailer is None and reply.body is not None"
+        return {
+            "none": (arity, "None"),
+            "int": (f"{arity} and reply.args[0].isdigit()", "int(reply.args[0])"),
+            "str": (arity, "reply.args[0]"),
+            "job": (f"{framed} and reply.args[0].isdigit()", "tuple.__new__(Job, (int(reply.args[0]), reply.body))"),
+            "list": (framed, "parse_list(reply.body)"),
+            "yaml": (framed, 'reply.body.decode("utf-8", "surrogateescape")'),
+            "stats": (framed, f"{self.stats}.from_yaml(reply.body)"),
+        }[self.returns]
+
+    @property
     def returns_doc(self) -> str:
         return {
             "none": "None.",

@@ -101,6 +101,8 @@ _PUT_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_put(reply: Reply) -> int:
     if reply.status == "INSERTED":
+        if len(reply.args) == 1 and reply.args[0].isdigit():  # the usual reply
+            return int(reply.args[0])
         check_arity(reply, 1)
         return reply_int(reply, 0)
     raise fail("put", reply, _PUT_FAILURES)
@@ -121,6 +123,8 @@ def put(
 
 def _decode_use(reply: Reply) -> str:
     if reply.status == "USING":
+        if len(reply.args) == 1:  # the usual reply
+            return reply.args[0]
         check_arity(reply, 1)
         return reply_str(reply, 0)
     raise fail("use", reply, GENERAL_FAILURES)
@@ -141,6 +145,10 @@ _RESERVE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_reserve(reply: Reply) -> Job:
     if reply.status == "RESERVED":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     raise fail("reserve", reply, _RESERVE_FAILURES)
@@ -160,6 +168,10 @@ _RESERVE_WITH_TIMEOUT_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_reserve_with_timeout(reply: Reply) -> Job:
     if reply.status == "RESERVED":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     raise fail("reserve-with-timeout", reply, _RESERVE_WITH_TIMEOUT_FAILURES)
@@ -185,6 +197,10 @@ _RESERVE_JOB_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_reserve_job(reply: Reply) -> Job:
     if reply.status == "RESERVED":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     raise fail("reserve-job", reply, _RESERVE_JOB_FAILURES)
@@ -204,6 +220,8 @@ _DELETE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_delete(reply: Reply) -> None:
     if reply.status == "DELETED":
+        if len(reply.args) == 0:  # the usual reply
+            return None
         check_arity(reply, 0)
         return None
     raise fail("delete", reply, _DELETE_FAILURES)
@@ -224,6 +242,8 @@ _RELEASE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_release(reply: Reply) -> None:
     if reply.status == "RELEASED":
+        if len(reply.args) == 0:  # the usual reply
+            return None
         check_arity(reply, 0)
         return None
     raise fail("release", reply, _RELEASE_FAILURES)
@@ -245,6 +265,8 @@ _BURY_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_bury(reply: Reply) -> None:
     if reply.status == "BURIED":
+        if len(reply.args) == 0:  # the usual reply
+            return None
         check_arity(reply, 0)
         return None
     raise fail("bury", reply, _BURY_FAILURES)
@@ -265,6 +287,8 @@ _TOUCH_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_touch(reply: Reply) -> None:
     if reply.status == "TOUCHED":
+        if len(reply.args) == 0:  # the usual reply
+            return None
         check_arity(reply, 0)
         return None
     raise fail("touch", reply, _TOUCH_FAILURES)
@@ -278,6 +302,8 @@ def touch(job_id: int) -> Request[None]:
 
 def _decode_watch(reply: Reply) -> int:
     if reply.status == "WATCHING":
+        if len(reply.args) == 1 and reply.args[0].isdigit():  # the usual reply
+            return int(reply.args[0])
         check_arity(reply, 1)
         return reply_int(reply, 0)
     raise fail("watch", reply, GENERAL_FAILURES)
@@ -297,6 +323,8 @@ _IGNORE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_ignore(reply: Reply) -> int:
     if reply.status == "WATCHING":
+        if len(reply.args) == 1 and reply.args[0].isdigit():  # the usual reply
+            return int(reply.args[0])
         check_arity(reply, 1)
         return reply_int(reply, 0)
     raise fail("ignore", reply, _IGNORE_FAILURES)
@@ -312,6 +340,10 @@ def ignore(tube: str) -> Request[int]:
 
 def _decode_peek(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
@@ -327,6 +359,10 @@ def peek(job_id: int) -> Request[Job | None]:
 
 def _decode_peek_ready(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
@@ -341,6 +377,10 @@ def peek_ready() -> Request[Job | None]:
 
 def _decode_peek_delayed(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
@@ -355,6 +395,10 @@ def peek_delayed() -> Request[Job | None]:
 
 def _decode_peek_buried(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
@@ -369,6 +413,8 @@ def peek_buried() -> Request[Job | None]:
 
 def _decode_kick(reply: Reply) -> int:
     if reply.status == "KICKED":
+        if len(reply.args) == 1 and reply.args[0].isdigit():  # the usual reply
+            return int(reply.args[0])
         check_arity(reply, 1)
         return reply_int(reply, 0)
     raise fail("kick", reply, GENERAL_FAILURES)
@@ -388,6 +434,8 @@ _KICK_JOB_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_kick_job(reply: Reply) -> None:
     if reply.status == "KICKED":
+        if len(reply.args) == 0:  # the usual reply
+            return None
         check_arity(reply, 0)
         return None
     raise fail("kick-job", reply, _KICK_JOB_FAILURES)
@@ -407,6 +455,8 @@ _STATS_JOB_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_job(reply: Reply) -> JobStats:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return JobStats.from_yaml(reply.body)
         check_arity(reply, 1)
         return JobStats.from_yaml(reply_body(reply))
     raise fail("stats-job", reply, _STATS_JOB_FAILURES)
@@ -426,6 +476,8 @@ _STATS_TUBE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_tube(reply: Reply) -> TubeStats:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return TubeStats.from_yaml(reply.body)
         check_arity(reply, 1)
         return TubeStats.from_yaml(reply_body(reply))
     raise fail("stats-tube", reply, _STATS_TUBE_FAILURES)
@@ -439,6 +491,8 @@ def stats_tube(tube: str) -> Request[TubeStats]:
 
 def _decode_stats(reply: Reply) -> ServerStats:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return ServerStats.from_yaml(reply.body)
         check_arity(reply, 1)
         return ServerStats.from_yaml(reply_body(reply))
     raise fail("stats", reply, GENERAL_FAILURES)
@@ -451,6 +505,8 @@ def stats() -> Request[ServerStats]:
 
 def _decode_list_tubes(reply: Reply) -> list[str]:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return parse_list(reply.body)
         check_arity(reply, 1)
         return parse_list(reply_body(reply))
     raise fail("list-tubes", reply, GENERAL_FAILURES)
@@ -463,6 +519,8 @@ def list_tubes() -> Request[list[str]]:
 
 def _decode_using(reply: Reply) -> str:
     if reply.status == "USING":
+        if len(reply.args) == 1:  # the usual reply
+            return reply.args[0]
         check_arity(reply, 1)
         return reply_str(reply, 0)
     raise fail("list-tube-used", reply, GENERAL_FAILURES)
@@ -475,6 +533,8 @@ def using() -> Request[str]:
 
 def _decode_watching(reply: Reply) -> list[str]:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return parse_list(reply.body)
         check_arity(reply, 1)
         return parse_list(reply_body(reply))
     raise fail("list-tubes-watched", reply, GENERAL_FAILURES)
@@ -493,6 +553,8 @@ _PAUSE_TUBE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_pause_tube(reply: Reply) -> None:
     if reply.status == "PAUSED":
+        if len(reply.args) == 0:  # the usual reply
+            return None
         check_arity(reply, 0)
         return None
     raise fail("pause-tube", reply, _PAUSE_TUBE_FAILURES)
@@ -522,6 +584,8 @@ _STATS_JOB_YAML_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_job_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return reply.body.decode("utf-8", "surrogateescape")
         check_arity(reply, 1)
         return reply_text(reply)
     raise fail("stats-job", reply, _STATS_JOB_YAML_FAILURES)
@@ -541,6 +605,8 @@ _STATS_TUBE_YAML_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_tube_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return reply.body.decode("utf-8", "surrogateescape")
         check_arity(reply, 1)
         return reply_text(reply)
     raise fail("stats-tube", reply, _STATS_TUBE_YAML_FAILURES)
@@ -554,6 +620,8 @@ def stats_tube_yaml(tube: str) -> Request[str]:
 
 def _decode_stats_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return reply.body.decode("utf-8", "surrogateescape")
         check_arity(reply, 1)
         return reply_text(reply)
     raise fail("stats", reply, GENERAL_FAILURES)
@@ -566,6 +634,8 @@ def stats_yaml() -> Request[str]:
 
 def _decode_list_tubes_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return reply.body.decode("utf-8", "surrogateescape")
         check_arity(reply, 1)
         return reply_text(reply)
     raise fail("list-tubes", reply, GENERAL_FAILURES)
@@ -578,6 +648,8 @@ def list_tubes_yaml() -> Request[str]:
 
 def _decode_watching_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return reply.body.decode("utf-8", "surrogateescape")
         check_arity(reply, 1)
         return reply_text(reply)
     raise fail("list-tubes-watched", reply, GENERAL_FAILURES)
