@@ -98,11 +98,13 @@ class Arg:
     def check(self) -> str:
         """The statement that validates the argument (and binds its checked value)."""
         kind = self.type.kind
-        if kind == "uint":
-            return f'{self.name} = check_uint("{self.name}", {self.name}, {self.type.min}, {self.type.max})'
+        n, low, high = self.name, self.type.min, self.type.max
+        if kind == "uint":  # a valid int costs no call
+            checked = f'{n} = check_uint("{n}", {n}, {low}, {high})'
+            return f"if type({n}) is not int or not {low} <= {n} <= {high}:\n        {checked}"
         if kind == "tube":
-            return f'{self.name} = TUBE_RULE.check("{self.name}", {self.name})'
-        return f'data = check_body("{self.name}", {self.name})'
+            return f'{n} = TUBE_RULE.check("{n}", {n})'
+        return f'data = {n} if type({n}) is bytes else check_body("{n}", {n})'
 
     @property
     def format_value(self) -> str:

@@ -136,9 +136,9 @@ class ReplyReader:
                 return None
             return tuple.__new__(Reply, (status, tuple(parts[1:]), None, None))  # without Reply's Python __new__
         size = parts[-1]
-        if len(parts) < 2 or not size.isdigit() or len(data) != end + int(size) + 4 or not data.endswith(b"\r\n"):
+        if len(parts) < 2 or not size.isdigit() or len(data) != end + int(size) + 4 or data[-2:] != b"\r\n":
             return None
-        if int(size) > min(self._max_body, self._max_yaml.get(status, self._max_body)):
+        if len(data) - end - 4 > self._max_yaml.get(status, self._max_body):  # a YAML body's limit is the lower
             return None
         return tuple.__new__(Reply, (status, tuple(parts[1:]), data[end + 2 : -2], None))
 

@@ -112,10 +112,13 @@ def put(
     body: bytes | str, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_DELAY, ttr: int = DEFAULT_TTR
 ) -> Request[int]:
     """Encode ``put``: Put a job into the used tube. (Documented in full on ``Queue.put``.)"""
-    data = check_body("body", body)
-    priority = check_uint("priority", priority, 0, 4294967295)
-    delay = check_uint("delay", delay, 0, 4294967295)
-    ttr = check_uint("ttr", ttr, 0, 4294967295)
+    data = body if type(body) is bytes else check_body("body", body)
+    if type(priority) is not int or not 0 <= priority <= 4294967295:
+        priority = check_uint("priority", priority, 0, 4294967295)
+    if type(delay) is not int or not 0 <= delay <= 4294967295:
+        delay = check_uint("delay", delay, 0, 4294967295)
+    if type(ttr) is not int or not 0 <= ttr <= 4294967295:
+        ttr = check_uint("ttr", ttr, 0, 4294967295)
     return with_body(
         Request("put", b"put %d %d %d %d\r\n" % (priority, delay, ttr, len(data)), _decode_put, uses_tube=True), data
     )
@@ -179,7 +182,8 @@ def _decode_reserve_with_timeout(reply: Reply) -> Job:
 
 def reserve_with_timeout(timeout: int) -> Request[Job]:
     """Encode ``reserve-with-timeout``: Reserve a job from the watched tubes, waiting at most timeout seconds. (Documented in full on ``Queue.reserve_with_timeout``.)"""
-    timeout = check_uint("timeout", timeout, 0, 2147483647)
+    if type(timeout) is not int or not 0 <= timeout <= 2147483647:
+        timeout = check_uint("timeout", timeout, 0, 2147483647)
     return Request(
         "reserve-with-timeout",
         b"reserve-with-timeout %d\r\n" % (timeout,),
@@ -208,7 +212,8 @@ def _decode_reserve_job(reply: Reply) -> Job:
 
 def reserve_job(job_id: int) -> Request[Job]:
     """Encode ``reserve-job``: Reserve one job by id, whether it is ready, delayed or buried, without waiting. (Documented in full on ``Queue.reserve_job``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("reserve-job", b"reserve-job %d\r\n" % (job_id,), _decode_reserve_job, effect=Effect.RESERVE)
 
 
@@ -229,7 +234,8 @@ def _decode_delete(reply: Reply) -> None:
 
 def delete(job_id: int) -> Request[None]:
     """Encode ``delete``: Delete a job for good: one reserved by this connection, or any ready, delayed or buried job. (Documented in full on ``Queue.delete``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("delete", b"delete %d\r\n" % (job_id,), _decode_delete)
 
 
@@ -251,9 +257,12 @@ def _decode_release(reply: Reply) -> None:
 
 def release(job_id: int, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_DELAY) -> Request[None]:
     """Encode ``release``: Put a job reserved by this connection back into its tube with a new priority, ready at once or delayed. (Documented in full on ``Queue.release``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    priority = check_uint("priority", priority, 0, 4294967295)
-    delay = check_uint("delay", delay, 0, 4294967295)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(priority) is not int or not 0 <= priority <= 4294967295:
+        priority = check_uint("priority", priority, 0, 4294967295)
+    if type(delay) is not int or not 0 <= delay <= 4294967295:
+        delay = check_uint("delay", delay, 0, 4294967295)
     return Request("release", b"release %d %d %d\r\n" % (job_id, priority, delay), _decode_release)
 
 
@@ -274,8 +283,10 @@ def _decode_bury(reply: Reply) -> None:
 
 def bury(job_id: int, priority: int = DEFAULT_PRIORITY) -> Request[None]:
     """Encode ``bury``: Bury a job reserved by this connection with a new priority; only a kick makes it ready again. (Documented in full on ``Queue.bury``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    priority = check_uint("priority", priority, 0, 4294967295)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(priority) is not int or not 0 <= priority <= 4294967295:
+        priority = check_uint("priority", priority, 0, 4294967295)
     return Request("bury", b"bury %d %d\r\n" % (job_id, priority), _decode_bury)
 
 
@@ -296,7 +307,8 @@ def _decode_touch(reply: Reply) -> None:
 
 def touch(job_id: int) -> Request[None]:
     """Encode ``touch``: Ask for more time on a job reserved by this connection: its time to run starts again from now. (Documented in full on ``Queue.touch``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("touch", b"touch %d\r\n" % (job_id,), _decode_touch)
 
 
@@ -353,7 +365,8 @@ def _decode_peek(reply: Reply) -> Job | None:
 
 def peek(job_id: int) -> Request[Job | None]:
     """Encode ``peek``: Look at a job by id without reserving it. (Documented in full on ``Queue.peek``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("peek", b"peek %d\r\n" % (job_id,), _decode_peek)
 
 
@@ -422,7 +435,8 @@ def _decode_kick(reply: Reply) -> int:
 
 def kick(bound: int) -> Request[int]:
     """Encode ``kick``: Move up to bound jobs of the used tube into its ready queue: buried jobs if there are any, otherwise delayed ones. (Documented in full on ``Queue.kick``.)"""
-    bound = check_uint("bound", bound, 0, 4294967295)
+    if type(bound) is not int or not 0 <= bound <= 4294967295:
+        bound = check_uint("bound", bound, 0, 4294967295)
     return Request("kick", b"kick %d\r\n" % (bound,), _decode_kick, uses_tube=True)
 
 
@@ -443,7 +457,8 @@ def _decode_kick_job(reply: Reply) -> None:
 
 def kick_job(job_id: int) -> Request[None]:
     """Encode ``kick-job``: Move one buried or delayed job, by id, into the ready queue of its tube. (Documented in full on ``Queue.kick_job``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("kick-job", b"kick-job %d\r\n" % (job_id,), _decode_kick_job)
 
 
@@ -464,7 +479,8 @@ def _decode_stats_job(reply: Reply) -> JobStats:
 
 def stats_job(job_id: int) -> Request[JobStats]:
     """Encode ``stats-job``: Statistics about one job. (Documented in full on ``Queue.stats_job``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("stats-job", b"stats-job %d\r\n" % (job_id,), _decode_stats_job)
 
 
@@ -563,7 +579,8 @@ def _decode_pause_tube(reply: Reply) -> None:
 def pause_tube(tube: str, delay: int) -> Request[None]:
     """Encode ``pause-tube``: Keep any job in a tube from being reserved for delay seconds. (Documented in full on ``Queue.pause_tube``.)"""
     tube = TUBE_RULE.check("tube", tube)
-    delay = check_uint("delay", delay, 0, 4294967295)
+    if type(delay) is not int or not 0 <= delay <= 4294967295:
+        delay = check_uint("delay", delay, 0, 4294967295)
     return Request("pause-tube", b"pause-tube %b %d\r\n" % (tube.encode("ascii"), delay), _decode_pause_tube)
 
 
@@ -593,7 +610,8 @@ def _decode_stats_job_yaml(reply: Reply) -> str:
 
 def stats_job_yaml(job_id: int) -> Request[str]:
     """Encode ``stats-job``: Statistics about one job. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.stats_job_yaml``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("stats-job", b"stats-job %d\r\n" % (job_id,), _decode_stats_job_yaml)
 
 

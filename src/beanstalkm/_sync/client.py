@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 e48a307a4dbd3ebbe1fbffef8bf14dcf628fd0ebc4934557f7614dde07f34ea3). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 76c6e5dac38e954f02f56e6986c5577e9173778bf782938c392ca2442c9942e2). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -22,7 +22,7 @@ from beanstalkm._core.batches import (
     reserve_many_steps,
 )
 from beanstalkm._core.checks import check_bool, check_items
-from beanstalkm._core.message import DEFAULT_TUBE
+from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
 from beanstalkm._errors import BatchFailed, BeanstalkmException
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
@@ -55,8 +55,11 @@ class Client(ClientCore[Message], Connection):
         Raises ``TypeError`` before sending if ``body`` is not JSON-serializable.
         One round trip; the tube ``queue.using()`` reports is not changed.
         """
-        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
-        message = Message(self, body, **kwargs)  # ``self(...)``, one call less
+        if sender is None and subscribe is None and channel is None and not isinstance(body, MessageBase):
+            message = Message._new(self, body, dict(self._sender), priority, delay, ttr)  # the common case
+        else:
+            body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
+            message = Message(self, body, **kwargs)  # ``self(...)``, one call less
         message.send(tube)
         return message
 
