@@ -263,7 +263,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             if not isinstance(exc, CorruptJob):  # (a damaged job was framed: the stream is fine)
                 self._broken(exc)
             raise
-        if request.effect is not None:
+        effect = request.effect
+        if effect is not None and effect is not Effect.RESERVE:  # a reserve changes no connection state
             session.applied(request, value)
         return value
 
@@ -385,7 +386,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         return chunk
 
     def _new_message(self, body: Any, kwargs: dict[str, Any]) -> AsyncMessage:
-        return AsyncMessage(self, body, **kwargs)
+        return AsyncMessage._made(self, body, kwargs)
 
     # -- batches ---------------------------------------------------------------
 

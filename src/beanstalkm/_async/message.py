@@ -47,10 +47,23 @@ class AsyncMessage(MessageBase):
     ) -> Self:
         """A new message of ``body`` from ``sender``, to put: ``cls(conn, body, sender=sender, priority=...)``
         without the keywords' cost (``Client.put``'s common case)."""
+        message = cls._bound(conn)
+        message._fill(body, 0, None, sender, None, None, None, None, priority, delay, ttr, None, None, True)
+        return message
+
+    @classmethod
+    def _made(cls, conn: AsyncConnection, body: Any, kwargs: dict[str, Any]) -> Self:
+        """``cls(conn, body, **kwargs)``, the keywords passed on once, not twice."""
+        message = cls._bound(conn)
+        MessageBase.__init__(message, body, **kwargs)
+        return message
+
+    @classmethod
+    def _bound(cls, conn: AsyncConnection) -> Self:
+        """A message bound to ``conn``, its fields to be filled (what ``__init__`` does first)."""
         message = cls.__new__(cls)
         message._conn = conn
         message._lease = None
-        message._fill(body, 0, None, sender, None, None, None, None, priority, delay, ttr, None, None, True)
         return message
 
     def _link(self) -> object | None:

@@ -373,9 +373,13 @@ class MessageBase:
             kwargs["created"] = {"$data": ms}
         sender = f.get("sender")
         kwargs["sender"] = dict(sender) if isinstance(sender, dict) else {}
-        for key in ("subscribe", "channel", "token"):
-            value = f.get(key)
-            kwargs[key] = value if isinstance(value, str) else None
+        subscribe, channel, token = f.get("subscribe"), f.get("channel"), f.get("token")
+        kwargs["subscribe"] = subscribe if isinstance(subscribe, str) else None
+        kwargs["channel"] = channel if isinstance(channel, str) else None
+        kwargs["token"] = token if isinstance(token, str) else None
         errors = f.get("errors")
-        kwargs["errors"] = [e if isinstance(e, str) else _text(e) for e in errors] if isinstance(errors, list) else []
+        if isinstance(errors, list) and errors:
+            kwargs["errors"] = [e if isinstance(e, str) else _text(e) for e in errors]
+        else:  # none (the usual case): no comprehension to run
+            kwargs["errors"] = []
         return kwargs, None

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 b48efab5808ec4fe30349fad45ae72bcc42babc95d327f5e610c24f90f18c24c). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 9d582c7f277201216bf192778644fd3c4a8ca5a4a89df97b6b1a3848276cc073). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -205,7 +205,8 @@ class Connection(ConnectionBase[Message]):
             if not isinstance(exc, CorruptJob):  # (a damaged job was framed: the stream is fine)
                 self._broken(exc)
             raise
-        if request.effect is not None:
+        effect = request.effect
+        if effect is not None and effect is not Effect.RESERVE:  # a reserve changes no connection state
             session.applied(request, value)
         return value
 
@@ -263,7 +264,7 @@ class Connection(ConnectionBase[Message]):
         return chunk
 
     def _new_message(self, body: Any, kwargs: dict[str, Any]) -> Message:
-        return Message(self, body, **kwargs)
+        return Message._made(self, body, kwargs)
 
     # -- batches ---------------------------------------------------------------
 
