@@ -217,18 +217,20 @@ class Command:
 
     @property
     def request_options(self) -> str:
-        """Keyword arguments for ``Request(...)`` beyond the defaults."""
-        opts: list[str] = []
-        if self.uses_tube:
-            opts.append("uses_tube=True")
-        if self.effect is not None:
-            opts.append(f"effect=Effect.{self.effect.upper()}")
-        if self.effect_tube is not None:
-            opts.append(f"tube={self.effect_tube}")
-        if self.wait != "0.0":
-            opts.append(f"wait={self.wait}")
-        if self.no_reply:
-            opts.append("expects_reply=False")
+        """The arguments of ``Request(...)`` after ``decode``, positional (a keyword costs a call more
+        time): ``body``, ``uses_tube``, ``effect``, ``tube``, ``wait``, ``expects_reply``, up to the
+        last that is not its default."""
+        opts = [
+            "None",
+            "True" if self.uses_tube else "False",
+            "None" if self.effect is None else f"Effect.{self.effect.upper()}",
+            "None" if self.effect_tube is None else self.effect_tube,
+            self.wait,
+            "False" if self.no_reply else "True",
+        ]
+        defaults = ["None", "False", "None", "None", "0.0", "True"]
+        while opts and opts[-1] == defaults[len(opts) - 1]:
+            opts.pop()
         return "".join(", " + o for o in opts)
 
     @property

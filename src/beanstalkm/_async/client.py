@@ -80,7 +80,8 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         the delete is answered drops the connection, so beanstalkd releases
         the job (unless the delete had reached it).
         """
-        check_bool("drop", drop)
+        if drop is not True and drop is not False:  # a valid flag costs no call
+            check_bool("drop", drop)
         if not drop:
             try:
                 return await (self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout))

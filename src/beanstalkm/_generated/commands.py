@@ -120,7 +120,7 @@ def put(
     if type(ttr) is not int or not 0 <= ttr <= 4294967295:
         ttr = check_uint("ttr", ttr, 0, 4294967295)
     return with_body(
-        Request("put", b"put %d %d %d %d\r\n" % (priority, delay, ttr, len(data)), _decode_put, uses_tube=True), data
+        Request("put", b"put %d %d %d %d\r\n" % (priority, delay, ttr, len(data)), _decode_put, None, True), data
     )
 
 
@@ -136,7 +136,7 @@ def _decode_use(reply: Reply) -> str:
 def use(tube: str) -> Request[str]:
     """Encode ``use``: Use a tube: later put, peek-ready/-delayed/-buried and kick act on it. (Documented in full on ``Queue.use``.)"""
     tube = TUBE_RULE.check("tube", tube)
-    return Request("use", b"use %b\r\n" % (tube.encode("ascii"),), _decode_use, effect=Effect.USE, tube=tube)
+    return Request("use", b"use %b\r\n" % (tube.encode("ascii"),), _decode_use, None, False, Effect.USE, tube)
 
 
 _RESERVE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -159,7 +159,7 @@ def _decode_reserve(reply: Reply) -> Job:
 
 def reserve() -> Request[Job]:
     """Encode ``reserve``: Reserve a job from the watched tubes, waiting as long as it takes for one to become ready. (Documented in full on ``Queue.reserve``.)"""
-    return Request("reserve", b"reserve\r\n", _decode_reserve, effect=Effect.RESERVE, wait=None)
+    return Request("reserve", b"reserve\r\n", _decode_reserve, None, False, Effect.RESERVE, None, None)
 
 
 _RESERVE_WITH_TIMEOUT_FAILURES: dict[str, type[CommandFailed]] = {
@@ -188,8 +188,11 @@ def reserve_with_timeout(timeout: int) -> Request[Job]:
         "reserve-with-timeout",
         b"reserve-with-timeout %d\r\n" % (timeout,),
         _decode_reserve_with_timeout,
-        effect=Effect.RESERVE,
-        wait=float(timeout),
+        None,
+        False,
+        Effect.RESERVE,
+        None,
+        float(timeout),
     )
 
 
@@ -214,7 +217,7 @@ def reserve_job(job_id: int) -> Request[Job]:
     """Encode ``reserve-job``: Reserve one job by id, whether it is ready, delayed or buried, without waiting. (Documented in full on ``Queue.reserve_job``.)"""
     if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
         job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    return Request("reserve-job", b"reserve-job %d\r\n" % (job_id,), _decode_reserve_job, effect=Effect.RESERVE)
+    return Request("reserve-job", b"reserve-job %d\r\n" % (job_id,), _decode_reserve_job, None, False, Effect.RESERVE)
 
 
 _DELETE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -324,7 +327,7 @@ def _decode_watch(reply: Reply) -> int:
 def watch(tube: str) -> Request[int]:
     """Encode ``watch``: Add a tube to this connection's watch list, the tubes reserve takes jobs from. (Documented in full on ``Queue.watch``.)"""
     tube = TUBE_RULE.check("tube", tube)
-    return Request("watch", b"watch %b\r\n" % (tube.encode("ascii"),), _decode_watch, effect=Effect.WATCH, tube=tube)
+    return Request("watch", b"watch %b\r\n" % (tube.encode("ascii"),), _decode_watch, None, False, Effect.WATCH, tube)
 
 
 _IGNORE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -346,7 +349,7 @@ def ignore(tube: str) -> Request[int]:
     """Encode ``ignore``: Remove a tube from this connection's watch list. (Documented in full on ``Queue.ignore``.)"""
     tube = TUBE_RULE.check("tube", tube)
     return Request(
-        "ignore", b"ignore %b\r\n" % (tube.encode("ascii"),), _decode_ignore, effect=Effect.IGNORE, tube=tube
+        "ignore", b"ignore %b\r\n" % (tube.encode("ascii"),), _decode_ignore, None, False, Effect.IGNORE, tube
     )
 
 
@@ -385,7 +388,7 @@ def _decode_peek_ready(reply: Reply) -> Job | None:
 
 def peek_ready() -> Request[Job | None]:
     """Encode ``peek-ready``: Look at the next ready job in the used tube without reserving it. (Documented in full on ``Queue.peek_ready``.)"""
-    return Request("peek-ready", b"peek-ready\r\n", _decode_peek_ready, uses_tube=True)
+    return Request("peek-ready", b"peek-ready\r\n", _decode_peek_ready, None, True)
 
 
 def _decode_peek_delayed(reply: Reply) -> Job | None:
@@ -403,7 +406,7 @@ def _decode_peek_delayed(reply: Reply) -> Job | None:
 
 def peek_delayed() -> Request[Job | None]:
     """Encode ``peek-delayed``: Look at the delayed job with the least delay left in the used tube without reserving it. (Documented in full on ``Queue.peek_delayed``.)"""
-    return Request("peek-delayed", b"peek-delayed\r\n", _decode_peek_delayed, uses_tube=True)
+    return Request("peek-delayed", b"peek-delayed\r\n", _decode_peek_delayed, None, True)
 
 
 def _decode_peek_buried(reply: Reply) -> Job | None:
@@ -421,7 +424,7 @@ def _decode_peek_buried(reply: Reply) -> Job | None:
 
 def peek_buried() -> Request[Job | None]:
     """Encode ``peek-buried``: Look at the next buried job in the used tube without reserving it. (Documented in full on ``Queue.peek_buried``.)"""
-    return Request("peek-buried", b"peek-buried\r\n", _decode_peek_buried, uses_tube=True)
+    return Request("peek-buried", b"peek-buried\r\n", _decode_peek_buried, None, True)
 
 
 def _decode_kick(reply: Reply) -> int:
@@ -437,7 +440,7 @@ def kick(bound: int) -> Request[int]:
     """Encode ``kick``: Move up to bound jobs of the used tube into its ready queue: buried jobs if there are any, otherwise delayed ones. (Documented in full on ``Queue.kick``.)"""
     if type(bound) is not int or not 0 <= bound <= 4294967295:
         bound = check_uint("bound", bound, 0, 4294967295)
-    return Request("kick", b"kick %d\r\n" % (bound,), _decode_kick, uses_tube=True)
+    return Request("kick", b"kick %d\r\n" % (bound,), _decode_kick, None, True)
 
 
 _KICK_JOB_FAILURES: dict[str, type[CommandFailed]] = {
@@ -544,7 +547,7 @@ def _decode_using(reply: Reply) -> str:
 
 def using() -> Request[str]:
     """Encode ``list-tube-used``: The name of the tube this connection uses. (Documented in full on ``Queue.using``.)"""
-    return Request("list-tube-used", b"list-tube-used\r\n", _decode_using, uses_tube=True)
+    return Request("list-tube-used", b"list-tube-used\r\n", _decode_using, None, True)
 
 
 def _decode_watching(reply: Reply) -> list[str]:
@@ -590,7 +593,7 @@ def _decode_quit(reply: Reply) -> None:
 
 def quit() -> Request[None]:
     """Encode ``quit``: Close the connection; the server sends no reply. (Documented in full on ``Queue.quit``.)"""
-    return Request("quit", b"quit\r\n", _decode_quit, effect=Effect.CLOSE, expects_reply=False)
+    return Request("quit", b"quit\r\n", _decode_quit, None, False, Effect.CLOSE, None, 0.0, False)
 
 
 _STATS_JOB_YAML_FAILURES: dict[str, type[CommandFailed]] = {

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 76c6e5dac38e954f02f56e6986c5577e9173778bf782938c392ca2442c9942e2). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 d7d3386ccd0d7efdedd21b4f278819d63c8f52312bb11a3a55388416af7b28ae). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -79,7 +79,8 @@ class Client(ClientCore[Message], Connection):
         the delete is answered drops the connection, so beanstalkd releases
         the job (unless the delete had reached it).
         """
-        check_bool("drop", drop)
+        if drop is not True and drop is not False:  # a valid flag costs no call
+            check_bool("drop", drop)
         if not drop:
             try:
                 return self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout)
