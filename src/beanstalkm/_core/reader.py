@@ -119,7 +119,7 @@ class ReplyReader:
         """The reply when nothing is buffered and ``data`` is exactly one whole reply, its body (if
         any) included: the direct path's common case, which leaves nothing buffered. None otherwise,
         with nothing taken: ``read(data)`` then decides (the same reply, or the same error)."""
-        if self._pos != len(self._buf) or self._pending is not None or self._body is not None:
+        if self._buf or self._body is not None:  # (a reply under way holds bytes in one or the other)
             return None
         end = data.find(b"\r\n", 0, self._max_line)
         if end < 0:
@@ -136,9 +136,10 @@ class ReplyReader:
                 return None
             return tuple.__new__(Reply, (status, tuple(parts[1:]), None, None))  # without Reply's Python __new__
         size = parts[-1]
-        if len(parts) < 2 or not size.isdigit() or len(data) != end + int(size) + 4 or data[-2:] != b"\r\n":
+        if len(parts) < 2 or not size.isdigit():
             return None
-        if len(data) - end - 4 > self._max_yaml.get(status, self._max_body):  # a YAML body's limit is the lower
+        length = int(size)  # a YAML body's limit is the lower:
+        if len(data) != end + length + 4 or data[-2:] != b"\r\n" or length > self._max_yaml.get(status, self._max_body):
             return None
         return tuple.__new__(Reply, (status, tuple(parts[1:]), data[end + 2 : -2], None))
 
