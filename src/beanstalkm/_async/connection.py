@@ -234,10 +234,10 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         if (
             transport is None  # connect first
             or reader.buffered  # out of step: _ready says so
-            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
             or not request.expects_reply
             or not session.simple(request, tube)
-        ):
+            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
+        ):  # (the poll last: the general path polls again)
             return await self._execute_exchange(request, tube)
         session.written = False
         try:

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 9d582c7f277201216bf192778644fd3c4a8ca5a4a89df97b6b1a3848276cc073). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 4f7d9c87d6e84624b6a10c761c087ab7615e804abc862cff4e3df5d004e6be72). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -176,10 +176,10 @@ class Connection(ConnectionBase[Message]):
         if (
             transport is None  # connect first
             or reader.buffered  # out of step: _ready says so
-            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
             or not request.expects_reply
             or not session.simple(request, tube)
-        ):
+            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
+        ):  # (the poll last: the general path polls again)
             return self._execute_exchange(request, tube)
         session.written = False
         try:
