@@ -17,7 +17,11 @@ from beanstalkm._core.reader import DAMAGED, YAML_BODY_MAX, ReplyReader
 from beanstalkm._core.requests import BODY_APART, Reply
 from beanstalkm._generated import commands
 
-from .test_reader import CASES, ReplyCase
+from .test_reader import CASES, ReplyCase, test_malformed_reply_line
+
+_MARKS = getattr(test_malformed_reply_line, "pytestmark")  # noqa: B009 - pytest sets it; mypy does not know it
+MALFORMED: list[bytes] = next(m.args[1] for m in _MARKS if m.name == "parametrize")
+"""The malformed reply lines ``test_reader.py`` feeds the general way (which refuses each)."""
 
 
 def _general(data: bytes) -> Reply | None:
@@ -73,19 +77,9 @@ def test_every_reply_of_every_command_comes_out_as_the_general_way_gives_it(case
         b"RESERVED 1 5\r\nhel\r\n",
         b"RESERVED 1 5\r\nhelloxx",
         b"RESERVED 1 5\r\nhello" + DAMAGED,  # a damaged job: framed by the general way
-        b"INSERTED  5\r\n",  # malformed lines
-        b"INSERTED 5 \r\n",
-        b" INSERTED 5\r\n",
-        b"\r\n",
-        b"OK\r\n",
-        b"RESERVED\r\n",
-        b"OK abc\r\n",
-        b"OK -1\r\n",
-        b"OK +1\r\n",
-        b"RESERVED 1 5x\r\nhello\r\n",
-        b"RESERVED 1 \xd9\xa3\r\n",
         b"INSERTED \xff\r\n",
         b"",
+        *MALFORMED,
     ],
 )
 def test_anything_but_exactly_one_whole_reply_is_left_to_the_general_way(data: bytes) -> None:
