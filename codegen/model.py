@@ -98,11 +98,13 @@ class Arg:
     def check(self) -> str:
         """The statement that validates the argument (and binds its checked value)."""
         kind = self.type.kind
-        if kind == "uint":
-            return f'{self.name} = check_uint("{self.name}", {self.name}, {self.type.min}, {self.type.max})'
+        n, low, high = self.name, self.type.min, self.type.max
+        if kind == "uint":  # a valid int costs no call
+            checked = f'{n} = check_uint("{n}", {n}, {low}, {high})'
+            return f"if type({n}) is not int or not {low} <= {n} <= {high}:\n        {checked}"
         if kind == "tube":
-            return f'{self.name} = TUBE_RULE.check("{self.name}", {self.name})'
-        return f'data = check_body("{self.name}", {self.name})'
+            return f'{n} = TUBE_RULE.check("{n}", {n})'
+        return f'data = {n} if type({n}) is bytes else check_body("{n}", {n})'
 
     @property
     def format_value(self) -> str:
@@ -215,18 +217,20 @@ class Command:
 
     @property
     def request_options(self) -> str:
-        """Keyword arguments for ``Request(...)`` beyond the defaults."""
-        opts: list[str] = []
-        if self.uses_tube:
-            opts.append("uses_tube=True")
-        if self.effect is not None:
-            opts.append(f"effect=Effect.{self.effect.upper()}")
-        if self.effect_tube is not None:
-            opts.append(f"tube={self.effect_tube}")
-        if self.wait != "0.0":
-            opts.append(f"wait={self.wait}")
-        if self.no_reply:
-            opts.append("expects_reply=False")
+        """The arguments of ``Request(...)`` after ``decode``, positional (a keyword costs a call more
+        time): ``body``, ``uses_tube``, ``effect``, ``tube``, ``wait``, ``expects_reply``, up to the
+        last that is not its default."""
+        opts = [
+            "None",
+            "True" if self.uses_tube else "False",
+            "None" if self.effect is None else f"Effect.{self.effect.upper()}",
+            "None" if self.effect_tube is None else self.effect_tube,
+            self.wait,
+            "False" if self.no_reply else "True",
+        ]
+        defaults = ["None", "False", "None", "None", "0.0", "True"]
+        while opts and opts[-1] == defaults[len(opts) - 1]:
+            opts.pop()
         return "".join(", " + o for o in opts)
 
     @property
@@ -301,6 +305,22 @@ class Command:
             "list": "parse_list(reply_body(reply))",
             "yaml": "reply_text(reply)",
             "stats": f"{self.stats}.from_yaml(reply_body(reply))",
+        }[self.returns]
+
+    @property
+    def quick(self) -> tuple[str, str]:
+        """The usual success reply's test and value, decoded inline (no call); anything else goes to
+        ``check_arity`` and ``decode_body``, which decide (the same value, or the error)."""
+        arity = f"len(reply.args) == {len(self.success_args)}"
+        framed = f"{arity} and reply.trailer is None and reply.body is not None"
+        return {
+            "none": (arity, "None"),
+            "int": (f"{arity} and reply.args[0].isdigit()", "int(reply.args[0])"),
+            "str": (arity, "reply.args[0]"),
+            "job": (f"{framed} and reply.args[0].isdigit()", "tuple.__new__(Job, (int(reply.args[0]), reply.body))"),
+            "list": (framed, "parse_list(reply.body)"),
+            "yaml": (framed, 'reply.body.decode("utf-8", "surrogateescape")'),
+            "stats": (framed, f"{self.stats}.from_yaml(reply.body)"),
         }[self.returns]
 
     @property

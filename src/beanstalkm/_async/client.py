@@ -25,7 +25,7 @@ from beanstalkm._core.batches import (
     reserve_many_steps,
 )
 from beanstalkm._core.checks import check_bool, check_items
-from beanstalkm._core.message import DEFAULT_TUBE
+from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
 from beanstalkm._errors import BatchFailed, BeanstalkmException
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
@@ -56,8 +56,11 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         Raises ``TypeError`` before sending if ``body`` is not JSON-serializable.
         One round trip; the tube ``queue.using()`` reports is not changed.
         """
-        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
-        message = AsyncMessage(self, body, **kwargs)  # ``self(...)``, one call less
+        if sender is None and subscribe is None and channel is None and not isinstance(body, MessageBase):
+            message = AsyncMessage._new(self, body, dict(self._sender), priority, delay, ttr)  # the common case
+        else:
+            body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
+            message = AsyncMessage(self, body, **kwargs)  # ``self(...)``, one call less
         await message.send(tube)
         return message
 
@@ -77,7 +80,8 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         the delete is answered drops the connection, so beanstalkd releases
         the job (unless the delete had reached it).
         """
-        check_bool("drop", drop)
+        if drop is not True and drop is not False:  # a valid flag costs no call
+            check_bool("drop", drop)
         if not drop:
             try:
                 return await (self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout))

@@ -234,10 +234,10 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         if (
             transport is None  # connect first
             or reader.buffered  # out of step: _ready says so
-            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
             or not request.expects_reply
             or not session.simple(request, tube)
-        ):
+            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
+        ):  # (the poll last: the general path polls again)
             return await self._execute_exchange(request, tube)
         session.written = False
         try:
@@ -246,14 +246,27 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             else:
                 await transport.send_command(request, session)
                 chunk = await self._receive(transport, request.wait)
-            reply = reader.read(chunk)  # nothing was buffered: the reply is all to come
-            while reply is None:
-                reply = reader.read(await self._receive(transport, request.wait))
-            if reader.buffered or transport.buffered():  # more than its reply came: the stream is out of step
-                raise out_of_step(request.command, reader.buffered + transport.buffered())
+            reply = reader.one(chunk)  # nothing was buffered: the common case, exactly its reply at once
+            if reply is None:  # in pieces, or more than its reply: the reader's general way
+                reply = reader.read(chunk)
+                while reply is None:
+                    reply = reader.read(await self._receive(transport, request.wait))
+                if reader.buffered:  # more than its reply came: the stream is out of step
+                    raise out_of_step(request.command, reader.buffered)
+            if transport.buffered():  # more than its reply came (a TLS or asyncio buffer holds it)
+                raise out_of_step(request.command, transport.buffered())
         except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
             raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
-        return self._decoded(request, reply)
+        try:
+            value = request.decode(reply)
+        except ProtocolError as exc:  # the reply broke the protocol: the stream cannot be trusted
+            if not isinstance(exc, CorruptJob):  # (a damaged job was framed: the stream is fine)
+                self._broken(exc)
+            raise
+        effect = request.effect
+        if effect is not None and effect is not Effect.RESERVE:  # a reserve changes no connection state
+            session.applied(request, value)
+        return value
 
     async def _execute_exchange(self, request: Request[T], tube: str | None) -> T:
         """``_execute``'s general path, the connection held: connect (or check the stream is in step),
@@ -373,7 +386,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         return chunk
 
     def _new_message(self, body: Any, kwargs: dict[str, Any]) -> AsyncMessage:
-        return AsyncMessage(self, body, **kwargs)
+        return AsyncMessage._made(self, body, kwargs)
 
     # -- batches ---------------------------------------------------------------
 

@@ -11,7 +11,7 @@ __all__ = ["AsyncMessage"]
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from beanstalkm._async import ASYNC
 from beanstalkm._core.message import DEFAULT_TUBE, AskedSetting, KnownSetting, MessageBase, MessageFields
@@ -40,6 +40,31 @@ class AsyncMessage(MessageBase):
         self._conn = conn
         self._lease: Callable[[], AsyncConnection] | None = None
         super().__init__(body, **kwargs)
+
+    @classmethod
+    def _new(
+        cls, conn: AsyncConnection, body: Any, sender: dict[str, Any], priority: int, delay: int, ttr: int
+    ) -> Self:
+        """A new message of ``body`` from ``sender``, to put: ``cls(conn, body, sender=sender, priority=...)``
+        without the keywords' cost (``Client.put``'s common case)."""
+        message = cls._bound(conn)
+        message._fill(body, 0, None, sender, None, None, None, None, priority, delay, ttr, None, None, True)
+        return message
+
+    @classmethod
+    def _made(cls, conn: AsyncConnection, body: Any, kwargs: dict[str, Any]) -> Self:
+        """``cls(conn, body, **kwargs)``, the keywords passed on once, not twice."""
+        message = cls._bound(conn)
+        MessageBase.__init__(message, body, **kwargs)
+        return message
+
+    @classmethod
+    def _bound(cls, conn: AsyncConnection) -> Self:
+        """A message bound to ``conn``, its fields to be filled (what ``__init__`` does first)."""
+        message = cls.__new__(cls)
+        message._conn = conn
+        message._lease = None
+        return message
 
     def _link(self) -> object | None:
         return self._conn._link

@@ -24,12 +24,11 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
 from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job, Reply, Request
+from beanstalkm._core.requests import Job, Request
 from beanstalkm._core.session import Session, batch_results
 from beanstalkm._core.urls import default_urls, format_url, parse_url
 from beanstalkm._errors import (
     ArgumentTypeError,
-    CorruptJob,
     InvalidArgument,
     InvalidEnvelope,
     ProtocolError,
@@ -250,19 +249,6 @@ class ConnectionBase(Generic[M]):
         )
         error.__cause__ = exc
         return error
-
-    def _decoded(self, request: Request[T], reply: Reply) -> T:
-        """The decoded reply of a command sent on its own, its effect recorded; a reply that
-        broke the protocol drops the connection (except a ``CorruptJob``: it was framed)."""
-        try:
-            value = request.decode(reply)
-        except ProtocolError as exc:
-            if not isinstance(exc, CorruptJob):
-                self._broken(exc)
-            raise
-        if request.effect is not None:
-            self._session.applied(request, value)
-        return value
 
     @staticmethod
     def _result(request: Request[T], results: list[Any]) -> T:

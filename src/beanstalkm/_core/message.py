@@ -169,6 +169,29 @@ class MessageBase:
         raw: bytes | None = None,
         envelope: bool = True,
     ) -> None:
+        held = self._link() if reserved else None  # ``reserved``, without its setter's call
+        self._fill(
+            body, uid, created, sender, subscribe, channel, errors, token, priority, delay, ttr, held, raw, envelope
+        )
+
+    def _fill(
+        self,
+        body: Any,
+        uid: int,
+        created: dict[str, int] | None,
+        sender: dict[str, Any] | None,
+        subscribe: str | None,
+        channel: str | None,
+        errors: list[str] | None,
+        token: str | None,
+        priority: int | None,
+        delay: int | None,
+        ttr: int | None,
+        held: object | None,
+        raw: bytes | None,
+        envelope: bool,
+    ) -> None:
+        """The constructor's work, its arguments positional (a hot path's message skips the keywords)."""
         self.uid = uid
         self.body = body
         self.created = created if created is not None else {"$data": int(_time() * 1000)}
@@ -180,7 +203,7 @@ class MessageBase:
         self._priority = priority
         self._delay = delay
         self._ttr = ttr
-        self._held = self._link() if reserved else None  # ``reserved``, without its setter's call
+        self._held = held
         self.deleted = False
         self.lease_lost = False
         self.raw = raw
@@ -280,11 +303,12 @@ class MessageBase:
     def _put_request(self, default_sender: tuple[dict[str, Any], str]) -> Request[int]:
         """The ``put`` of this message (``TypeError`` first if the body is not JSON-serializable)."""
         data = self._encode(default_sender)
+        priority, delay, ttr = self._priority, self._delay, self._ttr
         return _c.put(
             data,
-            _c.DEFAULT_PRIORITY if self._priority is None else self._priority,
-            _c.DEFAULT_DELAY if self._delay is None else self._delay,
-            _c.DEFAULT_TTR if self._ttr is None else self._ttr,
+            _c.DEFAULT_PRIORITY if priority is None else priority,
+            _c.DEFAULT_DELAY if delay is None else delay,
+            _c.DEFAULT_TTR if ttr is None else ttr,
         )
 
     def _sent(self, uid: int) -> int:
@@ -349,9 +373,13 @@ class MessageBase:
             kwargs["created"] = {"$data": ms}
         sender = f.get("sender")
         kwargs["sender"] = dict(sender) if isinstance(sender, dict) else {}
-        for key in ("subscribe", "channel", "token"):
-            value = f.get(key)
-            kwargs[key] = value if isinstance(value, str) else None
+        subscribe, channel, token = f.get("subscribe"), f.get("channel"), f.get("token")
+        kwargs["subscribe"] = subscribe if isinstance(subscribe, str) else None
+        kwargs["channel"] = channel if isinstance(channel, str) else None
+        kwargs["token"] = token if isinstance(token, str) else None
         errors = f.get("errors")
-        kwargs["errors"] = [e if isinstance(e, str) else _text(e) for e in errors] if isinstance(errors, list) else []
+        if isinstance(errors, list) and errors:
+            kwargs["errors"] = [e if isinstance(e, str) else _text(e) for e in errors]
+        else:  # none (the usual case): no comprehension to run
+            kwargs["errors"] = []
         return kwargs, None

@@ -115,6 +115,34 @@ class ReplyReader:
         self.feed(data)
         return self.next_reply()
 
+    def one(self, data: bytes) -> Reply | None:
+        """The reply when nothing is buffered and ``data`` is exactly one whole reply, its body (if
+        any) included: the direct path's common case, which leaves nothing buffered. None otherwise,
+        with nothing taken: ``read(data)`` then decides (the same reply, or the same error)."""
+        if self._buf or self._body is not None:  # (a reply under way holds bytes in one or the other)
+            return None
+        end = data.find(b"\r\n", 0, self._max_line)
+        if end < 0:
+            return None
+        try:
+            parts = data[:end].decode("ascii").split(" ")
+        except UnicodeDecodeError:
+            return None
+        if "" in parts:
+            return None
+        status = parts[0]
+        if status not in self._body_statuses:
+            if end + 2 != len(data):
+                return None
+            return tuple.__new__(Reply, (status, tuple(parts[1:]), None, None))  # without Reply's Python __new__
+        size = parts[-1]
+        if len(parts) < 2 or not size.isdigit():
+            return None
+        length = int(size)  # a YAML body's limit is the lower:
+        if len(data) != end + length + 4 or data[-2:] != b"\r\n" or length > self._max_yaml.get(status, self._max_body):
+            return None
+        return tuple.__new__(Reply, (status, tuple(parts[1:]), data[end + 2 : -2], None))
+
     def next_reply(self) -> Reply | None:
         """The next complete reply, or ``None`` if more bytes are needed."""
         buf = self._buf

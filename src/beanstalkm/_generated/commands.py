@@ -101,6 +101,8 @@ _PUT_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_put(reply: Reply) -> int:
     if reply.status == "INSERTED":
+        if len(reply.args) == 1 and reply.args[0].isdigit():  # the usual reply
+            return int(reply.args[0])
         check_arity(reply, 1)
         return reply_int(reply, 0)
     raise fail("put", reply, _PUT_FAILURES)
@@ -110,17 +112,22 @@ def put(
     body: bytes | str, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_DELAY, ttr: int = DEFAULT_TTR
 ) -> Request[int]:
     """Encode ``put``: Put a job into the used tube. (Documented in full on ``Queue.put``.)"""
-    data = check_body("body", body)
-    priority = check_uint("priority", priority, 0, 4294967295)
-    delay = check_uint("delay", delay, 0, 4294967295)
-    ttr = check_uint("ttr", ttr, 0, 4294967295)
+    data = body if type(body) is bytes else check_body("body", body)
+    if type(priority) is not int or not 0 <= priority <= 4294967295:
+        priority = check_uint("priority", priority, 0, 4294967295)
+    if type(delay) is not int or not 0 <= delay <= 4294967295:
+        delay = check_uint("delay", delay, 0, 4294967295)
+    if type(ttr) is not int or not 0 <= ttr <= 4294967295:
+        ttr = check_uint("ttr", ttr, 0, 4294967295)
     return with_body(
-        Request("put", b"put %d %d %d %d\r\n" % (priority, delay, ttr, len(data)), _decode_put, uses_tube=True), data
+        Request("put", b"put %d %d %d %d\r\n" % (priority, delay, ttr, len(data)), _decode_put, None, True), data
     )
 
 
 def _decode_use(reply: Reply) -> str:
     if reply.status == "USING":
+        if len(reply.args) == 1:  # the usual reply
+            return reply.args[0]
         check_arity(reply, 1)
         return reply_str(reply, 0)
     raise fail("use", reply, GENERAL_FAILURES)
@@ -129,7 +136,7 @@ def _decode_use(reply: Reply) -> str:
 def use(tube: str) -> Request[str]:
     """Encode ``use``: Use a tube: later put, peek-ready/-delayed/-buried and kick act on it. (Documented in full on ``Queue.use``.)"""
     tube = TUBE_RULE.check("tube", tube)
-    return Request("use", b"use %b\r\n" % (tube.encode("ascii"),), _decode_use, effect=Effect.USE, tube=tube)
+    return Request("use", b"use %b\r\n" % (tube.encode("ascii"),), _decode_use, None, False, Effect.USE, tube)
 
 
 _RESERVE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -141,6 +148,10 @@ _RESERVE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_reserve(reply: Reply) -> Job:
     if reply.status == "RESERVED":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     raise fail("reserve", reply, _RESERVE_FAILURES)
@@ -148,7 +159,7 @@ def _decode_reserve(reply: Reply) -> Job:
 
 def reserve() -> Request[Job]:
     """Encode ``reserve``: Reserve a job from the watched tubes, waiting as long as it takes for one to become ready. (Documented in full on ``Queue.reserve``.)"""
-    return Request("reserve", b"reserve\r\n", _decode_reserve, effect=Effect.RESERVE, wait=None)
+    return Request("reserve", b"reserve\r\n", _decode_reserve, None, False, Effect.RESERVE, None, None)
 
 
 _RESERVE_WITH_TIMEOUT_FAILURES: dict[str, type[CommandFailed]] = {
@@ -160,6 +171,10 @@ _RESERVE_WITH_TIMEOUT_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_reserve_with_timeout(reply: Reply) -> Job:
     if reply.status == "RESERVED":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     raise fail("reserve-with-timeout", reply, _RESERVE_WITH_TIMEOUT_FAILURES)
@@ -167,13 +182,17 @@ def _decode_reserve_with_timeout(reply: Reply) -> Job:
 
 def reserve_with_timeout(timeout: int) -> Request[Job]:
     """Encode ``reserve-with-timeout``: Reserve a job from the watched tubes, waiting at most timeout seconds. (Documented in full on ``Queue.reserve_with_timeout``.)"""
-    timeout = check_uint("timeout", timeout, 0, 2147483647)
+    if type(timeout) is not int or not 0 <= timeout <= 2147483647:
+        timeout = check_uint("timeout", timeout, 0, 2147483647)
     return Request(
         "reserve-with-timeout",
         b"reserve-with-timeout %d\r\n" % (timeout,),
         _decode_reserve_with_timeout,
-        effect=Effect.RESERVE,
-        wait=float(timeout),
+        None,
+        False,
+        Effect.RESERVE,
+        None,
+        float(timeout),
     )
 
 
@@ -185,6 +204,10 @@ _RESERVE_JOB_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_reserve_job(reply: Reply) -> Job:
     if reply.status == "RESERVED":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     raise fail("reserve-job", reply, _RESERVE_JOB_FAILURES)
@@ -192,8 +215,9 @@ def _decode_reserve_job(reply: Reply) -> Job:
 
 def reserve_job(job_id: int) -> Request[Job]:
     """Encode ``reserve-job``: Reserve one job by id, whether it is ready, delayed or buried, without waiting. (Documented in full on ``Queue.reserve_job``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    return Request("reserve-job", b"reserve-job %d\r\n" % (job_id,), _decode_reserve_job, effect=Effect.RESERVE)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    return Request("reserve-job", b"reserve-job %d\r\n" % (job_id,), _decode_reserve_job, None, False, Effect.RESERVE)
 
 
 _DELETE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -204,6 +228,8 @@ _DELETE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_delete(reply: Reply) -> None:
     if reply.status == "DELETED":
+        if len(reply.args) == 0:  # the usual reply
+            return None
         check_arity(reply, 0)
         return None
     raise fail("delete", reply, _DELETE_FAILURES)
@@ -211,7 +237,8 @@ def _decode_delete(reply: Reply) -> None:
 
 def delete(job_id: int) -> Request[None]:
     """Encode ``delete``: Delete a job for good: one reserved by this connection, or any ready, delayed or buried job. (Documented in full on ``Queue.delete``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("delete", b"delete %d\r\n" % (job_id,), _decode_delete)
 
 
@@ -224,6 +251,8 @@ _RELEASE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_release(reply: Reply) -> None:
     if reply.status == "RELEASED":
+        if len(reply.args) == 0:  # the usual reply
+            return None
         check_arity(reply, 0)
         return None
     raise fail("release", reply, _RELEASE_FAILURES)
@@ -231,9 +260,12 @@ def _decode_release(reply: Reply) -> None:
 
 def release(job_id: int, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_DELAY) -> Request[None]:
     """Encode ``release``: Put a job reserved by this connection back into its tube with a new priority, ready at once or delayed. (Documented in full on ``Queue.release``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    priority = check_uint("priority", priority, 0, 4294967295)
-    delay = check_uint("delay", delay, 0, 4294967295)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(priority) is not int or not 0 <= priority <= 4294967295:
+        priority = check_uint("priority", priority, 0, 4294967295)
+    if type(delay) is not int or not 0 <= delay <= 4294967295:
+        delay = check_uint("delay", delay, 0, 4294967295)
     return Request("release", b"release %d %d %d\r\n" % (job_id, priority, delay), _decode_release)
 
 
@@ -245,6 +277,8 @@ _BURY_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_bury(reply: Reply) -> None:
     if reply.status == "BURIED":
+        if len(reply.args) == 0:  # the usual reply
+            return None
         check_arity(reply, 0)
         return None
     raise fail("bury", reply, _BURY_FAILURES)
@@ -252,8 +286,10 @@ def _decode_bury(reply: Reply) -> None:
 
 def bury(job_id: int, priority: int = DEFAULT_PRIORITY) -> Request[None]:
     """Encode ``bury``: Bury a job reserved by this connection with a new priority; only a kick makes it ready again. (Documented in full on ``Queue.bury``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    priority = check_uint("priority", priority, 0, 4294967295)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(priority) is not int or not 0 <= priority <= 4294967295:
+        priority = check_uint("priority", priority, 0, 4294967295)
     return Request("bury", b"bury %d %d\r\n" % (job_id, priority), _decode_bury)
 
 
@@ -265,6 +301,8 @@ _TOUCH_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_touch(reply: Reply) -> None:
     if reply.status == "TOUCHED":
+        if len(reply.args) == 0:  # the usual reply
+            return None
         check_arity(reply, 0)
         return None
     raise fail("touch", reply, _TOUCH_FAILURES)
@@ -272,12 +310,15 @@ def _decode_touch(reply: Reply) -> None:
 
 def touch(job_id: int) -> Request[None]:
     """Encode ``touch``: Ask for more time on a job reserved by this connection: its time to run starts again from now. (Documented in full on ``Queue.touch``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("touch", b"touch %d\r\n" % (job_id,), _decode_touch)
 
 
 def _decode_watch(reply: Reply) -> int:
     if reply.status == "WATCHING":
+        if len(reply.args) == 1 and reply.args[0].isdigit():  # the usual reply
+            return int(reply.args[0])
         check_arity(reply, 1)
         return reply_int(reply, 0)
     raise fail("watch", reply, GENERAL_FAILURES)
@@ -286,7 +327,7 @@ def _decode_watch(reply: Reply) -> int:
 def watch(tube: str) -> Request[int]:
     """Encode ``watch``: Add a tube to this connection's watch list, the tubes reserve takes jobs from. (Documented in full on ``Queue.watch``.)"""
     tube = TUBE_RULE.check("tube", tube)
-    return Request("watch", b"watch %b\r\n" % (tube.encode("ascii"),), _decode_watch, effect=Effect.WATCH, tube=tube)
+    return Request("watch", b"watch %b\r\n" % (tube.encode("ascii"),), _decode_watch, None, False, Effect.WATCH, tube)
 
 
 _IGNORE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -297,6 +338,8 @@ _IGNORE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_ignore(reply: Reply) -> int:
     if reply.status == "WATCHING":
+        if len(reply.args) == 1 and reply.args[0].isdigit():  # the usual reply
+            return int(reply.args[0])
         check_arity(reply, 1)
         return reply_int(reply, 0)
     raise fail("ignore", reply, _IGNORE_FAILURES)
@@ -306,12 +349,16 @@ def ignore(tube: str) -> Request[int]:
     """Encode ``ignore``: Remove a tube from this connection's watch list. (Documented in full on ``Queue.ignore``.)"""
     tube = TUBE_RULE.check("tube", tube)
     return Request(
-        "ignore", b"ignore %b\r\n" % (tube.encode("ascii"),), _decode_ignore, effect=Effect.IGNORE, tube=tube
+        "ignore", b"ignore %b\r\n" % (tube.encode("ascii"),), _decode_ignore, None, False, Effect.IGNORE, tube
     )
 
 
 def _decode_peek(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
@@ -321,12 +368,17 @@ def _decode_peek(reply: Reply) -> Job | None:
 
 def peek(job_id: int) -> Request[Job | None]:
     """Encode ``peek``: Look at a job by id without reserving it. (Documented in full on ``Queue.peek``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("peek", b"peek %d\r\n" % (job_id,), _decode_peek)
 
 
 def _decode_peek_ready(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
@@ -336,11 +388,15 @@ def _decode_peek_ready(reply: Reply) -> Job | None:
 
 def peek_ready() -> Request[Job | None]:
     """Encode ``peek-ready``: Look at the next ready job in the used tube without reserving it. (Documented in full on ``Queue.peek_ready``.)"""
-    return Request("peek-ready", b"peek-ready\r\n", _decode_peek_ready, uses_tube=True)
+    return Request("peek-ready", b"peek-ready\r\n", _decode_peek_ready, None, True)
 
 
 def _decode_peek_delayed(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
@@ -350,11 +406,15 @@ def _decode_peek_delayed(reply: Reply) -> Job | None:
 
 def peek_delayed() -> Request[Job | None]:
     """Encode ``peek-delayed``: Look at the delayed job with the least delay left in the used tube without reserving it. (Documented in full on ``Queue.peek_delayed``.)"""
-    return Request("peek-delayed", b"peek-delayed\r\n", _decode_peek_delayed, uses_tube=True)
+    return Request("peek-delayed", b"peek-delayed\r\n", _decode_peek_delayed, None, True)
 
 
 def _decode_peek_buried(reply: Reply) -> Job | None:
     if reply.status == "FOUND":
+        if (
+            len(reply.args) == 2 and reply.trailer is None and reply.body is not None and reply.args[0].isdigit()
+        ):  # the usual reply
+            return tuple.__new__(Job, (int(reply.args[0]), reply.body))
         check_arity(reply, 2)
         return reply_job(reply)
     if reply.status == "NOT_FOUND":
@@ -364,11 +424,13 @@ def _decode_peek_buried(reply: Reply) -> Job | None:
 
 def peek_buried() -> Request[Job | None]:
     """Encode ``peek-buried``: Look at the next buried job in the used tube without reserving it. (Documented in full on ``Queue.peek_buried``.)"""
-    return Request("peek-buried", b"peek-buried\r\n", _decode_peek_buried, uses_tube=True)
+    return Request("peek-buried", b"peek-buried\r\n", _decode_peek_buried, None, True)
 
 
 def _decode_kick(reply: Reply) -> int:
     if reply.status == "KICKED":
+        if len(reply.args) == 1 and reply.args[0].isdigit():  # the usual reply
+            return int(reply.args[0])
         check_arity(reply, 1)
         return reply_int(reply, 0)
     raise fail("kick", reply, GENERAL_FAILURES)
@@ -376,8 +438,9 @@ def _decode_kick(reply: Reply) -> int:
 
 def kick(bound: int) -> Request[int]:
     """Encode ``kick``: Move up to bound jobs of the used tube into its ready queue: buried jobs if there are any, otherwise delayed ones. (Documented in full on ``Queue.kick``.)"""
-    bound = check_uint("bound", bound, 0, 4294967295)
-    return Request("kick", b"kick %d\r\n" % (bound,), _decode_kick, uses_tube=True)
+    if type(bound) is not int or not 0 <= bound <= 4294967295:
+        bound = check_uint("bound", bound, 0, 4294967295)
+    return Request("kick", b"kick %d\r\n" % (bound,), _decode_kick, None, True)
 
 
 _KICK_JOB_FAILURES: dict[str, type[CommandFailed]] = {
@@ -388,6 +451,8 @@ _KICK_JOB_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_kick_job(reply: Reply) -> None:
     if reply.status == "KICKED":
+        if len(reply.args) == 0:  # the usual reply
+            return None
         check_arity(reply, 0)
         return None
     raise fail("kick-job", reply, _KICK_JOB_FAILURES)
@@ -395,7 +460,8 @@ def _decode_kick_job(reply: Reply) -> None:
 
 def kick_job(job_id: int) -> Request[None]:
     """Encode ``kick-job``: Move one buried or delayed job, by id, into the ready queue of its tube. (Documented in full on ``Queue.kick_job``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("kick-job", b"kick-job %d\r\n" % (job_id,), _decode_kick_job)
 
 
@@ -407,6 +473,8 @@ _STATS_JOB_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_job(reply: Reply) -> JobStats:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return JobStats.from_yaml(reply.body)
         check_arity(reply, 1)
         return JobStats.from_yaml(reply_body(reply))
     raise fail("stats-job", reply, _STATS_JOB_FAILURES)
@@ -414,7 +482,8 @@ def _decode_stats_job(reply: Reply) -> JobStats:
 
 def stats_job(job_id: int) -> Request[JobStats]:
     """Encode ``stats-job``: Statistics about one job. (Documented in full on ``Queue.stats_job``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("stats-job", b"stats-job %d\r\n" % (job_id,), _decode_stats_job)
 
 
@@ -426,6 +495,8 @@ _STATS_TUBE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_tube(reply: Reply) -> TubeStats:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return TubeStats.from_yaml(reply.body)
         check_arity(reply, 1)
         return TubeStats.from_yaml(reply_body(reply))
     raise fail("stats-tube", reply, _STATS_TUBE_FAILURES)
@@ -439,6 +510,8 @@ def stats_tube(tube: str) -> Request[TubeStats]:
 
 def _decode_stats(reply: Reply) -> ServerStats:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return ServerStats.from_yaml(reply.body)
         check_arity(reply, 1)
         return ServerStats.from_yaml(reply_body(reply))
     raise fail("stats", reply, GENERAL_FAILURES)
@@ -451,6 +524,8 @@ def stats() -> Request[ServerStats]:
 
 def _decode_list_tubes(reply: Reply) -> list[str]:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return parse_list(reply.body)
         check_arity(reply, 1)
         return parse_list(reply_body(reply))
     raise fail("list-tubes", reply, GENERAL_FAILURES)
@@ -463,6 +538,8 @@ def list_tubes() -> Request[list[str]]:
 
 def _decode_using(reply: Reply) -> str:
     if reply.status == "USING":
+        if len(reply.args) == 1:  # the usual reply
+            return reply.args[0]
         check_arity(reply, 1)
         return reply_str(reply, 0)
     raise fail("list-tube-used", reply, GENERAL_FAILURES)
@@ -470,11 +547,13 @@ def _decode_using(reply: Reply) -> str:
 
 def using() -> Request[str]:
     """Encode ``list-tube-used``: The name of the tube this connection uses. (Documented in full on ``Queue.using``.)"""
-    return Request("list-tube-used", b"list-tube-used\r\n", _decode_using, uses_tube=True)
+    return Request("list-tube-used", b"list-tube-used\r\n", _decode_using, None, True)
 
 
 def _decode_watching(reply: Reply) -> list[str]:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return parse_list(reply.body)
         check_arity(reply, 1)
         return parse_list(reply_body(reply))
     raise fail("list-tubes-watched", reply, GENERAL_FAILURES)
@@ -493,6 +572,8 @@ _PAUSE_TUBE_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_pause_tube(reply: Reply) -> None:
     if reply.status == "PAUSED":
+        if len(reply.args) == 0:  # the usual reply
+            return None
         check_arity(reply, 0)
         return None
     raise fail("pause-tube", reply, _PAUSE_TUBE_FAILURES)
@@ -501,7 +582,8 @@ def _decode_pause_tube(reply: Reply) -> None:
 def pause_tube(tube: str, delay: int) -> Request[None]:
     """Encode ``pause-tube``: Keep any job in a tube from being reserved for delay seconds. (Documented in full on ``Queue.pause_tube``.)"""
     tube = TUBE_RULE.check("tube", tube)
-    delay = check_uint("delay", delay, 0, 4294967295)
+    if type(delay) is not int or not 0 <= delay <= 4294967295:
+        delay = check_uint("delay", delay, 0, 4294967295)
     return Request("pause-tube", b"pause-tube %b %d\r\n" % (tube.encode("ascii"), delay), _decode_pause_tube)
 
 
@@ -511,7 +593,7 @@ def _decode_quit(reply: Reply) -> None:
 
 def quit() -> Request[None]:
     """Encode ``quit``: Close the connection; the server sends no reply. (Documented in full on ``Queue.quit``.)"""
-    return Request("quit", b"quit\r\n", _decode_quit, effect=Effect.CLOSE, expects_reply=False)
+    return Request("quit", b"quit\r\n", _decode_quit, None, False, Effect.CLOSE, None, 0.0, False)
 
 
 _STATS_JOB_YAML_FAILURES: dict[str, type[CommandFailed]] = {
@@ -522,6 +604,8 @@ _STATS_JOB_YAML_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_job_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return reply.body.decode("utf-8", "surrogateescape")
         check_arity(reply, 1)
         return reply_text(reply)
     raise fail("stats-job", reply, _STATS_JOB_YAML_FAILURES)
@@ -529,7 +613,8 @@ def _decode_stats_job_yaml(reply: Reply) -> str:
 
 def stats_job_yaml(job_id: int) -> Request[str]:
     """Encode ``stats-job``: Statistics about one job. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.stats_job_yaml``.)"""
-    job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+    if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+        job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     return Request("stats-job", b"stats-job %d\r\n" % (job_id,), _decode_stats_job_yaml)
 
 
@@ -541,6 +626,8 @@ _STATS_TUBE_YAML_FAILURES: dict[str, type[CommandFailed]] = {
 
 def _decode_stats_tube_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return reply.body.decode("utf-8", "surrogateescape")
         check_arity(reply, 1)
         return reply_text(reply)
     raise fail("stats-tube", reply, _STATS_TUBE_YAML_FAILURES)
@@ -554,6 +641,8 @@ def stats_tube_yaml(tube: str) -> Request[str]:
 
 def _decode_stats_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return reply.body.decode("utf-8", "surrogateescape")
         check_arity(reply, 1)
         return reply_text(reply)
     raise fail("stats", reply, GENERAL_FAILURES)
@@ -566,6 +655,8 @@ def stats_yaml() -> Request[str]:
 
 def _decode_list_tubes_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return reply.body.decode("utf-8", "surrogateescape")
         check_arity(reply, 1)
         return reply_text(reply)
     raise fail("list-tubes", reply, GENERAL_FAILURES)
@@ -578,6 +669,8 @@ def list_tubes_yaml() -> Request[str]:
 
 def _decode_watching_yaml(reply: Reply) -> str:
     if reply.status == "OK":
+        if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
+            return reply.body.decode("utf-8", "surrogateescape")
         check_arity(reply, 1)
         return reply_text(reply)
     raise fail("list-tubes-watched", reply, GENERAL_FAILURES)

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 e48a307a4dbd3ebbe1fbffef8bf14dcf628fd0ebc4934557f7614dde07f34ea3). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 d7d3386ccd0d7efdedd21b4f278819d63c8f52312bb11a3a55388416af7b28ae). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -22,7 +22,7 @@ from beanstalkm._core.batches import (
     reserve_many_steps,
 )
 from beanstalkm._core.checks import check_bool, check_items
-from beanstalkm._core.message import DEFAULT_TUBE
+from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
 from beanstalkm._errors import BatchFailed, BeanstalkmException
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
@@ -55,8 +55,11 @@ class Client(ClientCore[Message], Connection):
         Raises ``TypeError`` before sending if ``body`` is not JSON-serializable.
         One round trip; the tube ``queue.using()`` reports is not changed.
         """
-        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
-        message = Message(self, body, **kwargs)  # ``self(...)``, one call less
+        if sender is None and subscribe is None and channel is None and not isinstance(body, MessageBase):
+            message = Message._new(self, body, dict(self._sender), priority, delay, ttr)  # the common case
+        else:
+            body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
+            message = Message(self, body, **kwargs)  # ``self(...)``, one call less
         message.send(tube)
         return message
 
@@ -76,7 +79,8 @@ class Client(ClientCore[Message], Connection):
         the delete is answered drops the connection, so beanstalkd releases
         the job (unless the delete had reached it).
         """
-        check_bool("drop", drop)
+        if drop is not True and drop is not False:  # a valid flag costs no call
+            check_bool("drop", drop)
         if not drop:
             try:
                 return self.queue.reserve() if timeout is None else self.queue.reserve_with_timeout(timeout)

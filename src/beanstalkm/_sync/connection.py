@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 ad395a4f1ceafb5aa4cf5219b52ac3ae6f985af66f86dc4e96643c00d94679bd). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 4f7d9c87d6e84624b6a10c761c087ab7615e804abc862cff4e3df5d004e6be72). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -18,6 +18,7 @@ from beanstalkm._core.base import ConnectionBase, PipelineBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Request
 from beanstalkm._core.session import Exchange, Session, out_of_step
+from beanstalkm._errors import CorruptJob, ProtocolError
 from beanstalkm._generated.effects import Effect
 from beanstalkm._generated.queue import Queue
 from beanstalkm._sync.message import Message
@@ -175,10 +176,10 @@ class Connection(ConnectionBase[Message]):
         if (
             transport is None  # connect first
             or reader.buffered  # out of step: _ready says so
-            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
             or not request.expects_reply
             or not session.simple(request, tube)
-        ):
+            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
+        ):  # (the poll last: the general path polls again)
             return self._execute_exchange(request, tube)
         session.written = False
         try:
@@ -187,14 +188,27 @@ class Connection(ConnectionBase[Message]):
             else:
                 transport.send_command(request, session)
                 chunk = self._receive(transport, request.wait)
-            reply = reader.read(chunk)  # nothing was buffered: the reply is all to come
-            while reply is None:
-                reply = reader.read(self._receive(transport, request.wait))
-            if reader.buffered or transport.buffered():  # more than its reply came: the stream is out of step
-                raise out_of_step(request.command, reader.buffered + transport.buffered())
+            reply = reader.one(chunk)  # nothing was buffered: the common case, exactly its reply at once
+            if reply is None:  # in pieces, or more than its reply: the reader's general way
+                reply = reader.read(chunk)
+                while reply is None:
+                    reply = reader.read(self._receive(transport, request.wait))
+                if reader.buffered:  # more than its reply came: the stream is out of step
+                    raise out_of_step(request.command, reader.buffered)
+            if transport.buffered():  # more than its reply came (a TLS or asyncio buffer holds it)
+                raise out_of_step(request.command, transport.buffered())
         except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
             raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
-        return self._decoded(request, reply)
+        try:
+            value = request.decode(reply)
+        except ProtocolError as exc:  # the reply broke the protocol: the stream cannot be trusted
+            if not isinstance(exc, CorruptJob):  # (a damaged job was framed: the stream is fine)
+                self._broken(exc)
+            raise
+        effect = request.effect
+        if effect is not None and effect is not Effect.RESERVE:  # a reserve changes no connection state
+            session.applied(request, value)
+        return value
 
     def _execute_exchange(self, request: Request[T], tube: str | None) -> T:
         """``_execute``'s general path, the connection held: connect (or check the stream is in step),
@@ -250,7 +264,7 @@ class Connection(ConnectionBase[Message]):
         return chunk
 
     def _new_message(self, body: Any, kwargs: dict[str, Any]) -> Message:
-        return Message(self, body, **kwargs)
+        return Message._made(self, body, kwargs)
 
     # -- batches ---------------------------------------------------------------
 

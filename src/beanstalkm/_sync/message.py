@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 efe3438898f82064d3e2fa50ea1790f6a3be785ef51faadf2576fa20e0bef3da). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 d3ac1b260dd1cc01e409a003115b42fcb467b00e3b7f4853d92c5f6155cb2ec9). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -10,7 +10,7 @@ __all__ = ["Message"]
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from beanstalkm._core.message import DEFAULT_TUBE, AskedSetting, MessageBase, MessageFields
 from beanstalkm._errors import CommandFailed
@@ -38,6 +38,29 @@ class Message(MessageBase):
         self._conn = conn
         self._lease: Callable[[], Connection] | None = None
         super().__init__(body, **kwargs)
+
+    @classmethod
+    def _new(cls, conn: Connection, body: Any, sender: dict[str, Any], priority: int, delay: int, ttr: int) -> Self:
+        """A new message of ``body`` from ``sender``, to put: ``cls(conn, body, sender=sender, priority=...)``
+        without the keywords' cost (``Client.put``'s common case)."""
+        message = cls._bound(conn)
+        message._fill(body, 0, None, sender, None, None, None, None, priority, delay, ttr, None, None, True)
+        return message
+
+    @classmethod
+    def _made(cls, conn: Connection, body: Any, kwargs: dict[str, Any]) -> Self:
+        """``cls(conn, body, **kwargs)``, the keywords passed on once, not twice."""
+        message = cls._bound(conn)
+        MessageBase.__init__(message, body, **kwargs)
+        return message
+
+    @classmethod
+    def _bound(cls, conn: Connection) -> Self:
+        """A message bound to ``conn``, its fields to be filled (what ``__init__`` does first)."""
+        message = cls.__new__(cls)
+        message._conn = conn
+        message._lease = None
+        return message
 
     def _link(self) -> object | None:
         return self._conn._link
