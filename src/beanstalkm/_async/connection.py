@@ -105,7 +105,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         self._transport = transport
         self._reader.clear()
         if ASYNC:
-            self._pipe = Pipelined(transport, self._reader, self._pipe_receive)
+            self._pipe = Pipelined(transport, self._reader, self.timeout, self._pipe_lost)
         restore = self._session.connected()
         log.debug("connected to %s%s", self.url, f" (restoring {len(restore)} watch commands)" if restore else "")
         if restore:
@@ -287,13 +287,17 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             """Send one command along with those of other tasks this turn; its decoded reply."""
             if not pipe.busy:
                 self._in_step(pipe.transport, (request,))
-            entry = pipe.submit(request.head)
+            try:
+                entry = pipe.submit(request.head)
+            except ConnectionResetError as exc:  # the stream ended: as when a write finds that out, it may have run
+                raise self._failure(exc, (request,), True, drop=self._pipe is pipe) from exc
             if request.effect is Effect.RESERVE:
                 entry.on_drop = self._dropped_reserve
             try:
-                reply = await pipe.reply(entry)
+                reply = await entry.future
             except Cancelled:
-                raise  # not sent, or its reply is read and dropped: the stream stays in step
+                pipe.abandon(entry)  # not sent, or its reply is (or was) read and dropped: the stream stays in step
+                raise
             except BaseException as exc:  # the stream failed: every command in flight on it gets an error
                 raise self._failure(exc, (request,), entry.written, drop=self._pipe is pipe)  # noqa: B904
             try:
@@ -303,12 +307,14 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                     self._broken(exc)
                 raise
 
-        async def _pipe_receive(self, transport: StreamTransport) -> bytes:
-            """The next bytes of pipelined replies (which answer at once: the timeout bounds the wait)."""
-            chunk = await transport.receive(RECV, self.timeout)
-            if not chunk:
-                raise ConnectionResetError("the server closed the connection")
-            return chunk
+        def _pipe_lost(self, pipe: Pipelined, error: BaseException) -> None:
+            """The pipelined stream failed (every command on it told): the connection is dropped, with a
+            warning if a reply broke the protocol."""
+            if self._pipe is pipe:
+                if isinstance(error, ProtocolError) and not isinstance(error, CorruptJob):
+                    self._broken(error)
+                else:
+                    self._drop()
 
         @staticmethod
         def _reserve_now(request: Request[Any]) -> bool:
@@ -330,7 +336,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 await alone.released()
             if self._pipe is not pipe:
                 raise ConnectionResetError("the connection was dropped")
-            return request.decode(await pipe.reply(pipe.submit(request.head)))
+            return request.decode(await pipe.submit(request.head).future)
 
         async def _hand_back(self, pipe: Pipelined, job_id: int) -> None:
             try:
