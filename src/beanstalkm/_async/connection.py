@@ -27,11 +27,12 @@ from beanstalkm._generated.effects import Effect
 from beanstalkm._transport.streams import RECV, StreamTransport, new_lock, receive_any
 
 if ASYNC:
+    import asyncio
     import logging
 
     from beanstalkm._core.requests import Reply
     from beanstalkm._generated import commands as _c
-    from beanstalkm._transport.pipelined import Alone, Cancelled, Pipelined
+    from beanstalkm._transport.pipelined import Alone, Cancelled, Pipelined, shielded
 
     _log = logging.getLogger("beanstalkm.aio")
 
@@ -283,8 +284,9 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
 
     if ASYNC:
 
-        async def _pipelined(self, pipe: Pipelined, request: Request[T]) -> T:
-            """Send one command along with those of other tasks this turn; its decoded reply."""
+        async def _pipelined(self, pipe: Pipelined, request: Request[T], kept: bool = False) -> T:
+            """Send one command along with those of other tasks this turn; its decoded reply. ``kept``:
+            once queued, it is written and its reply read even if the task is cancelled meanwhile."""
             if not pipe.busy:
                 self._in_step(pipe.transport, (request,))
             try:
@@ -294,9 +296,9 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             if request.effect is Effect.RESERVE:
                 entry.on_drop = self._dropped_reserve
             try:
-                reply = await entry.future
+                reply = await (asyncio.shield(entry.future) if kept else entry.future)
             except Cancelled:
-                pipe.abandon(entry)  # not sent, or its reply is (or was) read and dropped: the stream stays in step
+                pipe.abandon(entry, kept)  # not sent, or its reply is (or was) read and dropped: in step
                 raise
             except BaseException as exc:  # the stream failed: every command in flight on it gets an error
                 raise self._failure(exc, (request,), entry.written, drop=self._pipe is pipe)  # noqa: B904
@@ -315,6 +317,20 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                     self._broken(error)
                 else:
                     self._drop()
+
+        async def _kept(self, request: Request[T]) -> T:
+            """``_execute(request)``, which goes on to its end even if the awaiting task is cancelled
+            meanwhile: a pipelined command is written whatever happens to the task (no task of its own)."""
+            pipe = self._pipe
+            if (
+                pipe is not None
+                and request.effect is None
+                and request.body is None
+                and not self._alone.holding
+                and self._session.simple(request, None)
+            ):
+                return await self._pipelined(pipe, request, kept=True)
+            return await shielded(self._execute(request))
 
         @staticmethod
         def _reserve_now(request: Request[Any]) -> bool:

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 e10c181977fe3c2949e316e5854f1b96ee65e11dc120a2790841f4e94ca43a56). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 6752db8c46c5682d5e414e58497371acffc45e07755ea00b8cb739d308e8fc4d). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.

@@ -199,14 +199,16 @@ class Pipelined:
         if not inflight and not self._unsent:
             self._became_idle()
 
-    def abandon(self, entry: Entry) -> None:
+    def abandon(self, entry: Entry, kept: bool = False) -> None:
         """``entry``'s task was cancelled. A reply that came before it could take it is dropped (handed
-        back, for a reserve); an error is taken (it was told to the others); else, if written, its reply
-        will be dropped when it comes, and if not, it is never written."""
+        back, for a reserve); an error is taken (it was told to the others). Else, if written (or
+        ``kept``: written all the same), its reply will be dropped when it comes; if not, it never is."""
         future = entry.future
-        if future.cancelled() or not future.done():
+        if not future.done():
+            if kept:
+                future.add_done_callback(_dropped)
             return
-        if future.exception() is None and entry.on_drop is not None:
+        if not future.cancelled() and future.exception() is None and entry.on_drop is not None:
             entry.on_drop(future.result())
 
     def _check(self) -> None:
@@ -267,6 +269,12 @@ class Pipelined:
                 told = True
         self._became_idle()
         self._lost(self, error)
+
+
+def _dropped(future: asyncio.Future[Reply]) -> None:
+    """The reply of a kept command whose task was cancelled: dropped (an error taken, so none is logged)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class Alone:
