@@ -165,35 +165,46 @@ class Pipelined:
     def received(self, data: bytes) -> None:
         """Bytes that arrived while replies are awaited: each complete reply to its command, in order.
         A reply that breaks the protocol, or one more than was awaited, fails the stream."""
+        inflight, reader = self._inflight, self.reader
         try:
-            self._dispatch(data)
+            if self.timeout is not None:
+                self._progress = self._loop.time()
+            reply = reader.read(data)
+            if reply is None:  # a reply in pieces: more to come
+                return
+            if len(inflight) == 1 and not reader.buffered:  # the one reply awaited, alone (a command alone)
+                entry = inflight.popleft()
+                self._hand(entry, reply)
+                if not self._unsent:
+                    self._became_idle()
+                return
+            self._dispatch(reply, len(data))
         except Exception as exc:
             self.fail(exc)
 
-    def _dispatch(self, data: bytes) -> None:
-        """Every complete reply is parsed first: if there are more than commands in flight (a reply to
-        no command), none is handed out, as none of them can be trusted to be its command's."""
+    def _hand(self, entry: Entry, reply: Reply) -> None:
+        future = entry.future
+        if not future.done():
+            future.set_result(reply)
+        elif entry.on_drop is not None:  # its task was cancelled: abandoned
+            entry.on_drop(reply)
+
+    def _dispatch(self, reply: Reply, size: int) -> None:
+        """Several replies (``reply`` the first): every complete one is parsed first, and if there are
+        more than commands in flight (a reply to no command), none is handed out, as none of them can
+        be trusted to be its command's."""
         reader, inflight = self.reader, self._inflight
-        if self.timeout is not None:
-            self._progress = self._loop.time()
-        replies: list[Reply] = []
+        replies = [reply]
         broken: Exception | None = None
         try:
-            reply = reader.read(data)
-            while reply is not None:
-                replies.append(reply)
-                reply = reader.next_reply() if reader.buffered else None
+            while reader.buffered and (more := reader.next_reply()) is not None:
+                replies.append(more)
         except Exception as exc:  # a reply that broke the protocol: those before it are handed out
             broken = exc
         if len(replies) > len(inflight) or (broken is None and len(replies) == len(inflight) and reader.buffered):
-            raise out_of_step("pipelined commands", len(data))
+            raise out_of_step("pipelined commands", size)
         for reply in replies:
-            entry = inflight.popleft()
-            future = entry.future
-            if not future.done():
-                future.set_result(reply)
-            elif entry.on_drop is not None:  # its task was cancelled: abandoned
-                entry.on_drop(reply)
+            self._hand(inflight.popleft(), reply)
         if broken is not None:
             raise broken
         if not inflight and not self._unsent:

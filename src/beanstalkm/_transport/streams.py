@@ -15,7 +15,7 @@ import contextlib
 import socket
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from beanstalkm._core.reader import ReplyReader
@@ -142,10 +142,8 @@ class StreamWriter:
     def __init__(self, transport: asyncio.Transport, stream: _Stream) -> None:
         self.transport = transport
         self._stream = stream
-
-    def write(self, data: bytes) -> None:
-        """Hand ``data`` to the transport, which sends what the socket takes at once."""
-        self.transport.write(data)
+        self.write: Callable[[bytes], None] = transport.write
+        """Hand bytes to the transport, which sends what the socket takes at once (its own method: no call more)."""
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.transport.get_extra_info(name, default)
