@@ -169,16 +169,21 @@ class Pipelined:
         try:
             if self.timeout is not None:
                 self._progress = self._loop.time()
-            reply = reader.read(data)
-            if reply is None:  # a reply in pieces: more to come
+            replies = reader.lines(data)  # the usual case: whole lines, no body (one split for them all)
+            if replies is not None:
+                if len(replies) > len(inflight):  # a reply to no command: none of them can be trusted
+                    raise out_of_step("pipelined commands", len(data))
+                hand = self._hand
+                for line in replies:
+                    hand(inflight.popleft(), line)
+            else:
+                first = reader.read(data)
+                if first is None:  # a reply in pieces: more to come
+                    return
+                self._dispatch(first, len(data))
                 return
-            if len(inflight) == 1 and not reader.buffered:  # the one reply awaited, alone (a command alone)
-                entry = inflight.popleft()
-                self._hand(entry, reply)
-                if not self._unsent:
-                    self._became_idle()
-                return
-            self._dispatch(reply, len(data))
+            if not inflight and not self._unsent:
+                self._became_idle()
         except Exception as exc:
             self.fail(exc)
 
