@@ -130,13 +130,20 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         ``bodies`` is an iterable of bodies; a str, bytes or dict is refused
         (``ArgumentTypeError``), not taken for a batch of its letters or keys.
 
-        Every body is encoded (and checked) before anything is sent. If any
-        put fails, :class:`~beanstalkm.BatchFailed` holds each item's message
-        or error; the others were stored.
+        Every body is checked (``ArgumentTypeError``) before anything is sent; the
+        envelopes are written in chunks as they are encoded, so the server stores
+        the first while the client encodes the next. If any put fails,
+        :class:`~beanstalkm.BatchFailed` holds each item's message or error; the
+        others were stored.
         """
         batch = PutBatch(self, bodies, tube, priority, delay, ttr)
+        if not batch.bodies:
+            return []
         try:
-            ids = await self._batch(batch.requests, tube, batch.build)
+            results = await self._converse(
+                lambda session, reader: batch.steps(session, reader, tube), batch.encoded(0, 1)
+            )
+            ids = self._batch_results(batch.requests, results)
         except BatchFailed as exc:
             raise batch.failed(exc) from None
         return batch.sent(ids)

@@ -27,11 +27,12 @@ from beanstalkm._generated.effects import Effect
 from beanstalkm._transport.streams import RECV, StreamTransport, new_lock, receive_any
 
 if ASYNC:
+    import asyncio
     import logging
 
     from beanstalkm._core.requests import Reply
     from beanstalkm._generated import commands as _c
-    from beanstalkm._transport.pipelined import Alone, Cancelled, Pipelined
+    from beanstalkm._transport.pipelined import Alone, Cancelled, Pipelined, shielded
 
     _log = logging.getLogger("beanstalkm.aio")
 
@@ -105,7 +106,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         self._transport = transport
         self._reader.clear()
         if ASYNC:
-            self._pipe = Pipelined(transport, self._reader, self._pipe_receive)
+            self._pipe = Pipelined(transport, self._reader, self.timeout, self._pipe_lost)
         restore = self._session.connected()
         log.debug("connected to %s%s", self.url, f" (restoring {len(restore)} watch commands)" if restore else "")
         if restore:
@@ -296,17 +297,22 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
 
     if ASYNC:
 
-        async def _pipelined(self, pipe: Pipelined, request: Request[T]) -> T:
-            """Send one command along with those of other tasks this turn; its decoded reply."""
+        async def _pipelined(self, pipe: Pipelined, request: Request[T], kept: bool = False) -> T:
+            """Send one command along with those of other tasks this turn; its decoded reply. ``kept``:
+            once queued, it is written and its reply read even if the task is cancelled meanwhile."""
             if not pipe.busy:
                 self._in_step(pipe.transport, (request,))
-            entry = pipe.submit(request.head)
+            try:
+                entry = pipe.submit(request.head)
+            except ConnectionResetError as exc:  # the stream ended: as when a write finds that out, it may have run
+                raise self._failure(exc, (request,), True, drop=self._pipe is pipe) from exc
             if request.effect is Effect.RESERVE:
                 entry.on_drop = self._dropped_reserve
             try:
-                reply = await pipe.reply(entry)
+                reply = await (asyncio.shield(entry.future) if kept else entry.future)
             except Cancelled:
-                raise  # not sent, or its reply is read and dropped: the stream stays in step
+                pipe.abandon(entry, kept)  # not sent, or its reply is (or was) read and dropped: in step
+                raise
             except BaseException as exc:  # the stream failed: every command in flight on it gets an error
                 raise self._failure(exc, (request,), entry.written, drop=self._pipe is pipe)  # noqa: B904
             try:
@@ -316,12 +322,28 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                     self._broken(exc)
                 raise
 
-        async def _pipe_receive(self, transport: StreamTransport) -> bytes:
-            """The next bytes of pipelined replies (which answer at once: the timeout bounds the wait)."""
-            chunk = await transport.receive(RECV, self.timeout)
-            if not chunk:
-                raise ConnectionResetError("the server closed the connection")
-            return chunk
+        def _pipe_lost(self, pipe: Pipelined, error: BaseException) -> None:
+            """The pipelined stream failed (every command on it told): the connection is dropped, with a
+            warning if a reply broke the protocol."""
+            if self._pipe is pipe:
+                if isinstance(error, ProtocolError) and not isinstance(error, CorruptJob):
+                    self._broken(error)
+                else:
+                    self._drop()
+
+        async def _kept(self, request: Request[T]) -> T:
+            """``_execute(request)``, which goes on to its end even if the awaiting task is cancelled
+            meanwhile: a pipelined command is written whatever happens to the task (no task of its own)."""
+            pipe = self._pipe
+            if (
+                pipe is not None
+                and request.effect is None
+                and request.body is None
+                and not self._alone.holding
+                and self._session.simple(request, None)
+            ):
+                return await self._pipelined(pipe, request, kept=True)
+            return await shielded(self._execute(request))
 
         @staticmethod
         def _reserve_now(request: Request[Any]) -> bool:
@@ -343,7 +365,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 await alone.released()
             if self._pipe is not pipe:
                 raise ConnectionResetError("the connection was dropped")
-            return request.decode(await pipe.reply(pipe.submit(request.head)))
+            return request.decode(await pipe.submit(request.head).future)
 
         async def _hand_back(self, pipe: Pipelined, job_id: int) -> None:
             try:

@@ -22,8 +22,7 @@ from beanstalkm._core.session import Exchange, Session
 from beanstalkm._errors import InvalidArgument, InvalidEnvelope
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
-from beanstalkm._generated.errors import TimedOut
-from beanstalkm._transport.pipelined import shielded
+from beanstalkm._generated.errors import NotFound, TimedOut
 
 T = TypeVar("T")
 
@@ -189,8 +188,13 @@ class AsyncPool:
             message = await client.queue.reserve_with_timeout(0)
         except TimedOut:
             return None
-        if drop:
-            await shielded(message.delete())
+        if drop:  # the delete goes through even if this task is cancelled meanwhile
+            try:
+                await client._kept(_c.delete(message.uid))
+            except NotFound:
+                message._gone()
+                raise
+            message._deleted()
         return message
 
     async def _watch_pipelined(self) -> None:

@@ -20,7 +20,7 @@ from beanstalkm._core.envelope import envelope_problem
 from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Job, Reply, Request
-from beanstalkm._core.session import Session, await_reply, out_of_step
+from beanstalkm._core.session import Exchange, Session, await_reply, out_of_step
 from beanstalkm._errors import (
     ArgumentTypeError,
     BatchFailed,
@@ -111,11 +111,25 @@ def _check_envelope_fields(subscribe: object, channel: object, sender: dict[str,
 
 
 class PutBatch(Generic[M]):
-    """A ``put_many``: every body encoded (and checked) before anything is
-    sent; the messages are built while the server stores them. A body that
-    is a message is sent with its own envelope fields, as ``Client.put`` does."""
+    """A ``put_many``: every body checked (its canonical JSON made) before anything is sent; the
+    envelopes are encoded chunk by chunk as they are written (:meth:`steps`), so the server stores
+    the first ones while the client encodes the next; the messages are built while the server
+    stores the last. A body that is a message is sent with its own envelope fields, as
+    ``Client.put`` does (encoded, and so checked, at once)."""
 
-    __slots__ = ("bodies", "conn", "created", "delay", "made", "messages", "priority", "requests", "tokens", "ttr")
+    __slots__ = (
+        "_canon",
+        "_requests",
+        "bodies",
+        "conn",
+        "created",
+        "delay",
+        "made",
+        "messages",
+        "priority",
+        "tokens",
+        "ttr",
+    )
 
     def __init__(
         self, conn: ConnectionBase[M], bodies: Iterable[Any], tube: str, priority: int, delay: int, ttr: int
@@ -126,24 +140,73 @@ class PutBatch(Generic[M]):
         self.bodies = check_items("bodies", bodies)
         self.priority, self.delay, self.ttr = priority, delay, ttr
         self.created = int(_time() * 1000)
-        sender_json = conn._sender_wire[1]
-        put, encode = _c.put, _envelope.encode
-        self.tokens: list[str] = []  # each plain body's token ("" for a message)
+        canonical = _envelope.canonical
+        self.tokens: list[str] = []  # each plain body's token ("" for a message and a body not yet encoded)
         self.made: list[M | None] = []  # each body that was a message: the one sent, with its own envelope fields
-        self.requests: list[Request[int]] = []
+        self._canon: list[str | None] = []  # each plain body's canonical JSON, until its envelope is encoded
+        self._requests: list[Request[int] | None] = []  # each body's put, once encoded
         for body in self.bodies:
             if isinstance(body, MessageBase):
                 source, kwargs = message_kwargs(body, None, None, None, priority, delay, ttr, conn._sender)
                 message = conn._new_message(source, kwargs)
-                self.tokens.append("")
                 self.made.append(message)
-                self.requests.append(message._put_request(conn._sender_wire))
-                continue
-            token, data = encode(body, self.created, sender_json)
-            self.tokens.append(token)
-            self.made.append(None)
-            self.requests.append(put(data, priority, delay, ttr))
+                self._requests.append(message._put_request(conn._sender_wire))
+                self._canon.append(None)
+            else:
+                self.made.append(None)
+                self._requests.append(None)
+                self._canon.append(canonical(body))  # the check: ArgumentTypeError before anything is sent
+            self.tokens.append("")
         self.messages: list[M] = []
+
+    @property
+    def requests(self) -> list[Request[int]]:
+        """Every body's ``put`` (those not yet encoded are encoded now)."""
+        return self.encoded(0, len(self._requests))
+
+    def encoded(self, start: int, stop: int) -> list[Request[int]]:
+        """The ``put`` of the bodies from ``start`` to ``stop``, encoding those not yet encoded."""
+        requests, canons, bodies = self._requests, self._canon, self.bodies
+        sender_json, created = self.conn._sender_wire[1], self.created
+        put, encode = _c.put, _envelope.encode
+        out: list[Request[int]] = []
+        for i in range(start, min(stop, len(requests))):
+            request = requests[i]
+            if request is None:
+                token, data = encode(bodies[i], created, sender_json, canon=canons[i])
+                canons[i] = None
+                self.tokens[i] = token
+                request = requests[i] = put(data, self.priority, self.delay, self.ttr)
+            out.append(request)
+        return out
+
+    def steps(self, session: Session, reader: ReplyReader, tube: str) -> Exchange[list[Any]]:
+        """The conversation of the ``put_many`` (an exchange, pumped by the driver): the first
+        ``PUT_FIRST`` envelopes are encoded and written (after a ``use`` if need be), then each next
+        chunk, twice as large as the one before, is encoded and written while the server stores
+        those before it; the messages are built; then every reply is read. Each body's result, in
+        order (its id, or its error)."""
+        size = PUT_FIRST
+        plan = session.plan(self.encoded(0, size), tube)
+        yield from session.write(plan.data, 0.0)
+        start, count = size, len(self._requests)
+        while start < count:
+            size *= 2
+            chunk = self.encoded(start, start + size)
+            yield b"".join([piece for request in chunk for piece in request.pieces])
+            plan.requests.extend(chunk)
+            plan.added.extend([False] * len(chunk))
+            start += size
+        try:
+            self.build()  # while the server stores the last ones
+        except Exception:  # noqa: S110 - built again (by ``sent`` or ``failed``) once every reply is read
+            pass
+        replies: list[Reply] = []
+        for _ in plan.requests:  # every one has a reply (the puts, and the plan's ``use``)
+            replies.append((yield from await_reply(reader, 0.0)))
+        if reader.buffered:
+            raise out_of_step("put", reader.buffered)
+        return session.finish(plan, replies)
 
     def build(self) -> None:
         """The messages (unsent as yet)."""
@@ -186,6 +249,11 @@ class PutBatch(Generic[M]):
             else:
                 results.append(result)
         return BatchFailed(results)
+
+
+PUT_FIRST = 8
+"""A ``put_many`` writes its first this many envelopes as soon as they are encoded, then chunks twice
+as large each time: the server gets to work at once, and a batch of 100 is four writes."""
 
 
 MAX_RESERVE_MANY = 2**20

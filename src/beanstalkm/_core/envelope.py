@@ -135,15 +135,17 @@ def encode(
     channel: str | None = None,
     errors: list[str] | None = None,
     token: str | None = None,
+    canon: str | None = None,
 ) -> tuple[str, bytes]:
     """The token (``token``, or the body's own) and the bytes of ``body``'s envelope.
 
     ``ArgumentTypeError`` (a ``TypeError``) if the body is not JSON-serializable.
-    The envelope's text is built around the body's canonical JSON, which is let
-    go of before the text is encoded: a large body is held twice at most
-    (text and bytes), never three times.
+    The envelope's text is built around the body's canonical JSON (``canon``, if
+    the caller made it already), which is let go of before the text is encoded:
+    a large body is held twice at most (text and bytes), never three times.
     """
-    canon = canonical(body)
+    if canon is None:
+        canon = canonical(body)
     if token is None:
         token = token_of(canon)
     extra = ""

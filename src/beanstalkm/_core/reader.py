@@ -220,6 +220,31 @@ class ReplyReader:
             del self._buf[: self._pos]
             self._pos = 0
 
+    def lines(self, data: bytes) -> list[Reply] | None:
+        """The replies in ``data`` when nothing is buffered and ``data`` is whole reply lines with no
+        body (many replies of pipelined commands, read at once): one split, no buffer. None otherwise
+        (a body, a line cut short, anything the general way would refuse), with nothing taken:
+        ``read(data)`` then decides (the same replies, or the same error)."""
+        if self._pos != len(self._buf) or self._pending is not None or self._body is not None:
+            return None
+        if not data.endswith(b"\r\n"):
+            return None
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        found = text.split("\r\n")
+        found.pop()  # what follows the last CRLF: nothing
+        body_statuses, longest = self._body_statuses, self._max_line - 2
+        new = tuple.__new__
+        replies: list[Reply] = []
+        for line in found:
+            parts = line.split(" ")
+            if parts[0] in body_statuses or "" in parts or len(line) > longest:
+                return None
+            replies.append(new(Reply, (parts[0], tuple(parts[1:]), None, None)))  # without Reply's Python __new__
+        return replies
+
 
 class _Gathering:
     """A large body arriving: one buffer the pieces are appended to as they come, then the two bytes

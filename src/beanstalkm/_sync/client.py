@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 d7d3386ccd0d7efdedd21b4f278819d63c8f52312bb11a3a55388416af7b28ae). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 e6c1b9a3b2c3edb7b36a6d30dd1cf8866325c3a34d236abf8d1026db0dcafa13). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -129,13 +129,18 @@ class Client(ClientCore[Message], Connection):
         ``bodies`` is an iterable of bodies; a str, bytes or dict is refused
         (``ArgumentTypeError``), not taken for a batch of its letters or keys.
 
-        Every body is encoded (and checked) before anything is sent. If any
-        put fails, :class:`~beanstalkm.BatchFailed` holds each item's message
-        or error; the others were stored.
+        Every body is checked (``ArgumentTypeError``) before anything is sent; the
+        envelopes are written in chunks as they are encoded, so the server stores
+        the first while the client encodes the next. If any put fails,
+        :class:`~beanstalkm.BatchFailed` holds each item's message or error; the
+        others were stored.
         """
         batch = PutBatch(self, bodies, tube, priority, delay, ttr)
+        if not batch.bodies:
+            return []
         try:
-            ids = self._batch(batch.requests, tube, batch.build)
+            results = self._converse(lambda session, reader: batch.steps(session, reader, tube), batch.encoded(0, 1))
+            ids = self._batch_results(batch.requests, results)
         except BatchFailed as exc:
             raise batch.failed(exc) from None
         return batch.sent(ids)

@@ -1,30 +1,35 @@
 """Auto-pipelining over the asyncio transport (asyncio only).
 
 Commands that concurrent tasks issue on one connection are queued here and
-written together, one write per event-loop turn; beanstalkd answers a
+written together, one write per event-loop turn (a command issued while
+nothing else is queued or in flight is written at once); beanstalkd answers a
 connection's commands strictly in order, so the replies are matched to them
-first in, first out. Nobody runs a reader task: a task waiting for its reply
-reads for everyone while nobody else does (the first one to wait, usually),
-hands each reply to its command, and when its own has come passes the
-reading on to the next task still waiting.
+first in, first out. Nobody reads in a task of its own, and no task wakes to
+read: the stream hands what arrives, as the event loop reads it, to
+:meth:`Pipelined.received`, which parses every complete reply in it and gives
+each to the future its command's task awaits.
 
 A task cancelled while its command is queued unsent takes the command back:
 it is never written (``Task.cancel()`` cancels the future the task waits on at
 once, which the write sees). One cancelled once its command was written leaves an
-*abandoned* entry: its reply is still read (by whoever reads) and dropped, so
-the stream stays in step. Only commands with no effect on the connection's
-state, which always answer at once, come here (see
-``AsyncConnection._execute``); everything else holds the connection alone,
-after the replies in flight are in (:meth:`Pipelined.drain`).
+*abandoned* entry: its reply is still read and dropped, so the stream stays in
+step (a reserve's job is handed back: ``Entry.on_drop``). Only commands with
+no effect on the connection's state, which always answer at once, come here
+(see ``AsyncConnection._execute``); everything else holds the connection
+alone, after the replies in flight are in (:meth:`Pipelined.drain`).
+
+The connection's ``timeout`` bounds the wait for replies: when replies are
+awaited and none has come for that long, every command in flight fails with
+a ``TimeoutError`` (one timer per stream, not one per command).
 """
 
 from __future__ import annotations
 
-__all__ = ["Alone", "Cancelled", "Pipelined", "shielded"]
+__all__ = ["Alone", "Cancelled", "Entry", "Pipelined", "shielded"]
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from beanstalkm._core.reader import ReplyReader
@@ -37,9 +42,6 @@ Cancelled = asyncio.CancelledError
 
 T = TypeVar("T")
 
-_DRAINED = Reply("", (), None)
-"""The "reply" of a marker: every command before it has its reply."""
-
 
 async def shielded(work: Coroutine[Any, Any, T]) -> T:
     """``await work``, which goes on to its end even if the awaiting task is cancelled meanwhile."""
@@ -47,157 +49,199 @@ async def shielded(work: Coroutine[Any, Any, T]) -> T:
 
 
 class Entry:
-    """A queued command (``data``; None for a marker), its reply once read, and the task waiting for it.
+    """A queued command (``data``) and the future of its reply, which its task awaits.
 
     ``on_drop`` is called with the reply if the task stopped waiting for it (cancelled): a reserve's
     job, reserved by the connection and seen by nobody, must be handed back."""
 
-    __slots__ = ("abandoned", "data", "on_drop", "reply", "waiter", "written")
+    __slots__ = ("data", "future", "on_drop", "written")
 
-    def __init__(self, data: bytes | None) -> None:
+    def __init__(self, data: bytes, future: asyncio.Future[Reply]) -> None:
         self.data = data
-        self.reply: Reply | None = None
-        self.waiter: asyncio.Future[None] | None = None
+        self.future = future
         self.written = False
-        self.abandoned = False
         self.on_drop: Callable[[Reply], None] | None = None
 
 
 class Pipelined:
-    """The queue of commands of one open stream: unsent ones, then those written and awaiting replies."""
+    """The queue of commands of one open stream: unsent ones, then those written and awaiting replies.
+
+    ``lost(pipe, error)`` is told once when the stream fails with commands in flight (or a reply
+    breaks the protocol): every command still waiting has been given an error by then."""
 
     __slots__ = (
         "_flush_handle",
+        "_idle",
         "_inflight",
         "_loop",
-        "_reading",
-        "_receive",
+        "_lost",
+        "_progress",
         "_tasks",
+        "_timer",
         "_unsent",
         "error",
         "reader",
+        "timeout",
         "transport",
     )
 
     def __init__(
-        self, transport: StreamTransport, reader: ReplyReader, receive: Callable[[StreamTransport], Awaitable[bytes]]
+        self,
+        transport: StreamTransport,
+        reader: ReplyReader,
+        timeout: float | None,
+        lost: Callable[[Pipelined, BaseException], None],
     ) -> None:
         self.transport = transport
         self.reader = reader
-        self._receive = receive  # the next bytes from the stream (the connection's timeout bounds the wait)
+        self.timeout = timeout
+        self._lost = lost
         self._loop = asyncio.get_running_loop()
         self._unsent: list[Entry] = []
         self._inflight: deque[Entry] = deque()
         self._flush_handle: asyncio.Handle | None = None
-        self._reading = False
-        self.error: BaseException | None = None  # the stream failed: every entry gets it
+        self._timer: asyncio.TimerHandle | None = None
+        self._progress = 0.0  # when the last reply came, or the wait for one began
+        self._idle: asyncio.Future[None] | None = None  # set once nothing is queued or in flight
+        self.error: BaseException | None = None  # the stream failed: every entry got it
         self._tasks: set[asyncio.Task[None]] = set()
+        transport.attach(self)
 
     @property
     def busy(self) -> bool:
         """Whether any command is queued or awaits its reply (abandoned ones included)."""
         return bool(self._unsent or self._inflight)
 
-    def submit(self, data: bytes) -> Entry:
-        """Queue a command; it is written this event-loop turn, with the others queued meanwhile.
+    @property
+    def expecting(self) -> bool:
+        """Whether replies are awaited: what arrives is theirs."""
+        return bool(self._inflight)
 
-        The caller awaits :meth:`reply` at once (no ``await`` between): if nobody is
-        reading, it becomes the reader, and writes what is queued before it reads.
+    def submit(self, data: bytes) -> Entry:
+        """Queue a command; the caller awaits ``entry.future`` at once (no ``await`` between).
+
+        Written at once if nothing else is queued or in flight, else at the end of this
+        event-loop turn with the others queued meanwhile. ``ConnectionResetError`` (nothing
+        written) if the stream is gone.
         """
         if self.error is not None:
             raise ConnectionResetError(f"the connection was dropped: {self.error}")
-        entry = Entry(data)
-        self._unsent.append(entry)
-        if self._reading and self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self._flush)
+        if self.transport.ended():
+            raise ConnectionResetError("the server closed the connection")
+        entry = Entry(data, self._loop.create_future())
+        if self._unsent or self._inflight:
+            self._unsent.append(entry)
+            if self._flush_handle is None:
+                self._flush_handle = self._loop.call_soon(self._flush)
+        else:
+            self._write([entry], data)
         return entry
+
+    def _write(self, entries: list[Entry], data: bytes) -> None:
+        inflight = self._inflight
+        if not inflight and self.timeout is not None:  # the wait for replies begins
+            self._progress = self._loop.time()
+            if self._timer is None:
+                self._timer = self._loop.call_at(self._progress + self.timeout, self._check)
+        for entry in entries:
+            entry.written = True
+        inflight.extend(entries)
+        self.transport.writer.write(data)
 
     def _flush(self) -> None:
         """Write every queued command in one write (those taken back are skipped)."""
-        handle, self._flush_handle = self._flush_handle, None
-        if handle is not None:
-            handle.cancel()
+        self._flush_handle = None
         unsent, self._unsent = self._unsent, []
         if self.error is not None:
             return
-        if len(unsent) == 1:  # the usual case of a task alone: one command, one write
-            entry = unsent[0]
-            waiter = entry.waiter
-            if entry.data is not None and not entry.abandoned and (waiter is None or not waiter.cancelled()):
-                entry.written = True
-                self._inflight.append(entry)
-                self.transport.writer.write(entry.data)
-                return
-        live = []
-        for entry in unsent:
-            waiter = entry.waiter
-            if waiter is not None and waiter.cancelled():  # its task is being cancelled: take it back
-                entry.abandoned = True
-            if not entry.abandoned:
-                live.append(entry)
-        if not live:
-            return
-        chunks = []
-        for entry in live:
-            entry.written = True
-            if entry.data:
-                chunks.append(entry.data)
-        self._inflight.extend(live)
-        if chunks:
-            self.transport.writer.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-        self._pop_markers()
+        live = [entry for entry in unsent if not entry.future.cancelled()]  # cancelled: taken back
+        if len(live) > 1:
+            self._write(live, b"".join([entry.data for entry in live]))
+        elif live:
+            self._write(live, live[0].data)
+        elif not self._inflight:
+            self._became_idle()
 
-    def _pop_markers(self) -> None:
-        inflight = self._inflight
-        while inflight and inflight[0].data is None:
-            self._done(inflight.popleft(), _DRAINED)
-
-    def _done(self, entry: Entry, reply: Reply) -> None:
-        entry.reply = reply
-        waiter = entry.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def reply(self, entry: Entry) -> Reply:
-        """The reply to ``entry``, reading for everyone while nobody else does.
-
-        Cancelled, the entry is taken back if it is still unsent, else abandoned
-        (its reply is read and dropped); a reader cancelled passes the reading on.
-        """
+    def received(self, data: bytes) -> None:
+        """Bytes that arrived while replies are awaited: each complete reply to its command, in order.
+        A reply that breaks the protocol, or one more than was awaited, fails the stream."""
+        inflight, reader = self._inflight, self.reader
         try:
-            while entry.reply is None:
-                if self.error is not None:
-                    raise ConnectionResetError(f"the connection was dropped: {self.error}")
-                if self._reading:
-                    waiter = entry.waiter = self._loop.create_future()
-                    try:
-                        await waiter
-                    finally:
-                        entry.waiter = None
-                    continue
-                self._reading = True
-                try:
-                    if self._unsent:
-                        self._flush()
-                    while entry.reply is None:
-                        self._dispatch(await self._receive(self.transport))
-                except Cancelled:
-                    raise
-                except BaseException as exc:  # the stream failed, or broke the protocol: nothing more is read
-                    self.fail(exc)
-                    raise
-                finally:
-                    self._reading = False
-                    self._hand_off()
-        except BaseException:
-            if entry.reply is None:
-                entry.abandoned = True
-            elif entry.on_drop is not None:  # the reply came, but its task is cancelled before it takes it
-                entry.on_drop(entry.reply)
-            if not self._reading:  # it may have been woken to read, and cancelled before it could
-                self._hand_off()
-            raise
-        return entry.reply
+            if self.timeout is not None:
+                self._progress = self._loop.time()
+            replies = reader.lines(data)  # the usual case: whole lines, no body (one split for them all)
+            if replies is not None:
+                if len(replies) > len(inflight):  # a reply to no command: none of them can be trusted
+                    raise out_of_step("pipelined commands", len(data))
+                hand = self._hand
+                for line in replies:
+                    hand(inflight.popleft(), line)
+            else:
+                first = reader.read(data)
+                if first is None:  # a reply in pieces: more to come
+                    return
+                self._dispatch(first, len(data))
+                return
+            if not inflight and not self._unsent:
+                self._became_idle()
+        except Exception as exc:
+            self.fail(exc)
+
+    def _hand(self, entry: Entry, reply: Reply) -> None:
+        future = entry.future
+        if not future.done():
+            future.set_result(reply)
+        elif entry.on_drop is not None:  # its task was cancelled: abandoned
+            entry.on_drop(reply)
+
+    def _dispatch(self, reply: Reply, size: int) -> None:
+        """Several replies (``reply`` the first): every complete one is parsed first, and if there are
+        more than commands in flight (a reply to no command), none is handed out, as none of them can
+        be trusted to be its command's."""
+        reader, inflight = self.reader, self._inflight
+        replies = [reply]
+        broken: Exception | None = None
+        try:
+            while reader.buffered and (more := reader.next_reply()) is not None:
+                replies.append(more)
+        except Exception as exc:  # a reply that broke the protocol: those before it are handed out
+            broken = exc
+        if len(replies) > len(inflight) or (broken is None and len(replies) == len(inflight) and reader.buffered):
+            raise out_of_step("pipelined commands", size)
+        for reply in replies:
+            self._hand(inflight.popleft(), reply)
+        if broken is not None:
+            raise broken
+        if not inflight and not self._unsent:
+            self._became_idle()
+
+    def abandon(self, entry: Entry, kept: bool = False) -> None:
+        """``entry``'s task was cancelled. A reply that came before it could take it is dropped (handed
+        back, for a reserve); an error is taken (it was told to the others). Else, if written (or
+        ``kept``: written all the same), its reply will be dropped when it comes; if not, it never is."""
+        future = entry.future
+        if not future.done():
+            if kept:
+                future.add_done_callback(_dropped)
+            return
+        if not future.cancelled() and future.exception() is None and entry.on_drop is not None:
+            entry.on_drop(future.result())
+
+    def _check(self) -> None:
+        """The timer: replies awaited and none for ``timeout`` seconds fails the stream."""
+        self._timer = None
+        if not self._inflight or self.error is not None or self.timeout is None:
+            return
+        due = self._progress + self.timeout
+        if self._loop.time() >= due:
+            self.fail(TimeoutError("no reply came in time"))
+        else:
+            self._timer = self._loop.call_at(due, self._check)
+
+    def _became_idle(self) -> None:
+        idle, self._idle = self._idle, None
+        if idle is not None and not idle.done():
+            idle.set_result(None)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in a task of its own (kept until it ends)."""
@@ -206,67 +250,47 @@ class Pipelined:
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Wait until every command queued so far has its reply (reading if need be)."""
-        if not self.busy:
-            return
-        marker = Entry(None)
-        if self._unsent:
-            self._unsent.append(marker)
-        else:
-            marker.written = True
-            self._inflight.append(marker)
-        await self.reply(marker)
+        """Wait until every command queued so far has its reply, or the stream failed (a cancelled
+        caller leaves the others be)."""
+        while self.busy and self.error is None:
+            if self._idle is None:
+                self._idle = self._loop.create_future()
+            await asyncio.shield(self._idle)
 
-    def _dispatch(self, chunk: bytes) -> None:
-        """Hand each complete reply in ``chunk`` (and what was buffered) to its command, in order."""
-        reader, inflight = self.reader, self._inflight
-        reply = reader.read(chunk)
-        while reply is not None:
-            if not inflight:
-                raise out_of_step("pipelined commands", len(chunk))
-            entry = inflight.popleft()
-            self._done(entry, reply)
-            if entry.abandoned and entry.on_drop is not None:
-                entry.on_drop(reply)
-            if inflight and inflight[0].data is None:
-                self._pop_markers()
-            reply = reader.next_reply() if reader.buffered else None
-        if not inflight and reader.buffered:
-            raise out_of_step("pipelined commands", reader.buffered)
-
-    def _hand_off(self) -> None:
-        """The reader stopped: the next task still waiting for a reply reads from now on. If none is, and
-        a cancelled reserve's reply is still to come, a task of its own reads it (its job is handed back)."""
-        if self.error is not None or not (self._inflight or self._unsent):
-            return
-        for entries in (self._inflight, self._unsent):
-            for entry in entries:
-                waiter = entry.waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
-                    return
-        if any(entry.on_drop is not None for entry in self._inflight):
-            self.spawn(self._read_dropped())
-
-    async def _read_dropped(self) -> None:
-        try:
-            await self.drain()
-        except Exception:  # noqa: S110 - the stream failed: fail() told every task waiting on it
-            pass
+    def lost(self, error: BaseException) -> None:
+        """The stream ended or failed: with commands queued or in flight, they fail."""
+        if self.busy:
+            self.fail(error)
 
     def fail(self, error: BaseException) -> None:
-        """The stream is gone: every task waiting here gets an error (its command may have run if written)."""
+        """The stream is gone: every task waiting here gets an error (its command may have run if written):
+        the first, ``error`` itself; the others, a ``ConnectionResetError`` saying so."""
         if self.error is not None:
             return
         self.error = error
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        for entries in (self._inflight, self._unsent):
-            for entry in entries:
-                waiter = entry.waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+        for handle in (self._flush_handle, self._timer):
+            if handle is not None:
+                handle.cancel()
+        self._flush_handle = self._timer = None
+        entries = [*self._inflight, *self._unsent]
+        self._inflight.clear()
+        self._unsent = []
+        told = False
+        for entry in entries:
+            future = entry.future
+            if not future.done():
+                future.set_exception(
+                    error if not told else ConnectionResetError(f"the connection was dropped: {error}")
+                )
+                told = True
+        self._became_idle()
+        self._lost(self, error)
+
+
+def _dropped(future: asyncio.Future[Reply]) -> None:
+    """The reply of a kept command whose task was cancelled: dropped (an error taken, so none is logged)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class Alone:

@@ -1,15 +1,22 @@
-"""The asyncio transport: a stream reader and writer (TCP with ``TCP_NODELAY``, or a UNIX socket)."""
+"""The asyncio transport: one asyncio protocol over TCP (``TCP_NODELAY``) or a UNIX socket, TLS or not.
+
+What arrives is handed, as the event loop reads it, to the commands pipelined on the connection
+while any await their replies (:class:`Sink`, see ``beanstalkm._transport.pipelined``: no task
+wakes to read, and the replies of a read are all dispatched at once); otherwise it is kept, in
+order, until a conversation holding the connection alone asks for it (``receive``).
+"""
 
 from __future__ import annotations
 
-__all__ = ["RECV", "StreamTransport", "new_lock", "receive_any"]
+__all__ = ["RECV", "Sink", "StreamTransport", "new_lock", "receive_any"]
 
 import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Request
@@ -22,26 +29,161 @@ left the heap fragmented so that a 1 MiB put and reserve peaked at 3.4x the body
 at 1.9x received 64 KiB at a time (1.6x with the body gathered in one growing buffer;
 benchmarks/memory.py, docs/memory.md)."""
 
+KEPT_MAX = 2 * RECV
+"""The most bytes kept for ``receive`` before the stream stops reading from the socket (as asyncio's
+``StreamReader`` does at twice its limit): a conversation that does not read cannot make it grow."""
+
 
 def new_lock() -> asyncio.Lock:
     """The lock a connection holds from a command's write to its last reply."""
     return asyncio.Lock()
 
 
+class Sink(Protocol):
+    """Where the stream hands what arrives while ``expecting`` (the pipelined commands' replies)."""
+
+    @property
+    def expecting(self) -> bool:
+        """Whether replies are awaited (the bytes that arrive are theirs)."""
+
+    def received(self, data: bytes) -> None:
+        """Bytes that arrived (never raises: a failure fails the sink's commands)."""
+
+    def lost(self, error: BaseException) -> None:
+        """The stream ended or failed."""
+
+
+class _Stream(asyncio.Protocol):
+    """The asyncio protocol under a ``StreamTransport``: bytes to the sink, or kept for ``receive``."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.sink: Sink | None = None
+        self.kept: deque[bytes] = deque()  # bytes for ``receive``, in order
+        self.size = 0  # how many bytes ``kept`` holds
+        self.eof = False  # the server closed the stream (or it was closed here)
+        self.error: BaseException | None = None  # the stream failed
+        self.waiter: asyncio.Future[None] | None = None  # a receive waiting for bytes
+        self.paused = False  # reading paused: ``kept`` is full
+        self.writable: asyncio.Future[None] | None = None  # a drain waiting for the write buffer to empty
+        self.write_paused = False
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if isinstance(transport, asyncio.Transport):
+            self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        sink = self.sink
+        if sink is not None and sink.expecting:
+            sink.received(data)
+            return
+        self.kept.append(data)
+        self.size += len(data)
+        self._wake()
+        if self.size > KEPT_MAX and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        if self.sink is not None:
+            self.sink.lost(ConnectionResetError("the server closed the connection"))
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is None:
+            self.eof = True
+        elif self.error is None:
+            self.error = exc
+        self._wake()
+        writable, self.writable = self.writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)  # the drain sees the end
+        if self.sink is not None:
+            self.sink.lost(exc if exc is not None else ConnectionResetError("the server closed the connection"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        writable, self.writable = self.writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def take(self, size: int) -> bytes:
+        """Up to ``size`` of the bytes kept (the first piece that arrived, or its start)."""
+        kept = self.kept
+        first = kept[0]
+        if len(first) <= size:
+            kept.popleft()
+        else:
+            kept[0] = first[size:]
+            first = first[:size]
+        self.size -= len(first)
+        if self.paused and self.size <= KEPT_MAX // 2 and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return first
+
+
+class StreamWriter:
+    """The writing side of a ``StreamTransport`` (the part of asyncio's ``StreamWriter`` it uses)."""
+
+    def __init__(self, transport: asyncio.Transport, stream: _Stream) -> None:
+        self.transport = transport
+        self._stream = stream
+        self.write: Callable[[bytes], None] = transport.write
+        """Hand bytes to the transport, which sends what the socket takes at once (its own method: no call more)."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.transport.get_extra_info(name, default)
+
+    async def drain(self) -> None:
+        """Wait until the write buffer is below its high-water mark (as asyncio's ``StreamWriter.drain``:
+        the stream's error, or ``ConnectionResetError`` once it is gone)."""
+        stream = self._stream
+        if self.transport.is_closing():
+            await asyncio.sleep(0)  # let the loop report the end (connection_lost)
+        while True:
+            if stream.error is not None:
+                raise stream.error
+            if stream.closed.done():
+                raise ConnectionResetError("Connection lost")
+            if not stream.write_paused:
+                return
+            writable = stream.writable
+            if writable is None or writable.done():  # (one a cancelled drain waited on is cancelled)
+                writable = stream.writable = asyncio.get_running_loop().create_future()
+            await writable
+
+    def close(self) -> None:
+        self.transport.close()
+
+    async def wait_closed(self) -> None:
+        await self._stream.closed
+
+
 class StreamTransport:
-    """An open stream pair. ``timeout`` is the connection's own (bounding connecting, each write and each
+    """An open stream. ``timeout`` is the connection's own (bounding connecting, each write and each
     wait); ``blocking`` is True while a wait for a job (a blocking reserve) is under way."""
 
-    __slots__ = ("_inbox", "blocking", "reader", "timeout", "writer")
+    __slots__ = ("_stream", "blocking", "timeout", "writer")
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float | None) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, transport: asyncio.Transport, stream: _Stream, timeout: float | None) -> None:
+        self._stream = stream
+        self.writer = StreamWriter(transport, stream)
         self.timeout = timeout
         self.blocking = False
-        inbox = getattr(reader, "_buffer", None)  # asyncio's StreamReader: bytes read ahead, not yet taken
-        self._inbox = inbox if isinstance(inbox, bytearray) else bytearray()
-        transport = writer.transport
         if isinstance(getattr(transport, "max_size", None), int):
             # asyncio's socket transport receives up to 256 KiB at a time into a new bytes object,
             # shrunk to what came: glibc serves that size with mmap, and an mmap, mremap and munmap per
@@ -54,15 +196,22 @@ class StreamTransport:
     ) -> StreamTransport:
         """Connect (``OSError`` if that fails, ``TimeoutError`` after ``timeout``); with ``tls``, over TLS
         (the handshake included in ``timeout``; a refused certificate is an ``ssl.SSLCertVerificationError``)."""
+        loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout):
             if unix_socket is not None:
-                reader, writer = await asyncio.open_unix_connection(unix_socket, ssl=tls)
+                transport, stream = await loop.create_unix_connection(_Stream, unix_socket, ssl=tls)
             else:
-                reader, writer = await asyncio.open_connection(host, port, ssl=tls)
-                sock = writer.get_extra_info("socket")
+                transport, stream = await loop.create_connection(_Stream, host, port, ssl=tls)
+                sock = transport.get_extra_info("socket")
                 if sock is not None:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(reader, writer, timeout)
+        if not isinstance(transport, asyncio.Transport):  # pragma: no cover - what asyncio always returns
+            raise OSError("asyncio returned no stream transport")
+        return cls(transport, stream, timeout)
+
+    def attach(self, sink: Sink | None) -> None:
+        """Hand what arrives to ``sink`` while it expects replies (None: keep everything for ``receive``)."""
+        self._stream.sink = sink
 
     async def send_command(self, request: Request[Any], session: Session) -> None:
         """Write one command (whole commands may reach the server from here on)."""
@@ -111,26 +260,43 @@ class StreamTransport:
 
     async def receive(self, size: int, timeout: float | None) -> bytes:
         """Up to ``size`` bytes, waiting up to ``timeout`` seconds (``b""``: the server closed)."""
-        if timeout is None:
-            return await self.reader.read(size)
-        async with asyncio.timeout(timeout):
-            return await self.reader.read(size)
+        stream = self._stream
+        if not stream.kept:
+            if stream.error is not None:
+                raise stream.error
+            if stream.eof:
+                return b""
+            waiter = stream.waiter = asyncio.get_running_loop().create_future()
+            try:
+                if timeout is None:
+                    await waiter
+                else:
+                    async with asyncio.timeout(timeout):
+                        await waiter
+            finally:
+                stream.waiter = None
+            if not stream.kept:
+                if stream.error is not None:
+                    raise stream.error
+                return b""
+        return stream.take(size)
 
     def readable(self) -> bool:
-        """Whether bytes wait to be read: the event loop reads eagerly, so they are in the stream's buffer."""
-        return bool(self._inbox)
+        """Whether bytes wait to be read: the event loop reads eagerly, so they are kept here."""
+        return bool(self._stream.kept)
 
     def waiting(self) -> int:
         """How many bytes wait to be read."""
-        return len(self._inbox)
+        return self._stream.size
 
     def buffered(self) -> int:
-        """Bytes received and not handed out yet (in the stream's buffer)."""
-        return len(self._inbox)
+        """Bytes received and not handed out yet."""
+        return self._stream.size
 
     def ended(self) -> bool:
-        """Whether the server closed the stream, with nothing left to read."""
-        return self.reader.at_eof()
+        """Whether the server closed the stream (or it failed), with nothing left to read."""
+        stream = self._stream
+        return (stream.eof or stream.error is not None) and not stream.kept
 
     def interrupt(self) -> None:
         """Cut short a wait under way in another task (it gets an error and drops the connection)."""
@@ -155,22 +321,31 @@ async def receive_any(
 ) -> list[tuple[int, bytes | BaseException]]:
     """Wait until one of the transports has bytes (or the end of its stream), at most ``timeout``
     seconds: what each ready one has, by its index (``b""``: the server closed; the error if its
-    stream failed). An empty list when the time ran out. A read still waiting at the end is
-    cancelled before it takes anything, so no byte is lost: it stays in its stream's buffer."""
-    ready = [i for i, transport in enumerate(transports) if transport.buffered()]
-    if ready:
-        return [(i, await transports[i].reader.read(size)) for i in ready]  # buffered: at once
-    reads = {asyncio.ensure_future(transport.reader.read(size)): i for i, transport in enumerate(transports)}
-    try:
-        await asyncio.wait(reads, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for read in reads:
-            read.cancel()
-        await asyncio.wait(reads)
+    stream failed). An empty list when the time ran out. Nothing is taken from a stream that was
+    not ready, so no byte is lost."""
+    streams = [transport._stream for transport in transports]
+
+    def ready() -> list[int]:
+        return [i for i, s in enumerate(streams) if s.kept or s.eof or s.error is not None]
+
+    if not ready():
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for stream in streams:
+            stream.waiter = waiter
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            return []
+        finally:
+            for stream in streams:
+                if stream.waiter is waiter:
+                    stream.waiter = None
     out: list[tuple[int, bytes | BaseException]] = []
-    for read, i in reads.items():
-        if read.cancelled():
-            continue
-        error = read.exception()
-        out.append((i, error if error is not None else read.result()))
-    return sorted(out, key=lambda item: item[0])
+    for i in ready():
+        stream = streams[i]
+        if stream.kept:
+            out.append((i, stream.take(size)))
+        else:
+            out.append((i, stream.error if stream.error is not None else b""))
+    return out
