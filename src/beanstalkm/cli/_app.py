@@ -33,6 +33,7 @@ from beanstalkm import (
     SocketError,
     TubeStats,
 )
+from beanstalkm.cli._bulk import export_lines, flush_ready, flush_walk, tube_rows
 from beanstalkm.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -54,17 +55,15 @@ from beanstalkm.cli._jobs import (
     JobRecord,
     claim,
     delete_ids,
-    drain_ready,
     inspect,
     job_record,
     put_jobs,
     record_groups,
     restore,
-    scan,
     snapshot,
     stale_records,
     tube_count,
-    tube_rows,
+    walk_bounds,
 )
 from beanstalkm.cli._servers import Server, ServerAddressError, connect, parse_servers
 
@@ -758,15 +757,6 @@ def _count(stats: TubeStats | None, states: Sequence[str]) -> int:
     return sum(int(str(stats[f"current-jobs-{state}"])) for state in states)
 
 
-def _drain(ctx: Ctx, server: Server, tube: str, ready: int) -> int:
-    """The ready jobs of a flush (at most the ``ready`` counted at its start), reserved and deleted on a
-    connection of their own, closed after: a job it still holds is ready again, for the id walk."""
-    if ready == 0:
-        return 0
-    with connect(server, ctx.timeout, validate=False) as drainer:
-        return drain_ready(drainer, tube, ready)
-
-
 @cli.command("flush")
 @click.argument("tube", type=TUBE)
 @click.option("--ready", is_flag=True, help="delete the ready jobs")
@@ -795,17 +785,14 @@ def flush_command(ctx: Ctx, tube: str, ready: bool, delayed: bool, buried: bool,
         deleted = skipped = 0
         counted = tube_count(client, tube)
         with progress(ctx, f"flush {tube} on {server.url}", _count(counted, states)) as bar:
-            drained = _drain(ctx, server, tube, _count(counted, ("ready",))) if "ready" in states else 0
-            deleted += drained
-            bar.advance(drained)
-            done = states == ("ready",) and _count(tube_count(client, tube), states) == 0  # else the walk
-            walk = iter(()) if done else scan(client, tube)
-            for batch in walk:
-                ids = [stats.id for stats in batch if stats.state in states]
-                missing = delete_ids(client, ids)
-                deleted += len(ids) - len(missing)
-                skipped += len(missing)
-                bar.advance(len(ids))
+            if "ready" in states and _count(counted, [s for s in states if s != "ready"]) == 0:
+                # only ready jobs to go: reserved and deleted, whatever ids the tube's jobs have
+                deleted += flush_ready(client, tube, _count(counted, ("ready",)), bar.advance)
+                counted = tube_count(client, tube)
+            bounds = walk_bounds(client, tube) if _count(counted, states) else None
+            if bounds is not None:  # delayed or buried jobs to go, or ready ones no reserve got (paused)
+                walked, skipped = flush_walk(client, tube, *bounds, states, bar.advance)
+                deleted += walked
         stale = stale_records(client, tube, purge=records)
         report.append(
             {
@@ -913,16 +900,18 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
     exported = 0
     for server, client in ctx.reachable():
         with progress(ctx, f"export {tube}", _count(tube_count(client, tube), wanted)) as bar:
+            if not delete:  # the walk, then the peeks, written as they come (see _bulk)
+                bounds = walk_bounds(client, tube)
+                if bounds is not None:
+                    exported += export_lines(client, tube, *bounds, wanted, out, bar.advance)
+                continue
             ids = snapshot(client, tube)
             bar.total(len(ids))
             for start in range(0, len(ids), BATCH):
                 chunk = ids[start : start + BATCH]
-                if delete:
-                    claimed = claim(client, chunk)
-                    jobs = [(job.stats, job.message) for job in claimed if job.stats.state in wanted]
-                    restore(client, [job for job in claimed if job.stats.state not in wanted])
-                else:
-                    jobs = [(stats, message) for stats, message in inspect(client, chunk) if stats.state in wanted]
+                claimed = claim(client, chunk)
+                jobs = [(job.stats, job.message) for job in claimed if job.stats.state in wanted]
+                restore(client, [job for job in claimed if job.stats.state not in wanted])
                 out.write(
                     "".join(
                         json.dumps(
@@ -934,9 +923,8 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
                         for stats, message in jobs
                     )
                 )
-                if delete:
-                    out.flush()
-                    delete_ids(client, [stats.id for stats, _ in jobs])
+                out.flush()
+                delete_ids(client, [stats.id for stats, _ in jobs])
                 exported += len(jobs)
                 bar.advance(len(chunk))
     out.flush()
