@@ -19,7 +19,16 @@ used: nothing is guessed.
 
 from __future__ import annotations
 
-__all__ = ["ExportPlan", "FlushWalk", "ReadyDrain", "export_lines", "flush_ready", "flush_walk", "tube_rows"]
+__all__ = [
+    "ExportPlan",
+    "FlushWalk",
+    "ReadyDrain",
+    "export_lines",
+    "flush_ready",
+    "flush_walk",
+    "tube_entry",
+    "tube_rows",
+]
 
 import base64
 import re
@@ -34,6 +43,7 @@ from beanstalkm import Client
 from beanstalkm._core.jobinfo import JobInfo
 from beanstalkm._core.requests import Reply
 from beanstalkm._generated import commands as _c
+from beanstalkm.cli._common import json_text
 from beanstalkm.cli._wire import BATCH, Batch, Wire, drive, failure, stats_job_line, stats_tube_line
 
 STATES = ("ready", "delayed", "reserved", "buried")
@@ -48,10 +58,11 @@ DRAIN_BATCH = 250
 delete of a job it holds and finds it again by walking every job the connection holds: a delete costs
 about 3 ns per job held, so the drain holds at most ``DEPTH`` x this many."""
 
-_N = r"(0|[1-9][0-9]{0,19})"
+_N = r"(0|[1-9][0-9]{0,19})"  # a number as beanstalkd prints one (64 bits at most)
+_NAME = r"(\"?)([A-Za-z0-9+/;.$_()\-]{1,200})"  # a tube name, quoted by 1.13: the quote is closed by \N
 _STATS_JOB = re.compile(
     (
-        rf"---\nid: {_N}\ntube: (\"?)([A-Za-z0-9+/;.$_()\-]{{1,200}})\2\nstate: (ready|delayed|reserved|buried)\n"
+        rf"---\nid: {_N}\ntube: {_NAME}\2\nstate: (ready|delayed|reserved|buried)\n"
         rf"pri: {_N}\nage: {_N}\ndelay: {_N}\nttr: {_N}\ntime-left: {_N}\nfile: {_N}\nreserves: {_N}\ntimeouts: {_N}\n"
         rf"releases: {_N}\nburies: {_N}\nkicks: {_N}\n"
     ).encode("ascii")
@@ -82,24 +93,37 @@ def _numbers(m: re.Match[bytes]) -> list[int]:
 # -- the id walk ---------------------------------------------------------------------------------
 
 
+SPARSE_AFTER = 2 * BATCH
+"""Ids a ``dense`` walk reads before it may give up on a sparse tube."""
+
+
 class _Walk:
     """``stats-job`` for every id from ``high`` down, ``BATCH`` a write, until ``wanted`` jobs of
     ``tube`` were seen or id 1 was asked about. A further range goes out ahead of the replies only while
     the ids in flight are fewer than the jobs still to see. ``found`` is told each job of the tube;
-    commands it queues in ``follow`` go out with the next write."""
+    commands it queues in ``follow`` go out with the next write.
 
-    def __init__(self, tube: str, high: int, wanted: int) -> None:
+    With ``dense``, the walk gives up (``gave_up``) once ``SPARSE_AFTER`` ids are read and fewer than
+    half of them were the tube's jobs: then another way costs less (``flush``'s reserves).
+    """
+
+    def __init__(self, tube: str, high: int, wanted: int, *, dense: bool = False) -> None:
         self.tube = tube
         self._tube = tube.encode("ascii")
         self.high = high
         self.wanted = wanted
         self.seen = 0
         self.asked = 0
+        self.read = 0  # stats-job replies read
+        self.dense = dense
+        self.gave_up = False
         self.follow = Batch()
 
     def next_batch(self) -> Batch:
         batch, self.follow = self.follow, Batch()
-        if self.high >= 1 and self.asked < self.wanted - self.seen:
+        if self.dense and not self.gave_up and self.read >= SPARSE_AFTER and 2 * self.seen < self.read:
+            self.gave_up = True
+        if self.high >= 1 and self.asked < self.wanted - self.seen and not self.gave_up:
             low = max(1, self.high - BATCH + 1)
             ids = list(range(low, self.high + 1))  # ascending within the batch: an export keeps the order
             batch.extend([stats_job_line(i) for i in ids], STATS, ids)
@@ -114,6 +138,7 @@ class _Walk:
                 self.followed(kind, job_id, reply)
                 continue
             self.asked -= 1
+            self.read += 1
             if reply.status != "OK" or reply.body is None or reply.trailer is not None:
                 if reply.status != "NOT_FOUND":
                     raise failure(_c.stats_job(job_id), reply)
@@ -261,8 +286,8 @@ def export_lines(
 class FlushWalk(_Walk):
     """The walk of a flush: each job of the tube in one of ``states`` is deleted with the next write."""
 
-    def __init__(self, tube: str, high: int, wanted: int, states: tuple[str, ...]) -> None:
-        super().__init__(tube, high, wanted)
+    def __init__(self, tube: str, high: int, wanted: int, states: tuple[str, ...], *, dense: bool = False) -> None:
+        super().__init__(tube, high, wanted, dense=dense)
         self.states = {STATES.index(s) for s in states}
         self.deleted = 0
         self.skipped = 0
@@ -281,10 +306,18 @@ class FlushWalk(_Walk):
 
 
 def flush_walk(
-    client: Client, tube: str, high: int, wanted: int, states: tuple[str, ...], progress: Callable[[int], object]
-) -> tuple[int, int]:
-    """Delete ``tube``'s jobs in ``states`` by the id walk; (deleted, skipped: gone or reserved meanwhile)."""
-    plan = FlushWalk(tube, high, wanted, states)
+    client: Client,
+    tube: str,
+    high: int,
+    wanted: int,
+    states: tuple[str, ...],
+    progress: Callable[[int], object],
+    *,
+    dense: bool = False,
+) -> FlushWalk:
+    """Delete ``tube``'s jobs in ``states`` by the id walk (``dense``: giving up on a sparse tube); the
+    walk's ``deleted``, ``skipped`` (gone or reserved meanwhile) and ``gave_up``."""
+    plan = FlushWalk(tube, high, wanted, states, dense=dense)
     told = 0
 
     def tell(_: int) -> None:
@@ -294,7 +327,7 @@ def flush_walk(
 
     with Wire(client) as wire:
         drive(wire, plan, progress=tell)
-    return plan.deleted, plan.skipped
+    return plan
 
 
 class ReadyDrain:
@@ -354,13 +387,37 @@ def flush_ready(client: Client, tube: str, limit: int, progress: Callable[[int],
 
 # -- tubes -----------------------------------------------------------------------------------------
 
+_TUBE_KEYS = (
+    "current-jobs-urgent",
+    "current-jobs-ready",
+    "current-jobs-reserved",
+    "current-jobs-delayed",
+    "current-jobs-buried",
+    "total-jobs",
+    "current-using",
+    "current-watching",
+    "current-waiting",
+    "cmd-delete",
+    "cmd-pause-tube",
+    "pause",
+    "pause-time-left",
+)
+_STATS_TUBE = re.compile(
+    (rf"---\nname: {_NAME}\1\n" + "".join(rf"{key}: {_N}\n" for key in _TUBE_KEYS)).encode("ascii")
+)
+"""beanstalkd's ``stats-tube`` (1.12 and 1.13: the name quoted or not), every field in its place."""
 _LINE = re.compile(rb"^([a-z][a-z-]*): ([^\n]*)$", re.MULTILINE)
 
 
-def _tube_row(body: bytes) -> dict[str, int | str]:
+def tube_row(body: bytes) -> dict[str, int | str]:
     """A ``stats-tube`` body as the server's keys and values: ``name`` text, every field that is a number
     an integer (a field a newer server adds that is not a number stays text)."""
-    row: dict[str, int | str] = {}
+    m = _STATS_TUBE.fullmatch(body)
+    if m is not None:  # beanstalkd's layout: read at once
+        row: dict[str, int | str] = {"name": m[2].decode("ascii")}
+        row.update(zip(_TUBE_KEYS, map(int, m.groups()[2:]), strict=True))
+        return row
+    row = {}
     for key, value in _LINE.findall(body):
         text = value.strip().decode("utf-8", "replace")
         if key == b"name":
@@ -370,14 +427,40 @@ def _tube_row(body: bytes) -> dict[str, int | str]:
     return row
 
 
+TUBES_BATCH = 100
+"""``stats-tube`` commands per write: a listing of 1,000 tubes is ten writes, so beanstalkd answers the
+next while the client reads the last (one write of 1,000 would have each side wait for the other)."""
+
+_ROW = ("name", *_TUBE_KEYS)
+_ENTRY = '{"server":%s,"tube":%s,"stats":{"name":%s,' + ",".join(f'"{key}":%d' for key in _TUBE_KEYS) + '},"failed":%s}'
+
+
+def tube_entry(server: str, row: dict[str, int | str]) -> str:
+    """``{"server", "tube", "stats", "failed"}`` of ``tubes --json`` for one row, as ``json.dumps`` writes
+    it (``tests/cli/test_wire.py`` checks): a row in beanstalkd's layout by one template."""
+    keys = tuple(row)
+    failed = row.get("failed")
+    if keys[: len(_ROW)] == _ROW and len(keys) - len(_ROW) == ("failed" in row) and isinstance(row["name"], str):
+        try:
+            stats = tuple(row[key] for key in _TUBE_KEYS)
+            if not any(isinstance(v, bool) for v in stats):
+                name = encode_basestring(row["name"])
+                return _ENTRY % (encode_basestring(server), name, name, *stats, "null" if failed is None else failed)
+        except TypeError:  # a value that is not a number: the general way
+            pass
+    stats_only = {k: v for k, v in row.items() if k != "failed"}
+    return json_text({"server": server, "tube": row["name"], "stats": stats_only, "failed": failed})
+
+
 class _TubeStats:
     def __init__(self, names: list[str]) -> None:
         self._names = names
+        self._batch = TUBES_BATCH
         self._next = 0
         self.rows: list[dict[str, int | str]] = []
 
     def next_batch(self) -> Batch | None:
-        names = self._names[self._next : self._next + BATCH]
+        names = self._names[self._next : self._next + self._batch]
         if not names:
             return None
         index = list(range(self._next, self._next + len(names)))
@@ -389,7 +472,7 @@ class _TubeStats:
     def done(self, batch: Batch, replies: list[Reply]) -> None:
         for i, reply in zip(batch.ids, replies, strict=True):
             if reply.status == "OK" and reply.body is not None:
-                self.rows.append(_tube_row(reply.body))
+                self.rows.append(tube_row(reply.body))
             elif reply.status != "NOT_FOUND":  # NOT_FOUND: the tube went away since list-tubes
                 raise failure(_c.stats_tube(self._names[i]), reply)
 

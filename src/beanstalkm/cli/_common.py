@@ -16,6 +16,7 @@ __all__ = [
     "Unreachable",
     "emit",
     "json_safe",
+    "json_text",
     "progress",
 ]
 
@@ -118,9 +119,14 @@ def stats_dict(stats: Mapping[str, object]) -> dict[str, object]:
     return {key: json_safe(value) for key, value in stats.items()}
 
 
+def json_text(document: object) -> str:
+    """A JSON document as the CLI writes every one: compact, UTF-8 as it is."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
 def emit(document: object) -> None:
     """Write one JSON document (or one NDJSON line) to stdout."""
-    sys.stdout.write(json.dumps(document, separators=(",", ":"), ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(document) + "\n")
 
 
 @dataclass
