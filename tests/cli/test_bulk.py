@@ -193,3 +193,15 @@ def test_a_connection_lost_half_way_is_a_socket_error_naming_the_server(closing_
         wire.send(b"stats-job 1\r\nstats-job 2\r\n", 2)
         with pytest.raises(SocketError, match=f"beanstalk://{host}:{port} lost"):
             wire.receive()
+
+
+def test_totals_sum_only_whole_numbers_of_counters() -> None:
+    from beanstalkm.cli._app import _totals
+
+    rows: list[dict[str, object]] = [
+        {"name": "a", "current-jobs-ready": 2, "total-jobs": 5, "pause": 1},
+        {"name": "b", "current-jobs-ready": 3, "total-jobs": 1, "pause": 0},
+        {"name": "c", "current-jobs-ready": True, "total-jobs": "many", "cmd-delete": 4},
+        {"name": "d", "current-jobs-ready": None, "cmd-delete": 1.5},
+    ]
+    assert _totals(rows) == {"current-jobs-ready": 5, "total-jobs": 6, "cmd-delete": 4}

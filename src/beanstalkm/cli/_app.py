@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import update_wrapper
-from typing import IO, Concatenate, ParamSpec, TypeVar
+from typing import IO, Concatenate, ParamSpec, TypeGuard, TypeVar
 
 import click
 from rich.table import Table
@@ -144,17 +144,28 @@ def cli(context: click.Context, servers: tuple[str, ...], json_output: bool, tim
 
 
 def _totals(rows: Iterable[Mapping[str, object]]) -> dict[str, int]:
-    """The sums of the counters (``SUMMED``) over ``rows``: whole numbers only, never a flag."""
+    """The sums of the counters (``SUMMED``) over ``rows``: whole numbers only, never a flag. Rows with
+    the same keys (every tube's, from one server version) are summed a column at a time."""
     total: dict[str, int] = {}
-    summed: dict[str, bool] = {}  # by key: whether it is a counter
+    columns: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
     for row in rows:
-        for key, value in row.items():
-            counter = summed.get(key)
-            if counter is None:
-                counter = summed[key] = key.startswith(SUMMED)
-            if counter and isinstance(value, int) and not isinstance(value, bool):
-                total[key] = total.get(key, 0) + value
+        columns.setdefault(tuple(row), []).append(tuple(row.values()))
+    for keys, values in columns.items():
+        for key, column in zip(keys, zip(*values, strict=True), strict=True):
+            if not key.startswith(SUMMED):
+                continue
+            if _whole(column):
+                total[key] = total.get(key, 0) + sum(column)
+                continue
+            numbers = [v for v in column if isinstance(v, int) and not isinstance(v, bool)]  # not text, a flag
+            if numbers:
+                total[key] = total.get(key, 0) + sum(numbers)
     return total
+
+
+def _whole(column: tuple[object, ...]) -> TypeGuard[tuple[int, ...]]:
+    """Whether every value is a plain ``int`` (no flag, no text), checked at C speed."""
+    return set(map(type, column)) == {int}
 
 
 def _key_table(ctx: Ctx, columns: Sequence[tuple[Server, dict[str, object]]], total: dict[str, int] | None) -> Table:

@@ -37,6 +37,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring  # what json.dumps(str, ensure_ascii=False) writes, at C speed
+from operator import itemgetter
 from typing import TextIO
 
 from beanstalkm import Client
@@ -427,8 +428,8 @@ def tube_row(body: bytes) -> dict[str, int | str]:
     return row
 
 
-TUBES_BATCH = 100
-"""``stats-tube`` commands per write: a listing of 1,000 tubes is ten writes, so beanstalkd answers the
+TUBES_BATCH = 250
+"""``stats-tube`` commands per write: a listing of 1,000 tubes is four writes, so beanstalkd answers the
 next while the client reads the last (one write of 1,000 would have each side wait for the other)."""
 
 _ROW = ("name", *_TUBE_KEYS)
@@ -437,19 +438,21 @@ _ENTRY = '{"server":%s,"tube":%s,"stats":{"name":%s,' + ",".join(f'"{key}":%d' f
 
 def tube_entry(server: str, row: dict[str, int | str]) -> str:
     """``{"server", "tube", "stats", "failed"}`` of ``tubes --json`` for one row, as ``json.dumps`` writes
-    it (``tests/cli/test_wire.py`` checks): a row in beanstalkd's layout by one template."""
+    it (``tests/cli/test_bulk.py`` checks): a row in beanstalkd's layout, all numbers, by one template."""
     keys = tuple(row)
     failed = row.get("failed")
-    if keys[: len(_ROW)] == _ROW and len(keys) - len(_ROW) == ("failed" in row) and isinstance(row["name"], str):
-        try:
-            stats = tuple(row[key] for key in _TUBE_KEYS)
-            if not any(isinstance(v, bool) for v in stats):
-                name = encode_basestring(row["name"])
-                return _ENTRY % (encode_basestring(server), name, name, *stats, "null" if failed is None else failed)
-        except TypeError:  # a value that is not a number: the general way
-            pass
+    if keys == _ROW or (keys[:-1] == _ROW and keys[-1] == "failed" and type(failed) is int):
+        stats = _STATS_OF(row)
+        name = row["name"]
+        if set(map(type, stats)) == _INT and type(name) is str:  # not a bool, not text: %d writes what dumps does
+            text = encode_basestring(name)
+            return _ENTRY % (encode_basestring(server), text, text, *stats, "null" if failed is None else failed)
     stats_only = {k: v for k, v in row.items() if k != "failed"}
     return json_text({"server": server, "tube": row["name"], "stats": stats_only, "failed": failed})
+
+
+_STATS_OF = itemgetter(*_TUBE_KEYS)
+_INT = {int}
 
 
 class _TubeStats:
