@@ -108,6 +108,9 @@ class _Walk:
     half of them were the tube's jobs: then another way costs less (``flush``'s reserves).
     """
 
+    numbers = True
+    """Whether ``found`` needs every number of ``job_numbers`` (else the id first is enough)."""
+
     def __init__(self, tube: str, high: int, wanted: int, *, dense: bool = False) -> None:
         self.tube = tube
         self._tube = tube.encode("ascii")
@@ -148,7 +151,7 @@ class _Walk:
             if m is not None:  # beanstalkd's layout: read at once
                 if m[3] != tube:
                     continue
-                state, numbers = _STATE_INDEX[m[4]], _numbers(m)
+                state, numbers = _STATE_INDEX[m[4]], (_numbers(m) if self.numbers else [int(m[1])])
             else:
                 name, state, numbers = job_numbers(reply.body)
                 if name != self.tube:
@@ -286,6 +289,8 @@ def export_lines(
 
 class FlushWalk(_Walk):
     """The walk of a flush: each job of the tube in one of ``states`` is deleted with the next write."""
+
+    numbers = False
 
     def __init__(self, tube: str, high: int, wanted: int, states: tuple[str, ...], *, dense: bool = False) -> None:
         super().__init__(tube, high, wanted, dense=dense)
