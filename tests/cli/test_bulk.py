@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 
@@ -189,7 +190,7 @@ def closing_server() -> Iterator[tuple[str, int]]:
 
 def test_a_connection_lost_half_way_is_a_socket_error_naming_the_server(closing_server: tuple[str, int]) -> None:
     host, port = closing_server
-    with Client(host, port, timeout=10) as c, Wire(c) as wire:
+    with Client(host, port, timeout=10) as c, closing(Wire(c)) as wire:
         wire.send(b"stats-job 1\r\nstats-job 2\r\n", 2)
         with pytest.raises(SocketError, match=f"beanstalk://{host}:{port} lost"):
             wire.receive()

@@ -246,11 +246,9 @@ def _grouped(rows: list[dict[str, int | str]]) -> list[dict[str, int | str]]:
     """The rows without the failure-record tubes, each tube with ``failed``: its number of records (a
     tube that is gone but has records gets a row of its own with only that count)."""
     groups = record_groups(str(row["name"]) for row in rows)
-    kept = [
-        {**row, "failed": groups.failed.get(str(row["name"]), 0)}
-        for row in rows
-        if not groups.is_record(str(row["name"]))
-    ]
+    kept = [row for row in rows if not groups.is_record(str(row["name"]))]
+    for row in kept:  # the rows are this listing's own: counted in place
+        row["failed"] = groups.failed.get(str(row["name"]), 0)
     present = {str(row["name"]) for row in kept}
     kept += [{"name": tube, "failed": n} for tube, n in groups.failed.items() if tube not in present]
     return kept
@@ -278,9 +276,10 @@ def tubes_command(ctx: Ctx, show_all: bool) -> None:
         total.setdefault("failed", 0)
     if ctx.json_output:  # one document, each tube's entry by tube_entry (the json.dumps of it, quicker)
         servers = [{"server": s.url, "up": s.index not in ctx.down} for s in ctx.servers]
+        urls = {s.index: json_text(s.url) for s in ctx.servers}
         sys.stdout.write(
             '{"tubes":['
-            + ",".join(tube_entry(s.url, stats) for s, stats in rows)
+            + ",".join(tube_entry(s.url, stats, urls[s.index]) for s, stats in rows)
             + f'],"total":{json_text(total)},"servers":{json_text(servers)}}}\n'
         )
     else:

@@ -36,6 +36,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from json.encoder import encode_basestring  # what json.dumps(str, ensure_ascii=False) writes, at C speed
 from operator import itemgetter
 from typing import TextIO
@@ -276,7 +277,7 @@ def export_lines(
 ) -> int:
     """Write the NDJSON lines of ``tube``'s jobs in ``states`` to ``out``, oldest first, reserving
     nothing: the walk, then the peeks (see the module's note). Returns how many lines were written."""
-    with Wire(client) as wire:
+    with closing(Wire(client)) as wire:
         plan = ExportPlan(tube, high, wanted, states)
         drive(wire, plan)
         peeks = _Peeks(plan, client.url, out)
@@ -331,7 +332,7 @@ def flush_walk(
         progress(plan.deleted + plan.skipped - told)
         told = plan.deleted + plan.skipped
 
-    with Wire(client) as wire:
+    with closing(Wire(client)) as wire:
         drive(wire, plan, progress=tell)
     return plan
 
@@ -382,7 +383,7 @@ class ReadyDrain:
 def flush_ready(client: Client, tube: str, limit: int, progress: Callable[[int], object]) -> int:
     """Delete up to ``limit`` of ``tube``'s ready jobs by reserve and delete, on a wire of their own that
     watches only the tube (closed after: a job still held goes back to ready). How many were deleted."""
-    with Wire(client) as wire:
+    with closing(Wire(client)) as wire:
         wire.command(_c.watch(tube))
         if tube != "default":
             wire.command(_c.ignore("default"))
@@ -441,9 +442,10 @@ _ROW = ("name", *_TUBE_KEYS)
 _ENTRY = '{"server":%s,"tube":%s,"stats":{"name":%s,' + ",".join(f'"{key}":%d' for key in _TUBE_KEYS) + '},"failed":%s}'
 
 
-def tube_entry(server: str, row: dict[str, int | str]) -> str:
+def tube_entry(server: str, row: dict[str, int | str], server_json: str | None = None) -> str:
     """``{"server", "tube", "stats", "failed"}`` of ``tubes --json`` for one row, as ``json.dumps`` writes
-    it (``tests/cli/test_bulk.py`` checks): a row in beanstalkd's layout, all numbers, by one template."""
+    it (``tests/cli/test_bulk.py`` checks): a row in beanstalkd's layout, all numbers, by one template.
+    ``server_json`` is ``server`` as JSON, if the caller has it."""
     keys = tuple(row)
     failed = row.get("failed")
     if keys == _ROW or (keys[:-1] == _ROW and keys[-1] == "failed" and type(failed) is int):
@@ -451,7 +453,8 @@ def tube_entry(server: str, row: dict[str, int | str]) -> str:
         name = row["name"]
         if set(map(type, stats)) == _INT and type(name) is str:  # not a bool, not text: %d writes what dumps does
             text = encode_basestring(name)
-            return _ENTRY % (encode_basestring(server), text, text, *stats, "null" if failed is None else failed)
+            url = encode_basestring(server) if server_json is None else server_json
+            return _ENTRY % (url, text, text, *stats, "null" if failed is None else failed)
     stats_only = {k: v for k, v in row.items() if k != "failed"}
     return json_text({"server": server, "tube": row["name"], "stats": stats_only, "failed": failed})
 
@@ -488,7 +491,7 @@ class _TubeStats:
 def tube_rows(client: Client) -> list[dict[str, int | str]]:
     """Every tube's ``stats-tube`` on this server as the server's keys and values (``list-tubes``, then
     ``stats-tube`` written ``DEPTH`` batches ahead)."""
-    with Wire(client) as wire:
+    with closing(Wire(client)) as wire:
         plan = _TubeStats(wire.command(_c.list_tubes()))
         drive(wire, plan)
     return plan.rows

@@ -25,8 +25,7 @@ __all__ = ["BATCH", "DEPTH", "Batch", "Plan", "Wire", "drive", "failure", "stats
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from beanstalkm import BeanstalkmException, Client, ProtocolError, SocketError
 from beanstalkm._core.reader import ReplyReader
@@ -52,8 +51,9 @@ def stats_job_line(job_id: int) -> bytes:
 
 
 def stats_tube_line(tube: str) -> bytes:
-    """``stats-tube <tube>``, the name checked by the generated encoder."""
-    return _c.stats_tube(tube).head
+    """``stats-tube <tube>``, as ``commands.stats_tube`` encodes it, the name checked by the same rule
+    (a name from ``list-tubes`` is the server's: a space or a line break in it is refused, never sent)."""
+    return b"stats-tube %b\r\n" % _c.TUBE_RULE.check("tube", tube).encode("ascii")
 
 
 def failure(request: Request[Any], reply: Reply) -> BeanstalkmException:
@@ -71,7 +71,8 @@ class Wire:
 
     ``send`` writes a batch of commands; ``receive`` returns the replies of the oldest batch written and
     not read yet, in order. A lost connection is a ``SocketError`` naming the server; a reply that
-    breaks the protocol a ``ProtocolError``: either way the caller closes the wire.
+    breaks the protocol a ``ProtocolError``: either way the caller closes the wire (``with
+    contextlib.closing(Wire(client)) as wire``).
     """
 
     __slots__ = ("_inflight", "_reader", "_session", "_timeout", "_transport", "url")
@@ -133,14 +134,6 @@ class Wire:
     def close(self) -> None:
         """Say ``quit`` and close (whatever is still in flight is dropped with the connection)."""
         self._transport.quit()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 @dataclass(slots=True)
