@@ -63,7 +63,7 @@ def test_export_lines_are_the_library_reading_oldest_first(server: BeanstalkdSer
         bounds = walk_bounds(c, "exp")
         assert bounds is not None and bounds[1] == len(ids)
         out = io.StringIO()
-        written = _bulk.export_lines(c, "exp", *bounds, ("ready", "delayed", "buried"), out, lambda n: None)
+        written = _bulk.export_lines(c, c.url, "exp", *bounds, ("ready", "delayed", "buried"), out, lambda n: None)
         assert written == len(ids)
         got = out.getvalue().splitlines()
         assert [json.loads(line)["id"] for line in got] == ids, "oldest first"

@@ -911,7 +911,7 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
             if not delete:  # the walk, then the peeks, written as they come (see _bulk)
                 bounds = walk_bounds(client, tube)
                 if bounds is not None:
-                    exported += export_lines(client, tube, *bounds, wanted, out, bar.advance)
+                    exported += export_lines(client, server.url, tube, *bounds, wanted, out, bar.advance)
                 continue
             ids = snapshot(client, tube)
             bar.total(len(ids))

@@ -6,10 +6,11 @@ per job (or tube), written ``DEPTH`` batches ahead, and the replies read as byte
   job, whatever its body); then it ``peek``\\s those jobs oldest first and writes each line as its body
   arrives. Two commands per job, not three (the walk, then ``stats-job`` + ``peek`` again). The stats
   are those of the walk: the remaining delay and the age are moved on by the whole seconds gone since.
-* ``flush`` deletes ready jobs by ``reserve-with-timeout 0`` on a connection watching only the tube (the
-  deletes of one batch's jobs go out with the next batch); when delayed or buried jobs are to go too, one
-  walk deletes every job of the tube in the chosen states, ready ones included (``stats-job`` + ``delete``:
-  two commands per job either way, and no reserve first that the walk would then pay again for).
+* ``flush`` deletes by one walk every job of the tube in the chosen states (``stats-job`` for each id, and
+  ``delete`` for each job with the next write). With only ready jobs to go, the walk is ``dense``: on a
+  sparse tube it gives up, and the ready jobs go by ``reserve-with-timeout 0`` on a connection watching
+  only the tube (each batch's jobs deleted with the next write). Two commands per job either way: one to
+  learn the job is the tube's, one to delete it.
 * ``tubes`` sends ``stats-tube`` for every tube of ``list-tubes``.
 
 A ``stats-job`` reply is read by one regular expression for beanstalkd's own layout; anything else goes
@@ -268,6 +269,7 @@ def _data(raw: bytes) -> str:
 
 def export_lines(
     client: Client,
+    url: str,
     tube: str,
     high: int,
     wanted: int,
@@ -276,11 +278,12 @@ def export_lines(
     progress: Callable[[int], object],
 ) -> int:
     """Write the NDJSON lines of ``tube``'s jobs in ``states`` to ``out``, oldest first, reserving
-    nothing: the walk, then the peeks (see the module's note). Returns how many lines were written."""
+    nothing: the walk, then the peeks (see the module's note); ``url`` names the server in each line.
+    Returns how many lines were written."""
     with closing(Wire(client)) as wire:
         plan = ExportPlan(tube, high, wanted, states)
         drive(wire, plan)
-        peeks = _Peeks(plan, client.url, out)
+        peeks = _Peeks(plan, url, out)
         drive(wire, peeks, progress=progress)
     return peeks.written
 

@@ -24,7 +24,6 @@ __all__ = [
     "all_tube_stats",
     "claim",
     "delete_ids",
-    "drain_ready",
     "found",
     "inspect",
     "job_record",
@@ -376,32 +375,6 @@ def restore(client: Client, claimed: Sequence[Claimed]) -> None:
         else:
             pipeline.release(stats.id, stats.pri, remaining_delay(stats))
     pipeline.execute()
-
-
-def drain_ready(client: Client, tube: str, limit: int) -> int:
-    """Delete up to ``limit`` of ``tube``'s ready jobs by ``reserve-with-timeout 0`` and ``delete``,
-    pipelined (``reserve_many(drop=True)``: the deletes go out while the rest is read), on ``client``, a
-    connection of its own that this call makes watch ``tube`` only: two commands per job, as the id
-    walk's ``stats-job`` + ``delete``, but the walk's reads of every other id and its stats decoding go.
-
-    Returns how many were deleted. It stops at the first batch that comes back short (no more ready
-    jobs, or the tube is paused) and at the first failure (a reserve whose job it cannot decode stays
-    reserved by ``client``: close it, and the job is ready again for the walk to delete).
-    """
-    client.watch(tube)
-    if tube != "default":
-        client.ignore("default")
-    deleted = 0
-    while deleted < limit:
-        want = min(BATCH, limit - deleted)
-        try:
-            got = len(client.reserve_many(want, 0, drop=True))
-        except BatchFailed as exc:
-            return deleted + sum(isinstance(r, Message) for r in exc.results)
-        deleted += got
-        if got < want:
-            break
-    return deleted
 
 
 def delete_ids(client: Client, ids: Sequence[int]) -> list[int]:
