@@ -95,8 +95,9 @@ def test_tube_entries_are_json_dumps(server: BeanstalkdServer) -> None:
     with client(server) as c:
         c.queue.use("t-1")
         c.queue.put(b"x")
-        rows = _bulk.tube_rows(c)
-    assert {row["name"] for row in rows} == {"default", "t-1"}
+        rows, entries = _bulk.tube_rows(c, server="beanstalk://h:1")
+    assert [row["name"] for row in rows] == ["default", "t-1"]
+    assert entries == [_bulk.tube_entry("beanstalk://h:1", row) for row in rows], "written as the replies came"
     odd: dict[str, int | str] = {"name": 'we"ird', "current-jobs-ready": "many", "new": 1}
     for row in [*rows, {**rows[0], "failed": 3}, odd, {**rows[0], "pause": True}]:
         entry = {

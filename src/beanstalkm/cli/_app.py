@@ -33,7 +33,7 @@ from beanstalkm import (
     SocketError,
     TubeStats,
 )
-from beanstalkm.cli._bulk import export_lines, flush_ready, flush_walk, tube_entry, tube_rows
+from beanstalkm.cli._bulk import export_lines, flush_ready, flush_walk, tube_rows
 from beanstalkm.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -59,7 +59,6 @@ from beanstalkm.cli._jobs import (
     inspect,
     job_record,
     put_jobs,
-    record_groups,
     restore,
     snapshot,
     stale_records,
@@ -242,18 +241,6 @@ def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, dict[str, int | str]]], t
     return table
 
 
-def _grouped(rows: list[dict[str, int | str]]) -> list[dict[str, int | str]]:
-    """The rows without the failure-record tubes, each tube with ``failed``: its number of records (a
-    tube that is gone but has records gets a row of its own with only that count)."""
-    groups = record_groups(str(row["name"]) for row in rows)
-    kept = [row for row in rows if not groups.is_record(str(row["name"]))]
-    for row in kept:  # the rows are this listing's own: counted in place
-        row["failed"] = groups.failed.get(str(row["name"]), 0)
-    present = {str(row["name"]) for row in kept}
-    kept += [{"name": tube, "failed": n} for tube, n in groups.failed.items() if tube not in present]
-    return kept
-
-
 @cli.command("tubes")
 @click.option(
     "--all", "show_all", is_flag=True, help="list the worker's failure-record tubes (TUBE.failed.ID) as tubes too"
@@ -265,21 +252,23 @@ def tubes_command(ctx: Ctx, show_all: bool) -> None:
     The worker's failure-record tubes (TUBE.failed.ID, one per buried job) are counted in their tube's
     `failed` column instead of listed, unless --all.
     """
-    rows = [
-        (server, stats)
-        for server, client in ctx.reachable()
-        for stats in (tube_rows(client) if show_all else _grouped(tube_rows(client)))
-    ]
-    rows.sort(key=lambda row: (str(row[1]["name"]), row[0].index))
-    total = _totals(stats for _, stats in rows)
+    listed: list[tuple[str, int, Server, dict[str, int | str], str]] = []
+    for server, client in ctx.reachable():
+        found, entries = tube_rows(client, grouped=not show_all, server=server.url if ctx.json_output else None)
+        listed += [
+            (str(row["name"]), server.index, server, row, entry)
+            for row, entry in zip(found, entries or [""] * len(found), strict=True)
+        ]
+    listed.sort(key=lambda item: (item[0], item[1]))
+    rows = [(server, row) for _, _, server, row, _ in listed]
+    total = _totals(row for _, row in rows)
     if not show_all:
         total.setdefault("failed", 0)
-    if ctx.json_output:  # one document, each tube's entry by tube_entry (the json.dumps of it, quicker)
+    if ctx.json_output:  # one document; each tube's entry written as its reply came (tube_entry: json.dumps's)
         servers = [{"server": s.url, "up": s.index not in ctx.down} for s in ctx.servers]
-        urls = {s.index: json_text(s.url) for s in ctx.servers}
         sys.stdout.write(
             '{"tubes":['
-            + ",".join(tube_entry(s.url, stats, urls[s.index]) for s, stats in rows)
+            + ",".join(entry for *_, entry in listed)
             + f'],"total":{json_text(total)},"servers":{json_text(servers)}}}\n'
         )
     else:

@@ -47,6 +47,7 @@ from beanstalkm._core.jobinfo import JobInfo
 from beanstalkm._core.requests import Reply
 from beanstalkm._generated import commands as _c
 from beanstalkm.cli._common import json_text
+from beanstalkm.cli._jobs import RecordGroups, record_groups
 from beanstalkm.cli._wire import BATCH, Batch, Wire, drive, failure, stats_job_line, stats_tube_line
 
 STATES = ("ready", "delayed", "reserved", "buried")
@@ -467,14 +468,21 @@ _INT = {int}
 
 
 class _TubeStats:
-    def __init__(self, names: list[str]) -> None:
+    """``stats-tube`` for each of ``names`` (sorted: the rows come in that order). With ``groups`` the
+    worker's failure-record tubes are left out and each row gets ``failed``; with ``server`` each row's
+    ``--json`` entry is written as it arrives, while beanstalkd answers the next batch."""
+
+    def __init__(self, names: list[str], groups: RecordGroups | None, server: str | None) -> None:
         self._names = names
-        self._batch = TUBES_BATCH
+        self._groups = groups
+        self._server = server
+        self._server_json = None if server is None else json_text(server)
         self._next = 0
         self.rows: list[dict[str, int | str]] = []
+        self.entries: list[str] = []
 
     def next_batch(self) -> Batch | None:
-        names = self._names[self._next : self._next + self._batch]
+        names = self._names[self._next : self._next + TUBES_BATCH]
         if not names:
             return None
         index = list(range(self._next, self._next + len(names)))
@@ -484,17 +492,50 @@ class _TubeStats:
         return batch
 
     def done(self, batch: Batch, replies: list[Reply]) -> None:
+        groups, server = self._groups, self._server
         for i, reply in zip(batch.ids, replies, strict=True):
-            if reply.status == "OK" and reply.body is not None:
-                self.rows.append(tube_row(reply.body))
-            elif reply.status != "NOT_FOUND":  # NOT_FOUND: the tube went away since list-tubes
-                raise failure(_c.stats_tube(self._names[i]), reply)
+            if reply.status != "OK" or reply.body is None:
+                if reply.status != "NOT_FOUND":  # NOT_FOUND: the tube went away since list-tubes
+                    raise failure(_c.stats_tube(self._names[i]), reply)
+                continue
+            row = tube_row(reply.body)
+            if groups is not None:
+                name = str(row["name"])
+                if groups.is_record(name):
+                    continue
+                row["failed"] = groups.failed.get(name, 0)
+            self.rows.append(row)
+            if server is not None:
+                self.entries.append(tube_entry(server, row, self._server_json))
+
+    def finish(self) -> None:
+        """Give a row of its own to each tube that has failure records but no row (its jobs all gone)."""
+        if self._groups is None:
+            return
+        present = {str(row["name"]) for row in self.rows}
+        extra: list[dict[str, int | str]] = [
+            {"name": tube, "failed": n} for tube, n in self._groups.failed.items() if tube not in present
+        ]
+        if not extra:
+            return
+        self.rows += extra
+        if self._server is not None:
+            self.entries += [tube_entry(self._server, row, self._server_json) for row in extra]
+        order = sorted(range(len(self.rows)), key=lambda k: str(self.rows[k]["name"]))
+        self.rows = [self.rows[k] for k in order]
+        self.entries = [self.entries[k] for k in order] if self.entries else []
 
 
-def tube_rows(client: Client) -> list[dict[str, int | str]]:
-    """Every tube's ``stats-tube`` on this server as the server's keys and values (``list-tubes``, then
-    ``stats-tube`` written ``DEPTH`` batches ahead)."""
+def tube_rows(
+    client: Client, *, grouped: bool = False, server: str | None = None
+) -> tuple[list[dict[str, int | str]], list[str]]:
+    """Every tube's ``stats-tube`` on this server as the server's keys and values, by name (``list-tubes``,
+    then ``stats-tube`` written ``DEPTH`` batches ahead); ``grouped``: the failure-record tubes counted in
+    their tube's ``failed``, not listed. With ``server`` (its URL), each row's ``--json`` entry too."""
     with closing(Wire(client)) as wire:
-        plan = _TubeStats(wire.command(_c.list_tubes()))
+        listed: list[str] = wire.command(_c.list_tubes())
+        names = sorted(listed)
+        plan = _TubeStats(names, record_groups(names) if grouped else None, server)
         drive(wire, plan)
-    return plan.rows
+    plan.finish()
+    return plan.rows, plan.entries
