@@ -16,12 +16,16 @@ from collections.abc import Iterator
 from contextlib import closing
 
 import pytest
+from rich.console import Console
+from rich.table import Table
 
 from beanstalkm import Client, CorruptJob, OutOfMemory, SocketError
 from beanstalkm._core.jobinfo import JobInfo
 from beanstalkm._core.requests import Reply
 from beanstalkm._generated import commands as _c
 from beanstalkm.cli import _bulk
+from beanstalkm.cli._app import _totals
+from beanstalkm.cli._common import PlainTable
 from beanstalkm.cli._jobs import job_record, walk_bounds
 from beanstalkm.cli._wire import Wire, failure, stats_job_line, stats_tube_line
 from beanstalkm.testing import BeanstalkdServer
@@ -198,8 +202,6 @@ def test_a_connection_lost_half_way_is_a_socket_error_naming_the_server(closing_
 
 
 def test_totals_sum_only_whole_numbers_of_counters() -> None:
-    from beanstalkm.cli._app import _totals
-
     rows: list[dict[str, object]] = [
         {"name": "a", "current-jobs-ready": 2, "total-jobs": 5, "pause": 1},
         {"name": "b", "current-jobs-ready": 3, "total-jobs": 1, "pause": 0},
@@ -207,3 +209,27 @@ def test_totals_sum_only_whole_numbers_of_counters() -> None:
         {"name": "d", "current-jobs-ready": None, "cmd-delete": 1.5},
     ]
     assert _totals(rows) == {"current-jobs-ready": 5, "total-jobs": 6, "cmd-delete": 4}
+
+
+def test_plain_table_prints_what_a_rich_table_would() -> None:
+    columns = [("tube", False), ("server", False), ("ready", True), ("buried", True), ("paused", True)]
+    rows = [
+        ["default", "beanstalk://127.0.0.1:1", "0", "0", "0"],
+        ["a-much-longer-tube-name", "unix:///tmp/b\u00e9", "12345", "3", "600"],
+        ["TOTAL (2)", "2 up", "12345", "3", ""],
+    ]
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    plain = PlainTable(columns)
+    for title, right in columns:
+        table.add_column(title, justify="right" if right else "left")
+    for row in rows:
+        table.add_row(*row[:3], f"[bold red]{row[3]}[/]", row[4])
+        plain.add_row(*row[:3], (row[3], "bold red"), row[4])
+    printed = []
+    for renderable in (table, plain):
+        console = Console(file=io.StringIO(), width=200, soft_wrap=False)
+        console.print(renderable)
+        out = console.file
+        assert isinstance(out, io.StringIO)
+        printed.append(out.getvalue())
+    assert printed[0] == printed[1]

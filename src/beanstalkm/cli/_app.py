@@ -44,6 +44,7 @@ from beanstalkm.cli._common import (
     Ctx,
     Failure,
     JobRef,
+    PlainTable,
     Unreachable,
     emit,
     json_text,
@@ -218,21 +219,17 @@ def stats_command(ctx: Ctx, field: str | None) -> None:
 # -- tubes ---------------------------------------------------------------------------------------
 
 
-def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, dict[str, int | str]]], total: dict[str, int]) -> Table:
+def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, dict[str, int | str]]], total: dict[str, int]) -> PlainTable:
     columns = [(title, key) for title, key in TUBE_COLUMNS if key != "failed" or "failed" in total]
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("tube")
-    if ctx.several:
-        table.add_column("server")
-    for title, _ in columns:
-        table.add_column(title, justify="right")
+    table = PlainTable(
+        [("tube", False), *([("server", False)] if ctx.several else []), *((t, True) for t, _ in columns)]
+    )
     for server, stats in rows:
-        cells = [str(stats.get(key, "")) for _, key in columns]
+        cells: list[str | tuple[str, str | None]] = [str(stats.get(key, "")) for _, key in columns]
         for k, (_, key) in enumerate(columns):
             if key in ("current-jobs-buried", "failed") and stats.get(key):
-                cells[k] = f"[bold red]{cells[k]}[/]"
+                cells[k] = (str(stats[key]), "bold red")
         table.add_row(str(stats["name"]), *([server.url] if ctx.several else []), *cells)
-    table.add_section()
     table.add_row(
         f"TOTAL ({len(rows)})",
         *([f"{len(ctx.servers) - len(ctx.down)} up"] if ctx.several else []),
