@@ -27,7 +27,7 @@ from beanstalkm.cli import _bulk
 from beanstalkm.cli._app import _totals
 from beanstalkm.cli._common import PlainTable
 from beanstalkm.cli._jobs import job_record, walk_bounds
-from beanstalkm.cli._wire import Wire, failure, stats_job_line, stats_tube_line
+from beanstalkm.cli._wire import Plan, Wire, failure, stats_job_line, stats_tube_line
 from beanstalkm.testing import BeanstalkdServer
 
 from ._support import client, ok
@@ -233,3 +233,57 @@ def test_plain_table_prints_what_a_rich_table_would() -> None:
         assert isinstance(out, io.StringIO)
         printed.append(out.getvalue())
     assert printed[0] == printed[1]
+
+
+def _step(wire: Wire, plan: Plan) -> None:
+    """One write of ``plan`` and its replies, by hand: a test acts between two writes."""
+    batch = plan.next_batch()
+    assert batch is not None and len(batch)
+    wire.send(batch.data, len(batch))
+    plan.done(batch, wire.receive())
+
+
+def test_a_job_gone_between_the_walk_and_its_peek_is_not_written(server: BeanstalkdServer) -> None:
+    with client(server) as c:
+        ids = [c.put({"n": i}, tube="gone").uid for i in range(3)]
+        bounds = walk_bounds(c, "gone")
+        assert bounds is not None
+        plan = _bulk.ExportPlan("gone", *bounds, ("ready",))
+        with closing(Wire(c)) as wire:
+            _step(wire, plan)
+            c.queue.delete(ids[1])
+            out = io.StringIO()
+            peeks = _bulk._Peeks(plan, c.url, out)
+            _step(wire, peeks)
+        assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == [ids[0], ids[2]]
+
+
+def test_a_job_reserved_between_the_walk_and_its_delete_is_skipped(server: BeanstalkdServer) -> None:
+    with client(server) as c, client(server) as worker:
+        ids = [c.put({"n": i}, tube="raced").uid for i in range(3)]
+        bounds = walk_bounds(c, "raced")
+        assert bounds is not None
+        plan = _bulk.FlushWalk("raced", *bounds, ("ready",))
+        with closing(Wire(c)) as wire:
+            _step(wire, plan)  # the walk: each job's delete queued for the next write
+            worker.queue.reserve_job(ids[0])  # a worker takes one meanwhile
+            _step(wire, plan)  # the deletes
+        assert (plan.deleted, plan.skipped) == (2, 1)
+        assert c.queue.stats_job(ids[0]).state == "reserved", "the worker keeps its job"
+
+
+def test_a_reserve_whose_ttr_ran_out_before_its_delete_is_not_counted(server: BeanstalkdServer) -> None:
+    with client(server) as c, client(server) as worker:
+        c.queue.use("brief")
+        job_id = c.queue.put(b"x", 0, 0, 1)  # TTR 1 s
+        plan = _bulk.ReadyDrain(1)
+        with closing(Wire(c)) as wire:
+            wire.command(_c.watch("brief"))
+            wire.command(_c.ignore("default"))
+            _step(wire, plan)  # reserved; its delete queued
+            worker.watch("brief")
+            taken = worker.queue.reserve_with_timeout(5)  # back in the tube once the TTR ran out
+            assert taken.uid == job_id
+            _step(wire, plan)  # the delete: NOT_FOUND, since the worker holds it now
+        assert (plan.taken, plan.deleted) == (1, 0)
+        assert c.queue.stats_job(job_id).state == "reserved"
