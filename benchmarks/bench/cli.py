@@ -2,13 +2,20 @@
 
 Run just these: ``python benchmarks/run.py --cli`` (``--quick`` for 10,000 jobs and 200 tubes).
 
-* ``flush``: ``beanstalkm flush TUBE --yes`` (the id walk: ``stats-job`` pipelined in batches of 1,000,
-  then the deletes pipelined) against a loop that already knows every id and sends one ``delete`` per job,
-  waiting for each reply;
-* ``export``: ``beanstalkm export TUBE`` to /dev/null (``stats-job`` + ``peek`` per job, pipelined, one
-  NDJSON line each) against the same two commands per job, one round trip each, and the same line written;
-* ``tubes``: ``beanstalkm --json tubes`` over N tubes (``list-tubes`` then ``stats-tube`` pipelined)
-  against ``list-tubes`` then one ``stats-tube`` round trip per tube.
+* ``flush``: ``beanstalkm flush TUBE --yes`` (the tube is dense, so one id walk: ``stats-job`` for each id
+  and ``delete`` for each job, two batches in flight) against a loop that already knows every id and sends
+  one ``delete`` per job, waiting for each reply (1 command per job against the CLI's 2);
+* ``export``: ``beanstalkm export TUBE`` to /dev/null (the walk's ``stats-job``, then ``peek``, per job:
+  one NDJSON line each) against the same two commands per job, one round trip each, and the same line
+  written;
+* ``tubes``: ``beanstalkm --json tubes`` over N tubes (``list-tubes`` then ``stats-tube``, batches in
+  flight) against ``list-tubes`` then one ``stats-tube`` round trip per tube.
+
+The target (10x) is stated against these loops; no second baseline. ``Ceiling`` shows, for each case, the
+most any client could reach against its loop on this machine, from the capacity figures: the loop's wall
+time per item over beanstalkd's own CPU per item for the commands the CLI sends (per command, measured on a
+raw socket, times the commands per item), since a pipelined server can go no faster than its CPU. Where
+that is under 10x, the target is out of physical reach on this machine, whatever the client does.
 
 ``--cli`` also prints the capacity model that bounds those ratios (``capacity``): for each command the
 bulk commands send, pipelined in batches of 1,000 as they send it, beanstalkd's own CPU per command
@@ -165,6 +172,21 @@ def _pipelined(client: Client, ids: list[int], add: Callable[[Any, int], None]) 
     return run
 
 
+def _raw_batches(raw: Any, commands: list[bytes], replies_per: int = 1) -> Callable[[], None]:
+    """Write ``commands`` 1,000 at a time, then read every reply (its body, if any, by its length)."""
+
+    def run() -> None:
+        for start in range(0, len(commands), 1000):
+            chunk = commands[start : start + 1000]
+            raw.sock.sendall(b"".join(chunk))
+            for _ in range(replies_per * len(chunk)):
+                parts = raw.line().split(b" ")
+                if parts[0] in (b"OK", b"FOUND", b"RESERVED"):
+                    raw.body(int(parts[-1]))
+
+    return run
+
+
 def capacity(server: BeanstalkdServer, n: int) -> list[dict[str, Any]]:
     """beanstalkd's CPU, this process's CPU and the wall time per command, for each command of the bulk
     commands as they send it (pipelined, 1,000 a write), and for one ``delete`` per round trip."""
@@ -212,6 +234,22 @@ def capacity(server: BeanstalkdServer, n: int) -> list[dict[str, Any]]:
                 raw.delete_batch(batch)
 
         out.append({"command": "raw socket: reserve-with-timeout 0 + delete", **_per_command(pid, 2 * n, raw_drain)})
+        ids = _fill(client, "capacity", n)
+        walk = [b"stats-job %d\r\ndelete %d\r\n" % (i, i) for i in ids]
+        out.append(
+            {
+                "command": "raw socket: stats-job + delete (flush's walk)",
+                **_per_command(pid, 2 * n, _raw_batches(raw, walk, 2)),
+            }
+        )
+        names = client.queue.list_tubes()
+        lines = [b"stats-tube %b\r\n" % name.encode() for name in names] * max(1, n // len(names))
+        out.append(
+            {
+                "command": f"raw socket: stats-tube ({len(names):,} tubes)",
+                **_per_command(pid, len(lines), _raw_batches(raw, lines)),
+            }
+        )
         raw.close()
         ids = _fill(client, "capacity", n)
 
@@ -220,6 +258,39 @@ def capacity(server: BeanstalkdServer, n: int) -> list[dict[str, Any]]:
                 client.queue.delete(job_id)
 
         out.append({"command": "delete, one round trip each", **_per_command(pid, n, one_by_one)})
+    return out
+
+
+CEILING_COMMANDS = {  # each case's commands per item, and the capacity row of their cost on a raw socket
+    "flush": (2, "raw socket: stats-job + delete (flush's walk)"),
+    "export": (2, "raw socket: stats-job + peek, pipelined"),
+    "tubes": (1, "raw socket: stats-tube"),
+}
+
+
+def ceiling(results: list[dict[str, Any]], costs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each case, the most a client could reach against its loop here: the loop's wall time per item
+    over beanstalkd's CPU per item for the CLI's commands (the raw-socket capacity figure per command times
+    the commands per item). A pipelined server is bound by its CPU; the loop by its round trips."""
+    out: list[dict[str, Any]] = []
+    for r in results:
+        commands, row = CEILING_COMMANDS[r["case"]]
+        cost = next((c for c in costs if c["command"].startswith(row)), None)
+        if cost is None or cost["server_us"] <= 0:
+            continue
+        loop_us = r["loop_s"] / r["n"] * 1e6
+        server_us = commands * cost["server_us"]
+        out.append(
+            {
+                "case": r["case"],
+                "unit": r["unit"][:-1],
+                "loop_us": loop_us,
+                "commands": commands,
+                "server_per_command_us": cost["server_us"],
+                "server_us": server_us,
+                "ceiling": loop_us / server_us,
+            }
+        )
     return out
 
 
@@ -285,12 +356,22 @@ def run_cli_benchmarks(quick: bool, pin_mode: str = "split", rounds: int = 3) ->
             f"  {c['command']:<48} beanstalkd {c['server_us']:5.1f} us   client {c['client_us']:5.1f} us   "
             f"wall {c['wall_us']:6.1f} us"
         )
+    ceilings = ceiling(results, costs)
+    if ceilings:
+        print("\nCeiling: the loop's wall per item / beanstalkd's CPU per item for the CLI's commands (raw socket)")
+        for c in ceilings:
+            print(
+                f"  {c['case']:<7} loop {c['loop_us']:6.1f} us per {c['unit']:<4}  beanstalkd {c['commands']} x "
+                f"{c['server_per_command_us']:4.1f} us = {c['server_us']:5.1f} us  ->  at most {c['ceiling']:5.1f}x"
+                f"  {'(10x out of reach here)' if c['ceiling'] < TARGET else ''}"
+            )
     return {
         "cases": results,
         "startup_s": startup,
         "target": TARGET,
         "regime": regime,
         "capacity": costs,
+        "ceiling": ceilings,
         "load": other,
     }
 

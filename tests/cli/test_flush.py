@@ -1,6 +1,7 @@
-"""``flush``'s ready jobs go by ``reserve-with-timeout 0`` + ``delete`` on a connection watching only the
-tube: no other tube's job, no job a worker holds, no delayed or buried job unless asked; a paused tube's
-ready jobs (which no reserve gets) still go, by the id walk. Real server, real subprocess."""
+"""``flush`` takes no other tube's job, no job a worker holds, no delayed or buried job unless asked,
+whichever way it goes (the id walk here, a dense tube; the walk giving up for reserves on a sparse tube in
+``test_bulk.py``); a paused tube's ready jobs (which no reserve gets) still go. Real server, real
+subprocess."""
 
 from __future__ import annotations
 

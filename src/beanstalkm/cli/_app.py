@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import update_wrapper
-from typing import IO, Concatenate, ParamSpec, TypeVar
+from typing import IO, Concatenate, ParamSpec, TypeGuard, TypeVar
 
 import click
 from rich.table import Table
@@ -33,6 +33,7 @@ from beanstalkm import (
     SocketError,
     TubeStats,
 )
+from beanstalkm.cli._bulk import export_lines, flush_ready, flush_walk, tube_rows
 from beanstalkm.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -43,8 +44,10 @@ from beanstalkm.cli._common import (
     Ctx,
     Failure,
     JobRef,
+    PlainTable,
     Unreachable,
     emit,
+    json_text,
     progress,
     stats_dict,
 )
@@ -54,17 +57,14 @@ from beanstalkm.cli._jobs import (
     JobRecord,
     claim,
     delete_ids,
-    drain_ready,
     inspect,
     job_record,
     put_jobs,
-    record_groups,
     restore,
-    scan,
     snapshot,
     stale_records,
     tube_count,
-    tube_rows,
+    walk_bounds,
 )
 from beanstalkm.cli._servers import Server, ServerAddressError, connect, parse_servers
 
@@ -143,17 +143,29 @@ def cli(context: click.Context, servers: tuple[str, ...], json_output: bool, tim
 # -- stats ---------------------------------------------------------------------------------------
 
 
-def _summed(key: str, value: object) -> bool:
-    return key.startswith(SUMMED) and isinstance(value, int) and not isinstance(value, bool)
-
-
 def _totals(rows: Iterable[Mapping[str, object]]) -> dict[str, int]:
+    """The sums of the counters (``SUMMED``) over ``rows``: whole numbers only, never a flag. Rows with
+    the same keys (every tube's, from one server version) are summed a column at a time."""
     total: dict[str, int] = {}
+    columns: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
     for row in rows:
-        for key, value in row.items():
-            if _summed(key, value) and isinstance(value, int):
-                total[key] = total.get(key, 0) + value
+        columns.setdefault(tuple(row), []).append(tuple(row.values()))
+    for keys, values in columns.items():
+        for key, column in zip(keys, zip(*values, strict=True), strict=True):
+            if not key.startswith(SUMMED):
+                continue
+            if _whole(column):
+                total[key] = total.get(key, 0) + sum(column)
+                continue
+            numbers = [v for v in column if isinstance(v, int) and not isinstance(v, bool)]  # not text, a flag
+            if numbers:
+                total[key] = total.get(key, 0) + sum(numbers)
     return total
+
+
+def _whole(column: tuple[object, ...]) -> TypeGuard[tuple[int, ...]]:
+    """Whether every value is a plain ``int`` (no flag, no text), checked at C speed."""
+    return set(map(type, column)) == {int}
 
 
 def _key_table(ctx: Ctx, columns: Sequence[tuple[Server, dict[str, object]]], total: dict[str, int] | None) -> Table:
@@ -207,41 +219,23 @@ def stats_command(ctx: Ctx, field: str | None) -> None:
 # -- tubes ---------------------------------------------------------------------------------------
 
 
-def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, dict[str, int | str]]], total: dict[str, int]) -> Table:
+def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, dict[str, int | str]]], total: dict[str, int]) -> PlainTable:
     columns = [(title, key) for title, key in TUBE_COLUMNS if key != "failed" or "failed" in total]
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("tube")
-    if ctx.several:
-        table.add_column("server")
-    for title, _ in columns:
-        table.add_column(title, justify="right")
+    table = PlainTable(
+        [("tube", False), *([("server", False)] if ctx.several else []), *((t, True) for t, _ in columns)]
+    )
     for server, stats in rows:
-        cells = [str(stats.get(key, "")) for _, key in columns]
+        cells: list[str | tuple[str, str | None]] = [str(stats.get(key, "")) for _, key in columns]
         for k, (_, key) in enumerate(columns):
             if key in ("current-jobs-buried", "failed") and stats.get(key):
-                cells[k] = f"[bold red]{cells[k]}[/]"
+                cells[k] = (str(stats[key]), "bold red")
         table.add_row(str(stats["name"]), *([server.url] if ctx.several else []), *cells)
-    table.add_section()
     table.add_row(
         f"TOTAL ({len(rows)})",
         *([f"{len(ctx.servers) - len(ctx.down)} up"] if ctx.several else []),
         *[str(total.get(key, "")) for _, key in columns],
     )
     return table
-
-
-def _grouped(rows: list[dict[str, int | str]]) -> list[dict[str, int | str]]:
-    """The rows without the failure-record tubes, each tube with ``failed``: its number of records (a
-    tube that is gone but has records gets a row of its own with only that count)."""
-    groups = record_groups(str(row["name"]) for row in rows)
-    kept = [
-        {**row, "failed": groups.failed.get(str(row["name"]), 0)}
-        for row in rows
-        if not groups.is_record(str(row["name"]))
-    ]
-    present = {str(row["name"]) for row in kept}
-    kept += [{"name": tube, "failed": n} for tube, n in groups.failed.items() if tube not in present]
-    return kept
 
 
 @cli.command("tubes")
@@ -255,30 +249,24 @@ def tubes_command(ctx: Ctx, show_all: bool) -> None:
     The worker's failure-record tubes (TUBE.failed.ID, one per buried job) are counted in their tube's
     `failed` column instead of listed, unless --all.
     """
-    rows = [
-        (server, stats)
-        for server, client in ctx.reachable()
-        for stats in (tube_rows(client) if show_all else _grouped(tube_rows(client)))
-    ]
-    rows.sort(key=lambda row: (str(row[1]["name"]), row[0].index))
-    total = _totals(stats for _, stats in rows)
+    listed: list[tuple[str, int, Server, dict[str, int | str], str]] = []
+    for server, client in ctx.reachable():
+        found, entries = tube_rows(client, grouped=not show_all, server=server.url if ctx.json_output else None)
+        listed += [
+            (str(row["name"]), server.index, server, row, entry)
+            for row, entry in zip(found, entries or [""] * len(found), strict=True)
+        ]
+    listed.sort(key=lambda item: (item[0], item[1]))
+    rows = [(server, row) for _, _, server, row, _ in listed]
+    total = _totals(row for _, row in rows)
     if not show_all:
         total.setdefault("failed", 0)
-    if ctx.json_output:
-        emit(
-            {
-                "tubes": [
-                    {
-                        "server": s.url,
-                        "tube": stats["name"],
-                        "stats": {k: v for k, v in stats.items() if k != "failed"},
-                        "failed": stats.get("failed"),
-                    }
-                    for s, stats in rows
-                ],
-                "total": total,
-                "servers": [{"server": s.url, "up": s.index not in ctx.down} for s in ctx.servers],
-            }
+    if ctx.json_output:  # one document; each tube's entry written as its reply came (tube_entry: json.dumps's)
+        servers = [{"server": s.url, "up": s.index not in ctx.down} for s in ctx.servers]
+        sys.stdout.write(
+            '{"tubes":['
+            + ",".join(entry for *_, entry in listed)
+            + f'],"total":{json_text(total)},"servers":{json_text(servers)}}}\n'
         )
     else:
         ctx.console().print(_tube_table(ctx, rows, total))
@@ -758,15 +746,6 @@ def _count(stats: TubeStats | None, states: Sequence[str]) -> int:
     return sum(int(str(stats[f"current-jobs-{state}"])) for state in states)
 
 
-def _drain(ctx: Ctx, server: Server, tube: str, ready: int) -> int:
-    """The ready jobs of a flush (at most the ``ready`` counted at its start), reserved and deleted on a
-    connection of their own, closed after: a job it still holds is ready again, for the id walk."""
-    if ready == 0:
-        return 0
-    with connect(server, ctx.timeout, validate=False) as drainer:
-        return drain_ready(drainer, tube, ready)
-
-
 @cli.command("flush")
 @click.argument("tube", type=TUBE)
 @click.option("--ready", is_flag=True, help="delete the ready jobs")
@@ -792,26 +771,28 @@ def flush_command(ctx: Ctx, tube: str, ready: bool, delayed: bool, buried: bool,
         click.confirm(f"Delete every {'/'.join(states)} job of tube {tube!r}{also} on {len(up)} server(s)?", abort=True)
     report: list[dict[str, object]] = []
     for server, client in up:
-        deleted = skipped = 0
+        deleted = skipped = reserved = 0
         counted = tube_count(client, tube)
         with progress(ctx, f"flush {tube} on {server.url}", _count(counted, states)) as bar:
-            drained = _drain(ctx, server, tube, _count(counted, ("ready",))) if "ready" in states else 0
-            deleted += drained
-            bar.advance(drained)
-            done = states == ("ready",) and _count(tube_count(client, tube), states) == 0  # else the walk
-            walk = iter(()) if done else scan(client, tube)
-            for batch in walk:
-                ids = [stats.id for stats in batch if stats.state in states]
-                missing = delete_ids(client, ids)
-                deleted += len(ids) - len(missing)
-                skipped += len(missing)
-                bar.advance(len(ids))
+            only_ready = "ready" in states and _count(counted, [s for s in states if s != "ready"]) == 0
+            bounds = walk_bounds(client, tube) if _count(counted, states) else None
+            if bounds is not None:  # one walk deletes them all; with only ready jobs to go, unless sparse
+                walk = flush_walk(client, tube, *bounds, states, bar.advance, dense=only_ready)
+                deleted, skipped = walk.deleted, walk.skipped
+                if walk.gave_up:  # a sparse tube: its ready jobs by reserve, whatever ids they have
+                    reserved = flush_ready(client, tube, _count(tube_count(client, tube), ("ready",)), bar.advance)
+                    deleted += reserved
+                    bounds = walk_bounds(client, tube) if _count(tube_count(client, tube), states) else None
+                    if bounds is not None:  # ready jobs no reserve got (a paused tube)
+                        walk = flush_walk(client, tube, *bounds, states, bar.advance)
+                        deleted, skipped = deleted + walk.deleted, skipped + walk.skipped
         stale = stale_records(client, tube, purge=records)
         report.append(
             {
                 "server": server.url,
                 "deleted": deleted,
                 "skipped": skipped,
+                "by_reserve": reserved,
                 "records_deleted": stale if records else 0,
                 "records_kept": 0 if records else stale,
             }
@@ -913,16 +894,18 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
     exported = 0
     for server, client in ctx.reachable():
         with progress(ctx, f"export {tube}", _count(tube_count(client, tube), wanted)) as bar:
+            if not delete:  # the walk, then the peeks, written as they come (see _bulk)
+                bounds = walk_bounds(client, tube)
+                if bounds is not None:
+                    exported += export_lines(client, server.url, tube, *bounds, wanted, out, bar.advance)
+                continue
             ids = snapshot(client, tube)
             bar.total(len(ids))
             for start in range(0, len(ids), BATCH):
                 chunk = ids[start : start + BATCH]
-                if delete:
-                    claimed = claim(client, chunk)
-                    jobs = [(job.stats, job.message) for job in claimed if job.stats.state in wanted]
-                    restore(client, [job for job in claimed if job.stats.state not in wanted])
-                else:
-                    jobs = [(stats, message) for stats, message in inspect(client, chunk) if stats.state in wanted]
+                claimed = claim(client, chunk)
+                jobs = [(job.stats, job.message) for job in claimed if job.stats.state in wanted]
+                restore(client, [job for job in claimed if job.stats.state not in wanted])
                 out.write(
                     "".join(
                         json.dumps(
@@ -934,9 +917,8 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
                         for stats, message in jobs
                     )
                 )
-                if delete:
-                    out.flush()
-                    delete_ids(client, [stats.id for stats, _ in jobs])
+                out.flush()
+                delete_ids(client, [stats.id for stats, _ in jobs])
                 exported += len(jobs)
                 bar.advance(len(chunk))
     out.flush()

@@ -24,7 +24,6 @@ __all__ = [
     "all_tube_stats",
     "claim",
     "delete_ids",
-    "drain_ready",
     "found",
     "inspect",
     "job_record",
@@ -37,7 +36,7 @@ __all__ = [
     "snapshot",
     "stale_records",
     "tube_count",
-    "tube_rows",
+    "walk_bounds",
 ]
 
 import base64
@@ -71,37 +70,6 @@ def all_tube_stats(client: Client) -> list[TubeStats]:
             pipeline.stats_tube(name)
         tubes += [r for r in found(pipeline) if isinstance(r, TubeStats)]  # NotFound: vanished since list-tubes
     return tubes
-
-
-def tube_rows(client: Client) -> list[dict[str, int | str]]:
-    """Every tube's ``stats-tube`` on this server as the server's keys and values, from the raw YAML
-    (``stats_tube_yaml``, pipelined in batches): ``name`` is text, every field of the spec an integer
-    (a field a newer server adds that is not a number stays text)."""
-    names = client.queue.list_tubes()
-    rows: list[dict[str, int | str]] = []
-    for start in range(0, len(names), BATCH):
-        pipeline = client.pipeline()
-        for name in names[start : start + BATCH]:
-            pipeline.stats_tube_yaml(name)
-        rows += [_tube_row(r) for r in found(pipeline) if isinstance(r, str)]  # NotFound: vanished since list-tubes
-    return rows
-
-
-def _tube_row(text: str) -> dict[str, int | str]:
-    row: dict[str, int | str] = {}
-    for line in text.split("\n"):
-        key, sep, value = line.partition(": ")
-        if not sep:
-            continue
-        value = value.strip()
-        if key == "name":
-            row[key] = value.strip('"')
-            continue
-        try:
-            row[key] = int(value)
-        except ValueError:
-            row[key] = value
-    return row
 
 
 _RECORD_TUBE = re.compile(r"(?P<prefix>.+\.failed\.)(?P<id>[0-9]{1,20})")
@@ -238,21 +206,28 @@ def _infos(results: list[object]) -> list[JobInfo | None]:
     return [JobInfo.from_yaml(r) if isinstance(r, str) else None for r in results]
 
 
-def scan(client: Client, tube: str) -> Iterator[list[JobInfo]]:
-    """Batches of the stats of ``tube``'s jobs on this server, newest first, reserving nothing."""
+def walk_bounds(client: Client, tube: str) -> tuple[int, int] | None:
+    """Where the id walk of ``tube`` starts and how many jobs it is to find: (the newest id, the tube's
+    jobs in every state), from ``stats-tube`` and ``_newest_id``; None if the tube has no job here."""
     counted = tube_count(client, tube)
     if counted is None:
-        return
+        return None
     wanted = (
         counted.current_jobs_ready
         + counted.current_jobs_reserved
         + counted.current_jobs_delayed
         + counted.current_jobs_buried
     )
-    if wanted == 0:
+    return (_newest_id(client, tube), wanted) if wanted else None
+
+
+def scan(client: Client, tube: str) -> Iterator[list[JobInfo]]:
+    """Batches of the stats of ``tube``'s jobs on this server, newest first, reserving nothing."""
+    bounds = walk_bounds(client, tube)
+    if bounds is None:
         return
+    high, wanted = bounds
     seen = 0
-    high = _newest_id(client, tube)
     while high >= 1 and seen < wanted:
         low = max(high - BATCH + 1, 1)
         pipeline = client.pipeline()
@@ -400,32 +375,6 @@ def restore(client: Client, claimed: Sequence[Claimed]) -> None:
         else:
             pipeline.release(stats.id, stats.pri, remaining_delay(stats))
     pipeline.execute()
-
-
-def drain_ready(client: Client, tube: str, limit: int) -> int:
-    """Delete up to ``limit`` of ``tube``'s ready jobs by ``reserve-with-timeout 0`` and ``delete``,
-    pipelined (``reserve_many(drop=True)``: the deletes go out while the rest is read), on ``client``, a
-    connection of its own that this call makes watch ``tube`` only: two commands per job, as the id
-    walk's ``stats-job`` + ``delete``, but the walk's reads of every other id and its stats decoding go.
-
-    Returns how many were deleted. It stops at the first batch that comes back short (no more ready
-    jobs, or the tube is paused) and at the first failure (a reserve whose job it cannot decode stays
-    reserved by ``client``: close it, and the job is ready again for the walk to delete).
-    """
-    client.watch(tube)
-    if tube != "default":
-        client.ignore("default")
-    deleted = 0
-    while deleted < limit:
-        want = min(BATCH, limit - deleted)
-        try:
-            got = len(client.reserve_many(want, 0, drop=True))
-        except BatchFailed as exc:
-            return deleted + sum(isinstance(r, Message) for r in exc.results)
-        deleted += got
-        if got < want:
-            break
-    return deleted
 
 
 def delete_ids(client: Client, ids: Sequence[int]) -> list[int]:
