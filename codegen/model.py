@@ -163,6 +163,23 @@ class StatsField:
             return f'to_enum(raw, "{self.key}", {self.enum_table})'
         return f'to_{self.kind}(raw, "{self.key}")'
 
+    @property
+    def flat_kind(self) -> str:
+        """The field's kind for ``flat_form``: the kind's name, or an enum's table of values."""
+        return self.enum_table if self.kind == "enum" else json.dumps(self.kind)
+
+    def fast_convert(self, values: str, index: int) -> str:
+        """The expression converting ``values[index]`` (the server's text, in the flat form already
+        checked against the field's kind) to the field's value."""
+        text = f"{values}[{index}]"
+        return {
+            "int": f"int({text})",
+            "decimal": f"Decimal({text})",
+            "bool": f'{text} == "true"',
+            "str": f"unquote({text})",
+            "enum": f"{self.enum_table}[{text}]",
+        }[self.kind]
+
 
 @dataclass(frozen=True)
 class StatsType:

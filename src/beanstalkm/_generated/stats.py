@@ -5,6 +5,11 @@ Each is a frozen dataclass with snake_case attributes typed by the spec, and
 also a read-only ``Mapping`` by the server's own keys:
 ``stats.current_jobs_ready == stats["current-jobs-ready"]``. Fields a newer
 server adds that the spec does not know are kept, as text, in ``extra``.
+
+``from_yaml`` reads the one layout beanstalkd prints (every field of the spec,
+in its order, each value of its type) in one pass (``flat_form``); any other
+body goes to the general path (``parse_mapping`` and the spec's converters),
+whose answer or ``ProtocolError`` is the result.
 """
 
 from __future__ import annotations
@@ -16,13 +21,24 @@ __all__ = [
     "TubeStats",
 ]
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import ClassVar, Literal
 
 from beanstalkm._core.stats import StatsMapping, StatValue
-from beanstalkm._core.yaml import parse_mapping, to_bool, to_decimal, to_enum, to_int, to_str
+from beanstalkm._core.yaml import (
+    flat_form,
+    flat_values,
+    parse_mapping,
+    to_bool,
+    to_decimal,
+    to_enum,
+    to_int,
+    to_str,
+    unquote,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,10 +206,123 @@ class ServerStats(StatsMapping):
         "platform": "platform",
     }
 
+    _FLAT: ClassVar[re.Pattern[str]] = flat_form(
+        ("current-jobs-urgent", "int"),
+        ("current-jobs-ready", "int"),
+        ("current-jobs-reserved", "int"),
+        ("current-jobs-delayed", "int"),
+        ("current-jobs-buried", "int"),
+        ("cmd-put", "int"),
+        ("cmd-peek", "int"),
+        ("cmd-peek-ready", "int"),
+        ("cmd-peek-delayed", "int"),
+        ("cmd-peek-buried", "int"),
+        ("cmd-reserve", "int"),
+        ("cmd-reserve-with-timeout", "int"),
+        ("cmd-delete", "int"),
+        ("cmd-release", "int"),
+        ("cmd-use", "int"),
+        ("cmd-watch", "int"),
+        ("cmd-ignore", "int"),
+        ("cmd-bury", "int"),
+        ("cmd-kick", "int"),
+        ("cmd-touch", "int"),
+        ("cmd-stats", "int"),
+        ("cmd-stats-job", "int"),
+        ("cmd-stats-tube", "int"),
+        ("cmd-list-tubes", "int"),
+        ("cmd-list-tube-used", "int"),
+        ("cmd-list-tubes-watched", "int"),
+        ("cmd-pause-tube", "int"),
+        ("job-timeouts", "int"),
+        ("total-jobs", "int"),
+        ("max-job-size", "int"),
+        ("current-tubes", "int"),
+        ("current-connections", "int"),
+        ("current-producers", "int"),
+        ("current-workers", "int"),
+        ("current-waiting", "int"),
+        ("total-connections", "int"),
+        ("pid", "int"),
+        ("version", "str"),
+        ("rusage-utime", "decimal"),
+        ("rusage-stime", "decimal"),
+        ("uptime", "int"),
+        ("binlog-oldest-index", "int"),
+        ("binlog-current-index", "int"),
+        ("binlog-records-migrated", "int"),
+        ("binlog-records-written", "int"),
+        ("binlog-max-size", "int"),
+        ("draining", "bool"),
+        ("id", "str"),
+        ("hostname", "str"),
+        ("os", "str"),
+        ("platform", "str"),
+    )
+
     @classmethod
     def from_yaml(cls, body: bytes) -> ServerStats:
         """Decode the server's YAML body by the spec's field types."""
-        raw = parse_mapping(body)
+        v = flat_values(cls._FLAT, body)
+        if v is None:
+            return cls._from_mapping(parse_mapping(body))
+        return cls(  # positional: the fields in their order above
+            int(v[0]),  # current_jobs_urgent
+            int(v[1]),  # current_jobs_ready
+            int(v[2]),  # current_jobs_reserved
+            int(v[3]),  # current_jobs_delayed
+            int(v[4]),  # current_jobs_buried
+            int(v[5]),  # cmd_put
+            int(v[6]),  # cmd_peek
+            int(v[7]),  # cmd_peek_ready
+            int(v[8]),  # cmd_peek_delayed
+            int(v[9]),  # cmd_peek_buried
+            int(v[10]),  # cmd_reserve
+            int(v[11]),  # cmd_reserve_with_timeout
+            int(v[12]),  # cmd_delete
+            int(v[13]),  # cmd_release
+            int(v[14]),  # cmd_use
+            int(v[15]),  # cmd_watch
+            int(v[16]),  # cmd_ignore
+            int(v[17]),  # cmd_bury
+            int(v[18]),  # cmd_kick
+            int(v[19]),  # cmd_touch
+            int(v[20]),  # cmd_stats
+            int(v[21]),  # cmd_stats_job
+            int(v[22]),  # cmd_stats_tube
+            int(v[23]),  # cmd_list_tubes
+            int(v[24]),  # cmd_list_tube_used
+            int(v[25]),  # cmd_list_tubes_watched
+            int(v[26]),  # cmd_pause_tube
+            int(v[27]),  # job_timeouts
+            int(v[28]),  # total_jobs
+            int(v[29]),  # max_job_size
+            int(v[30]),  # current_tubes
+            int(v[31]),  # current_connections
+            int(v[32]),  # current_producers
+            int(v[33]),  # current_workers
+            int(v[34]),  # current_waiting
+            int(v[35]),  # total_connections
+            int(v[36]),  # pid
+            unquote(v[37]),  # version
+            Decimal(v[38]),  # rusage_utime
+            Decimal(v[39]),  # rusage_stime
+            int(v[40]),  # uptime
+            int(v[41]),  # binlog_oldest_index
+            int(v[42]),  # binlog_current_index
+            int(v[43]),  # binlog_records_migrated
+            int(v[44]),  # binlog_records_written
+            int(v[45]),  # binlog_max_size
+            v[46] == "true",  # draining
+            unquote(v[47]),  # id
+            unquote(v[48]),  # hostname
+            unquote(v[49]),  # os
+            unquote(v[50]),  # platform
+        )
+
+    @classmethod
+    def _from_mapping(cls, raw: Mapping[str, str]) -> ServerStats:
+        """The general path: any flat mapping of the server's text, converted by the spec's field types."""
         return cls(
             current_jobs_urgent=to_int(raw, "current-jobs-urgent"),
             current_jobs_ready=to_int(raw, "current-jobs-ready"),
@@ -304,10 +433,49 @@ class TubeStats(StatsMapping):
         "pause-time-left": "pause_time_left",
     }
 
+    _FLAT: ClassVar[re.Pattern[str]] = flat_form(
+        ("name", "str"),
+        ("current-jobs-urgent", "int"),
+        ("current-jobs-ready", "int"),
+        ("current-jobs-reserved", "int"),
+        ("current-jobs-delayed", "int"),
+        ("current-jobs-buried", "int"),
+        ("total-jobs", "int"),
+        ("current-using", "int"),
+        ("current-watching", "int"),
+        ("current-waiting", "int"),
+        ("cmd-delete", "int"),
+        ("cmd-pause-tube", "int"),
+        ("pause", "int"),
+        ("pause-time-left", "int"),
+    )
+
     @classmethod
     def from_yaml(cls, body: bytes) -> TubeStats:
         """Decode the server's YAML body by the spec's field types."""
-        raw = parse_mapping(body)
+        v = flat_values(cls._FLAT, body)
+        if v is None:
+            return cls._from_mapping(parse_mapping(body))
+        return cls(  # positional: the fields in their order above
+            unquote(v[0]),  # name
+            int(v[1]),  # current_jobs_urgent
+            int(v[2]),  # current_jobs_ready
+            int(v[3]),  # current_jobs_reserved
+            int(v[4]),  # current_jobs_delayed
+            int(v[5]),  # current_jobs_buried
+            int(v[6]),  # total_jobs
+            int(v[7]),  # current_using
+            int(v[8]),  # current_watching
+            int(v[9]),  # current_waiting
+            int(v[10]),  # cmd_delete
+            int(v[11]),  # cmd_pause_tube
+            int(v[12]),  # pause
+            int(v[13]),  # pause_time_left
+        )
+
+    @classmethod
+    def _from_mapping(cls, raw: Mapping[str, str]) -> TubeStats:
+        """The general path: any flat mapping of the server's text, converted by the spec's field types."""
         return cls(
             name=to_str(raw, "name"),
             current_jobs_urgent=to_int(raw, "current-jobs-urgent"),
@@ -389,10 +557,49 @@ class JobStats(StatsMapping):
         "kicks": "kicks",
     }
 
+    _FLAT: ClassVar[re.Pattern[str]] = flat_form(
+        ("id", "int"),
+        ("tube", "str"),
+        ("state", _JOBSTATS_STATE),
+        ("pri", "int"),
+        ("age", "int"),
+        ("delay", "int"),
+        ("ttr", "int"),
+        ("time-left", "int"),
+        ("file", "int"),
+        ("reserves", "int"),
+        ("timeouts", "int"),
+        ("releases", "int"),
+        ("buries", "int"),
+        ("kicks", "int"),
+    )
+
     @classmethod
     def from_yaml(cls, body: bytes) -> JobStats:
         """Decode the server's YAML body by the spec's field types."""
-        raw = parse_mapping(body)
+        v = flat_values(cls._FLAT, body)
+        if v is None:
+            return cls._from_mapping(parse_mapping(body))
+        return cls(  # positional: the fields in their order above
+            int(v[0]),  # id
+            unquote(v[1]),  # tube
+            _JOBSTATS_STATE[v[2]],  # state
+            int(v[3]),  # pri
+            int(v[4]),  # age
+            int(v[5]),  # delay
+            int(v[6]),  # ttr
+            int(v[7]),  # time_left
+            int(v[8]),  # file
+            int(v[9]),  # reserves
+            int(v[10]),  # timeouts
+            int(v[11]),  # releases
+            int(v[12]),  # buries
+            int(v[13]),  # kicks
+        )
+
+    @classmethod
+    def _from_mapping(cls, raw: Mapping[str, str]) -> JobStats:
+        """The general path: any flat mapping of the server's text, converted by the spec's field types."""
         return cls(
             id=to_int(raw, "id"),
             tube=to_str(raw, "tube"),
