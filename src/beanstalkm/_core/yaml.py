@@ -6,6 +6,9 @@ beanstalkd prints flat YAML: ``---`` then ``key: value`` lines (stats) or
 ``on``, ``null`` or ``0123`` resolve to other types, and 1.12 quotes fewer
 strings than 1.13. So the flat form is read line by line here, every value
 kept as the server's text, and converted by the type the spec declares.
+The exact layout beanstalkd prints for a stats type (``flat_form``) and a
+flat list are each read at once, by one regular expression over the body;
+any other body takes the general path, with the same answer (docs/stats.md).
 PyYAML's parser (the C one where present) only serves a body outside that
 flat form, of at most ``FALLBACK_MAX``: the value is built here from its
 events, refusing anchors, aliases and nesting, so hostile YAML costs one
