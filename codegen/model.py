@@ -191,6 +191,16 @@ class StatsType:
     def enum_fields(self) -> tuple[StatsField, ...]:
         return tuple(f for f in self.fields if f.kind == "enum")
 
+    @property
+    def values_alias(self) -> str:
+        """The name of the generated tuple type of every field's value, in order."""
+        return f"_{self.name.upper()}_VALUES"
+
+    @property
+    def builder(self) -> str:
+        """The name of the generated builder of an instance from those values (``slots_builder``)."""
+        return f"_{self.name.upper()}_BUILD"
+
 
 @dataclass(frozen=True)
 class Command:

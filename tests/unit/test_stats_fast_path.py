@@ -13,6 +13,7 @@ checked for ``parse_list``'s fast path, and for random bodies near the layout.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from decimal import Decimal
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 from beanstalkm import JobStats, ProtocolError, ServerStats, TubeStats
 from beanstalkm._core.requests import Request
-from beanstalkm._core.stats import StatsMapping
+from beanstalkm._core.stats import StatsMapping, slots_builder
 from beanstalkm._core.yaml import _parse_list_general, flat_form, flat_values, parse_list, parse_mapping
 from beanstalkm._generated import commands
 
@@ -350,6 +351,58 @@ def test_flat_form_refuses_what_the_flat_form_cannot_hold() -> None:
         flat_form(("a", "float"))
     with pytest.raises(ValueError, match="'a b' is not a plain flat-YAML key"):
         flat_form(("a b", "int"))
+
+
+# -- slots_builder ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_fast_path_instance_is_what_the_dataclass_builds(name: str) -> None:
+    """The builder sets every slot (nothing left unset), and the instance is as frozen, equal and
+    hashable as one ``__init__`` built from the same values."""
+    cls = CLASSES[name]
+    built = cls.from_yaml(body_of(name))
+    assert fast_path_taken(cls, body_of(name))
+    by_init = cls(**{f.name: getattr(built, f.name) for f in dataclasses.fields(cls)})
+    assert built == by_init and hash(built) == hash(by_init) and repr(built) == repr(by_init)
+    assert type(built) is cls
+    for attr in ("extra", dataclasses.fields(cls)[0].name):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(built, attr, {})
+    assert built.extra == {} and built.extra is not cls.from_yaml(body_of(name)).extra  # one dict each
+
+
+def test_slots_builder_refuses_a_tuple_of_another_length() -> None:
+    build = slots_builder(TubeStats)
+    values = dataclasses.astuple(TubeStats.from_yaml(body_of("TubeStats")))
+    assert build(values) == TubeStats(*values)
+    with pytest.raises(TypeError, match="TubeStats has 15 fields, not 14"):
+        build(values[:-1])
+    with pytest.raises(TypeError, match="not 16"):
+        build((*values, 1))
+
+
+def test_slots_builder_refuses_a_class_whose_init_does_more() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class NoSlots:
+        a: int
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class PostInit:
+        a: int
+
+        def __post_init__(self) -> None:
+            pass
+
+    class NotADataclass:
+        __slots__ = ("a",)
+
+    with pytest.raises(TypeError, match=r"NoSlots\.a is not a slot"):
+        slots_builder(NoSlots)
+    with pytest.raises(TypeError, match="PostInit is not a dataclass whose __init__ only sets its fields"):
+        slots_builder(PostInit)
+    with pytest.raises(TypeError, match="NotADataclass is not a dataclass"):
+        slots_builder(NotADataclass)
 
 
 # -- parse_list ------------------------------------------------------------------------------------------

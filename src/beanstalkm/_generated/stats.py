@@ -25,9 +25,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeAlias
 
-from beanstalkm._core.stats import StatsMapping, StatValue
+from beanstalkm._core.stats import StatsMapping, StatValue, slots_builder
 from beanstalkm._core.yaml import (
     flat_form,
     flat_values,
@@ -39,6 +39,62 @@ from beanstalkm._core.yaml import (
     to_str,
     unquote,
 )
+
+_SERVERSTATS_VALUES: TypeAlias = tuple[
+    int,  # current_jobs_urgent
+    int,  # current_jobs_ready
+    int,  # current_jobs_reserved
+    int,  # current_jobs_delayed
+    int,  # current_jobs_buried
+    int,  # cmd_put
+    int,  # cmd_peek
+    int,  # cmd_peek_ready
+    int,  # cmd_peek_delayed
+    int,  # cmd_peek_buried
+    int,  # cmd_reserve
+    int,  # cmd_reserve_with_timeout
+    int,  # cmd_delete
+    int,  # cmd_release
+    int,  # cmd_use
+    int,  # cmd_watch
+    int,  # cmd_ignore
+    int,  # cmd_bury
+    int,  # cmd_kick
+    int,  # cmd_touch
+    int,  # cmd_stats
+    int,  # cmd_stats_job
+    int,  # cmd_stats_tube
+    int,  # cmd_list_tubes
+    int,  # cmd_list_tube_used
+    int,  # cmd_list_tubes_watched
+    int,  # cmd_pause_tube
+    int,  # job_timeouts
+    int,  # total_jobs
+    int,  # max_job_size
+    int,  # current_tubes
+    int,  # current_connections
+    int,  # current_producers
+    int,  # current_workers
+    int,  # current_waiting
+    int,  # total_connections
+    int,  # pid
+    str,  # version
+    Decimal,  # rusage_utime
+    Decimal,  # rusage_stime
+    int,  # uptime
+    int,  # binlog_oldest_index
+    int,  # binlog_current_index
+    int,  # binlog_records_migrated
+    int,  # binlog_records_written
+    int,  # binlog_max_size
+    bool,  # draining
+    str,  # id
+    str,  # hostname
+    str,  # os
+    str,  # platform
+    Mapping[str, str],  # extra
+]
+"""Every field of ``ServerStats``, in order: what both of its decoding paths build."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +322,7 @@ class ServerStats(StatsMapping):
         v = flat_values(cls._FLAT, body)
         if v is None:
             return cls._from_mapping(parse_mapping(body))
-        return cls(  # positional: the fields in their order above
+        values: _SERVERSTATS_VALUES = (
             int(v[0]),  # current_jobs_urgent
             int(v[1]),  # current_jobs_ready
             int(v[2]),  # current_jobs_reserved
@@ -318,65 +374,91 @@ class ServerStats(StatsMapping):
             unquote(v[48]),  # hostname
             unquote(v[49]),  # os
             unquote(v[50]),  # platform
+            {},  # extra
         )
+        return _SERVERSTATS_BUILD(values)
 
     @classmethod
     def _from_mapping(cls, raw: Mapping[str, str]) -> ServerStats:
         """The general path: any flat mapping of the server's text, converted by the spec's field types."""
-        return cls(
-            current_jobs_urgent=to_int(raw, "current-jobs-urgent"),
-            current_jobs_ready=to_int(raw, "current-jobs-ready"),
-            current_jobs_reserved=to_int(raw, "current-jobs-reserved"),
-            current_jobs_delayed=to_int(raw, "current-jobs-delayed"),
-            current_jobs_buried=to_int(raw, "current-jobs-buried"),
-            cmd_put=to_int(raw, "cmd-put"),
-            cmd_peek=to_int(raw, "cmd-peek"),
-            cmd_peek_ready=to_int(raw, "cmd-peek-ready"),
-            cmd_peek_delayed=to_int(raw, "cmd-peek-delayed"),
-            cmd_peek_buried=to_int(raw, "cmd-peek-buried"),
-            cmd_reserve=to_int(raw, "cmd-reserve"),
-            cmd_reserve_with_timeout=to_int(raw, "cmd-reserve-with-timeout"),
-            cmd_delete=to_int(raw, "cmd-delete"),
-            cmd_release=to_int(raw, "cmd-release"),
-            cmd_use=to_int(raw, "cmd-use"),
-            cmd_watch=to_int(raw, "cmd-watch"),
-            cmd_ignore=to_int(raw, "cmd-ignore"),
-            cmd_bury=to_int(raw, "cmd-bury"),
-            cmd_kick=to_int(raw, "cmd-kick"),
-            cmd_touch=to_int(raw, "cmd-touch"),
-            cmd_stats=to_int(raw, "cmd-stats"),
-            cmd_stats_job=to_int(raw, "cmd-stats-job"),
-            cmd_stats_tube=to_int(raw, "cmd-stats-tube"),
-            cmd_list_tubes=to_int(raw, "cmd-list-tubes"),
-            cmd_list_tube_used=to_int(raw, "cmd-list-tube-used"),
-            cmd_list_tubes_watched=to_int(raw, "cmd-list-tubes-watched"),
-            cmd_pause_tube=to_int(raw, "cmd-pause-tube"),
-            job_timeouts=to_int(raw, "job-timeouts"),
-            total_jobs=to_int(raw, "total-jobs"),
-            max_job_size=to_int(raw, "max-job-size"),
-            current_tubes=to_int(raw, "current-tubes"),
-            current_connections=to_int(raw, "current-connections"),
-            current_producers=to_int(raw, "current-producers"),
-            current_workers=to_int(raw, "current-workers"),
-            current_waiting=to_int(raw, "current-waiting"),
-            total_connections=to_int(raw, "total-connections"),
-            pid=to_int(raw, "pid"),
-            version=to_str(raw, "version"),
-            rusage_utime=to_decimal(raw, "rusage-utime"),
-            rusage_stime=to_decimal(raw, "rusage-stime"),
-            uptime=to_int(raw, "uptime"),
-            binlog_oldest_index=to_int(raw, "binlog-oldest-index"),
-            binlog_current_index=to_int(raw, "binlog-current-index"),
-            binlog_records_migrated=to_int(raw, "binlog-records-migrated"),
-            binlog_records_written=to_int(raw, "binlog-records-written"),
-            binlog_max_size=to_int(raw, "binlog-max-size"),
-            draining=to_bool(raw, "draining"),
-            id=to_str(raw, "id"),
-            hostname=to_str(raw, "hostname"),
-            os=to_str(raw, "os"),
-            platform=to_str(raw, "platform"),
-            extra={key: value for key, value in raw.items() if key not in cls.KEYS},
+        values: _SERVERSTATS_VALUES = (
+            to_int(raw, "current-jobs-urgent"),  # current_jobs_urgent
+            to_int(raw, "current-jobs-ready"),  # current_jobs_ready
+            to_int(raw, "current-jobs-reserved"),  # current_jobs_reserved
+            to_int(raw, "current-jobs-delayed"),  # current_jobs_delayed
+            to_int(raw, "current-jobs-buried"),  # current_jobs_buried
+            to_int(raw, "cmd-put"),  # cmd_put
+            to_int(raw, "cmd-peek"),  # cmd_peek
+            to_int(raw, "cmd-peek-ready"),  # cmd_peek_ready
+            to_int(raw, "cmd-peek-delayed"),  # cmd_peek_delayed
+            to_int(raw, "cmd-peek-buried"),  # cmd_peek_buried
+            to_int(raw, "cmd-reserve"),  # cmd_reserve
+            to_int(raw, "cmd-reserve-with-timeout"),  # cmd_reserve_with_timeout
+            to_int(raw, "cmd-delete"),  # cmd_delete
+            to_int(raw, "cmd-release"),  # cmd_release
+            to_int(raw, "cmd-use"),  # cmd_use
+            to_int(raw, "cmd-watch"),  # cmd_watch
+            to_int(raw, "cmd-ignore"),  # cmd_ignore
+            to_int(raw, "cmd-bury"),  # cmd_bury
+            to_int(raw, "cmd-kick"),  # cmd_kick
+            to_int(raw, "cmd-touch"),  # cmd_touch
+            to_int(raw, "cmd-stats"),  # cmd_stats
+            to_int(raw, "cmd-stats-job"),  # cmd_stats_job
+            to_int(raw, "cmd-stats-tube"),  # cmd_stats_tube
+            to_int(raw, "cmd-list-tubes"),  # cmd_list_tubes
+            to_int(raw, "cmd-list-tube-used"),  # cmd_list_tube_used
+            to_int(raw, "cmd-list-tubes-watched"),  # cmd_list_tubes_watched
+            to_int(raw, "cmd-pause-tube"),  # cmd_pause_tube
+            to_int(raw, "job-timeouts"),  # job_timeouts
+            to_int(raw, "total-jobs"),  # total_jobs
+            to_int(raw, "max-job-size"),  # max_job_size
+            to_int(raw, "current-tubes"),  # current_tubes
+            to_int(raw, "current-connections"),  # current_connections
+            to_int(raw, "current-producers"),  # current_producers
+            to_int(raw, "current-workers"),  # current_workers
+            to_int(raw, "current-waiting"),  # current_waiting
+            to_int(raw, "total-connections"),  # total_connections
+            to_int(raw, "pid"),  # pid
+            to_str(raw, "version"),  # version
+            to_decimal(raw, "rusage-utime"),  # rusage_utime
+            to_decimal(raw, "rusage-stime"),  # rusage_stime
+            to_int(raw, "uptime"),  # uptime
+            to_int(raw, "binlog-oldest-index"),  # binlog_oldest_index
+            to_int(raw, "binlog-current-index"),  # binlog_current_index
+            to_int(raw, "binlog-records-migrated"),  # binlog_records_migrated
+            to_int(raw, "binlog-records-written"),  # binlog_records_written
+            to_int(raw, "binlog-max-size"),  # binlog_max_size
+            to_bool(raw, "draining"),  # draining
+            to_str(raw, "id"),  # id
+            to_str(raw, "hostname"),  # hostname
+            to_str(raw, "os"),  # os
+            to_str(raw, "platform"),  # platform
+            {key: value for key, value in raw.items() if key not in cls.KEYS},  # extra
         )
+        return cls(*values)
+
+
+_SERVERSTATS_BUILD = slots_builder(ServerStats)
+"""Builds a ``ServerStats`` from its ``_SERVERSTATS_VALUES`` (the fast path's builder, docs/stats.md)."""
+
+_TUBESTATS_VALUES: TypeAlias = tuple[
+    str,  # name
+    int,  # current_jobs_urgent
+    int,  # current_jobs_ready
+    int,  # current_jobs_reserved
+    int,  # current_jobs_delayed
+    int,  # current_jobs_buried
+    int,  # total_jobs
+    int,  # current_using
+    int,  # current_watching
+    int,  # current_waiting
+    int,  # cmd_delete
+    int,  # cmd_pause_tube
+    int,  # pause
+    int,  # pause_time_left
+    Mapping[str, str],  # extra
+]
+"""Every field of ``TubeStats``, in order: what both of its decoding paths build."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,7 +538,7 @@ class TubeStats(StatsMapping):
         v = flat_values(cls._FLAT, body)
         if v is None:
             return cls._from_mapping(parse_mapping(body))
-        return cls(  # positional: the fields in their order above
+        values: _TUBESTATS_VALUES = (
             unquote(v[0]),  # name
             int(v[1]),  # current_jobs_urgent
             int(v[2]),  # current_jobs_ready
@@ -471,29 +553,35 @@ class TubeStats(StatsMapping):
             int(v[11]),  # cmd_pause_tube
             int(v[12]),  # pause
             int(v[13]),  # pause_time_left
+            {},  # extra
         )
+        return _TUBESTATS_BUILD(values)
 
     @classmethod
     def _from_mapping(cls, raw: Mapping[str, str]) -> TubeStats:
         """The general path: any flat mapping of the server's text, converted by the spec's field types."""
-        return cls(
-            name=to_str(raw, "name"),
-            current_jobs_urgent=to_int(raw, "current-jobs-urgent"),
-            current_jobs_ready=to_int(raw, "current-jobs-ready"),
-            current_jobs_reserved=to_int(raw, "current-jobs-reserved"),
-            current_jobs_delayed=to_int(raw, "current-jobs-delayed"),
-            current_jobs_buried=to_int(raw, "current-jobs-buried"),
-            total_jobs=to_int(raw, "total-jobs"),
-            current_using=to_int(raw, "current-using"),
-            current_watching=to_int(raw, "current-watching"),
-            current_waiting=to_int(raw, "current-waiting"),
-            cmd_delete=to_int(raw, "cmd-delete"),
-            cmd_pause_tube=to_int(raw, "cmd-pause-tube"),
-            pause=to_int(raw, "pause"),
-            pause_time_left=to_int(raw, "pause-time-left"),
-            extra={key: value for key, value in raw.items() if key not in cls.KEYS},
+        values: _TUBESTATS_VALUES = (
+            to_str(raw, "name"),  # name
+            to_int(raw, "current-jobs-urgent"),  # current_jobs_urgent
+            to_int(raw, "current-jobs-ready"),  # current_jobs_ready
+            to_int(raw, "current-jobs-reserved"),  # current_jobs_reserved
+            to_int(raw, "current-jobs-delayed"),  # current_jobs_delayed
+            to_int(raw, "current-jobs-buried"),  # current_jobs_buried
+            to_int(raw, "total-jobs"),  # total_jobs
+            to_int(raw, "current-using"),  # current_using
+            to_int(raw, "current-watching"),  # current_watching
+            to_int(raw, "current-waiting"),  # current_waiting
+            to_int(raw, "cmd-delete"),  # cmd_delete
+            to_int(raw, "cmd-pause-tube"),  # cmd_pause_tube
+            to_int(raw, "pause"),  # pause
+            to_int(raw, "pause-time-left"),  # pause_time_left
+            {key: value for key, value in raw.items() if key not in cls.KEYS},  # extra
         )
+        return cls(*values)
 
+
+_TUBESTATS_BUILD = slots_builder(TubeStats)
+"""Builds a ``TubeStats`` from its ``_TUBESTATS_VALUES`` (the fast path's builder, docs/stats.md)."""
 
 _JOBSTATS_STATE: dict[str, Literal["ready", "delayed", "reserved", "buried"]] = {
     "ready": "ready",
@@ -501,6 +589,25 @@ _JOBSTATS_STATE: dict[str, Literal["ready", "delayed", "reserved", "buried"]] = 
     "reserved": "reserved",
     "buried": "buried",
 }
+
+_JOBSTATS_VALUES: TypeAlias = tuple[
+    int,  # id
+    str,  # tube
+    Literal["ready", "delayed", "reserved", "buried"],  # state
+    int,  # pri
+    int,  # age
+    int,  # delay
+    int,  # ttr
+    int,  # time_left
+    int,  # file
+    int,  # reserves
+    int,  # timeouts
+    int,  # releases
+    int,  # buries
+    int,  # kicks
+    Mapping[str, str],  # extra
+]
+"""Every field of ``JobStats``, in order: what both of its decoding paths build."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,7 +687,7 @@ class JobStats(StatsMapping):
         v = flat_values(cls._FLAT, body)
         if v is None:
             return cls._from_mapping(parse_mapping(body))
-        return cls(  # positional: the fields in their order above
+        values: _JOBSTATS_VALUES = (
             int(v[0]),  # id
             unquote(v[1]),  # tube
             _JOBSTATS_STATE[v[2]],  # state
@@ -595,25 +702,32 @@ class JobStats(StatsMapping):
             int(v[11]),  # releases
             int(v[12]),  # buries
             int(v[13]),  # kicks
+            {},  # extra
         )
+        return _JOBSTATS_BUILD(values)
 
     @classmethod
     def _from_mapping(cls, raw: Mapping[str, str]) -> JobStats:
         """The general path: any flat mapping of the server's text, converted by the spec's field types."""
-        return cls(
-            id=to_int(raw, "id"),
-            tube=to_str(raw, "tube"),
-            state=to_enum(raw, "state", _JOBSTATS_STATE),
-            pri=to_int(raw, "pri"),
-            age=to_int(raw, "age"),
-            delay=to_int(raw, "delay"),
-            ttr=to_int(raw, "ttr"),
-            time_left=to_int(raw, "time-left"),
-            file=to_int(raw, "file"),
-            reserves=to_int(raw, "reserves"),
-            timeouts=to_int(raw, "timeouts"),
-            releases=to_int(raw, "releases"),
-            buries=to_int(raw, "buries"),
-            kicks=to_int(raw, "kicks"),
-            extra={key: value for key, value in raw.items() if key not in cls.KEYS},
+        values: _JOBSTATS_VALUES = (
+            to_int(raw, "id"),  # id
+            to_str(raw, "tube"),  # tube
+            to_enum(raw, "state", _JOBSTATS_STATE),  # state
+            to_int(raw, "pri"),  # pri
+            to_int(raw, "age"),  # age
+            to_int(raw, "delay"),  # delay
+            to_int(raw, "ttr"),  # ttr
+            to_int(raw, "time-left"),  # time_left
+            to_int(raw, "file"),  # file
+            to_int(raw, "reserves"),  # reserves
+            to_int(raw, "timeouts"),  # timeouts
+            to_int(raw, "releases"),  # releases
+            to_int(raw, "buries"),  # buries
+            to_int(raw, "kicks"),  # kicks
+            {key: value for key, value in raw.items() if key not in cls.KEYS},  # extra
         )
+        return cls(*values)
+
+
+_JOBSTATS_BUILD = slots_builder(JobStats)
+"""Builds a ``JobStats`` from its ``_JOBSTATS_VALUES`` (the fast path's builder, docs/stats.md)."""
