@@ -165,6 +165,23 @@ class StatsField:
             return f'to_enum(raw, "{self.key}", {self.enum_table})'
         return f'to_{self.kind}(raw, "{self.key}")'
 
+    @property
+    def flat_kind(self) -> str:
+        """The field's kind for ``flat_form``: the kind's name, or an enum's table of values."""
+        return self.enum_table if self.kind == "enum" else json.dumps(self.kind)
+
+    def fast_convert(self, values: str, index: int) -> str:
+        """The expression converting ``values[index]`` (the server's text, in the flat form already
+        checked against the field's kind) to the field's value."""
+        text = f"{values}[{index}]"
+        return {
+            "int": f"int({text})",
+            "decimal": f"Decimal({text})",
+            "bool": f'{text} == "true"',
+            "str": f"unquote({text})",
+            "enum": f"{self.enum_table}[{text}]",
+        }[self.kind]
+
 
 @dataclass(frozen=True)
 class StatsType:
@@ -175,6 +192,16 @@ class StatsType:
     @property
     def enum_fields(self) -> tuple[StatsField, ...]:
         return tuple(f for f in self.fields if f.kind == "enum")
+
+    @property
+    def values_alias(self) -> str:
+        """The name of the generated tuple type of every field's value, in order."""
+        return f"_{self.name.upper()}_VALUES"
+
+    @property
+    def builder(self) -> str:
+        """The name of the generated builder of an instance from those values (``slots_builder``)."""
+        return f"_{self.name.upper()}_BUILD"
 
 
 @dataclass(frozen=True)

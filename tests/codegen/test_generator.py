@@ -20,6 +20,7 @@ import pytest
 
 from beanstalkm import Connection
 from beanstalkm._core.requests import Reply, Request
+from beanstalkm._core.yaml import flat_values, parse_mapping
 from codegen import render
 from codegen.model import SpecError, load
 from codegen.naming import RESERVED_ATTRIBUTES, export_order, python_name
@@ -698,6 +699,19 @@ def test_queue_decodes_an_ok_reply_into_foo_stats(foogen: FooPackage) -> None:
     raw = queue.stats_foo_yaml("default")
     assert raw == FOO_BODY.decode()
     assert conn.sent[-1] == b"stats-foo default\r\n"
+
+
+def test_new_stats_type_reads_its_own_layout_at_once(foogen: FooPackage) -> None:
+    """The fast path is generated from the spec's fields: the new type's exact layout takes it, and a
+    body with a field it does not know goes to the general path (which keeps it in ``extra``)."""
+    foo_stats = foogen.submodule("stats").FooStats
+    exact = b'---\nname: "default"\ncurrent-foo: 42\n'
+    assert flat_values(foo_stats._FLAT, exact) == ('"default"', "42")
+    assert foo_stats.from_yaml(exact) == foo_stats._from_mapping(parse_mapping(exact))
+    assert foo_stats.from_yaml(exact).name == "default"
+    assert flat_values(foo_stats._FLAT, FOO_BODY) is None
+    assert foo_stats.from_yaml(FOO_BODY).extra == {"new-field": "x"}
+    assert flat_values(foo_stats._FLAT, b"---\nname: default\ncurrent-foo: x\n") is None
 
 
 def test_queue_raises_the_new_commands_failures(foogen: FooPackage) -> None:

@@ -6,6 +6,9 @@ beanstalkd prints flat YAML: ``---`` then ``key: value`` lines (stats) or
 ``on``, ``null`` or ``0123`` resolve to other types, and 1.12 quotes fewer
 strings than 1.13. So the flat form is read line by line here, every value
 kept as the server's text, and converted by the type the spec declares.
+The exact layout beanstalkd prints for a stats type (``flat_form``) and a
+flat list are each read at once, by one regular expression over the body;
+any other body takes the general path, with the same answer (docs/stats.md).
 PyYAML's parser (the C one where present) only serves a body outside that
 flat form, of at most ``FALLBACK_MAX``: the value is built here from its
 events, refusing anchors, aliases and nesting, so hostile YAML costs one
@@ -15,6 +18,8 @@ bounded pass (no alias expanded, no recursion, no type resolution).
 from __future__ import annotations
 
 __all__ = [
+    "flat_form",
+    "flat_values",
     "parse_list",
     "parse_mapping",
     "to_bool",
@@ -22,10 +27,11 @@ __all__ = [
     "to_enum",
     "to_int",
     "to_str",
+    "unquote",
 ]
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from types import ModuleType
 from typing import Any, TypeVar
@@ -37,7 +43,10 @@ E = TypeVar("E")
 # What the flat form allows: a plain key, and a list item that YAML would read as
 # a plain scalar (no whitespace, no leading indicator such as a quote, '[' or '{').
 _FLAT_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_FLAT_ITEM = re.compile(r"[^\s\"'\[\]{}#&*!|>%@`]\S*")
+_ITEM = r"[^\s\"'\[\]{}#&*!|>%@`]\S*"
+_FLAT_ITEM = re.compile(_ITEM)
+_FLAT_LIST = re.compile(rf"---\n(?:- {_ITEM}\n)*")
+"""A whole flat list, every line ``- item`` with an item as ``_FLAT_ITEM`` allows (the common case at once)."""
 _FLAT_LINE = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_.-]*): (.*)$", re.MULTILINE)
 """A ``key: value`` line of the flat form (the common case: a whole body's lines found at once)."""
 
@@ -46,7 +55,8 @@ def _text(body: bytes) -> str:
     return body.decode("utf-8", "surrogateescape")
 
 
-def _unquote(value: str) -> str:
+def unquote(value: str) -> str:
+    """``value`` without the double quotes around it, if it has them (1.13 quotes some strings)."""
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
         return value[1:-1]
     return value
@@ -151,7 +161,7 @@ def parse_mapping(body: bytes) -> dict[str, str]:
                 key = text[text.rfind("\n", 0, at) + 1 : at]
                 value = result.get(key)
                 if value is not None:
-                    result[key] = _unquote(value)
+                    result[key] = unquote(value)
                 at = text.find(': "', at + 3)
             return result
         result = {}
@@ -166,7 +176,7 @@ def parse_mapping(body: bytes) -> dict[str, str]:
                     break
             if _FLAT_KEY.fullmatch(key) is None or key in result:
                 break
-            result[key] = _unquote(value)
+            result[key] = unquote(value)
         else:
             return result
     loaded = _load_yaml(text)
@@ -178,6 +188,14 @@ def parse_mapping(body: bytes) -> dict[str, str]:
 def parse_list(body: bytes) -> list[str]:
     """A flat YAML list of names as ``[text, ...]``."""
     text = _text(body)
+    if _FLAT_LIST.fullmatch(text) is not None:  # no item holds whitespace, so none holds "\n- "
+        return text[6:-1].split("\n- ") if len(text) > 4 else []
+    return _parse_list_general(text)
+
+
+def _parse_list_general(text: str) -> list[str]:
+    """The general path of :func:`parse_list`: blank lines, a last line without its newline, and
+    anything outside the flat form (to PyYAML's parser, bounded)."""
     lines = text.split("\n")
     result: list[str] = []
     if lines and lines[0] == "---":
@@ -257,3 +275,53 @@ def to_enum(raw: Mapping[str, str], key: str, values: Mapping[str, E]) -> E:
         return values[text]
     except KeyError:
         raise ProtocolError(f"stats field {key!r}: {shown(text)} is not one of {sorted(values)}") from None
+
+
+# -- the layout beanstalkd prints, at once -----------------------------------------------------------
+
+DECIMAL_DIGITS_MAX = 20
+"""The most digits either side of the point a stats decimal may have on the fast path (beanstalkd
+prints ``%d.%06d``); a longer one is left to the general path, which reads any finite decimal."""
+
+_FLAT_VALUES: dict[str, str] = {
+    "int": rf"(-?[0-9]{{1,{INT_DIGITS_MAX}}})",  # exactly what to_int accepts
+    "decimal": rf"([0-9]{{1,{DECIMAL_DIGITS_MAX}}}\.[0-9]{{1,{DECIMAL_DIGITS_MAX}}})",  # a subset of to_decimal's
+    "bool": "(true|false)",  # exactly to_bool's
+    "str": r"([^\n]*)",  # any line, as the general path reads it (unquoted after)
+}
+
+
+def flat_form(*fields: tuple[str, str | Iterable[str]]) -> re.Pattern[str]:
+    """The exact text beanstalkd prints for a stats type, as one pattern with one group per field.
+
+    ``fields`` are the spec's ``(key, kind)`` pairs in the server's order, a kind being ``int``,
+    ``decimal``, ``bool``, ``str``, or an enum's values. The pattern matches ``---`` and then one
+    ``key: value`` line per field, in that order, each value of its kind, and nothing else. A body
+    it matches reads the same through the general path (``parse_mapping`` and the ``to_*``
+    converters), so the fast path's values are the general path's; anything else (a field missing,
+    extra or out of order, a value not of its kind, a blank line, a YAML feature) does not match.
+    """
+    parts = ["---\n"]
+    for key, kind in fields:
+        if _FLAT_KEY.fullmatch(key) is None:
+            raise ValueError(f"stats key {key!r} is not a plain flat-YAML key")
+        if isinstance(kind, str):
+            try:
+                value = _FLAT_VALUES[kind]
+            except KeyError:
+                raise ValueError(f"stats field {key!r}: unknown kind {kind!r}") from None
+        else:
+            value = "(" + "|".join(re.escape(v) for v in kind) + ")"
+        parts.append(f"{re.escape(key)}: {value}\n")
+    return re.compile("".join(parts))
+
+
+def flat_values(form: re.Pattern[str], body: bytes) -> tuple[str, ...] | None:
+    """The server's text of each field if ``body`` is exactly ``form`` (:func:`flat_form`), else None.
+
+    Only an ASCII body qualifies: its text is then the same however it is decoded.
+    """
+    if not body.isascii():
+        return None
+    match = form.fullmatch(body.decode("ascii"))
+    return None if match is None else match.groups()

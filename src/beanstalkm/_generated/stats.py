@@ -5,6 +5,11 @@ Each is a frozen dataclass with snake_case attributes typed by the spec, and
 also a read-only ``Mapping`` by the server's own keys:
 ``stats.current_jobs_ready == stats["current-jobs-ready"]``. Fields a newer
 server adds that the spec does not know are kept, as text, in ``extra``.
+
+``from_yaml`` reads the one layout beanstalkd prints (every field of the spec,
+in its order, each value of its type) in one pass (``flat_form``); any other
+body goes to the general path (``parse_mapping`` and the spec's converters),
+whose answer or ``ProtocolError`` is the result.
 """
 
 from __future__ import annotations
@@ -16,13 +21,80 @@ __all__ = [
     "TubeStats",
 ]
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeAlias
 
-from beanstalkm._core.stats import StatsMapping, StatValue
-from beanstalkm._core.yaml import parse_mapping, to_bool, to_decimal, to_enum, to_int, to_str
+from beanstalkm._core.stats import StatsMapping, StatValue, slots_builder
+from beanstalkm._core.yaml import (
+    flat_form,
+    flat_values,
+    parse_mapping,
+    to_bool,
+    to_decimal,
+    to_enum,
+    to_int,
+    to_str,
+    unquote,
+)
+
+_SERVERSTATS_VALUES: TypeAlias = tuple[
+    int,  # current_jobs_urgent
+    int,  # current_jobs_ready
+    int,  # current_jobs_reserved
+    int,  # current_jobs_delayed
+    int,  # current_jobs_buried
+    int,  # cmd_put
+    int,  # cmd_peek
+    int,  # cmd_peek_ready
+    int,  # cmd_peek_delayed
+    int,  # cmd_peek_buried
+    int,  # cmd_reserve
+    int,  # cmd_reserve_with_timeout
+    int,  # cmd_delete
+    int,  # cmd_release
+    int,  # cmd_use
+    int,  # cmd_watch
+    int,  # cmd_ignore
+    int,  # cmd_bury
+    int,  # cmd_kick
+    int,  # cmd_touch
+    int,  # cmd_stats
+    int,  # cmd_stats_job
+    int,  # cmd_stats_tube
+    int,  # cmd_list_tubes
+    int,  # cmd_list_tube_used
+    int,  # cmd_list_tubes_watched
+    int,  # cmd_pause_tube
+    int,  # job_timeouts
+    int,  # total_jobs
+    int,  # max_job_size
+    int,  # current_tubes
+    int,  # current_connections
+    int,  # current_producers
+    int,  # current_workers
+    int,  # current_waiting
+    int,  # total_connections
+    int,  # pid
+    str,  # version
+    Decimal,  # rusage_utime
+    Decimal,  # rusage_stime
+    int,  # uptime
+    int,  # binlog_oldest_index
+    int,  # binlog_current_index
+    int,  # binlog_records_migrated
+    int,  # binlog_records_written
+    int,  # binlog_max_size
+    bool,  # draining
+    str,  # id
+    str,  # hostname
+    str,  # os
+    str,  # platform
+    Mapping[str, str],  # extra
+]
+"""Every field of ``ServerStats``, in order: what both of its decoding paths build."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,64 +262,203 @@ class ServerStats(StatsMapping):
         "platform": "platform",
     }
 
+    _FLAT: ClassVar[re.Pattern[str]] = flat_form(
+        ("current-jobs-urgent", "int"),
+        ("current-jobs-ready", "int"),
+        ("current-jobs-reserved", "int"),
+        ("current-jobs-delayed", "int"),
+        ("current-jobs-buried", "int"),
+        ("cmd-put", "int"),
+        ("cmd-peek", "int"),
+        ("cmd-peek-ready", "int"),
+        ("cmd-peek-delayed", "int"),
+        ("cmd-peek-buried", "int"),
+        ("cmd-reserve", "int"),
+        ("cmd-reserve-with-timeout", "int"),
+        ("cmd-delete", "int"),
+        ("cmd-release", "int"),
+        ("cmd-use", "int"),
+        ("cmd-watch", "int"),
+        ("cmd-ignore", "int"),
+        ("cmd-bury", "int"),
+        ("cmd-kick", "int"),
+        ("cmd-touch", "int"),
+        ("cmd-stats", "int"),
+        ("cmd-stats-job", "int"),
+        ("cmd-stats-tube", "int"),
+        ("cmd-list-tubes", "int"),
+        ("cmd-list-tube-used", "int"),
+        ("cmd-list-tubes-watched", "int"),
+        ("cmd-pause-tube", "int"),
+        ("job-timeouts", "int"),
+        ("total-jobs", "int"),
+        ("max-job-size", "int"),
+        ("current-tubes", "int"),
+        ("current-connections", "int"),
+        ("current-producers", "int"),
+        ("current-workers", "int"),
+        ("current-waiting", "int"),
+        ("total-connections", "int"),
+        ("pid", "int"),
+        ("version", "str"),
+        ("rusage-utime", "decimal"),
+        ("rusage-stime", "decimal"),
+        ("uptime", "int"),
+        ("binlog-oldest-index", "int"),
+        ("binlog-current-index", "int"),
+        ("binlog-records-migrated", "int"),
+        ("binlog-records-written", "int"),
+        ("binlog-max-size", "int"),
+        ("draining", "bool"),
+        ("id", "str"),
+        ("hostname", "str"),
+        ("os", "str"),
+        ("platform", "str"),
+    )
+
     @classmethod
     def from_yaml(cls, body: bytes) -> ServerStats:
         """Decode the server's YAML body by the spec's field types."""
-        raw = parse_mapping(body)
-        return cls(
-            current_jobs_urgent=to_int(raw, "current-jobs-urgent"),
-            current_jobs_ready=to_int(raw, "current-jobs-ready"),
-            current_jobs_reserved=to_int(raw, "current-jobs-reserved"),
-            current_jobs_delayed=to_int(raw, "current-jobs-delayed"),
-            current_jobs_buried=to_int(raw, "current-jobs-buried"),
-            cmd_put=to_int(raw, "cmd-put"),
-            cmd_peek=to_int(raw, "cmd-peek"),
-            cmd_peek_ready=to_int(raw, "cmd-peek-ready"),
-            cmd_peek_delayed=to_int(raw, "cmd-peek-delayed"),
-            cmd_peek_buried=to_int(raw, "cmd-peek-buried"),
-            cmd_reserve=to_int(raw, "cmd-reserve"),
-            cmd_reserve_with_timeout=to_int(raw, "cmd-reserve-with-timeout"),
-            cmd_delete=to_int(raw, "cmd-delete"),
-            cmd_release=to_int(raw, "cmd-release"),
-            cmd_use=to_int(raw, "cmd-use"),
-            cmd_watch=to_int(raw, "cmd-watch"),
-            cmd_ignore=to_int(raw, "cmd-ignore"),
-            cmd_bury=to_int(raw, "cmd-bury"),
-            cmd_kick=to_int(raw, "cmd-kick"),
-            cmd_touch=to_int(raw, "cmd-touch"),
-            cmd_stats=to_int(raw, "cmd-stats"),
-            cmd_stats_job=to_int(raw, "cmd-stats-job"),
-            cmd_stats_tube=to_int(raw, "cmd-stats-tube"),
-            cmd_list_tubes=to_int(raw, "cmd-list-tubes"),
-            cmd_list_tube_used=to_int(raw, "cmd-list-tube-used"),
-            cmd_list_tubes_watched=to_int(raw, "cmd-list-tubes-watched"),
-            cmd_pause_tube=to_int(raw, "cmd-pause-tube"),
-            job_timeouts=to_int(raw, "job-timeouts"),
-            total_jobs=to_int(raw, "total-jobs"),
-            max_job_size=to_int(raw, "max-job-size"),
-            current_tubes=to_int(raw, "current-tubes"),
-            current_connections=to_int(raw, "current-connections"),
-            current_producers=to_int(raw, "current-producers"),
-            current_workers=to_int(raw, "current-workers"),
-            current_waiting=to_int(raw, "current-waiting"),
-            total_connections=to_int(raw, "total-connections"),
-            pid=to_int(raw, "pid"),
-            version=to_str(raw, "version"),
-            rusage_utime=to_decimal(raw, "rusage-utime"),
-            rusage_stime=to_decimal(raw, "rusage-stime"),
-            uptime=to_int(raw, "uptime"),
-            binlog_oldest_index=to_int(raw, "binlog-oldest-index"),
-            binlog_current_index=to_int(raw, "binlog-current-index"),
-            binlog_records_migrated=to_int(raw, "binlog-records-migrated"),
-            binlog_records_written=to_int(raw, "binlog-records-written"),
-            binlog_max_size=to_int(raw, "binlog-max-size"),
-            draining=to_bool(raw, "draining"),
-            id=to_str(raw, "id"),
-            hostname=to_str(raw, "hostname"),
-            os=to_str(raw, "os"),
-            platform=to_str(raw, "platform"),
-            extra={key: value for key, value in raw.items() if key not in cls.KEYS},
+        v = flat_values(cls._FLAT, body)
+        if v is None:
+            return cls._from_mapping(parse_mapping(body))
+        values: _SERVERSTATS_VALUES = (
+            int(v[0]),  # current_jobs_urgent
+            int(v[1]),  # current_jobs_ready
+            int(v[2]),  # current_jobs_reserved
+            int(v[3]),  # current_jobs_delayed
+            int(v[4]),  # current_jobs_buried
+            int(v[5]),  # cmd_put
+            int(v[6]),  # cmd_peek
+            int(v[7]),  # cmd_peek_ready
+            int(v[8]),  # cmd_peek_delayed
+            int(v[9]),  # cmd_peek_buried
+            int(v[10]),  # cmd_reserve
+            int(v[11]),  # cmd_reserve_with_timeout
+            int(v[12]),  # cmd_delete
+            int(v[13]),  # cmd_release
+            int(v[14]),  # cmd_use
+            int(v[15]),  # cmd_watch
+            int(v[16]),  # cmd_ignore
+            int(v[17]),  # cmd_bury
+            int(v[18]),  # cmd_kick
+            int(v[19]),  # cmd_touch
+            int(v[20]),  # cmd_stats
+            int(v[21]),  # cmd_stats_job
+            int(v[22]),  # cmd_stats_tube
+            int(v[23]),  # cmd_list_tubes
+            int(v[24]),  # cmd_list_tube_used
+            int(v[25]),  # cmd_list_tubes_watched
+            int(v[26]),  # cmd_pause_tube
+            int(v[27]),  # job_timeouts
+            int(v[28]),  # total_jobs
+            int(v[29]),  # max_job_size
+            int(v[30]),  # current_tubes
+            int(v[31]),  # current_connections
+            int(v[32]),  # current_producers
+            int(v[33]),  # current_workers
+            int(v[34]),  # current_waiting
+            int(v[35]),  # total_connections
+            int(v[36]),  # pid
+            unquote(v[37]),  # version
+            Decimal(v[38]),  # rusage_utime
+            Decimal(v[39]),  # rusage_stime
+            int(v[40]),  # uptime
+            int(v[41]),  # binlog_oldest_index
+            int(v[42]),  # binlog_current_index
+            int(v[43]),  # binlog_records_migrated
+            int(v[44]),  # binlog_records_written
+            int(v[45]),  # binlog_max_size
+            v[46] == "true",  # draining
+            unquote(v[47]),  # id
+            unquote(v[48]),  # hostname
+            unquote(v[49]),  # os
+            unquote(v[50]),  # platform
+            {},  # extra
         )
+        return _SERVERSTATS_BUILD(values)
+
+    @classmethod
+    def _from_mapping(cls, raw: Mapping[str, str]) -> ServerStats:
+        """The general path: any flat mapping of the server's text, converted by the spec's field types."""
+        values: _SERVERSTATS_VALUES = (
+            to_int(raw, "current-jobs-urgent"),  # current_jobs_urgent
+            to_int(raw, "current-jobs-ready"),  # current_jobs_ready
+            to_int(raw, "current-jobs-reserved"),  # current_jobs_reserved
+            to_int(raw, "current-jobs-delayed"),  # current_jobs_delayed
+            to_int(raw, "current-jobs-buried"),  # current_jobs_buried
+            to_int(raw, "cmd-put"),  # cmd_put
+            to_int(raw, "cmd-peek"),  # cmd_peek
+            to_int(raw, "cmd-peek-ready"),  # cmd_peek_ready
+            to_int(raw, "cmd-peek-delayed"),  # cmd_peek_delayed
+            to_int(raw, "cmd-peek-buried"),  # cmd_peek_buried
+            to_int(raw, "cmd-reserve"),  # cmd_reserve
+            to_int(raw, "cmd-reserve-with-timeout"),  # cmd_reserve_with_timeout
+            to_int(raw, "cmd-delete"),  # cmd_delete
+            to_int(raw, "cmd-release"),  # cmd_release
+            to_int(raw, "cmd-use"),  # cmd_use
+            to_int(raw, "cmd-watch"),  # cmd_watch
+            to_int(raw, "cmd-ignore"),  # cmd_ignore
+            to_int(raw, "cmd-bury"),  # cmd_bury
+            to_int(raw, "cmd-kick"),  # cmd_kick
+            to_int(raw, "cmd-touch"),  # cmd_touch
+            to_int(raw, "cmd-stats"),  # cmd_stats
+            to_int(raw, "cmd-stats-job"),  # cmd_stats_job
+            to_int(raw, "cmd-stats-tube"),  # cmd_stats_tube
+            to_int(raw, "cmd-list-tubes"),  # cmd_list_tubes
+            to_int(raw, "cmd-list-tube-used"),  # cmd_list_tube_used
+            to_int(raw, "cmd-list-tubes-watched"),  # cmd_list_tubes_watched
+            to_int(raw, "cmd-pause-tube"),  # cmd_pause_tube
+            to_int(raw, "job-timeouts"),  # job_timeouts
+            to_int(raw, "total-jobs"),  # total_jobs
+            to_int(raw, "max-job-size"),  # max_job_size
+            to_int(raw, "current-tubes"),  # current_tubes
+            to_int(raw, "current-connections"),  # current_connections
+            to_int(raw, "current-producers"),  # current_producers
+            to_int(raw, "current-workers"),  # current_workers
+            to_int(raw, "current-waiting"),  # current_waiting
+            to_int(raw, "total-connections"),  # total_connections
+            to_int(raw, "pid"),  # pid
+            to_str(raw, "version"),  # version
+            to_decimal(raw, "rusage-utime"),  # rusage_utime
+            to_decimal(raw, "rusage-stime"),  # rusage_stime
+            to_int(raw, "uptime"),  # uptime
+            to_int(raw, "binlog-oldest-index"),  # binlog_oldest_index
+            to_int(raw, "binlog-current-index"),  # binlog_current_index
+            to_int(raw, "binlog-records-migrated"),  # binlog_records_migrated
+            to_int(raw, "binlog-records-written"),  # binlog_records_written
+            to_int(raw, "binlog-max-size"),  # binlog_max_size
+            to_bool(raw, "draining"),  # draining
+            to_str(raw, "id"),  # id
+            to_str(raw, "hostname"),  # hostname
+            to_str(raw, "os"),  # os
+            to_str(raw, "platform"),  # platform
+            {key: value for key, value in raw.items() if key not in cls.KEYS},  # extra
+        )
+        return cls(*values)
+
+
+_SERVERSTATS_BUILD = slots_builder(ServerStats)
+"""Builds a ``ServerStats`` from its ``_SERVERSTATS_VALUES`` (the fast path's builder, docs/stats.md)."""
+
+_TUBESTATS_VALUES: TypeAlias = tuple[
+    str,  # name
+    int,  # current_jobs_urgent
+    int,  # current_jobs_ready
+    int,  # current_jobs_reserved
+    int,  # current_jobs_delayed
+    int,  # current_jobs_buried
+    int,  # total_jobs
+    int,  # current_using
+    int,  # current_watching
+    int,  # current_waiting
+    int,  # cmd_delete
+    int,  # cmd_pause_tube
+    int,  # pause
+    int,  # pause_time_left
+    Mapping[str, str],  # extra
+]
+"""Every field of ``TubeStats``, in order: what both of its decoding paths build."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,28 +515,73 @@ class TubeStats(StatsMapping):
         "pause-time-left": "pause_time_left",
     }
 
+    _FLAT: ClassVar[re.Pattern[str]] = flat_form(
+        ("name", "str"),
+        ("current-jobs-urgent", "int"),
+        ("current-jobs-ready", "int"),
+        ("current-jobs-reserved", "int"),
+        ("current-jobs-delayed", "int"),
+        ("current-jobs-buried", "int"),
+        ("total-jobs", "int"),
+        ("current-using", "int"),
+        ("current-watching", "int"),
+        ("current-waiting", "int"),
+        ("cmd-delete", "int"),
+        ("cmd-pause-tube", "int"),
+        ("pause", "int"),
+        ("pause-time-left", "int"),
+    )
+
     @classmethod
     def from_yaml(cls, body: bytes) -> TubeStats:
         """Decode the server's YAML body by the spec's field types."""
-        raw = parse_mapping(body)
-        return cls(
-            name=to_str(raw, "name"),
-            current_jobs_urgent=to_int(raw, "current-jobs-urgent"),
-            current_jobs_ready=to_int(raw, "current-jobs-ready"),
-            current_jobs_reserved=to_int(raw, "current-jobs-reserved"),
-            current_jobs_delayed=to_int(raw, "current-jobs-delayed"),
-            current_jobs_buried=to_int(raw, "current-jobs-buried"),
-            total_jobs=to_int(raw, "total-jobs"),
-            current_using=to_int(raw, "current-using"),
-            current_watching=to_int(raw, "current-watching"),
-            current_waiting=to_int(raw, "current-waiting"),
-            cmd_delete=to_int(raw, "cmd-delete"),
-            cmd_pause_tube=to_int(raw, "cmd-pause-tube"),
-            pause=to_int(raw, "pause"),
-            pause_time_left=to_int(raw, "pause-time-left"),
-            extra={key: value for key, value in raw.items() if key not in cls.KEYS},
+        v = flat_values(cls._FLAT, body)
+        if v is None:
+            return cls._from_mapping(parse_mapping(body))
+        values: _TUBESTATS_VALUES = (
+            unquote(v[0]),  # name
+            int(v[1]),  # current_jobs_urgent
+            int(v[2]),  # current_jobs_ready
+            int(v[3]),  # current_jobs_reserved
+            int(v[4]),  # current_jobs_delayed
+            int(v[5]),  # current_jobs_buried
+            int(v[6]),  # total_jobs
+            int(v[7]),  # current_using
+            int(v[8]),  # current_watching
+            int(v[9]),  # current_waiting
+            int(v[10]),  # cmd_delete
+            int(v[11]),  # cmd_pause_tube
+            int(v[12]),  # pause
+            int(v[13]),  # pause_time_left
+            {},  # extra
         )
+        return _TUBESTATS_BUILD(values)
 
+    @classmethod
+    def _from_mapping(cls, raw: Mapping[str, str]) -> TubeStats:
+        """The general path: any flat mapping of the server's text, converted by the spec's field types."""
+        values: _TUBESTATS_VALUES = (
+            to_str(raw, "name"),  # name
+            to_int(raw, "current-jobs-urgent"),  # current_jobs_urgent
+            to_int(raw, "current-jobs-ready"),  # current_jobs_ready
+            to_int(raw, "current-jobs-reserved"),  # current_jobs_reserved
+            to_int(raw, "current-jobs-delayed"),  # current_jobs_delayed
+            to_int(raw, "current-jobs-buried"),  # current_jobs_buried
+            to_int(raw, "total-jobs"),  # total_jobs
+            to_int(raw, "current-using"),  # current_using
+            to_int(raw, "current-watching"),  # current_watching
+            to_int(raw, "current-waiting"),  # current_waiting
+            to_int(raw, "cmd-delete"),  # cmd_delete
+            to_int(raw, "cmd-pause-tube"),  # cmd_pause_tube
+            to_int(raw, "pause"),  # pause
+            to_int(raw, "pause-time-left"),  # pause_time_left
+            {key: value for key, value in raw.items() if key not in cls.KEYS},  # extra
+        )
+        return cls(*values)
+
+
+_TUBESTATS_BUILD = slots_builder(TubeStats)
+"""Builds a ``TubeStats`` from its ``_TUBESTATS_VALUES`` (the fast path's builder, docs/stats.md)."""
 
 _JOBSTATS_STATE: dict[str, Literal["ready", "delayed", "reserved", "buried"]] = {
     "ready": "ready",
@@ -333,6 +589,25 @@ _JOBSTATS_STATE: dict[str, Literal["ready", "delayed", "reserved", "buried"]] = 
     "reserved": "reserved",
     "buried": "buried",
 }
+
+_JOBSTATS_VALUES: TypeAlias = tuple[
+    int,  # id
+    str,  # tube
+    Literal["ready", "delayed", "reserved", "buried"],  # state
+    int,  # pri
+    int,  # age
+    int,  # delay
+    int,  # ttr
+    int,  # time_left
+    int,  # file
+    int,  # reserves
+    int,  # timeouts
+    int,  # releases
+    int,  # buries
+    int,  # kicks
+    Mapping[str, str],  # extra
+]
+"""Every field of ``JobStats``, in order: what both of its decoding paths build."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,24 +664,70 @@ class JobStats(StatsMapping):
         "kicks": "kicks",
     }
 
+    _FLAT: ClassVar[re.Pattern[str]] = flat_form(
+        ("id", "int"),
+        ("tube", "str"),
+        ("state", _JOBSTATS_STATE),
+        ("pri", "int"),
+        ("age", "int"),
+        ("delay", "int"),
+        ("ttr", "int"),
+        ("time-left", "int"),
+        ("file", "int"),
+        ("reserves", "int"),
+        ("timeouts", "int"),
+        ("releases", "int"),
+        ("buries", "int"),
+        ("kicks", "int"),
+    )
+
     @classmethod
     def from_yaml(cls, body: bytes) -> JobStats:
         """Decode the server's YAML body by the spec's field types."""
-        raw = parse_mapping(body)
-        return cls(
-            id=to_int(raw, "id"),
-            tube=to_str(raw, "tube"),
-            state=to_enum(raw, "state", _JOBSTATS_STATE),
-            pri=to_int(raw, "pri"),
-            age=to_int(raw, "age"),
-            delay=to_int(raw, "delay"),
-            ttr=to_int(raw, "ttr"),
-            time_left=to_int(raw, "time-left"),
-            file=to_int(raw, "file"),
-            reserves=to_int(raw, "reserves"),
-            timeouts=to_int(raw, "timeouts"),
-            releases=to_int(raw, "releases"),
-            buries=to_int(raw, "buries"),
-            kicks=to_int(raw, "kicks"),
-            extra={key: value for key, value in raw.items() if key not in cls.KEYS},
+        v = flat_values(cls._FLAT, body)
+        if v is None:
+            return cls._from_mapping(parse_mapping(body))
+        values: _JOBSTATS_VALUES = (
+            int(v[0]),  # id
+            unquote(v[1]),  # tube
+            _JOBSTATS_STATE[v[2]],  # state
+            int(v[3]),  # pri
+            int(v[4]),  # age
+            int(v[5]),  # delay
+            int(v[6]),  # ttr
+            int(v[7]),  # time_left
+            int(v[8]),  # file
+            int(v[9]),  # reserves
+            int(v[10]),  # timeouts
+            int(v[11]),  # releases
+            int(v[12]),  # buries
+            int(v[13]),  # kicks
+            {},  # extra
         )
+        return _JOBSTATS_BUILD(values)
+
+    @classmethod
+    def _from_mapping(cls, raw: Mapping[str, str]) -> JobStats:
+        """The general path: any flat mapping of the server's text, converted by the spec's field types."""
+        values: _JOBSTATS_VALUES = (
+            to_int(raw, "id"),  # id
+            to_str(raw, "tube"),  # tube
+            to_enum(raw, "state", _JOBSTATS_STATE),  # state
+            to_int(raw, "pri"),  # pri
+            to_int(raw, "age"),  # age
+            to_int(raw, "delay"),  # delay
+            to_int(raw, "ttr"),  # ttr
+            to_int(raw, "time-left"),  # time_left
+            to_int(raw, "file"),  # file
+            to_int(raw, "reserves"),  # reserves
+            to_int(raw, "timeouts"),  # timeouts
+            to_int(raw, "releases"),  # releases
+            to_int(raw, "buries"),  # buries
+            to_int(raw, "kicks"),  # kicks
+            {key: value for key, value in raw.items() if key not in cls.KEYS},  # extra
+        )
+        return cls(*values)
+
+
+_JOBSTATS_BUILD = slots_builder(JobStats)
+"""Builds a ``JobStats`` from its ``_JOBSTATS_VALUES`` (the fast path's builder, docs/stats.md)."""
