@@ -454,7 +454,7 @@ class AsyncCluster:
         results, _ = await converse_all(
             [r[2] for r in running],
             [_put_steps(batch, tube) for _, _, _, batch in running],
-            [batch.requests for _, _, _, batch in running],
+            [batch.encoded(0, 1) for _, _, _, batch in running],
         )
         for (server, indices, client, batch), result in zip(running, results, strict=True):
             if isinstance(result, SocketError):
@@ -885,6 +885,6 @@ def _unknown(what: str, server: _Server, exc: SocketError) -> SocketError:
 
 def _put_steps(batch: PutBatch[AsyncMessage], tube: str) -> Callable[[Session, ReplyReader], Exchange[list[Any]]]:
     def start(session: Session, reader: ReplyReader) -> Exchange[list[Any]]:
-        return session.exchange(reader, batch.requests, tube, batch.build)
+        return batch.steps(session, reader, tube)  # written chunk by chunk as it is encoded, as Client.put_many
 
     return start

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 4622017019a639c1f4acfbbb342f35fe7e7a080cb7069fce4d13966d8bfc9add). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 378e594d225f1370865b477594c97bcb647c5e330e26a6fba2317d6f09d5f45c). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -448,7 +448,7 @@ class Cluster:
         results, _ = converse_all(
             [r[2] for r in running],
             [_put_steps(batch, tube) for _, _, _, batch in running],
-            [batch.requests for _, _, _, batch in running],
+            [batch.encoded(0, 1) for _, _, _, batch in running],
         )
         for (server, indices, client, batch), result in zip(running, results, strict=True):
             if isinstance(result, SocketError):
@@ -879,6 +879,6 @@ def _unknown(what: str, server: _Server, exc: SocketError) -> SocketError:
 
 def _put_steps(batch: PutBatch[Message], tube: str) -> Callable[[Session, ReplyReader], Exchange[list[Any]]]:
     def start(session: Session, reader: ReplyReader) -> Exchange[list[Any]]:
-        return session.exchange(reader, batch.requests, tube, batch.build)
+        return batch.steps(session, reader, tube)  # written chunk by chunk as it is encoded, as Client.put_many
 
     return start
