@@ -39,10 +39,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import greenstalk
-
 import beanstalkm
 from beanstalkm.testing import BeanstalkdServer
+from bench import greenstalk
 
 TO = "user@example.org"
 PRIORITY, TTR = beanstalkm.DEFAULT_PRIORITY, beanstalkm.DEFAULT_TTR

@@ -29,11 +29,10 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-import greenstalk
-
 import beanstalkm
 from beanstalkm import JobStats, ServerStats, TubeStats
 from beanstalkm.testing import BeanstalkdServer
+from bench import greenstalk
 
 TUBE = "stats-decode"
 ROUNDS = 5
