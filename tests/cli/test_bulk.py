@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from beanstalkm import Client, CorruptJob, OutOfMemory, SocketError
+from beanstalkm import Client, CorruptJob, OutOfMemory, ProtocolError, SocketError, TubeStats
 from beanstalkm._core.jobinfo import JobInfo
 from beanstalkm._core.requests import Reply
 from beanstalkm._generated import commands as _c
@@ -82,6 +82,19 @@ def test_stats_job_other_layouts_go_to_the_library() -> None:
     reordered = quoted.replace(b"pri: 1\nage: 2\n", b"age: 2\npri: 1\n") + b"new-field: x\n"
     info = JobInfo.from_yaml(reordered)
     assert _bulk.job_numbers(reordered) == (info.tube, 1, [9, 1, 4, 5, 2, 6, 8, 7, 9, 10])
+
+
+def test_stats_tube_other_layouts_go_to_the_library() -> None:
+    keys = ("current-jobs-urgent", "current-jobs-ready", "current-jobs-reserved", "current-jobs-delayed",
+            "current-jobs-buried", "total-jobs", "current-using", "current-watching", "current-waiting",
+            "cmd-delete", "cmd-pause-tube", "pause", "pause-time-left")  # fmt: skip
+    body = b"---\nname: t\n" + b"".join(b"%s: %d\n" % (k.encode(), i) for i, k in enumerate(keys))
+    assert _bulk.tube_row(body) == {"name": "t", **{k: i for i, k in enumerate(keys)}}
+    reordered = body.replace(b"name: t\n", b"") + b"name: t\nnew-field: x\n"
+    assert _bulk.tube_row(reordered) == dict(TubeStats.from_yaml(reordered))
+    assert _bulk.tube_row(reordered)["new-field"] == "x"
+    with pytest.raises(ProtocolError):  # not a stats-tube body: the library's typed error, nothing guessed
+        _bulk.tube_row(body.replace(b"total-jobs: 5", b"total-jobs: many"))
 
 
 def test_encoders_are_the_generated_ones() -> None:

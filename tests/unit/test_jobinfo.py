@@ -68,8 +68,8 @@ def test_failures_are_the_commands_typed_errors() -> None:
 
 
 def test_the_servers_layout_takes_the_one_match_and_other_orders_the_line_pass() -> None:
-    from beanstalkm._core.jobinfo import _LAYOUT, _lines
+    from beanstalkm._core.jobinfo import STATS_JOB_LAYOUT, _lines
 
-    assert _LAYOUT.fullmatch(BODY_112) is not None and _LAYOUT.fullmatch(BODY_113) is not None
+    assert STATS_JOB_LAYOUT.fullmatch(BODY_112) is not None and STATS_JOB_LAYOUT.fullmatch(BODY_113) is not None
     reordered = ODD[3]
-    assert _LAYOUT.fullmatch(reordered) is None and _lines(reordered) == full(reordered)
+    assert STATS_JOB_LAYOUT.fullmatch(reordered) is None and _lines(reordered) == full(reordered)

@@ -12,7 +12,7 @@ the full decoder's result.
 
 from __future__ import annotations
 
-__all__ = ["JOB_STATES", "JobInfo", "decode_job_info", "stats_job_info"]
+__all__ = ["JOB_STATES", "STATS_JOB_LAYOUT", "JobInfo", "decode_job_info", "stats_job_info"]
 
 import re
 from dataclasses import dataclass
@@ -24,12 +24,14 @@ from beanstalkm._generated.stats import JobStats
 JOB_STATES = frozenset({"ready", "delayed", "reserved", "buried"})
 
 _NUMBER = rb"(\d{1,20})"  # beanstalkd's counters are 64-bit: at most 20 digits
-_LAYOUT = re.compile(
+STATS_JOB_LAYOUT = re.compile(
     rb"---\nid: %(n)s\ntube: (\"?)([!#-~]+)\2\nstate: (ready|delayed|reserved|buried)\npri: %(n)s\nage: %(n)s\n"
     rb"delay: %(n)s\nttr: %(n)s\ntime-left: %(n)s\nfile: %(n)s\nreserves: %(n)s\ntimeouts: %(n)s\n"
     rb"releases: %(n)s\nburies: %(n)s\nkicks: %(n)s\n" % {b"n": _NUMBER}
 )
-"""The body beanstalkd (1.10 to 1.13) prints, field by field in its order (1.13 quotes the tube)."""
+"""The body beanstalkd (1.10 to 1.13) prints, field by field in its order (1.13 quotes the tube): groups 1 id,
+3 tube, 4 state, 5 pri, 6 age, 7 delay, 8 ttr, 9 time-left, 10 file, 11 reserves, 12 timeouts, 13 releases,
+14 buries, 15 kicks (the CLI's bulk commands read them too)."""
 _LINE = re.compile(r"^([a-z-]+): ([^\n]*)$", re.MULTILINE)
 _INT_KEYS = ("id", "pri", "age", "delay", "ttr", "time-left", "reserves", "timeouts", "releases", "buries", "kicks")
 _DIGITS_MAX = 20  # beanstalkd's counters are 64-bit
@@ -84,7 +86,7 @@ class JobInfo:
 
 def _fast(body: bytes) -> JobInfo | None:
     """The usual layout at once; None for anything else (the full decoder then decides)."""
-    match = _LAYOUT.fullmatch(body)
+    match = STATS_JOB_LAYOUT.fullmatch(body)
     if match is not None:
         n = [int(number) for number in match.group(1, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15)]
         tube, state = match.group(3, 4)

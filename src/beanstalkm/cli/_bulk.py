@@ -42,8 +42,8 @@ from json.encoder import encode_basestring  # what json.dumps(str, ensure_ascii=
 from operator import itemgetter
 from typing import TextIO
 
-from beanstalkm import Client
-from beanstalkm._core.jobinfo import JobInfo
+from beanstalkm import Client, TubeStats
+from beanstalkm._core.jobinfo import STATS_JOB_LAYOUT, JobInfo
 from beanstalkm._core.requests import Reply
 from beanstalkm._generated import commands as _c
 from beanstalkm.cli._common import json_text
@@ -64,20 +64,12 @@ about 3 ns per job held, so the drain holds at most ``DEPTH`` x this many."""
 
 _N = r"(0|[1-9][0-9]{0,19})"  # a number as beanstalkd prints one (64 bits at most)
 _NAME = r"(\"?)([A-Za-z0-9+/;.$_()\-]{1,200})"  # a tube name, quoted by 1.13: the quote is closed by \N
-_STATS_JOB = re.compile(
-    (
-        rf"---\nid: {_N}\ntube: {_NAME}\2\nstate: (ready|delayed|reserved|buried)\n"
-        rf"pri: {_N}\nage: {_N}\ndelay: {_N}\nttr: {_N}\ntime-left: {_N}\nfile: {_N}\nreserves: {_N}\ntimeouts: {_N}\n"
-        rf"releases: {_N}\nburies: {_N}\nkicks: {_N}\n"
-    ).encode("ascii")
-)
-"""beanstalkd's ``stats-job`` (1.12 and 1.13: the tube quoted or not), every field in its place."""
 
 
 def job_numbers(body: bytes) -> tuple[str, int, list[int]]:
     """A ``stats-job`` body: the tube, the state (its index in ``STATES``) and the numbers of an export
     line (id, priority, ttr, time-left, age, reserves, releases, timeouts, buries, kicks)."""
-    m = _STATS_JOB.fullmatch(body)
+    m = STATS_JOB_LAYOUT.fullmatch(body)
     if m is not None:
         return m[3].decode("ascii"), _STATE_INDEX[m[4]], _numbers(m)
     info = JobInfo.from_yaml(body)  # any other layout: the library decides (or raises ProtocolError)
@@ -150,7 +142,7 @@ class _Walk:
                 if reply.status != "NOT_FOUND":
                     raise failure(_c.stats_job(job_id), reply)
                 continue
-            m = _STATS_JOB.fullmatch(reply.body)
+            m = STATS_JOB_LAYOUT.fullmatch(reply.body)
             if m is not None:  # beanstalkd's layout: read at once
                 if m[3] != tube:
                     continue
@@ -417,7 +409,6 @@ _STATS_TUBE = re.compile(
     (rf"---\nname: {_NAME}\1\n" + "".join(rf"{key}: {_N}\n" for key in _TUBE_KEYS)).encode("ascii")
 )
 """beanstalkd's ``stats-tube`` (1.12 and 1.13: the name quoted or not), every field in its place."""
-_LINE = re.compile(rb"^([a-z][a-z-]*): ([^\n]*)$", re.MULTILINE)
 
 
 def tube_row(body: bytes) -> dict[str, int | str]:
@@ -428,14 +419,10 @@ def tube_row(body: bytes) -> dict[str, int | str]:
         row: dict[str, int | str] = {"name": m[2].decode("ascii")}
         row.update(zip(_TUBE_KEYS, map(int, m.groups()[2:]), strict=True))
         return row
-    row = {}
-    for key, value in _LINE.findall(body):
-        text = value.strip().decode("utf-8", "replace")
-        if key == b"name":
-            row["name"] = text.strip('"')
-        else:
-            row[key.decode("ascii")] = int(text) if text.isdigit() else text
-    return row
+    # any other layout: the library's decoder decides (a field a newer server adds stays text), or raises
+    return {
+        key: value if isinstance(value, int | str) else str(value) for key, value in TubeStats.from_yaml(body).items()
+    }
 
 
 TUBES_BATCH = 250
