@@ -93,7 +93,7 @@ def test_a_worker_counts_attempts_right_with_the_lookahead(server: BeanstalkdSer
     records = {r.job_id: r for r in worker.failures("counted")}
     assert sorted(records) == poison
     assert all((r.attempts, r.reserves, r.reason) == (2, 2, "raised") for r in records.values())
-    ahead = worker._slots[0].ahead["counted"]
+    ahead = worker._slots[0].lanes[0].ahead["counted"]
     assert ahead.hits >= 20 and ahead.misses >= 1
 
 

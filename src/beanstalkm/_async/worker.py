@@ -2,25 +2,13 @@
 
 This is the one source of both flavours: ``beanstalkm._sync.worker`` is
 derived from it by ``python -m codegen`` (tasks become threads). The I/O-free
-parts (backoff, attempts, failure records, stats) live in
-``beanstalkm._core.worker``; tasks, events, sleeps and signals come from
+parts (backoff, attempts, failure records, stats, a slot's conversation) live
+in ``beanstalkm._core.worker``; tasks, events, sleeps and signals come from
 ``beanstalkm._transport.tasks`` (``threads`` in the sync flavour).
 
-How a slot works. Each of the ``concurrency`` slots has its own connection, so
-every touch, release and bury of its job goes to the connection that reserved
-it, and a slot reserves only when it is free (no TTR clock starts early). A
-slot's reserve is a pipeline: the delete of the job it just finished, the
-watch-list change, and a ``reserve-with-timeout 0``; when that finds nothing,
-a blocking reserve on its own (the only wait a stop cuts short, so a delete in
-flight is never cut). With several tubes, each reserve first polls the tubes
-one by one from a rotating start, so an urgent flood in one tube cannot
-starve another (beanstalkd serves a watch list in one global priority order).
-A ``stats-job`` then gives the job's ``reserves`` (its attempts), priority and
-TTR; a slot polling one tube sends it in the reserve's own write, for the job
-``peek-ready`` showed at the head of the tube (``take_steps``' lookahead), so a
-job usually costs one round trip. The lease keeper (``run``'s own task or thread, which waits for the slots
-anyway: no thread of its own) touches each running job at half its TTR, on the
-slot's connection, under the slot's lock.
+How a slot works (its own connection per server, reserving only when free,
+the delete sent with the next reserve, fair polling of several tubes and
+servers, the lookahead) and the lease keeper: docs/worker.md.
 """
 
 from __future__ import annotations
@@ -104,6 +92,7 @@ LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
 LANES_WAIT = 1
 """How long (seconds) a slot of several servers waits on all of them at once before it sweeps again."""
+_RESERVE_NOW = _c.reserve_with_timeout(0)
 
 
 @dataclasses.dataclass(slots=True)
@@ -127,33 +116,19 @@ _Taken = tuple[AsyncMessage, JobStats | JobInfo | None, AsyncClient]
 """A reserved job, its stats (None if they are still to be asked), and the connection that reserved it."""
 
 
+@dataclasses.dataclass(slots=True)
 class _Lane:
     """One connection of a slot, to one server: what it watches, its lookahead, its pause while down."""
 
-    __slots__ = (
-        "address",
-        "ahead",
-        "down_until",
-        "make",
-        "opened",
-        "pause",
-        "reserve_now",
-        "tubes",
-        "unsure",
-        "watching",
-    )
-
-    def __init__(self, address: str, make: Callable[[], AsyncClient]) -> None:
-        self.address = address  # its server's URL
-        self.make = make
-        self.opened: AsyncClient | None = None  # its connection, once made
-        self.watching = frozenset({"default"})
-        self.tubes: tuple[str, ...] = ("default",)  # the tubes of the last reserve (watching, in order)
-        self.unsure = False  # a conversation failed midway: the next reserve sets the whole watch list
-        self.reserve_now = _c.reserve_with_timeout(0)
-        self.ahead: dict[str, Lookahead] = {}  # by tube: the job its next reserve is likely to get
-        self.down_until = 0.0  # a lane whose server failed is left alone until then (several lanes only)
-        self.pause = RECONNECT_PAUSE[0]
+    address: str  # its server's URL
+    make: Callable[[], AsyncClient]
+    opened: AsyncClient | None = None  # its connection, once made
+    watching: frozenset[str] = frozenset({"default"})
+    tubes: tuple[str, ...] = ("default",)  # the tubes of the last reserve (watching, in order)
+    unsure: bool = False  # a conversation failed midway: the next reserve sets the whole watch list
+    ahead: dict[str, Lookahead] = dataclasses.field(default_factory=dict)  # by tube: its next reserve's likely job
+    down_until: float = 0.0  # a lane whose server failed is left alone until then (several lanes only)
+    pause: float = RECONNECT_PAUSE[0]
 
     @property
     def client(self) -> AsyncClient:
@@ -181,11 +156,6 @@ class _Slot:
         self.job: _Job | None = None
         self.finished = False
         self.task: tasks.Task | None = None
-
-    @property
-    def ahead(self) -> dict[str, Lookahead]:
-        """The first lane's lookaheads, by tube."""
-        return self.lanes[0].ahead
 
 
 class AsyncWorker:
@@ -246,7 +216,7 @@ class AsyncWorker:
         self._tickets: int | None = None
         self._rotation = 0
         self._names: tuple[str, ...] = ()
-        self._aheads: dict[tuple[int, str], dict[str, Lookahead]] = {}  # by slot and server: each lane's
+        self._aheads: dict[tuple[int, str], dict[str, Lookahead]] = {}  # by slot and server: kept across runs
         self._limited = False
         self._slots: list[_Slot] = []
 
@@ -465,7 +435,7 @@ class AsyncWorker:
                 if self._stopping.is_set() or all(slot.finished for slot in slots):
                     break
                 now = time.monotonic()
-                self._keeper_at = min((job.next_touch for job in self._leases()), default=now + KEEPER_IDLE)
+                self._keeper_at = min((job.next_touch for _, job in self._leases()), default=now + KEEPER_IDLE)
                 self._keeper_at = min(self._keeper_at, now + KEEPER_IDLE)
                 await tasks.wait_event(self._wake, max(0.005, self._keeper_at - now))
                 await self._keep_leases()
@@ -641,12 +611,12 @@ class AsyncWorker:
             slot.claims = eligible
             return eligible
 
-    def _unclaim(self, slot: _Slot, keep_ticket: bool = False) -> None:
+    def _unclaim(self, slot: _Slot) -> None:
         with self._mutex:
             for tube in slot.claims:
                 self._claimed[tube] -= 1
             slot.claims = ()
-            if slot.ticket and not keep_ticket:
+            if slot.ticket:
                 slot.ticket = False
                 if self._tickets is not None:
                     self._tickets += 1
@@ -723,11 +693,11 @@ class AsyncWorker:
             else:
                 self._lose(done, "the connection that reserved it was lost before its delete")
                 done = None
-        reserve = lane.reserve_now if timeout == 0 else _c.reserve_with_timeout(int(timeout))
+        reserve = _RESERVE_NOW if timeout == 0 else _c.reserve_with_timeout(int(timeout))
         changes = tubes != lane.tubes or lane.unsure
         before = self._watch_change(lane, tubes) if changes else ()
         requests = (reserve,) if delete is None else (delete, reserve)
-        to_message = client._reserved_message
+        to_message = client._reserved_message  # looked up once, out of the conversation
         ahead = None
         if timeout == 0 and len(tubes) == 1:  # the lookahead: the guess of the one tube's next job
             ahead = lane.ahead.get(tubes[0])
@@ -812,11 +782,9 @@ class AsyncWorker:
         if isinstance(outcome, CorruptJob):
             await self._bury_unreadable(client, outcome.job_id, None, str(outcome))
             return True
-        if outcome is None or isinstance(outcome, (TimedOut, DeadlineSoon)):
-            return None
-        if isinstance(outcome, BaseException):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, (TimedOut, DeadlineSoon)):
             raise outcome
-        return None
+        return None  # nothing reserved
 
     async def _handle(
         self, slot: _Slot, message: AsyncMessage, stats: JobStats | JobInfo | None, client: AsyncClient
@@ -1095,10 +1063,10 @@ class AsyncWorker:
 
     # -- the lease keeper ------------------------------------------------------
 
-    def _leases(self) -> list[_Job]:
-        """The jobs whose handler runs (the keeper touches them)."""
+    def _leases(self) -> list[tuple[_Slot, _Job]]:
+        """The slots whose handler runs, with their jobs (the keeper touches them)."""
         return [
-            job
+            (slot, job)
             for slot in self._slots
             if (job := slot.job) is not None and job.running and not job.claimed and not job.lost
         ]
@@ -1106,10 +1074,9 @@ class AsyncWorker:
     async def _keep_leases(self) -> None:
         """Touch the running jobs whose lease is due (``run`` calls it when the next is due)."""
         now = time.monotonic()
-        for slot in self._slots:
-            job = slot.job
-            if job is not None and job.running and not job.claimed and not job.lost and job.next_touch <= now:
-                await self._touch(slot, job)
+        for slot, job in self._leases():
+            if job.next_touch <= now:
+                await self._touch(slot, job)  # it checks the job again, under the slot's lock
 
     async def _touch(self, slot: _Slot, job: _Job) -> None:
         async with slot.lock:

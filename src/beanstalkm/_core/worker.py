@@ -1,17 +1,8 @@
 """What both flavours of worker share, with no I/O: handlers, backoff, attempts, failure records, stats.
 
-Failure records live in beanstalkd itself: the record of a buried job ``id`` of
-tube ``t`` is the one job of its own tube ``t.failed.<id>`` (``record_tube``).
-A record tube holds nothing else, so a record is found by its job id with a
-``use`` and a ``peek-ready`` (no reserve, no scan), and the records of a tube
-are listed with ``list-tubes`` and a peek per record: listing never reserves
-a job, and the buried job itself is never touched by it.
-
-Attempts are the server's ``reserves`` for the job, so a crash, a lost
-connection and a TTR expiry count like a failure. A kick grants a fresh
-budget: the record stores the ``reserves`` and ``kicks`` the job had when it
-was buried; once the job's ``kicks`` is past the record's, its attempts are
-counted from the record's ``reserves`` on.
+Where failure records live (one record tube per buried job: found with a ``peek-ready``, never a
+reserve) and how attempts are counted (the server's ``reserves``; a kick grants a fresh budget):
+docs/worker.md, "Failure records" and "Retries and backoff".
 """
 
 from __future__ import annotations
@@ -46,7 +37,7 @@ import socket
 import time as _time
 import traceback
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from beanstalkm._core.checks import check_uint
 from beanstalkm._core.jobinfo import JobInfo, decode_job_info, stats_job_info
@@ -82,7 +73,6 @@ BACKOFF_CAP = 3600.0
 BACKOFF_JITTER = 0.5
 """The default backoff: ``BASE * FACTOR**(n-1)`` seconds after the n-th failure, at most ``CAP``, times a
 random factor in ``[1 - JITTER, 1]`` (so workers failing together do not retry together)."""
-"""The longest tube name, in bytes."""
 TUBE_RULE_MAX = 200
 """The longest tube name, in bytes."""
 _RECORD_SUFFIX = ".failed."
@@ -205,6 +195,7 @@ def attempts_of(stats: JobStats | JobInfo, record: FailureRecord | None) -> int:
 
 
 M = TypeVar("M", bound=MessageBase)
+T = TypeVar("T")
 
 
 LOOKAHEAD_REST = (3, 64)
@@ -217,12 +208,9 @@ without a peek (``Lookahead.sequential``)."""
 
 @dataclasses.dataclass(slots=True)
 class Lookahead:
-    """A slot's guess of the job its next reserve gets (see ``take_steps``): the tube it polls alone,
-    and the id ``peek-ready`` showed at the head of that tube's ready queue (None: none known).
-
-    ``sequential``: the tube's jobs have been handed out by consecutive ids (one producer, one tube:
-    the common case), so the guess is the last job's id + 1 and no ``peek-ready`` is sent; the first
-    miss turns it off until ``peek-ready`` shows consecutive ids ``SEQUENTIAL_AFTER`` times again."""
+    """A slot's guess of the job its next reserve gets on the tube it polls alone (docs/worker.md, "Speed"):
+    the id ``peek-ready`` showed at the head of the tube (None: none known), or, ``sequential`` (ids came
+    in sequence ``SEQUENTIAL_AFTER`` times), the last job's id + 1 with no peek, until the first miss."""
 
     tube: str
     guess: int | None = None
@@ -237,7 +225,6 @@ class Lookahead:
 
 _PEEK_READY = _c.peek_ready()
 _DELETE = _c.delete(1).decode
-_NO_JOB = (None, None)
 
 
 def take_steps(
@@ -258,14 +245,10 @@ def take_steps(
     ``InvalidEnvelope``, ``CorruptJob``, ...), and the job's stats (None if they could not be read: the
     caller asks again).
 
-    With ``ahead`` (a slot polling one tube), the same write also carries a ``stats-job`` of the
-    guessed id and a ``peek-ready`` of the tube (after a ``use`` of it when the connection is on
-    another tube). beanstalkd hands out a tube's ready jobs in the order ``peek-ready`` shows them,
-    so the guess is usually the job the reserve gets: its stats then come in the same round trip,
-    read after the reserve (so they count this reserve). When the reserve got another job (another
-    worker took the guessed one, or an urgent job came first) the guess's stats are dropped and the
-    job's own are asked as without ``ahead``. ``peek-ready``'s job sets the next guess; in
-    ``sequential`` mode the guess is the reserved id + 1 and there is no peek (one reply fewer).
+    With ``ahead`` (a slot polling one tube), the same write also carries a ``stats-job`` of the guessed
+    id (read after the reserve, so it counts this reserve) and a ``peek-ready`` of the tube (after a
+    ``use`` of it if needed) for the next guess; on a miss the guess's stats are dropped and the job's
+    own are asked as without ``ahead`` (docs/worker.md, "Speed").
     """
     peek = ahead is not None and not ahead.sequential
     use = _c.use(ahead.tube) if peek and ahead is not None and session.server_using != ahead.tube else None
@@ -283,9 +266,7 @@ def take_steps(
     yield from session.write(head, reserve.wait)
     delete_error: BeanstalkmException | None = None
     if delete is not None:
-        reply = reader.next_reply()
-        while reply is None:
-            reply = reader.read((yield 0.0))
+        reply = yield from await_reply(reader, 0.0)
         try:
             _DELETE(reply)
         except BeanstalkmException as exc:
@@ -293,9 +274,7 @@ def take_steps(
             delete_error = exc
     for request in before:
         yield from _apply(session, reader, request)
-    reply = reader.next_reply()
-    while reply is None:
-        reply = reader.read((yield reserve.wait))
+    reply = yield from await_reply(reader, reserve.wait)
     job: Job | BeanstalkmException | None
     try:
         job = reserve.decode(reply)
@@ -306,9 +285,7 @@ def take_steps(
         job = exc
     info: JobInfo | BeanstalkmException | None = None
     if guess is not None:  # every reply is read, whatever the reserve got
-        reply = reader.next_reply()
-        while reply is None:
-            reply = reader.read((yield 0.0))
+        reply = yield from await_reply(reader, 0.0)
         try:
             info = decode_job_info(reply)
         except BeanstalkmException as exc:  # NOT_FOUND: gone since it was peeked
@@ -319,9 +296,7 @@ def take_steps(
     reserved = job.id if isinstance(job, Job) else None
     if ahead is not None:
         if peek:
-            reply = reader.next_reply()
-            while reply is None:
-                reply = reader.read((yield 0.0))
+            reply = yield from await_reply(reader, 0.0)
             try:
                 head_job = _PEEK_READY.decode(reply)
             except BeanstalkmException as exc:
@@ -389,11 +364,6 @@ def _apply(session: Session, reader: ReplyReader, request: Request[Any]) -> Gene
         session.note(exc)
 
 
-def this_host() -> str:
-    """The host name a failure record names."""
-    return socket.gethostname()
-
-
 def format_exception(exc: BaseException) -> str:
     """The traceback of ``exc``, its last ``MAX_TRACEBACK`` characters."""
     text = "".join(traceback.format_exception(exc))
@@ -452,7 +422,7 @@ class FailureRecord:
             attempts=attempts,
             reserves=stats.reserves,
             kicks=stats.kicks,
-            host=this_host(),
+            host=socket.gethostname(),
             pid=os.getpid(),
             time=_time.time(),
         )
@@ -471,19 +441,19 @@ class FailureRecord:
             return None
         try:
             return cls(
-                job_id=_int(data["job_id"]),
-                tube=_str(data["tube"]),
-                priority=_int(data["priority"]),
+                job_id=_of(data["job_id"], int),
+                tube=_of(data["tube"], str),
+                priority=_of(data["priority"], int),
                 reason=_reason(data["reason"]),
-                exception=_str(data["exception"]),
-                message=_str(data["message"]),
-                traceback=_str(data["traceback"]),
-                attempts=_int(data["attempts"]),
-                reserves=_int(data["reserves"]),
-                kicks=_int(data["kicks"]),
-                host=_str(data["host"]),
-                pid=_int(data["pid"]),
-                time=float(_number(data["time"])),
+                exception=_of(data["exception"], str),
+                message=_of(data["message"], str),
+                traceback=_of(data["traceback"], str),
+                attempts=_of(data["attempts"], int),
+                reserves=_of(data["reserves"], int),
+                kicks=_of(data["kicks"], int),
+                host=_of(data["host"], str),
+                pid=_of(data["pid"], int),
+                time=float(_of(data["time"], (int, float))),
                 record_id=record_id,
             )
         except (KeyError, TypeError, ValueError):
@@ -501,30 +471,14 @@ class FailureRecord:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
 
-def _int(value: object) -> int:
-    if type(value) is not int:
+def _of(value: object, kind: type[T] | tuple[type[T], ...]) -> T:
+    """``value`` if it is a ``kind`` (a bool is no number), else ``TypeError``."""
+    if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(value)
     return value
 
 
-def _str(value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError(value)
-    return value
-
-
-def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(value)
-    return value
-
-
-_REASONS: dict[object, FailureReason] = {
-    "raised": "raised",
-    "crashed": "crashed",
-    "requested": "requested",
-    "invalid": "invalid",
-}
+_REASONS: dict[object, FailureReason] = {reason: reason for reason in get_args(FailureReason)}
 
 
 def _reason(value: object) -> FailureReason:

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 ad12d54ef1629b20510a80ffd99819e3243755fb711f3407e993e5a888f4716c). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 6a99cfddb35ce58c139d0a01a89727c9ab170c2c0e05298e48890c4c2a366838). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -80,6 +80,7 @@ LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
 LANES_WAIT = 1
 """How long (seconds) a slot of several servers waits on all of them at once before it sweeps again."""
+_RESERVE_NOW = _c.reserve_with_timeout(0)
 
 
 @dataclasses.dataclass(slots=True)
@@ -103,33 +104,19 @@ _Taken = tuple[Message, JobStats | JobInfo | None, Client]
 """A reserved job, its stats (None if they are still to be asked), and the connection that reserved it."""
 
 
+@dataclasses.dataclass(slots=True)
 class _Lane:
     """One connection of a slot, to one server: what it watches, its lookahead, its pause while down."""
 
-    __slots__ = (
-        "address",
-        "ahead",
-        "down_until",
-        "make",
-        "opened",
-        "pause",
-        "reserve_now",
-        "tubes",
-        "unsure",
-        "watching",
-    )
-
-    def __init__(self, address: str, make: Callable[[], Client]) -> None:
-        self.address = address  # its server's URL
-        self.make = make
-        self.opened: Client | None = None  # its connection, once made
-        self.watching = frozenset({"default"})
-        self.tubes: tuple[str, ...] = ("default",)  # the tubes of the last reserve (watching, in order)
-        self.unsure = False  # a conversation failed midway: the next reserve sets the whole watch list
-        self.reserve_now = _c.reserve_with_timeout(0)
-        self.ahead: dict[str, Lookahead] = {}  # by tube: the job its next reserve is likely to get
-        self.down_until = 0.0  # a lane whose server failed is left alone until then (several lanes only)
-        self.pause = RECONNECT_PAUSE[0]
+    address: str  # its server's URL
+    make: Callable[[], Client]
+    opened: Client | None = None  # its connection, once made
+    watching: frozenset[str] = frozenset({"default"})
+    tubes: tuple[str, ...] = ("default",)  # the tubes of the last reserve (watching, in order)
+    unsure: bool = False  # a conversation failed midway: the next reserve sets the whole watch list
+    ahead: dict[str, Lookahead] = dataclasses.field(default_factory=dict)  # by tube: its next reserve's likely job
+    down_until: float = 0.0  # a lane whose server failed is left alone until then (several lanes only)
+    pause: float = RECONNECT_PAUSE[0]
 
     @property
     def client(self) -> Client:
@@ -157,11 +144,6 @@ class _Slot:
         self.job: _Job | None = None
         self.finished = False
         self.task: threads.Task | None = None
-
-    @property
-    def ahead(self) -> dict[str, Lookahead]:
-        """The first lane's lookaheads, by tube."""
-        return self.lanes[0].ahead
 
 
 class Worker:
@@ -222,7 +204,7 @@ class Worker:
         self._tickets: int | None = None
         self._rotation = 0
         self._names: tuple[str, ...] = ()
-        self._aheads: dict[tuple[int, str], dict[str, Lookahead]] = {}  # by slot and server: each lane's
+        self._aheads: dict[tuple[int, str], dict[str, Lookahead]] = {}  # by slot and server: kept across runs
         self._limited = False
         self._slots: list[_Slot] = []
 
@@ -435,7 +417,7 @@ class Worker:
                 if self._stopping.is_set() or all(slot.finished for slot in slots):
                     break
                 now = time.monotonic()
-                self._keeper_at = min((job.next_touch for job in self._leases()), default=now + KEEPER_IDLE)
+                self._keeper_at = min((job.next_touch for _, job in self._leases()), default=now + KEEPER_IDLE)
                 self._keeper_at = min(self._keeper_at, now + KEEPER_IDLE)
                 threads.wait_event(self._wake, max(0.005, self._keeper_at - now))
                 self._keep_leases()
@@ -611,12 +593,12 @@ class Worker:
             slot.claims = eligible
             return eligible
 
-    def _unclaim(self, slot: _Slot, keep_ticket: bool = False) -> None:
+    def _unclaim(self, slot: _Slot) -> None:
         with self._mutex:
             for tube in slot.claims:
                 self._claimed[tube] -= 1
             slot.claims = ()
-            if slot.ticket and not keep_ticket:
+            if slot.ticket:
                 slot.ticket = False
                 if self._tickets is not None:
                     self._tickets += 1
@@ -693,11 +675,11 @@ class Worker:
             else:
                 self._lose(done, "the connection that reserved it was lost before its delete")
                 done = None
-        reserve = lane.reserve_now if timeout == 0 else _c.reserve_with_timeout(int(timeout))
+        reserve = _RESERVE_NOW if timeout == 0 else _c.reserve_with_timeout(int(timeout))
         changes = tubes != lane.tubes or lane.unsure
         before = self._watch_change(lane, tubes) if changes else ()
         requests = (reserve,) if delete is None else (delete, reserve)
-        to_message = client._reserved_message
+        to_message = client._reserved_message  # looked up once, out of the conversation
         ahead = None
         if timeout == 0 and len(tubes) == 1:  # the lookahead: the guess of the one tube's next job
             ahead = lane.ahead.get(tubes[0])
@@ -780,11 +762,9 @@ class Worker:
         if isinstance(outcome, CorruptJob):
             self._bury_unreadable(client, outcome.job_id, None, str(outcome))
             return True
-        if outcome is None or isinstance(outcome, (TimedOut, DeadlineSoon)):
-            return None
-        if isinstance(outcome, BaseException):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, (TimedOut, DeadlineSoon)):
             raise outcome
-        return None
+        return None  # nothing reserved
 
     def _handle(self, slot: _Slot, message: Message, stats: JobStats | JobInfo | None, client: Client) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
@@ -1061,10 +1041,10 @@ class Worker:
 
     # -- the lease keeper ------------------------------------------------------
 
-    def _leases(self) -> list[_Job]:
-        """The jobs whose handler runs (the keeper touches them)."""
+    def _leases(self) -> list[tuple[_Slot, _Job]]:
+        """The slots whose handler runs, with their jobs (the keeper touches them)."""
         return [
-            job
+            (slot, job)
             for slot in self._slots
             if (job := slot.job) is not None and job.running and not job.claimed and not job.lost
         ]
@@ -1072,10 +1052,9 @@ class Worker:
     def _keep_leases(self) -> None:
         """Touch the running jobs whose lease is due (``run`` calls it when the next is due)."""
         now = time.monotonic()
-        for slot in self._slots:
-            job = slot.job
-            if job is not None and job.running and not job.claimed and not job.lost and job.next_touch <= now:
-                self._touch(slot, job)
+        for slot, job in self._leases():
+            if job.next_touch <= now:
+                self._touch(slot, job)  # it checks the job again, under the slot's lock
 
     def _touch(self, slot: _Slot, job: _Job) -> None:
         with slot.lock:
