@@ -22,11 +22,11 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from beanstalkm._core.urls import default_urls, parse_urls
-from beanstalkm._core.worker import FailureRecord
+from beanstalkm._core.worker import RECORD_MARK, FailureRecord
 from beanstalkm._errors import BeanstalkmException, InvalidArgument, SocketError
 from beanstalkm._generated.commands import TUBE_RULE
 from beanstalkm._sync.client import Client
@@ -68,13 +68,6 @@ def _job_id(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) < 2**64:
         raise argparse.ArgumentTypeError(f"bad job id {text!r}: job ids are whole numbers from 1 to 2**64-1")
     return int(text)
-
-
-def _urls(servers: Sequence[str]) -> list[str]:
-    """The servers named (each checked), else ``BEANSTALKD_URL``, else the default server."""
-    if servers:
-        return [str(url) for url in parse_urls(list(servers), "server")]
-    return default_urls()
 
 
 # -- the commands ---------------------------------------------------------------------------------------
@@ -128,10 +121,9 @@ def main(
 ) -> int:
     """Run ``argv`` (``["worker", ...]`` or ``["failed", ...]``); the exit code. Each failure is one line on
     stderr (with ``debug``, after its traceback)."""
-    out = sys.stdout
     try:
-        return _main(argv, servers, json_output, timeout, out)
-    except (_Usage, InvalidArgument, SocketError, BeanstalkmException) as exc:
+        return _main(argv, servers, json_output, timeout)
+    except (_Usage, BeanstalkmException) as exc:
         if debug:
             traceback.print_exc()
         code, line = _failure(exc)
@@ -150,14 +142,15 @@ def _failure(exc: Exception) -> tuple[int, str]:
     return EXIT_FAILED, f"beanstalkm: {exc}"
 
 
-def _main(argv: Sequence[str], servers: Sequence[str], json_output: bool, timeout: float | None, out: TextIO) -> int:
+def _main(argv: Sequence[str], servers: Sequence[str], json_output: bool, timeout: float | None) -> int:
     args = _parser().parse_args(list(argv))
-    urls = _urls([*servers, *args.server])
+    named = [*servers, *args.server]  # each checked; else BEANSTALKD_URL, else the default server
+    urls = [str(url) for url in parse_urls(named, "server")] if named else default_urls()
     json_output = json_output or args.json
     timeout = args.timeout if args.timeout is not None else timeout
     if args.command == "worker":
         return _worker(args, urls, timeout, bool(servers))
-    return _failed(args, urls, timeout if timeout is not None else CLI_TIMEOUT, json_output, out)
+    return _failed(args, urls, timeout if timeout is not None else CLI_TIMEOUT, json_output)
 
 
 def _load(target: str) -> Any:
@@ -215,22 +208,18 @@ def _serve_metrics(worker: Worker | AsyncWorker, host: str, port: int) -> Callab
         ) from None
 
     class _Stats(Collector):
-        def collect(self) -> Any:
+        def collect(self) -> Iterator[Metric]:
             stats = worker.stats
-            metrics: list[Metric] = []
             for name, value in stats.counters().items():
-                counter = CounterMetricFamily(
-                    f"beanstalkm_worker_{name}", f"beanstalkm worker: {name} (see WorkerStats)"
+                yield CounterMetricFamily(
+                    f"beanstalkm_worker_{name}", f"beanstalkm worker: {name} (see WorkerStats)", value=value
                 )
-                counter.add_metric([], value)
-                metrics.append(counter)
             summary = SummaryMetricFamily(
                 "beanstalkm_worker_handler_seconds", "handler run time by tube", labels=["tube"]
             )
             for tube, durations in stats.durations.items():
                 summary.add_metric([tube], durations.count, durations.total)
-            metrics.append(summary)
-            return iter(metrics)
+            yield summary
 
     registry = CollectorRegistry()
     registry.register(_Stats())
@@ -244,7 +233,7 @@ def _serve_metrics(worker: Worker | AsyncWorker, host: str, port: int) -> Callab
     return stop
 
 
-def _failed(args: argparse.Namespace, urls: list[str], timeout: float | None, as_json: bool, out: TextIO) -> int:
+def _failed(args: argparse.Namespace, urls: list[str], timeout: float | None, as_json: bool) -> int:
     ids: list[int] | None = args.ids or None
     if args.action in ("retry", "purge") and ids is None and not args.all:
         raise _Usage(f"beanstalkm failed {args.action}: name job ids, or --all for every record of the tube")
@@ -262,47 +251,44 @@ def _failed(args: argparse.Namespace, urls: list[str], timeout: float | None, as
         client.close()
     if args.action == "show":
         missing = sorted(set(args.ids) - {r.job_id for r in records})
-        _print_records(records, as_json, out, full=True)
+        _print_records(records, as_json, full=True)
         for job_id in missing:
             print(f"beanstalkm failed show: job {job_id} of {args.tube} has no failure record", file=sys.stderr)
         return EXIT_FAILED if missing else EXIT_OK
     if args.action == "ls":
-        _print_records(records, as_json, out, full=False)
+        _print_records(records, as_json, full=False)
         return EXIT_OK
     verb = "kicked" if args.action == "retry" else "purged"
     if as_json:
-        print(json.dumps({verb: [r.job_id for r in records]}), file=out)
+        print(json.dumps({verb: [r.job_id for r in records]}))
     else:
-        print(
-            f"{verb} {len(records)} job(s)" + (": " + " ".join(str(r.job_id) for r in records) if records else ""),
-            file=out,
-        )
+        print(f"{verb} {len(records)} job(s)" + (": " + " ".join(str(r.job_id) for r in records) if records else ""))
     return EXIT_OK
 
 
-def _print_records(records: list[FailureRecord], as_json: bool, out: TextIO, full: bool) -> None:
+def _print_records(records: list[FailureRecord], as_json: bool, full: bool) -> None:
     if as_json:
         data = [_record_json(r, full) for r in records]
-        print(json.dumps(data if not full or len(data) != 1 else data[0], indent=None if not full else 2), file=out)
+        print(json.dumps(data if not full or len(data) != 1 else data[0], indent=None if not full else 2))
         return
     if not full:
-        print(f"{'JOB':>8}  {'STATE':8}  {'REASON':9}  {'ATTEMPTS':>8}  ERROR", file=out)
+        print(f"{'JOB':>8}  {'STATE':8}  {'REASON':9}  {'ATTEMPTS':>8}  ERROR")
         for r in records:
             error = f"{r.exception}: {r.message}" if r.exception else r.message
-            print(f"{r.job_id:>8}  {r.state or '?':8}  {r.reason:9}  {r.attempts:>8}  {error[:100]}", file=out)
+            print(f"{r.job_id:>8}  {r.state or '?':8}  {r.reason:9}  {r.attempts:>8}  {error[:100]}")
         return
     for r in records:
-        print(f"job {r.job_id} ({r.tube}), {r.state}: {r.reason} after {r.attempts} attempt(s)", file=out)
-        print(f"  priority {r.priority}, reserves {r.reserves}, kicks {r.kicks}, record {r.record_id}", file=out)
-        print(f"  by {r.host} pid {r.pid} at {r.time:.3f}", file=out)
-        print(f"  {r.exception + ': ' if r.exception else ''}{r.message}", file=out)
+        print(f"job {r.job_id} ({r.tube}), {r.state}: {r.reason} after {r.attempts} attempt(s)")
+        print(f"  priority {r.priority}, reserves {r.reserves}, kicks {r.kicks}, record {r.record_id}")
+        print(f"  by {r.host} pid {r.pid} at {r.time:.3f}")
+        print(f"  {r.exception + ': ' if r.exception else ''}{r.message}")
         if r.traceback:
-            print(r.traceback.rstrip(), file=out)
+            print(r.traceback.rstrip())
 
 
 def _record_json(record: FailureRecord, full: bool) -> dict[str, object]:
     data = {**record.to_json(), "record_id": record.record_id, "state": record.state}
-    del data["beanstalkm-failure"]
+    del data[RECORD_MARK]
     if not full:
         del data["traceback"]
     return data

@@ -1,10 +1,7 @@
-"""Failure records: stored, found, listed, retried and purged, in beanstalkd itself.
+"""Failure records: stored, found, listed, retried and purged, in beanstalkd itself (docs/worker.md).
 
-This is the one source of both flavours: ``beanstalkm._sync.failures`` is
-derived from it by ``python -m codegen``. The record format and where records
-live (one record tube per buried job) are in ``beanstalkm._core.worker``.
-Nothing here reserves a job: records are read with ``peek-ready``, jobs are
-checked with ``stats-job``.
+The one source of both flavours (``beanstalkm._sync.failures`` is derived by ``python -m codegen``).
+Nothing here reserves a job: records are read with ``peek-ready``, jobs checked with ``stats-job``.
 """
 
 from __future__ import annotations
@@ -69,7 +66,10 @@ async def list_records(client: AsyncClient, tube: str, ids: Collection[int] | No
     for record in records:
         p.stats_job(record.job_id)
     results = await _execute(p)
-    return [record.with_state(_state(record, stats)) for record, stats in zip(records, results, strict=True)]
+    return [
+        record.with_state(stats.state if isinstance(stats, JobStats) and stats.tube == record.tube else "gone")
+        for record, stats in zip(records, results, strict=True)
+    ]
 
 
 async def retry_records(client: AsyncClient, tube: str, ids: Collection[int] | None = None) -> list[FailureRecord]:
@@ -115,13 +115,10 @@ async def _peek(client: AsyncClient, names: list[str]) -> list[FailureRecord]:
         p.use(name)
         p.peek_ready()
     results = await _execute(p)
-    records = []
-    for value in results[1::2]:
-        if isinstance(value, AsyncMessage):
-            record = FailureRecord.from_json(value.body, value.uid)
-            if record is not None:
-                records.append(record)
-    return records
+    found = (
+        FailureRecord.from_json(value.body, value.uid) for value in results[1::2] if isinstance(value, AsyncMessage)
+    )
+    return [record for record in found if record is not None]
 
 
 async def _execute(pipeline: AsyncPipeline) -> list[object]:
@@ -130,9 +127,3 @@ async def _execute(pipeline: AsyncPipeline) -> list[object]:
         return await pipeline.execute()
     except BatchFailed as exc:
         return exc.results
-
-
-def _state(record: FailureRecord, stats: object) -> str:
-    if isinstance(stats, JobStats) and stats.tube == record.tube:
-        return stats.state
-    return "gone"

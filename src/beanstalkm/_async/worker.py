@@ -33,9 +33,7 @@ from beanstalkm._async.message import AsyncMessage
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
 from beanstalkm._core.jobinfo import JobInfo
-from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job, Request
-from beanstalkm._core.session import Exchange, Session
+from beanstalkm._core.requests import Request
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
     Backoff,
@@ -743,7 +741,16 @@ class AsyncWorker:
         lanes = opened
         if not lanes:
             return None
-        starts = [_wait_steps(lane.client, reserve, self._watch_change(lane, tubes)) for lane in lanes]
+        starts = [  # each lane's watch-list change and a waiting reserve (no lookahead)
+            functools.partial(
+                take_steps,
+                delete=None,
+                reserve=reserve,
+                to_message=lane.client._reserved_message,
+                before=self._watch_change(lane, tubes),
+            )
+            for lane in lanes
+        ]
 
         def first(i: int, result: object) -> bool:
             return isinstance(result, tuple) and result[1] is not None
@@ -1110,18 +1117,6 @@ class AsyncWorker:
             except Exception:
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
-
-
-def _wait_steps(
-    client: AsyncClient, reserve: Request[Job], before: Sequence[Request[Any]]
-) -> Callable[[Session, ReplyReader], Exchange[tuple[object, object, JobStats | JobInfo | None]]]:
-    """A lane's part of a wait on all the lanes: its watch-list change and a waiting reserve (no lookahead)."""
-    to_message = client._reserved_message
-
-    def start(session: Session, reader: ReplyReader) -> Exchange[tuple[object, object, JobStats | JobInfo | None]]:
-        return take_steps(session, reader, None, reserve, to_message, None, before)
-
-    return start
 
 
 def _counters(stats: WorkerStats) -> str:

@@ -123,10 +123,9 @@ def check_backoff(backoff: Backoff) -> Backoff:
         )
     if not isinstance(backoff, Sequence):
         return backoff
-    delays = list(backoff)
-    if not delays:
+    if not backoff:
         raise InvalidArgument("backoff", backoff, "a list of delays cannot be empty")
-    return tuple(_check_delay("backoff", delay) for delay in delays)
+    return tuple(_check_delay("backoff", delay) for delay in backoff)
 
 
 def _check_delay(name: str, delay: object) -> float:

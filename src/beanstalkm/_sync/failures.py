@@ -1,5 +1,5 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/failures.py (sha256 ce1b7a255592c50fea9dcb112081c68d42d0c798e62cdd7cd2337ed55621361a). DO NOT EDIT; edit the source and run `make generate`.
-"""Failure records: stored, found, listed, retried and purged, in beanstalkd itself.
+# Derived by `python -m codegen` from src/beanstalkm/_async/failures.py (sha256 87f0e9b1561a99b2f7180ba66117248b79dadf4f1089452db48be80d922a1b69). DO NOT EDIT; edit the source and run `make generate`.
+"""Failure records: stored, found, listed, retried and purged, in beanstalkd itself (docs/worker.md).
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
 """
@@ -64,7 +64,10 @@ def list_records(client: Client, tube: str, ids: Collection[int] | None = None) 
     for record in records:
         p.stats_job(record.job_id)
     results = _execute(p)
-    return [record.with_state(_state(record, stats)) for record, stats in zip(records, results, strict=True)]
+    return [
+        record.with_state(stats.state if isinstance(stats, JobStats) and stats.tube == record.tube else "gone")
+        for record, stats in zip(records, results, strict=True)
+    ]
 
 
 def retry_records(client: Client, tube: str, ids: Collection[int] | None = None) -> list[FailureRecord]:
@@ -110,13 +113,8 @@ def _peek(client: Client, names: list[str]) -> list[FailureRecord]:
         p.use(name)
         p.peek_ready()
     results = _execute(p)
-    records = []
-    for value in results[1::2]:
-        if isinstance(value, Message):
-            record = FailureRecord.from_json(value.body, value.uid)
-            if record is not None:
-                records.append(record)
-    return records
+    found = (FailureRecord.from_json(value.body, value.uid) for value in results[1::2] if isinstance(value, Message))
+    return [record for record in found if record is not None]
 
 
 def _execute(pipeline: Pipeline) -> list[object]:
@@ -125,9 +123,3 @@ def _execute(pipeline: Pipeline) -> list[object]:
         return pipeline.execute()
     except BatchFailed as exc:
         return exc.results
-
-
-def _state(record: FailureRecord, stats: object) -> str:
-    if isinstance(stats, JobStats) and stats.tube == record.tube:
-        return stats.state
-    return "gone"

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 6a99cfddb35ce58c139d0a01a89727c9ab170c2c0e05298e48890c4c2a366838). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 25f614e3ed4a092012412497394f8076c476b24abbcaa5618a33f52dc60b12cc). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -20,9 +20,7 @@ from typing import Any, TypeVar
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
 from beanstalkm._core.jobinfo import JobInfo
-from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job, Request
-from beanstalkm._core.session import Exchange, Session
+from beanstalkm._core.requests import Request
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
     Backoff,
@@ -725,7 +723,16 @@ class Worker:
         lanes = opened
         if not lanes:
             return None
-        starts = [_wait_steps(lane.client, reserve, self._watch_change(lane, tubes)) for lane in lanes]
+        starts = [  # each lane's watch-list change and a waiting reserve (no lookahead)
+            functools.partial(
+                take_steps,
+                delete=None,
+                reserve=reserve,
+                to_message=lane.client._reserved_message,
+                before=self._watch_change(lane, tubes),
+            )
+            for lane in lanes
+        ]
 
         def first(i: int, result: object) -> bool:
             return isinstance(result, tuple) and result[1] is not None
@@ -1088,18 +1095,6 @@ class Worker:
             except Exception:
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
-
-
-def _wait_steps(
-    client: Client, reserve: Request[Job], before: Sequence[Request[Any]]
-) -> Callable[[Session, ReplyReader], Exchange[tuple[object, object, JobStats | JobInfo | None]]]:
-    """A lane's part of a wait on all the lanes: its watch-list change and a waiting reserve (no lookahead)."""
-    to_message = client._reserved_message
-
-    def start(session: Session, reader: ReplyReader) -> Exchange[tuple[object, object, JobStats | JobInfo | None]]:
-        return take_steps(session, reader, None, reserve, to_message, None, before)
-
-    return start
 
 
 def _counters(stats: WorkerStats) -> str:
