@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = ["delete_record", "find_record", "list_records", "purge_records", "retry_records", "store_record"]
 
+import contextlib
 from collections.abc import Collection
 
 from beanstalkm._async.client import AsyncClient
@@ -39,10 +40,8 @@ async def find_record(client: AsyncClient, tube: str, job_id: int) -> FailureRec
 async def delete_record(client: AsyncClient, record: FailureRecord) -> None:
     """Delete a record's job (one already gone is fine)."""
     if record.record_id:
-        try:
+        with contextlib.suppress(NotFound):
             await client.queue.delete(record.record_id)
-        except NotFound:
-            pass
 
 
 async def list_records(client: AsyncClient, tube: str, ids: Collection[int] | None = None) -> list[FailureRecord]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 __all__ = ["AsyncWorker"]
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -194,13 +195,11 @@ class AsyncWorker:
             name: [] for name in ("success", "failure", "retry", "bury", "lease_lost")
         }
         self._named = host is not None or port is not None or unix_socket is not None
-        self._settings = (
-            DEFAULT_HOST if host is None else check_host("host", host),
-            DEFAULT_PORT if port is None else check_uint("port", port, 1, 65535),
-            None if unix_socket is None else check_path("unix_socket", unix_socket),
-            check_seconds("timeout", timeout, MAX_TIMEOUT),
-            None if validate is None else check_bool("validate", validate),
-        )
+        self._host = DEFAULT_HOST if host is None else check_host("host", host)
+        self._port = DEFAULT_PORT if port is None else check_uint("port", port, 1, 65535)
+        self._unix_socket = None if unix_socket is None else check_path("unix_socket", unix_socket)
+        self._timeout = check_seconds("timeout", timeout, MAX_TIMEOUT)
+        self._validate = None if validate is None else check_bool("validate", validate)
         self.configure(source=source, concurrency=concurrency, grace=grace)
         self._mutex = tasks.new_mutex()
         self._stats = WorkerStats()
@@ -229,13 +228,13 @@ class AsyncWorker:
         """Change the source, the concurrency, the grace or the connections' timeout before ``run``
         (``None`` keeps each as it is)."""
         if timeout is not None:
-            self._settings = (*self._settings[:3], check_seconds("timeout", timeout, MAX_TIMEOUT), self._settings[4])
+            self._timeout = check_seconds("timeout", timeout, MAX_TIMEOUT)
         if source is not None or not hasattr(self, "_source"):
             self._urls: list[str] | None = None
             self._source: AsyncClient | Callable[[], AsyncClient] | None = None
             if isinstance(source, AsyncCluster):  # each slot a connection to one of its servers, in turn
                 self._urls = source.urls
-                self._settings = (*self._settings[:3], source.timeout, source.validate)
+                self._timeout, self._validate = source.timeout, source.validate
             elif isinstance(source, (str, list, tuple)):
                 self._urls = [str(url) for url in parse_urls(source, "source")]
             elif source is None or isinstance(source, AsyncClient) or callable(source):
@@ -329,28 +328,26 @@ class AsyncWorker:
 
     def _connect_lanes(self, index: int) -> list[tuple[str, Callable[[], AsyncClient]]]:
         """Slot ``index``'s connections, each as its server's URL and how to make it: one per server of its
-        share. With no more servers than slots the slots take the servers in turn (slot ``i``, server
-        ``i mod S``); with more, slot ``i`` takes every server ``j`` with ``j mod N == i`` (N slots), so
-        each server has a slot."""
+        share (docs/worker.md, "Fewer slots than servers")."""
         urls = self._urls if self._urls is not None else default_urls() if self._source is None else []
         if self._source is not None or self._named or len(urls) <= self.concurrency:
             client = self._connect(index)
             return [(client.url, lambda: client)]
-        _, _, _, timeout, validate = self._settings
         return [
-            (url, functools.partial(AsyncClient.from_url, url, timeout=timeout, validate=validate))
+            (url, functools.partial(AsyncClient.from_url, url, timeout=self._timeout, validate=self._validate))
             for url in urls[index :: self.concurrency]
         ]
 
     def _connect(self, index: int) -> AsyncClient:
         """A new connection for slot ``index``: the URLs (or the cluster's servers) are taken in turn."""
         source = self._source
-        host, port, unix_socket, timeout, validate = self._settings
         if source is None and (self._urls is not None or not self._named):
             urls = self._urls if self._urls is not None else default_urls()
-            return AsyncClient.from_url(urls[index % len(urls)], timeout=timeout, validate=validate)
+            return AsyncClient.from_url(urls[index % len(urls)], timeout=self._timeout, validate=self._validate)
         if source is None:
-            return AsyncClient(host, port, timeout, unix_socket=unix_socket, validate=validate)
+            return AsyncClient(
+                self._host, self._port, self._timeout, unix_socket=self._unix_socket, validate=self._validate
+            )
         if isinstance(source, AsyncClient):
             return AsyncClient(
                 source.host, source.port, source.timeout, unix_socket=source.unix_socket, validate=source.validate
@@ -433,8 +430,7 @@ class AsyncWorker:
                 if self._stopping.is_set() or all(slot.finished for slot in slots):
                     break
                 now = time.monotonic()
-                self._keeper_at = min((job.next_touch for _, job in self._leases()), default=now + KEEPER_IDLE)
-                self._keeper_at = min(self._keeper_at, now + KEEPER_IDLE)
+                self._keeper_at = min([now + KEEPER_IDLE, *(job.next_touch for _, job in self._leases())])
                 await tasks.wait_event(self._wake, max(0.005, self._keeper_at - now))
                 await self._keep_leases()
             if self._stopping.is_set():
@@ -474,10 +470,8 @@ class AsyncWorker:
     async def _close_lanes(self, slot: _Slot) -> None:
         for lane in slot.lanes:
             if lane.opened is not None:
-                try:
+                with contextlib.suppress(BeanstalkmException):
                     await lane.opened.close()
-                except BeanstalkmException:
-                    pass
 
     def _lane_down(self, slot: _Slot, lane: _Lane, exc: BaseException) -> None:
         """A lane of a slot of several servers failed: the others go on; it is tried again after a pause."""
@@ -543,7 +537,7 @@ class AsyncWorker:
         try:
             while True:
                 tubes = self._claim(slot)
-                if tubes is None or not tubes:
+                if not tubes:  # None: stop; (): every tube at its limit
                     if done is not None:
                         await self._delete(done)
                         done = None
@@ -812,10 +806,8 @@ class AsyncWorker:
             return None
         if stats.tube not in self._handlers:  # not ours (a watch list changed by hand): back it goes
             self._unclaim(slot)
-            try:
+            with contextlib.suppress(NotFound, SocketError):
                 await message.release()
-            except (NotFound, SocketError):
-                pass
             return None
         options, function = self._handlers[stats.tube]
         with self._mutex:
@@ -1039,10 +1031,8 @@ class AsyncWorker:
                 return
             job.claimed = True
             if job.message.reserved:
-                try:
+                with contextlib.suppress(NotFound, SocketError):
                     await job.message.release()
-                except (NotFound, SocketError):
-                    pass
         self._count("returned")
 
     def _settles(self, job: _Job, when: str) -> bool:

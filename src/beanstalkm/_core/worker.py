@@ -21,7 +21,6 @@ __all__ = [
     "WorkerStats",
     "attempts_of",
     "backoff_delay",
-    "check_backoff",
     "record_prefix",
     "record_tube",
     "take_steps",

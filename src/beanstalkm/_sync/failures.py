@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/failures.py (sha256 87f0e9b1561a99b2f7180ba66117248b79dadf4f1089452db48be80d922a1b69). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/failures.py (sha256 24988e10fd5def77c415ad4232292965c4606b67ec962ff8aed59c7149cdc466). DO NOT EDIT; edit the source and run `make generate`.
 """Failure records: stored, found, listed, retried and purged, in beanstalkd itself (docs/worker.md).
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = ["delete_record", "find_record", "list_records", "purge_records", "retry_records", "store_record"]
 
+import contextlib
 from collections.abc import Collection
 
 from beanstalkm._core.worker import FailureRecord, record_prefix, record_tube
@@ -37,10 +38,8 @@ def find_record(client: Client, tube: str, job_id: int) -> FailureRecord | None:
 def delete_record(client: Client, record: FailureRecord) -> None:
     """Delete a record's job (one already gone is fine)."""
     if record.record_id:
-        try:
+        with contextlib.suppress(NotFound):
             client.queue.delete(record.record_id)
-        except NotFound:
-            pass
 
 
 def list_records(client: Client, tube: str, ids: Collection[int] | None = None) -> list[FailureRecord]:

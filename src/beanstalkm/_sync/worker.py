@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 25f614e3ed4a092012412497394f8076c476b24abbcaa5618a33f52dc60b12cc). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 e22684a37f15e324ff921da4f4bc20f74017aa8cec16bfa717779084af5a727c). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = ["Worker"]
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -182,13 +183,11 @@ class Worker:
             name: [] for name in ("success", "failure", "retry", "bury", "lease_lost")
         }
         self._named = host is not None or port is not None or unix_socket is not None
-        self._settings = (
-            DEFAULT_HOST if host is None else check_host("host", host),
-            DEFAULT_PORT if port is None else check_uint("port", port, 1, 65535),
-            None if unix_socket is None else check_path("unix_socket", unix_socket),
-            check_seconds("timeout", timeout, MAX_TIMEOUT),
-            None if validate is None else check_bool("validate", validate),
-        )
+        self._host = DEFAULT_HOST if host is None else check_host("host", host)
+        self._port = DEFAULT_PORT if port is None else check_uint("port", port, 1, 65535)
+        self._unix_socket = None if unix_socket is None else check_path("unix_socket", unix_socket)
+        self._timeout = check_seconds("timeout", timeout, MAX_TIMEOUT)
+        self._validate = None if validate is None else check_bool("validate", validate)
         self.configure(source=source, concurrency=concurrency, grace=grace)
         self._mutex = threads.new_mutex()
         self._stats = WorkerStats()
@@ -217,13 +216,13 @@ class Worker:
         """Change the source, the concurrency, the grace or the connections' timeout before ``run``
         (``None`` keeps each as it is)."""
         if timeout is not None:
-            self._settings = (*self._settings[:3], check_seconds("timeout", timeout, MAX_TIMEOUT), self._settings[4])
+            self._timeout = check_seconds("timeout", timeout, MAX_TIMEOUT)
         if source is not None or not hasattr(self, "_source"):
             self._urls: list[str] | None = None
             self._source: Client | Callable[[], Client] | None = None
             if isinstance(source, Cluster):  # each slot a connection to one of its servers, in turn
                 self._urls = source.urls
-                self._settings = (*self._settings[:3], source.timeout, source.validate)
+                self._timeout, self._validate = source.timeout, source.validate
             elif isinstance(source, (str, list, tuple)):
                 self._urls = [str(url) for url in parse_urls(source, "source")]
             elif source is None or isinstance(source, Client) or callable(source):
@@ -315,28 +314,24 @@ class Worker:
 
     def _connect_lanes(self, index: int) -> list[tuple[str, Callable[[], Client]]]:
         """Slot ``index``'s connections, each as its server's URL and how to make it: one per server of its
-        share. With no more servers than slots the slots take the servers in turn (slot ``i``, server
-        ``i mod S``); with more, slot ``i`` takes every server ``j`` with ``j mod N == i`` (N slots), so
-        each server has a slot."""
+        share (docs/worker.md, "Fewer slots than servers")."""
         urls = self._urls if self._urls is not None else default_urls() if self._source is None else []
         if self._source is not None or self._named or len(urls) <= self.concurrency:
             client = self._connect(index)
             return [(client.url, lambda: client)]
-        _, _, _, timeout, validate = self._settings
         return [
-            (url, functools.partial(Client.from_url, url, timeout=timeout, validate=validate))
+            (url, functools.partial(Client.from_url, url, timeout=self._timeout, validate=self._validate))
             for url in urls[index :: self.concurrency]
         ]
 
     def _connect(self, index: int) -> Client:
         """A new connection for slot ``index``: the URLs (or the cluster's servers) are taken in turn."""
         source = self._source
-        host, port, unix_socket, timeout, validate = self._settings
         if source is None and (self._urls is not None or not self._named):
             urls = self._urls if self._urls is not None else default_urls()
-            return Client.from_url(urls[index % len(urls)], timeout=timeout, validate=validate)
+            return Client.from_url(urls[index % len(urls)], timeout=self._timeout, validate=self._validate)
         if source is None:
-            return Client(host, port, timeout, unix_socket=unix_socket, validate=validate)
+            return Client(self._host, self._port, self._timeout, unix_socket=self._unix_socket, validate=self._validate)
         if isinstance(source, Client):
             return Client(
                 source.host, source.port, source.timeout, unix_socket=source.unix_socket, validate=source.validate
@@ -415,8 +410,7 @@ class Worker:
                 if self._stopping.is_set() or all(slot.finished for slot in slots):
                     break
                 now = time.monotonic()
-                self._keeper_at = min((job.next_touch for _, job in self._leases()), default=now + KEEPER_IDLE)
-                self._keeper_at = min(self._keeper_at, now + KEEPER_IDLE)
+                self._keeper_at = min([now + KEEPER_IDLE, *(job.next_touch for _, job in self._leases())])
                 threads.wait_event(self._wake, max(0.005, self._keeper_at - now))
                 self._keep_leases()
             if self._stopping.is_set():
@@ -456,10 +450,8 @@ class Worker:
     def _close_lanes(self, slot: _Slot) -> None:
         for lane in slot.lanes:
             if lane.opened is not None:
-                try:
+                with contextlib.suppress(BeanstalkmException):
                     lane.opened.close()
-                except BeanstalkmException:
-                    pass
 
     def _lane_down(self, slot: _Slot, lane: _Lane, exc: BaseException) -> None:
         """A lane of a slot of several servers failed: the others go on; it is tried again after a pause."""
@@ -525,7 +517,7 @@ class Worker:
         try:
             while True:
                 tubes = self._claim(slot)
-                if tubes is None or not tubes:
+                if not tubes:  # None: stop; (): every tube at its limit
                     if done is not None:
                         self._delete(done)
                         done = None
@@ -790,10 +782,8 @@ class Worker:
             return None
         if stats.tube not in self._handlers:  # not ours (a watch list changed by hand): back it goes
             self._unclaim(slot)
-            try:
+            with contextlib.suppress(NotFound, SocketError):
                 message.release()
-            except (NotFound, SocketError):
-                pass
             return None
         options, function = self._handlers[stats.tube]
         with self._mutex:
@@ -1017,10 +1007,8 @@ class Worker:
                 return
             job.claimed = True
             if job.message.reserved:
-                try:
+                with contextlib.suppress(NotFound, SocketError):
                     job.message.release()
-                except (NotFound, SocketError):
-                    pass
         self._count("returned")
 
     def _settles(self, job: _Job, when: str) -> bool:
