@@ -262,9 +262,12 @@ def take_steps(
     if peek:
         head += _PEEK_READY.head
     yield from session.write(head, reserve.wait)
+    # each reply of the common path read inline, not through await_reply: a generator less per reply
     delete_error: BeanstalkmException | None = None
     if delete is not None:
-        reply = yield from await_reply(reader, 0.0)
+        reply = reader.next_reply()
+        while reply is None:
+            reply = reader.read((yield 0.0))
         try:
             _DELETE(reply)
         except BeanstalkmException as exc:
@@ -272,7 +275,9 @@ def take_steps(
             delete_error = exc
     for request in before:
         yield from _apply(session, reader, request)
-    reply = yield from await_reply(reader, reserve.wait)
+    reply = reader.next_reply()
+    while reply is None:
+        reply = reader.read((yield reserve.wait))
     job: Job | BeanstalkmException | None
     try:
         job = reserve.decode(reply)
@@ -283,7 +288,9 @@ def take_steps(
         job = exc
     info: JobInfo | BeanstalkmException | None = None
     if guess is not None:  # every reply is read, whatever the reserve got
-        reply = yield from await_reply(reader, 0.0)
+        reply = reader.next_reply()
+        while reply is None:
+            reply = reader.read((yield 0.0))
         try:
             info = decode_job_info(reply)
         except BeanstalkmException as exc:  # NOT_FOUND: gone since it was peeked
@@ -294,7 +301,9 @@ def take_steps(
     reserved = job.id if isinstance(job, Job) else None
     if ahead is not None:
         if peek:
-            reply = yield from await_reply(reader, 0.0)
+            reply = reader.next_reply()
+            while reply is None:
+                reply = reader.read((yield 0.0))
             try:
                 head_job = _PEEK_READY.decode(reply)
             except BeanstalkmException as exc:
