@@ -48,16 +48,14 @@ async def list_records(client: AsyncClient, tube: str, ids: Collection[int] | No
     """The failure records of ``tube`` (those of ``ids`` only, when given), by job id, each with the
     buried job's ``state`` now: ``"buried"``, ``"ready"``/``"delayed"``/``"reserved"`` once retried,
     ``"gone"`` once deleted. Two round trips and a ``list-tubes``; nothing is reserved."""
-    prefix = record_prefix(tube)
     if ids is not None:
         names = [record_tube(tube, job_id) for job_id in sorted(set(ids))]
     else:
+        prefix = record_prefix(tube)
         names = [name for name in await client.queue.list_tubes() if name.startswith(prefix)]
     records = [r for r in await _peek(client, names) if r.tube == tube and (ids is None or r.job_id in ids)]
-    newest: dict[int, FailureRecord] = {}
-    for record in records:  # a job buried again has its older record replaced; keep the newest only
-        if record.job_id not in newest or record.record_id > newest[record.job_id].record_id:
-            newest[record.job_id] = record
+    # a job buried again has its older record replaced: keep the newest (highest record id) only
+    newest = {record.job_id: record for record in sorted(records, key=lambda r: r.record_id)}
     records = sorted(newest.values(), key=lambda r: r.job_id)
     if not records:
         return []

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/failures.py (sha256 24988e10fd5def77c415ad4232292965c4606b67ec962ff8aed59c7149cdc466). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/failures.py (sha256 1098998d7934f3c4aebbec5f138d614233a98aa379040d57fbc8838fc1cb4575). DO NOT EDIT; edit the source and run `make generate`.
 """Failure records: stored, found, listed, retried and purged, in beanstalkd itself (docs/worker.md).
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -46,16 +46,14 @@ def list_records(client: Client, tube: str, ids: Collection[int] | None = None) 
     """The failure records of ``tube`` (those of ``ids`` only, when given), by job id, each with the
     buried job's ``state`` now: ``"buried"``, ``"ready"``/``"delayed"``/``"reserved"`` once retried,
     ``"gone"`` once deleted. Two round trips and a ``list-tubes``; nothing is reserved."""
-    prefix = record_prefix(tube)
     if ids is not None:
         names = [record_tube(tube, job_id) for job_id in sorted(set(ids))]
     else:
+        prefix = record_prefix(tube)
         names = [name for name in client.queue.list_tubes() if name.startswith(prefix)]
     records = [r for r in _peek(client, names) if r.tube == tube and (ids is None or r.job_id in ids)]
-    newest: dict[int, FailureRecord] = {}
-    for record in records:  # a job buried again has its older record replaced; keep the newest only
-        if record.job_id not in newest or record.record_id > newest[record.job_id].record_id:
-            newest[record.job_id] = record
+    # a job buried again has its older record replaced: keep the newest (highest record id) only
+    newest = {record.job_id: record for record in sorted(records, key=lambda r: r.record_id)}
     records = sorted(newest.values(), key=lambda r: r.job_id)
     if not records:
         return []
