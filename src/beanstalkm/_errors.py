@@ -201,16 +201,5 @@ class BatchFailed(BeanstalkmException):
         return [r for r in self.results if isinstance(r, BaseException)]
 
 
-for _cls in (
-    ArgumentTypeError,
-    BatchFailed,
-    BeanstalkmException,
-    CommandFailed,
-    CorruptJob,
-    InvalidArgument,
-    InvalidEnvelope,
-    ProtocolError,
-    SocketError,
-    UnexpectedResponse,
-):
-    _cls.__module__ = "beanstalkm"  # tracebacks name the public path: beanstalkm.NotFound, ...
+for _name in __all__:
+    globals()[_name].__module__ = "beanstalkm"  # tracebacks name the public path: beanstalkm.NotFound, ...

@@ -28,7 +28,6 @@ from beanstalkm._transport.streams import RECV, StreamTransport, new_lock, recei
 
 if ASYNC:
     import asyncio
-    import logging
 
     from beanstalkm._core.requests import Reply
     from beanstalkm._generated import commands as _c
@@ -277,15 +276,10 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         results = await self._pump(transport, session.exchange(reader, (request,), tube), (request,))
         if request.effect is Effect.CLOSE:
             self._drop()
-        return self._result(request, results)
-
-    async def _run(
-        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
-    ) -> list[Any]:
-        """Pump the session's exchange for a batch; each item's result or exception."""
-        return await self._converse(
-            lambda session, reader: session.exchange(reader, requests, tube, meanwhile), requests
-        )
+        result: T = results[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     async def _converse(
         self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]
@@ -416,11 +410,12 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         """Queue any commands and send them in one write: ``async with conn.pipeline() as p: ...``."""
         return AsyncPipeline(self)
 
-    async def _batch(
-        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
-    ) -> list[Any]:
+    async def _batch(self, requests: Sequence[Request[Any]]) -> list[Any]:
         """Run requests as one pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
-        return self._batch_results(requests, await self._run(requests, tube, meanwhile) if requests else [])
+        if not requests:
+            return []
+        results = await self._converse(lambda session, reader: session.exchange(reader, requests), requests)
+        return self._batch_results(requests, results)
 
 
 class AsyncPipeline(PipelineBase["AsyncConnection"]):

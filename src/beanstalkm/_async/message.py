@@ -139,7 +139,7 @@ class AsyncMessage(MessageBase):
     async def delete(self) -> None:
         """Delete the job. Afterwards ``deleted`` is True and ``stats()`` returns None; a second call does nothing."""
         with self._settling():
-            if self._deletable():
+            if self._on_server():
                 try:
                     await self._conn.queue.delete(self.uid)
                 except NotFound:
@@ -190,4 +190,4 @@ class AsyncMessage(MessageBase):
 
     async def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""
-        return await self._job_stats() if self._has_stats() else None
+        return await self._job_stats() if self._on_server() else None

@@ -16,7 +16,6 @@ from typing import Any, Generic, TypeVar
 from beanstalkm._core import envelope as _envelope
 from beanstalkm._core.base import ConnectionBase
 from beanstalkm._core.checks import check_bool, check_items, check_uint
-from beanstalkm._core.envelope import envelope_problem
 from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Job, Reply, Request
@@ -105,7 +104,7 @@ def _check_envelope_fields(subscribe: object, channel: object, sender: dict[str,
         if value is not None and not isinstance(value, str):
             raise ArgumentTypeError(name, value, "must be a str (message.json)")
     probe = {"@context": "message", "body": None, "created": {"$data": 0}, "sender": sender, "token": ""}
-    problem = envelope_problem(probe)
+    problem = _envelope.VALIDATION.problem(probe)  # the generated check decides; jsonschema explains
     if problem is not None:
         raise ArgumentTypeError("sender", sender, f"does not satisfy message.json: {problem}")
 

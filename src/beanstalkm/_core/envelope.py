@@ -307,8 +307,3 @@ def _loads_string_body(raw: bytes) -> Any:
     if value["body"] is _NOTHING:  # else a later "body" key won, as it does in json.loads
         value["body"] = body
     return value
-
-
-def envelope_problem(value: object) -> str | None:
-    """Why ``value`` is not a valid envelope (the generated check decides; jsonschema, if installed, explains)."""
-    return VALIDATION.problem(value)

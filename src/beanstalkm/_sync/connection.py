@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 f8c35218223923f88da0eac3d3d5314be399a0292e7c78e46f1119622ded2d4e). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 05c78d8147886b7d8c2df90b51de2d73196d1f51a77770bb64f4c68ae6514a62). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -218,13 +218,10 @@ class Connection(ConnectionBase[Message]):
         results = self._pump(transport, session.exchange(reader, (request,), tube), (request,))
         if request.effect is Effect.CLOSE:
             self._drop()
-        return self._result(request, results)
-
-    def _run(
-        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
-    ) -> list[Any]:
-        """Pump the session's exchange for a batch; each item's result or exception."""
-        return self._converse(lambda session, reader: session.exchange(reader, requests, tube, meanwhile), requests)
+        result: T = results[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _converse(self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]) -> T:
         """Pump a conversation (``start(session, reader)``, begun once connected)."""
@@ -272,11 +269,12 @@ class Connection(ConnectionBase[Message]):
         """Queue any commands and send them in one write: ``with conn.pipeline() as p: ...; p.execute()``."""
         return Pipeline(self)
 
-    def _batch(
-        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
-    ) -> list[Any]:
+    def _batch(self, requests: Sequence[Request[Any]]) -> list[Any]:
         """Run requests as one pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
-        return self._batch_results(requests, self._run(requests, tube, meanwhile) if requests else [])
+        if not requests:
+            return []
+        results = self._converse(lambda session, reader: session.exchange(reader, requests), requests)
+        return self._batch_results(requests, results)
 
 
 class Pipeline(PipelineBase["Connection"]):

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 d3ac1b260dd1cc01e409a003115b42fcb467b00e3b7f4853d92c5f6155cb2ec9). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 94bab2e1f02181f72e471b027eb538c278d38ce3faa0229a43bd6909da5d7856). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -130,7 +130,7 @@ class Message(MessageBase):
     def delete(self) -> None:
         """Delete the job. Afterwards ``deleted`` is True and ``stats()`` returns None; a second call does nothing."""
         with self._settling():
-            if self._deletable():
+            if self._on_server():
                 try:
                     self._conn.queue.delete(self.uid)
                 except NotFound:
@@ -181,4 +181,4 @@ class Message(MessageBase):
 
     def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""
-        return self._job_stats() if self._has_stats() else None
+        return self._job_stats() if self._on_server() else None
