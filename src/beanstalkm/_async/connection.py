@@ -1,9 +1,5 @@
-"""The connection: one stream to one beanstalkd, and its pipeline.
-
-This is the one source of both flavours: ``beanstalkm._sync.connection`` is
-derived from it by ``python -m codegen``. I/O goes through the transport
-(``beanstalkm._transport``); the conversation itself is the I/O-free session.
-"""
+"""The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
+docs/architecture.md). I/O goes through the transport; the conversation is the I/O-free session."""
 
 from __future__ import annotations
 
@@ -201,13 +197,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     # -- running commands ------------------------------------------------------
 
     async def _execute(self, request: Request[T], tube: str | None = None) -> T:
-        """Send one command (with whatever must precede it) and return its decoded reply.
-
-        ``tube`` routes a ``put`` to that tube without changing the used tube.
-        The common case (connected, nothing to put in force first, a reply
-        expected) takes a direct path; everything else goes through the
-        session's exchange.
-        """
+        """Send one command (with whatever must precede it) and return its decoded reply; ``tube`` routes
+        a ``put`` there without changing the used tube. The paths it takes: docs/hot-path.md."""
         if ASYNC:
             pipe = self._pipe
             if pipe is not None and request.body is None and (request.effect is None or self._reserve_now(request)):

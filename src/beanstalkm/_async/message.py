@@ -1,9 +1,5 @@
-"""Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
-
-This is the one source of both flavours: ``beanstalkm._sync.message`` is
-derived from it by ``python -m codegen``. The data and bookkeeping shared by
-both live in :class:`~beanstalkm.MessageBase`.
-"""
+"""Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods (the
+one source of both flavours, docs/architecture.md; the data and bookkeeping are ``MessageBase``'s)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,12 @@
 """What the client does with no I/O: building messages, and the batch conversations.
 
-``ClientCore`` builds messages; ``PutBatch`` encodes a ``put_many``;
-``reserve_many_steps`` is the conversation of ``reserve_many`` (a generator
-the drivers pump).
+``PutBatch`` encodes a ``put_many``; ``reserve_many_steps`` is the conversation of ``reserve_many``
+(a generator the drivers pump).
 """
 
 from __future__ import annotations
 
-__all__ = ["MAX_RESERVE_MANY", "ClientCore"]
+__all__ = ["MAX_RESERVE_MANY", "PutBatch", "message_kwargs", "reserve_many_steps"]
 
 from collections.abc import Callable, Generator, Iterable
 from time import time as _time
@@ -28,29 +27,9 @@ from beanstalkm._errors import (
     InvalidEnvelope,
 )
 from beanstalkm._generated import commands as _c
-from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
 
 M = TypeVar("M", bound=MessageBase)
-
-
-class ClientCore(ConnectionBase[M]):
-    """What :class:`Client` and the async client share: building messages."""
-
-    def __call__(
-        self,
-        body: Any,
-        *,
-        subscribe: str | None = None,
-        sender: dict[str, Any] | None = None,
-        channel: str | None = None,
-        priority: int = DEFAULT_PRIORITY,
-        delay: int = DEFAULT_DELAY,
-        ttr: int = DEFAULT_TTR,
-    ) -> M:
-        """A new, unsent message; ``message.send(tube)`` sends it. ``body`` may be another message."""
-        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
-        return self._new_message(body, kwargs)
 
 
 # -- building messages and batches --------------------------------------------
@@ -110,11 +89,9 @@ def _check_envelope_fields(subscribe: object, channel: object, sender: dict[str,
 
 
 class PutBatch(Generic[M]):
-    """A ``put_many``: every body checked (its canonical JSON made) before anything is sent; the
-    envelopes are encoded chunk by chunk as they are written (:meth:`steps`), so the server stores
-    the first ones while the client encodes the next; the messages are built while the server
-    stores the last. A body that is a message is sent with its own envelope fields, as
-    ``Client.put`` does (encoded, and so checked, at once)."""
+    """A ``put_many``: every body checked (its canonical JSON made) before anything is sent, the
+    envelopes encoded chunk by chunk as they are written (:meth:`steps`; docs/async-dispatch.md). A
+    body that is a message is sent with its own envelope fields, as ``Client.put`` does."""
 
     __slots__ = (
         "_canon",
@@ -180,11 +157,9 @@ class PutBatch(Generic[M]):
         return out
 
     def steps(self, session: Session, reader: ReplyReader, tube: str) -> Exchange[list[Any]]:
-        """The conversation of the ``put_many`` (an exchange, pumped by the driver): the first
-        ``PUT_FIRST`` envelopes are encoded and written (after a ``use`` if need be), then each next
-        chunk, twice as large as the one before, is encoded and written while the server stores
-        those before it; the messages are built; then every reply is read. Each body's result, in
-        order (its id, or its error)."""
+        """The conversation of the ``put_many``: ``PUT_FIRST`` envelopes written (after a ``use`` if
+        need be), then chunks twice as large each time; the messages built; then every reply read.
+        Each body's result, in order (its id, or its error)."""
         size = PUT_FIRST
         plan = session.plan(self.encoded(0, size), tube)
         yield from session.write(plan.data, 0.0)
@@ -356,18 +331,6 @@ def _deleted(session: Session, delete: Request[None], reply: Reply, message: M) 
         return exc
     message._deleted()
     return None
-
-
-def finish_reserve_many(messages: list[M], outcomes: list[object]) -> list[M]:
-    """The messages, or ``BatchFailed`` whose ``results`` are the outcomes in order."""
-    if any(isinstance(outcome, BaseException) for outcome in outcomes):
-        raise BatchFailed(outcomes)
-    return messages
-
-
-def delete_requests(items: list[Any]) -> list[Request[None]]:
-    """``delete`` of each message or id."""
-    return [_c.delete(m.uid if isinstance(m, MessageBase) else m) for m in items]
 
 
 def deleted(items: list[Any], results: list[object] | None = None) -> None:

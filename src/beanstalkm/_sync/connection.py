@@ -1,5 +1,5 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 05c78d8147886b7d8c2df90b51de2d73196d1f51a77770bb64f4c68ae6514a62). DO NOT EDIT; edit the source and run `make generate`.
-"""The connection: one stream to one beanstalkd, and its pipeline.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 669ca3d860ec5bb7c79ed689be0d5064a50d4c569b1a6b0a3712fee206e9ffa8). DO NOT EDIT; edit the source and run `make generate`.
+"""The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
 """
@@ -156,13 +156,8 @@ class Connection(ConnectionBase[Message]):
     # -- running commands ------------------------------------------------------
 
     def _execute(self, request: Request[T], tube: str | None = None) -> T:
-        """Send one command (with whatever must precede it) and return its decoded reply.
-
-        ``tube`` routes a ``put`` to that tube without changing the used tube.
-        The common case (connected, nothing to put in force first, a reply
-        expected) takes a direct path; everything else goes through the
-        session's exchange.
-        """
+        """Send one command (with whatever must precede it) and return its decoded reply; ``tube`` routes
+        a ``put`` there without changing the used tube. The paths it takes: docs/hot-path.md."""
         with self._alone:
             return self._command(request, tube)
 

@@ -1,5 +1,5 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 94bab2e1f02181f72e471b027eb538c278d38ce3faa0229a43bd6909da5d7856). DO NOT EDIT; edit the source and run `make generate`.
-"""Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 e16a3895c92a602a8b8f7d2ecec8e2d3bef6248c32d1946395b75d72c1284631). DO NOT EDIT; edit the source and run `make generate`.
+"""Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods (the
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
 """
