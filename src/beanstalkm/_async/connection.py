@@ -115,8 +115,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         return transport
 
     async def _ready(self, requests: Sequence[Request[Any]]) -> StreamTransport:
-        """The open transport (connecting if need be), in step: bytes waiting before a write are a
-        reply to no command, a ``ProtocolError`` (the connection dropped, nothing sent)."""
+        """The open transport (connecting if need be), in step (``_in_step``; nothing sent if not)."""
         transport = self._transport
         if transport is None:
             return await self._open()

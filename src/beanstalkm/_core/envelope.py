@@ -69,12 +69,8 @@ def canonical(body: object) -> str:
 
 
 def sender_json(sender: object) -> str:
-    """The compact JSON of a sender's fields.
-
-    Raises ``ArgumentTypeError`` naming the sender if they are not JSON:
-    an unsupported type, NaN or infinity, an int too long to write out, a
-    circular reference, too deep.
-    """
+    """The compact JSON of a sender's fields (``ArgumentTypeError`` naming the sender if they are not
+    JSON, as for :func:`canonical`, or hold an int too long to write out)."""
     try:
         return _COMPACT(sender)
     except (TypeError, ValueError, RecursionError) as exc:

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 669ca3d860ec5bb7c79ed689be0d5064a50d4c569b1a6b0a3712fee206e9ffa8). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 c252d676106af2752ad5eb52cb4e9fdd80a177fb3e47512fd3bb0c3d59ebd421). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -92,8 +92,7 @@ class Connection(ConnectionBase[Message]):
         return transport
 
     def _ready(self, requests: Sequence[Request[Any]]) -> SocketTransport:
-        """The open transport (connecting if need be), in step: bytes waiting before a write are a
-        reply to no command, a ``ProtocolError`` (the connection dropped, nothing sent)."""
+        """The open transport (connecting if need be), in step (``_in_step``; nothing sent if not)."""
         transport = self._transport
         if transport is None:
             return self._open()

@@ -1,14 +1,14 @@
 """The asyncio transport: one asyncio protocol over TCP (``TCP_NODELAY``) or a UNIX socket, TLS or not.
 
 What arrives is handed, as the event loop reads it, to the commands pipelined on the connection
-while any await their replies (:class:`Sink`, see ``beanstalkm._transport.pipelined``: no task
+while any await their replies (``beanstalkm._transport.pipelined``: no task
 wakes to read, and the replies of a read are all dispatched at once); otherwise it is kept, in
 order, until a conversation holding the connection alone asks for it (``receive``).
 """
 
 from __future__ import annotations
 
-__all__ = ["RECV", "Sink", "StreamTransport", "new_lock", "receive_any"]
+__all__ = ["RECV", "StreamTransport", "new_lock", "receive_any"]
 
 import asyncio
 import contextlib
@@ -16,11 +16,14 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Request
 from beanstalkm._core.session import Session
+
+if TYPE_CHECKING:
+    from beanstalkm._transport.pipelined import Pipelined
 
 RECV = 65536
 """The most a single receive asks for, a large body's included: a receive allocates what it asks for
@@ -36,26 +39,12 @@ def new_lock() -> asyncio.Lock:
     return asyncio.Lock()
 
 
-class Sink(Protocol):
-    """Where the stream hands what arrives while ``expecting`` (the pipelined commands' replies)."""
-
-    @property
-    def expecting(self) -> bool:
-        """Whether replies are awaited (the bytes that arrive are theirs)."""
-
-    def received(self, data: bytes) -> None:
-        """Bytes that arrived (never raises: a failure fails the sink's commands)."""
-
-    def lost(self, error: BaseException) -> None:
-        """The stream ended or failed."""
-
-
 class _Stream(asyncio.Protocol):
     """The asyncio protocol under a ``StreamTransport``: bytes to the sink, or kept for ``receive``."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.sink: Sink | None = None
+        self.sink: Pipelined | None = None  # what arrives goes there while it ``expecting`` replies
         self.kept: deque[bytes] = deque()  # bytes for ``receive``, in order
         self.size = 0  # how many bytes ``kept`` holds
         self.eof = False  # the server closed the stream (or it was closed here)
@@ -163,12 +152,6 @@ class StreamWriter:
                 writable = stream.writable = asyncio.get_running_loop().create_future()
             await writable
 
-    def close(self) -> None:
-        self.transport.close()
-
-    async def wait_closed(self) -> None:
-        await self._stream.closed
-
 
 class StreamTransport:
     """An open stream. ``timeout`` is the connection's own (bounding connecting, each write and each
@@ -206,7 +189,7 @@ class StreamTransport:
             raise OSError("asyncio returned no stream transport")
         return cls(transport, stream, timeout)
 
-    def attach(self, sink: Sink | None) -> None:
+    def attach(self, sink: Pipelined | None) -> None:
         """Hand what arrives to ``sink`` while it expects replies (None: keep everything for ``receive``)."""
         self._stream.sink = sink
 
@@ -301,11 +284,10 @@ class StreamTransport:
 
     async def quit(self) -> None:
         """Say ``quit`` and close."""
-        writer = self.writer
         with contextlib.suppress(OSError):
-            writer.write(b"quit\r\n")
-            writer.close()
-            await writer.wait_closed()
+            self.writer.write(b"quit\r\n")
+            self.writer.transport.close()
+            await self._stream.closed
 
     def abort(self) -> None:
         """Close at once: ``abort()`` closes the socket now and discards what asyncio had not yet written
