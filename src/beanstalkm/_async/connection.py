@@ -27,7 +27,7 @@ if ASYNC:
 
     from beanstalkm._core.requests import Reply
     from beanstalkm._generated import commands as _c
-    from beanstalkm._transport.pipelined import Alone, Cancelled, Pipelined, shielded
+    from beanstalkm._transport.pipelined import Alone, Cancelled, Pipelined
 
     _log = logging.getLogger("beanstalkm.aio")
 
@@ -327,7 +327,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 and self._session.simple(request, None)
             ):
                 return await self._pipelined(pipe, request, kept=True)
-            return await shielded(self._execute(request))
+            return await asyncio.shield(self._execute(request))  # goes on to its end whatever the task
 
         @staticmethod
         def _reserve_now(request: Request[Any]) -> bool:

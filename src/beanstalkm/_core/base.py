@@ -196,11 +196,9 @@ class ConnectionBase(Generic[M]):
     def _failure(
         self, exc: BaseException, requests: Sequence[Request[Any]], written: bool | None = None, drop: bool = True
     ) -> BaseException:
-        """The error to raise for an exchange that did not finish; the socket is
-        dropped whatever happened (a cancelled or interrupted exchange would
-        otherwise leave a reply to be read as the next command's) unless ``drop``
-        is False (it is gone already). ``written``: whether its commands were
-        written (by default, what the session says)."""
+        """The error to raise for an exchange that did not finish. The socket is dropped whatever
+        happened (else a reply would be left to be read as the next command's), unless ``drop`` is
+        False (it is gone already); ``written``: whether its commands were (default: the session's)."""
         if drop:
             self._drop()
             if isinstance(exc, ProtocolError):

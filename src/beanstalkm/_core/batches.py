@@ -255,18 +255,11 @@ DELETE_CHUNK = 16  # reserve_many(drop=True) writes the deletes of this many mes
 def reserve_many_steps(
     session: Session, reader: ReplyReader, requests: list[Request[Job]], drop: bool, to_message: Callable[[Job], M]
 ) -> Generator[bytes | float | None, bytes, tuple[list[M], list[object]]]:
-    """The conversation of a ``reserve_many`` (an exchange, pumped by the driver):
-    the reserved messages, and each reserve's outcome in order: its message,
-    None for a timeout (just fewer messages), or its exception.
-
-    All the reserves go in one write. Each reply is decoded as it arrives;
-    with ``drop``, the deletes of the valid messages follow in chunks while
-    the rest are decoded, so the server deletes while the client decodes.
-    A message whose envelope is invalid is never deleted; a delete that
-    fails becomes that item's outcome. If the conversation fails part-way
-    (the connection, a malformed reply, a cancellation), the jobs whose
-    deletes were written may be deleted without being returned: at-most-once,
-    as ``drop`` says; the error says so.
+    """The conversation of a ``reserve_many``: the reserved messages, and each reserve's outcome in
+    order (its message, None for a timeout, or its exception). With ``drop`` the deletes follow in
+    chunks as the replies are decoded; a message whose envelope is invalid is never deleted, and a
+    delete that fails becomes that item's outcome. If the conversation fails part-way, the jobs whose
+    deletes were written may be deleted without being returned (at-most-once); the error says so.
     """
     wait = requests[0].wait if requests else 0.0
     yield from session.write(b"".join([r.data for r in requests]), wait)

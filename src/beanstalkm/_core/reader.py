@@ -1,9 +1,7 @@
 """The reply reader: ``feed(bytes)`` in, complete replies out, every buffer bounded.
 
-beanstalkd answers a connection's commands strictly in order, so a FIFO of
-pending requests is all that pipelining needs: a driver writes
-``Request.data``, feeds whatever bytes arrive to :class:`ReplyReader`, and
-hands each complete :class:`~beanstalkm._core.requests.Reply` to ``Request.decode``.
+beanstalkd answers a connection's commands strictly in order, so each complete reply goes to the
+oldest request waiting (``Request.decode``): a FIFO is all that pipelining needs.
 """
 
 from __future__ import annotations

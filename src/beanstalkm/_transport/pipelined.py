@@ -10,12 +10,12 @@ for replies. The design and its guarantees by name: docs/async-dispatch.md.
 
 from __future__ import annotations
 
-__all__ = ["Alone", "Cancelled", "Entry", "Pipelined", "shielded"]
+__all__ = ["Alone", "Cancelled", "Entry", "Pipelined"]
 
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Reply
@@ -24,13 +24,6 @@ from beanstalkm._transport.streams import StreamTransport
 
 Cancelled = asyncio.CancelledError
 """What a cancelled task gets: not a connection failure (its reply, if its command was written, is dropped)."""
-
-T = TypeVar("T")
-
-
-async def shielded(work: Coroutine[Any, Any, T]) -> T:
-    """``await work``, which goes on to its end even if the awaiting task is cancelled meanwhile."""
-    return await asyncio.shield(work)
 
 
 class Entry:

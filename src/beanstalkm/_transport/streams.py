@@ -1,9 +1,7 @@
 """The asyncio transport: one asyncio protocol over TCP (``TCP_NODELAY``) or a UNIX socket, TLS or not.
 
-What arrives is handed, as the event loop reads it, to the commands pipelined on the connection
-while any await their replies (``beanstalkm._transport.pipelined``: no task
-wakes to read, and the replies of a read are all dispatched at once); otherwise it is kept, in
-order, until a conversation holding the connection alone asks for it (``receive``).
+What arrives goes, as the event loop reads it, to the commands pipelined on the connection while
+any await their replies, else it is kept in order for ``receive`` (docs/async-dispatch.md).
 """
 
 from __future__ import annotations
@@ -130,9 +128,6 @@ class StreamWriter:
         self._stream = stream
         self.write: Callable[[bytes], None] = transport.write
         """Hand bytes to the transport, which sends what the socket takes at once (its own method: no call more)."""
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.transport.get_extra_info(name, default)
 
     async def drain(self) -> None:
         """Wait until the write buffer is below its high-water mark (as asyncio's ``StreamWriter.drain``:
