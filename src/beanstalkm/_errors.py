@@ -33,15 +33,10 @@ SHOWN_MAX = 200
 """The longest a value is shown in an error message (what a hostile server or producer sent can be huge)."""
 
 
-def _bounded_repr() -> reprlib.Repr:
-    shown = reprlib.Repr()
-    shown.maxlevel = 4  # nesting is shown this deep, never recursing further
-    shown.maxdict = shown.maxlist = shown.maxtuple = shown.maxset = shown.maxfrozenset = shown.maxdeque = 8
-    shown.maxstring = shown.maxother = shown.maxlong = SHOWN_MAX
-    return shown
-
-
-_SHOWN = _bounded_repr()
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel = 4  # nesting is shown this deep, never recursing further
+_SHOWN.maxdict = _SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxset = _SHOWN.maxfrozenset = _SHOWN.maxdeque = 8
+_SHOWN.maxstring = _SHOWN.maxother = _SHOWN.maxlong = SHOWN_MAX
 
 
 def shown(value: object, limit: int = SHOWN_MAX) -> str:
@@ -201,16 +196,5 @@ class BatchFailed(BeanstalkmException):
         return [r for r in self.results if isinstance(r, BaseException)]
 
 
-for _cls in (
-    ArgumentTypeError,
-    BatchFailed,
-    BeanstalkmException,
-    CommandFailed,
-    CorruptJob,
-    InvalidArgument,
-    InvalidEnvelope,
-    ProtocolError,
-    SocketError,
-    UnexpectedResponse,
-):
-    _cls.__module__ = "beanstalkm"  # tracebacks name the public path: beanstalkm.NotFound, ...
+for _name in __all__:
+    globals()[_name].__module__ = "beanstalkm"  # tracebacks name the public path: beanstalkm.NotFound, ...

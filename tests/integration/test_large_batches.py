@@ -83,7 +83,7 @@ def _socket(conn: Connection, flavour: Flavour) -> socket.socket:
 
     The sync driver's transport keeps it in ``sock``. The async connection sits
     behind the facade's proxy, which reads attributes through: its transport's
-    ``writer`` is the ``StreamWriter``, whose
+    ``writer.transport`` is asyncio's, whose
     ``get_extra_info("socket")`` is the socket (asyncio's ``TransportSocket``,
     which passes ``setsockopt``/``getsockopt`` on).
     """
@@ -91,7 +91,7 @@ def _socket(conn: Connection, flavour: Flavour) -> socket.socket:
         sock: Any = cast(Any, conn)._transport.sock
     else:
         writer = cast(Any, conn)._transport.writer
-        sock = writer.get_extra_info("socket")
+        sock = writer.transport.get_extra_info("socket")
     assert sock is not None
     return cast(socket.socket, sock)
 

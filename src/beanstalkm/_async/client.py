@@ -1,9 +1,5 @@
-"""The client: messages in envelopes on top of a connection.
-
-This is the one source of both flavours: ``beanstalkm._sync.client`` is
-derived from it by ``python -m codegen``. The I/O-free batch conversations it
-runs live in ``beanstalkm._core.batches``.
-"""
+"""The client: messages in envelopes on top of a connection (the one source of both flavours,
+docs/architecture.md; its I/O-free batch conversations are in ``beanstalkm._core.batches``)."""
 
 from __future__ import annotations
 
@@ -14,16 +10,7 @@ from typing import Any
 
 from beanstalkm._async.connection import AsyncConnection
 from beanstalkm._async.message import AsyncMessage
-from beanstalkm._core.batches import (
-    ClientCore,
-    PutBatch,
-    delete_requests,
-    deleted,
-    finish_reserve_many,
-    message_kwargs,
-    reserve_many_requests,
-    reserve_many_steps,
-)
+from beanstalkm._core.batches import PutBatch, deleted, message_kwargs, reserve_many_requests, reserve_many_steps
 from beanstalkm._core.checks import check_bool, check_items
 from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
 from beanstalkm._errors import BatchFailed, BeanstalkmException
@@ -32,13 +19,28 @@ from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFA
 from beanstalkm._generated.errors import NotFound, TimedOut
 
 
-class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
+class AsyncClient(AsyncConnection):
     """A connection that sends and receives message envelopes.
 
     ``put`` wraps a JSON-serializable body in the envelope and sends it to a
     tube without changing the tube ``queue.using()`` reports; ``reserve``
     returns a message whose ``body`` is the body that was put.
     """
+
+    def __call__(
+        self,
+        body: Any,
+        *,
+        subscribe: str | None = None,
+        sender: dict[str, Any] | None = None,
+        channel: str | None = None,
+        priority: int = DEFAULT_PRIORITY,
+        delay: int = DEFAULT_DELAY,
+        ttr: int = DEFAULT_TTR,
+    ) -> AsyncMessage:
+        """A new, unsent message; ``message.send(tube)`` sends it. ``body`` may be another message."""
+        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
+        return self._new_message(body, kwargs)
 
     async def put(
         self,
@@ -171,13 +173,15 @@ class AsyncClient(ClientCore[AsyncMessage], AsyncConnection):
         messages, outcomes = await self._converse(
             lambda session, reader: reserve_many_steps(session, reader, requests, drop, to_message), requests
         )
-        return finish_reserve_many(messages, outcomes)
+        if any(isinstance(outcome, BaseException) for outcome in outcomes):
+            raise BatchFailed(outcomes)
+        return messages
 
     async def delete_many(self, messages: Iterable[AsyncMessage | int]) -> None:
         """Delete many jobs (messages or ids) in one pipelined write."""
         items = check_items("messages", messages)
         try:
-            await self._batch(delete_requests(items))
+            await self._batch([_c.delete(m.uid if isinstance(m, MessageBase) else m) for m in items])
         except BatchFailed as exc:
             deleted(items, exc.results)
             raise

@@ -1,9 +1,5 @@
-"""The connection: one stream to one beanstalkd, and its pipeline.
-
-This is the one source of both flavours: ``beanstalkm._sync.connection`` is
-derived from it by ``python -m codegen``. I/O goes through the transport
-(``beanstalkm._transport``); the conversation itself is the I/O-free session.
-"""
+"""The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
+docs/architecture.md). I/O goes through the transport; the conversation is the I/O-free session."""
 
 from __future__ import annotations
 
@@ -28,11 +24,10 @@ from beanstalkm._transport.streams import RECV, StreamTransport, new_lock, recei
 
 if ASYNC:
     import asyncio
-    import logging
 
     from beanstalkm._core.requests import Reply
     from beanstalkm._generated import commands as _c
-    from beanstalkm._transport.pipelined import Alone, Cancelled, Pipelined, shielded
+    from beanstalkm._transport.pipelined import Alone, Cancelled, Pipelined
 
     _log = logging.getLogger("beanstalkm.aio")
 
@@ -120,8 +115,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         return transport
 
     async def _ready(self, requests: Sequence[Request[Any]]) -> StreamTransport:
-        """The open transport (connecting if need be), in step: bytes waiting before a write are a
-        reply to no command, a ``ProtocolError`` (the connection dropped, nothing sent)."""
+        """The open transport (connecting if need be), in step (``_in_step``; nothing sent if not)."""
         transport = self._transport
         if transport is None:
             return await self._open()
@@ -202,13 +196,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
     # -- running commands ------------------------------------------------------
 
     async def _execute(self, request: Request[T], tube: str | None = None) -> T:
-        """Send one command (with whatever must precede it) and return its decoded reply.
-
-        ``tube`` routes a ``put`` to that tube without changing the used tube.
-        The common case (connected, nothing to put in force first, a reply
-        expected) takes a direct path; everything else goes through the
-        session's exchange.
-        """
+        """Send one command (with whatever must precede it) and return its decoded reply; ``tube`` routes
+        a ``put`` there without changing the used tube. The paths it takes: docs/hot-path.md."""
         if ASYNC:
             pipe = self._pipe
             if pipe is not None and request.body is None and (request.effect is None or self._reserve_now(request)):
@@ -277,15 +266,10 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         results = await self._pump(transport, session.exchange(reader, (request,), tube), (request,))
         if request.effect is Effect.CLOSE:
             self._drop()
-        return self._result(request, results)
-
-    async def _run(
-        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
-    ) -> list[Any]:
-        """Pump the session's exchange for a batch; each item's result or exception."""
-        return await self._converse(
-            lambda session, reader: session.exchange(reader, requests, tube, meanwhile), requests
-        )
+        result: T = results[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     async def _converse(
         self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]
@@ -343,7 +327,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 and self._session.simple(request, None)
             ):
                 return await self._pipelined(pipe, request, kept=True)
-            return await shielded(self._execute(request))
+            return await asyncio.shield(self._execute(request))  # goes on to its end whatever the task
 
         @staticmethod
         def _reserve_now(request: Request[Any]) -> bool:
@@ -416,11 +400,12 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         """Queue any commands and send them in one write: ``async with conn.pipeline() as p: ...``."""
         return AsyncPipeline(self)
 
-    async def _batch(
-        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
-    ) -> list[Any]:
+    async def _batch(self, requests: Sequence[Request[Any]]) -> list[Any]:
         """Run requests as one pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
-        return self._batch_results(requests, await self._run(requests, tube, meanwhile) if requests else [])
+        if not requests:
+            return []
+        results = await self._converse(lambda session, reader: session.exchange(reader, requests), requests)
+        return self._batch_results(requests, results)
 
 
 class AsyncPipeline(PipelineBase["AsyncConnection"]):

@@ -1,9 +1,5 @@
-"""Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
-
-This is the one source of both flavours: ``beanstalkm._sync.message`` is
-derived from it by ``python -m codegen``. The data and bookkeeping shared by
-both live in :class:`~beanstalkm.MessageBase`.
-"""
+"""Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods (the
+one source of both flavours, docs/architecture.md; the data and bookkeeping are ``MessageBase``'s)."""
 
 from __future__ import annotations
 
@@ -139,7 +135,7 @@ class AsyncMessage(MessageBase):
     async def delete(self) -> None:
         """Delete the job. Afterwards ``deleted`` is True and ``stats()`` returns None; a second call does nothing."""
         with self._settling():
-            if self._deletable():
+            if self._on_server():
                 try:
                     await self._conn.queue.delete(self.uid)
                 except NotFound:
@@ -190,4 +186,4 @@ class AsyncMessage(MessageBase):
 
     async def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""
-        return await self._job_stats() if self._has_stats() else None
+        return await self._job_stats() if self._on_server() else None

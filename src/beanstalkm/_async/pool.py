@@ -37,20 +37,14 @@ class _PoolConnection(AsyncClient):
     async def _converse(
         self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]
     ) -> T:
-        client = await self._pool._borrow()
-        try:
+        async with self._pool.client() as client:
             return await client._converse(start, requests)
-        finally:
-            self._pool._give_back(client)
 
     async def _execute(self, request: Request[T], tube: str | None = None) -> T:
         if request.effect is None:  # no reserve, no change of state: pipelined with the other tasks'
             return await self._pool._pipelined._execute(request, tube)
-        client = await self._pool._borrow()
-        try:
+        async with self._pool.client() as client:
             return await client._execute(request, tube)
-        finally:
-            self._pool._give_back(client)
 
 
 class AsyncPool:
@@ -99,12 +93,16 @@ class AsyncPool:
     async def _new(self) -> AsyncClient:
         client = AsyncClient(*self._args, **self._kwargs)
         await client.connect()
+        await self._watched(client)
+        self._all.append(client)
+        return client
+
+    async def _watched(self, client: AsyncClient) -> None:
+        """``client`` watches ``watch`` (and not ``default``, unless it is one of them)."""
         for tube in self._watch:
             await client.watch(tube)
         if self._watch and "default" not in self._watch:
             await client.ignore("default")
-        self._all.append(client)
-        return client
 
     async def _borrow(self) -> AsyncClient:
         await self._slots.acquire()
@@ -200,13 +198,9 @@ class AsyncPool:
     async def _watch_pipelined(self) -> None:
         """The pipelined connection watches what the pooled ones do (once, whoever asks first)."""
         async with self._pipe_setup:
-            if self._pipe_watching:
-                return
-            for tube in self._watch:
-                await self._pipelined.watch(tube)
-            if self._watch and "default" not in self._watch:
-                await self._pipelined.ignore("default")
-            self._pipe_watching = True
+            if not self._pipe_watching:
+                await self._watched(self._pipelined)
+                self._pipe_watching = True
 
     def _lend(self, client: AsyncClient, message: object) -> None:
         """Leave ``client`` with ``message`` while it holds a reservation, else give it back."""

@@ -52,42 +52,33 @@ a read waits what the server may take (a reserve's timeout, at most as long agai
 within what every platform's sockets and asyncio accept."""
 
 _UNSET: Any = object()
-_RECV = 65536
-_WRITE_AT_ONCE = 16384
-"""A batch up to this size goes out in one plain send: the server's receive buffer takes it whole
-even while the server is not reading. A larger one is written reading replies meanwhile."""
 
 
-class QueueDriver(Protocol[M_co]):
+class _JobsToMessages(Protocol[M_co]):
+    """What both flavours of generated queue call to turn jobs into messages."""
+
+    def _message(self, job: Job, reserved: bool = False) -> M_co:
+        """A received job as a message."""
+
+    def _message_or_none(self, job: Job | None) -> M_co | None:
+        """A received job as a message; None for none."""
+
+    def _reserved_message(self, job: Job) -> M_co:
+        """A job this connection just reserved, as a message."""
+
+
+class QueueDriver(_JobsToMessages[M_co], Protocol[M_co]):
     """What a generated ``Queue`` calls on its connection (``codegen.model.QUEUE_DRIVER`` names these)."""
 
     def _execute(self, request: Request[T], tube: str | None = None) -> T:
         """Send one command and return its decoded reply."""
 
-    def _message(self, job: Job, reserved: bool = False) -> M_co:
-        """A received job as a message."""
 
-    def _message_or_none(self, job: Job | None) -> M_co | None:
-        """A received job as a message; None for none."""
-
-    def _reserved_message(self, job: Job) -> M_co:
-        """A job this connection just reserved, as a message."""
-
-
-class AsyncQueueDriver(Protocol[M_co]):
+class AsyncQueueDriver(_JobsToMessages[M_co], Protocol[M_co]):
     """What a generated ``AsyncQueue`` calls on its connection: ``QueueDriver``, awaitable."""
 
     async def _execute(self, request: Request[T], tube: str | None = None) -> T:
         """Send one command and return its decoded reply."""
-
-    def _message(self, job: Job, reserved: bool = False) -> M_co:
-        """A received job as a message."""
-
-    def _message_or_none(self, job: Job | None) -> M_co | None:
-        """A received job as a message; None for none."""
-
-    def _reserved_message(self, job: Job) -> M_co:
-        """A job this connection just reserved, as a message."""
 
 
 class ConnectionBase(Generic[M]):
@@ -205,11 +196,9 @@ class ConnectionBase(Generic[M]):
     def _failure(
         self, exc: BaseException, requests: Sequence[Request[Any]], written: bool | None = None, drop: bool = True
     ) -> BaseException:
-        """The error to raise for an exchange that did not finish; the socket is
-        dropped whatever happened (a cancelled or interrupted exchange would
-        otherwise leave a reply to be read as the next command's) unless ``drop``
-        is False (it is gone already). ``written``: whether its commands were
-        written (by default, what the session says)."""
+        """The error to raise for an exchange that did not finish. The socket is dropped whatever
+        happened (else a reply would be left to be read as the next command's), unless ``drop`` is
+        False (it is gone already); ``written``: whether its commands were (default: the session's)."""
         if drop:
             self._drop()
             if isinstance(exc, ProtocolError):
@@ -249,15 +238,6 @@ class ConnectionBase(Generic[M]):
         )
         error.__cause__ = exc
         return error
-
-    @staticmethod
-    def _result(request: Request[T], results: list[Any]) -> T:
-        """The single result of ``_run((request,))``, raised if it is an error."""
-        result = results[0]
-        if isinstance(result, BaseException):
-            raise result
-        value: T = result
-        return value
 
     # -- jobs to messages ------------------------------------------------------
 

@@ -1,13 +1,12 @@
 """What the client does with no I/O: building messages, and the batch conversations.
 
-``ClientCore`` builds messages; ``PutBatch`` encodes a ``put_many``;
-``reserve_many_steps`` is the conversation of ``reserve_many`` (a generator
-the drivers pump).
+``PutBatch`` encodes a ``put_many``; ``reserve_many_steps`` is the conversation of ``reserve_many``
+(a generator the drivers pump).
 """
 
 from __future__ import annotations
 
-__all__ = ["MAX_RESERVE_MANY", "ClientCore"]
+__all__ = ["MAX_RESERVE_MANY", "PutBatch", "message_kwargs", "reserve_many_steps"]
 
 from collections.abc import Callable, Generator, Iterable
 from time import time as _time
@@ -16,7 +15,6 @@ from typing import Any, Generic, TypeVar
 from beanstalkm._core import envelope as _envelope
 from beanstalkm._core.base import ConnectionBase
 from beanstalkm._core.checks import check_bool, check_items, check_uint
-from beanstalkm._core.envelope import envelope_problem
 from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Job, Reply, Request
@@ -29,29 +27,9 @@ from beanstalkm._errors import (
     InvalidEnvelope,
 )
 from beanstalkm._generated import commands as _c
-from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
 from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
 
 M = TypeVar("M", bound=MessageBase)
-
-
-class ClientCore(ConnectionBase[M]):
-    """What :class:`Client` and the async client share: building messages."""
-
-    def __call__(
-        self,
-        body: Any,
-        *,
-        subscribe: str | None = None,
-        sender: dict[str, Any] | None = None,
-        channel: str | None = None,
-        priority: int = DEFAULT_PRIORITY,
-        delay: int = DEFAULT_DELAY,
-        ttr: int = DEFAULT_TTR,
-    ) -> M:
-        """A new, unsent message; ``message.send(tube)`` sends it. ``body`` may be another message."""
-        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
-        return self._new_message(body, kwargs)
 
 
 # -- building messages and batches --------------------------------------------
@@ -105,17 +83,15 @@ def _check_envelope_fields(subscribe: object, channel: object, sender: dict[str,
         if value is not None and not isinstance(value, str):
             raise ArgumentTypeError(name, value, "must be a str (message.json)")
     probe = {"@context": "message", "body": None, "created": {"$data": 0}, "sender": sender, "token": ""}
-    problem = envelope_problem(probe)
+    problem = _envelope.VALIDATION.problem(probe)  # the generated check decides; jsonschema explains
     if problem is not None:
         raise ArgumentTypeError("sender", sender, f"does not satisfy message.json: {problem}")
 
 
 class PutBatch(Generic[M]):
-    """A ``put_many``: every body checked (its canonical JSON made) before anything is sent; the
-    envelopes are encoded chunk by chunk as they are written (:meth:`steps`), so the server stores
-    the first ones while the client encodes the next; the messages are built while the server
-    stores the last. A body that is a message is sent with its own envelope fields, as
-    ``Client.put`` does (encoded, and so checked, at once)."""
+    """A ``put_many``: every body checked (its canonical JSON made) before anything is sent, the
+    envelopes encoded chunk by chunk as they are written (:meth:`steps`; docs/async-dispatch.md). A
+    body that is a message is sent with its own envelope fields, as ``Client.put`` does."""
 
     __slots__ = (
         "_canon",
@@ -181,11 +157,9 @@ class PutBatch(Generic[M]):
         return out
 
     def steps(self, session: Session, reader: ReplyReader, tube: str) -> Exchange[list[Any]]:
-        """The conversation of the ``put_many`` (an exchange, pumped by the driver): the first
-        ``PUT_FIRST`` envelopes are encoded and written (after a ``use`` if need be), then each next
-        chunk, twice as large as the one before, is encoded and written while the server stores
-        those before it; the messages are built; then every reply is read. Each body's result, in
-        order (its id, or its error)."""
+        """The conversation of the ``put_many``: ``PUT_FIRST`` envelopes written (after a ``use`` if
+        need be), then chunks twice as large each time; the messages built; then every reply read.
+        Each body's result, in order (its id, or its error)."""
         size = PUT_FIRST
         plan = session.plan(self.encoded(0, size), tube)
         yield from session.write(plan.data, 0.0)
@@ -281,18 +255,11 @@ DELETE_CHUNK = 16  # reserve_many(drop=True) writes the deletes of this many mes
 def reserve_many_steps(
     session: Session, reader: ReplyReader, requests: list[Request[Job]], drop: bool, to_message: Callable[[Job], M]
 ) -> Generator[bytes | float | None, bytes, tuple[list[M], list[object]]]:
-    """The conversation of a ``reserve_many`` (an exchange, pumped by the driver):
-    the reserved messages, and each reserve's outcome in order: its message,
-    None for a timeout (just fewer messages), or its exception.
-
-    All the reserves go in one write. Each reply is decoded as it arrives;
-    with ``drop``, the deletes of the valid messages follow in chunks while
-    the rest are decoded, so the server deletes while the client decodes.
-    A message whose envelope is invalid is never deleted; a delete that
-    fails becomes that item's outcome. If the conversation fails part-way
-    (the connection, a malformed reply, a cancellation), the jobs whose
-    deletes were written may be deleted without being returned: at-most-once,
-    as ``drop`` says; the error says so.
+    """The conversation of a ``reserve_many``: the reserved messages, and each reserve's outcome in
+    order (its message, None for a timeout, or its exception). With ``drop`` the deletes follow in
+    chunks as the replies are decoded; a message whose envelope is invalid is never deleted, and a
+    delete that fails becomes that item's outcome. If the conversation fails part-way, the jobs whose
+    deletes were written may be deleted without being returned (at-most-once); the error says so.
     """
     wait = requests[0].wait if requests else 0.0
     yield from session.write(b"".join([r.data for r in requests]), wait)
@@ -357,18 +324,6 @@ def _deleted(session: Session, delete: Request[None], reply: Reply, message: M) 
         return exc
     message._deleted()
     return None
-
-
-def finish_reserve_many(messages: list[M], outcomes: list[object]) -> list[M]:
-    """The messages, or ``BatchFailed`` whose ``results`` are the outcomes in order."""
-    if any(isinstance(outcome, BaseException) for outcome in outcomes):
-        raise BatchFailed(outcomes)
-    return messages
-
-
-def delete_requests(items: list[Any]) -> list[Request[None]]:
-    """``delete`` of each message or id."""
-    return [_c.delete(m.uid if isinstance(m, MessageBase) else m) for m in items]
 
 
 def deleted(items: list[Any], results: list[object] | None = None) -> None:

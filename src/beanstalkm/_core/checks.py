@@ -18,10 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from beanstalkm._errors import (
-    ArgumentTypeError,
-    InvalidArgument,
-)
+from beanstalkm._errors import ArgumentTypeError, InvalidArgument
 
 
 def check_uint(name: str, value: object, low: int, high: int) -> int:

@@ -7,12 +7,7 @@ __all__ = ["check_arity", "fail", "reply_body", "reply_int", "reply_job", "reply
 from collections.abc import Mapping
 
 from beanstalkm._core.requests import Job, Reply
-from beanstalkm._errors import (
-    CommandFailed,
-    CorruptJob,
-    ProtocolError,
-    UnexpectedResponse,
-)
+from beanstalkm._errors import CommandFailed, CorruptJob, ProtocolError, UnexpectedResponse
 
 
 def fail(command: str, reply: Reply, failures: Mapping[str, type[CommandFailed]]) -> Exception:
@@ -35,10 +30,7 @@ def check_arity(reply: Reply, count: int) -> None:
 
 def reply_int(reply: Reply, index: int) -> int:
     """Argument ``index`` of ``reply`` as a non-negative decimal integer."""
-    try:
-        text = reply.args[index]
-    except IndexError:
-        raise ProtocolError(f"reply {reply.status} {list(reply.args)!r} lacks argument {index + 1}") from None
+    text = reply_str(reply, index)
     if not text.isdigit():
         raise ProtocolError(f"reply {reply.status}: {text!r} is not a decimal integer")
     return int(text)

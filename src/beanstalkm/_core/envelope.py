@@ -1,11 +1,9 @@
 """The JSON message envelope (``message.json``): encode, decode, validate.
 
 Wire-compatible with beanstalkm 1.0: ``{"@context": "message", "body": ...,
-"created": {"$data": ms}, "sender": {...}, "token": md5, ...}``. The schema
-file ships in the package and is loaded at import. Envelopes are checked by
-the generated ``is_valid`` (exactly what jsonschema's validator says, at a
-fraction of its cost); jsonschema itself is imported, and its validator built
-(once), only to explain an envelope that check rejects.
+"created": {"$data": ms}, "sender": {...}, "token": md5, ...}``. Envelopes are
+checked by the generated ``is_valid``; jsonschema is imported only to explain
+an envelope that check rejects.
 """
 
 from __future__ import annotations
@@ -71,12 +69,8 @@ def canonical(body: object) -> str:
 
 
 def sender_json(sender: object) -> str:
-    """The compact JSON of a sender's fields.
-
-    Raises ``ArgumentTypeError`` naming the sender if they are not JSON:
-    an unsupported type, NaN or infinity, an int too long to write out, a
-    circular reference, too deep.
-    """
+    """The compact JSON of a sender's fields (``ArgumentTypeError`` naming the sender if they are not
+    JSON, as for :func:`canonical`, or hold an int too long to write out)."""
     try:
         return _COMPACT(sender)
     except (TypeError, ValueError, RecursionError) as exc:
@@ -278,13 +272,9 @@ _NOTHING: Any = object()
 
 def _loads_string_body(raw: bytes) -> Any:
     """``json.loads`` of a large job that starts as beanstalkm writes an envelope with a string body,
-    that string having no escapes: it is decoded straight from ``raw``, and the rest on its own.
-
-    The usual way holds the raw bytes, their text and the body's string at
-    once: three times a large body's size; this way, twice. ``_NOTHING``
-    where it does not apply or anything fails: ``decode`` then goes the
-    usual way, which decides (the same value, or the same failure).
-    """
+    that string having no escapes: it is decoded straight from ``raw`` (twice a large body's size at
+    once, not three times: docs/memory.md), and the rest on its own. ``_NOTHING`` where it does not
+    apply or anything fails: ``decode`` then goes the usual way, which decides."""
     start = len(_STRING_BODY)
     end = raw.find(b'"', start)  # where the string ends, unless there is an escape or a control character in it
     if end < 0 or raw.find(b"\\", start, end) >= 0 or any(raw.find(c, start, end) >= 0 for c in _CONTROLS):
@@ -307,8 +297,3 @@ def _loads_string_body(raw: bytes) -> Any:
     if value["body"] is _NOTHING:  # else a later "body" key won, as it does in json.loads
         value["body"] = body
     return value
-
-
-def envelope_problem(value: object) -> str | None:
-    """Why ``value`` is not a valid envelope (the generated check decides; jsonschema, if installed, explains)."""
-    return VALIDATION.problem(value)

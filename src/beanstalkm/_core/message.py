@@ -317,7 +317,8 @@ class MessageBase:
         self.deleted = False
         return uid
 
-    def _deletable(self) -> bool:
+    def _on_server(self) -> bool:
+        """Whether the job was sent and not deleted (so it can be deleted, or its stats asked)."""
         return bool(self.uid) and not self.deleted
 
     def _deleted(self) -> None:
@@ -337,9 +338,6 @@ class MessageBase:
         if priority is not None:
             self._priority = priority
         self._held = None
-
-    def _has_stats(self) -> bool:
-        return bool(self.uid) and not self.deleted
 
     def _learn(self, stats: JobStats | JobInfo) -> None:
         """Remember what the server told about the job's settings."""

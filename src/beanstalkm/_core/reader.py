@@ -1,20 +1,15 @@
 """The reply reader: ``feed(bytes)`` in, complete replies out, every buffer bounded.
 
-beanstalkd answers a connection's commands strictly in order, so a FIFO of
-pending requests is all that pipelining needs: a driver writes
-``Request.data``, feeds whatever bytes arrive to :class:`ReplyReader`, and
-hands each complete :class:`~beanstalkm._core.requests.Reply` to ``Request.decode``.
+beanstalkd answers a connection's commands strictly in order, so each complete reply goes to the
+oldest request waiting (``Request.decode``): a FIFO is all that pipelining needs.
 """
 
 from __future__ import annotations
 
 __all__ = ["DAMAGED", "RECEIVE_MAX", "YAML_BODY_MAX", "ReplyReader"]
 
-
 from beanstalkm._core.requests import BODY_APART, Reply
-from beanstalkm._errors import (
-    ProtocolError,
-)
+from beanstalkm._errors import ProtocolError
 
 DAMAGED = b"\x00\x00"
 """What follows a body instead of CRLF when beanstalkd restored the job from a binlog a crash damaged:
@@ -26,9 +21,8 @@ beanstalkd's stats are a few KiB, and 16 MiB lists some 80,000 tubes of the long
 line announcing more is a ``ProtocolError`` before any of the body is read."""
 
 RECEIVE_MAX = 1024 * 1024
-"""The most ``ReplyReader.missing()`` reports: a receive of that many bytes would allocate for them
-before they arrive, so a reply announcing a huge body must not set the size. (The drivers receive
-``RECV``, 64 KiB, at a time whatever is missing: see ``beanstalkm._transport.sockets.RECV``.)"""
+"""The most ``ReplyReader.missing()`` reports: a reply announcing a huge body must not set a receive's
+size (the drivers receive ``RECV`` at a time whatever is missing: docs/memory.md)."""
 
 
 class ReplyReader:
@@ -47,11 +41,8 @@ class ReplyReader:
     decoding it raises (:class:`CorruptJob` for a job) with the stream intact.
 
     A large body (``BODY_APART`` bytes or more) still incomplete is gathered
-    apart (:class:`_Gathering`), not in the read buffer (compacted, so
-    copied, as it goes): one buffer that grows with what arrived (never
-    allocated for more than about 1.125 times that), so a reply announcing
-    a huge body costs only about what was actually sent; a large body's
-    peak memory is its buffer and its bytes (about twice its size).
+    apart (:class:`_Gathering`), so a reply announcing a huge body costs only
+    about what was actually sent (docs/memory.md).
     """
 
     __slots__ = ("_body", "_body_statuses", "_buf", "_max_body", "_max_line", "_max_yaml", "_pending", "_pos")
@@ -247,11 +238,8 @@ class ReplyReader:
 
 
 class _Gathering:
-    """A large body arriving: one buffer the pieces are appended to as they come, then the two bytes
-    after it. The buffer grows with what arrived (CPython over-allocates a growing bytearray by about
-    an eighth, and a block at the top of the heap grows in place), so nothing is allocated for bytes
-    that did not arrive, and each piece received is let go of once copied: a large body peaks at its
-    buffer and its bytes (about twice its size), not pieces, buffer and bytes."""
+    """A large body arriving: one buffer that grows with what arrived (each piece let go of once
+    copied), then the two bytes after it. Why one growing buffer: docs/memory.md."""
 
     __slots__ = ("after", "buffer", "size")
 

@@ -1,14 +1,9 @@
 """The connection's state and batch planning, I/O-free.
 
-:class:`Session` tracks the tube the caller uses, the tube in force on the
-server and the watch list. It plans what to write for a batch of requests
-(adding the ``use`` that puts the right tube in force, once, where needed)
-and turns the replies back into results, recording each command's effect.
-
-:meth:`Session.exchange` is the whole conversation for a batch as a
-generator: it yields bytes to write, or how long it may wait for more bytes
-(and is sent what arrived), and returns the results. The sync and async
-drivers only pump it with their own socket calls.
+:class:`Session` tracks the tube the caller uses, the tube in force on the server and the watch list;
+it plans a batch (adding the ``use`` that puts the right tube in force where needed) and turns the
+replies back into results. :meth:`Session.exchange` is a batch's whole conversation (an ``Exchange``),
+which the drivers only pump.
 """
 
 from __future__ import annotations
@@ -51,13 +46,7 @@ class Plan:
     def __init__(self, requests: list[Request[Any]], added: list[bool]) -> None:
         self.requests = requests  # everything written, in order
         self.added = added  # for each: True if the plan added it (a ``use``) for the item after it
-        chunks: list[bytes] = []
-        for r in requests:
-            if r.body is None:
-                chunks.append(r.head)
-            else:  # a large body, kept apart from its command line: copied once, here
-                chunks += r.pieces
-        self.data = b"".join(chunks)
+        self.data = b"".join([piece for r in requests for piece in r.pieces])  # a large body copied once, here
         self.replies = sum(1 for r in requests if r.expects_reply)  # how many replies to read
         wait: float | None = 0.0
         for r in requests:
@@ -88,20 +77,15 @@ class Session:
         return not request.uses_tube or self.server_using == self.using
 
     def exchange(
-        self,
-        reader: ReplyReader,
-        requests: Sequence[Request[Any]],
-        tube: str | None = None,
-        meanwhile: Callable[[], object] | None = None,
+        self, reader: ReplyReader, requests: Sequence[Request[Any]], tube: str | None = None
     ) -> Exchange[list[Any]]:
         """The conversation for a batch: write it all at once, read every reply, decode.
 
         Every reply is read before anything is reported, so the stream stays
         in sync whatever fails. The batch is planned (and a bad ``tube``
-        refused) here, before the driver touches its socket. ``meanwhile`` is
-        called once the batch is written, while the server works through it.
+        refused) here, before the driver touches its socket.
         """
-        return self._converse(reader, self.plan(requests, tube), meanwhile)
+        return self._converse(reader, self.plan(requests, tube))
 
     def write(self, data: bytes, wait: float | None) -> Generator[bytes, bytes, None]:
         """The first write of a conversation (``yield from`` it), whose server may take ``wait``
@@ -111,13 +95,8 @@ class Session:
         yield data
         self.written = True
 
-    def _converse(self, reader: ReplyReader, plan: Plan, meanwhile: Callable[[], object] | None) -> Exchange[list[Any]]:
+    def _converse(self, reader: ReplyReader, plan: Plan) -> Exchange[list[Any]]:
         yield from self.write(plan.data, plan.wait)
-        if meanwhile is not None:
-            try:
-                meanwhile()
-            except Exception:  # noqa: S110 - optional work: its caller redoes it once every reply is read
-                pass
         replies: list[Reply] = []
         for _ in range(plan.replies):
             replies.append((yield from await_reply(reader, plan.wait)))

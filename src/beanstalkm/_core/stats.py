@@ -48,12 +48,8 @@ class StatsMapping(Mapping[str, StatValue]):
 
 def slots_builder(cls: type[S]) -> Callable[[tuple[object, ...]], S]:
     """A builder of ``cls``, a slots dataclass without ``__post_init__``, from every field's value in
-    the fields' order.
-
-    It sets the slots as the dataclass's own ``__init__`` does (past a frozen class's ``__setattr__``),
-    but in one pass over the slots' descriptors, not one ``object.__setattr__`` call per field. The
-    stats decoders' fast path uses it (docs/stats.md says what that saves); the values come typed by
-    the generated code, and a tuple of any other length is a ``TypeError``, so no slot is left unset.
+    the fields' order: the slots set in one pass over their descriptors (docs/stats.md). A tuple of
+    any other length is a ``TypeError``, so no slot is left unset.
     """
     if not dataclasses.is_dataclass(cls) or "__post_init__" in vars(cls):
         raise TypeError(f"{cls.__name__} is not a dataclass whose __init__ only sets its fields")

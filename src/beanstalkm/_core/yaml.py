@@ -5,14 +5,9 @@ beanstalkd prints flat YAML: ``---`` then ``key: value`` lines (stats) or
 1.12 prints ``os: #1 SMP ...`` unquoted (a YAML comment), tube names such as
 ``on``, ``null`` or ``0123`` resolve to other types, and 1.12 quotes fewer
 strings than 1.13. So the flat form is read line by line here, every value
-kept as the server's text, and converted by the type the spec declares.
-The exact layout beanstalkd prints for a stats type (``flat_form``) and a
-flat list are each read at once, by one regular expression over the body;
-any other body takes the general path, with the same answer (docs/stats.md).
-PyYAML's parser (the C one where present) only serves a body outside that
-flat form, of at most ``FALLBACK_MAX``: the value is built here from its
-events, refusing anchors, aliases and nesting, so hostile YAML costs one
-bounded pass (no alias expanded, no recursion, no type resolution).
+kept as the server's text, and converted by the type the spec declares; its
+exact layout at once by one regular expression, the general path behind it,
+PyYAML's events only outside the flat form (docs/stats.md, :func:`_load_yaml`).
 """
 
 from __future__ import annotations
@@ -215,7 +210,8 @@ def _parse_list_general(text: str) -> list[str]:
     return loaded
 
 
-def _field(raw: Mapping[str, str], key: str) -> str:
+def to_str(raw: Mapping[str, str], key: str) -> str:
+    """Field ``key`` as the server's text."""
     try:
         return raw[key]
     except KeyError:
@@ -232,7 +228,7 @@ def to_int(raw: Mapping[str, str], key: str) -> int:
     text = raw.get(key)
     if text is not None and len(text) <= INT_DIGITS_MAX and text.isdigit() and text.isascii():
         return int(text)  # the common case, at once
-    text = _field(raw, key)
+    text = to_str(raw, key)
     digits = text[1:] if text[:1] == "-" else text
     if not digits.isdigit() or not digits.isascii():
         raise ProtocolError(f"stats field {key!r}: {shown(text)} is not an integer")
@@ -243,7 +239,7 @@ def to_int(raw: Mapping[str, str], key: str) -> int:
 
 def to_decimal(raw: Mapping[str, str], key: str) -> Decimal:
     """Field ``key`` as an exact decimal (``rusage-utime: 0.003541``)."""
-    text = _field(raw, key)
+    text = to_str(raw, key)
     try:
         value = Decimal(text)
     except InvalidOperation:
@@ -255,7 +251,7 @@ def to_decimal(raw: Mapping[str, str], key: str) -> Decimal:
 
 def to_bool(raw: Mapping[str, str], key: str) -> bool:
     """Field ``key`` as a bool: exactly ``true`` or ``false``."""
-    text = _field(raw, key)
+    text = to_str(raw, key)
     if text == "true":
         return True
     if text == "false":
@@ -263,14 +259,9 @@ def to_bool(raw: Mapping[str, str], key: str) -> bool:
     raise ProtocolError(f"stats field {key!r}: {shown(text)} is neither true nor false")
 
 
-def to_str(raw: Mapping[str, str], key: str) -> str:
-    """Field ``key`` as the server's text."""
-    return _field(raw, key)
-
-
 def to_enum(raw: Mapping[str, str], key: str, values: Mapping[str, E]) -> E:
     """Field ``key`` as one of the spec's values."""
-    text = _field(raw, key)
+    text = to_str(raw, key)
     try:
         return values[text]
     except KeyError:
@@ -295,11 +286,8 @@ def flat_form(*fields: tuple[str, str | Iterable[str]]) -> re.Pattern[str]:
     """The exact text beanstalkd prints for a stats type, as one pattern with one group per field.
 
     ``fields`` are the spec's ``(key, kind)`` pairs in the server's order, a kind being ``int``,
-    ``decimal``, ``bool``, ``str``, or an enum's values. The pattern matches ``---`` and then one
-    ``key: value`` line per field, in that order, each value of its kind, and nothing else. A body
-    it matches reads the same through the general path (``parse_mapping`` and the ``to_*``
-    converters), so the fast path's values are the general path's; anything else (a field missing,
-    extra or out of order, a value not of its kind, a blank line, a YAML feature) does not match.
+    ``decimal``, ``bool``, ``str``, or an enum's values. A body it matches reads the same through
+    the general path; anything else does not match (what each kind accepts: docs/stats.md).
     """
     parts = ["---\n"]
     for key, kind in fields:

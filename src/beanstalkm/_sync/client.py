@@ -1,5 +1,5 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 e6c1b9a3b2c3edb7b36a6d30dd1cf8866325c3a34d236abf8d1026db0dcafa13). DO NOT EDIT; edit the source and run `make generate`.
-"""The client: messages in envelopes on top of a connection.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 7883c61d8ac0905582a3483e54d661127e892ccd95aa36f582cf04d115657a3b). DO NOT EDIT; edit the source and run `make generate`.
+"""The client: messages in envelopes on top of a connection (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
 """
@@ -11,16 +11,7 @@ __all__ = ["Client"]
 from collections.abc import Iterable
 from typing import Any
 
-from beanstalkm._core.batches import (
-    ClientCore,
-    PutBatch,
-    delete_requests,
-    deleted,
-    finish_reserve_many,
-    message_kwargs,
-    reserve_many_requests,
-    reserve_many_steps,
-)
+from beanstalkm._core.batches import PutBatch, deleted, message_kwargs, reserve_many_requests, reserve_many_steps
 from beanstalkm._core.checks import check_bool, check_items
 from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
 from beanstalkm._errors import BatchFailed, BeanstalkmException
@@ -31,13 +22,28 @@ from beanstalkm._sync.connection import Connection
 from beanstalkm._sync.message import Message
 
 
-class Client(ClientCore[Message], Connection):
+class Client(Connection):
     """A connection that sends and receives message envelopes.
 
     ``put`` wraps a JSON-serializable body in the envelope and sends it to a
     tube without changing the tube ``queue.using()`` reports; ``reserve``
     returns a message whose ``body`` is the body that was put.
     """
+
+    def __call__(
+        self,
+        body: Any,
+        *,
+        subscribe: str | None = None,
+        sender: dict[str, Any] | None = None,
+        channel: str | None = None,
+        priority: int = DEFAULT_PRIORITY,
+        delay: int = DEFAULT_DELAY,
+        ttr: int = DEFAULT_TTR,
+    ) -> Message:
+        """A new, unsent message; ``message.send(tube)`` sends it. ``body`` may be another message."""
+        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
+        return self._new_message(body, kwargs)
 
     def put(
         self,
@@ -168,13 +174,15 @@ class Client(ClientCore[Message], Connection):
         messages, outcomes = self._converse(
             lambda session, reader: reserve_many_steps(session, reader, requests, drop, to_message), requests
         )
-        return finish_reserve_many(messages, outcomes)
+        if any(isinstance(outcome, BaseException) for outcome in outcomes):
+            raise BatchFailed(outcomes)
+        return messages
 
     def delete_many(self, messages: Iterable[Message | int]) -> None:
         """Delete many jobs (messages or ids) in one pipelined write."""
         items = check_items("messages", messages)
         try:
-            self._batch(delete_requests(items))
+            self._batch([_c.delete(m.uid if isinstance(m, MessageBase) else m) for m in items])
         except BatchFailed as exc:
             deleted(items, exc.results)
             raise

@@ -1,5 +1,5 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 f8c35218223923f88da0eac3d3d5314be399a0292e7c78e46f1119622ded2d4e). DO NOT EDIT; edit the source and run `make generate`.
-"""The connection: one stream to one beanstalkd, and its pipeline.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 195d19496c624be7eeefaaeea81c69a615c55fc0f49b271501bc8e920807db23). DO NOT EDIT; edit the source and run `make generate`.
+"""The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
 """
@@ -92,8 +92,7 @@ class Connection(ConnectionBase[Message]):
         return transport
 
     def _ready(self, requests: Sequence[Request[Any]]) -> SocketTransport:
-        """The open transport (connecting if need be), in step: bytes waiting before a write are a
-        reply to no command, a ``ProtocolError`` (the connection dropped, nothing sent)."""
+        """The open transport (connecting if need be), in step (``_in_step``; nothing sent if not)."""
         transport = self._transport
         if transport is None:
             return self._open()
@@ -156,13 +155,8 @@ class Connection(ConnectionBase[Message]):
     # -- running commands ------------------------------------------------------
 
     def _execute(self, request: Request[T], tube: str | None = None) -> T:
-        """Send one command (with whatever must precede it) and return its decoded reply.
-
-        ``tube`` routes a ``put`` to that tube without changing the used tube.
-        The common case (connected, nothing to put in force first, a reply
-        expected) takes a direct path; everything else goes through the
-        session's exchange.
-        """
+        """Send one command (with whatever must precede it) and return its decoded reply; ``tube`` routes
+        a ``put`` there without changing the used tube. The paths it takes: docs/hot-path.md."""
         with self._alone:
             return self._command(request, tube)
 
@@ -218,13 +212,10 @@ class Connection(ConnectionBase[Message]):
         results = self._pump(transport, session.exchange(reader, (request,), tube), (request,))
         if request.effect is Effect.CLOSE:
             self._drop()
-        return self._result(request, results)
-
-    def _run(
-        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
-    ) -> list[Any]:
-        """Pump the session's exchange for a batch; each item's result or exception."""
-        return self._converse(lambda session, reader: session.exchange(reader, requests, tube, meanwhile), requests)
+        result: T = results[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _converse(self, start: Callable[[Session, ReplyReader], Exchange[T]], requests: Sequence[Request[Any]]) -> T:
         """Pump a conversation (``start(session, reader)``, begun once connected)."""
@@ -272,11 +263,12 @@ class Connection(ConnectionBase[Message]):
         """Queue any commands and send them in one write: ``with conn.pipeline() as p: ...; p.execute()``."""
         return Pipeline(self)
 
-    def _batch(
-        self, requests: Sequence[Request[Any]], tube: str | None = None, meanwhile: Callable[[], object] | None = None
-    ) -> list[Any]:
+    def _batch(self, requests: Sequence[Request[Any]]) -> list[Any]:
         """Run requests as one pipelined batch; results in order, jobs as messages; ``BatchFailed`` if any failed."""
-        return self._batch_results(requests, self._run(requests, tube, meanwhile) if requests else [])
+        if not requests:
+            return []
+        results = self._converse(lambda session, reader: session.exchange(reader, requests), requests)
+        return self._batch_results(requests, results)
 
 
 class Pipeline(PipelineBase["Connection"]):

@@ -1,5 +1,5 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 d3ac1b260dd1cc01e409a003115b42fcb467b00e3b7f4853d92c5f6155cb2ec9). DO NOT EDIT; edit the source and run `make generate`.
-"""Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 e16a3895c92a602a8b8f7d2ecec8e2d3bef6248c32d1946395b75d72c1284631). DO NOT EDIT; edit the source and run `make generate`.
+"""Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods (the
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
 """
@@ -130,7 +130,7 @@ class Message(MessageBase):
     def delete(self) -> None:
         """Delete the job. Afterwards ``deleted`` is True and ``stats()`` returns None; a second call does nothing."""
         with self._settling():
-            if self._deletable():
+            if self._on_server():
                 try:
                     self._conn.queue.delete(self.uid)
                 except NotFound:
@@ -181,4 +181,4 @@ class Message(MessageBase):
 
     def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""
-        return self._job_stats() if self._has_stats() else None
+        return self._job_stats() if self._on_server() else None

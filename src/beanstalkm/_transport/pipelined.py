@@ -1,36 +1,21 @@
-"""Auto-pipelining over the asyncio transport (asyncio only).
+"""Auto-pipelining over the asyncio transport (asyncio only): concurrent tasks' commands written
+together, one write per event-loop turn, their replies handed to them first in, first out as the
+loop reads them (:meth:`Pipelined.received`; no task wakes to read).
 
-Commands that concurrent tasks issue on one connection are queued here and
-written together, one write per event-loop turn (a command issued while
-nothing else is queued or in flight is written at once); beanstalkd answers a
-connection's commands strictly in order, so the replies are matched to them
-first in, first out. Nobody reads in a task of its own, and no task wakes to
-read: the stream hands what arrives, as the event loop reads it, to
-:meth:`Pipelined.received`, which parses every complete reply in it and gives
-each to the future its command's task awaits.
-
-A task cancelled while its command is queued unsent takes the command back:
-it is never written (``Task.cancel()`` cancels the future the task waits on at
-once, which the write sees). One cancelled once its command was written leaves an
-*abandoned* entry: its reply is still read and dropped, so the stream stays in
-step (a reserve's job is handed back: ``Entry.on_drop``). Only commands with
-no effect on the connection's state, which always answer at once, come here
-(see ``AsyncConnection._execute``); everything else holds the connection
-alone, after the replies in flight are in (:meth:`Pipelined.drain`).
-
-The connection's ``timeout`` bounds the wait for replies: when replies are
-awaited and none has come for that long, every command in flight fails with
-a ``TimeoutError`` (one timer per stream, not one per command).
+Only commands with no effect on the connection's state, which always answer at once, come here
+(``AsyncConnection._execute``). A cancelled task's command is taken back unsent, or its reply read
+and dropped (a reserve's job handed back: ``Entry.on_drop``); one timer per stream bounds the wait
+for replies. The design and its guarantees by name: docs/async-dispatch.md.
 """
 
 from __future__ import annotations
 
-__all__ = ["Alone", "Cancelled", "Entry", "Pipelined", "shielded"]
+__all__ = ["Alone", "Cancelled", "Entry", "Pipelined"]
 
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Reply
@@ -39,13 +24,6 @@ from beanstalkm._transport.streams import StreamTransport
 
 Cancelled = asyncio.CancelledError
 """What a cancelled task gets: not a connection failure (its reply, if its command was written, is dropped)."""
-
-T = TypeVar("T")
-
-
-async def shielded(work: Coroutine[Any, Any, T]) -> T:
-    """``await work``, which goes on to its end even if the awaiting task is cancelled meanwhile."""
-    return await asyncio.shield(work)
 
 
 class Entry:

@@ -18,11 +18,8 @@ from beanstalkm._core.requests import Request
 from beanstalkm._core.session import Session
 
 RECV = 65536
-"""The most a single receive asks for, a large body's included. A receive allocates what it asks
-for before anything arrives; receives of up to 1 MiB, interleaved with a large body's growing buffer,
-left the heap fragmented so that a 1 MiB put and reserve peaked at 3.4x the body in extra RSS, and
-at 1.9x received 64 KiB at a time (1.6x with the body gathered in one growing buffer;
-benchmarks/memory.py, docs/memory.md)."""
+"""The most a single receive asks for, a large body's included: a receive allocates what it asks for
+before anything arrives, and larger ones fragmented the heap (docs/memory.md)."""
 
 WRITE_AT_ONCE = 16384
 """A batch up to this size goes out in one plain send: the server's receive buffer takes it whole

@@ -1,14 +1,12 @@
 """The asyncio transport: one asyncio protocol over TCP (``TCP_NODELAY``) or a UNIX socket, TLS or not.
 
-What arrives is handed, as the event loop reads it, to the commands pipelined on the connection
-while any await their replies (:class:`Sink`, see ``beanstalkm._transport.pipelined``: no task
-wakes to read, and the replies of a read are all dispatched at once); otherwise it is kept, in
-order, until a conversation holding the connection alone asks for it (``receive``).
+What arrives goes, as the event loop reads it, to the commands pipelined on the connection while
+any await their replies, else it is kept in order for ``receive`` (docs/async-dispatch.md).
 """
 
 from __future__ import annotations
 
-__all__ = ["RECV", "Sink", "StreamTransport", "new_lock", "receive_any"]
+__all__ = ["RECV", "StreamTransport", "new_lock", "receive_any"]
 
 import asyncio
 import contextlib
@@ -16,18 +14,18 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Request
 from beanstalkm._core.session import Session
 
+if TYPE_CHECKING:
+    from beanstalkm._transport.pipelined import Pipelined
+
 RECV = 65536
-"""The most a single receive asks for, a large body's included. A receive allocates what it asks
-for before anything arrives; receives of up to 1 MiB, interleaved with a large body's growing buffer,
-left the heap fragmented so that a 1 MiB put and reserve peaked at 3.4x the body in extra RSS, and
-at 1.9x received 64 KiB at a time (1.6x with the body gathered in one growing buffer;
-benchmarks/memory.py, docs/memory.md)."""
+"""The most a single receive asks for, a large body's included: a receive allocates what it asks for
+before anything arrives, and larger ones fragmented the heap (docs/memory.md)."""
 
 KEPT_MAX = 2 * RECV
 """The most bytes kept for ``receive`` before the stream stops reading from the socket (as asyncio's
@@ -39,26 +37,12 @@ def new_lock() -> asyncio.Lock:
     return asyncio.Lock()
 
 
-class Sink(Protocol):
-    """Where the stream hands what arrives while ``expecting`` (the pipelined commands' replies)."""
-
-    @property
-    def expecting(self) -> bool:
-        """Whether replies are awaited (the bytes that arrive are theirs)."""
-
-    def received(self, data: bytes) -> None:
-        """Bytes that arrived (never raises: a failure fails the sink's commands)."""
-
-    def lost(self, error: BaseException) -> None:
-        """The stream ended or failed."""
-
-
 class _Stream(asyncio.Protocol):
     """The asyncio protocol under a ``StreamTransport``: bytes to the sink, or kept for ``receive``."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.sink: Sink | None = None
+        self.sink: Pipelined | None = None  # what arrives goes there while it ``expecting`` replies
         self.kept: deque[bytes] = deque()  # bytes for ``receive``, in order
         self.size = 0  # how many bytes ``kept`` holds
         self.eof = False  # the server closed the stream (or it was closed here)
@@ -145,9 +129,6 @@ class StreamWriter:
         self.write: Callable[[bytes], None] = transport.write
         """Hand bytes to the transport, which sends what the socket takes at once (its own method: no call more)."""
 
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.transport.get_extra_info(name, default)
-
     async def drain(self) -> None:
         """Wait until the write buffer is below its high-water mark (as asyncio's ``StreamWriter.drain``:
         the stream's error, or ``ConnectionResetError`` once it is gone)."""
@@ -165,12 +146,6 @@ class StreamWriter:
             if writable is None or writable.done():  # (one a cancelled drain waited on is cancelled)
                 writable = stream.writable = asyncio.get_running_loop().create_future()
             await writable
-
-    def close(self) -> None:
-        self.transport.close()
-
-    async def wait_closed(self) -> None:
-        await self._stream.closed
 
 
 class StreamTransport:
@@ -209,7 +184,7 @@ class StreamTransport:
             raise OSError("asyncio returned no stream transport")
         return cls(transport, stream, timeout)
 
-    def attach(self, sink: Sink | None) -> None:
+    def attach(self, sink: Pipelined | None) -> None:
         """Hand what arrives to ``sink`` while it expects replies (None: keep everything for ``receive``)."""
         self._stream.sink = sink
 
@@ -304,11 +279,10 @@ class StreamTransport:
 
     async def quit(self) -> None:
         """Say ``quit`` and close."""
-        writer = self.writer
         with contextlib.suppress(OSError):
-            writer.write(b"quit\r\n")
-            writer.close()
-            await writer.wait_closed()
+            self.writer.write(b"quit\r\n")
+            self.writer.transport.close()
+            await self._stream.closed
 
     def abort(self) -> None:
         """Close at once: ``abort()`` closes the socket now and discards what asyncio had not yet written

@@ -1,4 +1,4 @@
-"""The asyncio concurrency primitives of the worker: tasks, events, sleeps, signals.
+"""The asyncio concurrency primitives of the worker: tasks, events, signals.
 
 ``threads`` offers the same verbs for the sync flavour (``codegen/unasync.py``
 maps this module to that one), so the derived worker names neither asyncio
@@ -8,15 +8,12 @@ nor threading.
 from __future__ import annotations
 
 __all__ = [
-    "Event",
-    "Mutex",
     "Task",
     "abandon",
     "install_signals",
     "join",
     "new_event",
     "new_mutex",
-    "sleep",
     "spawn",
     "wait_event",
 ]
@@ -27,9 +24,7 @@ import signal as _signal
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-Event = asyncio.Event
 Task = asyncio.Task[None]
-Mutex = contextlib.nullcontext[None]
 
 
 def new_event() -> asyncio.Event:
@@ -52,11 +47,6 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
         async with asyncio.timeout(timeout):
             await event.wait()
     return event.is_set()
-
-
-async def sleep(seconds: float) -> None:
-    """Pause this task."""
-    await asyncio.sleep(seconds)
 
 
 def spawn(target: Callable[[], Coroutine[Any, Any, None]], name: str) -> asyncio.Task[None]:

@@ -1,4 +1,4 @@
-"""The threading concurrency primitives of the worker: threads, events, sleeps, signals.
+"""The threading concurrency primitives of the worker: threads, events, signals.
 
 The sync twin of ``tasks`` (same verbs): the worker derived from the asyncio
 source calls these, so it names neither asyncio nor threading.
@@ -7,28 +7,22 @@ source calls these, so it names neither asyncio nor threading.
 from __future__ import annotations
 
 __all__ = [
-    "Event",
-    "Mutex",
     "Task",
     "abandon",
     "install_signals",
     "join",
     "new_event",
     "new_mutex",
-    "sleep",
     "spawn",
     "wait_event",
 ]
 
 import signal as _signal
 import threading
-import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-Event = threading.Event
 Task = threading.Thread
-Mutex = threading.Lock
 
 
 def new_event() -> threading.Event:
@@ -46,11 +40,6 @@ def wait_event(event: threading.Event, timeout: float | None) -> bool:
     if timeout is not None and timeout <= 0:
         return event.is_set()
     return event.wait(timeout)
-
-
-def sleep(seconds: float) -> None:
-    """Pause this thread."""
-    time.sleep(seconds)
 
 
 def spawn(target: Callable[[], None], name: str) -> threading.Thread:
