@@ -827,7 +827,15 @@ class AsyncWorker:
     async def _run_job(self, slot: _Slot, job: _Job, function: Handler) -> _Job | None:
         """Run ``job`` (its attempts, record and lease set here) and settle it."""
         message, stats, options = job.message, job.stats, job.options
-        job.record = record = await find_record(job.client, options.tube, message.uid) if stats.kicks else None
+        try:
+            job.record = record = await find_record(job.client, options.tube, message.uid) if stats.kicks else None
+        except SocketError as exc:  # the job went back with the connection: the next reserve has it again
+            self._count("connection_errors")
+            logger.warning("job %d: lost with the connection before it ran: %s", message.uid, exc)
+            with self._mutex:  # never run: it does not count against max_jobs
+                if self._tickets is not None:
+                    self._tickets += 1
+            return None
         job.attempts = attempts = attempts_of(stats, record)
         job.started = now = time.monotonic()
         job.next_touch = now + stats.ttr / 2

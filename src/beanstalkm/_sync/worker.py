@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 e22684a37f15e324ff921da4f4bc20f74017aa8cec16bfa717779084af5a727c). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 7148ff3300a6bc992555b0f236f5d1d821dcdd1d0c29e05d645af66dfd86e62a). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -803,7 +803,15 @@ class Worker:
     def _run_job(self, slot: _Slot, job: _Job, function: Handler) -> _Job | None:
         """Run ``job`` (its attempts, record and lease set here) and settle it."""
         message, stats, options = job.message, job.stats, job.options
-        job.record = record = find_record(job.client, options.tube, message.uid) if stats.kicks else None
+        try:
+            job.record = record = find_record(job.client, options.tube, message.uid) if stats.kicks else None
+        except SocketError as exc:  # the job went back with the connection: the next reserve has it again
+            self._count("connection_errors")
+            logger.warning("job %d: lost with the connection before it ran: %s", message.uid, exc)
+            with self._mutex:  # never run: it does not count against max_jobs
+                if self._tickets is not None:
+                    self._tickets += 1
+            return None
         job.attempts = attempts = attempts_of(stats, record)
         job.started = now = time.monotonic()
         job.next_touch = now + stats.ttr / 2
