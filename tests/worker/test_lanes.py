@@ -90,6 +90,33 @@ def test_a_cluster_of_three_servers_with_one_slot(server_factory: ServerFactory,
     assert seen == Counter(dict.fromkeys(urls, 3))
 
 
+@pytest.mark.parametrize("flavour", ["threads", "tasks"])
+def test_urls_given_by_configure_replace_host_and_port(server_factory: ServerFactory, flavour: str) -> None:
+    """``configure(source=urls)`` on a worker made with ``host``/``port`` (as ``beanstalkm worker -s`` does):
+    its one slot still reserves from every server of the list, none left unconsumed."""
+    servers = [server_factory() for _ in range(3)]
+    urls = [url(s) for s in servers]
+    for srv in servers:
+        with Client(srv.host, srv.port) as client:
+            client.put_many([{"n": n} for n in range(3)], tube="t")
+    seen: Counter[str] = Counter()
+    worker: Worker | AsyncWorker
+    if flavour == "threads":
+        worker = Worker(host=servers[0].host, port=servers[0].port)
+        worker.handler("t")(lambda message: seen.update([message.server]))
+    else:
+        worker = AsyncWorker(host=servers[0].host, port=servers[0].port)
+
+        @worker.handler("t")
+        async def handle(message: AsyncMessage) -> None:
+            seen.update([message.server])
+
+    worker.configure(source=urls)
+    assert run_worker(worker, burst=True).succeeded == 9
+    assert seen == Counter(dict.fromkeys(urls, 3))
+    assert all(_ready_and_reserved(s, "t") == 0 for s in servers)
+
+
 def _put_soak(servers: list[BeanstalkdServer], per_server: int, sleep: float) -> dict[int, int]:
     """``per_server`` soak jobs on each server, ids unique across them in their bodies; body id -> server index."""
     where: dict[int, int] = {}

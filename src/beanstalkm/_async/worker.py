@@ -330,7 +330,7 @@ class AsyncWorker:
         """Slot ``index``'s connections, each as its server's URL and how to make it: one per server of its
         share (docs/worker.md, "Fewer slots than servers")."""
         urls = self._urls if self._urls is not None else default_urls() if self._source is None else []
-        if self._source is not None or self._named or len(urls) <= self.concurrency:
+        if self._source is not None or (self._named and self._urls is None) or len(urls) <= self.concurrency:
             client = self._connect(index)
             return [(client.url, lambda: client)]
         return [

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 7148ff3300a6bc992555b0f236f5d1d821dcdd1d0c29e05d645af66dfd86e62a). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 5d8770907024cd17b2719995fc165207884e54aec6c59aa8705708121d3f64e1). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -316,7 +316,7 @@ class Worker:
         """Slot ``index``'s connections, each as its server's URL and how to make it: one per server of its
         share (docs/worker.md, "Fewer slots than servers")."""
         urls = self._urls if self._urls is not None else default_urls() if self._source is None else []
-        if self._source is not None or self._named or len(urls) <= self.concurrency:
+        if self._source is not None or (self._named and self._urls is None) or len(urls) <= self.concurrency:
             client = self._connect(index)
             return [(client.url, lambda: client)]
         return [
