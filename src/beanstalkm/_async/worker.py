@@ -44,7 +44,6 @@ from beanstalkm._async.failures import delete_record, find_record, list_records,
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
-from beanstalkm._core.jobinfo import JobInfo
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import Job, Request
 from beanstalkm._core.session import Exchange, Session
@@ -112,7 +111,7 @@ class _Job:
 
     message: AsyncMessage
     client: AsyncClient  # the connection that reserved it: its settling and its record go there
-    stats: JobStats | JobInfo
+    stats: JobStats
     options: HandlerOptions
     attempts: int
     record: FailureRecord | None
@@ -123,7 +122,7 @@ class _Job:
     started: float = 0.0
 
 
-_Taken = tuple[AsyncMessage, JobStats | JobInfo | None, AsyncClient]
+_Taken = tuple[AsyncMessage, JobStats | None, AsyncClient]
 """A reserved job, its stats (None if they are still to be asked), and the connection that reserved it."""
 
 
@@ -738,7 +737,7 @@ class AsyncWorker:
             elif ahead.rest:  # it kept missing: a rest from guessing
                 ahead.rest -= 1
                 ahead = None
-        stats: JobStats | JobInfo | None
+        stats: JobStats | None
         outcome: object
         try:
             deleted, outcome, stats = await client._converse(
@@ -781,7 +780,7 @@ class AsyncWorker:
         results, raced = await converse_all([lane.client for lane in lanes], starts, [(reserve,)] * len(lanes), first)
         if raced:
             logger.info("slot %d: %d job(s) reserved by another server's wait were handed back", slot.index, raced)
-        taken: tuple[AsyncClient, object, JobStats | JobInfo | None] | None = None
+        taken: tuple[AsyncClient, object, JobStats | None] | None = None
         for lane, result in zip(lanes, results, strict=True):
             if isinstance(result, tuple):
                 lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
@@ -797,9 +796,7 @@ class AsyncWorker:
             return None
         return await self._taken(*taken)
 
-    async def _taken(
-        self, client: AsyncClient, outcome: object, stats: JobStats | JobInfo | None
-    ) -> _Taken | bool | None:
+    async def _taken(self, client: AsyncClient, outcome: object, stats: JobStats | None) -> _Taken | bool | None:
         """What a reserve on ``client`` got: the job and its stats; True when a job whose body cannot be
         used was buried; None for nothing; the error raised for anything else."""
         if isinstance(outcome, AsyncMessage):
@@ -819,7 +816,7 @@ class AsyncWorker:
         return None
 
     async def _handle(
-        self, slot: _Slot, message: AsyncMessage, stats: JobStats | JobInfo | None, client: AsyncClient
+        self, slot: _Slot, message: AsyncMessage, stats: JobStats | None, client: AsyncClient
     ) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
         try:
@@ -1147,11 +1144,11 @@ class AsyncWorker:
 
 def _wait_steps(
     client: AsyncClient, reserve: Request[Job], before: Sequence[Request[Any]]
-) -> Callable[[Session, ReplyReader], Exchange[tuple[object, object, JobStats | JobInfo | None]]]:
+) -> Callable[[Session, ReplyReader], Exchange[tuple[object, object, JobStats | None]]]:
     """A lane's part of a wait on all the lanes: its watch-list change and a waiting reserve (no lookahead)."""
     to_message = client._reserved_message
 
-    def start(session: Session, reader: ReplyReader) -> Exchange[tuple[object, object, JobStats | JobInfo | None]]:
+    def start(session: Session, reader: ReplyReader) -> Exchange[tuple[object, object, JobStats | None]]:
         return take_steps(session, reader, None, reserve, to_message, None, before)
 
     return start
