@@ -15,6 +15,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from functools import partial
 from ssl import SSLContext, create_default_context
 from types import TracebackType
 from typing import Any, Self, TypeAlias, TypeVar
@@ -75,7 +76,7 @@ class _Server(ServerState):
     __slots__ = ("clients", "idle", "noted", "producer", "target")
 
     def __init__(self, url: ServerURL, index: int) -> None:
-        super().__init__(url, index)
+        super().__init__(str(url), index)
         self.target = url
         self.noted: BaseException | None = None  # the failure last counted (one failure counts once)
         self.producer: AsyncClient | None = None
@@ -212,9 +213,7 @@ class AsyncCluster:
     async def _client(self, server: _Server, consumer: bool) -> AsyncClient:
         """A new connected client of ``server`` (a consumer watches the cluster's tubes); ``SocketError``
         if it cannot connect (nothing was sent)."""
-        ssl = None
-        if server.target.tls:
-            ssl = self._ssl if self._ssl is not None else create_default_context()
+        ssl = (self._ssl or create_default_context()) if server.target.tls else None
         client = AsyncClient.from_url(server.url, timeout=self.timeout, validate=self.validate, ssl=ssl)
         try:
             await client.connect()
@@ -323,17 +322,7 @@ class AsyncCluster:
         _c.TUBE_RULE.check("tube", tube)
         key = _check_key(key)
         errors: list[tuple[_Server, BaseException]] = []
-        order = self._put_order(tube, key)
-        tried: list[_Server] = []
-        while True:
-            server = next(order, None)
-            if server is None:
-                rest = self._rest(tried)
-                if not rest or len(tried) == len(self._servers):
-                    break
-                order, tried = iter(rest), list(self._servers)
-                continue
-            tried.append(server)
+        for server in self._put_order(tube, key):
             try:
                 client = await self._producer(server)
                 message = await client.put(body, tube, priority, delay, ttr, subscribe, sender, channel)
@@ -355,11 +344,15 @@ class AsyncCluster:
 
     def _put_order(self, tube: str, key: str | None) -> Iterator[_Server]:
         """The servers a put tries, in order, chosen as they are needed (a callable is asked again only
-        after a failure)."""
+        after a failure); then those still in their backoff."""
         now = time.monotonic()
         servers = [s for s in self._available() if now >= s.puts_refused_until] or self._available()
         turn, self._turn = self._turn, self._turn + 1
-        return placement_order(servers, self.placement, turn, tube, key)
+        tried = []
+        for server in placement_order(servers, self.placement, turn, tube, key):
+            tried.append(server)
+            yield server
+        yield from self._rest(tried)
 
     async def put_many(
         self,
@@ -453,7 +446,7 @@ class AsyncCluster:
             return out
         results, _ = await converse_all(
             [r[2] for r in running],
-            [_put_steps(batch, tube) for _, _, _, batch in running],
+            [partial(batch.steps, tube=tube) for _, _, _, batch in running],  # written as encoded, as Client.put_many
             [batch.encoded(0, 1) for _, _, _, batch in running],
         )
         for (server, indices, client, batch), result in zip(running, results, strict=True):
@@ -704,23 +697,20 @@ class AsyncCluster:
         """Delete messages (each on its own connection) and jobs by reference ``(server, id)``."""
         listed = check_items("items", items)
         results: list[object] = [None] * len(listed)
-        refs: dict[str, list[int]] = {}
+        refs: dict[_Server, list[int]] = {}
         for index, item in enumerate(listed):
-            if isinstance(item, MessageBase):
-                continue
-            refs.setdefault(self._server_of(item).url, []).append(index)
+            if not isinstance(item, MessageBase):
+                refs.setdefault(self._server_of(item), []).append(index)
         for index, item in enumerate(listed):
             if isinstance(item, AsyncMessage):
                 try:
                     await item.delete()
                 except BeanstalkmException as exc:
                     results[index] = exc
-        for url, indices in refs.items():
-            server = self._by_url[url]
+        for server, indices in refs.items():
             for index in indices:
-                ref = listed[index]
                 try:
-                    await (await self._producer(server)).queue.delete(ref[1])
+                    await (await self._producer(server)).queue.delete(listed[index][1])
                 except BeanstalkmException as exc:
                     results[index] = exc
         if any(isinstance(r, BaseException) for r in results):
@@ -818,28 +808,23 @@ class AsyncCluster:
 
     async def peek_ready(self, tube: str) -> AsyncMessage | None:
         """A ready job of ``tube`` (the next one of the first server, in the order given, that has one), or None."""
-        return await self._peek(tube, "ready")
+        return await self._peek(tube, lambda client: client.queue.peek_ready())
 
     async def peek_delayed(self, tube: str) -> AsyncMessage | None:
         """A delayed job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return await self._peek(tube, "delayed")
+        return await self._peek(tube, lambda client: client.queue.peek_delayed())
 
     async def peek_buried(self, tube: str) -> AsyncMessage | None:
         """A buried job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return await self._peek(tube, "buried")
+        return await self._peek(tube, lambda client: client.queue.peek_buried())
 
-    async def _peek(self, tube: str, state: str) -> AsyncMessage | None:
+    async def _peek(self, tube: str, peek: _OnClient[AsyncMessage | None]) -> AsyncMessage | None:
         _c.TUBE_RULE.check("tube", tube)
         for server in self._available():
             try:
                 client = await self._producer(server)
                 await client.queue.use(tube)
-                if state == "ready":
-                    message = await client.queue.peek_ready()
-                elif state == "delayed":
-                    message = await client.queue.peek_delayed()
-                else:
-                    message = await client.queue.peek_buried()
+                message = await peek(client)
             except SocketError as exc:
                 self._down(server, exc)
                 continue
@@ -881,10 +866,3 @@ def _unknown(what: str, server: _Server, exc: SocketError) -> SocketError:
     error = SocketError(f"{what} to {server.url}: outcome unknown (not resent): {exc}", maybe_executed=True)
     error.__cause__ = exc
     return error
-
-
-def _put_steps(batch: PutBatch[AsyncMessage], tube: str) -> Callable[[Session, ReplyReader], Exchange[list[Any]]]:
-    def start(session: Session, reader: ReplyReader) -> Exchange[list[Any]]:
-        return batch.steps(session, reader, tube)  # written chunk by chunk as it is encoded, as Client.put_many
-
-    return start

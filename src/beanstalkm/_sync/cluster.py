@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 378e594d225f1370865b477594c97bcb647c5e330e26a6fba2317d6f09d5f45c). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 fe6bdf6254824f61f419a91b6170bb4d54df4e531698c848960ba804658dbfcb). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -13,6 +13,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from ssl import SSLContext, create_default_context
 from types import TracebackType
 from typing import Any, Self, TypeAlias, TypeVar
@@ -69,7 +70,7 @@ class _Server(ServerState):
     __slots__ = ("clients", "idle", "noted", "producer", "target")
 
     def __init__(self, url: ServerURL, index: int) -> None:
-        super().__init__(url, index)
+        super().__init__(str(url), index)
         self.target = url
         self.noted: BaseException | None = None  # the failure last counted (one failure counts once)
         self.producer: Client | None = None
@@ -206,9 +207,7 @@ class Cluster:
     def _client(self, server: _Server, consumer: bool) -> Client:
         """A new connected client of ``server`` (a consumer watches the cluster's tubes); ``SocketError``
         if it cannot connect (nothing was sent)."""
-        ssl = None
-        if server.target.tls:
-            ssl = self._ssl if self._ssl is not None else create_default_context()
+        ssl = (self._ssl or create_default_context()) if server.target.tls else None
         client = Client.from_url(server.url, timeout=self.timeout, validate=self.validate, ssl=ssl)
         try:
             client.connect()
@@ -317,17 +316,7 @@ class Cluster:
         _c.TUBE_RULE.check("tube", tube)
         key = _check_key(key)
         errors: list[tuple[_Server, BaseException]] = []
-        order = self._put_order(tube, key)
-        tried: list[_Server] = []
-        while True:
-            server = next(order, None)
-            if server is None:
-                rest = self._rest(tried)
-                if not rest or len(tried) == len(self._servers):
-                    break
-                order, tried = iter(rest), list(self._servers)
-                continue
-            tried.append(server)
+        for server in self._put_order(tube, key):
             try:
                 client = self._producer(server)
                 message = client.put(body, tube, priority, delay, ttr, subscribe, sender, channel)
@@ -349,11 +338,15 @@ class Cluster:
 
     def _put_order(self, tube: str, key: str | None) -> Iterator[_Server]:
         """The servers a put tries, in order, chosen as they are needed (a callable is asked again only
-        after a failure)."""
+        after a failure); then those still in their backoff."""
         now = time.monotonic()
         servers = [s for s in self._available() if now >= s.puts_refused_until] or self._available()
         turn, self._turn = self._turn, self._turn + 1
-        return placement_order(servers, self.placement, turn, tube, key)
+        tried = []
+        for server in placement_order(servers, self.placement, turn, tube, key):
+            tried.append(server)
+            yield server
+        yield from self._rest(tried)
 
     def put_many(
         self,
@@ -447,7 +440,7 @@ class Cluster:
             return out
         results, _ = converse_all(
             [r[2] for r in running],
-            [_put_steps(batch, tube) for _, _, _, batch in running],
+            [partial(batch.steps, tube=tube) for _, _, _, batch in running],  # written as encoded, as Client.put_many
             [batch.encoded(0, 1) for _, _, _, batch in running],
         )
         for (server, indices, client, batch), result in zip(running, results, strict=True):
@@ -698,23 +691,20 @@ class Cluster:
         """Delete messages (each on its own connection) and jobs by reference ``(server, id)``."""
         listed = check_items("items", items)
         results: list[object] = [None] * len(listed)
-        refs: dict[str, list[int]] = {}
+        refs: dict[_Server, list[int]] = {}
         for index, item in enumerate(listed):
-            if isinstance(item, MessageBase):
-                continue
-            refs.setdefault(self._server_of(item).url, []).append(index)
+            if not isinstance(item, MessageBase):
+                refs.setdefault(self._server_of(item), []).append(index)
         for index, item in enumerate(listed):
             if isinstance(item, Message):
                 try:
                     item.delete()
                 except BeanstalkmException as exc:
                     results[index] = exc
-        for url, indices in refs.items():
-            server = self._by_url[url]
+        for server, indices in refs.items():
             for index in indices:
-                ref = listed[index]
                 try:
-                    (self._producer(server)).queue.delete(ref[1])
+                    (self._producer(server)).queue.delete(listed[index][1])
                 except BeanstalkmException as exc:
                     results[index] = exc
         if any(isinstance(r, BaseException) for r in results):
@@ -812,28 +802,23 @@ class Cluster:
 
     def peek_ready(self, tube: str) -> Message | None:
         """A ready job of ``tube`` (the next one of the first server, in the order given, that has one), or None."""
-        return self._peek(tube, "ready")
+        return self._peek(tube, lambda client: client.queue.peek_ready())
 
     def peek_delayed(self, tube: str) -> Message | None:
         """A delayed job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return self._peek(tube, "delayed")
+        return self._peek(tube, lambda client: client.queue.peek_delayed())
 
     def peek_buried(self, tube: str) -> Message | None:
         """A buried job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return self._peek(tube, "buried")
+        return self._peek(tube, lambda client: client.queue.peek_buried())
 
-    def _peek(self, tube: str, state: str) -> Message | None:
+    def _peek(self, tube: str, peek: _OnClient[Message | None]) -> Message | None:
         _c.TUBE_RULE.check("tube", tube)
         for server in self._available():
             try:
                 client = self._producer(server)
                 client.queue.use(tube)
-                if state == "ready":
-                    message = client.queue.peek_ready()
-                elif state == "delayed":
-                    message = client.queue.peek_delayed()
-                else:
-                    message = client.queue.peek_buried()
+                message = peek(client)
             except SocketError as exc:
                 self._down(server, exc)
                 continue
@@ -875,10 +860,3 @@ def _unknown(what: str, server: _Server, exc: SocketError) -> SocketError:
     error = SocketError(f"{what} to {server.url}: outcome unknown (not resent): {exc}", maybe_executed=True)
     error.__cause__ = exc
     return error
-
-
-def _put_steps(batch: PutBatch[Message], tube: str) -> Callable[[Session, ReplyReader], Exchange[list[Any]]]:
-    def start(session: Session, reader: ReplyReader) -> Exchange[list[Any]]:
-        return batch.steps(session, reader, tube)  # written chunk by chunk as it is encoded, as Client.put_many
-
-    return start
