@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 fe6bdf6254824f61f419a91b6170bb4d54df4e531698c848960ba804658dbfcb). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 be3a48bd135d674afa0a9fe59213a41fc62c42d9b50b9b05d0f711dbe46a87fe). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -13,6 +13,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
 from functools import partial
 from ssl import SSLContext, create_default_context
 from types import TracebackType
@@ -206,15 +207,17 @@ class Cluster:
 
     def _client(self, server: _Server, consumer: bool) -> Client:
         """A new connected client of ``server`` (a consumer watches the cluster's tubes); ``SocketError``
-        if it cannot connect (nothing was sent)."""
+        if it cannot connect (nothing was sent), and the server is down."""
         ssl = (self._ssl or create_default_context()) if server.target.tls else None
         client = Client.from_url(server.url, timeout=self.timeout, validate=self.validate, ssl=ssl)
         try:
             client.connect()
             if consumer:
                 self._rewatch(client)
-        except BaseException:
+        except BaseException as exc:
             client._drop()
+            if isinstance(exc, SocketError):
+                self._down(server, exc)
             raise
         server.clients.append(client)
         log.debug("connected to %s (%s)", server.url, "consumer" if consumer else "producer")
@@ -235,12 +238,7 @@ class Cluster:
         put never goes out on a connection already known dead: its outcome could not be known)."""
         client = server.producer
         if client is None:
-            try:
-                client = self._client(server, consumer=False)
-            except SocketError as exc:
-                self._down(server, exc)
-                raise
-            server.producer = client
+            client = server.producer = self._client(server, consumer=False)
         elif client._peer_closed():
             client._drop()
         return client
@@ -251,17 +249,13 @@ class Cluster:
             client: Client | None = server.idle.pop()
         except IndexError:  # none idle (another thread may have taken the last one meanwhile)
             client = None
-        if client is not None:
-            if client._peer_closed():
-                client._drop()
-            if set(client._session.watching) != set(self._watching):
-                self._rewatch(client)
-            return client
-        try:
+        if client is None:
             return self._client(server, consumer=True)
-        except SocketError as exc:
-            self._down(server, exc)
-            raise
+        if client._peer_closed():
+            client._drop()
+        if set(client._session.watching) != set(self._watching):
+            self._rewatch(client)
+        return client
 
     def _give_back(self, server: _Server, client: Client) -> None:
         if client in server.clients and client not in server.idle:
@@ -399,20 +393,20 @@ class Cluster:
         now = time.monotonic()
         servers = [s for s in self._available() if s.url not in tried]
         accepting = [s for s in servers if now >= s.puts_refused_until] or servers
-        groups: dict[str, list[int]] = {}
+        groups: dict[_Server, list[int]] = {}
         if not accepting:
             return []
         if self.placement == "round-robin":  # body j of this call to the (turn + j)-th server
             start, count = self._turn, len(accepting)
             self._turn += len(todo)
             for j, i in enumerate(todo):
-                groups.setdefault(accepting[(start + j) % count].url, []).append(i)
+                groups.setdefault(accepting[(start + j) % count], []).append(i)
         elif self.placement == "hash":  # one key (or tube) for the whole call: one server
-            groups[next(placement_order(accepting, "hash", 0, tube, key)).url] = list(todo)
+            groups[next(placement_order(accepting, "hash", 0, tube, key))] = list(todo)
         else:
             for i in todo:
-                groups.setdefault(next(placement_order(accepting, self.placement, 0, tube, key)).url, []).append(i)
-        return [(self._by_url[url], indices) for url, indices in groups.items()]
+                groups.setdefault(next(placement_order(accepting, self.placement, 0, tube, key)), []).append(i)
+        return list(groups.items())
 
     def _put_groups(
         self,
@@ -498,10 +492,8 @@ class Cluster:
                 client = self._producer(server)
                 ready = 0
                 for tube in self._watching:
-                    try:
+                    with suppress(NotFound):  # no such tube there (yet)
                         ready += (client.queue.stats_tube(tube)).current_jobs_ready
-                    except NotFound:
-                        pass
             except SocketError as exc:
                 self._down(server, exc)
                 continue
@@ -601,12 +593,11 @@ class Cluster:
                 if isinstance(item, Job):
                     try:
                         message = client._reserved_message(item)
-                    except InvalidEnvelope as exc:
-                        outcome = exc
-                        self._keep(server, client, [exc.message])
-                        continue
-                    server.backlog = 0
-                    outcome = message
+                    except InvalidEnvelope as exc:  # its job stays reserved, for the caller
+                        outcome, message = exc, exc.message
+                    else:
+                        outcome = message
+                        server.backlog = 0
                     self._keep(server, client, [message])
                     continue
                 if isinstance(item, BeanstalkmException) and not isinstance(item, TimedOut):
