@@ -359,13 +359,7 @@ class BeanstalkdServer:
         args = self.command()
         self._last_command = args
         assert self._log is not None
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-            close_fds=True,
-        )
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
         self._proc = proc
         self._finalizer = weakref.finalize(self, _kill_quietly, proc)
 
