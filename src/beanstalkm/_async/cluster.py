@@ -76,8 +76,8 @@ class _Server(ServerState):
 
     __slots__ = ("clients", "idle", "noted", "producer", "target")
 
-    def __init__(self, url: ServerURL, index: int) -> None:
-        super().__init__(str(url), index)
+    def __init__(self, url: ServerURL) -> None:
+        super().__init__(str(url))
         self.target = url
         self.noted: BaseException | None = None  # the failure last counted (one failure counts once)
         self.producer: AsyncClient | None = None
@@ -153,7 +153,7 @@ class AsyncCluster:
         if backoff_s is None or cap is None:
             raise InvalidArgument("backoff", (backoff, max_backoff), "the backoff and its cap must be numbers")
         self._backoff, self._max_backoff = float(backoff_s), float(cap)
-        self._servers = [_Server(url, i) for i, url in enumerate(parsed)]
+        self._servers = [_Server(url) for url in parsed]
         self._by_url = {s.url: s for s in self._servers}
         self._watching = ["default"]
         self._turn = 0  # round-robin of puts

@@ -68,7 +68,6 @@ class ServerState:
     """A server's health, backoff and ready-job estimate (mutable; the cluster's alone)."""
 
     url: str
-    index: int
     up: bool = True
     since: float = field(default_factory=time.time)
     last_error: str | None = None

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 be3a48bd135d674afa0a9fe59213a41fc62c42d9b50b9b05d0f711dbe46a87fe). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 2172d019b1aea1c0d5eadb318676a9325a73ab85c37e56c5103fd425f3653602). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -70,8 +70,8 @@ class _Server(ServerState):
 
     __slots__ = ("clients", "idle", "noted", "producer", "target")
 
-    def __init__(self, url: ServerURL, index: int) -> None:
-        super().__init__(str(url), index)
+    def __init__(self, url: ServerURL) -> None:
+        super().__init__(str(url))
         self.target = url
         self.noted: BaseException | None = None  # the failure last counted (one failure counts once)
         self.producer: Client | None = None
@@ -147,7 +147,7 @@ class Cluster:
         if backoff_s is None or cap is None:
             raise InvalidArgument("backoff", (backoff, max_backoff), "the backoff and its cap must be numbers")
         self._backoff, self._max_backoff = float(backoff_s), float(cap)
-        self._servers = [_Server(url, i) for i, url in enumerate(parsed)]
+        self._servers = [_Server(url) for url in parsed]
         self._by_url = {s.url: s for s in self._servers}
         self._watching = ["default"]
         self._turn = 0  # round-robin of puts
