@@ -282,3 +282,26 @@ def test_port_in_use_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
         with BeanstalkdServer() as srv:
             assert srv.port != busy_port
             assert "pid" in _stats(srv)
+
+
+def test_without_proc_readiness_falls_back_to_a_connect_probe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Where /proc/net cannot be read, start() waits by connecting (one connection counted), TCP and UNIX alike.
+    monkeypatch.setattr(bt, "_tcp_listen_inodes", lambda port: None)
+    monkeypatch.setattr(bt, "_unix_listen_inodes", lambda path: None)
+    with BeanstalkdServer() as tcp, BeanstalkdServer(unix_path=str(tmp_path / "probe.sock")) as unix:
+        for srv in (tcp, unix):
+            assert srv.running and srv.pid is not None
+            assert _stats(srv)["total-connections"] == "2"  # the probe's, then this one
+    assert tcp.pid is None and not tcp._probe_connect()
+
+
+def test_find_beanstalkd_falls_back_to_the_usual_directories(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real = find_beanstalkd()
+    (tmp_path / "beanstalkd").write_text("not executable")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "beanstalkd").symlink_to(real)
+    monkeypatch.delenv("BEANSTALKD", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(bt, "_FALLBACK_DIRS", (str(tmp_path), str(bin_dir)))
+    assert find_beanstalkd() == str(bin_dir / "beanstalkd")  # the first executable one

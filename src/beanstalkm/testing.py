@@ -51,6 +51,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Sequence
+from contextlib import suppress
 from types import TracebackType
 from typing import IO, Protocol
 
@@ -72,10 +73,6 @@ _LOOPBACK = "127.0.0.1"
 # sun_path is 108 bytes on Linux (104 on the BSDs), including the trailing NUL.
 _MAX_UNIX_PATH = 103
 _PORT_ATTEMPTS = 5
-
-
-def _is_executable_file(path: str) -> bool:
-    return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 def find_beanstalkd() -> str:
@@ -101,7 +98,7 @@ def find_beanstalkd() -> str:
         return found
     for directory in _FALLBACK_DIRS:
         candidate = os.path.join(directory, "beanstalkd")
-        if _is_executable_file(candidate):
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     raise FileNotFoundError(
         f"beanstalkd executable not found in $BEANSTALKD, PATH or {', '.join(_FALLBACK_DIRS)}; {INSTALL_HINT}"
@@ -125,14 +122,10 @@ def _pick_free_port() -> int:
 def _kill_quietly(proc: subprocess.Popen[bytes]) -> None:
     """Finalizer: make sure a forgotten server does not outlive its owner."""
     if proc.poll() is None:
-        try:
+        with suppress(OSError):
             proc.kill()
-        except OSError:
-            pass
-        try:
+        with suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def _socket_inodes_of(pid: int) -> set[str] | None:
@@ -276,9 +269,7 @@ class BeanstalkdServer:
     def pid(self) -> int | None:
         """Process id of the running server, or None when it is not running."""
         proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return None
-        return proc.pid
+        return proc.pid if proc is not None and proc.poll() is None else None
 
     @property
     def running(self) -> bool:
@@ -288,9 +279,7 @@ class BeanstalkdServer:
     @property
     def address(self) -> tuple[str, int] | str:
         """``(host, port)`` for TCP, or the UNIX socket path."""
-        if self.unix_path is not None:
-            return self.unix_path
-        return (self.host, self.port)
+        return (self.host, self.port) if self.unix_path is None else self.unix_path
 
     def output(self) -> str:
         """Everything the server has written to stdout/stderr so far."""
@@ -370,13 +359,7 @@ class BeanstalkdServer:
         args = self.command()
         self._last_command = args
         assert self._log is not None
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-            close_fds=True,
-        )
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
         self._proc = proc
         self._finalizer = weakref.finalize(self, _kill_quietly, proc)
 
@@ -417,16 +400,10 @@ class BeanstalkdServer:
         return self._probe_connect()
 
     def _probe_connect(self) -> bool:
-        if self.unix_path is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            target: str | tuple[str, int] = self.unix_path
-        else:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            target = (self.host, self.port)
-        with sock:
+        with socket.socket(socket.AF_INET if self.unix_path is None else socket.AF_UNIX) as sock:
             sock.settimeout(1.0)
             try:
-                sock.connect(target)
+                sock.connect(self.address)
             except OSError:
                 return False
         return True
@@ -496,10 +473,7 @@ class BeanstalkdServer:
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
 

@@ -1,6 +1,6 @@
 """The bulk commands' wire (``beanstalkm.cli._wire``, ``_bulk``): batches in flight, replies read as bytes.
 
-Each fast reading is checked against the library's own (``JobInfo`` + ``job_record`` + ``json.dumps``,
+Each fast reading is checked against the library's own (``JobStats`` + ``job_record`` + ``json.dumps``,
 the generated encoders and decoders) on a real server; the ways a flush chooses (one walk, the walk giving
 up on a sparse tube for reserves, the reserves meeting ``DEADLINE_SOON``, a paused tube) each run for real.
 A fake server only where a real one cannot fail on demand: a connection closed half-way through a batch.
@@ -19,8 +19,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from beanstalkm import Client, CorruptJob, OutOfMemory, ProtocolError, SocketError, TubeStats
-from beanstalkm._core.jobinfo import JobInfo
+from beanstalkm import Client, CorruptJob, JobStats, OutOfMemory, ProtocolError, SocketError, TubeStats
 from beanstalkm._core.requests import Reply
 from beanstalkm._generated import commands as _c
 from beanstalkm.cli import _bulk
@@ -45,7 +44,7 @@ def _expected_lines(c: Client, url: str, ids: list[int]) -> list[str]:
     """Each job's export line the slow way: the library's stats and peek, ``job_record``, ``json.dumps``."""
     lines = []
     for job_id in ids:
-        stats = JobInfo.from_yaml(c.queue.stats_job_yaml(job_id))
+        stats = c.queue.stats_job(job_id)
         message = c.queue.peek(job_id)
         record = {"server": url, **job_record(stats, message, body=False, data=True)}
         lines.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
@@ -80,7 +79,7 @@ def test_stats_job_other_layouts_go_to_the_library() -> None:
     quoted += b"reserves: 6\ntimeouts: 7\nreleases: 8\nburies: 9\nkicks: 10\n"
     assert _bulk.job_numbers(quoted) == ("a.b", 1, [9, 1, 4, 5, 2, 6, 8, 7, 9, 10])
     reordered = quoted.replace(b"pri: 1\nage: 2\n", b"age: 2\npri: 1\n") + b"new-field: x\n"
-    info = JobInfo.from_yaml(reordered)
+    info = JobStats.from_yaml(reordered)
     assert _bulk.job_numbers(reordered) == (info.tube, 1, [9, 1, 4, 5, 2, 6, 8, 7, 9, 10])
 
 

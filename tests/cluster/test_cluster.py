@@ -110,6 +110,7 @@ def test_watch_ignore_and_the_verbs_across_servers(
     stats = cluster.stats()
     assert isinstance(stats, ClusterStats)
     assert stats.current_jobs_ready == 3 and stats.current_jobs_delayed == 3
+    assert (stats.total_jobs, stats.cmd_put, stats.current_jobs_buried, stats.job_timeouts) == (6, 6, 0, 0)
     assert set(stats.servers) == set(urls) and not stats.errors
     assert "a" in cluster.list_tubes()
     first = cluster.peek_ready("a")

@@ -14,7 +14,7 @@ from beanstalkm._core.urls import parse_url
 
 
 def _states(n: int) -> list[ServerState]:
-    return [ServerState(parse_url(f"beanstalk://s{i}"), i) for i in range(n)]
+    return [ServerState(str(parse_url(f"beanstalk://s{i}"))) for i in range(n)]
 
 
 def test_round_robin_rotates() -> None:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from beanstalkm import Client, Message, Worker
-from beanstalkm._core.jobinfo import JobInfo
+from beanstalkm import Client, JobStats, Message, Worker
 from beanstalkm._core.worker import LOOKAHEAD_REST, SEQUENTIAL_AFTER, Lookahead, take_steps
 from beanstalkm._generated import commands as _c
 from beanstalkm.testing import BeanstalkdServer
 
 
-def take(client: Client, ahead: Lookahead | None) -> tuple[Message | None, JobInfo | None]:
+def take(client: Client, ahead: Lookahead | None) -> tuple[Message | None, JobStats | None]:
     reserve = _c.reserve_with_timeout(0)
     to_message = client._reserved_message
     error, message, stats = client._converse(

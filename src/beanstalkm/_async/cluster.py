@@ -15,6 +15,8 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
+from functools import partial
 from ssl import SSLContext, create_default_context
 from types import TracebackType
 from typing import Any, Self, TypeAlias, TypeVar
@@ -74,8 +76,8 @@ class _Server(ServerState):
 
     __slots__ = ("clients", "idle", "noted", "producer", "target")
 
-    def __init__(self, url: ServerURL, index: int) -> None:
-        super().__init__(url, index)
+    def __init__(self, url: ServerURL) -> None:
+        super().__init__(str(url))
         self.target = url
         self.noted: BaseException | None = None  # the failure last counted (one failure counts once)
         self.producer: AsyncClient | None = None
@@ -151,7 +153,7 @@ class AsyncCluster:
         if backoff_s is None or cap is None:
             raise InvalidArgument("backoff", (backoff, max_backoff), "the backoff and its cap must be numbers")
         self._backoff, self._max_backoff = float(backoff_s), float(cap)
-        self._servers = [_Server(url, i) for i, url in enumerate(parsed)]
+        self._servers = [_Server(url) for url in parsed]
         self._by_url = {s.url: s for s in self._servers}
         self._watching = ["default"]
         self._turn = 0  # round-robin of puts
@@ -211,17 +213,17 @@ class AsyncCluster:
 
     async def _client(self, server: _Server, consumer: bool) -> AsyncClient:
         """A new connected client of ``server`` (a consumer watches the cluster's tubes); ``SocketError``
-        if it cannot connect (nothing was sent)."""
-        ssl = None
-        if server.target.tls:
-            ssl = self._ssl if self._ssl is not None else create_default_context()
+        if it cannot connect (nothing was sent), and the server is down."""
+        ssl = (self._ssl or create_default_context()) if server.target.tls else None
         client = AsyncClient.from_url(server.url, timeout=self.timeout, validate=self.validate, ssl=ssl)
         try:
             await client.connect()
             if consumer:
                 await self._rewatch(client)
-        except BaseException:
+        except BaseException as exc:
             client._drop()
+            if isinstance(exc, SocketError):
+                self._down(server, exc)
             raise
         server.clients.append(client)
         log.debug("connected to %s (%s)", server.url, "consumer" if consumer else "producer")
@@ -242,12 +244,7 @@ class AsyncCluster:
         put never goes out on a connection already known dead: its outcome could not be known)."""
         client = server.producer
         if client is None:
-            try:
-                client = await self._client(server, consumer=False)
-            except SocketError as exc:
-                self._down(server, exc)
-                raise
-            server.producer = client
+            client = server.producer = await self._client(server, consumer=False)
         elif client._peer_closed():
             client._drop()
         return client
@@ -258,17 +255,13 @@ class AsyncCluster:
             client: AsyncClient | None = server.idle.pop()
         except IndexError:  # none idle (another thread may have taken the last one meanwhile)
             client = None
-        if client is not None:
-            if client._peer_closed():
-                client._drop()
-            if set(client._session.watching) != set(self._watching):
-                await self._rewatch(client)
-            return client
-        try:
+        if client is None:
             return await self._client(server, consumer=True)
-        except SocketError as exc:
-            self._down(server, exc)
-            raise
+        if client._peer_closed():
+            client._drop()
+        if set(client._session.watching) != set(self._watching):
+            await self._rewatch(client)
+        return client
 
     def _give_back(self, server: _Server, client: AsyncClient) -> None:
         if client in server.clients and client not in server.idle:
@@ -323,17 +316,7 @@ class AsyncCluster:
         _c.TUBE_RULE.check("tube", tube)
         key = _check_key(key)
         errors: list[tuple[_Server, BaseException]] = []
-        order = self._put_order(tube, key)
-        tried: list[_Server] = []
-        while True:
-            server = next(order, None)
-            if server is None:
-                rest = self._rest(tried)
-                if not rest or len(tried) == len(self._servers):
-                    break
-                order, tried = iter(rest), list(self._servers)
-                continue
-            tried.append(server)
+        for server in self._put_order(tube, key):
             try:
                 client = await self._producer(server)
                 message = await client.put(body, tube, priority, delay, ttr, subscribe, sender, channel)
@@ -355,11 +338,15 @@ class AsyncCluster:
 
     def _put_order(self, tube: str, key: str | None) -> Iterator[_Server]:
         """The servers a put tries, in order, chosen as they are needed (a callable is asked again only
-        after a failure)."""
+        after a failure); then those still in their backoff."""
         now = time.monotonic()
         servers = [s for s in self._available() if now >= s.puts_refused_until] or self._available()
         turn, self._turn = self._turn, self._turn + 1
-        return placement_order(servers, self.placement, turn, tube, key)
+        tried = []
+        for server in placement_order(servers, self.placement, turn, tube, key):
+            tried.append(server)
+            yield server
+        yield from self._rest(tried)
 
     async def put_many(
         self,
@@ -412,20 +399,20 @@ class AsyncCluster:
         now = time.monotonic()
         servers = [s for s in self._available() if s.url not in tried]
         accepting = [s for s in servers if now >= s.puts_refused_until] or servers
-        groups: dict[str, list[int]] = {}
+        groups: dict[_Server, list[int]] = {}
         if not accepting:
             return []
         if self.placement == "round-robin":  # body j of this call to the (turn + j)-th server
             start, count = self._turn, len(accepting)
             self._turn += len(todo)
             for j, i in enumerate(todo):
-                groups.setdefault(accepting[(start + j) % count].url, []).append(i)
+                groups.setdefault(accepting[(start + j) % count], []).append(i)
         elif self.placement == "hash":  # one key (or tube) for the whole call: one server
-            groups[next(placement_order(accepting, "hash", 0, tube, key)).url] = list(todo)
+            groups[next(placement_order(accepting, "hash", 0, tube, key))] = list(todo)
         else:
             for i in todo:
-                groups.setdefault(next(placement_order(accepting, self.placement, 0, tube, key)).url, []).append(i)
-        return [(self._by_url[url], indices) for url, indices in groups.items()]
+                groups.setdefault(next(placement_order(accepting, self.placement, 0, tube, key)), []).append(i)
+        return list(groups.items())
 
     async def _put_groups(
         self,
@@ -453,7 +440,7 @@ class AsyncCluster:
             return out
         results, _ = await converse_all(
             [r[2] for r in running],
-            [_put_steps(batch, tube) for _, _, _, batch in running],
+            [partial(batch.steps, tube=tube) for _, _, _, batch in running],  # written as encoded, as Client.put_many
             [batch.encoded(0, 1) for _, _, _, batch in running],
         )
         for (server, indices, client, batch), result in zip(running, results, strict=True):
@@ -511,10 +498,8 @@ class AsyncCluster:
                 client = await self._producer(server)
                 ready = 0
                 for tube in self._watching:
-                    try:
+                    with suppress(NotFound):  # no such tube there (yet)
                         ready += (await client.queue.stats_tube(tube)).current_jobs_ready
-                    except NotFound:
-                        pass
             except SocketError as exc:
                 self._down(server, exc)
                 continue
@@ -614,12 +599,11 @@ class AsyncCluster:
                 if isinstance(item, Job):
                     try:
                         message = client._reserved_message(item)
-                    except InvalidEnvelope as exc:
-                        outcome = exc
-                        self._keep(server, client, [exc.message])
-                        continue
-                    server.backlog = 0
-                    outcome = message
+                    except InvalidEnvelope as exc:  # its job stays reserved, for the caller
+                        outcome, message = exc, exc.message
+                    else:
+                        outcome = message
+                        server.backlog = 0
                     self._keep(server, client, [message])
                     continue
                 if isinstance(item, BeanstalkmException) and not isinstance(item, TimedOut):
@@ -704,23 +688,20 @@ class AsyncCluster:
         """Delete messages (each on its own connection) and jobs by reference ``(server, id)``."""
         listed = check_items("items", items)
         results: list[object] = [None] * len(listed)
-        refs: dict[str, list[int]] = {}
+        refs: dict[_Server, list[int]] = {}
         for index, item in enumerate(listed):
-            if isinstance(item, MessageBase):
-                continue
-            refs.setdefault(self._server_of(item).url, []).append(index)
+            if not isinstance(item, MessageBase):
+                refs.setdefault(self._server_of(item), []).append(index)
         for index, item in enumerate(listed):
             if isinstance(item, AsyncMessage):
                 try:
                     await item.delete()
                 except BeanstalkmException as exc:
                     results[index] = exc
-        for url, indices in refs.items():
-            server = self._by_url[url]
+        for server, indices in refs.items():
             for index in indices:
-                ref = listed[index]
                 try:
-                    await (await self._producer(server)).queue.delete(ref[1])
+                    await (await self._producer(server)).queue.delete(listed[index][1])
                 except BeanstalkmException as exc:
                     results[index] = exc
         if any(isinstance(r, BaseException) for r in results):
@@ -818,28 +799,23 @@ class AsyncCluster:
 
     async def peek_ready(self, tube: str) -> AsyncMessage | None:
         """A ready job of ``tube`` (the next one of the first server, in the order given, that has one), or None."""
-        return await self._peek(tube, "ready")
+        return await self._peek(tube, lambda client: client.queue.peek_ready())
 
     async def peek_delayed(self, tube: str) -> AsyncMessage | None:
         """A delayed job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return await self._peek(tube, "delayed")
+        return await self._peek(tube, lambda client: client.queue.peek_delayed())
 
     async def peek_buried(self, tube: str) -> AsyncMessage | None:
         """A buried job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return await self._peek(tube, "buried")
+        return await self._peek(tube, lambda client: client.queue.peek_buried())
 
-    async def _peek(self, tube: str, state: str) -> AsyncMessage | None:
+    async def _peek(self, tube: str, peek: _OnClient[AsyncMessage | None]) -> AsyncMessage | None:
         _c.TUBE_RULE.check("tube", tube)
         for server in self._available():
             try:
                 client = await self._producer(server)
                 await client.queue.use(tube)
-                if state == "ready":
-                    message = await client.queue.peek_ready()
-                elif state == "delayed":
-                    message = await client.queue.peek_delayed()
-                else:
-                    message = await client.queue.peek_buried()
+                message = await peek(client)
             except SocketError as exc:
                 self._down(server, exc)
                 continue
@@ -881,10 +857,3 @@ def _unknown(what: str, server: _Server, exc: SocketError) -> SocketError:
     error = SocketError(f"{what} to {server.url}: outcome unknown (not resent): {exc}", maybe_executed=True)
     error.__cause__ = exc
     return error
-
-
-def _put_steps(batch: PutBatch[AsyncMessage], tube: str) -> Callable[[Session, ReplyReader], Exchange[list[Any]]]:
-    def start(session: Session, reader: ReplyReader) -> Exchange[list[Any]]:
-        return batch.steps(session, reader, tube)  # written chunk by chunk as it is encoded, as Client.put_many
-
-    return start

@@ -33,7 +33,6 @@ from beanstalkm._async.failures import delete_record, find_record, list_records,
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
-from beanstalkm._core.jobinfo import JobInfo
 from beanstalkm._core.requests import Request
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
@@ -100,7 +99,7 @@ class _Job:
 
     message: AsyncMessage
     client: AsyncClient  # the connection that reserved it: its settling and its record go there
-    stats: JobStats | JobInfo
+    stats: JobStats
     options: HandlerOptions
     attempts: int
     record: FailureRecord | None
@@ -111,7 +110,7 @@ class _Job:
     started: float = 0.0
 
 
-_Taken = tuple[AsyncMessage, JobStats | JobInfo | None, AsyncClient]
+_Taken = tuple[AsyncMessage, JobStats | None, AsyncClient]
 """A reserved job, its stats (None if they are still to be asked), and the connection that reserved it."""
 
 
@@ -700,7 +699,7 @@ class AsyncWorker:
             elif ahead.rest:  # it kept missing: a rest from guessing
                 ahead.rest -= 1
                 ahead = None
-        stats: JobStats | JobInfo | None
+        stats: JobStats | None
         outcome: object
         try:
             deleted, outcome, stats = await client._converse(
@@ -752,7 +751,7 @@ class AsyncWorker:
         results, raced = await converse_all([lane.client for lane in lanes], starts, [(reserve,)] * len(lanes), first)
         if raced:
             logger.info("slot %d: %d job(s) reserved by another server's wait were handed back", slot.index, raced)
-        taken: tuple[AsyncClient, object, JobStats | JobInfo | None] | None = None
+        taken: tuple[AsyncClient, object, JobStats | None] | None = None
         for lane, result in zip(lanes, results, strict=True):
             if isinstance(result, tuple):
                 lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
@@ -768,9 +767,7 @@ class AsyncWorker:
             return None
         return await self._taken(*taken)
 
-    async def _taken(
-        self, client: AsyncClient, outcome: object, stats: JobStats | JobInfo | None
-    ) -> _Taken | bool | None:
+    async def _taken(self, client: AsyncClient, outcome: object, stats: JobStats | None) -> _Taken | bool | None:
         """What a reserve on ``client`` got: the job and its stats; True when a job whose body cannot be
         used was buried; None for nothing; the error raised for anything else."""
         if isinstance(outcome, AsyncMessage):
@@ -788,7 +785,7 @@ class AsyncWorker:
         return None  # nothing reserved
 
     async def _handle(
-        self, slot: _Slot, message: AsyncMessage, stats: JobStats | JobInfo | None, client: AsyncClient
+        self, slot: _Slot, message: AsyncMessage, stats: JobStats | None, client: AsyncClient
     ) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
         try:

@@ -23,10 +23,9 @@ import hashlib
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
-from beanstalkm._core.urls import ServerURL
 from beanstalkm._errors import ArgumentTypeError, InvalidArgument
 from beanstalkm._generated.stats import ServerStats
 
@@ -64,33 +63,19 @@ class ServerHealth:
     accepting_puts: bool
 
 
+@dataclass(slots=True, eq=False)
 class ServerState:
     """A server's health, backoff and ready-job estimate (mutable; the cluster's alone)."""
 
-    __slots__ = (
-        "backlog",
-        "credit",
-        "failures",
-        "index",
-        "last_error",
-        "puts_refused_until",
-        "retry_at",
-        "since",
-        "up",
-        "url",
-    )
-
-    def __init__(self, url: ServerURL, index: int) -> None:
-        self.url = str(url)
-        self.index = index
-        self.up = True
-        self.since = time.time()
-        self.last_error: str | None = None
-        self.failures = 0
-        self.retry_at = 0.0  # time.monotonic() from which a down server is tried again
-        self.puts_refused_until = 0.0
-        self.backlog = 0  # ready jobs in the watched tubes, as last asked and counted down since
-        self.credit = 0  # the smooth weighted round robin's running credit
+    url: str
+    up: bool = True
+    since: float = field(default_factory=time.time)
+    last_error: str | None = None
+    failures: int = 0
+    retry_at: float = 0.0  # time.monotonic() from which a down server is tried again
+    puts_refused_until: float = 0.0
+    backlog: int = 0  # ready jobs in the watched tubes, as last asked and counted down since
+    credit: int = 0  # the smooth weighted round robin's running credit
 
     def available(self, now: float) -> bool:
         """Whether a call may go to it: up, or down with its backoff over."""
@@ -145,8 +130,7 @@ def check_placement(value: object) -> Placement:
         raise ArgumentTypeError(
             "placement", value, f"must be 'round-robin', 'hash' or a callable, not {type(value).__name__}"
         )
-    chooser: Callable[[list[str], str, str | None], str] = value
-    return chooser
+    return value
 
 
 def _score(url: str, key: str) -> int:
@@ -176,8 +160,7 @@ def placement_order(servers: Sequence[S], placement: Placement, turn: int, tube:
             chosen = placement(urls, tube, key)
             if chosen not in urls:
                 raise InvalidArgument("placement", chosen, f"chose a server that is not one of those offered: {urls}")
-            server = left.pop(urls.index(chosen))
-            yield server
+            yield left.pop(urls.index(chosen))
 
 
 def reserve_order(servers: Sequence[S], turn: int) -> list[S]:
@@ -205,25 +188,6 @@ def reserve_order(servers: Sequence[S], turn: int) -> list[S]:
     return ordered
 
 
-_TOTALS = (
-    "current_jobs_urgent",
-    "current_jobs_ready",
-    "current_jobs_reserved",
-    "current_jobs_delayed",
-    "current_jobs_buried",
-    "total_jobs",
-    "current_connections",
-    "current_producers",
-    "current_workers",
-    "current_waiting",
-    "cmd_put",
-    "cmd_reserve",
-    "cmd_reserve_with_timeout",
-    "cmd_delete",
-    "job_timeouts",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class ClusterStats:
     """``cluster.stats()``: each server's ``ServerStats`` by URL, the servers that did not answer
@@ -248,10 +212,5 @@ class ClusterStats:
     job_timeouts: int = field(init=False)
 
     def __post_init__(self) -> None:
-        for name in _TOTALS:
-            total = 0
-            for stats in self.servers.values():
-                value = getattr(stats, name)
-                if isinstance(value, int):
-                    total += value
-            object.__setattr__(self, name, total)
+        for name in (f.name for f in fields(self) if not f.init):  # the totals
+            object.__setattr__(self, name, sum(getattr(stats, name) for stats in self.servers.values()))

@@ -9,16 +9,13 @@ import json
 import math
 from datetime import UTC, datetime
 from time import time as _time
-from typing import TYPE_CHECKING, Any, Protocol, Self, TypedDict, overload
+from typing import Any, Protocol, Self, TypedDict, overload
 
 from beanstalkm._core import envelope as _envelope
 from beanstalkm._core.requests import Request
 from beanstalkm._errors import ArgumentTypeError, shown
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.stats import JobStats
-
-if TYPE_CHECKING:
-    from beanstalkm._core.jobinfo import JobInfo
 
 DEFAULT_TUBE = "receive"
 """The tube ``Client.put`` sends to by default."""
@@ -339,7 +336,7 @@ class MessageBase:
             self._priority = priority
         self._held = None
 
-    def _learn(self, stats: JobStats | JobInfo) -> None:
+    def _learn(self, stats: JobStats) -> None:
         """Remember what the server told about the job's settings."""
         self._priority, self._delay, self._ttr = stats.pri, stats.delay, stats.ttr
 

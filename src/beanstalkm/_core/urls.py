@@ -48,9 +48,7 @@ class ServerURL:
         return self.scheme == "beanstalks"
 
     def __str__(self) -> str:
-        if self.path is not None:
-            return "unix://" + self.path
-        return format_url(self.host, self.port, None, self.tls)
+        return format_url(self.host, self.port, self.path, self.tls)
 
 
 def format_url(host: str, port: int, unix_socket: str | None, tls: bool) -> str:

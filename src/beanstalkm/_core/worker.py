@@ -39,7 +39,6 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
 from beanstalkm._core.checks import check_uint
-from beanstalkm._core.jobinfo import JobInfo, decode_job_info, stats_job_info
 from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import BODY_APART, Job, Request
@@ -184,7 +183,7 @@ def record_tube(tube: str, job_id: int) -> str:
     return f"{record_prefix(tube)}{job_id}"
 
 
-def attempts_of(stats: JobStats | JobInfo, record: FailureRecord | None) -> int:
+def attempts_of(stats: JobStats, record: FailureRecord | None) -> int:
     """How many attempts the job has had, this one included: its ``reserves``, counted from its record's
     once it has been kicked since it was buried (a fresh budget)."""
     if record is not None and stats.kicks > record.kicks and stats.reserves >= record.reserves:
@@ -223,6 +222,7 @@ class Lookahead:
 
 _PEEK_READY = _c.peek_ready()
 _DELETE = _c.delete(1).decode
+_STATS_JOB = _c.stats_job(1).decode
 
 
 def take_steps(
@@ -234,7 +234,7 @@ def take_steps(
     ahead: Lookahead | None = None,
     before: Sequence[Request[Any]] = (),
 ) -> Generator[
-    bytes | float | None, bytes, tuple[BeanstalkmException | None, M | BeanstalkmException | None, JobInfo | None]
+    bytes | float | None, bytes, tuple[BeanstalkmException | None, M | BeanstalkmException | None, JobStats | None]
 ]:
     """A worker slot's conversation for its next job: the delete of the job it finished (if any), the
     commands ``before`` (a watch-list change: their effects are recorded) and the reserve in one write,
@@ -286,13 +286,13 @@ def take_steps(
     except BeanstalkmException as exc:
         session.note(exc)
         job = exc
-    info: JobInfo | BeanstalkmException | None = None
+    info: JobStats | BeanstalkmException | None = None
     if guess is not None:  # every reply is read, whatever the reserve got
         reply = reader.next_reply()
         while reply is None:
             reply = reader.read((yield 0.0))
         try:
-            info = decode_job_info(reply)
+            info = _STATS_JOB(reply)
         except BeanstalkmException as exc:  # NOT_FOUND: gone since it was peeked
             session.note(exc)
             info = exc
@@ -324,7 +324,7 @@ def take_steps(
     if not isinstance(job, Job):
         return delete_error, job, None
     if guess is not None and ahead is not None:
-        if isinstance(info, JobInfo) and info.id == reserved:
+        if isinstance(info, JobStats) and info.id == reserved:
             ahead.hits += 1
             try:
                 message = to_message(job)
@@ -340,7 +340,7 @@ def take_steps(
         ahead.missed += 1
         if ahead.missed >= LOOKAHEAD_REST[0]:
             ahead.missed, ahead.rest, ahead.guess, ahead.sequential = 0, LOOKAHEAD_REST[1], None, False
-    stats_request = stats_job_info(job.id)
+    stats_request = _c.stats_job(job.id)
     yield stats_request.head  # in flight while the body is decoded
     try:
         message = to_message(job)
@@ -409,7 +409,7 @@ class FailureRecord:
     @classmethod
     def of(
         cls,
-        stats: JobStats | JobInfo,
+        stats: JobStats,
         reason: FailureReason,
         attempts: int,
         error: BaseException | None = None,

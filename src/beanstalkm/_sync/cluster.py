@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 378e594d225f1370865b477594c97bcb647c5e330e26a6fba2317d6f09d5f45c). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 2172d019b1aea1c0d5eadb318676a9325a73ab85c37e56c5103fd425f3653602). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -13,6 +13,8 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
+from functools import partial
 from ssl import SSLContext, create_default_context
 from types import TracebackType
 from typing import Any, Self, TypeAlias, TypeVar
@@ -68,8 +70,8 @@ class _Server(ServerState):
 
     __slots__ = ("clients", "idle", "noted", "producer", "target")
 
-    def __init__(self, url: ServerURL, index: int) -> None:
-        super().__init__(url, index)
+    def __init__(self, url: ServerURL) -> None:
+        super().__init__(str(url))
         self.target = url
         self.noted: BaseException | None = None  # the failure last counted (one failure counts once)
         self.producer: Client | None = None
@@ -145,7 +147,7 @@ class Cluster:
         if backoff_s is None or cap is None:
             raise InvalidArgument("backoff", (backoff, max_backoff), "the backoff and its cap must be numbers")
         self._backoff, self._max_backoff = float(backoff_s), float(cap)
-        self._servers = [_Server(url, i) for i, url in enumerate(parsed)]
+        self._servers = [_Server(url) for url in parsed]
         self._by_url = {s.url: s for s in self._servers}
         self._watching = ["default"]
         self._turn = 0  # round-robin of puts
@@ -205,17 +207,17 @@ class Cluster:
 
     def _client(self, server: _Server, consumer: bool) -> Client:
         """A new connected client of ``server`` (a consumer watches the cluster's tubes); ``SocketError``
-        if it cannot connect (nothing was sent)."""
-        ssl = None
-        if server.target.tls:
-            ssl = self._ssl if self._ssl is not None else create_default_context()
+        if it cannot connect (nothing was sent), and the server is down."""
+        ssl = (self._ssl or create_default_context()) if server.target.tls else None
         client = Client.from_url(server.url, timeout=self.timeout, validate=self.validate, ssl=ssl)
         try:
             client.connect()
             if consumer:
                 self._rewatch(client)
-        except BaseException:
+        except BaseException as exc:
             client._drop()
+            if isinstance(exc, SocketError):
+                self._down(server, exc)
             raise
         server.clients.append(client)
         log.debug("connected to %s (%s)", server.url, "consumer" if consumer else "producer")
@@ -236,12 +238,7 @@ class Cluster:
         put never goes out on a connection already known dead: its outcome could not be known)."""
         client = server.producer
         if client is None:
-            try:
-                client = self._client(server, consumer=False)
-            except SocketError as exc:
-                self._down(server, exc)
-                raise
-            server.producer = client
+            client = server.producer = self._client(server, consumer=False)
         elif client._peer_closed():
             client._drop()
         return client
@@ -252,17 +249,13 @@ class Cluster:
             client: Client | None = server.idle.pop()
         except IndexError:  # none idle (another thread may have taken the last one meanwhile)
             client = None
-        if client is not None:
-            if client._peer_closed():
-                client._drop()
-            if set(client._session.watching) != set(self._watching):
-                self._rewatch(client)
-            return client
-        try:
+        if client is None:
             return self._client(server, consumer=True)
-        except SocketError as exc:
-            self._down(server, exc)
-            raise
+        if client._peer_closed():
+            client._drop()
+        if set(client._session.watching) != set(self._watching):
+            self._rewatch(client)
+        return client
 
     def _give_back(self, server: _Server, client: Client) -> None:
         if client in server.clients and client not in server.idle:
@@ -317,17 +310,7 @@ class Cluster:
         _c.TUBE_RULE.check("tube", tube)
         key = _check_key(key)
         errors: list[tuple[_Server, BaseException]] = []
-        order = self._put_order(tube, key)
-        tried: list[_Server] = []
-        while True:
-            server = next(order, None)
-            if server is None:
-                rest = self._rest(tried)
-                if not rest or len(tried) == len(self._servers):
-                    break
-                order, tried = iter(rest), list(self._servers)
-                continue
-            tried.append(server)
+        for server in self._put_order(tube, key):
             try:
                 client = self._producer(server)
                 message = client.put(body, tube, priority, delay, ttr, subscribe, sender, channel)
@@ -349,11 +332,15 @@ class Cluster:
 
     def _put_order(self, tube: str, key: str | None) -> Iterator[_Server]:
         """The servers a put tries, in order, chosen as they are needed (a callable is asked again only
-        after a failure)."""
+        after a failure); then those still in their backoff."""
         now = time.monotonic()
         servers = [s for s in self._available() if now >= s.puts_refused_until] or self._available()
         turn, self._turn = self._turn, self._turn + 1
-        return placement_order(servers, self.placement, turn, tube, key)
+        tried = []
+        for server in placement_order(servers, self.placement, turn, tube, key):
+            tried.append(server)
+            yield server
+        yield from self._rest(tried)
 
     def put_many(
         self,
@@ -406,20 +393,20 @@ class Cluster:
         now = time.monotonic()
         servers = [s for s in self._available() if s.url not in tried]
         accepting = [s for s in servers if now >= s.puts_refused_until] or servers
-        groups: dict[str, list[int]] = {}
+        groups: dict[_Server, list[int]] = {}
         if not accepting:
             return []
         if self.placement == "round-robin":  # body j of this call to the (turn + j)-th server
             start, count = self._turn, len(accepting)
             self._turn += len(todo)
             for j, i in enumerate(todo):
-                groups.setdefault(accepting[(start + j) % count].url, []).append(i)
+                groups.setdefault(accepting[(start + j) % count], []).append(i)
         elif self.placement == "hash":  # one key (or tube) for the whole call: one server
-            groups[next(placement_order(accepting, "hash", 0, tube, key)).url] = list(todo)
+            groups[next(placement_order(accepting, "hash", 0, tube, key))] = list(todo)
         else:
             for i in todo:
-                groups.setdefault(next(placement_order(accepting, self.placement, 0, tube, key)).url, []).append(i)
-        return [(self._by_url[url], indices) for url, indices in groups.items()]
+                groups.setdefault(next(placement_order(accepting, self.placement, 0, tube, key)), []).append(i)
+        return list(groups.items())
 
     def _put_groups(
         self,
@@ -447,7 +434,7 @@ class Cluster:
             return out
         results, _ = converse_all(
             [r[2] for r in running],
-            [_put_steps(batch, tube) for _, _, _, batch in running],
+            [partial(batch.steps, tube=tube) for _, _, _, batch in running],  # written as encoded, as Client.put_many
             [batch.encoded(0, 1) for _, _, _, batch in running],
         )
         for (server, indices, client, batch), result in zip(running, results, strict=True):
@@ -505,10 +492,8 @@ class Cluster:
                 client = self._producer(server)
                 ready = 0
                 for tube in self._watching:
-                    try:
+                    with suppress(NotFound):  # no such tube there (yet)
                         ready += (client.queue.stats_tube(tube)).current_jobs_ready
-                    except NotFound:
-                        pass
             except SocketError as exc:
                 self._down(server, exc)
                 continue
@@ -608,12 +593,11 @@ class Cluster:
                 if isinstance(item, Job):
                     try:
                         message = client._reserved_message(item)
-                    except InvalidEnvelope as exc:
-                        outcome = exc
-                        self._keep(server, client, [exc.message])
-                        continue
-                    server.backlog = 0
-                    outcome = message
+                    except InvalidEnvelope as exc:  # its job stays reserved, for the caller
+                        outcome, message = exc, exc.message
+                    else:
+                        outcome = message
+                        server.backlog = 0
                     self._keep(server, client, [message])
                     continue
                 if isinstance(item, BeanstalkmException) and not isinstance(item, TimedOut):
@@ -698,23 +682,20 @@ class Cluster:
         """Delete messages (each on its own connection) and jobs by reference ``(server, id)``."""
         listed = check_items("items", items)
         results: list[object] = [None] * len(listed)
-        refs: dict[str, list[int]] = {}
+        refs: dict[_Server, list[int]] = {}
         for index, item in enumerate(listed):
-            if isinstance(item, MessageBase):
-                continue
-            refs.setdefault(self._server_of(item).url, []).append(index)
+            if not isinstance(item, MessageBase):
+                refs.setdefault(self._server_of(item), []).append(index)
         for index, item in enumerate(listed):
             if isinstance(item, Message):
                 try:
                     item.delete()
                 except BeanstalkmException as exc:
                     results[index] = exc
-        for url, indices in refs.items():
-            server = self._by_url[url]
+        for server, indices in refs.items():
             for index in indices:
-                ref = listed[index]
                 try:
-                    (self._producer(server)).queue.delete(ref[1])
+                    (self._producer(server)).queue.delete(listed[index][1])
                 except BeanstalkmException as exc:
                     results[index] = exc
         if any(isinstance(r, BaseException) for r in results):
@@ -812,28 +793,23 @@ class Cluster:
 
     def peek_ready(self, tube: str) -> Message | None:
         """A ready job of ``tube`` (the next one of the first server, in the order given, that has one), or None."""
-        return self._peek(tube, "ready")
+        return self._peek(tube, lambda client: client.queue.peek_ready())
 
     def peek_delayed(self, tube: str) -> Message | None:
         """A delayed job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return self._peek(tube, "delayed")
+        return self._peek(tube, lambda client: client.queue.peek_delayed())
 
     def peek_buried(self, tube: str) -> Message | None:
         """A buried job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return self._peek(tube, "buried")
+        return self._peek(tube, lambda client: client.queue.peek_buried())
 
-    def _peek(self, tube: str, state: str) -> Message | None:
+    def _peek(self, tube: str, peek: _OnClient[Message | None]) -> Message | None:
         _c.TUBE_RULE.check("tube", tube)
         for server in self._available():
             try:
                 client = self._producer(server)
                 client.queue.use(tube)
-                if state == "ready":
-                    message = client.queue.peek_ready()
-                elif state == "delayed":
-                    message = client.queue.peek_delayed()
-                else:
-                    message = client.queue.peek_buried()
+                message = peek(client)
             except SocketError as exc:
                 self._down(server, exc)
                 continue
@@ -875,10 +851,3 @@ def _unknown(what: str, server: _Server, exc: SocketError) -> SocketError:
     error = SocketError(f"{what} to {server.url}: outcome unknown (not resent): {exc}", maybe_executed=True)
     error.__cause__ = exc
     return error
-
-
-def _put_steps(batch: PutBatch[Message], tube: str) -> Callable[[Session, ReplyReader], Exchange[list[Any]]]:
-    def start(session: Session, reader: ReplyReader) -> Exchange[list[Any]]:
-        return batch.steps(session, reader, tube)  # written chunk by chunk as it is encoded, as Client.put_many
-
-    return start

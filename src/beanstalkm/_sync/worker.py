@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 5d8770907024cd17b2719995fc165207884e54aec6c59aa8705708121d3f64e1). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 929626c931dc2fb9ac3124ec14a16dd1631f4e57331051d676475e04149a785e). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
-from beanstalkm._core.jobinfo import JobInfo
 from beanstalkm._core.requests import Request
 from beanstalkm._core.urls import default_urls, parse_urls
 from beanstalkm._core.worker import (
@@ -88,7 +87,7 @@ class _Job:
 
     message: Message
     client: Client  # the connection that reserved it: its settling and its record go there
-    stats: JobStats | JobInfo
+    stats: JobStats
     options: HandlerOptions
     attempts: int
     record: FailureRecord | None
@@ -99,7 +98,7 @@ class _Job:
     started: float = 0.0
 
 
-_Taken = tuple[Message, JobStats | JobInfo | None, Client]
+_Taken = tuple[Message, JobStats | None, Client]
 """A reserved job, its stats (None if they are still to be asked), and the connection that reserved it."""
 
 
@@ -680,7 +679,7 @@ class Worker:
             elif ahead.rest:  # it kept missing: a rest from guessing
                 ahead.rest -= 1
                 ahead = None
-        stats: JobStats | JobInfo | None
+        stats: JobStats | None
         outcome: object
         try:
             deleted, outcome, stats = client._converse(
@@ -732,7 +731,7 @@ class Worker:
         results, raced = converse_all([lane.client for lane in lanes], starts, [(reserve,)] * len(lanes), first)
         if raced:
             logger.info("slot %d: %d job(s) reserved by another server's wait were handed back", slot.index, raced)
-        taken: tuple[Client, object, JobStats | JobInfo | None] | None = None
+        taken: tuple[Client, object, JobStats | None] | None = None
         for lane, result in zip(lanes, results, strict=True):
             if isinstance(result, tuple):
                 lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
@@ -748,7 +747,7 @@ class Worker:
             return None
         return self._taken(*taken)
 
-    def _taken(self, client: Client, outcome: object, stats: JobStats | JobInfo | None) -> _Taken | bool | None:
+    def _taken(self, client: Client, outcome: object, stats: JobStats | None) -> _Taken | bool | None:
         """What a reserve on ``client`` got: the job and its stats; True when a job whose body cannot be
         used was buried; None for nothing; the error raised for anything else."""
         if isinstance(outcome, Message):
@@ -765,7 +764,7 @@ class Worker:
             raise outcome
         return None  # nothing reserved
 
-    def _handle(self, slot: _Slot, message: Message, stats: JobStats | JobInfo | None, client: Client) -> _Job | None:
+    def _handle(self, slot: _Slot, message: Message, stats: JobStats | None, client: Client) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
         try:
             if stats is None:

@@ -53,7 +53,6 @@ from beanstalkm.cli._common import (
 )
 from beanstalkm.cli._jobs import (
     BATCH,
-    JobInfo,
     JobRecord,
     claim,
     delete_ids,
@@ -408,7 +407,7 @@ def ls_command(
     except re.error as exc:
         raise click.BadParameter(f"bad regular expression {body_re!r}: {exc}", param_hint="--body") from None
 
-    def keep(stats: JobInfo) -> bool:
+    def keep(stats: JobStats) -> bool:
         return (
             (not states or stats.state in states)
             and (min_priority is None or stats.pri >= min_priority)

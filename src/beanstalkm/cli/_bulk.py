@@ -14,7 +14,7 @@ per job (or tube), written ``DEPTH`` batches ahead, and the replies read as byte
 * ``tubes`` sends ``stats-tube`` for every tube of ``list-tubes``.
 
 A ``stats-job`` reply is read by one regular expression for beanstalkd's own layout; anything else goes
-to the library's ``JobInfo.from_yaml`` (its full decoder behind it), whose answer or typed error is
+to the library's ``JobStats.from_yaml`` (its full decoder behind it), whose answer or typed error is
 used: nothing is guessed.
 """
 
@@ -42,8 +42,8 @@ from json.encoder import encode_basestring  # what json.dumps(str, ensure_ascii=
 from operator import itemgetter
 from typing import TextIO
 
-from beanstalkm import Client, TubeStats
-from beanstalkm._core.jobinfo import STATS_JOB_LAYOUT, JobInfo
+from beanstalkm import Client, JobStats, TubeStats
+from beanstalkm._core.jobinfo import STATS_JOB_LAYOUT
 from beanstalkm._core.requests import Reply
 from beanstalkm._generated import commands as _c
 from beanstalkm.cli._common import json_text
@@ -72,7 +72,7 @@ def job_numbers(body: bytes) -> tuple[str, int, list[int]]:
     m = STATS_JOB_LAYOUT.fullmatch(body)
     if m is not None:
         return m[3].decode("ascii"), _STATE_INDEX[m[4]], _numbers(m)
-    info = JobInfo.from_yaml(body)  # any other layout: the library decides (or raises ProtocolError)
+    info = JobStats.from_yaml(body)  # any other layout: the library decides (or raises ProtocolError)
     return (
         info.tube,
         STATES.index(info.state),

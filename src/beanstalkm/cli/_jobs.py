@@ -18,7 +18,6 @@ __all__ = [
     "BATCH",
     "Claimed",
     "JobFields",
-    "JobInfo",
     "JobRecord",
     "RecordGroups",
     "all_tube_stats",
@@ -46,8 +45,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from beanstalkm import BatchFailed, Client, Message, NotFound, Pipeline, ServerStats, TubeStats
-from beanstalkm._core.jobinfo import JobInfo  # the fields of stats-job the bulk commands use, decoded fast
+from beanstalkm import BatchFailed, Client, JobStats, Message, NotFound, Pipeline, ServerStats, TubeStats
 from beanstalkm._core.worker import record_prefix
 
 BATCH = 1000
@@ -174,7 +172,7 @@ def found(pipeline: Pipeline) -> list[object]:
 
 
 class JobFields(Protocol):
-    """What the CLI reads of a job's stats: a library ``JobStats`` or the scan's ``JobInfo``."""
+    """What the CLI reads of a job's stats: every ``JobStats`` has them."""
 
     @property
     def id(self) -> int: ...
@@ -202,8 +200,8 @@ class JobFields(Protocol):
     def kicks(self) -> int: ...
 
 
-def _infos(results: list[object]) -> list[JobInfo | None]:
-    return [JobInfo.from_yaml(r) if isinstance(r, str) else None for r in results]
+def _infos(results: list[object]) -> list[JobStats | None]:
+    return [JobStats.from_yaml(r.encode("utf-8", "surrogateescape")) if isinstance(r, str) else None for r in results]
 
 
 def walk_bounds(client: Client, tube: str) -> tuple[int, int] | None:
@@ -221,7 +219,7 @@ def walk_bounds(client: Client, tube: str) -> tuple[int, int] | None:
     return (_newest_id(client, tube), wanted) if wanted else None
 
 
-def scan(client: Client, tube: str) -> Iterator[list[JobInfo]]:
+def scan(client: Client, tube: str) -> Iterator[list[JobStats]]:
     """Batches of the stats of ``tube``'s jobs on this server, newest first, reserving nothing."""
     bounds = walk_bounds(client, tube)
     if bounds is None:
@@ -245,9 +243,9 @@ def snapshot(client: Client, tube: str) -> list[int]:
     return sorted(stats.id for batch in scan(client, tube) for stats in batch)
 
 
-def inspect(client: Client, ids: Sequence[int]) -> list[tuple[JobInfo, Message]]:
+def inspect(client: Client, ids: Sequence[int]) -> list[tuple[JobStats, Message]]:
     """``stats-job`` and ``peek`` for each id, pipelined in batches: the jobs still there, in order."""
-    jobs: list[tuple[JobInfo, Message]] = []
+    jobs: list[tuple[JobStats, Message]] = []
     for start in range(0, len(ids), BATCH):
         pipeline = client.pipeline()
         for job_id in ids[start : start + BATCH]:
@@ -340,7 +338,7 @@ def put_jobs(client: Client, tube: str, jobs: Sequence[JobRecord]) -> list[int |
 class Claimed:
     """A job this connection claimed with ``reserve-job``: its stats just before, and its bytes."""
 
-    stats: JobInfo
+    stats: JobStats
     message: Message
 
     def record(self) -> JobRecord:
