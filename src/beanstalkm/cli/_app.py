@@ -8,14 +8,14 @@ from __future__ import annotations
 
 __all__ = ["cli", "run"]
 
-import importlib
+import base64
+import binascii
 import json
 import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import update_wrapper
-from typing import IO, Concatenate, ParamSpec, TypeGuard, TypeVar
+from typing import IO, ParamSpec, TypeGuard, TypeVar
 
 import click
 from rich.table import Table
@@ -40,6 +40,7 @@ from beanstalkm.cli._common import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     JOB_ID,
+    KICK_ALL,
     TUBE,
     Ctx,
     Failure,
@@ -48,11 +49,12 @@ from beanstalkm.cli._common import (
     Unreachable,
     emit,
     json_text,
+    pass_ctx,
     progress,
     stats_dict,
 )
 from beanstalkm.cli._jobs import (
-    BATCH,
+    STATES,
     JobInfo,
     JobRecord,
     claim,
@@ -67,13 +69,12 @@ from beanstalkm.cli._jobs import (
     walk_bounds,
 )
 from beanstalkm.cli._servers import Server, ServerAddressError, connect, parse_servers
+from beanstalkm.cli._wire import BATCH
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-KICK_ALL = 2**32 - 1
 STATES_MOVED = ("ready", "delayed", "buried")
-_RUNS: list[Ctx] = []  # the run's context, for the exit code of a partial result
 SUMMED = ("current-", "cmd-", "total-", "job-timeouts", "failed")
 TUBE_COLUMNS = (
     ("ready", "current-jobs-ready"),
@@ -94,18 +95,6 @@ PUT_OPTIONS_HELP = {
     "delay": "seconds before the job is ready",
     "ttr": "seconds a worker may hold the job",
 }
-
-
-def pass_ctx(f: Callable[Concatenate[Ctx, P], R]) -> Callable[P, R]:
-    """Hand a command the run's ``Ctx`` as its first argument."""
-
-    def new_func(*args: P.args, **kwargs: P.kwargs) -> R:
-        ctx = click.get_current_context().find_object(Ctx)
-        if ctx is None:
-            raise RuntimeError("a beanstalkm command ran outside the beanstalkm group")
-        return f(ctx, *args, **kwargs)
-
-    return update_wrapper(new_func, f)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -136,8 +125,14 @@ def cli(context: click.Context, servers: tuple[str, ...], json_output: bool, tim
     Exit codes: 0 ok, 1 failed, 2 usage, 3 no server reachable.
     """
     context.obj = Ctx.build(servers, json_output, timeout, debug)
-    _RUNS.append(context.obj)
     context.call_on_close(context.obj.close)
+
+
+@cli.result_callback()
+@pass_ctx
+def _exit_code(ctx: Ctx, /, result: object, **_: object) -> object:
+    """A command's own exit code, else 1 if some of several servers were down (a partial result)."""
+    return EXIT_FAILED if result is None and ctx.partial else result
 
 
 # -- stats ---------------------------------------------------------------------------------------
@@ -302,16 +297,14 @@ def _job_stats(ctx: Ctx, ref: JobRef) -> tuple[Server, Client, JobStats]:
 
 def _print_record(ctx: Ctx, server: Server, record: dict[str, object]) -> None:
     if ctx.json_output:
-        return emit({"server": server.url, "ref": ctx.ref(server, int(str(record["id"]))), **record})
+        emit({"server": server.url, "ref": ctx.ref(server, int(str(record["id"]))), **record})
+        return
     for key, value in record.items():
-        if key in ("body", "data", "data_base64"):
-            continue
-        click.echo(f"{key}: {value}")
+        if key not in ("body", "data", "data_base64"):
+            click.echo(f"{key}: {value}")
     if "data" in record or "data_base64" in record:
         body = record.get("body") if record.get("envelope") else record.get("data", record.get("data_base64"))
-        text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-        click.echo(f"body: {text}")
-    return None
+        click.echo(f"body: {body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)}")
 
 
 @cli.command("stats-job")
@@ -376,7 +369,7 @@ def _state_option(help_text: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         "--state",
         "states",
         multiple=True,
-        type=click.Choice(["ready", "delayed", "reserved", "buried"]),
+        type=click.Choice(STATES),
         help=help_text,
     )
 
@@ -566,15 +559,12 @@ def _import_record(line: str, n: int, tube: str | None) -> tuple[str, JobRecord 
         return value
 
     state = record.get("state", "ready")
-    if state not in ("ready", "delayed", "reserved", "buried"):
+    if state not in STATES:
         raise Failure(f"line {n}: unknown state {state!r}; nothing was imported")
     priority, ttr, delay = number("priority", DEFAULT_PRIORITY), number("ttr", DEFAULT_TTR), number("delay", 0)
     if "data" in record and isinstance(record["data"], str):
         data = record["data"].encode()
     elif "data_base64" in record and isinstance(record["data_base64"], str):
-        import base64
-        import binascii
-
         try:
             data = base64.b64decode(record["data_base64"], validate=True)
         except binascii.Error:
@@ -586,13 +576,10 @@ def _import_record(line: str, n: int, tube: str | None) -> tuple[str, JobRecord 
     return target, JobRecord(data, priority, ttr, delay if state == "delayed" else 0, state == "buried")
 
 
-def _encode_bodies(client: Client, items: Sequence[tuple[object, JobRecord]]) -> list[JobRecord]:
-    """Hand-written records (a ``body``): wrapped in the envelope as ``Client.put`` would."""
-    out: list[JobRecord] = []
-    for body, job in items:
-        message = client(body, priority=job.priority, delay=job.delay, ttr=job.ttr)
-        out.append(JobRecord(str(message).encode(), job.priority, job.ttr, job.delay, job.buried))
-    return out
+def _enveloped(client: Client, body: object, job: JobRecord) -> JobRecord:
+    """A hand-written record (a ``body``): wrapped in the envelope as ``Client.put`` would."""
+    message = client(body, priority=job.priority, delay=job.delay, ttr=job.ttr)
+    return JobRecord(str(message).encode(), job.priority, job.ttr, job.delay, job.buried)
 
 
 @cli.command("import")
@@ -609,8 +596,7 @@ def import_command(ctx: Ctx, file: IO[str], tube: str | None) -> None:
             by_tube: dict[str, list[JobRecord]] = {}
             for i in indexes:
                 target, job = parsed[i]
-                jobs = by_tube.setdefault(target, [])
-                jobs += [job] if isinstance(job, JobRecord) else _encode_bodies(client, [job])
+                by_tube.setdefault(target, []).append(job if isinstance(job, JobRecord) else _enveloped(client, *job))
             for target, jobs in by_tube.items():
                 for start in range(0, len(jobs), BATCH):
                     outcomes = put_jobs(client, target, jobs[start : start + BATCH])
@@ -908,12 +894,7 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
                 restore(client, [job for job in claimed if job.stats.state not in wanted])
                 out.write(
                     "".join(
-                        json.dumps(
-                            {"server": server.url, **job_record(stats, message, body=False, data=True)},
-                            separators=(",", ":"),
-                            ensure_ascii=False,
-                        )
-                        + "\n"
+                        json_text({"server": server.url, **job_record(stats, message, body=False, data=True)}) + "\n"
                         for stats, message in jobs
                     )
                 )
@@ -930,15 +911,8 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
 
 
 def _pass_through(ctx: Ctx, command: str, args: Sequence[str]) -> None:
-    try:
-        module = importlib.import_module("beanstalkm.worker_main")
-    except ImportError as exc:
-        if exc.name != "beanstalkm.worker_main":
-            raise
-        raise Failure(f"`beanstalkm {command}` needs beanstalkm.worker_main, which this installation lacks") from None
-    main = getattr(module, "main", None)
-    if not callable(main):
-        raise Failure(f"beanstalkm.worker_main has no main(); `beanstalkm {command}` cannot run")
+    from beanstalkm.worker_main import main  # only when run: the worker's imports are not every command's
+
     code = main(
         [command, *args],
         servers=[s.url for s in ctx.servers] if ctx.named else [],  # the default is the worker's own to find
@@ -946,7 +920,7 @@ def _pass_through(ctx: Ctx, command: str, args: Sequence[str]) -> None:
         timeout=ctx.timeout,
         debug=ctx.debug,
     )
-    raise click.exceptions.Exit(code if isinstance(code, int) else EXIT_FAILED)
+    raise click.exceptions.Exit(code)
 
 
 _PASS = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
@@ -986,32 +960,19 @@ def _fail(message: str, code: int, debug: bool) -> int:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    _RUNS.clear()
     debug = "--debug" in args
-    try:
+    try:  # click's main returns a click.exceptions.Exit's code, and makes Ctrl-C an Abort
         result = cli.main(args=args, prog_name="beanstalkm", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
     except click.Abort:
         return _fail("aborted", EXIT_FAILED, False)
-    except click.UsageError as exc:
-        return _fail(exc.format_message(), EXIT_USAGE, debug)
-    except click.ClickException as exc:
+    except click.ClickException as exc:  # usage (2), Failure (1), Unreachable (3)
         return _fail(exc.format_message(), exc.exit_code, debug)
-    except Failure as exc:
-        return _fail(str(exc), exc.code, debug)
     except InvalidArgument as exc:
         return _fail(str(exc), EXIT_USAGE, debug)
     except SocketError as exc:
         return _fail(f"connection lost: {exc}", EXIT_UNREACHABLE, debug)
     except BeanstalkmException as exc:
         return _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED, debug)
-    except BrokenPipeError:
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130, False)
     except Exception as exc:
         return _fail(f"internal error: {type(exc).__name__}: {exc} (--debug shows the traceback)", EXIT_FAILED, debug)
-    if isinstance(result, int):
-        return result
-    return EXIT_FAILED if any(ctx.partial for ctx in _RUNS) else EXIT_OK
+    return result if isinstance(result, int) else EXIT_OK

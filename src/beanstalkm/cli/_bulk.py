@@ -47,10 +47,9 @@ from beanstalkm._core.jobinfo import STATS_JOB_LAYOUT, JobInfo
 from beanstalkm._core.requests import Reply
 from beanstalkm._generated import commands as _c
 from beanstalkm.cli._common import json_text
-from beanstalkm.cli._jobs import RecordGroups, record_groups
+from beanstalkm.cli._jobs import STATES, RecordGroups, record_groups
 from beanstalkm.cli._wire import BATCH, Batch, Wire, drive, failure, stats_job_line, stats_tube_line
 
-STATES = ("ready", "delayed", "reserved", "buried")
 _STATE_INDEX = {state.encode("ascii"): i for i, state in enumerate(STATES)}
 _DELAYED = STATES.index("delayed")
 

@@ -9,6 +9,7 @@ __all__ = [
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "JOB_ID",
+    "KICK_ALL",
     "TUBE",
     "Ctx",
     "Failure",
@@ -18,6 +19,7 @@ __all__ = [
     "emit",
     "json_safe",
     "json_text",
+    "pass_ctx",
     "progress",
 ]
 
@@ -42,24 +44,22 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+KICK_ALL = 2**32 - 1
 
 # beanstalkd's tube names: 1..200 of these characters, not starting with "-" (protocol.txt, prot.c NAME_CHARS).
 _TUBE_RE = re.compile(r"[A-Za-z0-9+/;.$_()][A-Za-z0-9+/;.$_()\-]{0,199}")
 
 
-class Failure(Exception):
-    """The command failed (exit 1 unless ``code`` says otherwise); the message is the one line printed."""
+class Failure(click.ClickException):
+    """The command failed (exit 1); the message is the one line printed."""
 
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
+    exit_code = EXIT_FAILED
 
 
 class Unreachable(Failure):
     """No server the command needs could be reached (exit 3)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, EXIT_UNREACHABLE)
+    exit_code = EXIT_UNREACHABLE
 
 
 class TubeType(click.ParamType[str, object]):
@@ -232,9 +232,9 @@ class Ctx:
         """Tables and text for people: wide enough when piped, so columns are not squeezed."""
         return Console(width=None if sys.stdout.isatty() else 200, soft_wrap=False)
 
-    def show_progress(self) -> bool:
-        """A progress bar only on a terminal (stderr) and never with ``--json``."""
-        return not self.json_output and sys.stderr.isatty()
+
+pass_ctx = click.make_pass_decorator(Ctx)
+"""Hand a command the run's ``Ctx`` as its first argument."""
 
 
 class PlainTable:
@@ -269,14 +269,6 @@ class PlainTable:
             yield line
 
 
-class _NoProgress:
-    def advance(self, n: int) -> None:
-        return None
-
-    def total(self, n: int) -> None:
-        return None
-
-
 class _Bar:
     def __init__(self, progress: Progress, task: TaskID) -> None:
         self._progress = progress
@@ -290,11 +282,8 @@ class _Bar:
 
 
 @contextmanager
-def progress(ctx: Ctx, description: str, total: int | None) -> Iterator[_Bar | _NoProgress]:
+def progress(ctx: Ctx, description: str, total: int | None) -> Iterator[_Bar]:
     """A progress bar on stderr while a bulk command runs (only on a terminal, never with --json)."""
-    if not ctx.show_progress():
-        yield _NoProgress()
-        return
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -302,6 +291,7 @@ def progress(ctx: Ctx, description: str, total: int | None) -> Iterator[_Bar | _
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
+        disable=ctx.json_output or not sys.stderr.isatty(),
     )
     with bar:
         yield _Bar(bar, bar.add_task(description, total=total))

@@ -1,23 +1,13 @@
-"""Jobs in bulk, pipelined: the non-destructive listing (an id walk), export records, putting jobs
-back with their priority, TTR, delay and state, and the race-free claim (``reserve-job``).
-
-How a tube's jobs are found without reserving any: beanstalkd can list tubes but not the jobs in
-one, and ``peek-ready``/``-delayed``/``-buried`` show only the head of each queue. Job ids are
-given out in order from 1, so the walk asks ``stats-job`` for every id from the newest
-(``max(total-jobs, the peeked heads)``) down, in pipelined batches of ``BATCH`` ids, keeps the
-jobs of the tube, and stops when it has seen as many as ``stats-tube`` counted at the start (or
-at id 1). ``stats-job`` and ``peek <id>`` change no job's counters. Limits: the walk costs one
-command per id between the oldest job of the tube and the newest job of the server, whatever the
-tube; jobs put after the walk started are not listed; on a server restored from a binlog whose
-ids exceed ``total-jobs``, only ids up to the highest peeked head are walked.
+"""Jobs in bulk, pipelined: the non-destructive listing (an id walk: docs/cli.md, "Looking without
+touching"), export records, putting jobs back with their priority, TTR, delay and state, and the
+race-free claim (``reserve-job``).
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "BATCH",
+    "STATES",
     "Claimed",
-    "JobFields",
     "JobInfo",
     "JobRecord",
     "RecordGroups",
@@ -30,7 +20,6 @@ __all__ = [
     "outcomes_of",
     "put_jobs",
     "record_groups",
-    "record_ids",
     "restore",
     "scan",
     "snapshot",
@@ -44,14 +33,11 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-from beanstalkm import BatchFailed, Client, Message, NotFound, Pipeline, ServerStats, TubeStats
+from beanstalkm import BatchFailed, Client, JobStats, Message, NotFound, Pipeline, ServerStats, TubeStats
 from beanstalkm._core.jobinfo import JobInfo  # the fields of stats-job the bulk commands use, decoded fast
 from beanstalkm._core.worker import record_prefix
-
-BATCH = 1000
-"""Commands per pipelined write in the bulk commands."""
+from beanstalkm.cli._wire import BATCH
 
 HOLD = 365 * 86400
 """A buried copy is put delayed this long, claimed with ``reserve-job`` and buried: no worker can take it
@@ -101,20 +87,15 @@ def record_groups(names: Iterable[str]) -> RecordGroups:
     return RecordGroups(owner, failed)
 
 
-def record_ids(client: Client, tube: str) -> dict[int, str]:
-    """The failure-record tubes of ``tube`` on this server, by the id of the job each records."""
-    prefix = record_prefix(tube)
-    found_ids: dict[int, str] = {}
-    for name in client.queue.list_tubes():
-        if name.startswith(prefix) and name[len(prefix) :].isdigit():
-            found_ids[int(name[len(prefix) :])] = name
-    return found_ids
-
-
 def stale_records(client: Client, tube: str, *, purge: bool) -> int:
     """The failure records of ``tube`` whose job is gone (``stats-job`` says not found), deleted if ``purge``
     (``use`` + ``peek-ready`` for each record's id, then ``delete``, pipelined); how many there are."""
-    names = record_ids(client, tube)
+    prefix = record_prefix(tube)
+    names = {  # the record tubes of ``tube``, by the id of the job each records
+        int(name[len(prefix) :]): name
+        for name in client.queue.list_tubes()
+        if name.startswith(prefix) and name[len(prefix) :].isdigit()
+    }
     gone: list[str] = []
     ids = sorted(names)
     for start in range(0, len(ids), BATCH):
@@ -171,35 +152,6 @@ def found(pipeline: Pipeline) -> list[object]:
         if isinstance(result, BaseException) and not isinstance(result, NotFound):
             raise result
     return results
-
-
-class JobFields(Protocol):
-    """What the CLI reads of a job's stats: a library ``JobStats`` or the scan's ``JobInfo``."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def tube(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def pri(self) -> int: ...
-    @property
-    def age(self) -> int: ...
-    @property
-    def ttr(self) -> int: ...
-    @property
-    def time_left(self) -> int: ...
-    @property
-    def reserves(self) -> int: ...
-    @property
-    def timeouts(self) -> int: ...
-    @property
-    def releases(self) -> int: ...
-    @property
-    def buries(self) -> int: ...
-    @property
-    def kicks(self) -> int: ...
 
 
 def _infos(results: list[object]) -> list[JobInfo | None]:
@@ -259,12 +211,12 @@ def inspect(client: Client, ids: Sequence[int]) -> list[tuple[JobInfo, Message]]
     return jobs
 
 
-def remaining_delay(stats: JobFields) -> int:
+def remaining_delay(stats: JobStats | JobInfo) -> int:
     """Seconds until a delayed job becomes ready; 0 in any other state."""
     return stats.time_left if stats.state == "delayed" else 0
 
 
-def job_record(stats: JobFields, message: Message | None, *, body: bool, data: bool) -> dict[str, object]:
+def job_record(stats: JobStats | JobInfo, message: Message | None, *, body: bool, data: bool) -> dict[str, object]:
     """A job as a JSON object: where it is, its state and settings, and (asked for) its body and bytes."""
     record: dict[str, object] = {
         "id": stats.id,
