@@ -14,8 +14,8 @@ import json
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import IO, ParamSpec, TypeGuard, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, TypeGuard
 
 import click
 from rich.table import Table
@@ -68,11 +68,8 @@ from beanstalkm.cli._jobs import (
     tube_count,
     walk_bounds,
 )
-from beanstalkm.cli._servers import Server, ServerAddressError, connect, parse_servers
+from beanstalkm.cli._servers import Server, connect, parse_servers
 from beanstalkm.cli._wire import BATCH
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 STATES_MOVED = ("ready", "delayed", "buried")
 SUMMED = ("current-", "cmd-", "total-", "job-timeouts", "failed")
@@ -90,11 +87,8 @@ TUBE_COLUMNS = (
     ("deleted", "cmd-delete"),
     ("paused", "pause-time-left"),
 )
-PUT_OPTIONS_HELP = {
-    "priority": "0 (most urgent) to 2**32-1",
-    "delay": "seconds before the job is ready",
-    "ttr": "seconds a worker may hold the job",
-}
+STATE = click.Choice(STATES)
+U32 = click.IntRange(0, 2**32 - 1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -124,7 +118,7 @@ def cli(context: click.Context, servers: tuple[str, ...], json_output: bool, tim
     Job ids: N with one server; with several, I:N (the I-th -s server, from 1) or URL#N.
     Exit codes: 0 ok, 1 failed, 2 usage, 3 no server reachable.
     """
-    context.obj = Ctx.build(servers, json_output, timeout, debug)
+    context.obj = Ctx(parse_servers(servers), json_output, timeout, debug, named=bool(servers))
     context.call_on_close(context.obj.close)
 
 
@@ -359,26 +353,11 @@ def peek_command(ctx: Ctx, target: str, state: str | None) -> None:
 # -- ls ------------------------------------------------------------------------------------------
 
 
-def _body_text(message: Message | None) -> str:
-    text = "" if message is None else _body_text_full(message)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _state_option(help_text: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    return click.option(
-        "--state",
-        "states",
-        multiple=True,
-        type=click.Choice(STATES),
-        help=help_text,
-    )
-
-
 @cli.command("ls")
 @click.argument("tube", type=TUBE)
-@_state_option("only jobs in this state (repeatable)")
-@click.option("--min-priority", type=click.IntRange(0, 2**32 - 1), default=None)
-@click.option("--max-priority", type=click.IntRange(0, 2**32 - 1), default=None)
+@click.option("--state", "states", multiple=True, type=STATE, help="only jobs in this state (repeatable)")
+@click.option("--min-priority", type=U32, default=None)
+@click.option("--max-priority", type=U32, default=None)
 @click.option("--min-age", type=click.IntRange(0), default=None, help="seconds since put, at least")
 @click.option("--max-age", type=click.IntRange(0), default=None, help="seconds since put, at most")
 @click.option("--body", "body_re", default=None, metavar="REGEX", help="only jobs whose body text matches")
@@ -410,10 +389,10 @@ def ls_command(
             and (max_age is None or stats.age <= max_age)
         )
 
-    listed: list[tuple[Server, dict[str, object], Message | None]] = []
+    listed: list[tuple[Server, dict[str, object], Message]] = []
     for server, client in ctx.reachable():
         for stats, message in inspect(client, snapshot(client, tube)):
-            if not keep(stats) or (pattern is not None and not pattern.search(_body_text_full(message))):
+            if not keep(stats) or (pattern is not None and not pattern.search(_body_text(message))):
                 continue
             listed.append((server, job_record(stats, message, body=True, data=False), message))
             if limit is not None and len(listed) >= limit:
@@ -428,22 +407,15 @@ def ls_command(
     table = Table(box=None, header_style="bold", pad_edge=False)
     for title in ("id", "state", "pri", "ttr", "delay", "age", "reserves", "body"):
         table.add_column(title, justify="left" if title in ("state", "body") else "right")
-    for server, record, shown in listed:
-        table.add_row(
-            ctx.ref(server, int(str(record["id"]))),
-            str(record["state"]),
-            str(record["priority"]),
-            str(record["ttr"]),
-            str(record["delay"]),
-            str(record["age"]),
-            str(record["reserves"]),
-            _body_text(shown),
-        )
+    for server, record, message in listed:
+        cells = [str(record[key]) for key in ("state", "priority", "ttr", "delay", "age", "reserves")]
+        body = _body_text(message)
+        table.add_row(ctx.ref(server, int(str(record["id"]))), *cells, body if len(body) <= 60 else body[:57] + "...")
     ctx.console().print(table)
     click.echo(f"{len(listed)} job(s)")
 
 
-def _body_text_full(message: Message) -> str:
+def _body_text(message: Message) -> str:
     body = message.body
     if isinstance(body, str):
         return body
@@ -453,19 +425,6 @@ def _body_text_full(message: Message) -> str:
 
 
 # -- put, import ---------------------------------------------------------------------------------
-
-
-def _put_options(f: Callable[P, R]) -> Callable[P, R]:
-    for name, default in (("ttr", DEFAULT_TTR), ("delay", DEFAULT_DELAY), ("priority", DEFAULT_PRIORITY)):
-        option = click.option(
-            f"--{name}",
-            type=click.IntRange(0, 2**32 - 1),
-            default=default,
-            show_default=True,
-            help=PUT_OPTIONS_HELP[name],
-        )
-        f = option(f)
-    return f
 
 
 def _json_body(text: str, where: str) -> object:
@@ -484,7 +443,9 @@ def _spread(ctx: Ctx, count: int) -> list[tuple[Server, Client, list[int]]]:
 @cli.command("put")
 @click.argument("tube", type=TUBE)
 @click.argument("body", required=False)
-@_put_options
+@click.option("--priority", type=U32, default=DEFAULT_PRIORITY, show_default=True, help="0 (most urgent) to 2**32-1")
+@click.option("--delay", type=U32, default=DEFAULT_DELAY, show_default=True, help="seconds before the job is ready")
+@click.option("--ttr", type=U32, default=DEFAULT_TTR, show_default=True, help="seconds a worker may hold the job")
 @click.option("--raw", is_flag=True, help="send BODY (or each stdin line) as is, not in the JSON envelope")
 @pass_ctx
 def put_command(ctx: Ctx, tube: str, body: str | None, priority: int, delay: int, ttr: int, raw: bool) -> None:
@@ -702,7 +663,7 @@ def delete_command(ctx: Ctx, refs: tuple[JobRef, ...]) -> None:
 
 @cli.command("pause")
 @click.argument("tube", type=TUBE)
-@click.argument("seconds", type=click.IntRange(0, 2**32 - 1))
+@click.argument("seconds", type=U32)
 @pass_ctx
 def pause_command(ctx: Ctx, tube: str, seconds: int) -> None:
     """Pause TUBE for SECONDS on every server (0 ends a pause: beanstalkd keeps 1 s)."""
@@ -822,7 +783,7 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
     if to_url is not None:
         try:
             (to_server,) = parse_servers([to_url])
-        except ServerAddressError as exc:
+        except InvalidArgument as exc:  # a malformed URL
             raise click.BadParameter(str(exc), param_hint="--to") from None
         try:
             target = connect(to_server, ctx.timeout)
@@ -865,7 +826,13 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
 
 @cli.command("export")
 @click.argument("tube", type=TUBE)
-@_state_option("only jobs in this state (repeatable; default ready, delayed and buried)")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=STATE,
+    help="only jobs in this state (repeatable; default ready, delayed and buried)",
+)
 @click.option("--delete", is_flag=True, help="claim each job (reserve-job), write it, then delete it")
 @pass_ctx
 def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -> None:

@@ -1,17 +1,6 @@
 """``export``, ``flush`` and ``tubes`` on a :class:`~beanstalkm.cli._wire.Wire`: the commands they send
-per job (or tube), written ``DEPTH`` batches ahead, and the replies read as bytes.
-
-* ``export`` walks the ids from the newest down with ``stats-job`` (the walk of ``_jobs.scan``) and keeps,
-  for each job of the tube in a wanted state, the numbers of its line (11 integers: about 100 bytes a
-  job, whatever its body); then it ``peek``\\s those jobs oldest first and writes each line as its body
-  arrives. Two commands per job, not three (the walk, then ``stats-job`` + ``peek`` again). The stats
-  are those of the walk: the remaining delay and the age are moved on by the whole seconds gone since.
-* ``flush`` deletes by one walk every job of the tube in the chosen states (``stats-job`` for each id, and
-  ``delete`` for each job with the next write). With only ready jobs to go, the walk is ``dense``: on a
-  sparse tube it gives up, and the ready jobs go by ``reserve-with-timeout 0`` on a connection watching
-  only the tube (each batch's jobs deleted with the next write). Two commands per job either way: one to
-  learn the job is the tube's, one to delete it.
-* ``tubes`` sends ``stats-tube`` for every tube of ``list-tubes``.
+per job (or tube), written ``DEPTH`` batches ahead, and the replies read as bytes (docs/cli.md, "Bulk
+commands are pipelined", says what each sends and why).
 
 A ``stats-job`` reply is read by one regular expression for beanstalkd's own layout; anything else goes
 to the library's ``JobInfo.from_yaml`` (its full decoder behind it), whose answer or typed error is

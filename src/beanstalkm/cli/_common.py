@@ -17,7 +17,6 @@ __all__ = [
     "PlainTable",
     "Unreachable",
     "emit",
-    "json_safe",
     "json_text",
     "pass_ctx",
     "progress",
@@ -38,7 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.text import Text
 
 from beanstalkm import Client, SocketError
-from beanstalkm.cli._servers import Server, ServerAddressError, connect, parse_servers
+from beanstalkm.cli._servers import Server, connect
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -112,14 +111,9 @@ TUBE = TubeType()
 JOB_ID = JobIdType()
 
 
-def json_safe(value: object) -> object:
-    """Stats values for JSON: ``Decimal`` (rusage) as a float, everything else as is."""
-    return float(value) if isinstance(value, Decimal) else value
-
-
 def stats_dict(stats: Mapping[str, object]) -> dict[str, object]:
-    """A stats mapping as a JSON-ready dict, in the server's key order."""
-    return {key: json_safe(value) for key, value in stats.items()}
+    """A stats mapping as a JSON-ready dict, in the server's key order: ``Decimal`` (rusage) as a float."""
+    return {key: float(value) if isinstance(value, Decimal) else value for key, value in stats.items()}
 
 
 def json_text(document: object) -> str:
@@ -144,14 +138,6 @@ class Ctx:
     down: dict[int, str] = field(default_factory=dict)
     partial: bool = False
     named: bool = False  # whether -s named the servers (else they are the default)
-
-    @classmethod
-    def build(cls, urls: tuple[str, ...], json_output: bool, timeout: float | None, debug: bool) -> Ctx:
-        try:
-            servers = parse_servers(urls)
-        except ServerAddressError as exc:
-            raise click.UsageError(str(exc)) from None
-        return cls(servers, json_output, timeout, debug, named=bool(urls))
 
     @property
     def several(self) -> bool:

@@ -21,7 +21,6 @@ __all__ = [
     "put_jobs",
     "record_groups",
     "restore",
-    "scan",
     "snapshot",
     "stale_records",
     "tube_count",
@@ -31,7 +30,7 @@ __all__ = [
 import base64
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from beanstalkm import BatchFailed, Client, JobStats, Message, NotFound, Pipeline, ServerStats, TubeStats
@@ -173,28 +172,20 @@ def walk_bounds(client: Client, tube: str) -> tuple[int, int] | None:
     return (_newest_id(client, tube), wanted) if wanted else None
 
 
-def scan(client: Client, tube: str) -> Iterator[list[JobInfo]]:
-    """Batches of the stats of ``tube``'s jobs on this server, newest first, reserving nothing."""
+def snapshot(client: Client, tube: str) -> list[int]:
+    """The ids of ``tube``'s jobs on this server now, oldest first, reserving nothing: the id walk from
+    the newest down, ``stats-job`` for ``BATCH`` ids a write, until every job ``stats-tube`` counted is seen."""
     bounds = walk_bounds(client, tube)
-    if bounds is None:
-        return
-    high, wanted = bounds
-    seen = 0
-    while high >= 1 and seen < wanted:
+    high, wanted = bounds if bounds is not None else (0, 0)
+    ids: list[int] = []
+    while high >= 1 and len(ids) < wanted:
         low = max(high - BATCH + 1, 1)
         pipeline = client.pipeline()
         for job_id in range(high, low - 1, -1):
             pipeline.stats_job_yaml(job_id)
-        batch = [info for info in _infos(found(pipeline)) if info is not None and info.tube == tube]
-        seen += len(batch)
-        if batch:
-            yield batch
+        ids += [info.id for info in _infos(found(pipeline)) if info is not None and info.tube == tube]
         high = low - 1
-
-
-def snapshot(client: Client, tube: str) -> list[int]:
-    """The ids of ``tube``'s jobs on this server now, oldest first (an id walk; see the module's note)."""
-    return sorted(stats.id for batch in scan(client, tube) for stats in batch)
+    return sorted(ids)
 
 
 def inspect(client: Client, ids: Sequence[int]) -> list[tuple[JobInfo, Message]]:
