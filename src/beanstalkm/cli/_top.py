@@ -227,52 +227,32 @@ def frame(ctx: Ctx, samples: list[ServerSample], table_rows: list[Row], view: Vi
             str(s.current_connections),
         )
     tubes = Table(box=None, header_style="bold reverse", pad_edge=False, expand=False)
-    titles = [
-        "tube",
-        *(["server"] if ctx.several else []),
-        "ready",
-        "reserved",
-        "delayed",
-        "buried",
-        *([] if table_rows and table_rows[0].failed is None else ["failed"]),
-        "urgent",
-        "waiting",
-        "put/s",
-        "done/s",
-        "ready age",
-        "paused",
-    ]
-    for title in titles:
+    grouped = not table_rows or table_rows[0].failed is not None  # failed is None with --all
+    counts = ["ready", "reserved", "delayed", "buried", *(["failed"] if grouped else []), "urgent", "waiting"]
+    for title in ["tube", *(["server"] if ctx.several else []), *counts, "put/s", "done/s", "ready age", "paused"]:
         tubes.add_column(title, justify="left" if title in ("tube", "server") else "right")
     for k, row in enumerate(table_rows):
-        t = row.tube
-        buried_style = "bold white on red" if row.buried_growing else ("red" if t.current_jobs_buried else "")
-        cells: list[str | Text] = [
+        t, values = row.tube, row.as_json()
+        styles = {
+            "buried": "bold white on red" if row.buried_growing else ("red" if t.current_jobs_buried else ""),
+            "failed": "red" if row.failed else "",
+        }
+        tubes.add_row(
             t.name,
             *([str(row.server.index)] if ctx.several else []),
-            str(t.current_jobs_ready),
-            str(t.current_jobs_reserved),
-            str(t.current_jobs_delayed),
-            Text(str(t.current_jobs_buried), style=buried_style),
-            *([] if row.failed is None else [Text(str(row.failed), style="red" if row.failed else "")]),
-            str(t.current_jobs_urgent),
-            str(t.current_waiting),
+            *(Text(str(values[key]), style=styles.get(key, "")) for key in counts),
             _fmt_rate(row.put_rate),
             _fmt_rate(row.done_rate),
             _fmt_age(row.age),
             f"{t.pause_time_left}s" if t.pause_time_left else "",
-        ]
-        tubes.add_row(*cells, style="reverse" if view is not None and k == view.selected else None)
+            style="reverse" if view is not None and k == view.selected else None,
+        )
     total = _totals(table_rows)
     tubes.add_section()
     tubes.add_row(
         f"TOTAL {len(table_rows)} tubes",
         *([""] if ctx.several else []),
-        *(
-            str(int(total.get(key, 0)))
-            for key in ("ready", "reserved", "delayed", "buried", "failed", "urgent", "waiting")
-            if key != "failed" or not table_rows or table_rows[0].failed is not None
-        ),
+        *(str(int(total.get(key, 0))) for key in counts),
         _fmt_rate(total.get("put_per_s")),
         _fmt_rate(total.get("done_per_s")),
         "",
