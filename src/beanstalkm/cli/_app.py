@@ -1,8 +1,5 @@
-"""The ``beanstalkm`` command: global options, every subcommand, and the mapping of failures to exit codes.
-
-Exit codes: 0 ok, 1 the command failed, 2 usage (bad arguments: a bad tube name, id 0, a malformed
-URL), 3 no server the command needs is reachable.
-"""
+"""The ``beanstalkm`` command: global options, every subcommand, and the mapping of failures to exit
+codes (docs/cli.md, "Exit codes and errors")."""
 
 from __future__ import annotations
 
@@ -31,7 +28,6 @@ from beanstalkm import (
     Message,
     NotFound,
     SocketError,
-    TubeStats,
 )
 from beanstalkm.cli._bulk import export_lines, flush_ready, flush_walk, tube_rows
 from beanstalkm.cli._common import (
@@ -41,6 +37,7 @@ from beanstalkm.cli._common import (
     EXIT_USAGE,
     JOB_ID,
     KICK_ALL,
+    SHOW_ALL,
     TUBE,
     Ctx,
     Failure,
@@ -61,6 +58,7 @@ from beanstalkm.cli._jobs import (
     delete_ids,
     inspect,
     job_record,
+    jobs_in,
     put_jobs,
     restore,
     snapshot,
@@ -143,10 +141,9 @@ def _totals(rows: Iterable[Mapping[str, object]]) -> dict[str, int]:
         for key, column in zip(keys, zip(*values, strict=True), strict=True):
             if not key.startswith(SUMMED):
                 continue
-            if _whole(column):
-                total[key] = total.get(key, 0) + sum(column)
-                continue
-            numbers = [v for v in column if isinstance(v, int) and not isinstance(v, bool)]  # not text, a flag
+            numbers = (
+                column if _whole(column) else [v for v in column if isinstance(v, int) and not isinstance(v, bool)]
+            )
             if numbers:
                 total[key] = total.get(key, 0) + sum(numbers)
     return total
@@ -228,9 +225,7 @@ def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, dict[str, int | str]]], t
 
 
 @cli.command("tubes")
-@click.option(
-    "--all", "show_all", is_flag=True, help="list the worker's failure-record tubes (TUBE.failed.ID) as tubes too"
-)
+@SHOW_ALL
 @pass_ctx
 def tubes_command(ctx: Ctx, show_all: bool) -> None:
     """Every tube's counts on every server, in one table (stats-tube pipelined).
@@ -238,15 +233,12 @@ def tubes_command(ctx: Ctx, show_all: bool) -> None:
     The worker's failure-record tubes (TUBE.failed.ID, one per buried job) are counted in their tube's
     `failed` column instead of listed, unless --all.
     """
-    listed: list[tuple[str, int, Server, dict[str, int | str], str]] = []
+    listed: list[tuple[Server, dict[str, int | str], str]] = []
     for server, client in ctx.reachable():
         found, entries = tube_rows(client, grouped=not show_all, server=server.url if ctx.json_output else None)
-        listed += [
-            (str(row["name"]), server.index, server, row, entry)
-            for row, entry in zip(found, entries or [""] * len(found), strict=True)
-        ]
-    listed.sort(key=lambda item: (item[0], item[1]))
-    rows = [(server, row) for _, _, server, row, _ in listed]
+        listed += [(server, row, entry) for row, entry in zip(found, entries or [""] * len(found), strict=True)]
+    listed.sort(key=lambda item: (str(item[1]["name"]), item[0].index))
+    rows = [(server, row) for server, row, _ in listed]
     total = _totals(row for _, row in rows)
     if not show_all:
         total.setdefault("failed", 0)
@@ -254,7 +246,7 @@ def tubes_command(ctx: Ctx, show_all: bool) -> None:
         servers = [{"server": s.url, "up": s.index not in ctx.down} for s in ctx.servers]
         sys.stdout.write(
             '{"tubes":['
-            + ",".join(entry for *_, entry in listed)
+            + ",".join(entry for _, _, entry in listed)
             + f'],"total":{json_text(total)},"servers":{json_text(servers)}}}\n'
         )
     else:
@@ -397,9 +389,7 @@ def ls_command(
             listed.append((server, job_record(stats, message, body=True, data=False), message))
             if limit is not None and len(listed) >= limit:
                 break
-    listed.sort(key=lambda item: (item[0].index, int(str(item[1]["id"]))))
-    if limit is not None:
-        listed = listed[:limit]
+    listed = sorted(listed, key=lambda item: (item[0].index, int(str(item[1]["id"]))))[:limit]
     if ctx.json_output:
         for server, record, _ in listed:
             emit({"server": server.url, "ref": ctx.ref(server, int(str(record["id"]))), **record})
@@ -453,8 +443,7 @@ def put_command(ctx: Ctx, tube: str, body: str | None, priority: int, delay: int
     if body is not None:
         items: list[object] = [body.encode() if raw else _parse_body(body)]
     else:
-        lines = [line.rstrip("\r\n") for line in sys.stdin]
-        lines = [line for line in lines if line.strip()]
+        lines = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
         items = [line.encode() if raw else _json_body(line, f"stdin line {n}") for n, line in enumerate(lines, start=1)]
     done: list[tuple[Server, int, int]] = []  # (server, item index, id)
     with progress(ctx, f"put {tube}", len(items)) as bar:
@@ -606,15 +595,12 @@ def kick_command(ctx: Ctx, tube: str, bound: int | None) -> None:
 def kick_job_command(ctx: Ctx, ref: JobRef) -> None:
     """Kick one buried or delayed job."""
     server = ctx.server_of(ref)
+    name = ctx.ref(server, ref.id)
     try:
         ctx.client(server).queue.kick_job(ref.id)
     except NotFound:
-        raise Failure(
-            f"job {ctx.ref(server, ref.id)} on {server.url}: not found, or neither buried nor delayed"
-        ) from None
-    ctx.report(
-        {"server": server.url, "ref": ctx.ref(server, ref.id), "kicked": True}, f"kicked job {ctx.ref(server, ref.id)}"
-    )
+        raise Failure(f"job {name} on {server.url}: not found, or neither buried nor delayed") from None
+    ctx.report({"server": server.url, "ref": name, "kicked": True}, f"kicked job {name}")
 
 
 @cli.command("bury")
@@ -636,20 +622,15 @@ def bury_command(ctx: Ctx, ref: JobRef) -> None:
     )
 
 
-def _group(ctx: Ctx, refs: Iterable[JobRef]) -> dict[int, tuple[Server, list[int]]]:
-    grouped: dict[int, tuple[Server, list[int]]] = {}
-    for ref in refs:
-        server = ctx.server_of(ref)
-        grouped.setdefault(server.index, (server, []))[1].append(ref.id)
-    return grouped
-
-
 @cli.command("delete")
 @click.argument("refs", metavar="ID...", nargs=-1, required=True, type=JOB_ID)
 @pass_ctx
 def delete_command(ctx: Ctx, refs: tuple[JobRef, ...]) -> None:
     """Delete jobs by id (pipelined, per server)."""
-    grouped = _group(ctx, refs)
+    grouped: dict[int, tuple[Server, list[int]]] = {}  # the ids by server, as given
+    for ref in refs:
+        server = ctx.server_of(ref)
+        grouped.setdefault(server.index, (server, []))[1].append(ref.id)
     deleted: list[str] = []
     missing: list[str] = []
     for server, ids in grouped.values():
@@ -682,17 +663,6 @@ def pause_command(ctx: Ctx, tube: str, seconds: int) -> None:
     )
 
 
-def _state_flags(ready: bool, delayed: bool, buried: bool) -> tuple[str, ...]:
-    chosen = tuple(s for s, on in (("ready", ready), ("delayed", delayed), ("buried", buried)) if on)
-    return chosen or ("ready", "delayed", "buried")
-
-
-def _count(stats: TubeStats | None, states: Sequence[str]) -> int:
-    if stats is None:
-        return 0
-    return sum(int(str(stats[f"current-jobs-{state}"])) for state in states)
-
-
 @cli.command("flush")
 @click.argument("tube", type=TUBE)
 @click.option("--ready", is_flag=True, help="delete the ready jobs")
@@ -709,7 +679,7 @@ def flush_command(ctx: Ctx, tube: str, ready: bool, delayed: bool, buried: bool,
     A worker's failure records (TUBE.failed.ID) stay unless --records: then each record whose job is gone
     (flushed now or before) is deleted too; a record whose job is still there is kept.
     """
-    states = _state_flags(ready, delayed, buried)
+    states = tuple(s for s, on in zip(STATES_MOVED, (ready, delayed, buried), strict=True) if on) or STATES_MOVED
     up = list(ctx.reachable())
     if not yes:
         if not sys.stdin.isatty():
@@ -720,16 +690,16 @@ def flush_command(ctx: Ctx, tube: str, ready: bool, delayed: bool, buried: bool,
     for server, client in up:
         deleted = skipped = reserved = 0
         counted = tube_count(client, tube)
-        with progress(ctx, f"flush {tube} on {server.url}", _count(counted, states)) as bar:
-            only_ready = "ready" in states and _count(counted, [s for s in states if s != "ready"]) == 0
-            bounds = walk_bounds(client, tube) if _count(counted, states) else None
+        with progress(ctx, f"flush {tube} on {server.url}", jobs_in(counted, states)) as bar:
+            only_ready = "ready" in states and jobs_in(counted, [s for s in states if s != "ready"]) == 0
+            bounds = walk_bounds(client, tube) if jobs_in(counted, states) else None
             if bounds is not None:  # one walk deletes them all; with only ready jobs to go, unless sparse
                 walk = flush_walk(client, tube, *bounds, states, bar.advance, dense=only_ready)
                 deleted, skipped = walk.deleted, walk.skipped
                 if walk.gave_up:  # a sparse tube: its ready jobs by reserve, whatever ids they have
-                    reserved = flush_ready(client, tube, _count(tube_count(client, tube), ("ready",)), bar.advance)
+                    reserved = flush_ready(client, tube, jobs_in(tube_count(client, tube), ("ready",)), bar.advance)
                     deleted += reserved
-                    bounds = walk_bounds(client, tube) if _count(tube_count(client, tube), states) else None
+                    bounds = walk_bounds(client, tube) if jobs_in(tube_count(client, tube), states) else None
                     if bounds is not None:  # ready jobs no reserve got (a paused tube)
                         walk = flush_walk(client, tube, *bounds, states, bar.advance)
                         deleted, skipped = deleted + walk.deleted, skipped + walk.skipped
@@ -797,7 +767,7 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
                 raise click.UsageError(f"move {src!r} to itself on {server.url}: name another tube or --to")
             dest = target if target is not None else client
             moved = left = 0
-            with progress(ctx, f"move {src} -> {dst}", _count(tube_count(client, src), STATES_MOVED)) as bar:
+            with progress(ctx, f"move {src} -> {dst}", jobs_in(tube_count(client, src), STATES_MOVED)) as bar:
                 ids = snapshot(client, src)
                 bar.total(len(ids))
                 for start in range(0, len(ids), BATCH):
@@ -810,7 +780,7 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
                     restore(client, undone)
                     moved += len(done)
                     bar.advance(len(ids[start : start + BATCH]))
-                left = _count(tube_count(client, src), ("reserved",))
+                left = jobs_in(tube_count(client, src), ("reserved",))
             report.append({"server": server.url, "moved": moved, "left_reserved": left})
     finally:
         if target is not None:
@@ -846,7 +816,7 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
     out = sys.stdout
     exported = 0
     for server, client in ctx.reachable():
-        with progress(ctx, f"export {tube}", _count(tube_count(client, tube), wanted)) as bar:
+        with progress(ctx, f"export {tube}", jobs_in(tube_count(client, tube), wanted)) as bar:
             if not delete:  # the walk, then the peeks, written as they come (see _bulk)
                 bounds = walk_bounds(client, tube)
                 if bounds is not None:

@@ -212,7 +212,7 @@ class _Peeks:
         if run is None:
             return None
         ids = list(run[1::_WIDTH])
-        batch = Batch(b"".join([b"peek %d\r\n" % i for i in ids]), bytearray(len(ids)), ids)
+        batch = Batch(b"".join([b"peek %d\r\n" % i for i in ids]), bytearray([PEEK]) * len(ids), ids)
         self._pending.append(run)
         return batch
 
@@ -378,21 +378,7 @@ def flush_ready(client: Client, tube: str, limit: int, progress: Callable[[int],
 
 # -- tubes -----------------------------------------------------------------------------------------
 
-_TUBE_KEYS = (
-    "current-jobs-urgent",
-    "current-jobs-ready",
-    "current-jobs-reserved",
-    "current-jobs-delayed",
-    "current-jobs-buried",
-    "total-jobs",
-    "current-using",
-    "current-watching",
-    "current-waiting",
-    "cmd-delete",
-    "cmd-pause-tube",
-    "pause",
-    "pause-time-left",
-)
+_TUBE_KEYS = tuple(key for key in TubeStats.KEYS if key != "name")  # the spec's fields, in beanstalkd's order
 _STATS_TUBE = re.compile(
     (rf"---\nname: {_NAME}\1\n" + "".join(rf"{key}: {_N}\n" for key in _TUBE_KEYS)).encode("ascii")
 )
@@ -462,9 +448,7 @@ class _TubeStats:
             return None
         index = list(range(self._next, self._next + len(names)))
         self._next += len(names)
-        batch = Batch()
-        batch.extend([stats_tube_line(n) for n in names], STATS_TUBE, index)
-        return batch
+        return Batch(b"".join([stats_tube_line(n) for n in names]), bytearray([STATS_TUBE]) * len(names), index)
 
     def done(self, batch: Batch, replies: list[Reply]) -> None:
         groups, server = self._groups, self._server

@@ -10,6 +10,7 @@ __all__ = [
     "EXIT_USAGE",
     "JOB_ID",
     "KICK_ALL",
+    "SHOW_ALL",
     "TUBE",
     "Ctx",
     "Failure",
@@ -23,10 +24,9 @@ __all__ = [
 ]
 
 import json
-import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -36,7 +36,8 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from beanstalkm import Client, SocketError
+from beanstalkm import Client, InvalidArgument, SocketError
+from beanstalkm._generated import commands as _c
 from beanstalkm.cli._servers import Server, connect
 
 EXIT_OK = 0
@@ -44,9 +45,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 KICK_ALL = 2**32 - 1
-
-# beanstalkd's tube names: 1..200 of these characters, not starting with "-" (protocol.txt, prot.c NAME_CHARS).
-_TUBE_RE = re.compile(r"[A-Za-z0-9+/;.$_()][A-Za-z0-9+/;.$_()\-]{0,199}")
 
 
 class Failure(click.ClickException):
@@ -66,13 +64,14 @@ class TubeType(click.ParamType[str, object]):
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
-        if not _TUBE_RE.fullmatch(text):
+        try:  # the spec's rule, as every command checks a tube name
+            return _c.TUBE_RULE.check("tube", text)
+        except InvalidArgument:
             self.fail(
                 f"bad tube name {text!r}: 1 to 200 of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'",
                 param,
                 ctx,
             )
-        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +108,9 @@ class JobIdType(click.ParamType[JobRef, object]):
 
 TUBE = TubeType()
 JOB_ID = JobIdType()
+SHOW_ALL = click.option(
+    "--all", "show_all", is_flag=True, help="list the worker's failure-record tubes (TUBE.failed.ID) as tubes too"
+)
 
 
 def stats_dict(stats: Mapping[str, object]) -> dict[str, object]:
@@ -208,10 +210,8 @@ class Ctx:
 
     def close(self) -> None:
         for client in self.clients.values():
-            try:
+            with suppress(Exception):  # closing after the command's outcome is decided
                 client.close()
-            except Exception:  # noqa: S112 - closing after the command's outcome is decided
-                continue
         self.clients.clear()
 
     def console(self) -> Console:
@@ -224,12 +224,9 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 
 class PlainTable:
-    """Rows of plain cells for rich to print as ``Table(box=None, pad_edge=False, header_style="bold")``
-    prints them (the same text: ``tests/cli/test_bulk.py`` compares), each column as wide as its widest
-    cell, two spaces apart, a cell styled if asked. rich's ``Table`` measures and renders every cell as
-    a renderable of its own, about half a millisecond a row of a dozen cells (0.6 s for ``tubes`` over
-    1,000 tubes); this is one ``Text`` a line. Lines too wide for the terminal are cropped, not wrapped.
-    """
+    """Rows of plain cells, printed as rich's ``Table(box=None, pad_edge=False, header_style="bold")``
+    prints them (``tests/cli/test_bulk.py`` compares) but one ``Text`` a line, not a renderable a cell
+    (docs/cli.md, "tubes"); lines too wide for the terminal are cropped, not wrapped."""
 
     def __init__(self, columns: Sequence[tuple[str, bool]]) -> None:
         self._columns = list(columns)  # (title, right-justified)
@@ -255,16 +252,16 @@ class PlainTable:
             yield line
 
 
+@dataclass(frozen=True, slots=True)
 class _Bar:
-    def __init__(self, progress: Progress, task: TaskID) -> None:
-        self._progress = progress
-        self._task = task
+    progress: Progress
+    task: TaskID
 
     def advance(self, n: int) -> None:
-        self._progress.advance(self._task, n)
+        self.progress.advance(self.task, n)
 
     def total(self, n: int) -> None:
-        self._progress.update(self._task, total=n)
+        self.progress.update(self.task, total=n)
 
 
 @contextmanager

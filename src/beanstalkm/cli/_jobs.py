@@ -17,6 +17,7 @@ __all__ = [
     "found",
     "inspect",
     "job_record",
+    "jobs_in",
     "outcomes_of",
     "put_jobs",
     "record_groups",
@@ -30,6 +31,7 @@ __all__ = [
 import base64
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -80,10 +82,7 @@ def record_groups(names: Iterable[str]) -> RecordGroups:
     records = {name: match["prefix"] for name in names if (match := _RECORD_TUBE.fullmatch(name))}
     owners = {record_prefix(name): name for name in names if name not in records}
     owner = {name: owners.get(prefix, prefix[: -len(".failed.")]) for name, prefix in records.items()}
-    failed: dict[str, int] = {}
-    for tube in owner.values():
-        failed[tube] = failed.get(tube, 0) + 1
-    return RecordGroups(owner, failed)
+    return RecordGroups(owner, dict(Counter(owner.values())))
 
 
 def stale_records(client: Client, tube: str, *, purge: bool) -> int:
@@ -123,16 +122,16 @@ def tube_count(client: Client, tube: str) -> TubeStats | None:
         return None
 
 
+def jobs_in(stats: TubeStats | None, states: Sequence[str]) -> int:
+    """How many jobs a tube's ``stats-tube`` counts in ``states`` (0 if the tube is not there)."""
+    return 0 if stats is None else sum(int(str(stats[f"current-jobs-{state}"])) for state in states)
+
+
 def _newest_id(client: Client, tube: str) -> int:
     pipeline = client.pipeline().stats().use(tube).peek_ready().peek_delayed().peek_buried()
     results = pipeline.execute()
-    newest = 0
-    for result in results:
-        if isinstance(result, Message):
-            newest = max(newest, result.uid)
-        elif isinstance(result, ServerStats):
-            newest = max(newest, result.total_jobs)
-    return newest
+    ids = [r.uid if isinstance(r, Message) else r.total_jobs for r in results if isinstance(r, Message | ServerStats)]
+    return max(ids, default=0)
 
 
 def outcomes_of(pipeline: Pipeline) -> list[object]:
@@ -160,15 +159,7 @@ def _infos(results: list[object]) -> list[JobInfo | None]:
 def walk_bounds(client: Client, tube: str) -> tuple[int, int] | None:
     """Where the id walk of ``tube`` starts and how many jobs it is to find: (the newest id, the tube's
     jobs in every state), from ``stats-tube`` and ``_newest_id``; None if the tube has no job here."""
-    counted = tube_count(client, tube)
-    if counted is None:
-        return None
-    wanted = (
-        counted.current_jobs_ready
-        + counted.current_jobs_reserved
-        + counted.current_jobs_delayed
-        + counted.current_jobs_buried
-    )
+    wanted = jobs_in(tube_count(client, tube), STATES)
     return (_newest_id(client, tube), wanted) if wanted else None
 
 
@@ -188,6 +179,14 @@ def snapshot(client: Client, tube: str) -> list[int]:
     return sorted(ids)
 
 
+def _jobs_of(pipeline: Pipeline) -> list[tuple[JobInfo, Message]]:
+    """Run a pipeline of ``stats-job`` and a command giving the job (``peek``, ``reserve-job``), id after
+    id: the stats and job of each one still there, in order."""
+    results = found(pipeline)
+    pairs = zip(_infos(results[::2]), results[1::2], strict=True)
+    return [(stats, job) for stats, job in pairs if stats is not None and isinstance(job, Message)]
+
+
 def inspect(client: Client, ids: Sequence[int]) -> list[tuple[JobInfo, Message]]:
     """``stats-job`` and ``peek`` for each id, pipelined in batches: the jobs still there, in order."""
     jobs: list[tuple[JobInfo, Message]] = []
@@ -195,10 +194,7 @@ def inspect(client: Client, ids: Sequence[int]) -> list[tuple[JobInfo, Message]]
         pipeline = client.pipeline()
         for job_id in ids[start : start + BATCH]:
             pipeline.stats_job_yaml(job_id).peek(job_id)
-        results = found(pipeline)
-        for stats, message in zip(_infos(results[::2]), results[1::2], strict=True):
-            if stats is not None and isinstance(message, Message):
-                jobs.append((stats, message))
+        jobs += _jobs_of(pipeline)
     return jobs
 
 
@@ -298,12 +294,7 @@ def claim(client: Client, ids: Sequence[int]) -> list[Claimed]:
     pipeline = client.pipeline()
     for job_id in ids:
         pipeline.stats_job_yaml(job_id).reserve_job(job_id)
-    results = found(pipeline)
-    claimed: list[Claimed] = []
-    for stats, message in zip(_infos(results[::2]), results[1::2], strict=True):
-        if stats is not None and isinstance(message, Message) and stats.state != "reserved":
-            claimed.append(Claimed(stats, message))
-    return claimed
+    return [Claimed(stats, message) for stats, message in _jobs_of(pipeline) if stats.state != "reserved"]
 
 
 def restore(client: Client, claimed: Sequence[Claimed]) -> None:

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from beanstalkm import BeanstalkmException, Client, JobStats, Message, ServerStats, TubeStats
-from beanstalkm.cli._common import KICK_ALL, Ctx, Unreachable, emit, pass_ctx, stats_dict
+from beanstalkm.cli._common import KICK_ALL, SHOW_ALL, Ctx, Unreachable, emit, pass_ctx, stats_dict
 from beanstalkm.cli._jobs import all_tube_stats, outcomes_of, record_groups
 from beanstalkm.cli._servers import Server
 
@@ -87,9 +87,7 @@ class Row:
             "done/s": self.done_rate or 0.0,
             "age": self.age or 0,
         }.get(sort)
-        if number is None:
-            return (t.name, self.server.index)
-        return (-number, t.name, self.server.index)
+        return (t.name, self.server.index) if number is None else (-number, t.name, self.server.index)
 
 
 def _ready_ages(client: Client, tubes: list[TubeStats]) -> dict[str, int]:
@@ -357,9 +355,7 @@ def _sorted(table_rows: list[Row], sort: str) -> list[Row]:
     help="how long the p key pauses a tube",
 )
 @click.option("--sort", type=click.Choice(SORTS), default="tube", show_default=True)
-@click.option(
-    "--all", "show_all", is_flag=True, help="list the worker's failure-record tubes (TUBE.failed.ID) as tubes too"
-)
+@SHOW_ALL
 @pass_ctx
 def top_command(ctx: Ctx, once: bool, interval: float, pause_seconds: int, sort: str, show_all: bool) -> None:
     """A live view of every tube on every server (q quit, s sort, k kick, p pause)."""

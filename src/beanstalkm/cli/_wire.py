@@ -35,7 +35,7 @@ reads the other."""
 
 
 def stats_job_line(job_id: int) -> bytes:
-    """``stats-job <id>``, as ``commands.stats_job`` encodes it (``tests/cli/test_wire.py`` checks);
+    """``stats-job <id>``, as ``commands.stats_job`` encodes it (``tests/cli/test_bulk.py`` checks);
     the id is one the command computed (1..2**64-1), so the check is not repeated per job."""
     return b"stats-job %d\r\n" % job_id
 
