@@ -417,10 +417,13 @@ def _body_text(message: Message) -> str:
 # -- put, import ---------------------------------------------------------------------------------
 
 
-def _json_body(text: str, where: str) -> object:
+def _json_body(text: str, where: str | None) -> object:
+    """``text`` as JSON; if it is not JSON, the text itself (``where`` None) or a usage error naming ``where``."""
     try:
         return json.loads(text)
     except ValueError as exc:
+        if where is None:
+            return text
         raise click.BadParameter(f"{where} is not JSON ({exc}); use --raw for a plain body") from None
 
 
@@ -441,7 +444,7 @@ def _spread(ctx: Ctx, count: int) -> list[tuple[Server, Client, list[int]]]:
 def put_command(ctx: Ctx, tube: str, body: str | None, priority: int, delay: int, ttr: int, raw: bool) -> None:
     """Put BODY (JSON, else text) into TUBE; without BODY, one job per stdin line (NDJSON)."""
     if body is not None:
-        items: list[object] = [body.encode() if raw else _parse_body(body)]
+        items: list[object] = [body.encode() if raw else _json_body(body, None)]
     else:
         lines = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
         items = [line.encode() if raw else _json_body(line, f"stdin line {n}") for n, line in enumerate(lines, start=1)]
@@ -473,13 +476,6 @@ def put_command(ctx: Ctx, tube: str, body: str | None, priority: int, delay: int
     else:
         for server, _, job_id in done:
             click.echo(ctx.ref(server, job_id))
-
-
-def _parse_body(text: str) -> object:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def _as_bytes(item: object) -> bytes:

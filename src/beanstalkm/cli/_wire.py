@@ -158,13 +158,13 @@ class Plan(Protocol):
         ...
 
 
-def drive(wire: Wire, plan: Plan, depth: int = DEPTH, progress: Callable[[int], object] | None = None) -> None:
-    """Run ``plan`` on ``wire``: up to ``depth`` batches in flight, each read in turn, until the plan has
+def drive(wire: Wire, plan: Plan, progress: Callable[[int], object] | None = None) -> None:
+    """Run ``plan`` on ``wire``: up to ``DEPTH`` batches in flight, each read in turn, until the plan has
     nothing more to send and every batch written is read. ``progress`` is told how many commands each
     batch read held."""
     pending: deque[Batch] = deque()
     while True:
-        while len(pending) < depth:
+        while len(pending) < DEPTH:
             batch = plan.next_batch()
             if batch is None or not len(batch):
                 break
