@@ -1,21 +1,18 @@
-"""The ``beanstalkm`` command: global options, every subcommand, and the mapping of failures to exit codes.
-
-Exit codes: 0 ok, 1 the command failed, 2 usage (bad arguments: a bad tube name, id 0, a malformed
-URL), 3 no server the command needs is reachable.
-"""
+"""The ``beanstalkm`` command: global options, every subcommand, and the mapping of failures to exit
+codes (docs/cli.md, "Exit codes and errors")."""
 
 from __future__ import annotations
 
 __all__ = ["cli", "run"]
 
-import importlib
+import base64
+import binascii
 import json
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import update_wrapper
-from typing import IO, Concatenate, ParamSpec, TypeGuard, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, TypeGuard
 
 import click
 from rich.table import Table
@@ -31,7 +28,6 @@ from beanstalkm import (
     Message,
     NotFound,
     SocketError,
-    TubeStats,
 )
 from beanstalkm.cli._bulk import export_lines, flush_ready, flush_walk, tube_rows
 from beanstalkm.cli._common import (
@@ -40,6 +36,8 @@ from beanstalkm.cli._common import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     JOB_ID,
+    KICK_ALL,
+    SHOW_ALL,
     TUBE,
     Ctx,
     Failure,
@@ -48,16 +46,18 @@ from beanstalkm.cli._common import (
     Unreachable,
     emit,
     json_text,
+    pass_ctx,
     progress,
     stats_dict,
 )
 from beanstalkm.cli._jobs import (
-    BATCH,
+    STATES,
     JobRecord,
     claim,
     delete_ids,
     inspect,
     job_record,
+    jobs_in,
     put_jobs,
     restore,
     snapshot,
@@ -65,14 +65,10 @@ from beanstalkm.cli._jobs import (
     tube_count,
     walk_bounds,
 )
-from beanstalkm.cli._servers import Server, ServerAddressError, connect, parse_servers
+from beanstalkm.cli._servers import Server, connect, parse_servers
+from beanstalkm.cli._wire import BATCH
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-KICK_ALL = 2**32 - 1
 STATES_MOVED = ("ready", "delayed", "buried")
-_RUNS: list[Ctx] = []  # the run's context, for the exit code of a partial result
 SUMMED = ("current-", "cmd-", "total-", "job-timeouts", "failed")
 TUBE_COLUMNS = (
     ("ready", "current-jobs-ready"),
@@ -88,23 +84,8 @@ TUBE_COLUMNS = (
     ("deleted", "cmd-delete"),
     ("paused", "pause-time-left"),
 )
-PUT_OPTIONS_HELP = {
-    "priority": "0 (most urgent) to 2**32-1",
-    "delay": "seconds before the job is ready",
-    "ttr": "seconds a worker may hold the job",
-}
-
-
-def pass_ctx(f: Callable[Concatenate[Ctx, P], R]) -> Callable[P, R]:
-    """Hand a command the run's ``Ctx`` as its first argument."""
-
-    def new_func(*args: P.args, **kwargs: P.kwargs) -> R:
-        ctx = click.get_current_context().find_object(Ctx)
-        if ctx is None:
-            raise RuntimeError("a beanstalkm command ran outside the beanstalkm group")
-        return f(ctx, *args, **kwargs)
-
-    return update_wrapper(new_func, f)
+STATE = click.Choice(STATES)
+U32 = click.IntRange(0, 2**32 - 1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -134,9 +115,15 @@ def cli(context: click.Context, servers: tuple[str, ...], json_output: bool, tim
     Job ids: N with one server; with several, I:N (the I-th -s server, from 1) or URL#N.
     Exit codes: 0 ok, 1 failed, 2 usage, 3 no server reachable.
     """
-    context.obj = Ctx.build(servers, json_output, timeout, debug)
-    _RUNS.append(context.obj)
+    context.obj = Ctx(parse_servers(servers), json_output, timeout, debug, named=bool(servers))
     context.call_on_close(context.obj.close)
+
+
+@cli.result_callback()
+@pass_ctx
+def _exit_code(ctx: Ctx, /, result: object, **_: object) -> object:
+    """A command's own exit code, else 1 if some of several servers were down (a partial result)."""
+    return EXIT_FAILED if result is None and ctx.partial else result
 
 
 # -- stats ---------------------------------------------------------------------------------------
@@ -153,10 +140,9 @@ def _totals(rows: Iterable[Mapping[str, object]]) -> dict[str, int]:
         for key, column in zip(keys, zip(*values, strict=True), strict=True):
             if not key.startswith(SUMMED):
                 continue
-            if _whole(column):
-                total[key] = total.get(key, 0) + sum(column)
-                continue
-            numbers = [v for v in column if isinstance(v, int) and not isinstance(v, bool)]  # not text, a flag
+            numbers = (
+                column if _whole(column) else [v for v in column if isinstance(v, int) and not isinstance(v, bool)]
+            )
             if numbers:
                 total[key] = total.get(key, 0) + sum(numbers)
     return total
@@ -238,9 +224,7 @@ def _tube_table(ctx: Ctx, rows: Sequence[tuple[Server, dict[str, int | str]]], t
 
 
 @cli.command("tubes")
-@click.option(
-    "--all", "show_all", is_flag=True, help="list the worker's failure-record tubes (TUBE.failed.ID) as tubes too"
-)
+@SHOW_ALL
 @pass_ctx
 def tubes_command(ctx: Ctx, show_all: bool) -> None:
     """Every tube's counts on every server, in one table (stats-tube pipelined).
@@ -248,15 +232,12 @@ def tubes_command(ctx: Ctx, show_all: bool) -> None:
     The worker's failure-record tubes (TUBE.failed.ID, one per buried job) are counted in their tube's
     `failed` column instead of listed, unless --all.
     """
-    listed: list[tuple[str, int, Server, dict[str, int | str], str]] = []
+    listed: list[tuple[Server, dict[str, int | str], str]] = []
     for server, client in ctx.reachable():
         found, entries = tube_rows(client, grouped=not show_all, server=server.url if ctx.json_output else None)
-        listed += [
-            (str(row["name"]), server.index, server, row, entry)
-            for row, entry in zip(found, entries or [""] * len(found), strict=True)
-        ]
-    listed.sort(key=lambda item: (item[0], item[1]))
-    rows = [(server, row) for _, _, server, row, _ in listed]
+        listed += [(server, row, entry) for row, entry in zip(found, entries or [""] * len(found), strict=True)]
+    listed.sort(key=lambda item: (str(item[1]["name"]), item[0].index))
+    rows = [(server, row) for server, row, _ in listed]
     total = _totals(row for _, row in rows)
     if not show_all:
         total.setdefault("failed", 0)
@@ -264,7 +245,7 @@ def tubes_command(ctx: Ctx, show_all: bool) -> None:
         servers = [{"server": s.url, "up": s.index not in ctx.down} for s in ctx.servers]
         sys.stdout.write(
             '{"tubes":['
-            + ",".join(entry for *_, entry in listed)
+            + ",".join(entry for _, _, entry in listed)
             + f'],"total":{json_text(total)},"servers":{json_text(servers)}}}\n'
         )
     else:
@@ -301,16 +282,14 @@ def _job_stats(ctx: Ctx, ref: JobRef) -> tuple[Server, Client, JobStats]:
 
 def _print_record(ctx: Ctx, server: Server, record: dict[str, object]) -> None:
     if ctx.json_output:
-        return emit({"server": server.url, "ref": ctx.ref(server, int(str(record["id"]))), **record})
+        emit({"server": server.url, "ref": ctx.ref(server, int(str(record["id"]))), **record})
+        return
     for key, value in record.items():
-        if key in ("body", "data", "data_base64"):
-            continue
-        click.echo(f"{key}: {value}")
+        if key not in ("body", "data", "data_base64"):
+            click.echo(f"{key}: {value}")
     if "data" in record or "data_base64" in record:
         body = record.get("body") if record.get("envelope") else record.get("data", record.get("data_base64"))
-        text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-        click.echo(f"body: {text}")
-    return None
+        click.echo(f"body: {body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)}")
 
 
 @cli.command("stats-job")
@@ -365,26 +344,11 @@ def peek_command(ctx: Ctx, target: str, state: str | None) -> None:
 # -- ls ------------------------------------------------------------------------------------------
 
 
-def _body_text(message: Message | None) -> str:
-    text = "" if message is None else _body_text_full(message)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _state_option(help_text: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    return click.option(
-        "--state",
-        "states",
-        multiple=True,
-        type=click.Choice(["ready", "delayed", "reserved", "buried"]),
-        help=help_text,
-    )
-
-
 @cli.command("ls")
 @click.argument("tube", type=TUBE)
-@_state_option("only jobs in this state (repeatable)")
-@click.option("--min-priority", type=click.IntRange(0, 2**32 - 1), default=None)
-@click.option("--max-priority", type=click.IntRange(0, 2**32 - 1), default=None)
+@click.option("--state", "states", multiple=True, type=STATE, help="only jobs in this state (repeatable)")
+@click.option("--min-priority", type=U32, default=None)
+@click.option("--max-priority", type=U32, default=None)
 @click.option("--min-age", type=click.IntRange(0), default=None, help="seconds since put, at least")
 @click.option("--max-age", type=click.IntRange(0), default=None, help="seconds since put, at most")
 @click.option("--body", "body_re", default=None, metavar="REGEX", help="only jobs whose body text matches")
@@ -416,17 +380,15 @@ def ls_command(
             and (max_age is None or stats.age <= max_age)
         )
 
-    listed: list[tuple[Server, dict[str, object], Message | None]] = []
+    listed: list[tuple[Server, dict[str, object], Message]] = []
     for server, client in ctx.reachable():
         for stats, message in inspect(client, snapshot(client, tube)):
-            if not keep(stats) or (pattern is not None and not pattern.search(_body_text_full(message))):
+            if not keep(stats) or (pattern is not None and not pattern.search(_body_text(message))):
                 continue
             listed.append((server, job_record(stats, message, body=True, data=False), message))
             if limit is not None and len(listed) >= limit:
                 break
-    listed.sort(key=lambda item: (item[0].index, int(str(item[1]["id"]))))
-    if limit is not None:
-        listed = listed[:limit]
+    listed = sorted(listed, key=lambda item: (item[0].index, int(str(item[1]["id"]))))[:limit]
     if ctx.json_output:
         for server, record, _ in listed:
             emit({"server": server.url, "ref": ctx.ref(server, int(str(record["id"]))), **record})
@@ -434,22 +396,15 @@ def ls_command(
     table = Table(box=None, header_style="bold", pad_edge=False)
     for title in ("id", "state", "pri", "ttr", "delay", "age", "reserves", "body"):
         table.add_column(title, justify="left" if title in ("state", "body") else "right")
-    for server, record, shown in listed:
-        table.add_row(
-            ctx.ref(server, int(str(record["id"]))),
-            str(record["state"]),
-            str(record["priority"]),
-            str(record["ttr"]),
-            str(record["delay"]),
-            str(record["age"]),
-            str(record["reserves"]),
-            _body_text(shown),
-        )
+    for server, record, message in listed:
+        cells = [str(record[key]) for key in ("state", "priority", "ttr", "delay", "age", "reserves")]
+        body = _body_text(message)
+        table.add_row(ctx.ref(server, int(str(record["id"]))), *cells, body if len(body) <= 60 else body[:57] + "...")
     ctx.console().print(table)
     click.echo(f"{len(listed)} job(s)")
 
 
-def _body_text_full(message: Message) -> str:
+def _body_text(message: Message) -> str:
     body = message.body
     if isinstance(body, str):
         return body
@@ -461,23 +416,13 @@ def _body_text_full(message: Message) -> str:
 # -- put, import ---------------------------------------------------------------------------------
 
 
-def _put_options(f: Callable[P, R]) -> Callable[P, R]:
-    for name, default in (("ttr", DEFAULT_TTR), ("delay", DEFAULT_DELAY), ("priority", DEFAULT_PRIORITY)):
-        option = click.option(
-            f"--{name}",
-            type=click.IntRange(0, 2**32 - 1),
-            default=default,
-            show_default=True,
-            help=PUT_OPTIONS_HELP[name],
-        )
-        f = option(f)
-    return f
-
-
-def _json_body(text: str, where: str) -> object:
+def _json_body(text: str, where: str | None) -> object:
+    """``text`` as JSON; if it is not JSON, the text itself (``where`` None) or a usage error naming ``where``."""
     try:
         return json.loads(text)
     except ValueError as exc:
+        if where is None:
+            return text
         raise click.BadParameter(f"{where} is not JSON ({exc}); use --raw for a plain body") from None
 
 
@@ -490,16 +435,17 @@ def _spread(ctx: Ctx, count: int) -> list[tuple[Server, Client, list[int]]]:
 @cli.command("put")
 @click.argument("tube", type=TUBE)
 @click.argument("body", required=False)
-@_put_options
+@click.option("--priority", type=U32, default=DEFAULT_PRIORITY, show_default=True, help="0 (most urgent) to 2**32-1")
+@click.option("--delay", type=U32, default=DEFAULT_DELAY, show_default=True, help="seconds before the job is ready")
+@click.option("--ttr", type=U32, default=DEFAULT_TTR, show_default=True, help="seconds a worker may hold the job")
 @click.option("--raw", is_flag=True, help="send BODY (or each stdin line) as is, not in the JSON envelope")
 @pass_ctx
 def put_command(ctx: Ctx, tube: str, body: str | None, priority: int, delay: int, ttr: int, raw: bool) -> None:
     """Put BODY (JSON, else text) into TUBE; without BODY, one job per stdin line (NDJSON)."""
     if body is not None:
-        items: list[object] = [body.encode() if raw else _parse_body(body)]
+        items: list[object] = [body.encode() if raw else _json_body(body, None)]
     else:
-        lines = [line.rstrip("\r\n") for line in sys.stdin]
-        lines = [line for line in lines if line.strip()]
+        lines = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
         items = [line.encode() if raw else _json_body(line, f"stdin line {n}") for n, line in enumerate(lines, start=1)]
     done: list[tuple[Server, int, int]] = []  # (server, item index, id)
     with progress(ctx, f"put {tube}", len(items)) as bar:
@@ -531,13 +477,6 @@ def put_command(ctx: Ctx, tube: str, body: str | None, priority: int, delay: int
             click.echo(ctx.ref(server, job_id))
 
 
-def _parse_body(text: str) -> object:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _as_bytes(item: object) -> bytes:
     return item if isinstance(item, bytes) else str(item).encode()
 
@@ -565,15 +504,12 @@ def _import_record(line: str, n: int, tube: str | None) -> tuple[str, JobRecord 
         return value
 
     state = record.get("state", "ready")
-    if state not in ("ready", "delayed", "reserved", "buried"):
+    if state not in STATES:
         raise Failure(f"line {n}: unknown state {state!r}; nothing was imported")
     priority, ttr, delay = number("priority", DEFAULT_PRIORITY), number("ttr", DEFAULT_TTR), number("delay", 0)
     if "data" in record and isinstance(record["data"], str):
         data = record["data"].encode()
     elif "data_base64" in record and isinstance(record["data_base64"], str):
-        import base64
-        import binascii
-
         try:
             data = base64.b64decode(record["data_base64"], validate=True)
         except binascii.Error:
@@ -585,13 +521,10 @@ def _import_record(line: str, n: int, tube: str | None) -> tuple[str, JobRecord 
     return target, JobRecord(data, priority, ttr, delay if state == "delayed" else 0, state == "buried")
 
 
-def _encode_bodies(client: Client, items: Sequence[tuple[object, JobRecord]]) -> list[JobRecord]:
-    """Hand-written records (a ``body``): wrapped in the envelope as ``Client.put`` would."""
-    out: list[JobRecord] = []
-    for body, job in items:
-        message = client(body, priority=job.priority, delay=job.delay, ttr=job.ttr)
-        out.append(JobRecord(str(message).encode(), job.priority, job.ttr, job.delay, job.buried))
-    return out
+def _enveloped(client: Client, body: object, job: JobRecord) -> JobRecord:
+    """A hand-written record (a ``body``): wrapped in the envelope as ``Client.put`` would."""
+    message = client(body, priority=job.priority, delay=job.delay, ttr=job.ttr)
+    return JobRecord(str(message).encode(), job.priority, job.ttr, job.delay, job.buried)
 
 
 @cli.command("import")
@@ -608,8 +541,7 @@ def import_command(ctx: Ctx, file: IO[str], tube: str | None) -> None:
             by_tube: dict[str, list[JobRecord]] = {}
             for i in indexes:
                 target, job = parsed[i]
-                jobs = by_tube.setdefault(target, [])
-                jobs += [job] if isinstance(job, JobRecord) else _encode_bodies(client, [job])
+                by_tube.setdefault(target, []).append(job if isinstance(job, JobRecord) else _enveloped(client, *job))
             for target, jobs in by_tube.items():
                 for start in range(0, len(jobs), BATCH):
                     outcomes = put_jobs(client, target, jobs[start : start + BATCH])
@@ -658,15 +590,12 @@ def kick_command(ctx: Ctx, tube: str, bound: int | None) -> None:
 def kick_job_command(ctx: Ctx, ref: JobRef) -> None:
     """Kick one buried or delayed job."""
     server = ctx.server_of(ref)
+    name = ctx.ref(server, ref.id)
     try:
         ctx.client(server).queue.kick_job(ref.id)
     except NotFound:
-        raise Failure(
-            f"job {ctx.ref(server, ref.id)} on {server.url}: not found, or neither buried nor delayed"
-        ) from None
-    ctx.report(
-        {"server": server.url, "ref": ctx.ref(server, ref.id), "kicked": True}, f"kicked job {ctx.ref(server, ref.id)}"
-    )
+        raise Failure(f"job {name} on {server.url}: not found, or neither buried nor delayed") from None
+    ctx.report({"server": server.url, "ref": name, "kicked": True}, f"kicked job {name}")
 
 
 @cli.command("bury")
@@ -688,20 +617,15 @@ def bury_command(ctx: Ctx, ref: JobRef) -> None:
     )
 
 
-def _group(ctx: Ctx, refs: Iterable[JobRef]) -> dict[int, tuple[Server, list[int]]]:
-    grouped: dict[int, tuple[Server, list[int]]] = {}
-    for ref in refs:
-        server = ctx.server_of(ref)
-        grouped.setdefault(server.index, (server, []))[1].append(ref.id)
-    return grouped
-
-
 @cli.command("delete")
 @click.argument("refs", metavar="ID...", nargs=-1, required=True, type=JOB_ID)
 @pass_ctx
 def delete_command(ctx: Ctx, refs: tuple[JobRef, ...]) -> None:
     """Delete jobs by id (pipelined, per server)."""
-    grouped = _group(ctx, refs)
+    grouped: dict[int, tuple[Server, list[int]]] = {}  # the ids by server, as given
+    for ref in refs:
+        server = ctx.server_of(ref)
+        grouped.setdefault(server.index, (server, []))[1].append(ref.id)
     deleted: list[str] = []
     missing: list[str] = []
     for server, ids in grouped.values():
@@ -715,7 +639,7 @@ def delete_command(ctx: Ctx, refs: tuple[JobRef, ...]) -> None:
 
 @cli.command("pause")
 @click.argument("tube", type=TUBE)
-@click.argument("seconds", type=click.IntRange(0, 2**32 - 1))
+@click.argument("seconds", type=U32)
 @pass_ctx
 def pause_command(ctx: Ctx, tube: str, seconds: int) -> None:
     """Pause TUBE for SECONDS on every server (0 ends a pause: beanstalkd keeps 1 s)."""
@@ -734,17 +658,6 @@ def pause_command(ctx: Ctx, tube: str, seconds: int) -> None:
     )
 
 
-def _state_flags(ready: bool, delayed: bool, buried: bool) -> tuple[str, ...]:
-    chosen = tuple(s for s, on in (("ready", ready), ("delayed", delayed), ("buried", buried)) if on)
-    return chosen or ("ready", "delayed", "buried")
-
-
-def _count(stats: TubeStats | None, states: Sequence[str]) -> int:
-    if stats is None:
-        return 0
-    return sum(int(str(stats[f"current-jobs-{state}"])) for state in states)
-
-
 @cli.command("flush")
 @click.argument("tube", type=TUBE)
 @click.option("--ready", is_flag=True, help="delete the ready jobs")
@@ -761,7 +674,7 @@ def flush_command(ctx: Ctx, tube: str, ready: bool, delayed: bool, buried: bool,
     A worker's failure records (TUBE.failed.ID) stay unless --records: then each record whose job is gone
     (flushed now or before) is deleted too; a record whose job is still there is kept.
     """
-    states = _state_flags(ready, delayed, buried)
+    states = tuple(s for s, on in zip(STATES_MOVED, (ready, delayed, buried), strict=True) if on) or STATES_MOVED
     up = list(ctx.reachable())
     if not yes:
         if not sys.stdin.isatty():
@@ -772,16 +685,16 @@ def flush_command(ctx: Ctx, tube: str, ready: bool, delayed: bool, buried: bool,
     for server, client in up:
         deleted = skipped = reserved = 0
         counted = tube_count(client, tube)
-        with progress(ctx, f"flush {tube} on {server.url}", _count(counted, states)) as bar:
-            only_ready = "ready" in states and _count(counted, [s for s in states if s != "ready"]) == 0
-            bounds = walk_bounds(client, tube) if _count(counted, states) else None
+        with progress(ctx, f"flush {tube} on {server.url}", jobs_in(counted, states)) as bar:
+            only_ready = "ready" in states and jobs_in(counted, [s for s in states if s != "ready"]) == 0
+            bounds = walk_bounds(client, tube) if jobs_in(counted, states) else None
             if bounds is not None:  # one walk deletes them all; with only ready jobs to go, unless sparse
                 walk = flush_walk(client, tube, *bounds, states, bar.advance, dense=only_ready)
                 deleted, skipped = walk.deleted, walk.skipped
                 if walk.gave_up:  # a sparse tube: its ready jobs by reserve, whatever ids they have
-                    reserved = flush_ready(client, tube, _count(tube_count(client, tube), ("ready",)), bar.advance)
+                    reserved = flush_ready(client, tube, jobs_in(tube_count(client, tube), ("ready",)), bar.advance)
                     deleted += reserved
-                    bounds = walk_bounds(client, tube) if _count(tube_count(client, tube), states) else None
+                    bounds = walk_bounds(client, tube) if jobs_in(tube_count(client, tube), states) else None
                     if bounds is not None:  # ready jobs no reserve got (a paused tube)
                         walk = flush_walk(client, tube, *bounds, states, bar.advance)
                         deleted, skipped = deleted + walk.deleted, skipped + walk.skipped
@@ -835,7 +748,7 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
     if to_url is not None:
         try:
             (to_server,) = parse_servers([to_url])
-        except ServerAddressError as exc:
+        except InvalidArgument as exc:  # a malformed URL
             raise click.BadParameter(str(exc), param_hint="--to") from None
         try:
             target = connect(to_server, ctx.timeout)
@@ -849,7 +762,7 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
                 raise click.UsageError(f"move {src!r} to itself on {server.url}: name another tube or --to")
             dest = target if target is not None else client
             moved = left = 0
-            with progress(ctx, f"move {src} -> {dst}", _count(tube_count(client, src), STATES_MOVED)) as bar:
+            with progress(ctx, f"move {src} -> {dst}", jobs_in(tube_count(client, src), STATES_MOVED)) as bar:
                 ids = snapshot(client, src)
                 bar.total(len(ids))
                 for start in range(0, len(ids), BATCH):
@@ -862,7 +775,7 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
                     restore(client, undone)
                     moved += len(done)
                     bar.advance(len(ids[start : start + BATCH]))
-                left = _count(tube_count(client, src), ("reserved",))
+                left = jobs_in(tube_count(client, src), ("reserved",))
             report.append({"server": server.url, "moved": moved, "left_reserved": left})
     finally:
         if target is not None:
@@ -878,7 +791,13 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
 
 @cli.command("export")
 @click.argument("tube", type=TUBE)
-@_state_option("only jobs in this state (repeatable; default ready, delayed and buried)")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=STATE,
+    help="only jobs in this state (repeatable; default ready, delayed and buried)",
+)
 @click.option("--delete", is_flag=True, help="claim each job (reserve-job), write it, then delete it")
 @pass_ctx
 def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -> None:
@@ -892,7 +811,7 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
     out = sys.stdout
     exported = 0
     for server, client in ctx.reachable():
-        with progress(ctx, f"export {tube}", _count(tube_count(client, tube), wanted)) as bar:
+        with progress(ctx, f"export {tube}", jobs_in(tube_count(client, tube), wanted)) as bar:
             if not delete:  # the walk, then the peeks, written as they come (see _bulk)
                 bounds = walk_bounds(client, tube)
                 if bounds is not None:
@@ -907,12 +826,7 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
                 restore(client, [job for job in claimed if job.stats.state not in wanted])
                 out.write(
                     "".join(
-                        json.dumps(
-                            {"server": server.url, **job_record(stats, message, body=False, data=True)},
-                            separators=(",", ":"),
-                            ensure_ascii=False,
-                        )
-                        + "\n"
+                        json_text({"server": server.url, **job_record(stats, message, body=False, data=True)}) + "\n"
                         for stats, message in jobs
                     )
                 )
@@ -929,15 +843,8 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
 
 
 def _pass_through(ctx: Ctx, command: str, args: Sequence[str]) -> None:
-    try:
-        module = importlib.import_module("beanstalkm.worker_main")
-    except ImportError as exc:
-        if exc.name != "beanstalkm.worker_main":
-            raise
-        raise Failure(f"`beanstalkm {command}` needs beanstalkm.worker_main, which this installation lacks") from None
-    main = getattr(module, "main", None)
-    if not callable(main):
-        raise Failure(f"beanstalkm.worker_main has no main(); `beanstalkm {command}` cannot run")
+    from beanstalkm.worker_main import main  # only when run: the worker's imports are not every command's
+
     code = main(
         [command, *args],
         servers=[s.url for s in ctx.servers] if ctx.named else [],  # the default is the worker's own to find
@@ -945,7 +852,7 @@ def _pass_through(ctx: Ctx, command: str, args: Sequence[str]) -> None:
         timeout=ctx.timeout,
         debug=ctx.debug,
     )
-    raise click.exceptions.Exit(code if isinstance(code, int) else EXIT_FAILED)
+    raise click.exceptions.Exit(code)
 
 
 _PASS = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
@@ -985,32 +892,19 @@ def _fail(message: str, code: int, debug: bool) -> int:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    _RUNS.clear()
     debug = "--debug" in args
-    try:
+    try:  # click's main returns a click.exceptions.Exit's code, and makes Ctrl-C an Abort
         result = cli.main(args=args, prog_name="beanstalkm", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
     except click.Abort:
         return _fail("aborted", EXIT_FAILED, False)
-    except click.UsageError as exc:
-        return _fail(exc.format_message(), EXIT_USAGE, debug)
-    except click.ClickException as exc:
+    except click.ClickException as exc:  # usage (2), Failure (1), Unreachable (3)
         return _fail(exc.format_message(), exc.exit_code, debug)
-    except Failure as exc:
-        return _fail(str(exc), exc.code, debug)
     except InvalidArgument as exc:
         return _fail(str(exc), EXIT_USAGE, debug)
     except SocketError as exc:
         return _fail(f"connection lost: {exc}", EXIT_UNREACHABLE, debug)
     except BeanstalkmException as exc:
         return _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED, debug)
-    except BrokenPipeError:
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130, False)
     except Exception as exc:
         return _fail(f"internal error: {type(exc).__name__}: {exc} (--debug shows the traceback)", EXIT_FAILED, debug)
-    if isinstance(result, int):
-        return result
-    return EXIT_FAILED if any(ctx.partial for ctx in _RUNS) else EXIT_OK
+    return result if isinstance(result, int) else EXIT_OK

@@ -1,17 +1,6 @@
 """``export``, ``flush`` and ``tubes`` on a :class:`~beanstalkm.cli._wire.Wire`: the commands they send
-per job (or tube), written ``DEPTH`` batches ahead, and the replies read as bytes.
-
-* ``export`` walks the ids from the newest down with ``stats-job`` (the walk of ``_jobs.scan``) and keeps,
-  for each job of the tube in a wanted state, the numbers of its line (11 integers: about 100 bytes a
-  job, whatever its body); then it ``peek``\\s those jobs oldest first and writes each line as its body
-  arrives. Two commands per job, not three (the walk, then ``stats-job`` + ``peek`` again). The stats
-  are those of the walk: the remaining delay and the age are moved on by the whole seconds gone since.
-* ``flush`` deletes by one walk every job of the tube in the chosen states (``stats-job`` for each id, and
-  ``delete`` for each job with the next write). With only ready jobs to go, the walk is ``dense``: on a
-  sparse tube it gives up, and the ready jobs go by ``reserve-with-timeout 0`` on a connection watching
-  only the tube (each batch's jobs deleted with the next write). Two commands per job either way: one to
-  learn the job is the tube's, one to delete it.
-* ``tubes`` sends ``stats-tube`` for every tube of ``list-tubes``.
+per job (or tube), written ``DEPTH`` batches ahead, and the replies read as bytes (docs/cli.md, "Bulk
+commands are pipelined", says what each sends and why).
 
 A ``stats-job`` reply is read by one regular expression for beanstalkd's own layout; anything else goes
 to the library's ``JobStats.from_yaml`` (its full decoder behind it), whose answer or typed error is
@@ -47,10 +36,9 @@ from beanstalkm._core.jobinfo import STATS_JOB_LAYOUT
 from beanstalkm._core.requests import Reply
 from beanstalkm._generated import commands as _c
 from beanstalkm.cli._common import json_text
-from beanstalkm.cli._jobs import RecordGroups, record_groups
+from beanstalkm.cli._jobs import STATES, RecordGroups, record_groups
 from beanstalkm.cli._wire import BATCH, Batch, Wire, drive, failure, stats_job_line, stats_tube_line
 
-STATES = ("ready", "delayed", "reserved", "buried")
 _STATE_INDEX = {state.encode("ascii"): i for i, state in enumerate(STATES)}
 _DELAYED = STATES.index("delayed")
 
@@ -224,7 +212,7 @@ class _Peeks:
         if run is None:
             return None
         ids = list(run[1::_WIDTH])
-        batch = Batch(b"".join([b"peek %d\r\n" % i for i in ids]), bytearray(len(ids)), ids)
+        batch = Batch(b"".join([b"peek %d\r\n" % i for i in ids]), bytearray([PEEK]) * len(ids), ids)
         self._pending.append(run)
         return batch
 
@@ -390,21 +378,7 @@ def flush_ready(client: Client, tube: str, limit: int, progress: Callable[[int],
 
 # -- tubes -----------------------------------------------------------------------------------------
 
-_TUBE_KEYS = (
-    "current-jobs-urgent",
-    "current-jobs-ready",
-    "current-jobs-reserved",
-    "current-jobs-delayed",
-    "current-jobs-buried",
-    "total-jobs",
-    "current-using",
-    "current-watching",
-    "current-waiting",
-    "cmd-delete",
-    "cmd-pause-tube",
-    "pause",
-    "pause-time-left",
-)
+_TUBE_KEYS = tuple(key for key in TubeStats.KEYS if key != "name")  # the spec's fields, in beanstalkd's order
 _STATS_TUBE = re.compile(
     (rf"---\nname: {_NAME}\1\n" + "".join(rf"{key}: {_N}\n" for key in _TUBE_KEYS)).encode("ascii")
 )
@@ -474,9 +448,7 @@ class _TubeStats:
             return None
         index = list(range(self._next, self._next + len(names)))
         self._next += len(names)
-        batch = Batch()
-        batch.extend([stats_tube_line(n) for n in names], STATS_TUBE, index)
-        return batch
+        return Batch(b"".join([stats_tube_line(n) for n in names]), bytearray([STATS_TUBE]) * len(names), index)
 
     def done(self, batch: Batch, replies: list[Reply]) -> None:
         groups, server = self._groups, self._server

@@ -9,6 +9,8 @@ __all__ = [
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "JOB_ID",
+    "KICK_ALL",
+    "SHOW_ALL",
     "TUBE",
     "Ctx",
     "Failure",
@@ -16,16 +18,15 @@ __all__ = [
     "PlainTable",
     "Unreachable",
     "emit",
-    "json_safe",
     "json_text",
+    "pass_ctx",
     "progress",
 ]
 
 import json
-import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -35,31 +36,27 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from beanstalkm import Client, SocketError
-from beanstalkm.cli._servers import Server, ServerAddressError, connect, parse_servers
+from beanstalkm import Client, InvalidArgument, SocketError
+from beanstalkm._generated import commands as _c
+from beanstalkm.cli._servers import Server, connect
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
-
-# beanstalkd's tube names: 1..200 of these characters, not starting with "-" (protocol.txt, prot.c NAME_CHARS).
-_TUBE_RE = re.compile(r"[A-Za-z0-9+/;.$_()][A-Za-z0-9+/;.$_()\-]{0,199}")
+KICK_ALL = 2**32 - 1
 
 
-class Failure(Exception):
-    """The command failed (exit 1 unless ``code`` says otherwise); the message is the one line printed."""
+class Failure(click.ClickException):
+    """The command failed (exit 1); the message is the one line printed."""
 
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
+    exit_code = EXIT_FAILED
 
 
 class Unreachable(Failure):
     """No server the command needs could be reached (exit 3)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, EXIT_UNREACHABLE)
+    exit_code = EXIT_UNREACHABLE
 
 
 class TubeType(click.ParamType[str, object]):
@@ -67,13 +64,14 @@ class TubeType(click.ParamType[str, object]):
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
-        if not _TUBE_RE.fullmatch(text):
+        try:  # the spec's rule, as every command checks a tube name
+            return _c.TUBE_RULE.check("tube", text)
+        except InvalidArgument:
             self.fail(
                 f"bad tube name {text!r}: 1 to 200 of A-Z a-z 0-9 - + / ; . $ _ ( ), not starting with '-'",
                 param,
                 ctx,
             )
-        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,16 +108,14 @@ class JobIdType(click.ParamType[JobRef, object]):
 
 TUBE = TubeType()
 JOB_ID = JobIdType()
-
-
-def json_safe(value: object) -> object:
-    """Stats values for JSON: ``Decimal`` (rusage) as a float, everything else as is."""
-    return float(value) if isinstance(value, Decimal) else value
+SHOW_ALL = click.option(
+    "--all", "show_all", is_flag=True, help="list the worker's failure-record tubes (TUBE.failed.ID) as tubes too"
+)
 
 
 def stats_dict(stats: Mapping[str, object]) -> dict[str, object]:
-    """A stats mapping as a JSON-ready dict, in the server's key order."""
-    return {key: json_safe(value) for key, value in stats.items()}
+    """A stats mapping as a JSON-ready dict, in the server's key order: ``Decimal`` (rusage) as a float."""
+    return {key: float(value) if isinstance(value, Decimal) else value for key, value in stats.items()}
 
 
 def json_text(document: object) -> str:
@@ -144,14 +140,6 @@ class Ctx:
     down: dict[int, str] = field(default_factory=dict)
     partial: bool = False
     named: bool = False  # whether -s named the servers (else they are the default)
-
-    @classmethod
-    def build(cls, urls: tuple[str, ...], json_output: bool, timeout: float | None, debug: bool) -> Ctx:
-        try:
-            servers = parse_servers(urls)
-        except ServerAddressError as exc:
-            raise click.UsageError(str(exc)) from None
-        return cls(servers, json_output, timeout, debug, named=bool(urls))
 
     @property
     def several(self) -> bool:
@@ -222,28 +210,23 @@ class Ctx:
 
     def close(self) -> None:
         for client in self.clients.values():
-            try:
+            with suppress(Exception):  # closing after the command's outcome is decided
                 client.close()
-            except Exception:  # noqa: S112 - closing after the command's outcome is decided
-                continue
         self.clients.clear()
 
     def console(self) -> Console:
         """Tables and text for people: wide enough when piped, so columns are not squeezed."""
         return Console(width=None if sys.stdout.isatty() else 200, soft_wrap=False)
 
-    def show_progress(self) -> bool:
-        """A progress bar only on a terminal (stderr) and never with ``--json``."""
-        return not self.json_output and sys.stderr.isatty()
+
+pass_ctx = click.make_pass_decorator(Ctx)
+"""Hand a command the run's ``Ctx`` as its first argument."""
 
 
 class PlainTable:
-    """Rows of plain cells for rich to print as ``Table(box=None, pad_edge=False, header_style="bold")``
-    prints them (the same text: ``tests/cli/test_bulk.py`` compares), each column as wide as its widest
-    cell, two spaces apart, a cell styled if asked. rich's ``Table`` measures and renders every cell as
-    a renderable of its own, about half a millisecond a row of a dozen cells (0.6 s for ``tubes`` over
-    1,000 tubes); this is one ``Text`` a line. Lines too wide for the terminal are cropped, not wrapped.
-    """
+    """Rows of plain cells, printed as rich's ``Table(box=None, pad_edge=False, header_style="bold")``
+    prints them (``tests/cli/test_bulk.py`` compares) but one ``Text`` a line, not a renderable a cell
+    (docs/cli.md, "tubes"); lines too wide for the terminal are cropped, not wrapped."""
 
     def __init__(self, columns: Sequence[tuple[str, bool]]) -> None:
         self._columns = list(columns)  # (title, right-justified)
@@ -269,32 +252,21 @@ class PlainTable:
             yield line
 
 
-class _NoProgress:
-    def advance(self, n: int) -> None:
-        return None
-
-    def total(self, n: int) -> None:
-        return None
-
-
+@dataclass(frozen=True, slots=True)
 class _Bar:
-    def __init__(self, progress: Progress, task: TaskID) -> None:
-        self._progress = progress
-        self._task = task
+    progress: Progress
+    task: TaskID
 
     def advance(self, n: int) -> None:
-        self._progress.advance(self._task, n)
+        self.progress.advance(self.task, n)
 
     def total(self, n: int) -> None:
-        self._progress.update(self._task, total=n)
+        self.progress.update(self.task, total=n)
 
 
 @contextmanager
-def progress(ctx: Ctx, description: str, total: int | None) -> Iterator[_Bar | _NoProgress]:
+def progress(ctx: Ctx, description: str, total: int | None) -> Iterator[_Bar]:
     """A progress bar on stderr while a bulk command runs (only on a terminal, never with --json)."""
-    if not ctx.show_progress():
-        yield _NoProgress()
-        return
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -302,6 +274,7 @@ def progress(ctx: Ctx, description: str, total: int | None) -> Iterator[_Bar | _
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
+        disable=ctx.json_output or not sys.stderr.isatty(),
     )
     with bar:
         yield _Bar(bar, bar.add_task(description, total=total))

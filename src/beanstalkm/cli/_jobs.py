@@ -1,23 +1,13 @@
-"""Jobs in bulk, pipelined: the non-destructive listing (an id walk), export records, putting jobs
-back with their priority, TTR, delay and state, and the race-free claim (``reserve-job``).
-
-How a tube's jobs are found without reserving any: beanstalkd can list tubes but not the jobs in
-one, and ``peek-ready``/``-delayed``/``-buried`` show only the head of each queue. Job ids are
-given out in order from 1, so the walk asks ``stats-job`` for every id from the newest
-(``max(total-jobs, the peeked heads)``) down, in pipelined batches of ``BATCH`` ids, keeps the
-jobs of the tube, and stops when it has seen as many as ``stats-tube`` counted at the start (or
-at id 1). ``stats-job`` and ``peek <id>`` change no job's counters. Limits: the walk costs one
-command per id between the oldest job of the tube and the newest job of the server, whatever the
-tube; jobs put after the walk started are not listed; on a server restored from a binlog whose
-ids exceed ``total-jobs``, only ids up to the highest peeked head are walked.
+"""Jobs in bulk, pipelined: the non-destructive listing (an id walk: docs/cli.md, "Looking without
+touching"), export records, putting jobs back with their priority, TTR, delay and state, and the
+race-free claim (``reserve-job``).
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "BATCH",
+    "STATES",
     "Claimed",
-    "JobFields",
     "JobRecord",
     "RecordGroups",
     "all_tube_stats",
@@ -26,12 +16,11 @@ __all__ = [
     "found",
     "inspect",
     "job_record",
+    "jobs_in",
     "outcomes_of",
     "put_jobs",
     "record_groups",
-    "record_ids",
     "restore",
-    "scan",
     "snapshot",
     "stale_records",
     "tube_count",
@@ -41,15 +30,13 @@ __all__ = [
 import base64
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from beanstalkm import BatchFailed, Client, JobStats, Message, NotFound, Pipeline, ServerStats, TubeStats
 from beanstalkm._core.worker import record_prefix
-
-BATCH = 1000
-"""Commands per pipelined write in the bulk commands."""
+from beanstalkm.cli._wire import BATCH
 
 HOLD = 365 * 86400
 """A buried copy is put delayed this long, claimed with ``reserve-job`` and buried: no worker can take it
@@ -93,26 +80,18 @@ def record_groups(names: Iterable[str]) -> RecordGroups:
     records = {name: match["prefix"] for name in names if (match := _RECORD_TUBE.fullmatch(name))}
     owners = {record_prefix(name): name for name in names if name not in records}
     owner = {name: owners.get(prefix, prefix[: -len(".failed.")]) for name, prefix in records.items()}
-    failed: dict[str, int] = {}
-    for tube in owner.values():
-        failed[tube] = failed.get(tube, 0) + 1
-    return RecordGroups(owner, failed)
-
-
-def record_ids(client: Client, tube: str) -> dict[int, str]:
-    """The failure-record tubes of ``tube`` on this server, by the id of the job each records."""
-    prefix = record_prefix(tube)
-    found_ids: dict[int, str] = {}
-    for name in client.queue.list_tubes():
-        if name.startswith(prefix) and name[len(prefix) :].isdigit():
-            found_ids[int(name[len(prefix) :])] = name
-    return found_ids
+    return RecordGroups(owner, dict(Counter(owner.values())))
 
 
 def stale_records(client: Client, tube: str, *, purge: bool) -> int:
     """The failure records of ``tube`` whose job is gone (``stats-job`` says not found), deleted if ``purge``
     (``use`` + ``peek-ready`` for each record's id, then ``delete``, pipelined); how many there are."""
-    names = record_ids(client, tube)
+    prefix = record_prefix(tube)
+    names = {  # the record tubes of ``tube``, by the id of the job each records
+        int(name[len(prefix) :]): name
+        for name in client.queue.list_tubes()
+        if name.startswith(prefix) and name[len(prefix) :].isdigit()
+    }
     gone: list[str] = []
     ids = sorted(names)
     for start in range(0, len(ids), BATCH):
@@ -141,16 +120,16 @@ def tube_count(client: Client, tube: str) -> TubeStats | None:
         return None
 
 
+def jobs_in(stats: TubeStats | None, states: Sequence[str]) -> int:
+    """How many jobs a tube's ``stats-tube`` counts in ``states`` (0 if the tube is not there)."""
+    return 0 if stats is None else sum(int(str(stats[f"current-jobs-{state}"])) for state in states)
+
+
 def _newest_id(client: Client, tube: str) -> int:
     pipeline = client.pipeline().stats().use(tube).peek_ready().peek_delayed().peek_buried()
     results = pipeline.execute()
-    newest = 0
-    for result in results:
-        if isinstance(result, Message):
-            newest = max(newest, result.uid)
-        elif isinstance(result, ServerStats):
-            newest = max(newest, result.total_jobs)
-    return newest
+    ids = [r.uid if isinstance(r, Message) else r.total_jobs for r in results if isinstance(r, Message | ServerStats)]
+    return max(ids, default=0)
 
 
 def outcomes_of(pipeline: Pipeline) -> list[object]:
@@ -171,35 +150,6 @@ def found(pipeline: Pipeline) -> list[object]:
     return results
 
 
-class JobFields(Protocol):
-    """What the CLI reads of a job's stats: every ``JobStats`` has them."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def tube(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def pri(self) -> int: ...
-    @property
-    def age(self) -> int: ...
-    @property
-    def ttr(self) -> int: ...
-    @property
-    def time_left(self) -> int: ...
-    @property
-    def reserves(self) -> int: ...
-    @property
-    def timeouts(self) -> int: ...
-    @property
-    def releases(self) -> int: ...
-    @property
-    def buries(self) -> int: ...
-    @property
-    def kicks(self) -> int: ...
-
-
 def _infos(results: list[object]) -> list[JobStats | None]:
     return [JobStats.from_yaml(r.encode("utf-8", "surrogateescape")) if isinstance(r, str) else None for r in results]
 
@@ -207,40 +157,32 @@ def _infos(results: list[object]) -> list[JobStats | None]:
 def walk_bounds(client: Client, tube: str) -> tuple[int, int] | None:
     """Where the id walk of ``tube`` starts and how many jobs it is to find: (the newest id, the tube's
     jobs in every state), from ``stats-tube`` and ``_newest_id``; None if the tube has no job here."""
-    counted = tube_count(client, tube)
-    if counted is None:
-        return None
-    wanted = (
-        counted.current_jobs_ready
-        + counted.current_jobs_reserved
-        + counted.current_jobs_delayed
-        + counted.current_jobs_buried
-    )
+    wanted = jobs_in(tube_count(client, tube), STATES)
     return (_newest_id(client, tube), wanted) if wanted else None
 
 
-def scan(client: Client, tube: str) -> Iterator[list[JobStats]]:
-    """Batches of the stats of ``tube``'s jobs on this server, newest first, reserving nothing."""
+def snapshot(client: Client, tube: str) -> list[int]:
+    """The ids of ``tube``'s jobs on this server now, oldest first, reserving nothing: the id walk from
+    the newest down, ``stats-job`` for ``BATCH`` ids a write, until every job ``stats-tube`` counted is seen."""
     bounds = walk_bounds(client, tube)
-    if bounds is None:
-        return
-    high, wanted = bounds
-    seen = 0
-    while high >= 1 and seen < wanted:
+    high, wanted = bounds if bounds is not None else (0, 0)
+    ids: list[int] = []
+    while high >= 1 and len(ids) < wanted:
         low = max(high - BATCH + 1, 1)
         pipeline = client.pipeline()
         for job_id in range(high, low - 1, -1):
             pipeline.stats_job_yaml(job_id)
-        batch = [info for info in _infos(found(pipeline)) if info is not None and info.tube == tube]
-        seen += len(batch)
-        if batch:
-            yield batch
+        ids += [info.id for info in _infos(found(pipeline)) if info is not None and info.tube == tube]
         high = low - 1
+    return sorted(ids)
 
 
-def snapshot(client: Client, tube: str) -> list[int]:
-    """The ids of ``tube``'s jobs on this server now, oldest first (an id walk; see the module's note)."""
-    return sorted(stats.id for batch in scan(client, tube) for stats in batch)
+def _jobs_of(pipeline: Pipeline) -> list[tuple[JobStats, Message]]:
+    """Run a pipeline of ``stats-job`` and a command giving the job (``peek``, ``reserve-job``), id after
+    id: the stats and job of each one still there, in order."""
+    results = found(pipeline)
+    pairs = zip(_infos(results[::2]), results[1::2], strict=True)
+    return [(stats, job) for stats, job in pairs if stats is not None and isinstance(job, Message)]
 
 
 def inspect(client: Client, ids: Sequence[int]) -> list[tuple[JobStats, Message]]:
@@ -250,19 +192,16 @@ def inspect(client: Client, ids: Sequence[int]) -> list[tuple[JobStats, Message]
         pipeline = client.pipeline()
         for job_id in ids[start : start + BATCH]:
             pipeline.stats_job_yaml(job_id).peek(job_id)
-        results = found(pipeline)
-        for stats, message in zip(_infos(results[::2]), results[1::2], strict=True):
-            if stats is not None and isinstance(message, Message):
-                jobs.append((stats, message))
+        jobs += _jobs_of(pipeline)
     return jobs
 
 
-def remaining_delay(stats: JobFields) -> int:
+def remaining_delay(stats: JobStats) -> int:
     """Seconds until a delayed job becomes ready; 0 in any other state."""
     return stats.time_left if stats.state == "delayed" else 0
 
 
-def job_record(stats: JobFields, message: Message | None, *, body: bool, data: bool) -> dict[str, object]:
+def job_record(stats: JobStats, message: Message | None, *, body: bool, data: bool) -> dict[str, object]:
     """A job as a JSON object: where it is, its state and settings, and (asked for) its body and bytes."""
     record: dict[str, object] = {
         "id": stats.id,
@@ -353,12 +292,7 @@ def claim(client: Client, ids: Sequence[int]) -> list[Claimed]:
     pipeline = client.pipeline()
     for job_id in ids:
         pipeline.stats_job_yaml(job_id).reserve_job(job_id)
-    results = found(pipeline)
-    claimed: list[Claimed] = []
-    for stats, message in zip(_infos(results[::2]), results[1::2], strict=True):
-        if stats is not None and isinstance(message, Message) and stats.state != "reserved":
-            claimed.append(Claimed(stats, message))
-    return claimed
+    return [Claimed(stats, message) for stats, message in _jobs_of(pipeline) if stats.state != "reserved"]
 
 
 def restore(client: Client, claimed: Sequence[Claimed]) -> None:

@@ -7,16 +7,13 @@ means several servers), else ``beanstalk://127.0.0.1:11300`` (``beanstalkm.defau
 
 from __future__ import annotations
 
-__all__ = ["Server", "ServerAddressError", "connect", "parse_servers"]
+__all__ = ["Server", "connect", "parse_servers"]
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from beanstalkm import Client, InvalidArgument, default_urls
+from beanstalkm import Client, default_urls
 from beanstalkm._core.urls import parse_urls
-
-ServerAddressError = InvalidArgument
-"""A malformed server URL (the message names it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +35,6 @@ def parse_servers(urls: Sequence[str]) -> list[Server]:
     return [Server(i, url) for i, url in enumerate(parsed, start=1)]
 
 
-def connect(server: Server, timeout: float | None, validate: bool | None = None) -> Client:
+def connect(server: Server, timeout: float | None) -> Client:
     """A connected ``Client`` to ``server``; raises ``SocketError`` if it cannot be reached."""
-    return Client.from_url(server.url, timeout=timeout, validate=validate)
+    return Client.from_url(server.url, timeout=timeout)

@@ -1,13 +1,4 @@
-"""``beanstalkm top``: a live full-screen view of every tube on every server, refreshed each second.
-
-Per tube: ready / reserved / delayed / buried / urgent counts, waiting workers, put/s and done/s
-(from the deltas of the tube's ``total-jobs`` and ``cmd-delete`` between two samples), the age of
-the job at the head of the ready queue (``peek-ready`` + ``stats-job``: the next job a worker
-gets), buried counts highlighted when they grow, and the tube's failure records (``failed``: the
-worker's ``TUBE.failed.ID`` tubes are counted there, not shown, unless ``--all``). Keys: q quit, s sort, up/down select,
-k kick the selected tube, p pause or resume it. ``--once`` prints one frame (two samples
-``--interval`` apart, for the rates) and exits; with ``--json`` it is one JSON document.
-"""
+"""``beanstalkm top``: a live full-screen view of every tube on every server (docs/cli.md, "top")."""
 
 from __future__ import annotations
 
@@ -17,8 +8,6 @@ import os
 import select
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -29,12 +18,11 @@ from rich.table import Table
 from rich.text import Text
 
 from beanstalkm import BeanstalkmException, Client, JobStats, Message, ServerStats, TubeStats
-from beanstalkm.cli._common import Ctx, Unreachable, emit, stats_dict
+from beanstalkm.cli._common import KICK_ALL, SHOW_ALL, Ctx, Unreachable, emit, pass_ctx, stats_dict
 from beanstalkm.cli._jobs import all_tube_stats, outcomes_of, record_groups
 from beanstalkm.cli._servers import Server
 
 SORTS = ("tube", "ready", "buried", "failed", "put/s", "done/s", "age")
-KICK_ALL = 2**32 - 1
 SERVER_FIELDS = (
     "current-jobs-ready",
     "current-jobs-reserved",
@@ -99,9 +87,7 @@ class Row:
             "done/s": self.done_rate or 0.0,
             "age": self.age or 0,
         }.get(sort)
-        if number is None:
-            return (t.name, self.server.index)
-        return (-number, t.name, self.server.index)
+        return (t.name, self.server.index) if number is None else (-number, t.name, self.server.index)
 
 
 def _ready_ages(client: Client, tubes: list[TubeStats]) -> dict[str, int]:
@@ -123,35 +109,27 @@ def _ready_ages(client: Client, tubes: list[TubeStats]) -> dict[str, int]:
     return {name: s.age for name, s in zip(ids, stats, strict=True) if isinstance(s, JobStats)}
 
 
-class Sampler:
-    """Samples every server; keeps a client per server, reconnecting to one that went down."""
-
-    def __init__(self, ctx: Ctx) -> None:
-        self.ctx = ctx
-
-    def _client(self, server: Server) -> Client:
-        self.ctx.down.pop(server.index, None)
-        return self.ctx.client(server)
-
-    def sample(self) -> list[ServerSample]:
-        out: list[ServerSample] = []
-        for server in self.ctx.servers:
-            sample = ServerSample(server, time.monotonic())
-            try:
-                client = self._client(server)
-                sample.stats = client.queue.stats()
-                tubes = all_tube_stats(client)
-                sample.tubes = {t.name: t for t in tubes}
-                sample.ages = _ready_ages(client, tubes)
-            except Unreachable as exc:
-                sample.error = str(exc).split(": ", 1)[-1]
-            except BeanstalkmException as exc:
-                sample.error = str(exc)
-                dropped = self.ctx.clients.pop(server.index, None)
-                if dropped is not None:
-                    dropped.close()
-            out.append(sample)
-        return out
+def sample_servers(ctx: Ctx) -> list[ServerSample]:
+    """Every server's stats, tubes and ready ages; the run's clients are kept, one that went down retried."""
+    out: list[ServerSample] = []
+    for server in ctx.servers:
+        sample = ServerSample(server, time.monotonic())
+        try:
+            ctx.down.pop(server.index, None)
+            client = ctx.client(server)
+            sample.stats = client.queue.stats()
+            tubes = all_tube_stats(client)
+            sample.tubes = {t.name: t for t in tubes}
+            sample.ages = _ready_ages(client, tubes)
+        except Unreachable as exc:
+            sample.error = str(exc).split(": ", 1)[-1]
+        except BeanstalkmException as exc:
+            sample.error = str(exc)
+            dropped = ctx.clients.pop(server.index, None)
+            if dropped is not None:
+                dropped.close()
+        out.append(sample)
+    return out
 
 
 def _rate(now: int, before: int, seconds: float) -> float | None:
@@ -247,52 +225,32 @@ def frame(ctx: Ctx, samples: list[ServerSample], table_rows: list[Row], view: Vi
             str(s.current_connections),
         )
     tubes = Table(box=None, header_style="bold reverse", pad_edge=False, expand=False)
-    titles = [
-        "tube",
-        *(["server"] if ctx.several else []),
-        "ready",
-        "reserved",
-        "delayed",
-        "buried",
-        *([] if table_rows and table_rows[0].failed is None else ["failed"]),
-        "urgent",
-        "waiting",
-        "put/s",
-        "done/s",
-        "ready age",
-        "paused",
-    ]
-    for title in titles:
+    grouped = not table_rows or table_rows[0].failed is not None  # failed is None with --all
+    counts = ["ready", "reserved", "delayed", "buried", *(["failed"] if grouped else []), "urgent", "waiting"]
+    for title in ["tube", *(["server"] if ctx.several else []), *counts, "put/s", "done/s", "ready age", "paused"]:
         tubes.add_column(title, justify="left" if title in ("tube", "server") else "right")
     for k, row in enumerate(table_rows):
-        t = row.tube
-        buried_style = "bold white on red" if row.buried_growing else ("red" if t.current_jobs_buried else "")
-        cells: list[str | Text] = [
+        t, values = row.tube, row.as_json()
+        styles = {
+            "buried": "bold white on red" if row.buried_growing else ("red" if t.current_jobs_buried else ""),
+            "failed": "red" if row.failed else "",
+        }
+        tubes.add_row(
             t.name,
             *([str(row.server.index)] if ctx.several else []),
-            str(t.current_jobs_ready),
-            str(t.current_jobs_reserved),
-            str(t.current_jobs_delayed),
-            Text(str(t.current_jobs_buried), style=buried_style),
-            *([] if row.failed is None else [Text(str(row.failed), style="red" if row.failed else "")]),
-            str(t.current_jobs_urgent),
-            str(t.current_waiting),
+            *(Text(str(values[key]), style=styles.get(key, "")) for key in counts),
             _fmt_rate(row.put_rate),
             _fmt_rate(row.done_rate),
             _fmt_age(row.age),
             f"{t.pause_time_left}s" if t.pause_time_left else "",
-        ]
-        tubes.add_row(*cells, style="reverse" if view is not None and k == view.selected else None)
+            style="reverse" if view is not None and k == view.selected else None,
+        )
     total = _totals(table_rows)
     tubes.add_section()
     tubes.add_row(
         f"TOTAL {len(table_rows)} tubes",
         *([""] if ctx.several else []),
-        *(
-            str(int(total.get(key, 0)))
-            for key in ("ready", "reserved", "delayed", "buried", "failed", "urgent", "waiting")
-            if key != "failed" or not table_rows or table_rows[0].failed is not None
-        ),
+        *(str(int(total.get(key, 0))) for key in counts),
         _fmt_rate(total.get("put_per_s")),
         _fmt_rate(total.get("done_per_s")),
         "",
@@ -312,18 +270,9 @@ def frame(ctx: Ctx, samples: list[ServerSample], table_rows: list[Row], view: Vi
     return Group(*parts)
 
 
-@contextmanager
-def _keys() -> Iterator[KeyReader]:
-    reader = KeyReader()
-    try:
-        reader.start()
-        yield reader
-    finally:
-        reader.stop()
-
-
 class KeyReader:
-    """Single key presses from the terminal (cbreak mode, no echo); on no terminal, only the wait."""
+    """Single key presses from the terminal, in cbreak mode (no echo) inside ``with``; on no terminal,
+    only the wait."""
 
     ARROWS: ClassVar[dict[str, str]] = {"\x1b[A": "up", "\x1b[B": "down", "\x1bOA": "up", "\x1bOB": "down"}
 
@@ -331,21 +280,20 @@ class KeyReader:
         self.fd = sys.stdin.fileno() if sys.stdin.isatty() else None
         self._saved: list[Any] | None = None
 
-    def start(self) -> None:
-        if self.fd is None:
-            return
-        import termios
-        import tty
+    def __enter__(self) -> KeyReader:
+        if self.fd is not None:
+            import termios
+            import tty
 
-        self._saved = termios.tcgetattr(self.fd)
-        tty.setcbreak(self.fd)
+            self._saved = termios.tcgetattr(self.fd)
+            tty.setcbreak(self.fd)
+        return self
 
-    def stop(self) -> None:
-        if self.fd is None or self._saved is None:
-            return
-        import termios
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None and self._saved is not None:
+            import termios
 
-        termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
 
     def read(self, timeout: float) -> str | None:
         """The next key within ``timeout`` seconds, or None."""
@@ -407,21 +355,16 @@ def _sorted(table_rows: list[Row], sort: str) -> list[Row]:
     help="how long the p key pauses a tube",
 )
 @click.option("--sort", type=click.Choice(SORTS), default="tube", show_default=True)
-@click.option(
-    "--all", "show_all", is_flag=True, help="list the worker's failure-record tubes (TUBE.failed.ID) as tubes too"
-)
-def top_command(once: bool, interval: float, pause_seconds: int, sort: str, show_all: bool) -> None:
+@SHOW_ALL
+@pass_ctx
+def top_command(ctx: Ctx, once: bool, interval: float, pause_seconds: int, sort: str, show_all: bool) -> None:
     """A live view of every tube on every server (q quit, s sort, k kick, p pause)."""
-    ctx = click.get_current_context().find_object(Ctx)
-    if ctx is None:
-        raise RuntimeError("top ran outside the beanstalkm group")
-    sampler = Sampler(ctx)
     if once:
-        first = sampler.sample()
+        first = sample_servers(ctx)
         if all(s.stats is None for s in first):
             raise Unreachable("no server reachable: " + ", ".join(s.url for s in ctx.servers))
         time.sleep(interval)
-        current = sampler.sample()
+        current = sample_servers(ctx)
         table_rows = _sorted(rows(first, current, show_all), sort)
         ctx.partial = any(s.stats is None for s in current)
         if ctx.json_output:
@@ -448,9 +391,9 @@ def top_command(once: bool, interval: float, pause_seconds: int, sort: str, show
             ctx.console().print(frame(ctx, current, table_rows, None))
         return
     view = View(sort=sort)
-    previous = sampler.sample()
+    previous = sample_servers(ctx)
     table_rows = _sorted(rows(None, previous, show_all), view.sort)
-    with _keys() as keys, Live(frame(ctx, previous, table_rows, view), screen=True, auto_refresh=False) as live:
+    with KeyReader() as keys, Live(frame(ctx, previous, table_rows, view), screen=True, auto_refresh=False) as live:
         due = time.monotonic() + interval
         while True:
             key = keys.read(due - time.monotonic())
@@ -461,7 +404,7 @@ def top_command(once: bool, interval: float, pause_seconds: int, sort: str, show
                 table_rows = _sorted(table_rows, view.sort)
                 live.update(frame(ctx, previous, table_rows, view), refresh=True)
                 continue
-            current = sampler.sample()
+            current = sample_servers(ctx)
             table_rows = _sorted(rows(previous, current, show_all), view.sort)
             if table_rows:
                 view.selected = min(view.selected, len(table_rows) - 1)

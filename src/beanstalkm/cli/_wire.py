@@ -1,21 +1,11 @@
-"""The bulk commands' own connection to a server: batches written ahead of their replies, replies raw.
+"""The bulk commands' own connection to a server: batches written ahead of their replies, replies raw
+(docs/cli.md, "Bulk commands are pipelined").
 
-``flush``, ``export`` and ``tubes`` send one or two commands per job (or tube), ``BATCH`` to a write.
-Through a ``Pipeline`` each batch is written, then every reply read and decoded (a ``Message`` and
-its envelope per ``peek``, a ``NotFound`` per missing id), and only then is the next batch written:
-beanstalkd idles while the client decodes, and the client while beanstalkd works, so a job costs the
-sum of both sides' CPU (docs/cli.md, "The capacity model"). A :class:`Wire` keeps ``DEPTH`` batches in
-flight: beanstalkd works through the next batch while the client reads the last one, and each reply is
-handed back as the reader framed it (status, arguments, body bytes) for the command to read only what
-it needs.
-
-It is no second protocol implementation. Every byte goes through the library's transport
-(``SocketTransport``: connecting, TLS, UNIX sockets, and the duplex write that reads replies while it
-writes, so it never deadlocks with a server whose replies go unread); every reply is framed and
-bounded by the library's ``ReplyReader``; any reply but a command's success or ``NOT_FOUND`` goes to
-that command's generated decoder, which raises its typed error (``CorruptJob`` for a damaged job,
-``OutOfMemory``, ...). The connection is the command's own, opened to the server of the command's
-``Client`` with its settings, and closed after: after any failure it is never reused out of step.
+Through a ``Pipeline`` each batch is written, then every reply read and decoded, and only then the next
+batch written, so each side idles while the other works. A :class:`Wire` keeps ``DEPTH`` batches in
+flight and hands each reply back as the library's ``ReplyReader`` framed it. It is no second protocol
+implementation: every byte goes through the library's ``SocketTransport``, and any reply but a command's
+success or ``NOT_FOUND`` goes to that command's generated decoder, which raises its typed error.
 """
 
 from __future__ import annotations
@@ -45,7 +35,7 @@ reads the other."""
 
 
 def stats_job_line(job_id: int) -> bytes:
-    """``stats-job <id>``, as ``commands.stats_job`` encodes it (``tests/cli/test_wire.py`` checks);
+    """``stats-job <id>``, as ``commands.stats_job`` encodes it (``tests/cli/test_bulk.py`` checks);
     the id is one the command computed (1..2**64-1), so the check is not repeated per job."""
     return b"stats-job %d\r\n" % job_id
 
@@ -89,11 +79,6 @@ class Wire:
         self._session = Session()
         self._reader: ReplyReader = _c.new_reader()
         self._inflight: deque[int] = deque()
-
-    @property
-    def in_flight(self) -> int:
-        """Batches written whose replies are not read yet."""
-        return len(self._inflight)
 
     def send(self, data: bytes, replies: int) -> None:
         """Write a batch of ``replies`` commands (every one answered)."""
@@ -173,13 +158,13 @@ class Plan(Protocol):
         ...
 
 
-def drive(wire: Wire, plan: Plan, depth: int = DEPTH, progress: Callable[[int], object] | None = None) -> None:
-    """Run ``plan`` on ``wire``: up to ``depth`` batches in flight, each read in turn, until the plan has
+def drive(wire: Wire, plan: Plan, progress: Callable[[int], object] | None = None) -> None:
+    """Run ``plan`` on ``wire``: up to ``DEPTH`` batches in flight, each read in turn, until the plan has
     nothing more to send and every batch written is read. ``progress`` is told how many commands each
     batch read held."""
     pending: deque[Batch] = deque()
     while True:
-        while len(pending) < depth:
+        while len(pending) < DEPTH:
             batch = plan.next_batch()
             if batch is None or not len(batch):
                 break
