@@ -105,6 +105,8 @@ def test_move_across_servers(server_factory: ServerFactory) -> None:
     dead_url = url(dead)
     dead.stop()
     assert run("move", "x", "y", "--to", dead_url, servers=[a]).code == 3
+    two = run("move", "x", "y", "--to", f"{url(a)},{url(b)}", servers=[a])  # one destination, not a list
+    assert two.code == 2 and "--to" in two.err and "must be one server URL" in two.err
 
 
 def test_import_of_hand_written_lines(server: BeanstalkdServer) -> None:

@@ -747,9 +747,12 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
     target: Client | None = None
     if to_url is not None:
         try:
-            (to_server,) = parse_servers([to_url])
+            servers = parse_servers([to_url])
         except InvalidArgument as exc:  # a malformed URL
             raise click.BadParameter(str(exc), param_hint="--to") from None
+        if len(servers) != 1:  # a comma-separated list, or only commas
+            raise click.BadParameter(f"{to_url!r} must be one server URL", param_hint="--to")
+        (to_server,) = servers
         try:
             target = connect(to_server, ctx.timeout)
         except SocketError as exc:
