@@ -6,6 +6,7 @@ binlog); SIGTERM still releases the running job at its own priority and exits 0.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections import Counter
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from beanstalkm import Client, Cluster, Message, NotFound, Worker
+from beanstalkm import Client, Cluster, FailureRecord, Message, NotFound, SocketError, Worker
 from beanstalkm.aio import AsyncCluster, AsyncMessage, AsyncWorker
 from beanstalkm.testing import BeanstalkdServer, ServerFactory
 
@@ -115,6 +116,43 @@ def test_urls_given_by_configure_replace_host_and_port(server_factory: ServerFac
     assert run_worker(worker, burst=True).succeeded == 9
     assert seen == Counter(dict.fromkeys(urls, 3))
     assert all(_ready_and_reserved(s, "t") == 0 for s in servers)
+
+
+@pytest.mark.parametrize("flavour", ["threads", "tasks"])
+def test_failures_reads_every_servers_records(server_factory: ServerFactory, flavour: str) -> None:
+    """``worker.failures(tube)`` with several servers: each server's records (the same job ids on
+    each), every record naming its server; a server down is an error, never a silent half answer."""
+    servers = [server_factory() for _ in range(2)]
+    urls = [url(s) for s in servers]
+    for srv in servers:
+        with Client(srv.host, srv.port) as client:
+            client.put_many([{"n": n} for n in range(2)], tube="t")
+    worker: Worker | AsyncWorker
+    if flavour == "threads":
+        worker = Worker(urls, concurrency=1)
+
+        @worker.handler("t", retries=0)
+        def handle(message: Message) -> None:
+            raise ValueError(f"bad {message.uid}")
+    else:
+        worker = AsyncWorker(urls, concurrency=1)
+
+        @worker.handler("t", retries=0)
+        async def handle_async(message: AsyncMessage) -> None:
+            raise ValueError(f"bad {message.uid}")
+
+    assert run_worker(worker, burst=True).buried == 4
+
+    def failures() -> list[FailureRecord]:
+        return worker.failures("t") if isinstance(worker, Worker) else asyncio.run(worker.failures("t"))
+
+    records = failures()
+    assert [(r.server, r.job_id, r.state, r.message) for r in records] == [
+        (u, uid, "buried", f"bad {uid}") for u in urls for uid in (1, 2)
+    ]
+    servers[1].stop()
+    with pytest.raises(SocketError):
+        failures()
 
 
 def _put_soak(servers: list[BeanstalkdServer], per_server: int, sleep: float) -> dict[int, int]:

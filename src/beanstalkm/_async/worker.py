@@ -359,12 +359,25 @@ class AsyncWorker:
         return client
 
     async def failures(self, tube: str) -> list[FailureRecord]:
-        """The failure records of ``tube``'s buried jobs, by job id, each with its job's ``state`` now."""
-        client = self._connect(0)
-        try:
-            return await list_records(client, tube)
-        finally:
-            await client.close()
+        """The failure records of ``tube``'s buried jobs, by job id, each with its job's ``state`` now
+        and its ``server``: every server the worker consumes, in their order (a server that cannot be
+        reached raises ``SocketError``, never a silent part of the answer)."""
+        urls = self._urls if self._urls is not None else default_urls() if self._source is None else None
+        if urls is None or self._named and self._urls is None:
+            makers: list[Callable[[], AsyncClient]] = [functools.partial(self._connect, 0)]
+        else:
+            makers = [
+                functools.partial(AsyncClient.from_url, url, timeout=self._timeout, validate=self._validate)
+                for url in urls
+            ]
+        records: list[FailureRecord] = []
+        for make in makers:
+            client = make()
+            try:
+                records += [dataclasses.replace(r, server=client.url) for r in await list_records(client, tube)]
+            finally:
+                await client.close()
+        return records
 
     # -- running ---------------------------------------------------------------
 

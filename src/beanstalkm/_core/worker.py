@@ -387,7 +387,8 @@ class FailureRecord:
     it was buried; ``host``, ``pid`` and ``time`` (seconds since the epoch) the burying worker's.
     ``record_id`` is the record's own job id (0 before it is stored); ``state`` is the buried job's
     state when the record was read (``"buried"``; ``"ready"``, ``"delayed"`` or ``"reserved"`` once
-    retried; ``"gone"`` once deleted), ``None`` when not asked.
+    retried; ``"gone"`` once deleted), ``None`` when not asked. ``server`` is the URL of the server
+    that holds the record and its job (job ids are per server), set by ``worker.failures``.
     """
 
     job_id: int
@@ -405,6 +406,7 @@ class FailureRecord:
     time: float
     record_id: int = 0
     state: str | None = None
+    server: str | None = None
 
     @classmethod
     def of(
@@ -435,9 +437,9 @@ class FailureRecord:
         )
 
     def to_json(self) -> dict[str, object]:
-        """The record as stored (without ``record_id`` and ``state``, which the server knows)."""
+        """The record as stored (without ``record_id``, ``state`` and ``server``, which the server knows)."""
         data = dataclasses.asdict(self)
-        del data["record_id"], data["state"]
+        del data["record_id"], data["state"], data["server"]
         data[RECORD_MARK] = 1
         return data
 

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 929626c931dc2fb9ac3124ec14a16dd1631f4e57331051d676475e04149a785e). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 cdf0d3e18c3ded1218aef7ef2e9cba460297b8fe6037efdb6427aaab1e036691). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -341,12 +341,24 @@ class Worker:
         return client
 
     def failures(self, tube: str) -> list[FailureRecord]:
-        """The failure records of ``tube``'s buried jobs, by job id, each with its job's ``state`` now."""
-        client = self._connect(0)
-        try:
-            return list_records(client, tube)
-        finally:
-            client.close()
+        """The failure records of ``tube``'s buried jobs, by job id, each with its job's ``state`` now
+        and its ``server``: every server the worker consumes, in their order (a server that cannot be
+        reached raises ``SocketError``, never a silent part of the answer)."""
+        urls = self._urls if self._urls is not None else default_urls() if self._source is None else None
+        if urls is None or self._named and self._urls is None:
+            makers: list[Callable[[], Client]] = [functools.partial(self._connect, 0)]
+        else:
+            makers = [
+                functools.partial(Client.from_url, url, timeout=self._timeout, validate=self._validate) for url in urls
+            ]
+        records: list[FailureRecord] = []
+        for make in makers:
+            client = make()
+            try:
+                records += [dataclasses.replace(r, server=client.url) for r in list_records(client, tube)]
+            finally:
+                client.close()
+        return records
 
     # -- running ---------------------------------------------------------------
 
