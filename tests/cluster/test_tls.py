@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from beanstalkm import Client, SocketError
-from beanstalkm.aio import AsyncClient
+from beanstalkm import Client, Cluster, Message, SocketError, Worker
+from beanstalkm.aio import AsyncClient, AsyncCluster, AsyncMessage, AsyncWorker
 from beanstalkm.testing import BeanstalkdServer
+from worker.test_worker import run_worker
 
 from ._tls import TLSProxy, self_signed
 
@@ -79,3 +80,34 @@ def test_hostname_is_checked(tls: tuple[TLSProxy, ssl.SSLContext]) -> None:
     proxy, context = tls  # the certificate names localhost, not 127.0.0.1
     with pytest.raises(SocketError, match="TLS certificate was refused"):
         Client.from_url(f"beanstalks://127.0.0.1:{proxy.port}", ssl=context, timeout=10)
+
+
+@pytest.mark.parametrize("flavour", ["threads", "tasks"])
+def test_a_worker_over_a_tls_cluster_uses_the_clusters_context(
+    tls: tuple[TLSProxy, ssl.SSLContext], flavour: str
+) -> None:
+    """A ``Worker`` given a ``Cluster`` opens its own connections with the cluster's TLS context (the
+    certificate here is trusted only by that context, not by the default one)."""
+    proxy, context = tls
+    url = f"beanstalks://localhost:{proxy.port}"
+    with Cluster([url], ssl=context, timeout=10) as cluster:
+        cluster.put_many([{"n": n} for n in range(3)], tube="tls-work")
+    seen: list[int] = []
+    worker: Worker | AsyncWorker
+    if flavour == "threads":
+        worker = Worker(Cluster([url], ssl=context, timeout=10))
+
+        @worker.handler("tls-work")
+        def handle(message: Message) -> None:
+            seen.append(message.body["n"])
+    else:
+        worker = AsyncWorker(AsyncCluster([url], ssl=context, timeout=10))
+
+        @worker.handler("tls-work")
+        async def handle_async(message: AsyncMessage) -> None:
+            seen.append(message.body["n"])
+
+    stats = run_worker(worker, burst=True)
+    assert sorted(seen) == [0, 1, 2] and stats.succeeded == 3 and stats.connection_errors == 0
+    failures = worker.failures("tls-work") if isinstance(worker, Worker) else asyncio.run(worker.failures("tls-work"))
+    assert failures == []

@@ -171,6 +171,11 @@ class AsyncCluster:
         return [s.url for s in self._servers]
 
     @property
+    def ssl(self) -> SSLContext | None:
+        """The TLS context given for the ``beanstalks://`` servers (None: the default, verifying)."""
+        return self._ssl
+
+    @property
     def servers(self) -> list[ServerHealth]:
         """Each server's URL and health: up or down, since when, the last error, the next try."""
         now = time.monotonic()

@@ -23,6 +23,7 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from ssl import SSLContext
 from typing import Any, TypeVar
 
 from beanstalkm._async import ASYNC
@@ -231,9 +232,10 @@ class AsyncWorker:
         if source is not None or not hasattr(self, "_source"):
             self._urls: list[str] | None = None
             self._source: AsyncClient | Callable[[], AsyncClient] | None = None
+            self._ssl: SSLContext | None = None
             if isinstance(source, AsyncCluster):  # each slot a connection to one of its servers, in turn
                 self._urls = source.urls
-                self._timeout, self._validate = source.timeout, source.validate
+                self._timeout, self._validate, self._ssl = source.timeout, source.validate, source.ssl
             elif isinstance(source, (str, list, tuple)):
                 self._urls = [str(url) for url in parse_urls(source, "source")]
             elif source is None or isinstance(source, AsyncClient) or callable(source):
@@ -332,17 +334,19 @@ class AsyncWorker:
         if self._source is not None or (self._named and self._urls is None) or len(urls) <= self.concurrency:
             client = self._connect(index)
             return [(client.url, lambda: client)]
-        return [
-            (url, functools.partial(AsyncClient.from_url, url, timeout=self._timeout, validate=self._validate))
-            for url in urls[index :: self.concurrency]
-        ]
+        return [(url, functools.partial(self._from_url, url)) for url in urls[index :: self.concurrency]]
+
+    def _from_url(self, url: str) -> AsyncClient:
+        """A new connection to ``url`` with the worker's settings (a cluster's TLS context for ``beanstalks://``)."""
+        ssl = self._ssl if url.startswith("beanstalks://") else None
+        return AsyncClient.from_url(url, timeout=self._timeout, validate=self._validate, ssl=ssl)
 
     def _connect(self, index: int) -> AsyncClient:
         """A new connection for slot ``index``: the URLs (or the cluster's servers) are taken in turn."""
         source = self._source
         if source is None and (self._urls is not None or not self._named):
             urls = self._urls if self._urls is not None else default_urls()
-            return AsyncClient.from_url(urls[index % len(urls)], timeout=self._timeout, validate=self._validate)
+            return self._from_url(urls[index % len(urls)])
         if source is None:
             return AsyncClient(
                 self._host, self._port, self._timeout, unix_socket=self._unix_socket, validate=self._validate
@@ -362,14 +366,12 @@ class AsyncWorker:
         """The failure records of ``tube``'s buried jobs, by job id, each with its job's ``state`` now
         and its ``server``: every server the worker consumes, in their order (a server that cannot be
         reached raises ``SocketError``, never a silent part of the answer)."""
-        urls = self._urls if self._urls is not None else default_urls() if self._source is None else None
-        if urls is None or self._named and self._urls is None:
+        given = self._urls is not None or self._source is not None or self._named
+        urls = self._urls if given else default_urls()
+        if urls is None:  # a client, a callable, or host/port: the one connection a slot would get
             makers: list[Callable[[], AsyncClient]] = [functools.partial(self._connect, 0)]
         else:
-            makers = [
-                functools.partial(AsyncClient.from_url, url, timeout=self._timeout, validate=self._validate)
-                for url in urls
-            ]
+            makers = [functools.partial(self._from_url, url) for url in urls]
         records: list[FailureRecord] = []
         for make in makers:
             client = make()

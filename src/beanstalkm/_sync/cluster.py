@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 2172d019b1aea1c0d5eadb318676a9325a73ab85c37e56c5103fd425f3653602). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 1b93154fd946377e847d8801311dab966229b71dae6b6f684b263560ea3e17fb). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -163,6 +163,11 @@ class Cluster:
     def urls(self) -> list[str]:
         """The servers' URLs (canonical), in the order given."""
         return [s.url for s in self._servers]
+
+    @property
+    def ssl(self) -> SSLContext | None:
+        """The TLS context given for the ``beanstalks://`` servers (None: the default, verifying)."""
+        return self._ssl
 
     @property
     def servers(self) -> list[ServerHealth]:

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 cdf0d3e18c3ded1218aef7ef2e9cba460297b8fe6037efdb6427aaab1e036691). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 8c0fca33f33b699398e65581c082f119ef48f2ace2a5699249ffe7ba621824dc). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -16,6 +16,7 @@ import random
 import signal
 import time
 from collections.abc import Callable, Sequence
+from ssl import SSLContext
 from typing import Any, TypeVar
 
 from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
@@ -219,9 +220,10 @@ class Worker:
         if source is not None or not hasattr(self, "_source"):
             self._urls: list[str] | None = None
             self._source: Client | Callable[[], Client] | None = None
+            self._ssl: SSLContext | None = None
             if isinstance(source, Cluster):  # each slot a connection to one of its servers, in turn
                 self._urls = source.urls
-                self._timeout, self._validate = source.timeout, source.validate
+                self._timeout, self._validate, self._ssl = source.timeout, source.validate, source.ssl
             elif isinstance(source, (str, list, tuple)):
                 self._urls = [str(url) for url in parse_urls(source, "source")]
             elif source is None or isinstance(source, Client) or callable(source):
@@ -318,17 +320,19 @@ class Worker:
         if self._source is not None or (self._named and self._urls is None) or len(urls) <= self.concurrency:
             client = self._connect(index)
             return [(client.url, lambda: client)]
-        return [
-            (url, functools.partial(Client.from_url, url, timeout=self._timeout, validate=self._validate))
-            for url in urls[index :: self.concurrency]
-        ]
+        return [(url, functools.partial(self._from_url, url)) for url in urls[index :: self.concurrency]]
+
+    def _from_url(self, url: str) -> Client:
+        """A new connection to ``url`` with the worker's settings (a cluster's TLS context for ``beanstalks://``)."""
+        ssl = self._ssl if url.startswith("beanstalks://") else None
+        return Client.from_url(url, timeout=self._timeout, validate=self._validate, ssl=ssl)
 
     def _connect(self, index: int) -> Client:
         """A new connection for slot ``index``: the URLs (or the cluster's servers) are taken in turn."""
         source = self._source
         if source is None and (self._urls is not None or not self._named):
             urls = self._urls if self._urls is not None else default_urls()
-            return Client.from_url(urls[index % len(urls)], timeout=self._timeout, validate=self._validate)
+            return self._from_url(urls[index % len(urls)])
         if source is None:
             return Client(self._host, self._port, self._timeout, unix_socket=self._unix_socket, validate=self._validate)
         if isinstance(source, Client):
@@ -344,13 +348,12 @@ class Worker:
         """The failure records of ``tube``'s buried jobs, by job id, each with its job's ``state`` now
         and its ``server``: every server the worker consumes, in their order (a server that cannot be
         reached raises ``SocketError``, never a silent part of the answer)."""
-        urls = self._urls if self._urls is not None else default_urls() if self._source is None else None
-        if urls is None or self._named and self._urls is None:
+        given = self._urls is not None or self._source is not None or self._named
+        urls = self._urls if given else default_urls()
+        if urls is None:  # a client, a callable, or host/port: the one connection a slot would get
             makers: list[Callable[[], Client]] = [functools.partial(self._connect, 0)]
         else:
-            makers = [
-                functools.partial(Client.from_url, url, timeout=self._timeout, validate=self._validate) for url in urls
-            ]
+            makers = [functools.partial(self._from_url, url) for url in urls]
         records: list[FailureRecord] = []
         for make in makers:
             client = make()
