@@ -908,6 +908,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _fail(f"connection lost: {exc}", EXIT_UNREACHABLE, debug)
     except BeanstalkmException as exc:
         return _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED, debug)
+    except KeyboardInterrupt:  # a Ctrl-C outside click's own handling (while it reports one, say)
+        return _fail("interrupted", 130, False)
     except Exception as exc:
         return _fail(f"internal error: {type(exc).__name__}: {exc} (--debug shows the traceback)", EXIT_FAILED, debug)
     return result if isinstance(result, int) else EXIT_OK
