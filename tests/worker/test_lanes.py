@@ -34,6 +34,31 @@ def _ready_and_reserved(server: BeanstalkdServer, tube: str) -> int:
         return stats.current_jobs_ready + stats.current_jobs_reserved + stats.current_jobs_delayed
 
 
+def _servers_with_jobs(
+    server_factory: ServerFactory, count: int, per_server: int
+) -> tuple[list[BeanstalkdServer], list[str]]:
+    """``count`` servers with ``per_server`` jobs each in tube ``t`` (the same ids on each), and their URLs."""
+    servers = [server_factory() for _ in range(count)]
+    for srv in servers:
+        with Client(srv.host, srv.port) as client:
+            client.put_many([{"n": n} for n in range(per_server)], tube="t")
+    return servers, [url(s) for s in servers]
+
+
+def _count_servers(worker: Worker | AsyncWorker) -> Counter[str]:
+    """A handler for ``t`` in the worker's flavour counting the jobs of each server; the counter."""
+    seen: Counter[str] = Counter()
+    if isinstance(worker, Worker):
+        worker.handler("t")(lambda message: seen.update([message.server]))
+    else:
+
+        @worker.handler("t")
+        async def handle(message: AsyncMessage) -> None:
+            seen.update([message.server])
+
+    return seen
+
+
 @pytest.mark.parametrize("concurrency", [1, 2])
 @pytest.mark.parametrize("flavour", ["threads", "tasks"])
 def test_every_servers_jobs_are_processed_exactly_once(
@@ -69,24 +94,10 @@ def test_every_servers_jobs_are_processed_exactly_once(
 
 @pytest.mark.parametrize("flavour", ["threads", "tasks"])
 def test_a_cluster_of_three_servers_with_one_slot(server_factory: ServerFactory, flavour: str) -> None:
-    servers = [server_factory() for _ in range(3)]
-    urls = [url(s) for s in servers]
-    for srv in servers:
-        with Client(srv.host, srv.port) as client:
-            client.put_many([{"n": n} for n in range(3)], tube="t")
-    seen: Counter[str] = Counter()
+    _, urls = _servers_with_jobs(server_factory, 3, 3)
     source: Any = Cluster(urls) if flavour == "threads" else AsyncCluster(urls)
-    worker: Worker | AsyncWorker
-    if flavour == "threads":
-        worker = Worker(source)
-        worker.handler("t")(lambda message: seen.update([message.server]))
-    else:
-        worker = AsyncWorker(source)
-
-        @worker.handler("t")
-        async def handle(message: AsyncMessage) -> None:
-            seen.update([message.server])
-
+    worker = Worker(source) if flavour == "threads" else AsyncWorker(source)
+    seen = _count_servers(worker)
     assert run_worker(worker, burst=True).succeeded == 9
     assert seen == Counter(dict.fromkeys(urls, 3))
 
@@ -95,23 +106,10 @@ def test_a_cluster_of_three_servers_with_one_slot(server_factory: ServerFactory,
 def test_urls_given_by_configure_replace_host_and_port(server_factory: ServerFactory, flavour: str) -> None:
     """``configure(source=urls)`` on a worker made with ``host``/``port`` (as ``beanstalkm worker -s`` does):
     its one slot still reserves from every server of the list, none left unconsumed."""
-    servers = [server_factory() for _ in range(3)]
-    urls = [url(s) for s in servers]
-    for srv in servers:
-        with Client(srv.host, srv.port) as client:
-            client.put_many([{"n": n} for n in range(3)], tube="t")
-    seen: Counter[str] = Counter()
-    worker: Worker | AsyncWorker
-    if flavour == "threads":
-        worker = Worker(host=servers[0].host, port=servers[0].port)
-        worker.handler("t")(lambda message: seen.update([message.server]))
-    else:
-        worker = AsyncWorker(host=servers[0].host, port=servers[0].port)
-
-        @worker.handler("t")
-        async def handle(message: AsyncMessage) -> None:
-            seen.update([message.server])
-
+    servers, urls = _servers_with_jobs(server_factory, 3, 3)
+    cls = Worker if flavour == "threads" else AsyncWorker
+    worker = cls(host=servers[0].host, port=servers[0].port)
+    seen = _count_servers(worker)
     worker.configure(source=urls)
     assert run_worker(worker, burst=True).succeeded == 9
     assert seen == Counter(dict.fromkeys(urls, 3))
@@ -122,11 +120,7 @@ def test_urls_given_by_configure_replace_host_and_port(server_factory: ServerFac
 def test_failures_reads_every_servers_records(server_factory: ServerFactory, flavour: str) -> None:
     """``worker.failures(tube)`` with several servers: each server's records (the same job ids on
     each), every record naming its server; a server down is an error, never a silent half answer."""
-    servers = [server_factory() for _ in range(2)]
-    urls = [url(s) for s in servers]
-    for srv in servers:
-        with Client(srv.host, srv.port) as client:
-            client.put_many([{"n": n} for n in range(2)], tube="t")
+    servers, urls = _servers_with_jobs(server_factory, 2, 2)
     worker: Worker | AsyncWorker
     if flavour == "threads":
         worker = Worker(urls, concurrency=1)
