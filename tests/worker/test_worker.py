@@ -268,6 +268,27 @@ def test_retry_after_and_bury_job(server: BeanstalkdServer, flavour: str) -> Non
         )
 
 
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize(("seconds", "delay"), [(2, 2), (2.5, 3), (2.0000000001, 3), (0.2, 1), (0, 0)])
+def test_retry_after_rounds_up_to_whole_seconds(
+    server: BeanstalkdServer, flavour: str, seconds: float, delay: int
+) -> None:
+    with Client(server.host, server.port) as client:
+        job = client.put({"n": 1}, tube="t").uid
+        worker = make_worker(flavour, server)
+        asked: list[int] = []
+        worker.on_retry(lambda message, error, given: asked.append(given))
+
+        def body(message: Any) -> None:
+            raise RetryAfter(seconds)
+
+        register(worker, "t", body, retries=5)
+        assert run_worker(worker, max_jobs=1).retried == 1
+        assert asked == [delay]
+        stats = client.queue.stats_job(job)
+        assert (stats.state, stats.delay) == ("delayed" if delay else "ready", delay)
+
+
 def test_a_kicked_job_gets_a_fresh_budget_and_its_record_goes_on_success(server: BeanstalkdServer) -> None:
     with Client(server.host, server.port) as client:
         job = client.put({"n": 1}, tube="t").uid

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import math
 import random
 import signal
 import time
@@ -961,7 +962,7 @@ class AsyncWorker:
             await self._bury(slot, job, "raised", error, f"{type(error).__name__}: {error}")
             return
         if isinstance(error, RetryAfter):
-            delay = min(2**32 - 1, int(error.seconds + 0.999999))
+            delay = math.ceil(error.seconds)  # whole seconds, never shorter than asked (as the backoff)
         else:
             try:
                 delay = backoff_delay(options.backoff, job.attempts, self._rng)

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 8c0fca33f33b699398e65581c082f119ef48f2ace2a5699249ffe7ba621824dc). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 2eb6e625462e353fdfc2c86b5a333cc8a329fdc63c55f7eab540cb12c3e8b43e). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import math
 import random
 import signal
 import time
@@ -939,7 +940,7 @@ class Worker:
             self._bury(slot, job, "raised", error, f"{type(error).__name__}: {error}")
             return
         if isinstance(error, RetryAfter):
-            delay = min(2**32 - 1, int(error.seconds + 0.999999))
+            delay = math.ceil(error.seconds)  # whole seconds, never shorter than asked (as the backoff)
         else:
             try:
                 delay = backoff_delay(options.backoff, job.attempts, self._rng)
