@@ -6,13 +6,14 @@ the slot counts a connection error and goes on, and the job runs once on a later
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from beanstalkm import Client, Message, NotFound, Worker
+from beanstalkm import Client, FailureRecord, Message, NotFound, Worker
 from beanstalkm._core.worker import record_tube
 from beanstalkm.aio import AsyncMessage, AsyncWorker
 from beanstalkm.testing import BeanstalkdServer
@@ -129,3 +130,46 @@ def test_a_connection_lost_during_the_record_lookup_hands_the_job_back_and_the_s
         with pytest.raises(NotFound):  # deleted: nothing left to run again
             client.queue.stats_job(kicked_job)
         assert client.queue.stats().total_jobs == 1  # and no copy was ever put
+
+
+@pytest.mark.parametrize("flavour", ["threads", "tasks"])
+def test_a_record_left_behind_by_a_lost_delete_does_not_hide_the_newer_one(
+    server: BeanstalkdServer, flavour: str
+) -> None:
+    """A kicked job buried again: its new record is stored, the job buried, and the old record's delete
+    is cut with the connection. The job is counted buried, and the newer record is the one read."""
+    cls = Worker if flavour == "threads" else AsyncWorker
+
+    def failing(worker: Worker | AsyncWorker, text: str) -> None:
+        if isinstance(worker, Worker):
+
+            @worker.handler("t", retries=0)
+            def handle(message: Message) -> None:
+                raise ValueError(text)
+        else:
+
+            @worker.handler("t", retries=0)
+            async def handle_async(message: AsyncMessage) -> None:
+                raise ValueError(text)
+
+    def records(worker: Worker | AsyncWorker) -> list[FailureRecord]:
+        return worker.failures("t") if isinstance(worker, Worker) else asyncio.run(worker.failures("t"))
+
+    with Client(server.host, server.port) as client:
+        job = client.put({"n": 1}, tube="t").uid
+        first = cls(host=server.host, port=server.port)
+        failing(first, "first")
+        assert run_worker(first, burst=True).buried == 1
+        [old] = records(first)
+        client.queue.kick_job(job)
+        proxy = CuttingProxy(server, f"delete {old.record_id}\r\n".encode("ascii"))
+        try:
+            second = cls(host="127.0.0.1", port=proxy.port)
+            failing(second, "second")
+            stats = run_worker(second, burst=True)
+        finally:
+            proxy.close()
+        assert proxy.cuts == 1 and stats.buried == 1  # buried, though the old record's delete was lost
+        assert client.queue.stats_tube(record_tube("t", job)).current_jobs_ready == 2  # the old one is left
+        [shown] = records(first)
+        assert (shown.job_id, shown.message, shown.kicks, shown.state) == (job, "second", 1, "buried")

@@ -21,12 +21,19 @@ from beanstalkm._generated.stats import JobStats
 
 RECORD_TTR = 60
 """The record jobs' time to run (nobody reserves them)."""
+RECORD_PRIORITY = 2**31
+"""A first record's priority in its record tube; each later one of the same job is more urgent."""
 
 
 async def store_record(client: AsyncClient, record: FailureRecord) -> int:
-    """Put ``record`` into its record tube; its record job's id."""
+    """Put ``record`` into its record tube; its record job's id.
+
+    Its priority falls as the job's ``kicks`` grow (a job is buried again only after a kick), so the
+    newest record is the one ``peek-ready`` shows when an older one was left behind (its delete lost
+    with a connection)."""
+    priority = max(0, RECORD_PRIORITY - record.kicks)
     message = await client.put(
-        record.to_json(), tube=record_tube(record.tube, record.job_id), priority=0, ttr=RECORD_TTR
+        record.to_json(), tube=record_tube(record.tube, record.job_id), priority=priority, ttr=RECORD_TTR
     )
     return message.uid
 

@@ -920,12 +920,7 @@ class AsyncWorker:
             return
         self._deleted(job, None)
         if job.record is not None:  # a kicked job that succeeded: its record is done with
-            try:
-                await delete_record(job.client, job.record)
-            except SocketError as exc:
-                logger.warning(
-                    "job %d: its failure record %d was not deleted: %s", message.uid, job.record.record_id, exc
-                )
+            await _drop_record(job.client, job.record)
 
     def _deleted(self, job: _Job, result: object) -> None:
         message = job.message
@@ -1008,12 +1003,12 @@ class AsyncWorker:
                     await job.client.queue.delete(record_id)
                     self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
                     return
-                if job.record is not None:
-                    await delete_record(job.client, job.record)
             except (SocketError, NotFound) as exc:
                 self._count("connection_errors")
                 logger.warning("job %d (%s): bury failed: %s", message.uid, job.options.tube, exc)
                 return
+            if job.record is not None:  # buried: the record it replaces is done with
+                await _drop_record(job.client, job.record)
         self._buried(dataclasses.replace(record, record_id=record_id), message)
 
     async def _bury_unreadable(self, client: AsyncClient, job_id: int, message: AsyncMessage | None, why: str) -> None:
@@ -1026,12 +1021,12 @@ class AsyncWorker:
             record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
             record_id = await store_record(client, record)
             await queue.bury(job_id, stats.pri)
-            if old is not None:
-                await delete_record(client, old)
         except (NotFound, SocketError) as exc:
             self._count("connection_errors")
             logger.warning("job %d: could not bury its unreadable body: %s", job_id, exc)
             return
+        if old is not None:
+            await _drop_record(client, old)
         if message is not None:
             message.reserved = False
         self._count("invalid")
@@ -1128,6 +1123,15 @@ class AsyncWorker:
             except Exception:
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
+
+
+async def _drop_record(client: AsyncClient, record: FailureRecord) -> None:
+    """Delete a job's failure record that is done with; one left behind (a lost connection) is logged,
+    and the newer record stays the one read (``store_record``'s priorities)."""
+    try:
+        await delete_record(client, record)
+    except SocketError as exc:
+        logger.warning("job %d: its failure record %d was not deleted: %s", record.job_id, record.record_id, exc)
 
 
 def _counters(stats: WorkerStats) -> str:

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/failures.py (sha256 1098998d7934f3c4aebbec5f138d614233a98aa379040d57fbc8838fc1cb4575). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/failures.py (sha256 e0d9260017995a121bd955bd8a5191b629919ca1f45c62c516e86d5df9859f79). DO NOT EDIT; edit the source and run `make generate`.
 """Failure records: stored, found, listed, retried and purged, in beanstalkd itself (docs/worker.md).
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -21,11 +21,20 @@ from beanstalkm._sync.message import Message
 
 RECORD_TTR = 60
 """The record jobs' time to run (nobody reserves them)."""
+RECORD_PRIORITY = 2**31
+"""A first record's priority in its record tube; each later one of the same job is more urgent."""
 
 
 def store_record(client: Client, record: FailureRecord) -> int:
-    """Put ``record`` into its record tube; its record job's id."""
-    message = client.put(record.to_json(), tube=record_tube(record.tube, record.job_id), priority=0, ttr=RECORD_TTR)
+    """Put ``record`` into its record tube; its record job's id.
+
+    Its priority falls as the job's ``kicks`` grow (a job is buried again only after a kick), so the
+    newest record is the one ``peek-ready`` shows when an older one was left behind (its delete lost
+    with a connection)."""
+    priority = max(0, RECORD_PRIORITY - record.kicks)
+    message = client.put(
+        record.to_json(), tube=record_tube(record.tube, record.job_id), priority=priority, ttr=RECORD_TTR
+    )
     return message.uid
 
 

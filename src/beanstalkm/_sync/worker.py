@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 2eb6e625462e353fdfc2c86b5a333cc8a329fdc63c55f7eab540cb12c3e8b43e). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 edd6221a4b8107a16e915409dea92e479d5526dd0388de78feea13ea2c157981). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -898,12 +898,7 @@ class Worker:
             return
         self._deleted(job, None)
         if job.record is not None:  # a kicked job that succeeded: its record is done with
-            try:
-                delete_record(job.client, job.record)
-            except SocketError as exc:
-                logger.warning(
-                    "job %d: its failure record %d was not deleted: %s", message.uid, job.record.record_id, exc
-                )
+            _drop_record(job.client, job.record)
 
     def _deleted(self, job: _Job, result: object) -> None:
         message = job.message
@@ -986,12 +981,12 @@ class Worker:
                     job.client.queue.delete(record_id)
                     self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
                     return
-                if job.record is not None:
-                    delete_record(job.client, job.record)
             except (SocketError, NotFound) as exc:
                 self._count("connection_errors")
                 logger.warning("job %d (%s): bury failed: %s", message.uid, job.options.tube, exc)
                 return
+            if job.record is not None:  # buried: the record it replaces is done with
+                _drop_record(job.client, job.record)
         self._buried(dataclasses.replace(record, record_id=record_id), message)
 
     def _bury_unreadable(self, client: Client, job_id: int, message: Message | None, why: str) -> None:
@@ -1004,12 +999,12 @@ class Worker:
             record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
             record_id = store_record(client, record)
             queue.bury(job_id, stats.pri)
-            if old is not None:
-                delete_record(client, old)
         except (NotFound, SocketError) as exc:
             self._count("connection_errors")
             logger.warning("job %d: could not bury its unreadable body: %s", job_id, exc)
             return
+        if old is not None:
+            _drop_record(client, old)
         if message is not None:
             message.reserved = False
         self._count("invalid")
@@ -1106,6 +1101,15 @@ class Worker:
             except Exception:
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
+
+
+def _drop_record(client: Client, record: FailureRecord) -> None:
+    """Delete a job's failure record that is done with; one left behind (a lost connection) is logged,
+    and the newer record stays the one read (``store_record``'s priorities)."""
+    try:
+        delete_record(client, record)
+    except SocketError as exc:
+        logger.warning("job %d: its failure record %d was not deleted: %s", record.job_id, record.record_id, exc)
 
 
 def _counters(stats: WorkerStats) -> str:
