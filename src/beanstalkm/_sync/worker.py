@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 edd6221a4b8107a16e915409dea92e479d5526dd0388de78feea13ea2c157981). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 27e66075b2a79747c9a5eba2ceaec2c327d1e2508c0b33cf98b2e9866cf3b797). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -317,11 +317,18 @@ class Worker:
     def _connect_lanes(self, index: int) -> list[tuple[str, Callable[[], Client]]]:
         """Slot ``index``'s connections, each as its server's URL and how to make it: one per server of its
         share (docs/worker.md, "Fewer slots than servers")."""
-        urls = self._urls if self._urls is not None else default_urls() if self._source is None else []
-        if self._source is not None or (self._named and self._urls is None) or len(urls) <= self.concurrency:
+        urls = self._server_urls()
+        if urls is None or len(urls) <= self.concurrency:
             client = self._connect(index)
             return [(client.url, lambda: client)]
         return [(url, functools.partial(self._from_url, url)) for url in urls[index :: self.concurrency]]
+
+    def _server_urls(self) -> list[str] | None:
+        """The URLs of the servers the worker consumes; None when its connections come from a client, a
+        callable, or ``host``/``port``/``unix_socket`` (one kind of connection, which ``_connect`` makes)."""
+        if self._urls is not None:
+            return self._urls
+        return default_urls() if self._source is None and not self._named else None
 
     def _from_url(self, url: str) -> Client:
         """A new connection to ``url`` with the worker's settings (a cluster's TLS context for ``beanstalks://``)."""
@@ -330,10 +337,10 @@ class Worker:
 
     def _connect(self, index: int) -> Client:
         """A new connection for slot ``index``: the URLs (or the cluster's servers) are taken in turn."""
-        source = self._source
-        if source is None and (self._urls is not None or not self._named):
-            urls = self._urls if self._urls is not None else default_urls()
+        urls = self._server_urls()
+        if urls is not None:
             return self._from_url(urls[index % len(urls)])
+        source = self._source
         if source is None:
             return Client(self._host, self._port, self._timeout, unix_socket=self._unix_socket, validate=self._validate)
         if isinstance(source, Client):
@@ -349,12 +356,12 @@ class Worker:
         """The failure records of ``tube``'s buried jobs, by job id, each with its job's ``state`` now
         and its ``server``: every server the worker consumes, in their order (a server that cannot be
         reached raises ``SocketError``, never a silent part of the answer)."""
-        given = self._urls is not None or self._source is not None or self._named
-        urls = self._urls if given else default_urls()
-        if urls is None:  # a client, a callable, or host/port: the one connection a slot would get
-            makers: list[Callable[[], Client]] = [functools.partial(self._connect, 0)]
-        else:
-            makers = [functools.partial(self._from_url, url) for url in urls]
+        urls = self._server_urls()
+        makers: list[Callable[[], Client]] = (
+            [functools.partial(self._connect, 0)]
+            if urls is None
+            else [functools.partial(self._from_url, u) for u in urls]
+        )
         records: list[FailureRecord] = []
         for make in makers:
             client = make()
@@ -782,12 +789,15 @@ class Worker:
 
     def _handle(self, slot: _Slot, message: Message, stats: JobStats | None, client: Client) -> _Job | None:
         """Run a reserved job's handler and settle it; the job, if its delete is still to be sent."""
+        record = None
         try:
             if stats is None:
                 stats = message.stats()
+            if stats is not None and stats.kicks and stats.tube in self._handlers:  # kicked: its record counts
+                record = find_record(client, stats.tube, message.uid)
         except NotFound:
             stats = None
-        except SocketError as exc:
+        except SocketError as exc:  # the job went back with the connection: a later reserve has it again
             self._unclaim(slot)
             self._count("connection_errors")
             logger.warning("job %d: lost with the connection before it ran: %s", message.uid, exc)
@@ -809,25 +819,16 @@ class Worker:
             self._running[options.tube] += 1
             self._stats.reserved += 1
         try:
-            return self._run_job(slot, _Job(message, client, stats, options, 0, None, 0.0), function)
+            return self._run_job(slot, _Job(message, client, stats, options, 0, record, 0.0), function)
         finally:
             with self._mutex:
                 self._running[options.tube] -= 1
             slot.job = None
 
     def _run_job(self, slot: _Slot, job: _Job, function: Handler) -> _Job | None:
-        """Run ``job`` (its attempts, record and lease set here) and settle it."""
+        """Run ``job`` (its attempts and lease set here) and settle it."""
         message, stats, options = job.message, job.stats, job.options
-        try:
-            job.record = record = find_record(job.client, options.tube, message.uid) if stats.kicks else None
-        except SocketError as exc:  # the job went back with the connection: the next reserve has it again
-            self._count("connection_errors")
-            logger.warning("job %d: lost with the connection before it ran: %s", message.uid, exc)
-            with self._mutex:  # never run: it does not count against max_jobs
-                if self._tickets is not None:
-                    self._tickets += 1
-            return None
-        job.attempts = attempts = attempts_of(stats, record)
+        job.attempts = attempts = attempts_of(stats, job.record)
         job.started = now = time.monotonic()
         job.next_touch = now + stats.ttr / 2
         slot.job = job
