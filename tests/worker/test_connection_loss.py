@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -23,11 +23,20 @@ from .test_worker import run_worker
 
 class CuttingProxy:
     """Forwards loopback connections to ``server``; the first time a client writes ``marker``, that
-    connection is closed on both sides (what it wrote is not forwarded). Bounded: threads are daemons
-    with socket timeouts, all closed by ``close()``."""
+    connection is closed on both sides (what it wrote is not forwarded). With ``rewrite``, what the
+    server sends goes through it instead (bytes in, bytes out), and ``marker`` is never cut; with
+    ``intercept``, what the client writes does (bytes in; the bytes to forward and those to answer the
+    client with at once). Bounded: threads are daemons with socket timeouts, all closed by ``close()``."""
 
-    def __init__(self, server: BeanstalkdServer, marker: bytes) -> None:
+    def __init__(
+        self,
+        server: BeanstalkdServer,
+        marker: bytes,
+        rewrite: Callable[[bytes], bytes] | None = None,
+        intercept: Callable[[bytes], tuple[bytes, bytes]] | None = None,
+    ) -> None:
         self.server, self.marker, self.cuts = server, marker, 0
+        self.rewrite, self.intercept = rewrite, intercept
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
         self.port = self._listener.getsockname()[1]
@@ -62,7 +71,16 @@ class CuttingProxy:
                 break
             if not data:
                 break
-            if from_client:
+            if not from_client and self.rewrite is not None:
+                data = self.rewrite(data)
+            elif from_client and self.intercept is not None:
+                data, answer = self.intercept(data)
+                if answer:
+                    try:
+                        source.sendall(answer)
+                    except OSError:
+                        break
+            elif from_client and self.rewrite is None:
                 seen = (seen + data)[-4096:]
                 with self._lock:
                     cut = self.cuts == 0 and self.marker in seen

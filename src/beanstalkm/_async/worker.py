@@ -58,6 +58,7 @@ from beanstalkm._errors import (
     CorruptJob,
     InvalidArgument,
     InvalidEnvelope,
+    ProtocolError,
     SocketError,
 )
 from beanstalkm._generated import commands as _c
@@ -92,6 +93,10 @@ LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
 LANES_WAIT = 1
 """How long (seconds) a slot of several servers waits on all of them at once before it sweeps again."""
+LOST = (SocketError, ProtocolError)
+"""What ends a slot's connection: it failed, or a reply broke the protocol (the client drops the connection
+for that, so the server takes back what it held, as for a lost one). Both count as ``connection_errors``;
+neither ends the slot. (``CorruptJob``, a damaged job, is framed: a reserve hands it to the slot to bury.)"""
 _RESERVE_NOW = _c.reserve_with_timeout(0)
 
 
@@ -543,7 +548,7 @@ class AsyncWorker:
                 return
             try:
                 await message.release()  # its own priority, no delay
-            except (NotFound, SocketError) as exc:
+            except (NotFound, *LOST) as exc:
                 logger.warning("job %d (%s): release at shutdown failed: %s", message.uid, job.options.tube, exc)
                 return
         self._count("released")
@@ -570,7 +575,7 @@ class AsyncWorker:
                 try:
                     taken = await self._take(slot, tubes, done, burst)
                     pause = RECONNECT_PAUSE[0]
-                except SocketError as exc:  # a delete sent with it was told unconfirmed already
+                except LOST as exc:  # a delete sent with it was told unconfirmed already
                     self._unclaim(slot)
                     done = None
                     if self._stopping.is_set():
@@ -655,7 +660,7 @@ class AsyncWorker:
             for group in polls:
                 try:
                     taken = await self._reserve(slot, lane, group, done, 0)
-                except SocketError as exc:
+                except LOST as exc:
                     if len(slot.lanes) == 1:
                         raise
                     self._lane_down(slot, lane, exc)
@@ -678,7 +683,7 @@ class AsyncWorker:
             if len(slot.lanes) == 1:
                 return await self._reserve(slot, lanes[0], tubes, None, POLL)
             return await self._wait_lanes(slot, lanes, tubes)
-        except SocketError:
+        except LOST:
             if self._stopping.is_set():
                 return None  # cut short by the stop: the server kept (or got back) its job
             raise
@@ -729,7 +734,7 @@ class AsyncWorker:
                 lambda session, reader: take_steps(session, reader, delete, reserve, to_message, ahead, before),
                 requests,
             )
-        except SocketError as exc:
+        except LOST as exc:
             lane.unsure = True
             if done is not None:
                 self._delete_unknown(done, exc)
@@ -750,7 +755,7 @@ class AsyncWorker:
         for lane in lanes:
             try:
                 lane.client  # noqa: B018 - made (and, in the sync flavour, connected) here: a failure is the lane's
-            except SocketError as exc:
+            except LOST as exc:
                 self._lane_down(slot, lane, exc)
                 continue
             opened.append(lane)
@@ -780,7 +785,7 @@ class AsyncWorker:
                 lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
                 if taken is None and result[1] is not None:
                     taken = (lane.client, result[1], result[2])
-            elif isinstance(result, SocketError):
+            elif isinstance(result, LOST):
                 self._lane_down(slot, lane, result)
             else:  # cut short (its connection dropped), or an error to no command
                 lane.unsure = True
@@ -819,7 +824,7 @@ class AsyncWorker:
                 record = await find_record(client, stats.tube, message.uid)
         except NotFound:
             stats = None
-        except SocketError as exc:  # the job went back with the connection: a later reserve has it again
+        except LOST as exc:  # the job went back with the connection: a later reserve has it again
             self._unclaim(slot)
             self._count("connection_errors")
             logger.warning("job %d: lost with the connection before it ran: %s", message.uid, exc)
@@ -827,9 +832,14 @@ class AsyncWorker:
         if stats is None:  # gone at once (a TTR of 1 s on a slow link)
             self._unclaim(slot)
             return None
+        if not message.reserved:  # its connection was dropped meanwhile: the server has the job again
+            self._unclaim(slot)
+            self._count("connection_errors")
+            logger.warning("job %d: its connection was dropped before it ran; it was not run", message.uid)
+            return None
         if stats.tube not in self._handlers:  # not ours (a watch list changed by hand): back it goes
             self._unclaim(slot)
-            with contextlib.suppress(NotFound, SocketError):
+            with contextlib.suppress(NotFound, *LOST):
                 await message.release()
             return None
         options, function = self._handlers[stats.tube]
@@ -916,7 +926,7 @@ class AsyncWorker:
         except NotFound as exc:
             self._deleted(job, exc)
             return
-        except SocketError as exc:
+        except LOST as exc:
             self._delete_unknown(job, exc)
             return
         self._deleted(job, None)
@@ -928,6 +938,15 @@ class AsyncWorker:
         if isinstance(result, NotFound):
             message.lease_lost = True
             self._lose(job, "its delete got NOT_FOUND (its time to run ran out)")
+            return
+        if isinstance(result, BaseException):  # the server refused the delete (out of memory, ...): not done
+            logger.error(
+                "job %d (%s): its handler returned but its delete failed (%s): it runs again once its time to run"
+                " is out",
+                message.uid,
+                job.options.tube,
+                result,
+            )
             return
         message.deleted = True
         message.reserved = False
@@ -973,7 +992,7 @@ class AsyncWorker:
             except NotFound:
                 self._lose(job, "its release got NOT_FOUND (its time to run ran out)")
                 return
-            except SocketError as exc:
+            except LOST as exc:
                 self._count("connection_errors")
                 logger.warning("job %d (%s): release failed: %s", message.uid, options.tube, exc)
                 return
@@ -1004,7 +1023,7 @@ class AsyncWorker:
                     await job.client.queue.delete(record_id)
                     self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
                     return
-            except (SocketError, NotFound) as exc:
+            except (NotFound, *LOST) as exc:
                 self._count("connection_errors")
                 logger.warning("job %d (%s): bury failed: %s", message.uid, job.options.tube, exc)
                 return
@@ -1022,7 +1041,7 @@ class AsyncWorker:
             record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
             record_id = await store_record(client, record)
             await queue.bury(job_id, stats.pri)
-        except (NotFound, SocketError) as exc:
+        except (NotFound, *LOST) as exc:
             self._count("connection_errors")
             logger.warning("job %d: could not bury its unreadable body: %s", job_id, exc)
             return
@@ -1048,7 +1067,7 @@ class AsyncWorker:
                 return
             job.claimed = True
             if job.message.reserved:
-                with contextlib.suppress(NotFound, SocketError):
+                with contextlib.suppress(NotFound, *LOST):
                     await job.message.release()
         self._count("returned")
 
@@ -1105,7 +1124,7 @@ class AsyncWorker:
             except NotFound:
                 self._lose(job, "a touch got NOT_FOUND (its time to run ran out)")
                 return
-            except SocketError as exc:
+            except LOST as exc:
                 self._lose(job, f"the connection that reserved it was lost ({exc})")
                 return
             job.next_touch = time.monotonic() + job.stats.ttr / 2
@@ -1131,7 +1150,7 @@ async def _drop_record(client: AsyncClient, record: FailureRecord) -> None:
     and the newer record stays the one read (``store_record``'s priorities)."""
     try:
         await delete_record(client, record)
-    except SocketError as exc:
+    except LOST as exc:
         logger.warning("job %d: its failure record %d was not deleted: %s", record.job_id, record.record_id, exc)
 
 

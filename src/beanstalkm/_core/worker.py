@@ -43,7 +43,7 @@ from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
 from beanstalkm._core.requests import BODY_APART, Job, Request
 from beanstalkm._core.session import Session, await_reply, out_of_step
-from beanstalkm._errors import ArgumentTypeError, BeanstalkmException, InvalidArgument, cut
+from beanstalkm._errors import ArgumentTypeError, BeanstalkmException, CorruptJob, InvalidArgument, ProtocolError, cut
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import TUBE_RULE
 from beanstalkm._generated.errors import NotFound, TimedOut
@@ -271,7 +271,7 @@ def take_steps(
         try:
             _DELETE(reply)
         except BeanstalkmException as exc:
-            session.note(exc)
+            _unless_broken(exc)
             delete_error = exc
     for request in before:
         yield from _apply(session, reader, request)
@@ -284,7 +284,7 @@ def take_steps(
     except TimedOut:
         job = None
     except BeanstalkmException as exc:
-        session.note(exc)
+        _unless_broken(exc)
         job = exc
     info: JobStats | BeanstalkmException | None = None
     if guess is not None:  # every reply is read, whatever the reserve got
@@ -294,7 +294,7 @@ def take_steps(
         try:
             info = _STATS_JOB(reply)
         except BeanstalkmException as exc:  # NOT_FOUND: gone since it was peeked
-            session.note(exc)
+            _unless_broken(exc)
             info = exc
     if use is not None:
         yield from _apply(session, reader, use)
@@ -307,7 +307,7 @@ def take_steps(
             try:
                 head_job = _PEEK_READY.decode(reply)
             except BeanstalkmException as exc:
-                session.note(exc)
+                _unless_broken(exc)
                 head_job = None
             ahead.guess = None if head_job is None else head_job.id
             if head_job is not None and len(head_job.body) >= BODY_APART:
@@ -329,7 +329,7 @@ def take_steps(
             try:
                 message = to_message(job)
             except BeanstalkmException as exc:  # InvalidEnvelope (it carries the message), ...: the caller buries it
-                session.note(exc)
+                _unless_broken(exc)
                 return delete_error, exc, None
             if reader.buffered:
                 raise out_of_step(reserve.command, reader.buffered)
@@ -345,7 +345,7 @@ def take_steps(
     try:
         message = to_message(job)
     except BeanstalkmException as exc:  # InvalidEnvelope (it carries the message), ...: the caller buries it
-        session.note(exc)
+        _unless_broken(exc)
         yield from await_reply(reader, 0.0)  # its stats-job reply, not needed: the caller asks again
         return delete_error, exc, None
     reply = yield from await_reply(reader, 0.0)
@@ -354,12 +354,21 @@ def take_steps(
     try:
         stats = stats_request.decode(reply)
     except BeanstalkmException as exc:
-        session.note(exc)
+        _unless_broken(exc)
         if isinstance(exc, NotFound):
             message._gone()
         return delete_error, message, None
     message._learn(stats)
     return delete_error, message, stats
+
+
+def _unless_broken(exc: BeanstalkmException) -> None:
+    """A reply's error, kept for the slot to handle; raised instead if it broke the protocol (a
+    ``ProtocolError`` other than a framed ``CorruptJob``). The conversation then ends: the driver drops the
+    connection, and nothing read after that reply is handed out, so a job reserved in the same write is
+    never run (the server takes it back with the connection) and a delete before it is told unknown."""
+    if isinstance(exc, ProtocolError) and not isinstance(exc, CorruptJob):
+        raise exc
 
 
 def _apply(session: Session, reader: ReplyReader, request: Request[Any]) -> Generator[float | None, bytes, None]:
@@ -368,7 +377,7 @@ def _apply(session: Session, reader: ReplyReader, request: Request[Any]) -> Gene
     try:
         session.applied(request, request.decode(reply))
     except BeanstalkmException as exc:
-        session.note(exc)
+        _unless_broken(exc)
 
 
 def format_exception(exc: BaseException) -> str:
