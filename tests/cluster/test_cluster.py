@@ -233,6 +233,37 @@ def test_draining_server_gets_no_puts_but_its_jobs_are_reserved(
     assert url_of(servers[0]) == urls[0]
 
 
+def test_put_many_sends_what_a_draining_server_refused_to_the_others(
+    servers: list[BeanstalkdServer], urls: list[str], make_cluster: MakeCluster
+) -> None:
+    """A batch's items a server refused for sure (``DRAINING``: nothing stored) go to the other servers,
+    as a single put's do; the server then gets no puts for a while, and nothing is stored twice."""
+    cluster = make_cluster(urls, timeout=5)
+    servers[0].signal(signal.SIGUSR1)  # drain mode: put answers DRAINING
+    for _ in range(2):  # the second call: the server is known to refuse, it is not even tried
+        messages = cluster.put_many(range(9), tube="dm")
+        assert [m.body for m in messages] == list(range(9))  # every item sent, in order
+        assert urls[0] not in {m.server for m in messages}
+    assert not {h.url: h for h in cluster.servers}[urls[0]].accepting_puts
+    stats = cluster.stats().servers
+    assert stats[urls[0]].total_jobs == 0
+    assert stats[urls[1]].total_jobs + stats[urls[2]].total_jobs == 18  # each stored once
+
+
+def test_put_many_with_every_server_draining_fails_each_item_naming_the_servers(
+    servers: list[BeanstalkdServer], urls: list[str], make_cluster: MakeCluster
+) -> None:
+    cluster = make_cluster(urls, timeout=5)
+    for server in servers:
+        server.signal(signal.SIGUSR1)
+    with pytest.raises(BatchFailed) as caught:
+        cluster.put_many(range(4), tube="dm")
+    results = caught.value.results
+    assert len(results) == 4 and all(isinstance(r, SocketError) for r in results)
+    assert all(not r.maybe_executed and "no server" in str(r) and "DRAINING" in str(r) for r in results)
+    assert sum(s.total_jobs for s in cluster.stats().servers.values()) == 0
+
+
 def test_an_unknown_outcome_is_raised_naming_the_server_and_never_resent(
     servers: list[BeanstalkdServer], urls: list[str], make_cluster: MakeCluster
 ) -> None:

@@ -365,7 +365,8 @@ class AsyncCluster:
         """Put many bodies, placed one by one, grouped by server and written to all the servers at once
         (one pipelined batch each); the sent messages, in order.
 
-        A group whose server provably stored nothing goes to the others. If any put failed,
+        A group whose server provably stored nothing (not reached, or it refused the puts for sure:
+        ``DRAINING``, ``OUT_OF_MEMORY``) goes to the others, as a single put does. If any put failed,
         :class:`~beanstalkm.BatchFailed` holds each item's message or error (``SocketError`` with
         ``maybe_executed=True`` for the items of a batch whose outcome is unknown).
         """
@@ -392,8 +393,19 @@ class AsyncCluster:
                     todo += indices
                     continue
                 outcomes = outcome if isinstance(outcome, list) else [outcome] * len(indices)
+                refused = [r for r in outcomes if isinstance(r, (Draining, OutOfMemory))]
+                if refused:  # a definite refusal: those items were not stored, they go to the others
+                    server.refuse_puts(str(refused[0]), time.monotonic(), self._backoff)
+                    log.info(
+                        "server %s refused %d put(s) (%s): trying the next", server.url, len(refused), refused[0].status
+                    )
+                    tried.add(server.url)
+                    errors.append((server, refused[0]))
                 for i, result in zip(indices, outcomes, strict=True):
-                    results[i] = result
+                    if isinstance(result, (Draining, OutOfMemory)):
+                        todo.append(i)
+                    else:
+                        results[i] = result
             todo.sort()
         if any(isinstance(r, BaseException) for r in results):
             raise BatchFailed(results)

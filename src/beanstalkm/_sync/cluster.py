@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 1b93154fd946377e847d8801311dab966229b71dae6b6f684b263560ea3e17fb). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 91be9dc191d193c31e9ab6801eb9d50556d43cb03af07bcb39868e29d03f9fb3). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -359,7 +359,8 @@ class Cluster:
         """Put many bodies, placed one by one, grouped by server and written to all the servers at once
         (one pipelined batch each); the sent messages, in order.
 
-        A group whose server provably stored nothing goes to the others. If any put failed,
+        A group whose server provably stored nothing (not reached, or it refused the puts for sure:
+        ``DRAINING``, ``OUT_OF_MEMORY``) goes to the others, as a single put does. If any put failed,
         :class:`~beanstalkm.BatchFailed` holds each item's message or error (``SocketError`` with
         ``maybe_executed=True`` for the items of a batch whose outcome is unknown).
         """
@@ -386,8 +387,19 @@ class Cluster:
                     todo += indices
                     continue
                 outcomes = outcome if isinstance(outcome, list) else [outcome] * len(indices)
+                refused = [r for r in outcomes if isinstance(r, (Draining, OutOfMemory))]
+                if refused:  # a definite refusal: those items were not stored, they go to the others
+                    server.refuse_puts(str(refused[0]), time.monotonic(), self._backoff)
+                    log.info(
+                        "server %s refused %d put(s) (%s): trying the next", server.url, len(refused), refused[0].status
+                    )
+                    tried.add(server.url)
+                    errors.append((server, refused[0]))
                 for i, result in zip(indices, outcomes, strict=True):
-                    results[i] = result
+                    if isinstance(result, (Draining, OutOfMemory)):
+                        todo.append(i)
+                    else:
+                        results[i] = result
             todo.sort()
         if any(isinstance(r, BaseException) for r in results):
             raise BatchFailed(results)
