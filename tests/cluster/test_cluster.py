@@ -258,9 +258,9 @@ def test_put_many_with_every_server_draining_fails_each_item_naming_the_servers(
         server.signal(signal.SIGUSR1)
     with pytest.raises(BatchFailed) as caught:
         cluster.put_many(range(4), tube="dm")
-    results = caught.value.results
-    assert len(results) == 4 and all(isinstance(r, SocketError) for r in results)
-    assert all(not r.maybe_executed and "no server" in str(r) and "DRAINING" in str(r) for r in results)
+    errors = [r for r in caught.value.results if isinstance(r, SocketError)]
+    assert len(errors) == len(caught.value.results) == 4
+    assert all(not r.maybe_executed and "no server" in str(r) and "DRAINING" in str(r) for r in errors)
     assert sum(s.total_jobs for s in cluster.stats().servers.values()) == 0
 
 
