@@ -113,6 +113,18 @@ class AsyncClient(AsyncConnection):
             message._deleted()
             return message
 
+    def _unsent(
+        self,
+        body: Any,
+        sender: dict[str, Any],
+        priority: int,
+        delay: int,
+        ttr: int,
+        created: dict[str, int],
+        token: str,
+    ) -> AsyncMessage:
+        return AsyncMessage._new(self, body, sender, priority, delay, ttr, created, token)
+
     def _message(self, job: Job, reserved: bool = False) -> AsyncMessage:
         return AsyncMessage._of_job(self, job, reserved)
 

@@ -40,14 +40,22 @@ class AsyncMessage(MessageBase):
 
     @classmethod
     def _new(
-        cls, conn: AsyncConnection, body: Any, sender: dict[str, Any], priority: int, delay: int, ttr: int
+        cls,
+        conn: AsyncConnection,
+        body: Any,
+        sender: dict[str, Any],
+        priority: int,
+        delay: int,
+        ttr: int,
+        created: dict[str, int] | None = None,
+        token: str | None = None,
     ) -> Self:
         """A new message of ``body`` from ``sender``, to put: ``cls(conn, body, sender=sender, priority=...)``
-        without the keywords' cost (``Client.put``'s common case)."""
+        without the keywords' cost (``Client.put``'s and ``put_many``'s common case)."""
         message = cls.__new__(cls)  # ``_bound``, inline
         message._conn = conn
         message._lease = None
-        message._fill(body, 0, None, sender, None, None, None, None, priority, delay, ttr, None, None, True)
+        message._fill(body, 0, created, sender, None, None, None, token, priority, delay, ttr, None, None, True)
         return message
 
     @classmethod

@@ -33,7 +33,7 @@ def _unserializable(value: object) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _canonical_encoder() -> Callable[[object], str]:
+def _canonical_encoders() -> tuple[Callable[[object], str], Callable[[list[Any]], list[str]]]:
     """``json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode``,
     the same bytes, through the C encoder it uses without its Python layers where CPython has it.
 
@@ -46,7 +46,8 @@ def _canonical_encoder() -> Callable[[object], str]:
     make = getattr(json.encoder, "c_make_encoder", None)
     quote = getattr(json.encoder, "c_encode_basestring_ascii", None)
     if make is None or quote is None:  # pragma: no cover - other Pythons
-        return json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+        one = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+        return one, lambda bodies: [one(body) for body in bodies]
     join = "".join
     free: list[Callable[[object, int], Iterable[str]]] = []
     take, give = free.pop, free.append
@@ -60,10 +61,19 @@ def _canonical_encoder() -> Callable[[object], str]:
         give(encoder)
         return join(chunks)
 
-    return encode
+    def encode_all(bodies: list[Any]) -> list[str]:  # one encoder for them all, one after the other
+        try:
+            encoder = take()
+        except IndexError:
+            encoder = make({}, _unserializable, quote, None, ":", ",", True, False, False)
+        texts = [join(encoder(body, 0)) for body in bodies]
+        give(encoder)
+        return texts
+
+    return encode, encode_all
 
 
-_CANONICAL = _canonical_encoder()
+_CANONICAL, _CANONICAL_ALL = _canonical_encoders()
 
 
 def canonical(body: object) -> str:
@@ -77,6 +87,17 @@ def canonical(body: object) -> str:
         return _CANONICAL(body)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ArgumentTypeError("body", body, _not_json(exc)) from exc
+
+
+def canonical_all(bodies: list[Any]) -> list[str]:
+    """``[canonical(body) for body in bodies]``, with one encoder: ``ArgumentTypeError`` naming the
+    first body that is not serializable, as that would raise."""
+    try:
+        return _CANONICAL_ALL(bodies)
+    except (TypeError, ValueError, RecursionError):
+        for body in bodies:
+            canonical(body)  # raises, naming the first one refused
+        raise  # pragma: no cover - a body refused once is refused again
 
 
 def sender_json(sender: object) -> str:

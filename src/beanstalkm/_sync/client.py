@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 a944a8a69a1a7ae703c1b8a907d582db329471999f726f73bf33109d81c76716). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 16c6cabf0e77df00a43ef4a88735cdadb40c7316facac0761817bfd9f91fc17c). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -115,6 +115,18 @@ class Client(Connection):
                 raise
             message._deleted()
             return message
+
+    def _unsent(
+        self,
+        body: Any,
+        sender: dict[str, Any],
+        priority: int,
+        delay: int,
+        ttr: int,
+        created: dict[str, int],
+        token: str,
+    ) -> Message:
+        return Message._new(self, body, sender, priority, delay, ttr, created, token)
 
     def _message(self, job: Job, reserved: bool = False) -> Message:
         return Message._of_job(self, job, reserved)

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 2b4bef10182100e2cb0efd7e6befcdcf873bbc334fe1674e8b9d18e6e83faaff). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 ca0ff803172f4bd5095bdf354558f72875f7e8650cf77626e94f21893c01051b). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods (the
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -41,13 +41,23 @@ class Message(MessageBase):
         super().__init__(body, **kwargs)
 
     @classmethod
-    def _new(cls, conn: Connection, body: Any, sender: dict[str, Any], priority: int, delay: int, ttr: int) -> Self:
+    def _new(
+        cls,
+        conn: Connection,
+        body: Any,
+        sender: dict[str, Any],
+        priority: int,
+        delay: int,
+        ttr: int,
+        created: dict[str, int] | None = None,
+        token: str | None = None,
+    ) -> Self:
         """A new message of ``body`` from ``sender``, to put: ``cls(conn, body, sender=sender, priority=...)``
-        without the keywords' cost (``Client.put``'s common case)."""
+        without the keywords' cost (``Client.put``'s and ``put_many``'s common case)."""
         message = cls.__new__(cls)  # ``_bound``, inline
         message._conn = conn
         message._lease = None
-        message._fill(body, 0, None, sender, None, None, None, None, priority, delay, ttr, None, None, True)
+        message._fill(body, 0, created, sender, None, None, None, token, priority, delay, ttr, None, None, True)
         return message
 
     @classmethod
