@@ -313,3 +313,31 @@ def test_a_client_s_received_job_is_the_general_way_s_message(name: str, reserve
     if general.envelope and "beyond" not in name:
         assert quick.created == general.created  # else both the receipt time
     assert quick.raw is job.body
+
+
+# -- the batches' own per-item work -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [Message, AsyncMessage])
+def test_a_put_many_message_is_the_constructor_s(cls: Any) -> None:
+    conn: Any = _Conn(True)
+    quick = cls._new(conn, [1], dict(SENDER), 7, 8, 9, {"$data": 5}, "tok")
+    general = cls(conn, [1], created={"$data": 5}, sender=dict(SENDER), token="tok", priority=7, delay=8, ttr=9)
+    assert {s: getattr(quick, s) for s in SLOTS if s != "_conn"} == {
+        s: getattr(general, s) for s in SLOTS if s != "_conn"
+    }
+    assert quick.token == "tok" and quick.created == {"$data": 5}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(json_values, max_size=8), st.integers(0, 9))
+def test_canonical_all_is_canonical_of_each(bodies: list[Any], bad_at: int) -> None:
+    assert envelope.canonical_all(bodies) == [envelope.canonical(body) for body in bodies]
+    if bad_at < len(bodies):
+        bodies[bad_at] = {"x": float("nan")}
+        bodies.append(object())  # a later bad body: the first is the one named
+        with pytest.raises(ArgumentTypeError) as info:
+            envelope.canonical_all(bodies)
+        with pytest.raises(ArgumentTypeError) as expected:
+            envelope.canonical(bodies[bad_at])
+        assert str(info.value) == str(expected.value)
