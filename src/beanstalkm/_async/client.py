@@ -167,10 +167,9 @@ class AsyncClient(AsyncConnection):
             results = await self._converse(
                 lambda session, reader: batch.steps(session, reader, tube), batch.encoded(0, 1)
             )
-            ids = self._batch_results(batch.requests, results)
         except BatchFailed as exc:
             raise batch.failed(exc) from None
-        return batch.sent(ids)
+        return batch.sent(results)
 
     async def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[AsyncMessage]:
         """Up to ``n`` messages, fewer when fewer are ready within ``timeout`` seconds.

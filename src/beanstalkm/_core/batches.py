@@ -216,11 +216,14 @@ class PutBatch(Generic[M]):
             for body, token, made in zip(self.bodies, self.tokens, self.made, strict=True)
         ]
 
-    def sent(self, ids: list[Any]) -> list[M]:
-        """The messages with their ids."""
+    def sent(self, results: list[Any]) -> list[M]:
+        """The messages with their ids, from each put's result (:meth:`steps`); ``BatchFailed`` (see
+        :meth:`failed`) if any put failed. (What ``batch_results`` does: a put's result is never a job.)"""
         if not self.messages:
             self.build()
-        for message, uid in zip(self.messages, ids, strict=True):
+        if any(isinstance(result, BaseException) for result in results):
+            raise self.failed(BatchFailed(results))
+        for message, uid in zip(self.messages, results, strict=True):
             message._sent(uid)
         return self.messages
 

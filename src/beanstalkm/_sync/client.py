@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 16c6cabf0e77df00a43ef4a88735cdadb40c7316facac0761817bfd9f91fc17c). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 71918a2b7060c48741375c3e4e8d06c54d807e1f517123c99cd867dab7ed0d01). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -168,10 +168,9 @@ class Client(Connection):
             return []
         try:
             results = self._converse(lambda session, reader: batch.steps(session, reader, tube), batch.encoded(0, 1))
-            ids = self._batch_results(batch.requests, results)
         except BatchFailed as exc:
             raise batch.failed(exc) from None
-        return batch.sent(ids)
+        return batch.sent(results)
 
     def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[Message]:
         """Up to ``n`` messages, fewer when fewer are ready within ``timeout`` seconds.
