@@ -309,6 +309,9 @@ def decided(value: Any, validate: bool | None) -> Decoded:
 
 _OURS = frozenset(("@context", "body", "created", "sender", "token", "errors"))
 """The keys of the envelope beanstalkm writes for a message with no ``subscribe`` or ``channel``."""
+_OUR_SENDER = frozenset(("host", "pid", "time", "version"))
+"""The keys of a connection's own sender."""
+_CREATED = frozenset(("$data",))
 
 
 def ours(value: Any) -> tuple[Any, dict[str, int], dict[str, Any], str] | None:
@@ -322,23 +325,22 @@ def ours(value: Any) -> tuple[Any, dict[str, int], dict[str, Any], str] | None:
     """
     if type(value) is not dict or value.keys() != _OURS:
         return None
-    created, sender, token, errors = value["created"], value["sender"], value["token"], value["errors"]
+    created, sender, token = value["created"], value["sender"], value["token"]
     if (
         value["@context"] != CONTEXT
         or type(token) is not str
-        or type(errors) is not list
-        or errors
+        or value["errors"] != []  # only an empty list is equal to one
         or type(created) is not dict
-        or len(created) != 1
+        or created.keys() != _CREATED
         or type(sender) is not dict
-        or len(sender) != 4
-        or type(sender.get("host")) is not str
-        or type(sender.get("pid")) is not int
-        or type(sender.get("time")) is not float
-        or type(sender.get("version")) is not str
+        or sender.keys() != _OUR_SENDER
+        or type(sender["host"]) is not str
+        or type(sender["pid"]) is not int
+        or type(sender["time"]) is not float
+        or type(sender["version"]) is not str
     ):
         return None
-    ms = created.get("$data")
+    ms = created["$data"]
     if type(ms) is not int or not CREATED_MIN <= ms <= CREATED_MAX:
         return None
     return value["body"], created, sender, token
