@@ -34,8 +34,10 @@ def _unserializable(value: object) -> Any:
 
 
 def _canonical_encoders() -> tuple[Callable[[object], str], Callable[[list[Any]], list[str]]]:
-    """``json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode``,
-    the same bytes, through the C encoder it uses without its Python layers where CPython has it.
+    """``json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode``, of a body
+    and of a list of bodies: the same bytes, through the C encoder it uses without its Python layers
+    where CPython has it. The first raises ``ArgumentTypeError`` naming a body that is not JSON (it is
+    :func:`canonical`); the second the encoder's own error (:func:`canonical_all` names the body).
 
     The C encoders are kept in a pool: setting one up (and its circular-reference markers) costs
     about as much as encoding a small body. Each call takes one out of the pool for itself and puts
@@ -47,7 +49,14 @@ def _canonical_encoders() -> tuple[Callable[[object], str], Callable[[list[Any]]
     quote = getattr(json.encoder, "c_encode_basestring_ascii", None)
     if make is None or quote is None:  # pragma: no cover - other Pythons
         one = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
-        return one, lambda bodies: [one(body) for body in bodies]
+
+        def encode_one(body: object) -> str:
+            try:
+                return one(body)
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise ArgumentTypeError("body", body, _not_json(exc)) from exc
+
+        return encode_one, lambda bodies: [one(body) for body in bodies]
     join = "".join
     free: list[Callable[[object, int], Iterable[str]]] = []
     take, give = free.pop, free.append
@@ -57,7 +66,10 @@ def _canonical_encoders() -> tuple[Callable[[object], str], Callable[[list[Any]]
             encoder = take()
         except IndexError:  # all in use (or none made yet)
             encoder = make({}, _unserializable, quote, None, ":", ",", True, False, False)
-        chunks = encoder(body, 0)  # an exception leaves the encoder out of the pool
+        try:
+            chunks = encoder(body, 0)
+        except (TypeError, ValueError, RecursionError) as exc:  # the encoder is left out of the pool
+            raise ArgumentTypeError("body", body, _not_json(exc)) from exc
         give(encoder)
         return join(chunks)
 
@@ -73,20 +85,13 @@ def _canonical_encoders() -> tuple[Callable[[object], str], Callable[[list[Any]]
     return encode, encode_all
 
 
-_CANONICAL, _CANONICAL_ALL = _canonical_encoders()
+canonical, _CANONICAL_ALL = _canonical_encoders()
+canonical.__doc__ = """The canonical JSON of a body (sorted keys, compact).
 
-
-def canonical(body: object) -> str:
-    """The canonical JSON of a body (sorted keys, compact).
-
-    Raises ``ArgumentTypeError`` (a ``TypeError``) naming the body if it is
-    not serializable: an unsupported type, NaN or infinity (not JSON), a
-    circular reference, too deep.
-    """
-    try:
-        return _CANONICAL(body)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise ArgumentTypeError("body", body, _not_json(exc)) from exc
+Raises ``ArgumentTypeError`` (a ``TypeError``) naming the body if it is
+not serializable: an unsupported type, NaN or infinity (not JSON), a
+circular reference, too deep.
+"""
 
 
 def canonical_all(bodies: list[Any]) -> list[str]:
