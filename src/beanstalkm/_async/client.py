@@ -13,6 +13,7 @@ from beanstalkm._async.message import AsyncMessage
 from beanstalkm._core.batches import PutBatch, deleted, message_kwargs, reserve_many_requests, reserve_many_steps
 from beanstalkm._core.checks import check_bool, check_items
 from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
+from beanstalkm._core.requests import Job
 from beanstalkm._errors import BatchFailed, BeanstalkmException
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
@@ -59,10 +60,13 @@ class AsyncClient(AsyncConnection):
         One round trip; the tube ``queue.using()`` reports is not changed.
         """
         if sender is None and subscribe is None and channel is None and not isinstance(body, MessageBase):
-            message = AsyncMessage._new(self, body, dict(self._sender), priority, delay, ttr)  # the common case
-        else:
-            body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
-            message = AsyncMessage(self, body, **kwargs)  # ``self(...)``, one call less
+            # the common case: ``message.send(tube)`` without its layers (docs/sync-cpu.md)
+            default_sender, sender_json = self._sender_wire
+            message = AsyncMessage._new(self, body, dict(default_sender), priority, delay, ttr)
+            message._sent(await self._execute(message._plain_put(sender_json, priority, delay, ttr), tube))
+            return message
+        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
+        message = AsyncMessage(self, body, **kwargs)  # ``self(...)``, one call less
         await message.send(tube)
         return message
 
@@ -109,6 +113,24 @@ class AsyncClient(AsyncConnection):
             message._deleted()
             return message
 
+    def _unsent(
+        self,
+        body: Any,
+        sender: dict[str, Any],
+        priority: int,
+        delay: int,
+        ttr: int,
+        created: dict[str, int],
+        token: str,
+    ) -> AsyncMessage:
+        return AsyncMessage._new(self, body, sender, priority, delay, ttr, created, token)
+
+    def _message(self, job: Job, reserved: bool = False) -> AsyncMessage:
+        return AsyncMessage._of_job(self, job, reserved)
+
+    def _reserved_message(self, job: Job) -> AsyncMessage:
+        return AsyncMessage._of_job(self, job, True)
+
     async def watch(self, tube: str) -> int:
         """Watch ``tube``; returns how many tubes are watched. Restored after a reconnect."""
         return await self.queue.watch(tube)
@@ -145,10 +167,9 @@ class AsyncClient(AsyncConnection):
             results = await self._converse(
                 lambda session, reader: batch.steps(session, reader, tube), batch.encoded(0, 1)
             )
-            ids = self._batch_results(batch.requests, results)
         except BatchFailed as exc:
             raise batch.failed(exc) from None
-        return batch.sent(ids)
+        return batch.sent(results)
 
     async def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[AsyncMessage]:
         """Up to ``n`` messages, fewer when fewer are ready within ``timeout`` seconds.

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from beanstalkm._async import ASYNC
 from beanstalkm._core.message import DEFAULT_TUBE, AskedSetting, KnownSetting, MessageBase, MessageFields
-from beanstalkm._errors import CommandFailed
+from beanstalkm._core.requests import Job
+from beanstalkm._errors import CommandFailed, InvalidEnvelope
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
 from beanstalkm._generated.errors import NotFound
 from beanstalkm._generated.stats import JobStats
@@ -39,12 +40,22 @@ class AsyncMessage(MessageBase):
 
     @classmethod
     def _new(
-        cls, conn: AsyncConnection, body: Any, sender: dict[str, Any], priority: int, delay: int, ttr: int
+        cls,
+        conn: AsyncConnection,
+        body: Any,
+        sender: dict[str, Any],
+        priority: int,
+        delay: int,
+        ttr: int,
+        created: dict[str, int] | None = None,
+        token: str | None = None,
     ) -> Self:
         """A new message of ``body`` from ``sender``, to put: ``cls(conn, body, sender=sender, priority=...)``
-        without the keywords' cost (``Client.put``'s common case)."""
-        message = cls._bound(conn)
-        message._fill(body, 0, None, sender, None, None, None, None, priority, delay, ttr, None, None, True)
+        without the keywords' cost (``Client.put``'s and ``put_many``'s common case)."""
+        message = cls.__new__(cls)  # ``_bound``, inline
+        message._conn = conn
+        message._lease = None
+        message._fill(body, 0, created, sender, None, None, None, token, priority, delay, ttr, None, None, True)
         return message
 
     @classmethod
@@ -52,6 +63,17 @@ class AsyncMessage(MessageBase):
         """``cls(conn, body, **kwargs)``, the keywords passed on once, not twice."""
         message = cls._bound(conn)
         MessageBase.__init__(message, body, **kwargs)
+        return message
+
+    @classmethod
+    def _of_job(cls, conn: AsyncConnection, job: Job, reserved: bool) -> Self:
+        """``ConnectionBase._message``: a received job as a message (``reserved``: by ``conn``, just
+        now); ``InvalidEnvelope``, carrying it, if it fails validation. The envelope beanstalkm writes
+        is read in one pass, with no keyword dictionary (``MessageBase._receive``)."""
+        message = cls._bound(conn)
+        problem = message._receive(job.id, job.body, conn._link if reserved else None, conn.validate)
+        if problem is not None:
+            raise InvalidEnvelope(message, problem)
         return message
 
     @classmethod

@@ -10,10 +10,9 @@ __all__ = ["MAX_RESERVE_MANY", "PutBatch", "message_kwargs", "reserve_many_steps
 
 from collections.abc import Callable, Generator, Iterable
 from time import time as _time
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from beanstalkm._core import envelope as _envelope
-from beanstalkm._core.base import ConnectionBase
 from beanstalkm._core.checks import check_bool, check_items, check_uint
 from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
@@ -30,6 +29,7 @@ from beanstalkm._generated import commands as _c
 from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
 
 M = TypeVar("M", bound=MessageBase)
+M_co = TypeVar("M_co", bound=MessageBase, covariant=True)
 
 
 # -- building messages and batches --------------------------------------------
@@ -88,6 +88,28 @@ def _check_envelope_fields(subscribe: object, channel: object, sender: dict[str,
         raise ArgumentTypeError("sender", sender, f"does not satisfy message.json: {problem}")
 
 
+class PutsMessages(Protocol[M_co]):
+    """The client a ``PutBatch`` puts with (``AsyncClient``, ``Client``)."""
+
+    _sender: dict[str, Any]
+    _sender_wire: tuple[dict[str, Any], str]
+
+    def _new_message(self, body: Any, kwargs: dict[str, Any]) -> M_co:
+        """A message of ``body`` with these fields (a message given as a body, copied)."""
+
+    def _unsent(
+        self,
+        body: Any,
+        sender: dict[str, Any],
+        priority: int,
+        delay: int,
+        ttr: int,
+        created: dict[str, int],
+        token: str,
+    ) -> M_co:
+        """A new message of a plain ``body``, its envelope encoded already (``token``)."""
+
+
 class PutBatch(Generic[M]):
     """A ``put_many``: every body checked (its canonical JSON made) before anything is sent, the
     envelopes encoded chunk by chunk as they are written (:meth:`steps`; docs/async-dispatch.md). A
@@ -108,7 +130,7 @@ class PutBatch(Generic[M]):
     )
 
     def __init__(
-        self, conn: ConnectionBase[M], bodies: Iterable[Any], tube: str, priority: int, delay: int, ttr: int
+        self, conn: PutsMessages[M], bodies: Iterable[Any], tube: str, priority: int, delay: int, ttr: int
     ) -> None:
         _c.put(b"", priority, delay, ttr)  # refuses a bad setting even for no bodies
         _c.TUBE_RULE.check("tube", tube)  # and a bad tube
@@ -116,24 +138,29 @@ class PutBatch(Generic[M]):
         self.bodies = check_items("bodies", bodies)
         self.priority, self.delay, self.ttr = priority, delay, ttr
         self.created = int(_time() * 1000)
+        count = len(self.bodies)
+        self.tokens: list[str] = [""] * count  # each plain body's token ("" for a message and a body not yet encoded)
+        self._requests: list[Request[int] | None] = [None] * count  # each body's put, once encoded
+        if not any(isinstance(body, MessageBase) for body in self.bodies):  # the usual batch: plain bodies
+            self.made: list[M | None] = [None] * count
+            # each plain body's canonical JSON (the check, as below), until its envelope is encoded ("" then)
+            self._canon: list[str] = _envelope.canonical_all(self.bodies)
+            self.messages: list[M] = []
+            return
         canonical = _envelope.canonical
-        self.tokens: list[str] = []  # each plain body's token ("" for a message and a body not yet encoded)
-        self.made: list[M | None] = []  # each body that was a message: the one sent, with its own envelope fields
-        self._canon: list[str | None] = []  # each plain body's canonical JSON, until its envelope is encoded
-        self._requests: list[Request[int] | None] = []  # each body's put, once encoded
-        for body in self.bodies:
+        self.made = []  # each body that was a message: the one sent, with its own envelope fields
+        self._canon = []
+        for index, body in enumerate(self.bodies):
             if isinstance(body, MessageBase):
                 source, kwargs = message_kwargs(body, None, None, None, priority, delay, ttr, conn._sender)
                 message = conn._new_message(source, kwargs)
                 self.made.append(message)
-                self._requests.append(message._put_request(conn._sender_wire))
-                self._canon.append(None)
+                self._requests[index] = message._put_request(conn._sender_wire)
+                self._canon.append("")
             else:
                 self.made.append(None)
-                self._requests.append(None)
                 self._canon.append(canonical(body))  # the check: ArgumentTypeError before anything is sent
-            self.tokens.append("")
-        self.messages: list[M] = []
+        self.messages = []
 
     @property
     def requests(self) -> list[Request[int]]:
@@ -150,7 +177,7 @@ class PutBatch(Generic[M]):
             request = requests[i]
             if request is None:
                 token, data = encode(bodies[i], created, sender_json, canon=canons[i])
-                canons[i] = None
+                canons[i] = ""
                 self.tokens[i] = token
                 request = requests[i] = put(data, self.priority, self.delay, self.ttr)
             out.append(request)
@@ -175,39 +202,28 @@ class PutBatch(Generic[M]):
             self.build()  # while the server stores the last ones
         except Exception:  # noqa: S110 - built again (by ``sent`` or ``failed``) once every reply is read
             pass
-        replies: list[Reply] = []
-        for _ in plan.requests:  # every one has a reply (the puts, and the plan's ``use``)
-            replies.append((yield from await_reply(reader, 0.0)))
+        replies = yield from batch_replies(reader, len(plan.requests))  # the puts', and the plan's ``use``'s
         if reader.buffered:
             raise out_of_step("put", reader.buffered)
         return session.finish(plan, replies)
 
     def build(self) -> None:
         """The messages (unsent as yet)."""
-        new, sender = self.conn._new_message, self.conn._sender
+        new, sender = self.conn._unsent, self.conn._sender
         priority, delay, ttr, created = self.priority, self.delay, self.ttr, self.created
         self.messages = [
-            made
-            if made is not None
-            else new(
-                body,
-                {
-                    "created": {"$data": created},
-                    "sender": dict(sender),
-                    "token": token,
-                    "priority": priority,
-                    "delay": delay,
-                    "ttr": ttr,
-                },
-            )
+            made if made is not None else new(body, dict(sender), priority, delay, ttr, {"$data": created}, token)
             for body, token, made in zip(self.bodies, self.tokens, self.made, strict=True)
         ]
 
-    def sent(self, ids: list[Any]) -> list[M]:
-        """The messages with their ids."""
+    def sent(self, results: list[Any]) -> list[M]:
+        """The messages with their ids, from each put's result (:meth:`steps`); ``BatchFailed`` (see
+        :meth:`failed`) if any put failed. (What ``batch_results`` does: a put's result is never a job.)"""
         if not self.messages:
             self.build()
-        for message, uid in zip(self.messages, ids, strict=True):
+        if any(isinstance(result, BaseException) for result in results):
+            raise self.failed(BatchFailed(results))
+        for message, uid in zip(self.messages, results, strict=True):
             message._sent(uid)
         return self.messages
 
@@ -223,6 +239,27 @@ class PutBatch(Generic[M]):
             else:
                 results.append(result)
         return BatchFailed(results)
+
+
+def batch_replies(reader: ReplyReader, count: int) -> Generator[float | None, bytes, list[Reply]]:
+    """The next ``count`` replies, to commands answered at once (``yield from`` it in a conversation):
+    ``await_reply`` ``count`` times, but what arrives as whole reply lines with no body, nothing
+    buffered before it and no more replies than are awaited, is read in one split
+    (``ReplyReader.lines``: a batch's ``INSERTED`` or ``DELETED`` replies). Anything else is read
+    the general way, which decides as before (the same replies, the same errors)."""
+    replies: list[Reply] = []
+    while len(replies) < count:
+        if reader.buffered:
+            replies.append((yield from await_reply(reader, 0.0)))
+            continue
+        data = yield 0.0
+        lines = reader.lines(data)
+        if lines is not None and len(replies) + len(lines) <= count:
+            replies.extend(lines)
+            continue
+        reply = reader.read(data)
+        replies.append(reply if reply is not None else (yield from await_reply(reader, 0.0)))
+    return replies
 
 
 PUT_FIRST = 8
@@ -303,8 +340,9 @@ def reserve_many_steps(
                 pending = 0
     if pending:
         yield b"".join([d[0].data for d in deletes[-pending:]])
-    for delete, message, item in deletes:
-        error = _deleted(session, delete, (yield from await_reply(reader, 0.0)), message)
+    replies = yield from batch_replies(reader, len(deletes))
+    for (delete, message, item), reply in zip(deletes, replies, strict=True):
+        error = _deleted(session, delete, reply, message)
         if error is not None:
             outcomes[item] = error
     if reader.buffered:

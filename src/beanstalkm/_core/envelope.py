@@ -12,6 +12,7 @@ import importlib.util
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from hashlib import md5
 from importlib import resources
 from typing import Any, Protocol
@@ -32,40 +33,76 @@ def _unserializable(value: object) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _canonical_encoder() -> Callable[[object], str]:
-    """``json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode``,
-    the same bytes, through the C encoder it uses without its Python layers where CPython has it.
+def _canonical_encoders() -> tuple[Callable[[object], str], Callable[[list[Any]], list[str]]]:
+    """``json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode``, of a body
+    and of a list of bodies: the same bytes, through the C encoder it uses without its Python layers
+    where CPython has it. The first raises ``ArgumentTypeError`` naming a body that is not JSON (it is
+    :func:`canonical`); the second the encoder's own error (:func:`canonical_all` names the body).
 
-    A C encoder per call, with its own circular-reference markers, as
-    ``JSONEncoder.encode`` makes one: calls from several threads share no state.
+    The C encoders are kept in a pool: setting one up (and its circular-reference markers) costs
+    about as much as encoding a small body. Each call takes one out of the pool for itself and puts
+    it back once it has finished, so calls from several threads, or a call made while another is
+    under way (a finalizer run by the garbage collector), never share one. An encoder that raised
+    is never put back: its markers may still hold the objects it was inside of.
     """
     make = getattr(json.encoder, "c_make_encoder", None)
     quote = getattr(json.encoder, "c_encode_basestring_ascii", None)
     if make is None or quote is None:  # pragma: no cover - other Pythons
-        return json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+        one = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False).encode
+
+        def encode_one(body: object) -> str:
+            try:
+                return one(body)
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise ArgumentTypeError("body", body, _not_json(exc)) from exc
+
+        return encode_one, lambda bodies: [one(body) for body in bodies]
     join = "".join
+    free: list[Callable[[object, int], Iterable[str]]] = []
+    take, give = free.pop, free.append
 
     def encode(body: object) -> str:
-        chunks: Iterable[str] = make({}, _unserializable, quote, None, ":", ",", True, False, False)(body, 0)
+        try:
+            encoder = take()
+        except IndexError:  # all in use (or none made yet)
+            encoder = make({}, _unserializable, quote, None, ":", ",", True, False, False)
+        try:
+            chunks = encoder(body, 0)
+        except (TypeError, ValueError, RecursionError) as exc:  # the encoder is left out of the pool
+            raise ArgumentTypeError("body", body, _not_json(exc)) from exc
+        give(encoder)
         return join(chunks)
 
-    return encode
+    def encode_all(bodies: list[Any]) -> list[str]:  # one encoder for them all, one after the other
+        try:
+            encoder = take()
+        except IndexError:
+            encoder = make({}, _unserializable, quote, None, ":", ",", True, False, False)
+        texts = [join(encoder(body, 0)) for body in bodies]
+        give(encoder)
+        return texts
+
+    return encode, encode_all
 
 
-_CANONICAL = _canonical_encoder()
+canonical, _CANONICAL_ALL = _canonical_encoders()
+canonical.__doc__ = """The canonical JSON of a body (sorted keys, compact).
+
+Raises ``ArgumentTypeError`` (a ``TypeError``) naming the body if it is
+not serializable: an unsupported type, NaN or infinity (not JSON), a
+circular reference, too deep.
+"""
 
 
-def canonical(body: object) -> str:
-    """The canonical JSON of a body (sorted keys, compact).
-
-    Raises ``ArgumentTypeError`` (a ``TypeError``) naming the body if it is
-    not serializable: an unsupported type, NaN or infinity (not JSON), a
-    circular reference, too deep.
-    """
+def canonical_all(bodies: list[Any]) -> list[str]:
+    """``[canonical(body) for body in bodies]``, with one encoder: ``ArgumentTypeError`` naming the
+    first body that is not serializable, as that would raise."""
     try:
-        return _CANONICAL(body)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise ArgumentTypeError("body", body, _not_json(exc)) from exc
+        return _CANONICAL_ALL(bodies)
+    except (TypeError, ValueError, RecursionError):
+        for body in bodies:
+            canonical(body)  # raises, naming the first one refused
+        raise  # pragma: no cover - a body refused once is refused again
 
 
 def sender_json(sender: object) -> str:
@@ -243,6 +280,13 @@ def decode(raw: bytes, validate: bool | None) -> Decoded:
     None (the default) and jsonschema is installed. Anything else is the
     decoded JSON, else the text, else the bytes.
     """
+    value = loads_job(raw)
+    return value if isinstance(value, Decoded) else decided(value, validate)
+
+
+def loads_job(raw: bytes) -> Any:
+    """The first half of :func:`decode`: the JSON value of a job's bytes, or the ``Decoded`` text or
+    bytes where they are not JSON (a JSON value is never a ``Decoded``). Never raises."""
     value = _loads_string_body(raw) if len(raw) >= _LARGE and raw.startswith(_STRING_BODY) else _NOTHING
     if value is _NOTHING:
         try:
@@ -253,7 +297,12 @@ def decode(raw: bytes, validate: bool | None) -> Decoded:
             value = _loads(text)
         except (ValueError, RecursionError):  # not JSON, or nested too deep to decode
             return Decoded(text)
-        del text
+    return value
+
+
+def decided(value: Any, validate: bool | None) -> Decoded:
+    """The second half of :func:`decode`, for a job whose bytes were the JSON ``value``: an envelope's
+    fields, or its validation problem; anything else is the body itself."""
     if not (isinstance(value, dict) and value.get("@context") == CONTEXT):
         return Decoded(value)
     if validate or (validate is None and VALIDATION.available()):
@@ -261,6 +310,50 @@ def decode(raw: bytes, validate: bool | None) -> Decoded:
         if problem is not None:
             return Decoded(value, value, problem)
     return Decoded(value.get("body"), value, None, value)
+
+
+_OURS = frozenset(("@context", "body", "created", "sender", "token", "errors"))
+"""The keys of the envelope beanstalkm writes for a message with no ``subscribe`` or ``channel``."""
+_OUR_SENDER = frozenset(("host", "pid", "time", "version"))
+"""The keys of a connection's own sender."""
+_CREATED = frozenset(("$data",))
+
+
+def ours(value: Any) -> tuple[Any, dict[str, int], dict[str, Any], str] | None:
+    """The body, ``created``, ``sender`` and ``token`` of the decoded JSON ``value`` if it is exactly an
+    envelope as beanstalkm writes one with the connection's own sender (``Client.put``'s): those six
+    keys, ``"message"``, ``{"$data": <int of a datetime's range>}``, a sender of exactly ``host``,
+    ``pid``, ``time`` and ``version`` (a str, an int, a float and a str), a str token and no errors.
+    Every such value satisfies ``message.json`` (the generated ``is_valid`` says so: tested), so it
+    needs no other check; and :func:`decided` and ``MessageBase._from_job`` would read these same
+    fields from it. None for anything else, which the general way decides.
+    """
+    if type(value) is not dict or value.keys() != _OURS:
+        return None
+    created, sender, token = value["created"], value["sender"], value["token"]
+    if (
+        value["@context"] != CONTEXT
+        or type(token) is not str
+        or value["errors"] != []  # only an empty list is equal to one
+        or type(created) is not dict
+        or created.keys() != _CREATED
+        or type(sender) is not dict
+        or sender.keys() != _OUR_SENDER
+        or type(sender["host"]) is not str
+        or type(sender["pid"]) is not int
+        or type(sender["time"]) is not float
+        or type(sender["version"]) is not str
+    ):
+        return None
+    ms = created["$data"]
+    if type(ms) is not int or not CREATED_MIN <= ms <= CREATED_MAX:
+        return None
+    return value["body"], created, sender, token
+
+
+CREATED_MIN = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
+CREATED_MAX = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+"""The ``created`` times (ms since the epoch) a datetime can hold; a received one outside is impossible."""
 
 
 _LARGE = 65536

@@ -23,8 +23,7 @@ DEFAULT_TUBE = "receive"
 _STANDALONE = object()
 """The link of a message bound to no connection: ``reserved`` is what it was set to."""
 
-_CREATED_MIN = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
-_CREATED_MAX = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+_CREATED_MIN, _CREATED_MAX = _envelope.CREATED_MIN, _envelope.CREATED_MAX
 """The ``created`` times (ms since the epoch) a datetime can hold; a received one outside is impossible."""
 
 
@@ -295,6 +294,14 @@ class MessageBase:
         )
         return data
 
+    def _plain_put(self, sender_json: str, priority: int, delay: int, ttr: int) -> Request[int]:
+        """The ``put`` of a new message made with these settings, whose sender is the connection's own
+        (its JSON ``sender_json``) and that has no ``subscribe``, ``channel`` or ``errors``:
+        ``Client.put``'s common case, the envelope :meth:`_put_request` writes for it, with no
+        comparison of senders (``ArgumentTypeError`` first for a body that is not JSON)."""
+        self._token, data = _envelope.encode(self.body, self.created["$data"], sender_json)
+        return _c.put(data, priority, delay, ttr)
+
     # -- bookkeeping shared by the sync and async lifecycle methods ------------
 
     def _put_request(self, default_sender: tuple[dict[str, Any], str]) -> Request[int]:
@@ -340,10 +347,32 @@ class MessageBase:
         """Remember what the server told about the job's settings."""
         self._priority, self._delay, self._ttr = stats.pri, stats.delay, stats.ttr
 
+    def _receive(self, job_id: int, raw: bytes, held: object | None, validate: bool | None) -> str | None:
+        """Fill this message, made with ``__new__``, from a received job (``held``: the link it is
+        reserved on, or None); the validation problem, if any. The envelope ``Client.put`` writes is
+        read in one pass (``_envelope.ours``); anything else as ``_from_job`` reads it, from the same
+        decoded JSON (a large body is decoded once)."""
+        value = _envelope.loads_job(raw)
+        fields = _envelope.ours(value)
+        if fields is not None:
+            body, created, sender, token = fields
+            self._fill(body, job_id, created, sender, None, None, [], token, None, None, None, held, raw, True)
+            return None
+        decoded = value if isinstance(value, _envelope.Decoded) else _envelope.decided(value, validate)
+        del value
+        kwargs, problem = self._from_decoded(job_id, raw, decoded)
+        MessageBase.__init__(self, kwargs.pop("body"), **kwargs)
+        self._held = held
+        return problem
+
     @classmethod
     def _from_job(cls, job_id: int, raw: bytes, validate: bool | None) -> tuple[dict[str, Any], str | None]:
         """Keyword arguments for a received job, and the validation problem if any."""
-        decoded = _envelope.decode(raw, validate)
+        return cls._from_decoded(job_id, raw, _envelope.decode(raw, validate))
+
+    @staticmethod
+    def _from_decoded(job_id: int, raw: bytes, decoded: _envelope.Decoded) -> tuple[dict[str, Any], str | None]:
+        """``_from_job`` of a job whose bytes were decoded already."""
         kwargs: dict[str, Any] = {"uid": job_id, "raw": raw, "reserved": False, "envelope": False, "body": decoded.body}
         if decoded.problem is not None:
             return kwargs, decoded.problem

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 7883c61d8ac0905582a3483e54d661127e892ccd95aa36f582cf04d115657a3b). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 71918a2b7060c48741375c3e4e8d06c54d807e1f517123c99cd867dab7ed0d01). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -14,6 +14,7 @@ from typing import Any
 from beanstalkm._core.batches import PutBatch, deleted, message_kwargs, reserve_many_requests, reserve_many_steps
 from beanstalkm._core.checks import check_bool, check_items
 from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
+from beanstalkm._core.requests import Job
 from beanstalkm._errors import BatchFailed, BeanstalkmException
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
@@ -62,10 +63,13 @@ class Client(Connection):
         One round trip; the tube ``queue.using()`` reports is not changed.
         """
         if sender is None and subscribe is None and channel is None and not isinstance(body, MessageBase):
-            message = Message._new(self, body, dict(self._sender), priority, delay, ttr)  # the common case
-        else:
-            body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
-            message = Message(self, body, **kwargs)  # ``self(...)``, one call less
+            # the common case: ``message.send(tube)`` without its layers (docs/sync-cpu.md)
+            default_sender, sender_json = self._sender_wire
+            message = Message._new(self, body, dict(default_sender), priority, delay, ttr)
+            message._sent(self._execute(message._plain_put(sender_json, priority, delay, ttr), tube))
+            return message
+        body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
+        message = Message(self, body, **kwargs)  # ``self(...)``, one call less
         message.send(tube)
         return message
 
@@ -112,6 +116,24 @@ class Client(Connection):
             message._deleted()
             return message
 
+    def _unsent(
+        self,
+        body: Any,
+        sender: dict[str, Any],
+        priority: int,
+        delay: int,
+        ttr: int,
+        created: dict[str, int],
+        token: str,
+    ) -> Message:
+        return Message._new(self, body, sender, priority, delay, ttr, created, token)
+
+    def _message(self, job: Job, reserved: bool = False) -> Message:
+        return Message._of_job(self, job, reserved)
+
+    def _reserved_message(self, job: Job) -> Message:
+        return Message._of_job(self, job, True)
+
     def watch(self, tube: str) -> int:
         """Watch ``tube``; returns how many tubes are watched. Restored after a reconnect."""
         return self.queue.watch(tube)
@@ -146,10 +168,9 @@ class Client(Connection):
             return []
         try:
             results = self._converse(lambda session, reader: batch.steps(session, reader, tube), batch.encoded(0, 1))
-            ids = self._batch_results(batch.requests, results)
         except BatchFailed as exc:
             raise batch.failed(exc) from None
-        return batch.sent(ids)
+        return batch.sent(results)
 
     def reserve_many(self, n: int, timeout: int = 0, drop: bool = True) -> list[Message]:
         """Up to ``n`` messages, fewer when fewer are ready within ``timeout`` seconds.

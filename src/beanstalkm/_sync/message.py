@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 e16a3895c92a602a8b8f7d2ecec8e2d3bef6248c32d1946395b75d72c1284631). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 ca0ff803172f4bd5095bdf354558f72875f7e8650cf77626e94f21893c01051b). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods (the
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from beanstalkm._core.message import DEFAULT_TUBE, AskedSetting, MessageBase, MessageFields
-from beanstalkm._errors import CommandFailed
+from beanstalkm._core.requests import Job
+from beanstalkm._errors import CommandFailed, InvalidEnvelope
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
 from beanstalkm._generated.errors import NotFound
 from beanstalkm._generated.stats import JobStats
@@ -40,11 +41,23 @@ class Message(MessageBase):
         super().__init__(body, **kwargs)
 
     @classmethod
-    def _new(cls, conn: Connection, body: Any, sender: dict[str, Any], priority: int, delay: int, ttr: int) -> Self:
+    def _new(
+        cls,
+        conn: Connection,
+        body: Any,
+        sender: dict[str, Any],
+        priority: int,
+        delay: int,
+        ttr: int,
+        created: dict[str, int] | None = None,
+        token: str | None = None,
+    ) -> Self:
         """A new message of ``body`` from ``sender``, to put: ``cls(conn, body, sender=sender, priority=...)``
-        without the keywords' cost (``Client.put``'s common case)."""
-        message = cls._bound(conn)
-        message._fill(body, 0, None, sender, None, None, None, None, priority, delay, ttr, None, None, True)
+        without the keywords' cost (``Client.put``'s and ``put_many``'s common case)."""
+        message = cls.__new__(cls)  # ``_bound``, inline
+        message._conn = conn
+        message._lease = None
+        message._fill(body, 0, created, sender, None, None, None, token, priority, delay, ttr, None, None, True)
         return message
 
     @classmethod
@@ -52,6 +65,17 @@ class Message(MessageBase):
         """``cls(conn, body, **kwargs)``, the keywords passed on once, not twice."""
         message = cls._bound(conn)
         MessageBase.__init__(message, body, **kwargs)
+        return message
+
+    @classmethod
+    def _of_job(cls, conn: Connection, job: Job, reserved: bool) -> Self:
+        """``ConnectionBase._message``: a received job as a message (``reserved``: by ``conn``, just
+        now); ``InvalidEnvelope``, carrying it, if it fails validation. The envelope beanstalkm writes
+        is read in one pass, with no keyword dictionary (``MessageBase._receive``)."""
+        message = cls._bound(conn)
+        problem = message._receive(job.id, job.body, conn._link if reserved else None, conn.validate)
+        if problem is not None:
+            raise InvalidEnvelope(message, problem)
         return message
 
     @classmethod
