@@ -459,6 +459,7 @@ class AsyncCluster:
             [r[2] for r in running],
             [partial(batch.steps, tube=tube) for _, _, _, batch in running],  # written as encoded, as Client.put_many
             [batch.encoded(0, 1) for _, _, _, batch in running],
+            hold=True,  # the producers are shared (puts, stats, other put_many calls): each held for its batch
         )
         for (server, indices, client, batch), result in zip(running, results, strict=True):
             if isinstance(result, SocketError):

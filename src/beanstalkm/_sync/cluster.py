@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 91be9dc191d193c31e9ab6801eb9d50556d43cb03af07bcb39868e29d03f9fb3). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 ad01ff972e35ac35aa3ccdbc54e0d11c4c4b1e22234e3a52cc0668892ba58518). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -453,6 +453,7 @@ class Cluster:
             [r[2] for r in running],
             [partial(batch.steps, tube=tube) for _, _, _, batch in running],  # written as encoded, as Client.put_many
             [batch.encoded(0, 1) for _, _, _, batch in running],
+            hold=True,  # the producers are shared (puts, stats, other put_many calls): each held for its batch
         )
         for (server, indices, client, batch), result in zip(running, results, strict=True):
             if isinstance(result, SocketError):
