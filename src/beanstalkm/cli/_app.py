@@ -8,11 +8,13 @@ __all__ = ["cli", "run"]
 import base64
 import binascii
 import json
+import os
 import re
 import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, TypeGuard
+from contextlib import suppress
+from typing import IO, NoReturn, TypeGuard
 
 import click
 from rich.table import Table
@@ -52,6 +54,7 @@ from beanstalkm.cli._common import (
 )
 from beanstalkm.cli._jobs import (
     STATES,
+    Claimed,
     JobRecord,
     claim,
     delete_ids,
@@ -769,13 +772,16 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
                 ids = snapshot(client, src)
                 bar.total(len(ids))
                 for start in range(0, len(ids), BATCH):
-                    claimed = claim(client, ids[start : start + BATCH])
-                    outcomes = put_jobs(dest, dst, [job.record() for job in claimed])
-                    done = [job for job, o in zip(claimed, outcomes, strict=True) if isinstance(o, int)]
-                    undone = [job for job, o in zip(claimed, outcomes, strict=True) if not isinstance(o, int)]
-                    failures += [f"job {ctx.ref(server, j.stats.id)}" for j in undone]
-                    delete_ids(client, [job.stats.id for job in done])
-                    restore(client, undone)
+                    claimed = pending = claim(client, ids[start : start + BATCH])
+                    try:
+                        outcomes = put_jobs(dest, dst, [job.record() for job in claimed])
+                        done = [job for job, o in zip(claimed, outcomes, strict=True) if isinstance(o, int)]
+                        pending = [job for job, o in zip(claimed, outcomes, strict=True) if not isinstance(o, int)]
+                        failures += [f"job {ctx.ref(server, j.stats.id)}" for j in pending]
+                        delete_ids(client, [job.stats.id for job in done])
+                        restore(client, pending)
+                    except BaseException as exc:  # the claimed jobs not copied go back as they were, not as ready
+                        _give_back(client, pending, exc, "move", to_url)
                     moved += len(done)
                     bar.advance(len(ids[start : start + BATCH]))
                 left = jobs_in(tube_count(client, src), ("reserved",))
@@ -826,20 +832,54 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
                 chunk = ids[start : start + BATCH]
                 claimed = claim(client, chunk)
                 jobs = [(job.stats, job.message) for job in claimed if job.stats.state in wanted]
-                restore(client, [job for job in claimed if job.stats.state not in wanted])
-                out.write(
-                    "".join(
-                        json_text({"server": server.url, **job_record(stats, message, body=False, data=True)}) + "\n"
-                        for stats, message in jobs
+                try:
+                    restore(client, [job for job in claimed if job.stats.state not in wanted])
+                    out.write(
+                        "".join(
+                            json_text({"server": server.url, **job_record(stats, message, body=False, data=True)})
+                            + "\n"
+                            for stats, message in jobs
+                        )
                     )
-                )
-                out.flush()
+                    out.flush()
+                except BaseException as exc:  # not written: the claimed jobs go back as they were, not as ready
+                    if isinstance(exc, BrokenPipeError):  # the reader went away: what is left unwritten goes nowhere
+                        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+                    wrote = f" ({exported} job(s) were exported and deleted before)"
+                    _give_back(client, [j for j in claimed if j.stats.state in wanted], exc, "export", wrote)
                 delete_ids(client, [stats.id for stats, _ in jobs])
                 exported += len(jobs)
                 bar.advance(len(chunk))
     out.flush()
     if not ctx.json_output:
         click.echo(f"exported {exported} job(s) from tube {tube!r}", err=True)
+
+
+def _give_back(
+    client: Client, claimed: Sequence[Claimed], exc: BaseException, what: str, detail: str | None
+) -> NoReturn:
+    """``exc`` ended ``what`` while ``claimed`` jobs were held (reserve-job, neither copied nor deleted):
+    each is given back as it was (a buried one buried, a delayed one delayed), not left to fall back to
+    ready when the connection closes. Then it raises the error: one line saying what happened to them.
+    ``detail``: for ``move``, the destination (its copies' outcome is unknown if a put may have run);
+    for ``export``, what was exported before."""
+    if not isinstance(exc, Exception):  # Ctrl-C, an exit: given back, and it goes on as it was
+        with suppress(Exception):
+            restore(client, claimed)
+        raise exc
+    try:
+        restore(client, claimed)
+        back = f"{len(claimed)} claimed job(s) were put back as they were"
+    except Exception as lost:  # the connection went too: beanstalkd made them ready
+        back = f"{len(claimed)} claimed job(s) could not be put back and are ready again ({lost})"
+    if what == "move" and isinstance(exc, SocketError) and exc.maybe_executed:
+        back += f"; some of their copies may have been stored on {detail or 'the same server'}"
+    elif what == "export":
+        back += detail or ""
+    if isinstance(exc, BrokenPipeError):
+        raise Failure(f"{what}: stdout was closed (broken pipe); {back}") from exc
+    reason = str(exc) if isinstance(exc, OSError | BeanstalkmException) else f"{type(exc).__name__}: {exc}"
+    raise (Unreachable if isinstance(exc, SocketError) else Failure)(f"{what}: {reason}; {back}") from exc
 
 
 # -- worker, failed: the worker's own argparse CLI -----------------------------------------------
