@@ -23,6 +23,7 @@ from beanstalkm import (
     DEFAULT_DELAY,
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
+    BatchFailed,
     BeanstalkmException,
     Client,
     InvalidArgument,
@@ -451,33 +452,55 @@ def put_command(ctx: Ctx, tube: str, body: str | None, priority: int, delay: int
         lines = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
         items = [line.encode() if raw else _json_body(line, f"stdin line {n}") for n, line in enumerate(lines, start=1)]
     done: list[tuple[Server, int, int]] = []  # (server, item index, id)
-    with progress(ctx, f"put {tube}", len(items)) as bar:
-        for server, client, indexes in _spread(ctx, len(items)):
-            for start in range(0, len(indexes), BATCH):
-                chunk = indexes[start : start + BATCH]
-                if raw:
-                    jobs = [JobRecord(_as_bytes(items[i]), priority, ttr, delay) for i in chunk]
-                    outcomes = put_jobs(client, tube, jobs)
-                    failed = [o for o in outcomes if isinstance(o, BaseException)]
-                    if failed:
-                        raise Failure(f"put into tube {tube!r} on {server.url}: {failed[0]}")
-                    ids = [o for o in outcomes if isinstance(o, int)]
-                else:
-                    sent = client.put_many([items[i] for i in chunk], tube, priority, delay, ttr)
-                    ids = [m.uid for m in sent]
-                done += [(server, i, job_id) for i, job_id in zip(chunk, ids, strict=True)]
-                bar.advance(len(chunk))
+    failed: list[tuple[int, BaseException]] = []  # (item index, its error): not stored
+    try:
+        with progress(ctx, f"put {tube}", len(items)) as bar:
+            for server, client, indexes in _spread(ctx, len(items)):
+                for start in range(0, len(indexes), BATCH):
+                    chunk = indexes[start : start + BATCH]
+                    if raw:
+                        jobs = [JobRecord(_as_bytes(items[i]), priority, ttr, delay) for i in chunk]
+                        outcomes: list[object] = list(put_jobs(client, tube, jobs))
+                    else:
+                        try:
+                            outcomes = list(client.put_many([items[i] for i in chunk], tube, priority, delay, ttr))
+                        except BatchFailed as exc:  # each item's message or error
+                            outcomes = list(exc.results)
+                    for i, outcome in zip(chunk, outcomes, strict=True):
+                        if isinstance(outcome, BaseException):
+                            failed.append((i, outcome))
+                        else:
+                            done.append((server, i, outcome if isinstance(outcome, int) else _uid(outcome)))
+                    bar.advance(len(chunk))
+    except BaseException:  # what was stored is printed even when a failure ends the command: a re-run must not guess
+        if done:
+            _put_report(ctx, tube, done, len(failed))
+        raise
+    _put_report(ctx, tube, done, len(failed))
+    if failed:
+        i, error = min(failed, key=lambda f: f[0])
+        where = "BODY" if body is not None else f"stdin line {i + 1}"
+        unknown = sum(isinstance(e, SocketError) and e.maybe_executed for _, e in failed)
+        stored = f" ({len(done)} stored, their ids printed)" if done else ""
+        maybe = f", {unknown} of them with an outcome unknown (they may have been stored)" if unknown else ""
+        raise Failure(f"{len(failed)} of {len(items)} job(s) not put{stored}{maybe}; first: {where}: {error}")
+
+
+def _put_report(ctx: Ctx, tube: str, done: list[tuple[Server, int, int]], failed: int) -> None:
+    """The jobs ``put`` stored (in the order of their items) on stdout, one ref a line or one document."""
     done.sort(key=lambda d: d[1])
     if ctx.json_output:
-        emit(
-            {
-                "tube": tube,
-                "jobs": [{"server": s.url, "id": job_id, "ref": ctx.ref(s, job_id)} for s, _, job_id in done],
-            }
-        )
+        jobs = [{"server": s.url, "id": job_id, "ref": ctx.ref(s, job_id)} for s, _, job_id in done]
+        emit({"tube": tube, "jobs": jobs, "failed": failed})
     else:
         for server, _, job_id in done:
             click.echo(ctx.ref(server, job_id))
+
+
+def _uid(message: object) -> int:
+    if not isinstance(message, Message):
+        raise TypeError(f"put gave {message!r}")
+    return message.uid
 
 
 def _as_bytes(item: object) -> bytes:
