@@ -626,9 +626,11 @@ class AsyncCluster:
                     continue
                 if isinstance(item, BeanstalkmException) and not isinstance(item, TimedOut):
                     outcome = item
-            elif isinstance(result, ProtocolError):
+            elif isinstance(result, ProtocolError):  # its connection was dropped; a job another server gave wins
                 log.warning("reserve on %s: %s", server.url, result)
-                outcome = result
+                self._down(server, result)
+                if outcome is None:
+                    outcome = result
             self._give_back(server, client)
         if isinstance(outcome, BaseException):
             raise outcome

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 ad01ff972e35ac35aa3ccdbc54e0d11c4c4b1e22234e3a52cc0668892ba58518). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 7b27eebe631e2ba59ca6cfe1543452f1acbb33d2a164262a8102b543c2c4a222). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -620,9 +620,11 @@ class Cluster:
                     continue
                 if isinstance(item, BeanstalkmException) and not isinstance(item, TimedOut):
                     outcome = item
-            elif isinstance(result, ProtocolError):
+            elif isinstance(result, ProtocolError):  # its connection was dropped; a job another server gave wins
                 log.warning("reserve on %s: %s", server.url, result)
-                outcome = result
+                self._down(server, result)
+                if outcome is None:
+                    outcome = result
             self._give_back(server, client)
         if isinstance(outcome, BaseException):
             raise outcome
