@@ -653,10 +653,20 @@ class AsyncCluster:
         check_bool("drop", drop)
         got: list[AsyncMessage] = []
         for _ in range(4):  # what a server did not have goes to the others; stale estimates are asked again
-            more, full = await self._reserve_shares(n - len(got), drop)
+            more, full, asked = await self._reserve_shares(n - len(got), drop)
             got += more
-            if len(got) >= n or not full:
+            if len(got) >= n:
                 break
+            if not full:  # the servers thought empty were not asked: one of them may have jobs since
+                try:
+                    _, one = await self._sweep_on([s for s in self._available() if s not in asked], drop, [])
+                except BeanstalkmException as exc:  # the messages taken are the caller's all the same
+                    if got:
+                        raise BatchFailed([*got, exc]) from exc
+                    raise
+                if one is None:
+                    break
+                got.append(one)
             self._backlog_at = -math.inf
         if not got and timeout and n:
             first = await self.reserve(timeout=timeout, drop=drop)
@@ -664,22 +674,25 @@ class AsyncCluster:
                 got = [first, *(await self.reserve_many(n - 1, 0, drop))]
         return got
 
-    async def _reserve_shares(self, n: int, drop: bool) -> tuple[list[AsyncMessage], bool]:
-        """Each server's share of ``n`` by its estimated backlog, all asked at once: the messages, and
-        whether some server gave its whole share (it may hold more than was thought)."""
+    async def _reserve_shares(self, n: int, drop: bool) -> tuple[list[AsyncMessage], bool, list[_Server]]:
+        """Each server's share of ``n`` by its estimated backlog, all asked at once: the messages,
+        whether some server gave its whole share (it may hold more than was thought), and the servers
+        asked."""
         servers = self._available()
         await self._refresh_backlog(servers)
         total = sum(s.backlog for s in servers)
         if total == 0:
             one = await self._sweep(drop)
-            return ([], False) if one is None else ([one], True)
+            return ([], False, self._servers) if one is None else ([one], True, self._servers)
         full = False
+        asked: list[_Server] = []
         got: list[AsyncMessage] = []
         errors: list[BaseException] = []
         for server in servers:
             share = min(server.backlog, math.ceil(n * server.backlog / total), n - len(got))
             if share <= 0:
                 continue
+            asked.append(server)
             try:
                 client = await self._borrow(server)
             except SocketError:
@@ -700,7 +713,7 @@ class AsyncCluster:
             got += messages
         if errors:
             raise BatchFailed([*got, *errors])
-        return got, full
+        return got, full, asked
 
     # -- messages and jobs by reference --------------------------------------------
 

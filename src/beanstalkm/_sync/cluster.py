@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 7b27eebe631e2ba59ca6cfe1543452f1acbb33d2a164262a8102b543c2c4a222). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 b61a1d19ff1647f2d78e667e4cb8e62f5d43a469bbbe43ec3bb4c6257fd9bee3). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -647,10 +647,20 @@ class Cluster:
         check_bool("drop", drop)
         got: list[Message] = []
         for _ in range(4):  # what a server did not have goes to the others; stale estimates are asked again
-            more, full = self._reserve_shares(n - len(got), drop)
+            more, full, asked = self._reserve_shares(n - len(got), drop)
             got += more
-            if len(got) >= n or not full:
+            if len(got) >= n:
                 break
+            if not full:  # the servers thought empty were not asked: one of them may have jobs since
+                try:
+                    _, one = self._sweep_on([s for s in self._available() if s not in asked], drop, [])
+                except BeanstalkmException as exc:  # the messages taken are the caller's all the same
+                    if got:
+                        raise BatchFailed([*got, exc]) from exc
+                    raise
+                if one is None:
+                    break
+                got.append(one)
             self._backlog_at = -math.inf
         if not got and timeout and n:
             first = self.reserve(timeout=timeout, drop=drop)
@@ -658,22 +668,25 @@ class Cluster:
                 got = [first, *(self.reserve_many(n - 1, 0, drop))]
         return got
 
-    def _reserve_shares(self, n: int, drop: bool) -> tuple[list[Message], bool]:
-        """Each server's share of ``n`` by its estimated backlog, all asked at once: the messages, and
-        whether some server gave its whole share (it may hold more than was thought)."""
+    def _reserve_shares(self, n: int, drop: bool) -> tuple[list[Message], bool, list[_Server]]:
+        """Each server's share of ``n`` by its estimated backlog, all asked at once: the messages,
+        whether some server gave its whole share (it may hold more than was thought), and the servers
+        asked."""
         servers = self._available()
         self._refresh_backlog(servers)
         total = sum(s.backlog for s in servers)
         if total == 0:
             one = self._sweep(drop)
-            return ([], False) if one is None else ([one], True)
+            return ([], False, self._servers) if one is None else ([one], True, self._servers)
         full = False
+        asked: list[_Server] = []
         got: list[Message] = []
         errors: list[BaseException] = []
         for server in servers:
             share = min(server.backlog, math.ceil(n * server.backlog / total), n - len(got))
             if share <= 0:
                 continue
+            asked.append(server)
             try:
                 client = self._borrow(server)
             except SocketError:
@@ -694,7 +707,7 @@ class Cluster:
             got += messages
         if errors:
             raise BatchFailed([*got, *errors])
-        return got, full
+        return got, full, asked
 
     # -- messages and jobs by reference --------------------------------------------
 
