@@ -64,3 +64,31 @@ def test_put_many_beside_puts_and_stats_on_one_async_cluster(urls: list[str]) ->
         for client in clients.values():
             client.close()
     assert wrong == []  # each reference is the job of its own body
+
+
+def test_peeks_and_kicks_on_two_tubes_at_once_each_act_on_their_own_tube(urls: list[str]) -> None:
+    """``peek_*`` and ``kick`` name a tube, but beanstalkd acts on the connection's used tube: the
+    ``use`` and the command must go as one (another task's ``use`` in between sent them to its tube)."""
+
+    async def main() -> tuple[list[str], list[int], list[int]]:
+        async with AsyncCluster(urls[:1], timeout=10) as cluster:
+            for tube in ("a", "b"):
+                await cluster.put_many([{"i": i} for i in range(50)], tube=tube, delay=3600)
+            seen: list[str] = []
+
+            async def peeks(tube: str) -> None:
+                for _ in range(100):
+                    message = await cluster.peek_delayed(tube)
+                    assert message is not None
+                    stats = await message.stats()
+                    seen.append(f"{tube}:{stats.tube if stats is not None else None}")
+
+            await asyncio.wait_for(asyncio.gather(peeks("a"), peeks("b")), WAIT)
+            kicked = await asyncio.wait_for(asyncio.gather(cluster.kick("a", 20), cluster.kick("b", 20)), WAIT)
+            ready = [(await cluster.stats_tube(tube))[urls[0]].current_jobs_ready for tube in ("a", "b")]
+        return seen, list(kicked), ready
+
+    seen, kicked, ready = asyncio.run(main())
+    assert sorted(set(seen)) == ["a:a", "b:b"] and len(seen) == 200
+    assert kicked == [20, 20]
+    assert ready == [20, 20]  # each kick on its own tube

@@ -41,7 +41,7 @@ from beanstalkm._core.cluster import (
 )
 from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job
+from beanstalkm._core.requests import Job, Request
 from beanstalkm._core.session import Exchange, Session
 from beanstalkm._core.urls import ServerURL, default_urls, parse_urls
 from beanstalkm._errors import (
@@ -823,8 +823,9 @@ class AsyncCluster:
             nonlocal left
             if left == 0:
                 return 0
-            await client.queue.use(tube)
-            kicked = await client.queue.kick(left)
+            kicked = await client._execute(
+                _c.kick(left), tube
+            )  # the use and the kick in one hold: no other use between
             left -= kicked
             return kicked
 
@@ -832,23 +833,24 @@ class AsyncCluster:
 
     async def peek_ready(self, tube: str) -> AsyncMessage | None:
         """A ready job of ``tube`` (the next one of the first server, in the order given, that has one), or None."""
-        return await self._peek(tube, lambda client: client.queue.peek_ready())
+        return await self._peek(tube, _c.peek_ready())
 
     async def peek_delayed(self, tube: str) -> AsyncMessage | None:
         """A delayed job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return await self._peek(tube, lambda client: client.queue.peek_delayed())
+        return await self._peek(tube, _c.peek_delayed())
 
     async def peek_buried(self, tube: str) -> AsyncMessage | None:
         """A buried job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return await self._peek(tube, lambda client: client.queue.peek_buried())
+        return await self._peek(tube, _c.peek_buried())
 
-    async def _peek(self, tube: str, peek: _OnClient[AsyncMessage | None]) -> AsyncMessage | None:
+    async def _peek(self, tube: str, peek: Request[Job | None]) -> AsyncMessage | None:
+        """``peek`` (of the used tube) on each server in turn, sent to ``tube`` with its ``use`` in one
+        hold of the producer connection (a concurrent task's ``use`` cannot come between)."""
         _c.TUBE_RULE.check("tube", tube)
         for server in self._available():
             try:
                 client = await self._producer(server)
-                await client.queue.use(tube)
-                message = await peek(client)
+                message = client._message_or_none(await client._execute(peek, tube))
             except SocketError as exc:
                 self._down(server, exc)
                 continue

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 b61a1d19ff1647f2d78e667e4cb8e62f5d43a469bbbe43ec3bb4c6257fd9bee3). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 c822a9a23a40d4a746ce3cf37de65991830b62735dd0386fc2a7ab54e51bbbc3). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -35,7 +35,7 @@ from beanstalkm._core.cluster import (
 )
 from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job
+from beanstalkm._core.requests import Job, Request
 from beanstalkm._core.session import Exchange, Session
 from beanstalkm._core.urls import ServerURL, default_urls, parse_urls
 from beanstalkm._errors import (
@@ -817,8 +817,7 @@ class Cluster:
             nonlocal left
             if left == 0:
                 return 0
-            client.queue.use(tube)
-            kicked = client.queue.kick(left)
+            kicked = client._execute(_c.kick(left), tube)  # the use and the kick in one hold: no other use between
             left -= kicked
             return kicked
 
@@ -826,23 +825,24 @@ class Cluster:
 
     def peek_ready(self, tube: str) -> Message | None:
         """A ready job of ``tube`` (the next one of the first server, in the order given, that has one), or None."""
-        return self._peek(tube, lambda client: client.queue.peek_ready())
+        return self._peek(tube, _c.peek_ready())
 
     def peek_delayed(self, tube: str) -> Message | None:
         """A delayed job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return self._peek(tube, lambda client: client.queue.peek_delayed())
+        return self._peek(tube, _c.peek_delayed())
 
     def peek_buried(self, tube: str) -> Message | None:
         """A buried job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return self._peek(tube, lambda client: client.queue.peek_buried())
+        return self._peek(tube, _c.peek_buried())
 
-    def _peek(self, tube: str, peek: _OnClient[Message | None]) -> Message | None:
+    def _peek(self, tube: str, peek: Request[Job | None]) -> Message | None:
+        """``peek`` (of the used tube) on each server in turn, sent to ``tube`` with its ``use`` in one
+        hold of the producer connection (a concurrent task's ``use`` cannot come between)."""
         _c.TUBE_RULE.check("tube", tube)
         for server in self._available():
             try:
                 client = self._producer(server)
-                client.queue.use(tube)
-                message = peek(client)
+                message = client._message_or_none(client._execute(peek, tube))
             except SocketError as exc:
                 self._down(server, exc)
                 continue
