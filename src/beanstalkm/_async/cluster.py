@@ -823,9 +823,8 @@ class AsyncCluster:
             nonlocal left
             if left == 0:
                 return 0
-            kicked = await client._execute(
-                _c.kick(left), tube
-            )  # the use and the kick in one hold: no other use between
+            # the use and the kick in one hold of the connection: no other task's use between them
+            kicked = await client._execute(_c.kick(left), tube)
             left -= kicked
             return kicked
 

@@ -447,7 +447,7 @@ async def converse_all(
     """Run one conversation on each connection at once (``starts[i]`` on ``conns[i]``). Each
     connection is the caller's alone, or, with ``hold``, shared: then each one is held alone (its
     lock, as a batch holds it) for the whole run, the locks taken in one fixed order so that two
-    such runs never wait on each other, and commands of other tasks or threads wait their turn.
+    such runs cannot deadlock, and commands of other tasks or threads wait their turn.
 
     Every conversation writes first; then the replies are read from whichever connection has bytes,
     with no thread, so the servers work in parallel and a wait for a job waits on all of them

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 c822a9a23a40d4a746ce3cf37de65991830b62735dd0386fc2a7ab54e51bbbc3). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 8e77cb1efbbc3609c3be3e24909e265685783f888a82c1abe5496469fc90ae5d). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -817,7 +817,8 @@ class Cluster:
             nonlocal left
             if left == 0:
                 return 0
-            kicked = client._execute(_c.kick(left), tube)  # the use and the kick in one hold: no other use between
+            # the use and the kick in one hold of the connection: no other task's use between them
+            kicked = client._execute(_c.kick(left), tube)
             left -= kicked
             return kicked
 

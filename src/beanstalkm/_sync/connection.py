@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 65008bd4745662b98fbc75577a4209fff00e8d30ace2491e6802ae86c8315ecb). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 2b01d32ad178dd5206724198b046027f3c292b0f68df1cf98f1ef88c84168cd5). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -310,7 +310,7 @@ def converse_all(
     """Run one conversation on each connection at once (``starts[i]`` on ``conns[i]``). Each
     connection is the caller's alone, or, with ``hold``, shared: then each one is held alone (its
     lock, as a batch holds it) for the whole run, the locks taken in one fixed order so that two
-    such runs never wait on each other, and commands of other threads or threads wait their turn.
+    such runs cannot deadlock, and commands of other threads or threads wait their turn.
 
     Every conversation writes first; then the replies are read from whichever connection has bytes,
     with no thread, so the servers work in parallel and a wait for a job waits on all of them
