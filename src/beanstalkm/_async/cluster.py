@@ -41,7 +41,7 @@ from beanstalkm._core.cluster import (
 )
 from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job
+from beanstalkm._core.requests import Job, Request
 from beanstalkm._core.session import Exchange, Session
 from beanstalkm._core.urls import ServerURL, default_urls, parse_urls
 from beanstalkm._errors import (
@@ -459,6 +459,7 @@ class AsyncCluster:
             [r[2] for r in running],
             [partial(batch.steps, tube=tube) for _, _, _, batch in running],  # written as encoded, as Client.put_many
             [batch.encoded(0, 1) for _, _, _, batch in running],
+            hold=True,  # the producers are shared (puts, stats, other put_many calls): each held for its batch
         )
         for (server, indices, client, batch), result in zip(running, results, strict=True):
             if isinstance(result, SocketError):
@@ -625,9 +626,11 @@ class AsyncCluster:
                     continue
                 if isinstance(item, BeanstalkmException) and not isinstance(item, TimedOut):
                     outcome = item
-            elif isinstance(result, ProtocolError):
+            elif isinstance(result, ProtocolError):  # its connection was dropped; a job another server gave wins
                 log.warning("reserve on %s: %s", server.url, result)
-                outcome = result
+                self._down(server, result)
+                if outcome is None:
+                    outcome = result
             self._give_back(server, client)
         if isinstance(outcome, BaseException):
             raise outcome
@@ -650,10 +653,20 @@ class AsyncCluster:
         check_bool("drop", drop)
         got: list[AsyncMessage] = []
         for _ in range(4):  # what a server did not have goes to the others; stale estimates are asked again
-            more, full = await self._reserve_shares(n - len(got), drop)
+            more, full, asked = await self._reserve_shares(n - len(got), drop)
             got += more
-            if len(got) >= n or not full:
+            if len(got) >= n:
                 break
+            if not full:  # the servers thought empty were not asked: one of them may have jobs since
+                try:
+                    _, one = await self._sweep_on([s for s in self._available() if s not in asked], drop, [])
+                except BeanstalkmException as exc:  # the messages taken are the caller's all the same
+                    if got:
+                        raise BatchFailed([*got, exc]) from exc
+                    raise
+                if one is None:
+                    break
+                got.append(one)
             self._backlog_at = -math.inf
         if not got and timeout and n:
             first = await self.reserve(timeout=timeout, drop=drop)
@@ -661,22 +674,25 @@ class AsyncCluster:
                 got = [first, *(await self.reserve_many(n - 1, 0, drop))]
         return got
 
-    async def _reserve_shares(self, n: int, drop: bool) -> tuple[list[AsyncMessage], bool]:
-        """Each server's share of ``n`` by its estimated backlog, all asked at once: the messages, and
-        whether some server gave its whole share (it may hold more than was thought)."""
+    async def _reserve_shares(self, n: int, drop: bool) -> tuple[list[AsyncMessage], bool, list[_Server]]:
+        """Each server's share of ``n`` by its estimated backlog, all asked at once: the messages,
+        whether some server gave its whole share (it may hold more than was thought), and the servers
+        asked."""
         servers = self._available()
         await self._refresh_backlog(servers)
         total = sum(s.backlog for s in servers)
         if total == 0:
             one = await self._sweep(drop)
-            return ([], False) if one is None else ([one], True)
+            return ([], False, self._servers) if one is None else ([one], True, self._servers)
         full = False
+        asked: list[_Server] = []
         got: list[AsyncMessage] = []
         errors: list[BaseException] = []
         for server in servers:
             share = min(server.backlog, math.ceil(n * server.backlog / total), n - len(got))
             if share <= 0:
                 continue
+            asked.append(server)
             try:
                 client = await self._borrow(server)
             except SocketError:
@@ -697,7 +713,7 @@ class AsyncCluster:
             got += messages
         if errors:
             raise BatchFailed([*got, *errors])
-        return got, full
+        return got, full, asked
 
     # -- messages and jobs by reference --------------------------------------------
 
@@ -807,8 +823,8 @@ class AsyncCluster:
             nonlocal left
             if left == 0:
                 return 0
-            await client.queue.use(tube)
-            kicked = await client.queue.kick(left)
+            # the use and the kick in one hold of the connection: no other task's use between them
+            kicked = await client._execute(_c.kick(left), tube)
             left -= kicked
             return kicked
 
@@ -816,23 +832,24 @@ class AsyncCluster:
 
     async def peek_ready(self, tube: str) -> AsyncMessage | None:
         """A ready job of ``tube`` (the next one of the first server, in the order given, that has one), or None."""
-        return await self._peek(tube, lambda client: client.queue.peek_ready())
+        return await self._peek(tube, _c.peek_ready())
 
     async def peek_delayed(self, tube: str) -> AsyncMessage | None:
         """A delayed job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return await self._peek(tube, lambda client: client.queue.peek_delayed())
+        return await self._peek(tube, _c.peek_delayed())
 
     async def peek_buried(self, tube: str) -> AsyncMessage | None:
         """A buried job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return await self._peek(tube, lambda client: client.queue.peek_buried())
+        return await self._peek(tube, _c.peek_buried())
 
-    async def _peek(self, tube: str, peek: _OnClient[AsyncMessage | None]) -> AsyncMessage | None:
+    async def _peek(self, tube: str, peek: Request[Job | None]) -> AsyncMessage | None:
+        """``peek`` (of the used tube) on each server in turn, sent to ``tube`` with its ``use`` in one
+        hold of the producer connection (a concurrent task's ``use`` cannot come between)."""
         _c.TUBE_RULE.check("tube", tube)
         for server in self._available():
             try:
                 client = await self._producer(server)
-                await client.queue.use(tube)
-                message = await peek(client)
+                message = client._message_or_none(await client._execute(peek, tube))
             except SocketError as exc:
                 self._down(server, exc)
                 continue

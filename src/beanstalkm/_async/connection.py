@@ -442,9 +442,12 @@ async def converse_all(
     starts: Sequence[Callable[[Session, ReplyReader], Exchange[T]]],
     requests: Sequence[Sequence[Request[Any]]],
     done: Callable[[int, T | BaseException], bool] | None = None,
+    hold: bool = False,
 ) -> tuple[list[T | BaseException | None], int]:
-    """Run one conversation on each connection at once (``starts[i]`` on ``conns[i]``, each
-    connection the caller's alone: none is locked).
+    """Run one conversation on each connection at once (``starts[i]`` on ``conns[i]``). Each
+    connection is the caller's alone, or, with ``hold``, shared: then each one is held alone (its
+    lock, as a batch holds it) for the whole run, the locks taken in one fixed order so that two
+    such runs cannot deadlock, and commands of other tasks or threads wait their turn.
 
     Every conversation writes first; then the replies are read from whichever connection has bytes,
     with no thread, so the servers work in parallel and a wait for a job waits on all of them
@@ -458,6 +461,7 @@ async def converse_all(
     live: dict[int, _Live[T]] = {}
     stop = False
     raced = 0
+    held: list[AsyncConnection] = []
 
     def finish(i: int, value: T | BaseException) -> None:
         nonlocal stop
@@ -467,6 +471,9 @@ async def converse_all(
             stop = True
 
     try:
+        for conn in sorted({id(c): c for c in conns}.values(), key=id) if hold else ():
+            await conn._alone.__aenter__()
+            held.append(conn)
         for i, conn in enumerate(conns):
             if stop:
                 break
@@ -515,6 +522,8 @@ async def converse_all(
     finally:
         for convo in live.values():
             convo.conn._drop()
+        for conn in reversed(held):
+            await conn._alone.__aexit__(None, None, None)
     return results, raced
 
 

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 91be9dc191d193c31e9ab6801eb9d50556d43cb03af07bcb39868e29d03f9fb3). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 8e77cb1efbbc3609c3be3e24909e265685783f888a82c1abe5496469fc90ae5d). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -35,7 +35,7 @@ from beanstalkm._core.cluster import (
 )
 from beanstalkm._core.message import DEFAULT_TUBE, MessageBase
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job
+from beanstalkm._core.requests import Job, Request
 from beanstalkm._core.session import Exchange, Session
 from beanstalkm._core.urls import ServerURL, default_urls, parse_urls
 from beanstalkm._errors import (
@@ -453,6 +453,7 @@ class Cluster:
             [r[2] for r in running],
             [partial(batch.steps, tube=tube) for _, _, _, batch in running],  # written as encoded, as Client.put_many
             [batch.encoded(0, 1) for _, _, _, batch in running],
+            hold=True,  # the producers are shared (puts, stats, other put_many calls): each held for its batch
         )
         for (server, indices, client, batch), result in zip(running, results, strict=True):
             if isinstance(result, SocketError):
@@ -619,9 +620,11 @@ class Cluster:
                     continue
                 if isinstance(item, BeanstalkmException) and not isinstance(item, TimedOut):
                     outcome = item
-            elif isinstance(result, ProtocolError):
+            elif isinstance(result, ProtocolError):  # its connection was dropped; a job another server gave wins
                 log.warning("reserve on %s: %s", server.url, result)
-                outcome = result
+                self._down(server, result)
+                if outcome is None:
+                    outcome = result
             self._give_back(server, client)
         if isinstance(outcome, BaseException):
             raise outcome
@@ -644,10 +647,20 @@ class Cluster:
         check_bool("drop", drop)
         got: list[Message] = []
         for _ in range(4):  # what a server did not have goes to the others; stale estimates are asked again
-            more, full = self._reserve_shares(n - len(got), drop)
+            more, full, asked = self._reserve_shares(n - len(got), drop)
             got += more
-            if len(got) >= n or not full:
+            if len(got) >= n:
                 break
+            if not full:  # the servers thought empty were not asked: one of them may have jobs since
+                try:
+                    _, one = self._sweep_on([s for s in self._available() if s not in asked], drop, [])
+                except BeanstalkmException as exc:  # the messages taken are the caller's all the same
+                    if got:
+                        raise BatchFailed([*got, exc]) from exc
+                    raise
+                if one is None:
+                    break
+                got.append(one)
             self._backlog_at = -math.inf
         if not got and timeout and n:
             first = self.reserve(timeout=timeout, drop=drop)
@@ -655,22 +668,25 @@ class Cluster:
                 got = [first, *(self.reserve_many(n - 1, 0, drop))]
         return got
 
-    def _reserve_shares(self, n: int, drop: bool) -> tuple[list[Message], bool]:
-        """Each server's share of ``n`` by its estimated backlog, all asked at once: the messages, and
-        whether some server gave its whole share (it may hold more than was thought)."""
+    def _reserve_shares(self, n: int, drop: bool) -> tuple[list[Message], bool, list[_Server]]:
+        """Each server's share of ``n`` by its estimated backlog, all asked at once: the messages,
+        whether some server gave its whole share (it may hold more than was thought), and the servers
+        asked."""
         servers = self._available()
         self._refresh_backlog(servers)
         total = sum(s.backlog for s in servers)
         if total == 0:
             one = self._sweep(drop)
-            return ([], False) if one is None else ([one], True)
+            return ([], False, self._servers) if one is None else ([one], True, self._servers)
         full = False
+        asked: list[_Server] = []
         got: list[Message] = []
         errors: list[BaseException] = []
         for server in servers:
             share = min(server.backlog, math.ceil(n * server.backlog / total), n - len(got))
             if share <= 0:
                 continue
+            asked.append(server)
             try:
                 client = self._borrow(server)
             except SocketError:
@@ -691,7 +707,7 @@ class Cluster:
             got += messages
         if errors:
             raise BatchFailed([*got, *errors])
-        return got, full
+        return got, full, asked
 
     # -- messages and jobs by reference --------------------------------------------
 
@@ -801,8 +817,8 @@ class Cluster:
             nonlocal left
             if left == 0:
                 return 0
-            client.queue.use(tube)
-            kicked = client.queue.kick(left)
+            # the use and the kick in one hold of the connection: no other task's use between them
+            kicked = client._execute(_c.kick(left), tube)
             left -= kicked
             return kicked
 
@@ -810,23 +826,24 @@ class Cluster:
 
     def peek_ready(self, tube: str) -> Message | None:
         """A ready job of ``tube`` (the next one of the first server, in the order given, that has one), or None."""
-        return self._peek(tube, lambda client: client.queue.peek_ready())
+        return self._peek(tube, _c.peek_ready())
 
     def peek_delayed(self, tube: str) -> Message | None:
         """A delayed job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return self._peek(tube, lambda client: client.queue.peek_delayed())
+        return self._peek(tube, _c.peek_delayed())
 
     def peek_buried(self, tube: str) -> Message | None:
         """A buried job of ``tube`` (the first server's, in the order given, that has one), or None."""
-        return self._peek(tube, lambda client: client.queue.peek_buried())
+        return self._peek(tube, _c.peek_buried())
 
-    def _peek(self, tube: str, peek: _OnClient[Message | None]) -> Message | None:
+    def _peek(self, tube: str, peek: Request[Job | None]) -> Message | None:
+        """``peek`` (of the used tube) on each server in turn, sent to ``tube`` with its ``use`` in one
+        hold of the producer connection (a concurrent task's ``use`` cannot come between)."""
         _c.TUBE_RULE.check("tube", tube)
         for server in self._available():
             try:
                 client = self._producer(server)
-                client.queue.use(tube)
-                message = peek(client)
+                message = client._message_or_none(client._execute(peek, tube))
             except SocketError as exc:
                 self._down(server, exc)
                 continue

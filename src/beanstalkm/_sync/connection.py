@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 195d19496c624be7eeefaaeea81c69a615c55fc0f49b271501bc8e920807db23). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 2b01d32ad178dd5206724198b046027f3c292b0f68df1cf98f1ef88c84168cd5). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -305,9 +305,12 @@ def converse_all(
     starts: Sequence[Callable[[Session, ReplyReader], Exchange[T]]],
     requests: Sequence[Sequence[Request[Any]]],
     done: Callable[[int, T | BaseException], bool] | None = None,
+    hold: bool = False,
 ) -> tuple[list[T | BaseException | None], int]:
-    """Run one conversation on each connection at once (``starts[i]`` on ``conns[i]``, each
-    connection the caller's alone: none is locked).
+    """Run one conversation on each connection at once (``starts[i]`` on ``conns[i]``). Each
+    connection is the caller's alone, or, with ``hold``, shared: then each one is held alone (its
+    lock, as a batch holds it) for the whole run, the locks taken in one fixed order so that two
+    such runs cannot deadlock, and commands of other threads or threads wait their turn.
 
     Every conversation writes first; then the replies are read from whichever connection has bytes,
     with no thread, so the servers work in parallel and a wait for a job waits on all of them
@@ -321,6 +324,7 @@ def converse_all(
     live: dict[int, _Live[T]] = {}
     stop = False
     raced = 0
+    held: list[Connection] = []
 
     def finish(i: int, value: T | BaseException) -> None:
         nonlocal stop
@@ -330,6 +334,9 @@ def converse_all(
             stop = True
 
     try:
+        for conn in sorted({id(c): c for c in conns}.values(), key=id) if hold else ():
+            conn._alone.__enter__()
+            held.append(conn)
         for i, conn in enumerate(conns):
             if stop:
                 break
@@ -378,6 +385,8 @@ def converse_all(
     finally:
         for convo in live.values():
             convo.conn._drop()
+        for conn in reversed(held):
+            conn._alone.__exit__(None, None, None)
     return results, raced
 
 

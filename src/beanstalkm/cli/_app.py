@@ -8,11 +8,13 @@ __all__ = ["cli", "run"]
 import base64
 import binascii
 import json
+import os
 import re
 import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, TypeGuard
+from contextlib import suppress
+from typing import IO, NoReturn, TypeGuard
 
 import click
 from rich.table import Table
@@ -21,6 +23,7 @@ from beanstalkm import (
     DEFAULT_DELAY,
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
+    BatchFailed,
     BeanstalkmException,
     Client,
     InvalidArgument,
@@ -52,6 +55,7 @@ from beanstalkm.cli._common import (
 )
 from beanstalkm.cli._jobs import (
     STATES,
+    Claimed,
     JobRecord,
     claim,
     delete_ids,
@@ -448,33 +452,55 @@ def put_command(ctx: Ctx, tube: str, body: str | None, priority: int, delay: int
         lines = [line.rstrip("\r\n") for line in sys.stdin if line.strip()]
         items = [line.encode() if raw else _json_body(line, f"stdin line {n}") for n, line in enumerate(lines, start=1)]
     done: list[tuple[Server, int, int]] = []  # (server, item index, id)
-    with progress(ctx, f"put {tube}", len(items)) as bar:
-        for server, client, indexes in _spread(ctx, len(items)):
-            for start in range(0, len(indexes), BATCH):
-                chunk = indexes[start : start + BATCH]
-                if raw:
-                    jobs = [JobRecord(_as_bytes(items[i]), priority, ttr, delay) for i in chunk]
-                    outcomes = put_jobs(client, tube, jobs)
-                    failed = [o for o in outcomes if isinstance(o, BaseException)]
-                    if failed:
-                        raise Failure(f"put into tube {tube!r} on {server.url}: {failed[0]}")
-                    ids = [o for o in outcomes if isinstance(o, int)]
-                else:
-                    sent = client.put_many([items[i] for i in chunk], tube, priority, delay, ttr)
-                    ids = [m.uid for m in sent]
-                done += [(server, i, job_id) for i, job_id in zip(chunk, ids, strict=True)]
-                bar.advance(len(chunk))
+    failed: list[tuple[int, BaseException]] = []  # (item index, its error): not stored
+    try:
+        with progress(ctx, f"put {tube}", len(items)) as bar:
+            for server, client, indexes in _spread(ctx, len(items)):
+                for start in range(0, len(indexes), BATCH):
+                    chunk = indexes[start : start + BATCH]
+                    if raw:
+                        jobs = [JobRecord(_as_bytes(items[i]), priority, ttr, delay) for i in chunk]
+                        outcomes: list[object] = list(put_jobs(client, tube, jobs))
+                    else:
+                        try:
+                            outcomes = list(client.put_many([items[i] for i in chunk], tube, priority, delay, ttr))
+                        except BatchFailed as exc:  # each item's message or error
+                            outcomes = list(exc.results)
+                    for i, outcome in zip(chunk, outcomes, strict=True):
+                        if isinstance(outcome, BaseException):
+                            failed.append((i, outcome))
+                        else:
+                            done.append((server, i, outcome if isinstance(outcome, int) else _uid(outcome)))
+                    bar.advance(len(chunk))
+    except BaseException:  # what was stored is printed even when a failure ends the command: a re-run must not guess
+        if done:
+            _put_report(ctx, tube, done, len(failed))
+        raise
+    _put_report(ctx, tube, done, len(failed))
+    if failed:
+        i, error = min(failed, key=lambda f: f[0])
+        where = "BODY" if body is not None else f"stdin line {i + 1}"
+        unknown = sum(isinstance(e, SocketError) and e.maybe_executed for _, e in failed)
+        stored = f" ({len(done)} stored, their ids printed)" if done else ""
+        maybe = f", {unknown} of them with an outcome unknown (they may have been stored)" if unknown else ""
+        raise Failure(f"{len(failed)} of {len(items)} job(s) not put{stored}{maybe}; first: {where}: {error}")
+
+
+def _put_report(ctx: Ctx, tube: str, done: list[tuple[Server, int, int]], failed: int) -> None:
+    """The jobs ``put`` stored (in the order of their items) on stdout, one ref a line or one document."""
     done.sort(key=lambda d: d[1])
     if ctx.json_output:
-        emit(
-            {
-                "tube": tube,
-                "jobs": [{"server": s.url, "id": job_id, "ref": ctx.ref(s, job_id)} for s, _, job_id in done],
-            }
-        )
+        jobs = [{"server": s.url, "id": job_id, "ref": ctx.ref(s, job_id)} for s, _, job_id in done]
+        emit({"tube": tube, "jobs": jobs, "failed": failed})
     else:
         for server, _, job_id in done:
             click.echo(ctx.ref(server, job_id))
+
+
+def _uid(message: object) -> int:
+    if not isinstance(message, Message):
+        raise TypeError(f"put gave {message!r}")
+    return message.uid
 
 
 def _as_bytes(item: object) -> bytes:
@@ -769,13 +795,16 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
                 ids = snapshot(client, src)
                 bar.total(len(ids))
                 for start in range(0, len(ids), BATCH):
-                    claimed = claim(client, ids[start : start + BATCH])
-                    outcomes = put_jobs(dest, dst, [job.record() for job in claimed])
-                    done = [job for job, o in zip(claimed, outcomes, strict=True) if isinstance(o, int)]
-                    undone = [job for job, o in zip(claimed, outcomes, strict=True) if not isinstance(o, int)]
-                    failures += [f"job {ctx.ref(server, j.stats.id)}" for j in undone]
-                    delete_ids(client, [job.stats.id for job in done])
-                    restore(client, undone)
+                    claimed = pending = claim(client, ids[start : start + BATCH])
+                    try:
+                        outcomes = put_jobs(dest, dst, [job.record() for job in claimed])
+                        done = [job for job, o in zip(claimed, outcomes, strict=True) if isinstance(o, int)]
+                        pending = [job for job, o in zip(claimed, outcomes, strict=True) if not isinstance(o, int)]
+                        failures += [f"job {ctx.ref(server, j.stats.id)}" for j in pending]
+                        delete_ids(client, [job.stats.id for job in done])
+                        restore(client, pending)
+                    except BaseException as exc:  # the claimed jobs not copied go back as they were, not as ready
+                        _give_back(client, pending, exc, "move", to_url)
                     moved += len(done)
                     bar.advance(len(ids[start : start + BATCH]))
                 left = jobs_in(tube_count(client, src), ("reserved",))
@@ -826,20 +855,54 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
                 chunk = ids[start : start + BATCH]
                 claimed = claim(client, chunk)
                 jobs = [(job.stats, job.message) for job in claimed if job.stats.state in wanted]
-                restore(client, [job for job in claimed if job.stats.state not in wanted])
-                out.write(
-                    "".join(
-                        json_text({"server": server.url, **job_record(stats, message, body=False, data=True)}) + "\n"
-                        for stats, message in jobs
+                try:
+                    restore(client, [job for job in claimed if job.stats.state not in wanted])
+                    out.write(
+                        "".join(
+                            json_text({"server": server.url, **job_record(stats, message, body=False, data=True)})
+                            + "\n"
+                            for stats, message in jobs
+                        )
                     )
-                )
-                out.flush()
+                    out.flush()
+                except BaseException as exc:  # not written: the claimed jobs go back as they were, not as ready
+                    if isinstance(exc, BrokenPipeError):  # the reader went away: what is left unwritten goes nowhere
+                        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+                    wrote = f" ({exported} job(s) were exported and deleted before)"
+                    _give_back(client, [j for j in claimed if j.stats.state in wanted], exc, "export", wrote)
                 delete_ids(client, [stats.id for stats, _ in jobs])
                 exported += len(jobs)
                 bar.advance(len(chunk))
     out.flush()
     if not ctx.json_output:
         click.echo(f"exported {exported} job(s) from tube {tube!r}", err=True)
+
+
+def _give_back(
+    client: Client, claimed: Sequence[Claimed], exc: BaseException, what: str, detail: str | None
+) -> NoReturn:
+    """``exc`` ended ``what`` while ``claimed`` jobs were held (reserve-job, neither copied nor deleted):
+    each is given back as it was (a buried one buried, a delayed one delayed), not left to fall back to
+    ready when the connection closes. Then it raises the error: one line saying what happened to them.
+    ``detail``: for ``move``, the destination (its copies' outcome is unknown if a put may have run);
+    for ``export``, what was exported before."""
+    if not isinstance(exc, Exception):  # Ctrl-C, an exit: given back, and it goes on as it was
+        with suppress(Exception):
+            restore(client, claimed)
+        raise exc
+    try:
+        restore(client, claimed)
+        back = f"{len(claimed)} claimed job(s) were put back as they were"
+    except Exception as lost:  # the connection went too: beanstalkd made them ready
+        back = f"{len(claimed)} claimed job(s) could not be put back and are ready again ({lost})"
+    if what == "move" and isinstance(exc, SocketError) and exc.maybe_executed:
+        back += f"; some of their copies may have been stored on {detail or 'the same server'}"
+    elif what == "export":
+        back += detail or ""
+    if isinstance(exc, BrokenPipeError):
+        raise Failure(f"{what}: stdout was closed (broken pipe); {back}") from exc
+    reason = str(exc) if isinstance(exc, OSError | BeanstalkmException) else f"{type(exc).__name__}: {exc}"
+    raise (Unreachable if isinstance(exc, SocketError) else Failure)(f"{what}: {reason}; {back}") from exc
 
 
 # -- worker, failed: the worker's own argparse CLI -----------------------------------------------
