@@ -55,6 +55,7 @@ from beanstalkm._core.worker import (
 from beanstalkm._errors import (
     ArgumentTypeError,
     BeanstalkmException,
+    CommandFailed,
     CorruptJob,
     InvalidArgument,
     InvalidEnvelope,
@@ -62,7 +63,7 @@ from beanstalkm._errors import (
     SocketError,
 )
 from beanstalkm._generated import commands as _c
-from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
+from beanstalkm._generated.errors import DeadlineSoon, JobTooBig, NotFound, TimedOut
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._transport import tasks
 from beanstalkm._transport.streams import new_lock
@@ -148,7 +149,19 @@ class _Slot:
     """One concurrent consumer: its connections (one per server of its share), the job it holds, and
     what it claimed."""
 
-    __slots__ = ("claims", "finished", "index", "job", "lanes", "lock", "reserving", "task", "ticket", "turn")
+    __slots__ = (
+        "claims",
+        "error",
+        "finished",
+        "index",
+        "job",
+        "lanes",
+        "lock",
+        "reserving",
+        "task",
+        "ticket",
+        "turn",
+    )
 
     def __init__(self, index: int, lanes: list[_Lane]) -> None:
         self.index = index
@@ -160,6 +173,7 @@ class _Slot:
         self.reserving = False  # in a blocking reserve (a stop cuts it short)
         self.job: _Job | None = None
         self.finished = False
+        self.error: Exception | None = None  # what ended it, if not a stop or the end of a burst
         self.task: tasks.Task | None = None
 
 
@@ -423,7 +437,9 @@ class AsyncWorker:
 
         ``burst``: stop once no job is ready. ``max_jobs``: stop after taking that many jobs.
         ``handle_signals``: install SIGTERM and SIGINT handlers while running (main thread only).
-        Raises ``SocketError`` if no slot can connect at the start. Returns the final stats.
+        Raises ``SocketError`` if no slot can connect at the start; a slot that ends on an exception (a
+        bug: what the servers do is handled) stops the worker and ``run`` raises it once the others are
+        shut down. Returns the final stats.
         """
         check_bool("burst", burst)
         check_bool("handle_signals", handle_signals)
@@ -466,6 +482,9 @@ class AsyncWorker:
             if restore is not None:
                 restore()
         logger.info("worker stopped: %s", _counters(self._stats))
+        for slot in slots:
+            if slot.error is not None:
+                raise slot.error
         return self.stats
 
     async def _open_slots(self) -> list[_Slot]:
@@ -593,9 +612,10 @@ class AsyncWorker:
                         break
                     continue
                 done = await self._handle(slot, *taken)
-        except Exception:
-            logger.exception("slot %d failed", slot.index)
-            raise
+        except Exception as exc:  # not a server's doing (those are handled): the worker stops, run() raises it
+            logger.exception("slot %d failed; the worker stops", slot.index)
+            slot.error = exc
+            self.stop()
         finally:
             self._unclaim(slot)
             slot.finished = True
@@ -1016,11 +1036,12 @@ class AsyncWorker:
             if not self._settles(job, "it was to be buried"):
                 return
             try:
-                record_id = await store_record(job.client, record)
+                record = await _store(job.client, record)
                 try:
                     await message.bury()  # its own priority
                 except NotFound:
-                    await job.client.queue.delete(record_id)
+                    if record.record_id:
+                        await job.client.queue.delete(record.record_id)
                     self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
                     return
             except (NotFound, *LOST) as exc:
@@ -1029,7 +1050,7 @@ class AsyncWorker:
                 return
             if job.record is not None:  # buried: the record it replaces is done with
                 await _drop_record(job.client, job.record)
-        self._buried(dataclasses.replace(record, record_id=record_id), message)
+        self._buried(record, message)
 
     async def _bury_unreadable(self, client: AsyncClient, job_id: int, message: AsyncMessage | None, why: str) -> None:
         """Bury a job ``client`` reserved whose body cannot be used (never deleted, never run), with a record."""
@@ -1039,7 +1060,7 @@ class AsyncWorker:
             old = await find_record(client, stats.tube, job_id) if stats.kicks else None
             exception = "InvalidEnvelope" if message is not None else "CorruptJob"
             record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
-            record_id = await store_record(client, record)
+            record = await _store(client, record)
             await queue.bury(job_id, stats.pri)
         except (NotFound, *LOST) as exc:
             self._count("connection_errors")
@@ -1050,7 +1071,7 @@ class AsyncWorker:
         if message is not None:
             message.reserved = False
         self._count("invalid")
-        self._buried(dataclasses.replace(record, record_id=record_id), message)
+        self._buried(record, message)
 
     def _buried(self, record: FailureRecord, message: AsyncMessage | None) -> None:
         with self._mutex:
@@ -1143,6 +1164,28 @@ class AsyncWorker:
             except Exception:
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
+
+
+async def _store(client: AsyncClient, record: FailureRecord) -> FailureRecord:
+    """Store a buried job's record: the record with its ``record_id``. One too big for the server
+    (``JOB_TOO_BIG``) is stored again shrunk; one the server refuses (draining, out of memory, still too big)
+    is logged and the job is buried without it (``record_id`` 0). A lost connection is raised."""
+    try:
+        return dataclasses.replace(record, record_id=await store_record(client, record))
+    except JobTooBig:
+        try:
+            return dataclasses.replace(record, record_id=await store_record(client, record.shrunk()))
+        except CommandFailed as exc:
+            refused = exc
+    except CommandFailed as exc:
+        refused = exc
+    logger.error(
+        "job %d (%s): buried without its failure record: the server refused it (%s)",
+        record.job_id,
+        record.tube,
+        refused,
+    )
+    return record
 
 
 async def _drop_record(client: AsyncClient, record: FailureRecord) -> None:

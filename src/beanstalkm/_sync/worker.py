@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 e851e173a59da2dd70b01c2f122d60aff572080b4c5773c194b0fa18e560f71f). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 cbd1a8b67d0fe14345a0bcf2729bec0b7fec69d8d650c822e6fb4cbf53514945). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -42,6 +42,7 @@ from beanstalkm._core.worker import (
 from beanstalkm._errors import (
     ArgumentTypeError,
     BeanstalkmException,
+    CommandFailed,
     CorruptJob,
     InvalidArgument,
     InvalidEnvelope,
@@ -49,7 +50,7 @@ from beanstalkm._errors import (
     SocketError,
 )
 from beanstalkm._generated import commands as _c
-from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
+from beanstalkm._generated.errors import DeadlineSoon, JobTooBig, NotFound, TimedOut
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._sync.client import Client
 from beanstalkm._sync.cluster import Cluster
@@ -136,7 +137,19 @@ class _Slot:
     """One concurrent consumer: its connections (one per server of its share), the job it holds, and
     what it claimed."""
 
-    __slots__ = ("claims", "finished", "index", "job", "lanes", "lock", "reserving", "task", "ticket", "turn")
+    __slots__ = (
+        "claims",
+        "error",
+        "finished",
+        "index",
+        "job",
+        "lanes",
+        "lock",
+        "reserving",
+        "task",
+        "ticket",
+        "turn",
+    )
 
     def __init__(self, index: int, lanes: list[_Lane]) -> None:
         self.index = index
@@ -148,6 +161,7 @@ class _Slot:
         self.reserving = False  # in a blocking reserve (a stop cuts it short)
         self.job: _Job | None = None
         self.finished = False
+        self.error: Exception | None = None  # what ended it, if not a stop or the end of a burst
         self.task: threads.Task | None = None
 
 
@@ -403,7 +417,9 @@ class Worker:
 
         ``burst``: stop once no job is ready. ``max_jobs``: stop after taking that many jobs.
         ``handle_signals``: install SIGTERM and SIGINT handlers while running (main thread only).
-        Raises ``SocketError`` if no slot can connect at the start. Returns the final stats.
+        Raises ``SocketError`` if no slot can connect at the start; a slot that ends on an exception (a
+        bug: what the servers do is handled) stops the worker and ``run`` raises it once the others are
+        shut down. Returns the final stats.
         """
         check_bool("burst", burst)
         check_bool("handle_signals", handle_signals)
@@ -446,6 +462,9 @@ class Worker:
             if restore is not None:
                 restore()
         logger.info("worker stopped: %s", _counters(self._stats))
+        for slot in slots:
+            if slot.error is not None:
+                raise slot.error
         return self.stats
 
     def _open_slots(self) -> list[_Slot]:
@@ -573,9 +592,10 @@ class Worker:
                         break
                     continue
                 done = self._handle(slot, *taken)
-        except Exception:
-            logger.exception("slot %d failed", slot.index)
-            raise
+        except Exception as exc:  # not a server's doing (those are handled): the worker stops, run() raises it
+            logger.exception("slot %d failed; the worker stops", slot.index)
+            slot.error = exc
+            self.stop()
         finally:
             self._unclaim(slot)
             slot.finished = True
@@ -994,11 +1014,12 @@ class Worker:
             if not self._settles(job, "it was to be buried"):
                 return
             try:
-                record_id = store_record(job.client, record)
+                record = _store(job.client, record)
                 try:
                     message.bury()  # its own priority
                 except NotFound:
-                    job.client.queue.delete(record_id)
+                    if record.record_id:
+                        job.client.queue.delete(record.record_id)
                     self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
                     return
             except (NotFound, *LOST) as exc:
@@ -1007,7 +1028,7 @@ class Worker:
                 return
             if job.record is not None:  # buried: the record it replaces is done with
                 _drop_record(job.client, job.record)
-        self._buried(dataclasses.replace(record, record_id=record_id), message)
+        self._buried(record, message)
 
     def _bury_unreadable(self, client: Client, job_id: int, message: Message | None, why: str) -> None:
         """Bury a job ``client`` reserved whose body cannot be used (never deleted, never run), with a record."""
@@ -1017,7 +1038,7 @@ class Worker:
             old = find_record(client, stats.tube, job_id) if stats.kicks else None
             exception = "InvalidEnvelope" if message is not None else "CorruptJob"
             record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
-            record_id = store_record(client, record)
+            record = _store(client, record)
             queue.bury(job_id, stats.pri)
         except (NotFound, *LOST) as exc:
             self._count("connection_errors")
@@ -1028,7 +1049,7 @@ class Worker:
         if message is not None:
             message.reserved = False
         self._count("invalid")
-        self._buried(dataclasses.replace(record, record_id=record_id), message)
+        self._buried(record, message)
 
     def _buried(self, record: FailureRecord, message: Message | None) -> None:
         with self._mutex:
@@ -1121,6 +1142,28 @@ class Worker:
             except Exception:
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
+
+
+def _store(client: Client, record: FailureRecord) -> FailureRecord:
+    """Store a buried job's record: the record with its ``record_id``. One too big for the server
+    (``JOB_TOO_BIG``) is stored again shrunk; one the server refuses (draining, out of memory, still too big)
+    is logged and the job is buried without it (``record_id`` 0). A lost connection is raised."""
+    try:
+        return dataclasses.replace(record, record_id=store_record(client, record))
+    except JobTooBig:
+        try:
+            return dataclasses.replace(record, record_id=store_record(client, record.shrunk()))
+        except CommandFailed as exc:
+            refused = exc
+    except CommandFailed as exc:
+        refused = exc
+    logger.error(
+        "job %d (%s): buried without its failure record: the server refused it (%s)",
+        record.job_id,
+        record.tube,
+        refused,
+    )
+    return record
 
 
 def _drop_record(client: Client, record: FailureRecord) -> None:
