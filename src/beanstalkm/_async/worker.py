@@ -116,6 +116,7 @@ class _Job:
     claimed: bool = False  # settled, or being settled, by the slot or the shutdown: nobody else may
     lost: bool = False
     started: float = 0.0
+    touching: bool = False  # a touch of it is in flight (in a task or thread of its own)
 
 
 _Taken = tuple[AsyncMessage, JobStats | None, AsyncClient]
@@ -236,6 +237,7 @@ class AsyncWorker:
         self._aheads: dict[tuple[int, str], dict[str, Lookahead]] = {}  # by slot and server: kept across runs
         self._limited = False
         self._slots: list[_Slot] = []
+        self._touches: list[tuple[tasks.Task, _Job]] = []  # the touches in flight, each in its own task or thread
 
     def configure(
         self,
@@ -473,7 +475,9 @@ class AsyncWorker:
                 if self._stopping.is_set() or all(slot.finished for slot in slots):
                     break
                 now = time.monotonic()
-                self._keeper_at = min([now + KEEPER_IDLE, *(job.next_touch for _, job in self._leases())])
+                self._keeper_at = min(
+                    [now + KEEPER_IDLE, *(job.next_touch for _, job in self._leases() if not job.touching)]
+                )
                 await tasks.wait_event(self._wake, max(0.005, self._keeper_at - now))
                 await self._keep_leases()
             if self._stopping.is_set():
@@ -481,6 +485,7 @@ class AsyncWorker:
         finally:
             if restore is not None:
                 restore()
+            await self._join_touches()
         logger.info("worker stopped: %s", _counters(self._stats))
         for slot in slots:
             if slot.error is not None:
@@ -1126,11 +1131,33 @@ class AsyncWorker:
         ]
 
     async def _keep_leases(self) -> None:
-        """Touch the running jobs whose lease is due (``run`` calls it when the next is due)."""
+        """Touch the running jobs whose lease is due (``run`` calls it when the next is due), side by side:
+        each touch in a task (thread) of its own, so one stuck on a hung server (until the connection's
+        timeout) holds up no other job's; a job has one touch in flight at most."""
         now = time.monotonic()
+        self._touches = [(task, job) for task, job in self._touches if job.touching]
         for slot, job in self._leases():
-            if job.next_touch <= now:
-                await self._touch(slot, job)  # it checks the job again, under the slot's lock
+            if job.next_touch <= now and not job.touching:
+                job.touching = True
+                touch = functools.partial(self._touch_apart, slot, job)
+                self._touches.append((tasks.spawn(touch, f"beanstalkm-touch-{slot.index}"), job))
+
+    async def _touch_apart(self, slot: _Slot, job: _Job) -> None:
+        try:
+            await self._touch(slot, job)  # it checks the job again, under the slot's lock
+        except Exception:  # a server's refusal (INTERNAL_ERROR, ...): its next touch is tried when due
+            logger.exception("job %d (%s): its touch failed", job.message.uid, job.options.tube)
+        finally:
+            job.touching = False
+            self._wake.set()  # the keeper counts with its next touch again
+
+    async def _join_touches(self) -> None:
+        """Wait for the touches still in flight as ``run`` ends (each is bounded by its connection's timeout)."""
+        deadline = time.monotonic() + (CONNECT_TIMEOUT if self._timeout is None else self._timeout) + 1.0
+        for task, _ in self._touches:
+            if not await tasks.join(task, max(0.0, deadline - time.monotonic())):
+                tasks.abandon(task)
+        self._touches = []
 
     async def _touch(self, slot: _Slot, job: _Job) -> None:
         async with slot.lock:

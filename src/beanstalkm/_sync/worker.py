@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 cbd1a8b67d0fe14345a0bcf2729bec0b7fec69d8d650c822e6fb4cbf53514945). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 e485867fa5f4b11fcc5923f5c9de543b8dcafd045416146ccbcc6a2432f9b532). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -104,6 +104,7 @@ class _Job:
     claimed: bool = False  # settled, or being settled, by the slot or the shutdown: nobody else may
     lost: bool = False
     started: float = 0.0
+    touching: bool = False  # a touch of it is in flight (in a task or thread of its own)
 
 
 _Taken = tuple[Message, JobStats | None, Client]
@@ -224,6 +225,7 @@ class Worker:
         self._aheads: dict[tuple[int, str], dict[str, Lookahead]] = {}  # by slot and server: kept across runs
         self._limited = False
         self._slots: list[_Slot] = []
+        self._touches: list[tuple[threads.Task, _Job]] = []  # the touches in flight, each in its own task or thread
 
     def configure(
         self,
@@ -453,7 +455,9 @@ class Worker:
                 if self._stopping.is_set() or all(slot.finished for slot in slots):
                     break
                 now = time.monotonic()
-                self._keeper_at = min([now + KEEPER_IDLE, *(job.next_touch for _, job in self._leases())])
+                self._keeper_at = min(
+                    [now + KEEPER_IDLE, *(job.next_touch for _, job in self._leases() if not job.touching)]
+                )
                 threads.wait_event(self._wake, max(0.005, self._keeper_at - now))
                 self._keep_leases()
             if self._stopping.is_set():
@@ -461,6 +465,7 @@ class Worker:
         finally:
             if restore is not None:
                 restore()
+            self._join_touches()
         logger.info("worker stopped: %s", _counters(self._stats))
         for slot in slots:
             if slot.error is not None:
@@ -1104,11 +1109,33 @@ class Worker:
         ]
 
     def _keep_leases(self) -> None:
-        """Touch the running jobs whose lease is due (``run`` calls it when the next is due)."""
+        """Touch the running jobs whose lease is due (``run`` calls it when the next is due), side by side:
+        each touch in a task (thread) of its own, so one stuck on a hung server (until the connection's
+        timeout) holds up no other job's; a job has one touch in flight at most."""
         now = time.monotonic()
+        self._touches = [(task, job) for task, job in self._touches if job.touching]
         for slot, job in self._leases():
-            if job.next_touch <= now:
-                self._touch(slot, job)  # it checks the job again, under the slot's lock
+            if job.next_touch <= now and not job.touching:
+                job.touching = True
+                touch = functools.partial(self._touch_apart, slot, job)
+                self._touches.append((threads.spawn(touch, f"beanstalkm-touch-{slot.index}"), job))
+
+    def _touch_apart(self, slot: _Slot, job: _Job) -> None:
+        try:
+            self._touch(slot, job)  # it checks the job again, under the slot's lock
+        except Exception:  # a server's refusal (INTERNAL_ERROR, ...): its next touch is tried when due
+            logger.exception("job %d (%s): its touch failed", job.message.uid, job.options.tube)
+        finally:
+            job.touching = False
+            self._wake.set()  # the keeper counts with its next touch again
+
+    def _join_touches(self) -> None:
+        """Wait for the touches still in flight as ``run`` ends (each is bounded by its connection's timeout)."""
+        deadline = time.monotonic() + (CONNECT_TIMEOUT if self._timeout is None else self._timeout) + 1.0
+        for task, _ in self._touches:
+            if not threads.join(task, max(0.0, deadline - time.monotonic())):
+                threads.abandon(task)
+        self._touches = []
 
     def _touch(self, slot: _Slot, job: _Job) -> None:
         with slot.lock:
