@@ -380,9 +380,15 @@ class AsyncWorker:
             return AsyncClient(
                 self._host, self._port, self._timeout, unix_socket=self._unix_socket, validate=self._validate
             )
-        if isinstance(source, AsyncClient):
+        if isinstance(source, AsyncClient):  # made like it: its TLS context and its reply limit too
             return AsyncClient(
-                source.host, source.port, source.timeout, unix_socket=source.unix_socket, validate=source.validate
+                source.host,
+                source.port,
+                source.timeout,
+                unix_socket=source.unix_socket,
+                validate=source.validate,
+                max_body=source._reader._max_body,
+                ssl=source.ssl,
             )
         client = source()
         if not isinstance(client, AsyncClient):

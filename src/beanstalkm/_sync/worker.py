@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 e485867fa5f4b11fcc5923f5c9de543b8dcafd045416146ccbcc6a2432f9b532). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 bffe05ee51c8bac0a66f7f0bb7f4e92c84010fe55b5834b9c43e3aa303ad5410). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -364,9 +364,15 @@ class Worker:
         source = self._source
         if source is None:
             return Client(self._host, self._port, self._timeout, unix_socket=self._unix_socket, validate=self._validate)
-        if isinstance(source, Client):
+        if isinstance(source, Client):  # made like it: its TLS context and its reply limit too
             return Client(
-                source.host, source.port, source.timeout, unix_socket=source.unix_socket, validate=source.validate
+                source.host,
+                source.port,
+                source.timeout,
+                unix_socket=source.unix_socket,
+                validate=source.validate,
+                max_body=source._reader._max_body,
+                ssl=source.ssl,
             )
         client = source()
         if not isinstance(client, Client):
