@@ -353,7 +353,10 @@ class AsyncWorker:
         """Slot ``index``'s connections, each as its server's URL and how to make it: one per server of its
         share (docs/worker.md, "Fewer slots than servers")."""
         urls = self._server_urls()
-        if urls is None or len(urls) <= self.concurrency:
+        if urls is not None and len(urls) <= self.concurrency:  # one server: made (connected) in _open_slots
+            url = urls[index % len(urls)]
+            return [(url, functools.partial(self._from_url, url))]
+        if urls is None:
             client = self._connect(index)
             return [(client.url, lambda: client)]
         return [(url, functools.partial(self._from_url, url)) for url in urls[index :: self.concurrency]]
@@ -499,25 +502,27 @@ class AsyncWorker:
         return self.stats
 
     async def _open_slots(self) -> list[_Slot]:
-        """Connect every slot; a slot of several servers starts with those it reaches (the others are
-        tried again later), a slot none of whose servers answers raises ``SocketError``."""
+        """Connect every slot: each starts with the servers it reaches, the others (all of a slot's, for a
+        slot of one server) tried again after the usual pause; ``SocketError`` if no slot reaches any."""
         slots: list[_Slot] = []
+        downs: list[tuple[_Slot, _Lane, SocketError]] = []
+        reached = False
         try:
             for index in range(self.concurrency):
                 slot = _Slot(index, [_Lane(address, make) for address, make in self._connect_lanes(index)])
                 slots.append(slot)
                 for lane in slot.lanes:  # a lane's guesses carry over to the next run (each is checked)
                     lane.ahead = self._aheads.setdefault((index, lane.address), lane.ahead)
-                failed: list[tuple[_Lane, SocketError]] = []
                 for lane in slot.lanes:
                     try:
                         await lane.client.connect()
+                        reached = True
                     except SocketError as exc:
-                        failed.append((lane, exc))
-                if len(failed) == len(slot.lanes):
-                    raise failed[0][1]
-                for lane, error in failed:
-                    self._lane_down(slot, lane, error)
+                        downs.append((slot, lane, exc))
+            if not reached:
+                raise downs[0][2]
+            for slot, lane, error in downs:
+                self._lane_down(slot, lane, error)
         except BaseException:
             for slot in slots:
                 await self._close_lanes(slot)
@@ -678,6 +683,12 @@ class AsyncWorker:
         A slot of several servers sweeps them from a rotating start (no server starves), skipping one
         that failed until its pause is over, and waits on all of them at once when none has a job."""
         lanes = slot.lanes
+        if len(lanes) == 1 and lanes[0].down_until > time.monotonic():  # its server was down at the start
+            if burst:
+                return None
+            await tasks.wait_event(self._stopping, lanes[0].down_until - time.monotonic())
+            lanes[0].down_until = 0.0  # from now on a failure takes the slot's own reconnect pause
+            return None
         if len(lanes) > 1:
             now = time.monotonic()
             start = slot.turn % len(lanes)

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 bffe05ee51c8bac0a66f7f0bb7f4e92c84010fe55b5834b9c43e3aa303ad5410). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 6c25ff883060408f745e850ec4a1a567701aa9348a109808fd538f7e231a5586). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -339,7 +339,10 @@ class Worker:
         """Slot ``index``'s connections, each as its server's URL and how to make it: one per server of its
         share (docs/worker.md, "Fewer slots than servers")."""
         urls = self._server_urls()
-        if urls is None or len(urls) <= self.concurrency:
+        if urls is not None and len(urls) <= self.concurrency:  # one server: made (connected) in _open_slots
+            url = urls[index % len(urls)]
+            return [(url, functools.partial(self._from_url, url))]
+        if urls is None:
             client = self._connect(index)
             return [(client.url, lambda: client)]
         return [(url, functools.partial(self._from_url, url)) for url in urls[index :: self.concurrency]]
@@ -479,25 +482,27 @@ class Worker:
         return self.stats
 
     def _open_slots(self) -> list[_Slot]:
-        """Connect every slot; a slot of several servers starts with those it reaches (the others are
-        tried again later), a slot none of whose servers answers raises ``SocketError``."""
+        """Connect every slot: each starts with the servers it reaches, the others (all of a slot's, for a
+        slot of one server) tried again after the usual pause; ``SocketError`` if no slot reaches any."""
         slots: list[_Slot] = []
+        downs: list[tuple[_Slot, _Lane, SocketError]] = []
+        reached = False
         try:
             for index in range(self.concurrency):
                 slot = _Slot(index, [_Lane(address, make) for address, make in self._connect_lanes(index)])
                 slots.append(slot)
                 for lane in slot.lanes:  # a lane's guesses carry over to the next run (each is checked)
                     lane.ahead = self._aheads.setdefault((index, lane.address), lane.ahead)
-                failed: list[tuple[_Lane, SocketError]] = []
                 for lane in slot.lanes:
                     try:
                         lane.client.connect()
+                        reached = True
                     except SocketError as exc:
-                        failed.append((lane, exc))
-                if len(failed) == len(slot.lanes):
-                    raise failed[0][1]
-                for lane, error in failed:
-                    self._lane_down(slot, lane, error)
+                        downs.append((slot, lane, exc))
+            if not reached:
+                raise downs[0][2]
+            for slot, lane, error in downs:
+                self._lane_down(slot, lane, error)
         except BaseException:
             for slot in slots:
                 self._close_lanes(slot)
@@ -658,6 +663,12 @@ class Worker:
         A slot of several servers sweeps them from a rotating start (no server starves), skipping one
         that failed until its pause is over, and waits on all of them at once when none has a job."""
         lanes = slot.lanes
+        if len(lanes) == 1 and lanes[0].down_until > time.monotonic():  # its server was down at the start
+            if burst:
+                return None
+            threads.wait_event(self._stopping, lanes[0].down_until - time.monotonic())
+            lanes[0].down_until = 0.0  # from now on a failure takes the slot's own reconnect pause
+            return None
         if len(lanes) > 1:
             now = time.monotonic()
             start = slot.turn % len(lanes)
