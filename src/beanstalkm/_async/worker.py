@@ -827,9 +827,9 @@ class AsyncWorker:
                 lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
                 if taken is None and result[1] is not None:
                     taken = (lane.client, result[1], result[2])
-            elif isinstance(result, LOST):
+            elif isinstance(result, LOST) and not self._stopping.is_set():
                 self._lane_down(slot, lane, result)
-            else:  # cut short (its connection dropped), or an error to no command
+            else:  # cut short (its connection dropped: by the stop, no failure), or an error to no command
                 lane.unsure = True
                 if isinstance(result, BaseException) and taken is None:
                     taken = (lane.client, result, None)

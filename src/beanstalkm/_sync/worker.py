@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 6c25ff883060408f745e850ec4a1a567701aa9348a109808fd538f7e231a5586). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 74213dc4995cff7171f0e7823c4365856c3cdca01df6d5eb81b844bfacbe3db6). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -807,9 +807,9 @@ class Worker:
                 lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
                 if taken is None and result[1] is not None:
                     taken = (lane.client, result[1], result[2])
-            elif isinstance(result, LOST):
+            elif isinstance(result, LOST) and not self._stopping.is_set():
                 self._lane_down(slot, lane, result)
-            else:  # cut short (its connection dropped), or an error to no command
+            else:  # cut short (its connection dropped: by the stop, no failure), or an error to no command
                 lane.unsure = True
                 if isinstance(result, BaseException) and taken is None:
                     taken = (lane.client, result, None)
