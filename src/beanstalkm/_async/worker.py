@@ -150,19 +150,7 @@ class _Slot:
     """One concurrent consumer: its connections (one per server of its share), the job it holds, and
     what it claimed."""
 
-    __slots__ = (
-        "claims",
-        "error",
-        "finished",
-        "index",
-        "job",
-        "lanes",
-        "lock",
-        "reserving",
-        "task",
-        "ticket",
-        "turn",
-    )
+    __slots__ = ("claims", "error", "finished", "index", "job", "lanes", "lock", "reserving", "task", "ticket", "turn")
 
     def __init__(self, index: int, lanes: list[_Lane]) -> None:
         self.index = index

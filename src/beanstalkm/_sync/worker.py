@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 74213dc4995cff7171f0e7823c4365856c3cdca01df6d5eb81b844bfacbe3db6). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 557cb8b682c7ffbee1c675c6ec143a07cdb93320b3aefc68ab507fab1f422833). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -138,19 +138,7 @@ class _Slot:
     """One concurrent consumer: its connections (one per server of its share), the job it holds, and
     what it claimed."""
 
-    __slots__ = (
-        "claims",
-        "error",
-        "finished",
-        "index",
-        "job",
-        "lanes",
-        "lock",
-        "reserving",
-        "task",
-        "ticket",
-        "turn",
-    )
+    __slots__ = ("claims", "error", "finished", "index", "job", "lanes", "lock", "reserving", "task", "ticket", "turn")
 
     def __init__(self, index: int, lanes: list[_Lane]) -> None:
         self.index = index
