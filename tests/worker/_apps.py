@@ -111,3 +111,14 @@ async def slow_job_async(message: AsyncMessage) -> None:
     note("S", message.uid)
     await asyncio.sleep(message.body["sleep"])
     note("E", message.uid)
+
+
+# -- a job that raises (body {"n": "poison"}), past its one attempt: buried -----------------------------
+
+poison_raises = Worker()
+
+
+@poison_raises.handler("t", retries=0)
+def poison_raises_job(message: Message) -> None:
+    if message.body["n"] == "poison":
+        raise ValueError("bad job")

@@ -55,6 +55,7 @@ from beanstalkm._core.worker import (
 from beanstalkm._errors import (
     ArgumentTypeError,
     BeanstalkmException,
+    CommandFailed,
     CorruptJob,
     InvalidArgument,
     InvalidEnvelope,
@@ -62,7 +63,7 @@ from beanstalkm._errors import (
     SocketError,
 )
 from beanstalkm._generated import commands as _c
-from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
+from beanstalkm._generated.errors import DeadlineSoon, JobTooBig, NotFound, TimedOut
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._transport import tasks
 from beanstalkm._transport.streams import new_lock
@@ -115,6 +116,7 @@ class _Job:
     claimed: bool = False  # settled, or being settled, by the slot or the shutdown: nobody else may
     lost: bool = False
     started: float = 0.0
+    touching: bool = False  # a touch of it is in flight (in a task or thread of its own)
 
 
 _Taken = tuple[AsyncMessage, JobStats | None, AsyncClient]
@@ -148,7 +150,7 @@ class _Slot:
     """One concurrent consumer: its connections (one per server of its share), the job it holds, and
     what it claimed."""
 
-    __slots__ = ("claims", "finished", "index", "job", "lanes", "lock", "reserving", "task", "ticket", "turn")
+    __slots__ = ("claims", "error", "finished", "index", "job", "lanes", "lock", "reserving", "task", "ticket", "turn")
 
     def __init__(self, index: int, lanes: list[_Lane]) -> None:
         self.index = index
@@ -160,6 +162,7 @@ class _Slot:
         self.reserving = False  # in a blocking reserve (a stop cuts it short)
         self.job: _Job | None = None
         self.finished = False
+        self.error: Exception | None = None  # what ended it, if not a stop or the end of a burst
         self.task: tasks.Task | None = None
 
 
@@ -222,6 +225,7 @@ class AsyncWorker:
         self._aheads: dict[tuple[int, str], dict[str, Lookahead]] = {}  # by slot and server: kept across runs
         self._limited = False
         self._slots: list[_Slot] = []
+        self._touches: list[tuple[tasks.Task, _Job]] = []  # the touches in flight, each in its own task or thread
 
     def configure(
         self,
@@ -337,7 +341,10 @@ class AsyncWorker:
         """Slot ``index``'s connections, each as its server's URL and how to make it: one per server of its
         share (docs/worker.md, "Fewer slots than servers")."""
         urls = self._server_urls()
-        if urls is None or len(urls) <= self.concurrency:
+        if urls is not None and len(urls) <= self.concurrency:  # one server: made (connected) in _open_slots
+            url = urls[index % len(urls)]
+            return [(url, functools.partial(self._from_url, url))]
+        if urls is None:
             client = self._connect(index)
             return [(client.url, lambda: client)]
         return [(url, functools.partial(self._from_url, url)) for url in urls[index :: self.concurrency]]
@@ -364,9 +371,15 @@ class AsyncWorker:
             return AsyncClient(
                 self._host, self._port, self._timeout, unix_socket=self._unix_socket, validate=self._validate
             )
-        if isinstance(source, AsyncClient):
+        if isinstance(source, AsyncClient):  # made like it: its TLS context and its reply limit too
             return AsyncClient(
-                source.host, source.port, source.timeout, unix_socket=source.unix_socket, validate=source.validate
+                source.host,
+                source.port,
+                source.timeout,
+                unix_socket=source.unix_socket,
+                validate=source.validate,
+                max_body=source._reader._max_body,
+                ssl=source.ssl,
             )
         client = source()
         if not isinstance(client, AsyncClient):
@@ -423,7 +436,9 @@ class AsyncWorker:
 
         ``burst``: stop once no job is ready. ``max_jobs``: stop after taking that many jobs.
         ``handle_signals``: install SIGTERM and SIGINT handlers while running (main thread only).
-        Raises ``SocketError`` if no slot can connect at the start. Returns the final stats.
+        Raises ``SocketError`` if no slot can connect at the start; a slot that ends on an exception (a
+        bug: what the servers do is handled) stops the worker and ``run`` raises it once the others are
+        shut down. Returns the final stats.
         """
         check_bool("burst", burst)
         check_bool("handle_signals", handle_signals)
@@ -457,7 +472,9 @@ class AsyncWorker:
                 if self._stopping.is_set() or all(slot.finished for slot in slots):
                     break
                 now = time.monotonic()
-                self._keeper_at = min([now + KEEPER_IDLE, *(job.next_touch for _, job in self._leases())])
+                self._keeper_at = min(
+                    [now + KEEPER_IDLE, *(job.next_touch for _, job in self._leases() if not job.touching)]
+                )
                 await tasks.wait_event(self._wake, max(0.005, self._keeper_at - now))
                 await self._keep_leases()
             if self._stopping.is_set():
@@ -465,29 +482,35 @@ class AsyncWorker:
         finally:
             if restore is not None:
                 restore()
+            await self._join_touches()
         logger.info("worker stopped: %s", _counters(self._stats))
+        for slot in slots:
+            if slot.error is not None:
+                raise slot.error
         return self.stats
 
     async def _open_slots(self) -> list[_Slot]:
-        """Connect every slot; a slot of several servers starts with those it reaches (the others are
-        tried again later), a slot none of whose servers answers raises ``SocketError``."""
+        """Connect every slot: each starts with the servers it reaches, the others (all of a slot's, for a
+        slot of one server) tried again after the usual pause; ``SocketError`` if no slot reaches any."""
         slots: list[_Slot] = []
+        downs: list[tuple[_Slot, _Lane, SocketError]] = []
+        reached = False
         try:
             for index in range(self.concurrency):
                 slot = _Slot(index, [_Lane(address, make) for address, make in self._connect_lanes(index)])
                 slots.append(slot)
                 for lane in slot.lanes:  # a lane's guesses carry over to the next run (each is checked)
                     lane.ahead = self._aheads.setdefault((index, lane.address), lane.ahead)
-                failed: list[tuple[_Lane, SocketError]] = []
                 for lane in slot.lanes:
                     try:
                         await lane.client.connect()
+                        reached = True
                     except SocketError as exc:
-                        failed.append((lane, exc))
-                if len(failed) == len(slot.lanes):
-                    raise failed[0][1]
-                for lane, error in failed:
-                    self._lane_down(slot, lane, error)
+                        downs.append((slot, lane, exc))
+            if not reached:
+                raise downs[0][2]
+            for slot, lane, error in downs:
+                self._lane_down(slot, lane, error)
         except BaseException:
             for slot in slots:
                 await self._close_lanes(slot)
@@ -593,9 +616,10 @@ class AsyncWorker:
                         break
                     continue
                 done = await self._handle(slot, *taken)
-        except Exception:
-            logger.exception("slot %d failed", slot.index)
-            raise
+        except Exception as exc:  # not a server's doing (those are handled): the worker stops, run() raises it
+            logger.exception("slot %d failed; the worker stops", slot.index)
+            slot.error = exc
+            self.stop()
         finally:
             self._unclaim(slot)
             slot.finished = True
@@ -647,6 +671,12 @@ class AsyncWorker:
         A slot of several servers sweeps them from a rotating start (no server starves), skipping one
         that failed until its pause is over, and waits on all of them at once when none has a job."""
         lanes = slot.lanes
+        if len(lanes) == 1 and lanes[0].down_until > time.monotonic():  # its server was down at the start
+            if burst:
+                return None
+            await tasks.wait_event(self._stopping, lanes[0].down_until - time.monotonic())
+            lanes[0].down_until = 0.0  # from now on a failure takes the slot's own reconnect pause
+            return None
         if len(lanes) > 1:
             now = time.monotonic()
             start = slot.turn % len(lanes)
@@ -785,9 +815,9 @@ class AsyncWorker:
                 lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
                 if taken is None and result[1] is not None:
                     taken = (lane.client, result[1], result[2])
-            elif isinstance(result, LOST):
+            elif isinstance(result, LOST) and not self._stopping.is_set():
                 self._lane_down(slot, lane, result)
-            else:  # cut short (its connection dropped), or an error to no command
+            else:  # cut short (its connection dropped: by the stop, no failure), or an error to no command
                 lane.unsure = True
                 if isinstance(result, BaseException) and taken is None:
                     taken = (lane.client, result, None)
@@ -1016,11 +1046,12 @@ class AsyncWorker:
             if not self._settles(job, "it was to be buried"):
                 return
             try:
-                record_id = await store_record(job.client, record)
+                record = await _store(job.client, record)
                 try:
                     await message.bury()  # its own priority
                 except NotFound:
-                    await job.client.queue.delete(record_id)
+                    if record.record_id:
+                        await job.client.queue.delete(record.record_id)
                     self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
                     return
             except (NotFound, *LOST) as exc:
@@ -1029,7 +1060,7 @@ class AsyncWorker:
                 return
             if job.record is not None:  # buried: the record it replaces is done with
                 await _drop_record(job.client, job.record)
-        self._buried(dataclasses.replace(record, record_id=record_id), message)
+        self._buried(record, message)
 
     async def _bury_unreadable(self, client: AsyncClient, job_id: int, message: AsyncMessage | None, why: str) -> None:
         """Bury a job ``client`` reserved whose body cannot be used (never deleted, never run), with a record."""
@@ -1039,7 +1070,7 @@ class AsyncWorker:
             old = await find_record(client, stats.tube, job_id) if stats.kicks else None
             exception = "InvalidEnvelope" if message is not None else "CorruptJob"
             record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
-            record_id = await store_record(client, record)
+            record = await _store(client, record)
             await queue.bury(job_id, stats.pri)
         except (NotFound, *LOST) as exc:
             self._count("connection_errors")
@@ -1050,7 +1081,7 @@ class AsyncWorker:
         if message is not None:
             message.reserved = False
         self._count("invalid")
-        self._buried(dataclasses.replace(record, record_id=record_id), message)
+        self._buried(record, message)
 
     def _buried(self, record: FailureRecord, message: AsyncMessage | None) -> None:
         with self._mutex:
@@ -1105,11 +1136,33 @@ class AsyncWorker:
         ]
 
     async def _keep_leases(self) -> None:
-        """Touch the running jobs whose lease is due (``run`` calls it when the next is due)."""
+        """Touch the running jobs whose lease is due (``run`` calls it when the next is due), side by side:
+        each touch in a task (thread) of its own, so one stuck on a hung server (until the connection's
+        timeout) holds up no other job's; a job has one touch in flight at most."""
         now = time.monotonic()
+        self._touches = [(task, job) for task, job in self._touches if job.touching]
         for slot, job in self._leases():
-            if job.next_touch <= now:
-                await self._touch(slot, job)  # it checks the job again, under the slot's lock
+            if job.next_touch <= now and not job.touching:
+                job.touching = True
+                touch = functools.partial(self._touch_apart, slot, job)
+                self._touches.append((tasks.spawn(touch, f"beanstalkm-touch-{slot.index}"), job))
+
+    async def _touch_apart(self, slot: _Slot, job: _Job) -> None:
+        try:
+            await self._touch(slot, job)  # it checks the job again, under the slot's lock
+        except Exception:  # a server's refusal (INTERNAL_ERROR, ...): its next touch is tried when due
+            logger.exception("job %d (%s): its touch failed", job.message.uid, job.options.tube)
+        finally:
+            job.touching = False
+            self._wake.set()  # the keeper counts with its next touch again
+
+    async def _join_touches(self) -> None:
+        """Wait for the touches still in flight as ``run`` ends (each is bounded by its connection's timeout)."""
+        deadline = time.monotonic() + (CONNECT_TIMEOUT if self._timeout is None else self._timeout) + 1.0
+        for task, _ in self._touches:
+            if not await tasks.join(task, max(0.0, deadline - time.monotonic())):
+                tasks.abandon(task)
+        self._touches = []
 
     async def _touch(self, slot: _Slot, job: _Job) -> None:
         async with slot.lock:
@@ -1143,6 +1196,28 @@ class AsyncWorker:
             except Exception:
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
+
+
+async def _store(client: AsyncClient, record: FailureRecord) -> FailureRecord:
+    """Store a buried job's record: the record with its ``record_id``. One too big for the server
+    (``JOB_TOO_BIG``) is stored again shrunk; one the server refuses (draining, out of memory, still too big)
+    is logged and the job is buried without it (``record_id`` 0). A lost connection is raised."""
+    try:
+        return dataclasses.replace(record, record_id=await store_record(client, record))
+    except JobTooBig:
+        try:
+            return dataclasses.replace(record, record_id=await store_record(client, record.shrunk()))
+        except CommandFailed as exc:
+            refused = exc
+    except CommandFailed as exc:
+        refused = exc
+    logger.error(
+        "job %d (%s): buried without its failure record: the server refused it (%s)",
+        record.job_id,
+        record.tube,
+        refused,
+    )
+    return record
 
 
 async def _drop_record(client: AsyncClient, record: FailureRecord) -> None:

@@ -63,6 +63,11 @@ RECORD_MARK = "beanstalkm-failure"
 
 MAX_TRACEBACK = 16384
 """The most of a traceback a record keeps (the end of it, where the error is)."""
+MAX_MESSAGE = 4096
+"""The most of an error's text a record keeps (its start); the rest is cut, ``...`` marking the cut."""
+SHRUNK = 512
+"""What a record too big for its server (``JOB_TOO_BIG``) keeps of its message and traceback when it is
+stored again (``FailureRecord.shrunk``)."""
 
 MAX_DELAY = 2**32 - 1
 BACKOFF_BASE = 1.0
@@ -381,8 +386,12 @@ def _apply(session: Session, reader: ReplyReader, request: Request[Any]) -> Gene
 
 
 def format_exception(exc: BaseException) -> str:
-    """The traceback of ``exc``, its last ``MAX_TRACEBACK`` characters."""
-    text = "".join(traceback.format_exception(exc))
+    """The traceback of ``exc``, its last ``MAX_TRACEBACK`` characters; each part of it (a frame, an
+    error's text) cut to ``MAX_MESSAGE`` (a huge error text would leave nothing but itself)."""
+    text = "".join(
+        part if len(part) <= MAX_MESSAGE else part[: MAX_MESSAGE - 4] + "...\n"
+        for part in traceback.TracebackException.from_exception(exc).format()
+    )
     return text if len(text) <= MAX_TRACEBACK else "...\n" + text[-MAX_TRACEBACK:]
 
 
@@ -435,7 +444,7 @@ class FailureRecord:
             priority=stats.pri,
             reason=reason,
             exception=exception if error is None else type(error).__name__,
-            message=why if error is None else str(error),
+            message=cut(why if error is None else str(error), MAX_MESSAGE),
             traceback="" if error is None else format_exception(error),
             attempts=attempts,
             reserves=stats.reserves,
@@ -476,6 +485,14 @@ class FailureRecord:
             )
         except (KeyError, TypeError, ValueError):
             return None
+
+    def shrunk(self) -> FailureRecord:
+        """The record with its message and traceback cut to ``SHRUNK`` characters (the start of the message,
+        the end of the traceback): what is stored when the whole record is too big for its server."""
+        traceback = self.traceback
+        if len(traceback) > SHRUNK:
+            traceback = "...\n" + traceback[-SHRUNK:]
+        return dataclasses.replace(self, message=cut(self.message, SHRUNK), traceback=traceback)
 
     def with_state(self, state: str | None) -> FailureRecord:
         return dataclasses.replace(self, state=state)

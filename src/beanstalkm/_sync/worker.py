@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 e851e173a59da2dd70b01c2f122d60aff572080b4c5773c194b0fa18e560f71f). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 557cb8b682c7ffbee1c675c6ec143a07cdb93320b3aefc68ab507fab1f422833). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -42,6 +42,7 @@ from beanstalkm._core.worker import (
 from beanstalkm._errors import (
     ArgumentTypeError,
     BeanstalkmException,
+    CommandFailed,
     CorruptJob,
     InvalidArgument,
     InvalidEnvelope,
@@ -49,7 +50,7 @@ from beanstalkm._errors import (
     SocketError,
 )
 from beanstalkm._generated import commands as _c
-from beanstalkm._generated.errors import DeadlineSoon, NotFound, TimedOut
+from beanstalkm._generated.errors import DeadlineSoon, JobTooBig, NotFound, TimedOut
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._sync.client import Client
 from beanstalkm._sync.cluster import Cluster
@@ -103,6 +104,7 @@ class _Job:
     claimed: bool = False  # settled, or being settled, by the slot or the shutdown: nobody else may
     lost: bool = False
     started: float = 0.0
+    touching: bool = False  # a touch of it is in flight (in a task or thread of its own)
 
 
 _Taken = tuple[Message, JobStats | None, Client]
@@ -136,7 +138,7 @@ class _Slot:
     """One concurrent consumer: its connections (one per server of its share), the job it holds, and
     what it claimed."""
 
-    __slots__ = ("claims", "finished", "index", "job", "lanes", "lock", "reserving", "task", "ticket", "turn")
+    __slots__ = ("claims", "error", "finished", "index", "job", "lanes", "lock", "reserving", "task", "ticket", "turn")
 
     def __init__(self, index: int, lanes: list[_Lane]) -> None:
         self.index = index
@@ -148,6 +150,7 @@ class _Slot:
         self.reserving = False  # in a blocking reserve (a stop cuts it short)
         self.job: _Job | None = None
         self.finished = False
+        self.error: Exception | None = None  # what ended it, if not a stop or the end of a burst
         self.task: threads.Task | None = None
 
 
@@ -210,6 +213,7 @@ class Worker:
         self._aheads: dict[tuple[int, str], dict[str, Lookahead]] = {}  # by slot and server: kept across runs
         self._limited = False
         self._slots: list[_Slot] = []
+        self._touches: list[tuple[threads.Task, _Job]] = []  # the touches in flight, each in its own task or thread
 
     def configure(
         self,
@@ -323,7 +327,10 @@ class Worker:
         """Slot ``index``'s connections, each as its server's URL and how to make it: one per server of its
         share (docs/worker.md, "Fewer slots than servers")."""
         urls = self._server_urls()
-        if urls is None or len(urls) <= self.concurrency:
+        if urls is not None and len(urls) <= self.concurrency:  # one server: made (connected) in _open_slots
+            url = urls[index % len(urls)]
+            return [(url, functools.partial(self._from_url, url))]
+        if urls is None:
             client = self._connect(index)
             return [(client.url, lambda: client)]
         return [(url, functools.partial(self._from_url, url)) for url in urls[index :: self.concurrency]]
@@ -348,9 +355,15 @@ class Worker:
         source = self._source
         if source is None:
             return Client(self._host, self._port, self._timeout, unix_socket=self._unix_socket, validate=self._validate)
-        if isinstance(source, Client):
+        if isinstance(source, Client):  # made like it: its TLS context and its reply limit too
             return Client(
-                source.host, source.port, source.timeout, unix_socket=source.unix_socket, validate=source.validate
+                source.host,
+                source.port,
+                source.timeout,
+                unix_socket=source.unix_socket,
+                validate=source.validate,
+                max_body=source._reader._max_body,
+                ssl=source.ssl,
             )
         client = source()
         if not isinstance(client, Client):
@@ -403,7 +416,9 @@ class Worker:
 
         ``burst``: stop once no job is ready. ``max_jobs``: stop after taking that many jobs.
         ``handle_signals``: install SIGTERM and SIGINT handlers while running (main thread only).
-        Raises ``SocketError`` if no slot can connect at the start. Returns the final stats.
+        Raises ``SocketError`` if no slot can connect at the start; a slot that ends on an exception (a
+        bug: what the servers do is handled) stops the worker and ``run`` raises it once the others are
+        shut down. Returns the final stats.
         """
         check_bool("burst", burst)
         check_bool("handle_signals", handle_signals)
@@ -437,7 +452,9 @@ class Worker:
                 if self._stopping.is_set() or all(slot.finished for slot in slots):
                     break
                 now = time.monotonic()
-                self._keeper_at = min([now + KEEPER_IDLE, *(job.next_touch for _, job in self._leases())])
+                self._keeper_at = min(
+                    [now + KEEPER_IDLE, *(job.next_touch for _, job in self._leases() if not job.touching)]
+                )
                 threads.wait_event(self._wake, max(0.005, self._keeper_at - now))
                 self._keep_leases()
             if self._stopping.is_set():
@@ -445,29 +462,35 @@ class Worker:
         finally:
             if restore is not None:
                 restore()
+            self._join_touches()
         logger.info("worker stopped: %s", _counters(self._stats))
+        for slot in slots:
+            if slot.error is not None:
+                raise slot.error
         return self.stats
 
     def _open_slots(self) -> list[_Slot]:
-        """Connect every slot; a slot of several servers starts with those it reaches (the others are
-        tried again later), a slot none of whose servers answers raises ``SocketError``."""
+        """Connect every slot: each starts with the servers it reaches, the others (all of a slot's, for a
+        slot of one server) tried again after the usual pause; ``SocketError`` if no slot reaches any."""
         slots: list[_Slot] = []
+        downs: list[tuple[_Slot, _Lane, SocketError]] = []
+        reached = False
         try:
             for index in range(self.concurrency):
                 slot = _Slot(index, [_Lane(address, make) for address, make in self._connect_lanes(index)])
                 slots.append(slot)
                 for lane in slot.lanes:  # a lane's guesses carry over to the next run (each is checked)
                     lane.ahead = self._aheads.setdefault((index, lane.address), lane.ahead)
-                failed: list[tuple[_Lane, SocketError]] = []
                 for lane in slot.lanes:
                     try:
                         lane.client.connect()
+                        reached = True
                     except SocketError as exc:
-                        failed.append((lane, exc))
-                if len(failed) == len(slot.lanes):
-                    raise failed[0][1]
-                for lane, error in failed:
-                    self._lane_down(slot, lane, error)
+                        downs.append((slot, lane, exc))
+            if not reached:
+                raise downs[0][2]
+            for slot, lane, error in downs:
+                self._lane_down(slot, lane, error)
         except BaseException:
             for slot in slots:
                 self._close_lanes(slot)
@@ -573,9 +596,10 @@ class Worker:
                         break
                     continue
                 done = self._handle(slot, *taken)
-        except Exception:
-            logger.exception("slot %d failed", slot.index)
-            raise
+        except Exception as exc:  # not a server's doing (those are handled): the worker stops, run() raises it
+            logger.exception("slot %d failed; the worker stops", slot.index)
+            slot.error = exc
+            self.stop()
         finally:
             self._unclaim(slot)
             slot.finished = True
@@ -627,6 +651,12 @@ class Worker:
         A slot of several servers sweeps them from a rotating start (no server starves), skipping one
         that failed until its pause is over, and waits on all of them at once when none has a job."""
         lanes = slot.lanes
+        if len(lanes) == 1 and lanes[0].down_until > time.monotonic():  # its server was down at the start
+            if burst:
+                return None
+            threads.wait_event(self._stopping, lanes[0].down_until - time.monotonic())
+            lanes[0].down_until = 0.0  # from now on a failure takes the slot's own reconnect pause
+            return None
         if len(lanes) > 1:
             now = time.monotonic()
             start = slot.turn % len(lanes)
@@ -765,9 +795,9 @@ class Worker:
                 lane.watching, lane.tubes, lane.unsure = frozenset(tubes), tubes, False
                 if taken is None and result[1] is not None:
                     taken = (lane.client, result[1], result[2])
-            elif isinstance(result, LOST):
+            elif isinstance(result, LOST) and not self._stopping.is_set():
                 self._lane_down(slot, lane, result)
-            else:  # cut short (its connection dropped), or an error to no command
+            else:  # cut short (its connection dropped: by the stop, no failure), or an error to no command
                 lane.unsure = True
                 if isinstance(result, BaseException) and taken is None:
                     taken = (lane.client, result, None)
@@ -994,11 +1024,12 @@ class Worker:
             if not self._settles(job, "it was to be buried"):
                 return
             try:
-                record_id = store_record(job.client, record)
+                record = _store(job.client, record)
                 try:
                     message.bury()  # its own priority
                 except NotFound:
-                    job.client.queue.delete(record_id)
+                    if record.record_id:
+                        job.client.queue.delete(record.record_id)
                     self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
                     return
             except (NotFound, *LOST) as exc:
@@ -1007,7 +1038,7 @@ class Worker:
                 return
             if job.record is not None:  # buried: the record it replaces is done with
                 _drop_record(job.client, job.record)
-        self._buried(dataclasses.replace(record, record_id=record_id), message)
+        self._buried(record, message)
 
     def _bury_unreadable(self, client: Client, job_id: int, message: Message | None, why: str) -> None:
         """Bury a job ``client`` reserved whose body cannot be used (never deleted, never run), with a record."""
@@ -1017,7 +1048,7 @@ class Worker:
             old = find_record(client, stats.tube, job_id) if stats.kicks else None
             exception = "InvalidEnvelope" if message is not None else "CorruptJob"
             record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
-            record_id = store_record(client, record)
+            record = _store(client, record)
             queue.bury(job_id, stats.pri)
         except (NotFound, *LOST) as exc:
             self._count("connection_errors")
@@ -1028,7 +1059,7 @@ class Worker:
         if message is not None:
             message.reserved = False
         self._count("invalid")
-        self._buried(dataclasses.replace(record, record_id=record_id), message)
+        self._buried(record, message)
 
     def _buried(self, record: FailureRecord, message: Message | None) -> None:
         with self._mutex:
@@ -1083,11 +1114,33 @@ class Worker:
         ]
 
     def _keep_leases(self) -> None:
-        """Touch the running jobs whose lease is due (``run`` calls it when the next is due)."""
+        """Touch the running jobs whose lease is due (``run`` calls it when the next is due), side by side:
+        each touch in a task (thread) of its own, so one stuck on a hung server (until the connection's
+        timeout) holds up no other job's; a job has one touch in flight at most."""
         now = time.monotonic()
+        self._touches = [(task, job) for task, job in self._touches if job.touching]
         for slot, job in self._leases():
-            if job.next_touch <= now:
-                self._touch(slot, job)  # it checks the job again, under the slot's lock
+            if job.next_touch <= now and not job.touching:
+                job.touching = True
+                touch = functools.partial(self._touch_apart, slot, job)
+                self._touches.append((threads.spawn(touch, f"beanstalkm-touch-{slot.index}"), job))
+
+    def _touch_apart(self, slot: _Slot, job: _Job) -> None:
+        try:
+            self._touch(slot, job)  # it checks the job again, under the slot's lock
+        except Exception:  # a server's refusal (INTERNAL_ERROR, ...): its next touch is tried when due
+            logger.exception("job %d (%s): its touch failed", job.message.uid, job.options.tube)
+        finally:
+            job.touching = False
+            self._wake.set()  # the keeper counts with its next touch again
+
+    def _join_touches(self) -> None:
+        """Wait for the touches still in flight as ``run`` ends (each is bounded by its connection's timeout)."""
+        deadline = time.monotonic() + (CONNECT_TIMEOUT if self._timeout is None else self._timeout) + 1.0
+        for task, _ in self._touches:
+            if not threads.join(task, max(0.0, deadline - time.monotonic())):
+                threads.abandon(task)
+        self._touches = []
 
     def _touch(self, slot: _Slot, job: _Job) -> None:
         with slot.lock:
@@ -1121,6 +1174,28 @@ class Worker:
             except Exception:
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
+
+
+def _store(client: Client, record: FailureRecord) -> FailureRecord:
+    """Store a buried job's record: the record with its ``record_id``. One too big for the server
+    (``JOB_TOO_BIG``) is stored again shrunk; one the server refuses (draining, out of memory, still too big)
+    is logged and the job is buried without it (``record_id`` 0). A lost connection is raised."""
+    try:
+        return dataclasses.replace(record, record_id=store_record(client, record))
+    except JobTooBig:
+        try:
+            return dataclasses.replace(record, record_id=store_record(client, record.shrunk()))
+        except CommandFailed as exc:
+            refused = exc
+    except CommandFailed as exc:
+        refused = exc
+    logger.error(
+        "job %d (%s): buried without its failure record: the server refused it (%s)",
+        record.job_id,
+        record.tube,
+        refused,
+    )
+    return record
 
 
 def _drop_record(client: Client, record: FailureRecord) -> None:
