@@ -122,3 +122,19 @@ poison_raises = Worker()
 def poison_raises_job(message: Message) -> None:
     if message.body["n"] == "poison":
         raise ValueError("bad job")
+
+
+# -- a worker with a bug in its slot (not in a handler): the slot dies, the worker stops ---------------
+
+
+class _SlotBug(Worker):
+    def _handle(self, *args: object) -> None:
+        raise RuntimeError("a bug in the slot")
+
+
+slot_bug = _SlotBug()
+
+
+@slot_bug.handler("t")
+def slot_bug_job(message: Message) -> None:
+    pass

@@ -105,3 +105,14 @@ def test_the_beanstalkm_command_passes_worker_and_failed_through(server: Beansta
         assert listed.returncode == 0, listed.stderr
         assert json.loads(listed.stdout) == []
         assert run("failed", "retry", "slow").returncode == EXIT_USAGE
+
+
+def test_a_slot_that_dies_on_a_bug_exits_1_with_one_line(server: BeanstalkdServer) -> None:
+    """The slot's traceback is logged; the command ends with one line naming the error, exit 1."""
+    with Client(server.host, server.port) as client:
+        client.put({"n": 1}, tube="t")
+    done = _run("worker", "worker._apps:slot_bug", "-s", url(server))
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == "beanstalkm: internal error: RuntimeError: a bug in the slot (--debug shows the traceback)"
+    assert "slot 0 failed" in done.stderr  # the log line, with the traceback before the last line
