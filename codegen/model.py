@@ -245,20 +245,65 @@ class Command:
     @property
     def request_options(self) -> str:
         """The arguments of ``Request(...)`` after ``decode``, positional (a keyword costs a call more
-        time): ``body``, ``uses_tube``, ``effect``, ``tube``, ``wait``, ``expects_reply``, up to the
-        last that is not its default."""
+        time): ``body``, ``uses_tube``, ``effect``, ``tube``, ``wait``, ``expects_reply``, ``quick``,
+        up to the last that is not its default."""
+        return self.options("None")
+
+    @property
+    def apart_options(self) -> str:
+        """``request_options`` of the request whose body (``data``) is kept apart from its line."""
+        return self.options("data")
+
+    def options(self, body: str) -> str:
         opts = [
-            "None",
+            body,
             "True" if self.uses_tube else "False",
             "None" if self.effect is None else f"Effect.{self.effect.upper()}",
             "None" if self.effect_tube is None else self.effect_tube,
             self.wait,
             "False" if self.no_reply else "True",
+            self.quick_name or "None",
         ]
-        defaults = ["None", "False", "None", "None", "0.0", "True"]
+        defaults = ["None", "False", "None", "None", "0.0", "True", "None"]
         while opts and opts[-1] == defaults[len(opts) - 1]:
             opts.pop()
         return "".join(", " + o for o in opts)
+
+    @property
+    def direct(self) -> bool:
+        """Whether the command changes no connection state, never waits and always gets a reply: a
+        queue method hands its bytes straight to the connection (``_direct``, with ``direct_name``)."""
+        return self.effect is None and self.wait == "0.0" and not self.no_reply
+
+    @property
+    def direct_name(self) -> str:
+        """The module constant of its ``Command`` (what every call of it shares)."""
+        return f"{self.name.upper()}_COMMAND"
+
+    @property
+    def quick_bytes(self) -> tuple[str, str] | None:
+        """For a direct command whose usual success reply has no body and at most an integer: the
+        test of the bytes received (``data``) that are exactly that reply, as the reply reader reads
+        it (within the line limit, CRLF once, at the end) and the decoder takes it (``quick``), and
+        the value. None for any other command."""
+        if not self.direct or self.success_status is None:
+            return None
+        status = self.success_status
+        if self.returns == "none" and not self.success_args:
+            return f"data == {pybytes(status + chr(13) + chr(10))}", "None"
+        if self.returns == "int" and len(self.success_args) == 1:
+            n = len(status) + 1
+            test = (
+                f"len(data) <= REPLY_LINE_MAX and data[:{n}] == {pybytes(status + ' ')}"
+                f' and data[-2:] == b"\\r\\n" and data[{n}:-2].isdigit()'
+            )
+            return test, f"int(data[{n}:-2])"
+        return None
+
+    @property
+    def quick_name(self) -> str | None:
+        """The name of its quick decoder (``beanstalkm._core.requests.Quick``), if it has one."""
+        return None if self.quick_bytes is None else f"_quick_{self.name}"
 
     @property
     def decode_name(self) -> str:
@@ -365,6 +410,7 @@ class Command:
 
 QUEUE_DRIVER = {
     "execute": "_execute",
+    "direct": "_direct",
     "message": "_message",
     "message_or_none": "_message_or_none",
     "reserved": "_reserved_message",

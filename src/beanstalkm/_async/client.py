@@ -93,11 +93,12 @@ class AsyncClient(AsyncConnection):
         async with self._alone:  # the reserve and its delete: one hold of the connection
             try:
                 try:
-                    message = self._reserved_message(await self._command(request))
+                    message = self._reserved_message(await self._command(request, request.head))
                 except TimedOut:
                     return None
                 try:
-                    await self._command(_c.delete(message.uid), follows=True)
+                    delete = _c.delete(message.uid)
+                    await self._command(delete, delete.head, follows=True)
                 except NotFound:  # not reserved by us any more
                     message._gone()
                     raise

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 7883c61d8ac0905582a3483e54d661127e892ccd95aa36f582cf04d115657a3b). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 2374fb21f104e9232deaba2662e4ca3c4f97738f039a549fc31f3d6521b9d35f). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -96,11 +96,12 @@ class Client(Connection):
         with self._alone:  # the reserve and its delete: one hold of the connection
             try:
                 try:
-                    message = self._reserved_message(self._command(request))
+                    message = self._reserved_message(self._command(request, request.head))
                 except TimedOut:
                     return None
                 try:
-                    self._command(_c.delete(message.uid), follows=True)
+                    delete = _c.delete(message.uid)
+                    self._command(delete, delete.head, follows=True)
                 except NotFound:  # not reserved by us any more
                     message._gone()
                     raise
