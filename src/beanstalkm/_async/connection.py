@@ -239,7 +239,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         at_once = request.wait == 0.0 and request.body is None
         if (
             transport is None  # connect first
-            or reader.buffered  # out of step: _ready says so
+            or (not follows and reader.buffered)  # out of step: _ready says so (after a reply read whole: empty)
             or not request.expects_reply
             or (
                 session.server_using != tube  # a put routed elsewhere: a use first

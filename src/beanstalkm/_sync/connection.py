@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 5c3281f7eb13271bcefc4bcbd105d1c8603a8390aea26eba65d93058d2395502). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 b3c8281417ccf564c9e64381fb34ba61b73fcf5d485a2df7a89a91478a088488). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -177,7 +177,7 @@ class Connection(ConnectionBase[Message]):
         at_once = request.wait == 0.0 and request.body is None
         if (
             transport is None  # connect first
-            or reader.buffered  # out of step: _ready says so
+            or (not follows and reader.buffered)  # out of step: _ready says so (after a reply read whole: empty)
             or not request.expects_reply
             or (
                 session.server_using != tube  # a put routed elsewhere: a use first
