@@ -53,7 +53,8 @@ def test_a_failure_reply_on_the_direct_entry_raises_its_error_and_keeps_the_conn
         conn.queue.delete(2**31)
     assert conn.connected
     assert conn.queue.peek(2**31) is None
-    assert conn.queue.delete(conn.queue.put(b"x")) is None
+    conn.queue.delete(conn.queue.put(b"x"))
+    assert conn.queue.stats_tube("default").current_jobs_ready == 0
 
 
 def test_bad_arguments_on_the_direct_entry_are_refused_before_anything_is_sent(
