@@ -281,29 +281,44 @@ class Command:
         return f"{self.name.upper()}_COMMAND"
 
     @property
-    def quick_bytes(self) -> tuple[str, str] | None:
-        """For a direct command whose usual success reply has no body and at most an integer: the
-        test of the bytes received (``data``) that are exactly that reply, as the reply reader reads
-        it (within the line limit, CRLF once, at the end) and the decoder takes it (``quick``), and
-        the value. None for any other command."""
-        if not self.direct or self.success_status is None:
+    def quick_code(self) -> tuple[str, ...] | None:
+        """The body of its quick decoder (``beanstalkm._core.requests.Quick``), one statement a line,
+        for a command that changes no connection state (a reserve included) whose usual success reply
+        is a bare status, a status and an integer, or a job: it returns the value when the bytes
+        received (``data``) are exactly that reply, as the reply reader reads it (within the line
+        limit, CRLF once, at the end of the line, a body within ``max_body`` and CRLF after it) and
+        the decoder takes it (``quick``), else ``MISS``. None for any other command."""
+        if self.effect not in (None, "reserve") or self.no_reply or self.success_status is None:
             return None
-        status = self.success_status
-        if self.returns == "none" and not self.success_args:
-            return f"data == {pybytes(status + chr(13) + chr(10))}", "None"
-        if self.returns == "int" and len(self.success_args) == 1:
-            n = len(status) + 1
-            test = (
-                f"len(data) <= REPLY_LINE_MAX and data[:{n}] == {pybytes(status + ' ')}"
-                f' and data[-2:] == b"\\r\\n" and data[{n}:-2].isdigit()'
+        status, arity = self.success_status, len(self.success_args)
+        n = len(status) + 1
+        crlf = pybytes("\r\n")
+        if self.returns == "none" and arity == 0:
+            return (f"if data == {pybytes(status + chr(13) + chr(10))}:", "    return None", "return MISS")
+        if self.returns == "int" and arity == 1:
+            return (
+                f"if len(data) <= REPLY_LINE_MAX and data[:{n}] == {pybytes(status + ' ')}"
+                f" and data[-2:] == {crlf} and data[{n}:-2].isdigit():",
+                f"    return int(data[{n}:-2])",
+                "return MISS",
             )
-            return test, f"int(data[{n}:-2])"
+        if self.returns == "job" and arity == 2:
+            return (
+                f"end = data.find({crlf}, 0, REPLY_LINE_MAX)",
+                f"if end > {n} and data[:{n}] == {pybytes(status + ' ')}:",
+                f'    parts = data[{n}:end].split(b" ")',
+                "    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():",
+                "        size = int(parts[1])",
+                f"        if size <= max_body and len(data) == end + size + 4 and data[-2:] == {crlf}:",
+                "            return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))",
+                "return MISS",
+            )
         return None
 
     @property
     def quick_name(self) -> str | None:
         """The name of its quick decoder (``beanstalkm._core.requests.Quick``), if it has one."""
-        return None if self.quick_bytes is None else f"_quick_{self.name}"
+        return None if self.quick_code is None else f"_quick_{self.name}"
 
     @property
     def decode_name(self) -> str:

@@ -261,8 +261,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         if chunk is None:  # bytes waiting before the write (a stray reply), or the end: the general path's check
             return await self._execute_exchange(request.request(head), tube)
         quick = request.quick
-        if quick is not None:  # the usual reply of a command with no effect, decoded from its bytes at once
-            value = quick(chunk)
+        if quick is not None:  # the usual reply (of a command that changes no state), from its bytes at once
+            value = quick(chunk, self._max_body)
             if value is not MISS and not (transport.holds and transport.buffered()):
                 return value
         try:

@@ -119,6 +119,7 @@ class ConnectionBase(Generic[M]):
         self.validate = None if validate is None else check_bool("validate", validate)
         max_body = check_uint("max_body", max_body, 0, _c.BODY_MAX)
         self._session = Session()
+        self._max_body = max_body  # the largest reply body taken (a quick decoder's limit, as the reader's)
         self._reader: ReplyReader = _c.new_reader(max_body)
         self._sender: dict[str, Any] = {
             "host": socket.gethostname(),

@@ -45,11 +45,12 @@ class Miss(enum.Enum):
 
 MISS = Miss.MISS
 
-Quick: TypeAlias = Callable[[bytes], "T | Literal[Miss.MISS]"]
-"""A command's quick decoder: the value of the bytes received when they are exactly its usual success
-reply with no body (``INSERTED <id>``, ``DELETED``, ...), else ``MISS``. It accepts only what the reply
-reader (``ReplyReader.one``) and the command's decoder accept unchanged, and gives the same value: any
-other bytes are decided by them (the same value, or the same error)."""
+Quick: TypeAlias = Callable[[bytes, int], "T | Literal[Miss.MISS]"]
+"""A command's quick decoder, ``quick(data, max_body)``: the value of the bytes received when they are
+exactly its usual success reply, whole (``INSERTED <id>``, ``DELETED``, ``RESERVED <id> <n>`` and a
+body of at most ``max_body`` bytes, ...), else ``MISS``. It accepts only what the reply reader
+(``ReplyReader.one``, with that ``max_body``) and the command's decoder accept unchanged, and gives
+the same value: any other bytes are decided by them (the same value, or the same error)."""
 
 
 class Command(Generic[T]):
@@ -94,8 +95,8 @@ class Request(Command[T]):
     legitimately take to answer (the reserve timeout); ``None`` means it may
     block forever (``reserve``). ``effect`` names a change of connection state
     (an :class:`~beanstalkm._generated.effects.Effect`) and ``tube`` the tube it concerns. ``quick``
-    decodes the usual success reply from its bytes in one step (:data:`Quick`), for a command with
-    no effect.
+    decodes the usual success reply from its bytes in one step (:data:`Quick`), for a command that
+    changes no connection state.
     """
 
     __slots__ = ("body", "effect", "expects_reply", "head", "tube", "wait")

@@ -110,10 +110,8 @@ def _decode_put(reply: Reply) -> int:
     raise fail("put", reply, _PUT_FAILURES)
 
 
-def _quick_put(data: bytes) -> Literal[Miss.MISS] | int:
-    if (
-        len(data) <= REPLY_LINE_MAX and data[:9] == b"INSERTED " and data[-2:] == b"\r\n" and data[9:-2].isdigit()
-    ):  # exactly the usual reply
+def _quick_put(data: bytes, max_body: int) -> Literal[Miss.MISS] | int:
+    if len(data) <= REPLY_LINE_MAX and data[:9] == b"INSERTED " and data[-2:] == b"\r\n" and data[9:-2].isdigit():
         return int(data[9:-2])
     return MISS
 
@@ -193,9 +191,22 @@ def _decode_reserve(reply: Reply) -> Job:
     raise fail("reserve", reply, _RESERVE_FAILURES)
 
 
+def _quick_reserve(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job:
+    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
+    if end > 9 and data[:9] == b"RESERVED ":
+        parts = data[9:end].split(b" ")
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            size = int(parts[1])
+            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
+                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
+    return MISS
+
+
 def reserve() -> Request[Job]:
     """Encode ``reserve``: Reserve a job from the watched tubes, waiting as long as it takes for one to become ready. (Documented in full on ``Queue.reserve``.)"""
-    return Request("reserve", b"reserve\r\n", _decode_reserve, None, False, Effect.RESERVE, None, None)
+    return Request(
+        "reserve", b"reserve\r\n", _decode_reserve, None, False, Effect.RESERVE, None, None, True, _quick_reserve
+    )
 
 
 _RESERVE_WITH_TIMEOUT_FAILURES: dict[str, type[CommandFailed]] = {
@@ -216,6 +227,17 @@ def _decode_reserve_with_timeout(reply: Reply) -> Job:
     raise fail("reserve-with-timeout", reply, _RESERVE_WITH_TIMEOUT_FAILURES)
 
 
+def _quick_reserve_with_timeout(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job:
+    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
+    if end > 9 and data[:9] == b"RESERVED ":
+        parts = data[9:end].split(b" ")
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            size = int(parts[1])
+            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
+                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
+    return MISS
+
+
 def reserve_with_timeout(timeout: int) -> Request[Job]:
     """Encode ``reserve-with-timeout``: Reserve a job from the watched tubes, waiting at most timeout seconds. (Documented in full on ``Queue.reserve_with_timeout``.)"""
     if type(timeout) is not int or not 0 <= timeout <= 2147483647:
@@ -229,6 +251,8 @@ def reserve_with_timeout(timeout: int) -> Request[Job]:
         Effect.RESERVE,
         None,
         float(timeout),
+        True,
+        _quick_reserve_with_timeout,
     )
 
 
@@ -249,11 +273,33 @@ def _decode_reserve_job(reply: Reply) -> Job:
     raise fail("reserve-job", reply, _RESERVE_JOB_FAILURES)
 
 
+def _quick_reserve_job(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job:
+    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
+    if end > 9 and data[:9] == b"RESERVED ":
+        parts = data[9:end].split(b" ")
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            size = int(parts[1])
+            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
+                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
+    return MISS
+
+
 def reserve_job(job_id: int) -> Request[Job]:
     """Encode ``reserve-job``: Reserve one job by id, whether it is ready, delayed or buried, without waiting. (Documented in full on ``Queue.reserve_job``.)"""
     if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
         job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    return Request("reserve-job", b"reserve-job %d\r\n" % (job_id,), _decode_reserve_job, None, False, Effect.RESERVE)
+    return Request(
+        "reserve-job",
+        b"reserve-job %d\r\n" % (job_id,),
+        _decode_reserve_job,
+        None,
+        False,
+        Effect.RESERVE,
+        None,
+        0.0,
+        True,
+        _quick_reserve_job,
+    )
 
 
 _DELETE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -271,8 +317,8 @@ def _decode_delete(reply: Reply) -> None:
     raise fail("delete", reply, _DELETE_FAILURES)
 
 
-def _quick_delete(data: bytes) -> Literal[Miss.MISS] | None:
-    if data == b"DELETED\r\n":  # exactly the usual reply
+def _quick_delete(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
+    if data == b"DELETED\r\n":
         return None
     return MISS
 
@@ -306,8 +352,8 @@ def _decode_release(reply: Reply) -> None:
     raise fail("release", reply, _RELEASE_FAILURES)
 
 
-def _quick_release(data: bytes) -> Literal[Miss.MISS] | None:
-    if data == b"RELEASED\r\n":  # exactly the usual reply
+def _quick_release(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
+    if data == b"RELEASED\r\n":
         return None
     return MISS
 
@@ -353,8 +399,8 @@ def _decode_bury(reply: Reply) -> None:
     raise fail("bury", reply, _BURY_FAILURES)
 
 
-def _quick_bury(data: bytes) -> Literal[Miss.MISS] | None:
-    if data == b"BURIED\r\n":  # exactly the usual reply
+def _quick_bury(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
+    if data == b"BURIED\r\n":
         return None
     return MISS
 
@@ -389,8 +435,8 @@ def _decode_touch(reply: Reply) -> None:
     raise fail("touch", reply, _TOUCH_FAILURES)
 
 
-def _quick_touch(data: bytes) -> Literal[Miss.MISS] | None:
-    if data == b"TOUCHED\r\n":  # exactly the usual reply
+def _quick_touch(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
+    if data == b"TOUCHED\r\n":
         return None
     return MISS
 
@@ -459,14 +505,25 @@ def _decode_peek(reply: Reply) -> Job | None:
     raise fail("peek", reply, GENERAL_FAILURES)
 
 
+def _quick_peek(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job | None:
+    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
+    if end > 6 and data[:6] == b"FOUND ":
+        parts = data[6:end].split(b" ")
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            size = int(parts[1])
+            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
+                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
+    return MISS
+
+
 def peek(job_id: int) -> Request[Job | None]:
     """Encode ``peek``: Look at a job by id without reserving it. (Documented in full on ``Queue.peek``.)"""
     if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
         job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    return Request("peek", b"peek %d\r\n" % (job_id,), _decode_peek)
+    return Request("peek", b"peek %d\r\n" % (job_id,), _decode_peek, None, False, None, None, 0.0, True, _quick_peek)
 
 
-PEEK_COMMAND: Command[Job | None] = Command("peek", _decode_peek, None, False)
+PEEK_COMMAND: Command[Job | None] = Command("peek", _decode_peek, _quick_peek, False)
 """What every ``peek`` shares (``Queue.peek`` hands it to the connection with its bytes)."""
 
 
@@ -483,12 +540,25 @@ def _decode_peek_ready(reply: Reply) -> Job | None:
     raise fail("peek-ready", reply, GENERAL_FAILURES)
 
 
+def _quick_peek_ready(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job | None:
+    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
+    if end > 6 and data[:6] == b"FOUND ":
+        parts = data[6:end].split(b" ")
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            size = int(parts[1])
+            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
+                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
+    return MISS
+
+
 def peek_ready() -> Request[Job | None]:
     """Encode ``peek-ready``: Look at the next ready job in the used tube without reserving it. (Documented in full on ``Queue.peek_ready``.)"""
-    return Request("peek-ready", b"peek-ready\r\n", _decode_peek_ready, None, True)
+    return Request(
+        "peek-ready", b"peek-ready\r\n", _decode_peek_ready, None, True, None, None, 0.0, True, _quick_peek_ready
+    )
 
 
-PEEK_READY_COMMAND: Command[Job | None] = Command("peek-ready", _decode_peek_ready, None, True)
+PEEK_READY_COMMAND: Command[Job | None] = Command("peek-ready", _decode_peek_ready, _quick_peek_ready, True)
 """What every ``peek-ready`` shares (``Queue.peek_ready`` hands it to the connection with its bytes)."""
 
 
@@ -505,12 +575,34 @@ def _decode_peek_delayed(reply: Reply) -> Job | None:
     raise fail("peek-delayed", reply, GENERAL_FAILURES)
 
 
+def _quick_peek_delayed(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job | None:
+    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
+    if end > 6 and data[:6] == b"FOUND ":
+        parts = data[6:end].split(b" ")
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            size = int(parts[1])
+            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
+                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
+    return MISS
+
+
 def peek_delayed() -> Request[Job | None]:
     """Encode ``peek-delayed``: Look at the delayed job with the least delay left in the used tube without reserving it. (Documented in full on ``Queue.peek_delayed``.)"""
-    return Request("peek-delayed", b"peek-delayed\r\n", _decode_peek_delayed, None, True)
+    return Request(
+        "peek-delayed",
+        b"peek-delayed\r\n",
+        _decode_peek_delayed,
+        None,
+        True,
+        None,
+        None,
+        0.0,
+        True,
+        _quick_peek_delayed,
+    )
 
 
-PEEK_DELAYED_COMMAND: Command[Job | None] = Command("peek-delayed", _decode_peek_delayed, None, True)
+PEEK_DELAYED_COMMAND: Command[Job | None] = Command("peek-delayed", _decode_peek_delayed, _quick_peek_delayed, True)
 """What every ``peek-delayed`` shares (``Queue.peek_delayed`` hands it to the connection with its bytes)."""
 
 
@@ -527,12 +619,25 @@ def _decode_peek_buried(reply: Reply) -> Job | None:
     raise fail("peek-buried", reply, GENERAL_FAILURES)
 
 
+def _quick_peek_buried(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job | None:
+    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
+    if end > 6 and data[:6] == b"FOUND ":
+        parts = data[6:end].split(b" ")
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            size = int(parts[1])
+            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
+                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
+    return MISS
+
+
 def peek_buried() -> Request[Job | None]:
     """Encode ``peek-buried``: Look at the next buried job in the used tube without reserving it. (Documented in full on ``Queue.peek_buried``.)"""
-    return Request("peek-buried", b"peek-buried\r\n", _decode_peek_buried, None, True)
+    return Request(
+        "peek-buried", b"peek-buried\r\n", _decode_peek_buried, None, True, None, None, 0.0, True, _quick_peek_buried
+    )
 
 
-PEEK_BURIED_COMMAND: Command[Job | None] = Command("peek-buried", _decode_peek_buried, None, True)
+PEEK_BURIED_COMMAND: Command[Job | None] = Command("peek-buried", _decode_peek_buried, _quick_peek_buried, True)
 """What every ``peek-buried`` shares (``Queue.peek_buried`` hands it to the connection with its bytes)."""
 
 
@@ -545,10 +650,8 @@ def _decode_kick(reply: Reply) -> int:
     raise fail("kick", reply, GENERAL_FAILURES)
 
 
-def _quick_kick(data: bytes) -> Literal[Miss.MISS] | int:
-    if (
-        len(data) <= REPLY_LINE_MAX and data[:7] == b"KICKED " and data[-2:] == b"\r\n" and data[7:-2].isdigit()
-    ):  # exactly the usual reply
+def _quick_kick(data: bytes, max_body: int) -> Literal[Miss.MISS] | int:
+    if len(data) <= REPLY_LINE_MAX and data[:7] == b"KICKED " and data[-2:] == b"\r\n" and data[7:-2].isdigit():
         return int(data[7:-2])
     return MISS
 
@@ -579,8 +682,8 @@ def _decode_kick_job(reply: Reply) -> None:
     raise fail("kick-job", reply, _KICK_JOB_FAILURES)
 
 
-def _quick_kick_job(data: bytes) -> Literal[Miss.MISS] | None:
-    if data == b"KICKED\r\n":  # exactly the usual reply
+def _quick_kick_job(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
+    if data == b"KICKED\r\n":
         return None
     return MISS
 
@@ -745,8 +848,8 @@ def _decode_pause_tube(reply: Reply) -> None:
     raise fail("pause-tube", reply, _PAUSE_TUBE_FAILURES)
 
 
-def _quick_pause_tube(data: bytes) -> Literal[Miss.MISS] | None:
-    if data == b"PAUSED\r\n":  # exactly the usual reply
+def _quick_pause_tube(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
+    if data == b"PAUSED\r\n":
         return None
     return MISS
 

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 b3c8281417ccf564c9e64381fb34ba61b73fcf5d485a2df7a89a91478a088488). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 996f972cb7aede56d928927662aba0ef68b60d791688655aaf779ee77ce40670). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -199,8 +199,8 @@ class Connection(ConnectionBase[Message]):
         if chunk is None:  # bytes waiting before the write (a stray reply), or the end: the general path's check
             return self._execute_exchange(request.request(head), tube)
         quick = request.quick
-        if quick is not None:  # the usual reply of a command with no effect, decoded from its bytes at once
-            value = quick(chunk)
+        if quick is not None:  # the usual reply (of a command that changes no state), from its bytes at once
+            value = quick(chunk, self._max_body)
             if value is not MISS and not (transport.holds and transport.buffered()):
                 return value
         try:
