@@ -63,7 +63,7 @@ class AsyncClient(AsyncConnection):
         else:
             body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
             message = AsyncMessage(self, body, **kwargs)  # ``self(...)``, one call less
-        await message.send(tube)
+        message._sent(await self._execute(message._put_request(self._sender_wire), tube))  # ``message.send(tube)``
         return message
 
     async def reserve(self, timeout: int | None = None, drop: bool = True) -> AsyncMessage | None:
@@ -93,12 +93,11 @@ class AsyncClient(AsyncConnection):
         async with self._alone:  # the reserve and its delete: one hold of the connection
             try:
                 try:
-                    message = self._reserved_message(await self._command(request, request.head))
+                    message = self._reserved_message(await self._command(request))
                 except TimedOut:
                     return None
                 try:
-                    delete = _c.delete(message.uid)
-                    await self._command(delete, delete.head, follows=True)
+                    await self._command(_c.delete(message.uid), follows=True)
                 except NotFound:  # not reserved by us any more
                     message._gone()
                     raise

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from beanstalkm._async import ASYNC
 from beanstalkm._async.message import AsyncMessage
@@ -195,41 +195,16 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
 
     # -- running commands ------------------------------------------------------
 
-    async def _execute(self, request: Request[T], tube: str | None = None) -> T:
-        """Send one command (with whatever must precede it) and return its decoded reply; ``tube`` routes
-        a ``put`` there without changing the used tube. The paths it takes: docs/hot-path.md."""
-        if ASYNC:
-            pipe = self._pipe
-            if pipe is not None and request.body is None and (request.effect is None or self._reserve_now(request)):
-                alone = self._alone
-                if alone.holding:  # wait until nobody holds the connection alone: then all together
-                    await alone.released()
-                    pipe = self._pipe
-                if pipe is not None and not alone.holding and self._session.simple(request, tube):
-                    return await self._pipelined(pipe, request, request.head)
-        async with self._alone:
-            return await self._command(request, request.head, tube)
-
-    async def _direct(self, head: bytes, command: Command[T]) -> T:
-        """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked): a
-        generated queue method's entry. No :class:`Request` is built unless the general path needs one."""
-        if ASYNC:
-            pipe = self._pipe
-            if pipe is not None and not self._alone.holding:
-                session = self._session
-                if not command.uses_tube or session.server_using == session.using:
-                    return await self._pipelined(pipe, command, head)
-            return await self._execute(command.request(head))  # (which a pool's connection routes its own way)
-        else:
-            with self._lock:
-                return self._command(command, head)
-
-    async def _command(self, request: Command[T], head: bytes, tube: str | None = None, *, follows: bool = False) -> T:
-        """``_execute`` of ``request`` (whose bytes are ``head``) with the connection held (by the caller):
-        connected and in step, a command answered at once is one send and one receive (the stray-reply
-        check with them); everything else, the session's exchange. ``follows``: it is the next write of
-        a conversation whose reply was just read whole, nothing more (the stream in step then, as
-        between two steps of an exchange): no stray-reply check first."""
+    async def _command(
+        self, request: Command[T], tube: str | None = None, *, follows: bool = False, head: bytes | None = None
+    ) -> T:
+        """``_execute`` of ``request`` (its bytes ``head``, else its own) with the connection held (by the
+        caller): connected and in step, a command answered at once is one send and one receive (the
+        stray-reply check with them); everything else, the session's exchange. ``follows``: it is the
+        next write of a conversation whose reply was just read whole, nothing more (the stream in step
+        then, as between two steps of an exchange): no stray-reply check first."""
+        if head is None:
+            head = request.head
         transport = self._transport
         session, reader = self._session, self._reader
         if ASYNC:
@@ -287,6 +262,46 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         if effect is not None and effect is not Effect.RESERVE:  # a reserve changes no connection state
             session.applied(request.request(head), value)
         return value
+
+    async def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        """Send one command (with whatever must precede it) and return its decoded reply; ``tube`` routes
+        a ``put`` there without changing the used tube. The paths it takes: docs/hot-path.md."""
+        if ASYNC:
+            pipe = self._pipe
+            if pipe is not None and request.body is None and (request.effect is None or self._reserve_now(request)):
+                alone = self._alone
+                if alone.holding:  # wait until nobody holds the connection alone: then all together
+                    await alone.released()
+                    pipe = self._pipe
+                if pipe is not None and not alone.holding and self._session.simple(request, tube):
+                    return await self._pipelined(pipe, request, request.head)
+        async with self._alone:
+            return await self._command(request, tube)
+
+    async def _direct(self, head: bytes, command: Command[T]) -> T:
+        """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked): a
+        generated queue method's entry. No :class:`Request` is built unless the general path needs one."""
+        if self._routes_execute:  # a subclass's own ``_execute`` sees every command
+            return await self._execute(command.request(head))
+        if ASYNC:
+            pipe = self._pipe
+            if pipe is not None and not self._alone.holding:
+                session = self._session
+                if not command.uses_tube or session.server_using == session.using:
+                    return await self._pipelined(pipe, command, head)
+            return await self._execute(command.request(head))
+        else:
+            with self._lock:
+                return self._command(command, head=head)
+
+    _routes_execute: ClassVar[bool] = False
+    """Whether this class, or one it derives from, routes ``_execute`` its own way (a pool's connection,
+    a test's fake): then ``_direct`` hands it the request."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_execute" in vars(cls):
+            cls._routes_execute = True
 
     async def _execute_exchange(self, request: Request[T], tube: str | None) -> T:
         """``_execute``'s general path, the connection held: connect (or check the stream is in step),

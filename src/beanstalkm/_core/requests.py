@@ -63,6 +63,7 @@ class Command(Generic[T]):
 
     __slots__ = ("command", "decode", "quick", "uses_tube")
 
+    head: bytes = b""  # each call's own bytes (``_direct`` is handed them), a request's its own
     effect: Effect | None = None
     tube: str | None = None
     wait: float | None = 0.0

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 2374fb21f104e9232deaba2662e4ca3c4f97738f039a549fc31f3d6521b9d35f). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 6de34ac37dbf931ed3fa3eb995c12089822183f340c3821a55e9557e7820169d). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -66,7 +66,7 @@ class Client(Connection):
         else:
             body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
             message = Message(self, body, **kwargs)  # ``self(...)``, one call less
-        message.send(tube)
+        message._sent(self._execute(message._put_request(self._sender_wire), tube))  # ``message.send(tube)``
         return message
 
     def reserve(self, timeout: int | None = None, drop: bool = True) -> Message | None:
@@ -96,12 +96,11 @@ class Client(Connection):
         with self._alone:  # the reserve and its delete: one hold of the connection
             try:
                 try:
-                    message = self._reserved_message(self._command(request, request.head))
+                    message = self._reserved_message(self._command(request))
                 except TimedOut:
                     return None
                 try:
-                    delete = _c.delete(message.uid)
-                    self._command(delete, delete.head, follows=True)
+                    self._command(_c.delete(message.uid), follows=True)
                 except NotFound:  # not reserved by us any more
                     message._gone()
                     raise

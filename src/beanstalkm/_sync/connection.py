@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 996f972cb7aede56d928927662aba0ef68b60d791688655aaf779ee77ce40670). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 a012d747dad2c14d32d47dce5dd3b0d24595bdf6521fd3eda89bbd3edc810dd6). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from beanstalkm._core.base import ConnectionBase, PipelineBase
 from beanstalkm._core.reader import ReplyReader
@@ -154,24 +154,16 @@ class Connection(ConnectionBase[Message]):
 
     # -- running commands ------------------------------------------------------
 
-    def _execute(self, request: Request[T], tube: str | None = None) -> T:
-        """Send one command (with whatever must precede it) and return its decoded reply; ``tube`` routes
-        a ``put`` there without changing the used tube. The paths it takes: docs/hot-path.md."""
-        with self._alone:
-            return self._command(request, request.head, tube)
-
-    def _direct(self, head: bytes, command: Command[T]) -> T:
-        """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked): a
-        generated queue method's entry. No :class:`Request` is built unless the general path needs one."""
-        with self._lock:
-            return self._command(command, head)
-
-    def _command(self, request: Command[T], head: bytes, tube: str | None = None, *, follows: bool = False) -> T:
-        """``_execute`` of ``request`` (whose bytes are ``head``) with the connection held (by the caller):
-        connected and in step, a command answered at once is one send and one receive (the stray-reply
-        check with them); everything else, the session's exchange. ``follows``: it is the next write of
-        a conversation whose reply was just read whole, nothing more (the stream in step then, as
-        between two steps of an exchange): no stray-reply check first."""
+    def _command(
+        self, request: Command[T], tube: str | None = None, *, follows: bool = False, head: bytes | None = None
+    ) -> T:
+        """``_execute`` of ``request`` (its bytes ``head``, else its own) with the connection held (by the
+        caller): connected and in step, a command answered at once is one send and one receive (the
+        stray-reply check with them); everything else, the session's exchange. ``follows``: it is the
+        next write of a conversation whose reply was just read whole, nothing more (the stream in step
+        then, as between two steps of an exchange): no stray-reply check first."""
+        if head is None:
+            head = request.head
         transport = self._transport
         session, reader = self._session, self._reader
         at_once = request.wait == 0.0 and request.body is None
@@ -225,6 +217,29 @@ class Connection(ConnectionBase[Message]):
         if effect is not None and effect is not Effect.RESERVE:  # a reserve changes no connection state
             session.applied(request.request(head), value)
         return value
+
+    def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        """Send one command (with whatever must precede it) and return its decoded reply; ``tube`` routes
+        a ``put`` there without changing the used tube. The paths it takes: docs/hot-path.md."""
+        with self._alone:
+            return self._command(request, tube)
+
+    def _direct(self, head: bytes, command: Command[T]) -> T:
+        """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked): a
+        generated queue method's entry. No :class:`Request` is built unless the general path needs one."""
+        if self._routes_execute:  # a subclass's own ``_execute`` sees every command
+            return self._execute(command.request(head))
+        with self._lock:
+            return self._command(command, head=head)
+
+    _routes_execute: ClassVar[bool] = False
+    """Whether this class, or one it derives from, routes ``_execute`` its own way (a pool's connection,
+    a test's fake): then ``_direct`` hands it the request."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_execute" in vars(cls):
+            cls._routes_execute = True
 
     def _execute_exchange(self, request: Request[T], tube: str | None) -> T:
         """``_execute``'s general path, the connection held: connect (or check the stream is in step),
