@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from beanstalkm._async import ASYNC
 from beanstalkm._async.message import AsyncMessage
@@ -294,7 +294,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             with self._lock:
                 return self._command(command, head=head)
 
-    _routes_execute: ClassVar[bool] = False
+    _routes_execute = False
     """Whether this class, or one it derives from, routes ``_execute`` its own way (a pool's connection,
     a test's fake): then ``_direct`` hands it the request."""
 

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 a012d747dad2c14d32d47dce5dd3b0d24595bdf6521fd3eda89bbd3edc810dd6). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 70619e819d52a1f7d4dc94a840bf04685cf766733f4dd1004f6c7311f12ed988). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from beanstalkm._core.base import ConnectionBase, PipelineBase
 from beanstalkm._core.reader import ReplyReader
@@ -232,7 +232,7 @@ class Connection(ConnectionBase[Message]):
         with self._lock:
             return self._command(command, head=head)
 
-    _routes_execute: ClassVar[bool] = False
+    _routes_execute = False
     """Whether this class, or one it derives from, routes ``_execute`` its own way (a pool's connection,
     a test's fake): then ``_direct`` hands it the request."""
 
