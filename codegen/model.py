@@ -297,9 +297,10 @@ class Command:
             return (f"if data == {pybytes(status + chr(13) + chr(10))}:", "    return None", "return MISS")
         if self.returns == "int" and arity == 1:
             return (
-                f"if len(data) <= REPLY_LINE_MAX and data[:{n}] == {pybytes(status + ' ')}"
-                f" and data[-2:] == {crlf} and data[{n}:-2].isdigit():",
-                f"    return int(data[{n}:-2])",
+                f"if data[:{n}] == {pybytes(status + ' ')} and data[-2:] == {crlf} and len(data) <= REPLY_LINE_MAX:",
+                f"    number = data[{n}:-2]",
+                "    if number.isdigit():",
+                "        return int(number)",
                 "return MISS",
             )
         if self.returns == "job" and arity == 2:

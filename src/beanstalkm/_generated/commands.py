@@ -111,8 +111,10 @@ def _decode_put(reply: Reply) -> int:
 
 
 def _quick_put(data: bytes, max_body: int) -> Literal[Miss.MISS] | int:
-    if len(data) <= REPLY_LINE_MAX and data[:9] == b"INSERTED " and data[-2:] == b"\r\n" and data[9:-2].isdigit():
-        return int(data[9:-2])
+    if data[:9] == b"INSERTED " and data[-2:] == b"\r\n" and len(data) <= REPLY_LINE_MAX:
+        number = data[9:-2]
+        if number.isdigit():
+            return int(number)
     return MISS
 
 
@@ -651,8 +653,10 @@ def _decode_kick(reply: Reply) -> int:
 
 
 def _quick_kick(data: bytes, max_body: int) -> Literal[Miss.MISS] | int:
-    if len(data) <= REPLY_LINE_MAX and data[:7] == b"KICKED " and data[-2:] == b"\r\n" and data[7:-2].isdigit():
-        return int(data[7:-2])
+    if data[:7] == b"KICKED " and data[-2:] == b"\r\n" and len(data) <= REPLY_LINE_MAX:
+        number = data[7:-2]
+        if number.isdigit():
+            return int(number)
     return MISS
 
 
