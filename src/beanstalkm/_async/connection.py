@@ -195,6 +195,21 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
 
     # -- running commands ------------------------------------------------------
 
+    async def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        """Send one command (with whatever must precede it) and return its decoded reply; ``tube`` routes
+        a ``put`` there without changing the used tube. The paths it takes: docs/hot-path.md."""
+        if ASYNC:
+            pipe = self._pipe
+            if pipe is not None and request.body is None and (request.effect is None or self._reserve_now(request)):
+                alone = self._alone
+                if alone.holding:  # wait until nobody holds the connection alone: then all together
+                    await alone.released()
+                    pipe = self._pipe
+                if pipe is not None and not alone.holding and self._session.simple(request, tube):
+                    return await self._pipelined(pipe, request, request.head)
+        async with self._alone:
+            return await self._command(request, tube)
+
     async def _command(
         self, request: Command[T], tube: str | None = None, *, follows: bool = False, head: bytes | None = None
     ) -> T:
@@ -262,21 +277,6 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         if effect is not None and effect is not Effect.RESERVE:  # a reserve changes no connection state
             session.applied(request.request(head), value)
         return value
-
-    async def _execute(self, request: Request[T], tube: str | None = None) -> T:
-        """Send one command (with whatever must precede it) and return its decoded reply; ``tube`` routes
-        a ``put`` there without changing the used tube. The paths it takes: docs/hot-path.md."""
-        if ASYNC:
-            pipe = self._pipe
-            if pipe is not None and request.body is None and (request.effect is None or self._reserve_now(request)):
-                alone = self._alone
-                if alone.holding:  # wait until nobody holds the connection alone: then all together
-                    await alone.released()
-                    pipe = self._pipe
-                if pipe is not None and not alone.holding and self._session.simple(request, tube):
-                    return await self._pipelined(pipe, request, request.head)
-        async with self._alone:
-            return await self._command(request, tube)
 
     async def _direct(self, head: bytes, command: Command[T]) -> T:
         """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked): a

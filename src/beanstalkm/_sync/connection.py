@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 70619e819d52a1f7d4dc94a840bf04685cf766733f4dd1004f6c7311f12ed988). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 63775f7ab0083d282f2e54963de466410e582826e93df2f0bc9e8d8339692863). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -154,6 +154,12 @@ class Connection(ConnectionBase[Message]):
 
     # -- running commands ------------------------------------------------------
 
+    def _execute(self, request: Request[T], tube: str | None = None) -> T:
+        """Send one command (with whatever must precede it) and return its decoded reply; ``tube`` routes
+        a ``put`` there without changing the used tube. The paths it takes: docs/hot-path.md."""
+        with self._alone:
+            return self._command(request, tube)
+
     def _command(
         self, request: Command[T], tube: str | None = None, *, follows: bool = False, head: bytes | None = None
     ) -> T:
@@ -217,12 +223,6 @@ class Connection(ConnectionBase[Message]):
         if effect is not None and effect is not Effect.RESERVE:  # a reserve changes no connection state
             session.applied(request.request(head), value)
         return value
-
-    def _execute(self, request: Request[T], tube: str | None = None) -> T:
-        """Send one command (with whatever must precede it) and return its decoded reply; ``tube`` routes
-        a ``put`` there without changing the used tube. The paths it takes: docs/hot-path.md."""
-        with self._alone:
-            return self._command(request, tube)
 
     def _direct(self, head: bytes, command: Command[T]) -> T:
         """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked): a
