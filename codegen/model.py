@@ -36,6 +36,9 @@ RESERVED_COMMAND_NAMES = frozenset(
         "fail",
         "new_reader",
         "parse_list",
+        "quick_bare",
+        "quick_int",
+        "quick_job",
         "reply_body",
         "reply_int",
         "reply_job",
@@ -281,45 +284,26 @@ class Command:
         return f"{self.name.upper()}_COMMAND"
 
     @property
-    def quick_code(self) -> tuple[str, ...] | None:
-        """The body of its quick decoder (``beanstalkm._core.requests.Quick``), one statement a line,
-        for a command that changes no connection state (a reserve included) whose usual success reply
-        is a bare status, a status and an integer, or a job: it returns the value when the bytes
-        received (``data``) are exactly that reply, as the reply reader reads it (within the line
-        limit, CRLF once, at the end of the line, a body within ``max_body`` and CRLF after it) and
-        the decoder takes it (``quick``), else ``MISS``. None for any other command."""
+    def quick_expr(self) -> str | None:
+        """Its quick decoder (``beanstalkm._core.requests.Quick``), made by one of the core's
+        ``beanstalkm._core.decoders.quick_*``, for a command that changes no connection state (a
+        reserve included) whose usual success reply is a bare status, a status and an integer, or a
+        job. None for any other command."""
         if self.effect not in (None, "reserve") or self.no_reply or self.success_status is None:
             return None
         status, arity = self.success_status, len(self.success_args)
-        n = len(status) + 1
-        crlf = pybytes("\r\n")
         if self.returns == "none" and arity == 0:
-            return (f"if data == {pybytes(status + chr(13) + chr(10))}:", "    return None", "return MISS")
+            return f'quick_bare("{status}")'
         if self.returns == "int" and arity == 1:
-            return (
-                f"if data[:{n}] == {pybytes(status + ' ')} and data[-2:] == {crlf} and len(data) <= REPLY_LINE_MAX:",
-                f"    number = data[{n}:-2]",
-                "    if number.isdigit():",
-                "        return int(number)",
-                "return MISS",
-            )
+            return f'quick_int("{status}", REPLY_LINE_MAX)'
         if self.returns == "job" and arity == 2:
-            return (
-                f"end = data.find({crlf}, 0, REPLY_LINE_MAX)",
-                f"if end > {n} and data[:{n}] == {pybytes(status + ' ')}:",
-                f'    parts = data[{n}:end].split(b" ")',
-                "    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():",
-                "        size = int(parts[1])",
-                f"        if size <= max_body and len(data) == end + size + 4 and data[-2:] == {crlf}:",
-                "            return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))",
-                "return MISS",
-            )
+            return f'quick_job("{status}", REPLY_LINE_MAX)'
         return None
 
     @property
     def quick_name(self) -> str | None:
         """The name of its quick decoder (``beanstalkm._core.requests.Quick``), if it has one."""
-        return None if self.quick_code is None else f"_quick_{self.name}"
+        return None if self.quick_expr is None else f"_quick_{self.name}"
 
     @property
     def decode_name(self) -> str:

@@ -8,12 +8,21 @@ decodes the reply. Sync and async drivers share them.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from beanstalkm._core.checks import TubeRule, check_body, check_uint
-from beanstalkm._core.decoders import check_arity, fail, reply_body, reply_int, reply_job, reply_str, reply_text
+from beanstalkm._core.decoders import (
+    check_arity,
+    fail,
+    quick_bare,
+    quick_int,
+    quick_job,
+    reply_body,
+    reply_int,
+    reply_job,
+    reply_str,
+    reply_text,
+)
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import BODY_APART, MISS, Command, Job, Miss, Reply, Request
+from beanstalkm._core.requests import BODY_APART, Command, Job, Reply, Request
 from beanstalkm._core.yaml import parse_list
 from beanstalkm._errors import CommandFailed
 from beanstalkm._generated.effects import Effect
@@ -110,12 +119,7 @@ def _decode_put(reply: Reply) -> int:
     raise fail("put", reply, _PUT_FAILURES)
 
 
-def _quick_put(data: bytes, max_body: int) -> Literal[Miss.MISS] | int:
-    if data[:9] == b"INSERTED " and data[-2:] == b"\r\n" and len(data) <= REPLY_LINE_MAX:
-        number = data[9:-2]
-        if number.isdigit():
-            return int(number)
-    return MISS
+_quick_put = quick_int("INSERTED", REPLY_LINE_MAX)
 
 
 def put(
@@ -193,15 +197,7 @@ def _decode_reserve(reply: Reply) -> Job:
     raise fail("reserve", reply, _RESERVE_FAILURES)
 
 
-def _quick_reserve(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job:
-    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
-    if end > 9 and data[:9] == b"RESERVED ":
-        parts = data[9:end].split(b" ")
-        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-            size = int(parts[1])
-            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
-                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
-    return MISS
+_quick_reserve = quick_job("RESERVED", REPLY_LINE_MAX)
 
 
 def reserve() -> Request[Job]:
@@ -229,15 +225,7 @@ def _decode_reserve_with_timeout(reply: Reply) -> Job:
     raise fail("reserve-with-timeout", reply, _RESERVE_WITH_TIMEOUT_FAILURES)
 
 
-def _quick_reserve_with_timeout(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job:
-    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
-    if end > 9 and data[:9] == b"RESERVED ":
-        parts = data[9:end].split(b" ")
-        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-            size = int(parts[1])
-            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
-                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
-    return MISS
+_quick_reserve_with_timeout = quick_job("RESERVED", REPLY_LINE_MAX)
 
 
 def reserve_with_timeout(timeout: int) -> Request[Job]:
@@ -275,15 +263,7 @@ def _decode_reserve_job(reply: Reply) -> Job:
     raise fail("reserve-job", reply, _RESERVE_JOB_FAILURES)
 
 
-def _quick_reserve_job(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job:
-    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
-    if end > 9 and data[:9] == b"RESERVED ":
-        parts = data[9:end].split(b" ")
-        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-            size = int(parts[1])
-            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
-                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
-    return MISS
+_quick_reserve_job = quick_job("RESERVED", REPLY_LINE_MAX)
 
 
 def reserve_job(job_id: int) -> Request[Job]:
@@ -319,10 +299,7 @@ def _decode_delete(reply: Reply) -> None:
     raise fail("delete", reply, _DELETE_FAILURES)
 
 
-def _quick_delete(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
-    if data == b"DELETED\r\n":
-        return None
-    return MISS
+_quick_delete = quick_bare("DELETED")
 
 
 def delete(job_id: int) -> Request[None]:
@@ -354,10 +331,7 @@ def _decode_release(reply: Reply) -> None:
     raise fail("release", reply, _RELEASE_FAILURES)
 
 
-def _quick_release(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
-    if data == b"RELEASED\r\n":
-        return None
-    return MISS
+_quick_release = quick_bare("RELEASED")
 
 
 def release(job_id: int, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_DELAY) -> Request[None]:
@@ -401,10 +375,7 @@ def _decode_bury(reply: Reply) -> None:
     raise fail("bury", reply, _BURY_FAILURES)
 
 
-def _quick_bury(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
-    if data == b"BURIED\r\n":
-        return None
-    return MISS
+_quick_bury = quick_bare("BURIED")
 
 
 def bury(job_id: int, priority: int = DEFAULT_PRIORITY) -> Request[None]:
@@ -437,10 +408,7 @@ def _decode_touch(reply: Reply) -> None:
     raise fail("touch", reply, _TOUCH_FAILURES)
 
 
-def _quick_touch(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
-    if data == b"TOUCHED\r\n":
-        return None
-    return MISS
+_quick_touch = quick_bare("TOUCHED")
 
 
 def touch(job_id: int) -> Request[None]:
@@ -507,15 +475,7 @@ def _decode_peek(reply: Reply) -> Job | None:
     raise fail("peek", reply, GENERAL_FAILURES)
 
 
-def _quick_peek(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job | None:
-    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
-    if end > 6 and data[:6] == b"FOUND ":
-        parts = data[6:end].split(b" ")
-        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-            size = int(parts[1])
-            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
-                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
-    return MISS
+_quick_peek = quick_job("FOUND", REPLY_LINE_MAX)
 
 
 def peek(job_id: int) -> Request[Job | None]:
@@ -542,15 +502,7 @@ def _decode_peek_ready(reply: Reply) -> Job | None:
     raise fail("peek-ready", reply, GENERAL_FAILURES)
 
 
-def _quick_peek_ready(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job | None:
-    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
-    if end > 6 and data[:6] == b"FOUND ":
-        parts = data[6:end].split(b" ")
-        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-            size = int(parts[1])
-            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
-                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
-    return MISS
+_quick_peek_ready = quick_job("FOUND", REPLY_LINE_MAX)
 
 
 def peek_ready() -> Request[Job | None]:
@@ -577,15 +529,7 @@ def _decode_peek_delayed(reply: Reply) -> Job | None:
     raise fail("peek-delayed", reply, GENERAL_FAILURES)
 
 
-def _quick_peek_delayed(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job | None:
-    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
-    if end > 6 and data[:6] == b"FOUND ":
-        parts = data[6:end].split(b" ")
-        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-            size = int(parts[1])
-            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
-                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
-    return MISS
+_quick_peek_delayed = quick_job("FOUND", REPLY_LINE_MAX)
 
 
 def peek_delayed() -> Request[Job | None]:
@@ -621,15 +565,7 @@ def _decode_peek_buried(reply: Reply) -> Job | None:
     raise fail("peek-buried", reply, GENERAL_FAILURES)
 
 
-def _quick_peek_buried(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job | None:
-    end = data.find(b"\r\n", 0, REPLY_LINE_MAX)
-    if end > 6 and data[:6] == b"FOUND ":
-        parts = data[6:end].split(b" ")
-        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-            size = int(parts[1])
-            if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
-                return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
-    return MISS
+_quick_peek_buried = quick_job("FOUND", REPLY_LINE_MAX)
 
 
 def peek_buried() -> Request[Job | None]:
@@ -652,12 +588,7 @@ def _decode_kick(reply: Reply) -> int:
     raise fail("kick", reply, GENERAL_FAILURES)
 
 
-def _quick_kick(data: bytes, max_body: int) -> Literal[Miss.MISS] | int:
-    if data[:7] == b"KICKED " and data[-2:] == b"\r\n" and len(data) <= REPLY_LINE_MAX:
-        number = data[7:-2]
-        if number.isdigit():
-            return int(number)
-    return MISS
+_quick_kick = quick_int("KICKED", REPLY_LINE_MAX)
 
 
 def kick(bound: int) -> Request[int]:
@@ -686,10 +617,7 @@ def _decode_kick_job(reply: Reply) -> None:
     raise fail("kick-job", reply, _KICK_JOB_FAILURES)
 
 
-def _quick_kick_job(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
-    if data == b"KICKED\r\n":
-        return None
-    return MISS
+_quick_kick_job = quick_bare("KICKED")
 
 
 def kick_job(job_id: int) -> Request[None]:
@@ -852,10 +780,7 @@ def _decode_pause_tube(reply: Reply) -> None:
     raise fail("pause-tube", reply, _PAUSE_TUBE_FAILURES)
 
 
-def _quick_pause_tube(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
-    if data == b"PAUSED\r\n":
-        return None
-    return MISS
+_quick_pause_tube = quick_bare("PAUSED")
 
 
 def pause_tube(tube: str, delay: int) -> Request[None]:
