@@ -63,7 +63,7 @@ class AsyncClient(AsyncConnection):
         else:
             body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
             message = AsyncMessage(self, body, **kwargs)  # ``self(...)``, one call less
-        message._sent(await self._execute(message._put_request(self._sender_wire), tube))  # ``message.send(tube)``
+        await message.send(tube)
         return message
 
     async def reserve(self, timeout: int | None = None, drop: bool = True) -> AsyncMessage | None:

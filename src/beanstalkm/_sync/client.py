@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 6de34ac37dbf931ed3fa3eb995c12089822183f340c3821a55e9557e7820169d). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 7883c61d8ac0905582a3483e54d661127e892ccd95aa36f582cf04d115657a3b). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -66,7 +66,7 @@ class Client(Connection):
         else:
             body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
             message = Message(self, body, **kwargs)  # ``self(...)``, one call less
-        message._sent(self._execute(message._put_request(self._sender_wire), tube))  # ``message.send(tube)``
+        message.send(tube)
         return message
 
     def reserve(self, timeout: int | None = None, drop: bool = True) -> Message | None:
