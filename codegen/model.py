@@ -36,6 +36,9 @@ RESERVED_COMMAND_NAMES = frozenset(
         "fail",
         "new_reader",
         "parse_list",
+        "quick_bare",
+        "quick_int",
+        "quick_job",
         "reply_body",
         "reply_int",
         "reply_job",
@@ -245,20 +248,62 @@ class Command:
     @property
     def request_options(self) -> str:
         """The arguments of ``Request(...)`` after ``decode``, positional (a keyword costs a call more
-        time): ``body``, ``uses_tube``, ``effect``, ``tube``, ``wait``, ``expects_reply``, up to the
-        last that is not its default."""
+        time): ``body``, ``uses_tube``, ``effect``, ``tube``, ``wait``, ``expects_reply``, ``quick``,
+        up to the last that is not its default."""
+        return self.options("None")
+
+    @property
+    def apart_options(self) -> str:
+        """``request_options`` of the request whose body (``data``) is kept apart from its line."""
+        return self.options("data")
+
+    def options(self, body: str) -> str:
         opts = [
-            "None",
+            body,
             "True" if self.uses_tube else "False",
             "None" if self.effect is None else f"Effect.{self.effect.upper()}",
             "None" if self.effect_tube is None else self.effect_tube,
             self.wait,
             "False" if self.no_reply else "True",
+            self.quick_name or "None",
         ]
-        defaults = ["None", "False", "None", "None", "0.0", "True"]
+        defaults = ["None", "False", "None", "None", "0.0", "True", "None"]
         while opts and opts[-1] == defaults[len(opts) - 1]:
             opts.pop()
         return "".join(", " + o for o in opts)
+
+    @property
+    def direct(self) -> bool:
+        """Whether the command changes no connection state, never waits and always gets a reply: a
+        queue method hands its bytes straight to the connection (``_direct``, with ``direct_name``)."""
+        return self.effect is None and self.wait == "0.0" and not self.no_reply
+
+    @property
+    def direct_name(self) -> str:
+        """The module constant of its ``Command`` (what every call of it shares)."""
+        return f"{self.name.upper()}_COMMAND"
+
+    @property
+    def quick_expr(self) -> str | None:
+        """Its quick decoder (``beanstalkm._core.requests.Quick``), made by one of the core's
+        ``beanstalkm._core.decoders.quick_*``, for a command that changes no connection state (a
+        reserve included) whose usual success reply is a bare status, a status and an integer, or a
+        job. None for any other command."""
+        if self.effect not in (None, "reserve") or self.no_reply or self.success_status is None:
+            return None
+        status, arity = self.success_status, len(self.success_args)
+        if self.returns == "none" and arity == 0:
+            return f'quick_bare("{status}")'
+        if self.returns == "int" and arity == 1:
+            return f'quick_int("{status}", REPLY_LINE_MAX)'
+        if self.returns == "job" and arity == 2:
+            return f'quick_job("{status}", REPLY_LINE_MAX)'
+        return None
+
+    @property
+    def quick_name(self) -> str | None:
+        """The name of its quick decoder (``beanstalkm._core.requests.Quick``), if it has one."""
+        return None if self.quick_expr is None else f"_quick_{self.name}"
 
     @property
     def decode_name(self) -> str:
@@ -365,6 +410,7 @@ class Command:
 
 QUEUE_DRIVER = {
     "execute": "_execute",
+    "direct": "_direct",
     "message": "_message",
     "message_or_none": "_message_or_none",
     "reserved": "_reserved_message",

@@ -15,7 +15,7 @@ from beanstalkm._async import ASYNC
 from beanstalkm._async.message import AsyncMessage
 from beanstalkm._core.base import ConnectionBase, PipelineBase
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Request
+from beanstalkm._core.requests import MISS, Command, Request
 from beanstalkm._core.session import Exchange, Session, out_of_step
 from beanstalkm._errors import CorruptJob, ProtocolError
 from beanstalkm._generated.aqueue import AsyncQueue
@@ -206,36 +206,56 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                     await alone.released()
                     pipe = self._pipe
                 if pipe is not None and not alone.holding and self._session.simple(request, tube):
-                    return await self._pipelined(pipe, request)
+                    return await self._pipelined(pipe, request, request.head)
         async with self._alone:
             return await self._command(request, tube)
 
-    async def _command(self, request: Request[T], tube: str | None = None, *, follows: bool = False) -> T:
-        """``_execute`` with the connection held (by the caller): connected and in step, a command
-        answered at once is one send and one receive; everything else, the session's exchange.
-        ``follows``: it is the next write of a conversation whose reply was just read whole, nothing
-        more (the stream in step then, as between two steps of an exchange): no ``poll(0)`` first."""
+    async def _command(
+        self, request: Command[T], tube: str | None = None, *, follows: bool = False, head: bytes | None = None
+    ) -> T:
+        """``_execute`` of ``request`` (its bytes ``head``, else its own) with the connection held (by the
+        caller): connected and in step, a command answered at once is one send and one receive (the
+        stray-reply check with them); everything else, the session's exchange. ``follows``: it is the
+        next write of a conversation whose reply was just read whole, nothing more (the stream in step
+        then, as between two steps of an exchange): no stray-reply check first."""
+        if head is None:
+            head = request.head
         transport = self._transport
         session, reader = self._session, self._reader
         if ASYNC:
             pipe = self._pipe
             if pipe is not None and pipe.busy:  # pipelined commands first (``_ready`` waits for them)
                 transport = None
+        at_once = request.wait == 0.0 and request.body is None
         if (
             transport is None  # connect first
-            or reader.buffered  # out of step: _ready says so
+            or (not follows and reader.buffered)  # out of step: _ready says so (after a reply read whole: empty)
             or not request.expects_reply
-            or not session.simple(request, tube)
-            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
-        ):  # (the poll last: the general path polls again)
-            return await self._execute_exchange(request, tube)
+            or (
+                session.server_using != tube  # a put routed elsewhere: a use first
+                if tube is not None
+                else request.uses_tube and session.server_using != session.using  # the used tube back first
+            )
+            or (not at_once and not follows and transport.readable())  # bytes waiting (a stray reply), or the end
+        ):
+            return await self._execute_exchange(request.request(head), tube)
         session.written = False
         try:
-            if request.wait == 0.0 and request.body is None:  # answered at once: one send, one receive
-                chunk = await transport.send_receive(request.head, session)
+            if at_once:  # one send, one receive (the stray-reply check first: None, nothing sent, if bytes wait)
+                chunk = await transport.send_receive(head, session, not follows)
             else:
-                await transport.send_command(request, session)
+                await transport.send_command(request.request(head), session)
                 chunk = await self._receive(transport, request.wait)
+        except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
+            raise self._failure(exc, (request.request(head),))  # noqa: B904 - the cause is set
+        if chunk is None:  # bytes waiting before the write (a stray reply), or the end: the general path's check
+            return await self._execute_exchange(request.request(head), tube)
+        quick = request.quick
+        if quick is not None:  # the usual reply (of a command that changes no state), from its bytes at once
+            value = quick(chunk, self._max_body)
+            if value is not MISS and not (transport.holds and transport.buffered()):
+                return value
+        try:
             reply = reader.one(chunk)  # nothing was buffered: the common case, exactly its reply at once
             if reply is None:  # in pieces, or more than its reply: the reader's general way
                 reply = reader.read(chunk)
@@ -243,10 +263,10 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                     reply = reader.read(await self._receive(transport, request.wait))
                 if reader.buffered:  # more than its reply came: the stream is out of step
                     raise out_of_step(request.command, reader.buffered)
-            if transport.buffered():  # more than its reply came (a TLS or asyncio buffer holds it)
+            if transport.holds and transport.buffered():  # more than its reply came (a TLS or asyncio buffer)
                 raise out_of_step(request.command, transport.buffered())
-        except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
-            raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
+        except BaseException as exc:  # as above
+            raise self._failure(exc, (request.request(head),))  # noqa: B904 - the cause is set
         try:
             value = request.decode(reply)
         except ProtocolError as exc:  # the reply broke the protocol: the stream cannot be trusted
@@ -255,8 +275,33 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             raise
         effect = request.effect
         if effect is not None and effect is not Effect.RESERVE:  # a reserve changes no connection state
-            session.applied(request, value)
+            session.applied(request.request(head), value)
         return value
+
+    async def _direct(self, head: bytes, command: Command[T]) -> T:
+        """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked): a
+        generated queue method's entry. No :class:`Request` is built unless the general path needs one."""
+        if self._routes_execute:  # a subclass's own ``_execute`` sees every command
+            return await self._execute(command.request(head))
+        if ASYNC:
+            pipe = self._pipe
+            if pipe is not None and not self._alone.holding:
+                session = self._session
+                if not command.uses_tube or session.server_using == session.using:
+                    return await self._pipelined(pipe, command, head)
+            return await self._execute(command.request(head))
+        else:
+            with self._lock:
+                return self._command(command, head=head)
+
+    _routes_execute = False
+    """Whether this class, or one it derives from, routes ``_execute`` its own way (a pool's connection,
+    a test's fake): then ``_direct`` hands it the request."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_execute" in vars(cls):
+            cls._routes_execute = True
 
     async def _execute_exchange(self, request: Request[T], tube: str | None) -> T:
         """``_execute``'s general path, the connection held: connect (or check the stream is in step),
@@ -281,15 +326,16 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
 
     if ASYNC:
 
-        async def _pipelined(self, pipe: Pipelined, request: Request[T], kept: bool = False) -> T:
-            """Send one command along with those of other tasks this turn; its decoded reply. ``kept``:
-            once queued, it is written and its reply read even if the task is cancelled meanwhile."""
-            if not pipe.busy:
-                self._in_step(pipe.transport, (request,))
+        async def _pipelined(self, pipe: Pipelined, request: Command[T], head: bytes, kept: bool = False) -> T:
+            """Send one command (``request``, its bytes ``head``) along with those of other tasks this turn;
+            its decoded reply. ``kept``: once queued, it is written and its reply read even if the task is
+            cancelled meanwhile."""
+            if not pipe.busy and (self._reader.buffered or pipe.transport.readable()):
+                self._in_step(pipe.transport, (request.request(head),))
             try:
-                entry = pipe.submit(request.head)
+                entry = pipe.submit(head)
             except ConnectionResetError as exc:  # the stream ended: as when a write finds that out, it may have run
-                raise self._failure(exc, (request,), True, drop=self._pipe is pipe) from exc
+                raise self._failure(exc, (request.request(head),), True, drop=self._pipe is pipe) from exc
             if request.effect is Effect.RESERVE:
                 entry.on_drop = self._dropped_reserve
             try:
@@ -298,7 +344,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 pipe.abandon(entry, kept)  # not sent, or its reply is (or was) read and dropped: in step
                 raise
             except BaseException as exc:  # the stream failed: every command in flight on it gets an error
-                raise self._failure(exc, (request,), entry.written, drop=self._pipe is pipe)  # noqa: B904
+                raise self._failure(exc, (request.request(head),), entry.written, drop=self._pipe is pipe)  # noqa: B904
             try:
                 return request.decode(reply)  # no effect to record: only such commands are pipelined
             except ProtocolError as exc:
@@ -326,7 +372,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 and not self._alone.holding
                 and self._session.simple(request, None)
             ):
-                return await self._pipelined(pipe, request, kept=True)
+                return await self._pipelined(pipe, request, request.head, kept=True)
             return await asyncio.shield(self._execute(request))  # goes on to its end whatever the task
 
         @staticmethod

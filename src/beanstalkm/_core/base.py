@@ -24,7 +24,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
 from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job, Request
+from beanstalkm._core.requests import Command, Job, Request
 from beanstalkm._core.session import Session, batch_results
 from beanstalkm._core.urls import default_urls, format_url, parse_url
 from beanstalkm._errors import (
@@ -73,12 +73,18 @@ class QueueDriver(_JobsToMessages[M_co], Protocol[M_co]):
     def _execute(self, request: Request[T], tube: str | None = None) -> T:
         """Send one command and return its decoded reply."""
 
+    def _direct(self, head: bytes, command: Command[T]) -> T:
+        """``_execute(command.request(head))``, without the request unless the general path needs it."""
+
 
 class AsyncQueueDriver(_JobsToMessages[M_co], Protocol[M_co]):
     """What a generated ``AsyncQueue`` calls on its connection: ``QueueDriver``, awaitable."""
 
     async def _execute(self, request: Request[T], tube: str | None = None) -> T:
         """Send one command and return its decoded reply."""
+
+    async def _direct(self, head: bytes, command: Command[T]) -> T:
+        """``_execute(command.request(head))``, without the request unless the general path needs it."""
 
 
 class ConnectionBase(Generic[M]):
@@ -113,6 +119,7 @@ class ConnectionBase(Generic[M]):
         self.validate = None if validate is None else check_bool("validate", validate)
         max_body = check_uint("max_body", max_body, 0, _c.BODY_MAX)
         self._session = Session()
+        self._max_body = max_body  # the largest reply body taken (a quick decoder's limit, as the reader's)
         self._reader: ReplyReader = _c.new_reader(max_body)
         self._sender: dict[str, Any] = {
             "host": socket.gethostname(),

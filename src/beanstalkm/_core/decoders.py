@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-__all__ = ["check_arity", "fail", "reply_body", "reply_int", "reply_job", "reply_str", "reply_text"]
+__all__ = [
+    "check_arity",
+    "fail",
+    "quick_bare",
+    "quick_int",
+    "quick_job",
+    "reply_body",
+    "reply_int",
+    "reply_job",
+    "reply_str",
+    "reply_text",
+]
 
 from collections.abc import Mapping
+from typing import Literal
 
-from beanstalkm._core.requests import Job, Reply
+from beanstalkm._core.requests import MISS, Job, Miss, Quick, Reply
 from beanstalkm._errors import CommandFailed, CorruptJob, ProtocolError, UnexpectedResponse
 
 
@@ -63,3 +75,53 @@ def reply_job(reply: Reply) -> Job:
 def reply_text(reply: Reply) -> str:
     """A YAML body, unparsed, as text."""
     return reply_body(reply).decode("utf-8", "surrogateescape")
+
+
+# -- quick decoders (``beanstalkm._core.requests.Quick``): the usual success reply from its bytes ---------
+#
+# Each accepts only what ``ReplyReader.one`` (its line limit ``max_line``, CRLF once at the end of the
+# line, a body within ``max_body`` and CRLF after it) and the command's decoder accept unchanged, and
+# gives the same value; anything else is ``MISS``, for them to decide (tests/unit/test_quick_decode.py).
+
+
+def quick_bare(status: str) -> Quick[None]:
+    """For a usual reply that is ``status`` alone (``DELETED``): None for exactly its bytes."""
+    line = status.encode("ascii") + b"\r\n"
+
+    def quick(data: bytes, max_body: int) -> Literal[Miss.MISS] | None:
+        return None if data == line else MISS
+
+    return quick
+
+
+def quick_int(status: str, max_line: int) -> Quick[int]:
+    """For a usual reply that is ``status`` and a decimal integer (``INSERTED <id>``): the integer."""
+    prefix = status.encode("ascii") + b" "
+    start = len(prefix)
+
+    def quick(data: bytes, max_body: int) -> Literal[Miss.MISS] | int:
+        if data[:start] == prefix and data[-2:] == b"\r\n" and len(data) <= max_line:
+            number = data[start:-2]
+            if number.isdigit():
+                return int(number)
+        return MISS
+
+    return quick
+
+
+def quick_job(status: str, max_line: int) -> Quick[Job]:
+    """For a usual reply that is ``status <id> <bytes>`` and the job's body (``RESERVED``, ``FOUND``): the job."""
+    prefix = status.encode("ascii") + b" "
+    start = len(prefix)
+
+    def quick(data: bytes, max_body: int) -> Literal[Miss.MISS] | Job:
+        end = data.find(b"\r\n", 0, max_line)
+        if end > start and data[:start] == prefix:
+            parts = data[start:end].split(b" ")
+            if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+                size = int(parts[1])
+                if size <= max_body and len(data) == end + size + 4 and data[-2:] == b"\r\n":
+                    return tuple.__new__(Job, (int(parts[0]), data[end + 2 : -2]))
+        return MISS
+
+    return quick

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["BODY_APART", "Job", "Reply", "Request", "with_body"]
+__all__ = ["BODY_APART", "MISS", "Command", "Job", "Miss", "Quick", "Reply", "Request", "with_body"]
 
+import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from beanstalkm._generated.effects import Effect
@@ -36,7 +37,53 @@ class Job(NamedTuple):
     body: bytes
 
 
-class Request(Generic[T]):
+class Miss(enum.Enum):
+    """What a quick decoder returns for bytes that are not the usual success reply, alone."""
+
+    MISS = "miss"
+
+
+MISS = Miss.MISS
+
+Quick: TypeAlias = Callable[[bytes, int], "T | Literal[Miss.MISS]"]
+"""A command's quick decoder, ``quick(data, max_body)``: the value of the bytes received when they are
+exactly its usual success reply, whole (``INSERTED <id>``, ``DELETED``, ``RESERVED <id> <n>`` and a
+body of at most ``max_body`` bytes, ...), else ``MISS``. It accepts only what the reply reader
+(``ReplyReader.one``, with that ``max_body``) and the command's decoder accept unchanged, and gives
+the same value: any other bytes are decided by them (the same value, or the same error)."""
+
+
+class Command(Generic[T]):
+    """What every call of one command shares: its wire name, its decoders, whether it acts on the used
+    tube. A command that changes no connection state, never waits and always gets a reply has one
+    (``beanstalkm._generated.commands.<NAME>_COMMAND``): a generated queue method checks its arguments,
+    builds its bytes and hands both to the connection (``_direct``), which builds a :class:`Request`
+    only if the general path needs one (``request(head)``). The rest of a request's options are this
+    class's defaults: no effect, no tube, no wait, no body apart, a reply expected."""
+
+    __slots__ = ("command", "decode", "quick", "uses_tube")
+
+    head: bytes = b""  # each call's own bytes (``_direct`` is handed them), a request's its own
+    effect: Effect | None = None
+    tube: str | None = None
+    wait: float | None = 0.0
+    body: bytes | None = None
+    expects_reply: bool = True
+
+    def __init__(
+        self, command: str, decode: Callable[[Reply], T], quick: Quick[T] | None = None, uses_tube: bool = False
+    ) -> None:
+        self.command = command
+        self.decode = decode
+        self.quick = quick
+        self.uses_tube = uses_tube
+
+    def request(self, head: bytes) -> Request[T]:
+        """The request of this command whose bytes are ``head``."""
+        return Request(self.command, head, self.decode, None, self.uses_tube, None, None, 0.0, True, self.quick)
+
+
+class Request(Command[T]):
     """One encoded command and how to decode its reply.
 
     ``data`` is everything the command writes. A large body (``put``'s, from
@@ -48,10 +95,12 @@ class Request(Generic[T]):
     ``wait`` is how long, beyond the connection's own timeout, the server may
     legitimately take to answer (the reserve timeout); ``None`` means it may
     block forever (``reserve``). ``effect`` names a change of connection state
-    (an :class:`~beanstalkm._generated.effects.Effect`) and ``tube`` the tube it concerns.
+    (an :class:`~beanstalkm._generated.effects.Effect`) and ``tube`` the tube it concerns. ``quick``
+    decodes the usual success reply from its bytes in one step (:data:`Quick`), for a command that
+    changes no connection state.
     """
 
-    __slots__ = ("body", "command", "decode", "effect", "expects_reply", "head", "tube", "uses_tube", "wait")
+    __slots__ = ("body", "effect", "expects_reply", "head", "tube", "wait")
 
     def __init__(
         self,
@@ -64,6 +113,7 @@ class Request(Generic[T]):
         tube: str | None = None,
         wait: float | None = 0.0,
         expects_reply: bool = True,
+        quick: Quick[T] | None = None,
     ) -> None:
         self.command = command
         self.head = head
@@ -74,6 +124,11 @@ class Request(Generic[T]):
         self.tube = tube
         self.wait = wait
         self.expects_reply = expects_reply
+        self.quick = quick
+
+    def request(self, head: bytes) -> Request[T]:
+        """This request (its bytes are ``head`` already)."""
+        return self
 
     @property
     def data(self) -> bytes:

@@ -9,9 +9,20 @@ decodes the reply. Sync and async drivers share them.
 from __future__ import annotations
 
 from beanstalkm._core.checks import TubeRule, check_body, check_uint
-from beanstalkm._core.decoders import check_arity, fail, reply_body, reply_int, reply_job, reply_str, reply_text
+from beanstalkm._core.decoders import (
+    check_arity,
+    fail,
+    quick_bare,
+    quick_int,
+    quick_job,
+    reply_body,
+    reply_int,
+    reply_job,
+    reply_str,
+    reply_text,
+)
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job, Reply, Request, with_body
+from beanstalkm._core.requests import BODY_APART, Command, Job, Reply, Request
 from beanstalkm._core.yaml import parse_list
 from beanstalkm._errors import CommandFailed
 from beanstalkm._generated.effects import Effect
@@ -108,6 +119,9 @@ def _decode_put(reply: Reply) -> int:
     raise fail("put", reply, _PUT_FAILURES)
 
 
+_quick_put = quick_int("INSERTED", REPLY_LINE_MAX)
+
+
 def put(
     body: bytes | str, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_DELAY, ttr: int = DEFAULT_TTR
 ) -> Request[int]:
@@ -119,9 +133,35 @@ def put(
         delay = check_uint("delay", delay, 0, 4294967295)
     if type(ttr) is not int or not 0 <= ttr <= 4294967295:
         ttr = check_uint("ttr", ttr, 0, 4294967295)
-    return with_body(
-        Request("put", b"put %d %d %d %d\r\n" % (priority, delay, ttr, len(data)), _decode_put, None, True), data
-    )
+    if len(data) < BODY_APART:  # one buffer, one write
+        return Request(
+            "put",
+            b"put %d %d %d %d\r\n%b\r\n" % (priority, delay, ttr, len(data), data),
+            _decode_put,
+            None,
+            True,
+            None,
+            None,
+            0.0,
+            True,
+            _quick_put,
+        )
+    return Request(
+        "put",
+        b"put %d %d %d %d\r\n" % (priority, delay, ttr, len(data)),
+        _decode_put,
+        data,
+        True,
+        None,
+        None,
+        0.0,
+        True,
+        _quick_put,
+    )  # never copied into one buffer with its line
+
+
+PUT_COMMAND: Command[int] = Command("put", _decode_put, _quick_put, True)
+"""What every ``put`` shares (``Queue.put`` hands it to the connection with its bytes)."""
 
 
 def _decode_use(reply: Reply) -> str:
@@ -157,9 +197,14 @@ def _decode_reserve(reply: Reply) -> Job:
     raise fail("reserve", reply, _RESERVE_FAILURES)
 
 
+_quick_reserve = quick_job("RESERVED", REPLY_LINE_MAX)
+
+
 def reserve() -> Request[Job]:
     """Encode ``reserve``: Reserve a job from the watched tubes, waiting as long as it takes for one to become ready. (Documented in full on ``Queue.reserve``.)"""
-    return Request("reserve", b"reserve\r\n", _decode_reserve, None, False, Effect.RESERVE, None, None)
+    return Request(
+        "reserve", b"reserve\r\n", _decode_reserve, None, False, Effect.RESERVE, None, None, True, _quick_reserve
+    )
 
 
 _RESERVE_WITH_TIMEOUT_FAILURES: dict[str, type[CommandFailed]] = {
@@ -180,6 +225,9 @@ def _decode_reserve_with_timeout(reply: Reply) -> Job:
     raise fail("reserve-with-timeout", reply, _RESERVE_WITH_TIMEOUT_FAILURES)
 
 
+_quick_reserve_with_timeout = quick_job("RESERVED", REPLY_LINE_MAX)
+
+
 def reserve_with_timeout(timeout: int) -> Request[Job]:
     """Encode ``reserve-with-timeout``: Reserve a job from the watched tubes, waiting at most timeout seconds. (Documented in full on ``Queue.reserve_with_timeout``.)"""
     if type(timeout) is not int or not 0 <= timeout <= 2147483647:
@@ -193,6 +241,8 @@ def reserve_with_timeout(timeout: int) -> Request[Job]:
         Effect.RESERVE,
         None,
         float(timeout),
+        True,
+        _quick_reserve_with_timeout,
     )
 
 
@@ -213,11 +263,25 @@ def _decode_reserve_job(reply: Reply) -> Job:
     raise fail("reserve-job", reply, _RESERVE_JOB_FAILURES)
 
 
+_quick_reserve_job = quick_job("RESERVED", REPLY_LINE_MAX)
+
+
 def reserve_job(job_id: int) -> Request[Job]:
     """Encode ``reserve-job``: Reserve one job by id, whether it is ready, delayed or buried, without waiting. (Documented in full on ``Queue.reserve_job``.)"""
     if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
         job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    return Request("reserve-job", b"reserve-job %d\r\n" % (job_id,), _decode_reserve_job, None, False, Effect.RESERVE)
+    return Request(
+        "reserve-job",
+        b"reserve-job %d\r\n" % (job_id,),
+        _decode_reserve_job,
+        None,
+        False,
+        Effect.RESERVE,
+        None,
+        0.0,
+        True,
+        _quick_reserve_job,
+    )
 
 
 _DELETE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -235,11 +299,20 @@ def _decode_delete(reply: Reply) -> None:
     raise fail("delete", reply, _DELETE_FAILURES)
 
 
+_quick_delete = quick_bare("DELETED")
+
+
 def delete(job_id: int) -> Request[None]:
     """Encode ``delete``: Delete a job for good: one reserved by this connection, or any ready, delayed or buried job. (Documented in full on ``Queue.delete``.)"""
     if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
         job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    return Request("delete", b"delete %d\r\n" % (job_id,), _decode_delete)
+    return Request(
+        "delete", b"delete %d\r\n" % (job_id,), _decode_delete, None, False, None, None, 0.0, True, _quick_delete
+    )
+
+
+DELETE_COMMAND: Command[None] = Command("delete", _decode_delete, _quick_delete, False)
+"""What every ``delete`` shares (``Queue.delete`` hands it to the connection with its bytes)."""
 
 
 _RELEASE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -258,6 +331,9 @@ def _decode_release(reply: Reply) -> None:
     raise fail("release", reply, _RELEASE_FAILURES)
 
 
+_quick_release = quick_bare("RELEASED")
+
+
 def release(job_id: int, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_DELAY) -> Request[None]:
     """Encode ``release``: Put a job reserved by this connection back into its tube with a new priority, ready at once or delayed. (Documented in full on ``Queue.release``.)"""
     if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
@@ -266,7 +342,22 @@ def release(job_id: int, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_
         priority = check_uint("priority", priority, 0, 4294967295)
     if type(delay) is not int or not 0 <= delay <= 4294967295:
         delay = check_uint("delay", delay, 0, 4294967295)
-    return Request("release", b"release %d %d %d\r\n" % (job_id, priority, delay), _decode_release)
+    return Request(
+        "release",
+        b"release %d %d %d\r\n" % (job_id, priority, delay),
+        _decode_release,
+        None,
+        False,
+        None,
+        None,
+        0.0,
+        True,
+        _quick_release,
+    )
+
+
+RELEASE_COMMAND: Command[None] = Command("release", _decode_release, _quick_release, False)
+"""What every ``release`` shares (``Queue.release`` hands it to the connection with its bytes)."""
 
 
 _BURY_FAILURES: dict[str, type[CommandFailed]] = {
@@ -284,13 +375,22 @@ def _decode_bury(reply: Reply) -> None:
     raise fail("bury", reply, _BURY_FAILURES)
 
 
+_quick_bury = quick_bare("BURIED")
+
+
 def bury(job_id: int, priority: int = DEFAULT_PRIORITY) -> Request[None]:
     """Encode ``bury``: Bury a job reserved by this connection with a new priority; only a kick makes it ready again. (Documented in full on ``Queue.bury``.)"""
     if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
         job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
     if type(priority) is not int or not 0 <= priority <= 4294967295:
         priority = check_uint("priority", priority, 0, 4294967295)
-    return Request("bury", b"bury %d %d\r\n" % (job_id, priority), _decode_bury)
+    return Request(
+        "bury", b"bury %d %d\r\n" % (job_id, priority), _decode_bury, None, False, None, None, 0.0, True, _quick_bury
+    )
+
+
+BURY_COMMAND: Command[None] = Command("bury", _decode_bury, _quick_bury, False)
+"""What every ``bury`` shares (``Queue.bury`` hands it to the connection with its bytes)."""
 
 
 _TOUCH_FAILURES: dict[str, type[CommandFailed]] = {
@@ -308,11 +408,20 @@ def _decode_touch(reply: Reply) -> None:
     raise fail("touch", reply, _TOUCH_FAILURES)
 
 
+_quick_touch = quick_bare("TOUCHED")
+
+
 def touch(job_id: int) -> Request[None]:
     """Encode ``touch``: Ask for more time on a job reserved by this connection: its time to run starts again from now. (Documented in full on ``Queue.touch``.)"""
     if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
         job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    return Request("touch", b"touch %d\r\n" % (job_id,), _decode_touch)
+    return Request(
+        "touch", b"touch %d\r\n" % (job_id,), _decode_touch, None, False, None, None, 0.0, True, _quick_touch
+    )
+
+
+TOUCH_COMMAND: Command[None] = Command("touch", _decode_touch, _quick_touch, False)
+"""What every ``touch`` shares (``Queue.touch`` hands it to the connection with its bytes)."""
 
 
 def _decode_watch(reply: Reply) -> int:
@@ -366,11 +475,18 @@ def _decode_peek(reply: Reply) -> Job | None:
     raise fail("peek", reply, GENERAL_FAILURES)
 
 
+_quick_peek = quick_job("FOUND", REPLY_LINE_MAX)
+
+
 def peek(job_id: int) -> Request[Job | None]:
     """Encode ``peek``: Look at a job by id without reserving it. (Documented in full on ``Queue.peek``.)"""
     if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
         job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    return Request("peek", b"peek %d\r\n" % (job_id,), _decode_peek)
+    return Request("peek", b"peek %d\r\n" % (job_id,), _decode_peek, None, False, None, None, 0.0, True, _quick_peek)
+
+
+PEEK_COMMAND: Command[Job | None] = Command("peek", _decode_peek, _quick_peek, False)
+"""What every ``peek`` shares (``Queue.peek`` hands it to the connection with its bytes)."""
 
 
 def _decode_peek_ready(reply: Reply) -> Job | None:
@@ -386,9 +502,18 @@ def _decode_peek_ready(reply: Reply) -> Job | None:
     raise fail("peek-ready", reply, GENERAL_FAILURES)
 
 
+_quick_peek_ready = quick_job("FOUND", REPLY_LINE_MAX)
+
+
 def peek_ready() -> Request[Job | None]:
     """Encode ``peek-ready``: Look at the next ready job in the used tube without reserving it. (Documented in full on ``Queue.peek_ready``.)"""
-    return Request("peek-ready", b"peek-ready\r\n", _decode_peek_ready, None, True)
+    return Request(
+        "peek-ready", b"peek-ready\r\n", _decode_peek_ready, None, True, None, None, 0.0, True, _quick_peek_ready
+    )
+
+
+PEEK_READY_COMMAND: Command[Job | None] = Command("peek-ready", _decode_peek_ready, _quick_peek_ready, True)
+"""What every ``peek-ready`` shares (``Queue.peek_ready`` hands it to the connection with its bytes)."""
 
 
 def _decode_peek_delayed(reply: Reply) -> Job | None:
@@ -404,9 +529,27 @@ def _decode_peek_delayed(reply: Reply) -> Job | None:
     raise fail("peek-delayed", reply, GENERAL_FAILURES)
 
 
+_quick_peek_delayed = quick_job("FOUND", REPLY_LINE_MAX)
+
+
 def peek_delayed() -> Request[Job | None]:
     """Encode ``peek-delayed``: Look at the delayed job with the least delay left in the used tube without reserving it. (Documented in full on ``Queue.peek_delayed``.)"""
-    return Request("peek-delayed", b"peek-delayed\r\n", _decode_peek_delayed, None, True)
+    return Request(
+        "peek-delayed",
+        b"peek-delayed\r\n",
+        _decode_peek_delayed,
+        None,
+        True,
+        None,
+        None,
+        0.0,
+        True,
+        _quick_peek_delayed,
+    )
+
+
+PEEK_DELAYED_COMMAND: Command[Job | None] = Command("peek-delayed", _decode_peek_delayed, _quick_peek_delayed, True)
+"""What every ``peek-delayed`` shares (``Queue.peek_delayed`` hands it to the connection with its bytes)."""
 
 
 def _decode_peek_buried(reply: Reply) -> Job | None:
@@ -422,9 +565,18 @@ def _decode_peek_buried(reply: Reply) -> Job | None:
     raise fail("peek-buried", reply, GENERAL_FAILURES)
 
 
+_quick_peek_buried = quick_job("FOUND", REPLY_LINE_MAX)
+
+
 def peek_buried() -> Request[Job | None]:
     """Encode ``peek-buried``: Look at the next buried job in the used tube without reserving it. (Documented in full on ``Queue.peek_buried``.)"""
-    return Request("peek-buried", b"peek-buried\r\n", _decode_peek_buried, None, True)
+    return Request(
+        "peek-buried", b"peek-buried\r\n", _decode_peek_buried, None, True, None, None, 0.0, True, _quick_peek_buried
+    )
+
+
+PEEK_BURIED_COMMAND: Command[Job | None] = Command("peek-buried", _decode_peek_buried, _quick_peek_buried, True)
+"""What every ``peek-buried`` shares (``Queue.peek_buried`` hands it to the connection with its bytes)."""
 
 
 def _decode_kick(reply: Reply) -> int:
@@ -436,11 +588,18 @@ def _decode_kick(reply: Reply) -> int:
     raise fail("kick", reply, GENERAL_FAILURES)
 
 
+_quick_kick = quick_int("KICKED", REPLY_LINE_MAX)
+
+
 def kick(bound: int) -> Request[int]:
     """Encode ``kick``: Move up to bound jobs of the used tube into its ready queue: buried jobs if there are any, otherwise delayed ones. (Documented in full on ``Queue.kick``.)"""
     if type(bound) is not int or not 0 <= bound <= 4294967295:
         bound = check_uint("bound", bound, 0, 4294967295)
-    return Request("kick", b"kick %d\r\n" % (bound,), _decode_kick, None, True)
+    return Request("kick", b"kick %d\r\n" % (bound,), _decode_kick, None, True, None, None, 0.0, True, _quick_kick)
+
+
+KICK_COMMAND: Command[int] = Command("kick", _decode_kick, _quick_kick, True)
+"""What every ``kick`` shares (``Queue.kick`` hands it to the connection with its bytes)."""
 
 
 _KICK_JOB_FAILURES: dict[str, type[CommandFailed]] = {
@@ -458,11 +617,29 @@ def _decode_kick_job(reply: Reply) -> None:
     raise fail("kick-job", reply, _KICK_JOB_FAILURES)
 
 
+_quick_kick_job = quick_bare("KICKED")
+
+
 def kick_job(job_id: int) -> Request[None]:
     """Encode ``kick-job``: Move one buried or delayed job, by id, into the ready queue of its tube. (Documented in full on ``Queue.kick_job``.)"""
     if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
         job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
-    return Request("kick-job", b"kick-job %d\r\n" % (job_id,), _decode_kick_job)
+    return Request(
+        "kick-job",
+        b"kick-job %d\r\n" % (job_id,),
+        _decode_kick_job,
+        None,
+        False,
+        None,
+        None,
+        0.0,
+        True,
+        _quick_kick_job,
+    )
+
+
+KICK_JOB_COMMAND: Command[None] = Command("kick-job", _decode_kick_job, _quick_kick_job, False)
+"""What every ``kick-job`` shares (``Queue.kick_job`` hands it to the connection with its bytes)."""
 
 
 _STATS_JOB_FAILURES: dict[str, type[CommandFailed]] = {
@@ -487,6 +664,10 @@ def stats_job(job_id: int) -> Request[JobStats]:
     return Request("stats-job", b"stats-job %d\r\n" % (job_id,), _decode_stats_job)
 
 
+STATS_JOB_COMMAND: Command[JobStats] = Command("stats-job", _decode_stats_job, None, False)
+"""What every ``stats-job`` shares (``Queue.stats_job`` hands it to the connection with its bytes)."""
+
+
 _STATS_TUBE_FAILURES: dict[str, type[CommandFailed]] = {
     **GENERAL_FAILURES,
     "NOT_FOUND": NotFound,
@@ -508,6 +689,10 @@ def stats_tube(tube: str) -> Request[TubeStats]:
     return Request("stats-tube", b"stats-tube %b\r\n" % (tube.encode("ascii"),), _decode_stats_tube)
 
 
+STATS_TUBE_COMMAND: Command[TubeStats] = Command("stats-tube", _decode_stats_tube, None, False)
+"""What every ``stats-tube`` shares (``Queue.stats_tube`` hands it to the connection with its bytes)."""
+
+
 def _decode_stats(reply: Reply) -> ServerStats:
     if reply.status == "OK":
         if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
@@ -520,6 +705,10 @@ def _decode_stats(reply: Reply) -> ServerStats:
 def stats() -> Request[ServerStats]:
     """Encode ``stats``: Statistics about the server. (Documented in full on ``Queue.stats``.)"""
     return Request("stats", b"stats\r\n", _decode_stats)
+
+
+STATS_COMMAND: Command[ServerStats] = Command("stats", _decode_stats, None, False)
+"""What every ``stats`` shares (``Queue.stats`` hands it to the connection with its bytes)."""
 
 
 def _decode_list_tubes(reply: Reply) -> list[str]:
@@ -536,6 +725,10 @@ def list_tubes() -> Request[list[str]]:
     return Request("list-tubes", b"list-tubes\r\n", _decode_list_tubes)
 
 
+LIST_TUBES_COMMAND: Command[list[str]] = Command("list-tubes", _decode_list_tubes, None, False)
+"""What every ``list-tubes`` shares (``Queue.list_tubes`` hands it to the connection with its bytes)."""
+
+
 def _decode_using(reply: Reply) -> str:
     if reply.status == "USING":
         if len(reply.args) == 1:  # the usual reply
@@ -550,6 +743,10 @@ def using() -> Request[str]:
     return Request("list-tube-used", b"list-tube-used\r\n", _decode_using, None, True)
 
 
+USING_COMMAND: Command[str] = Command("list-tube-used", _decode_using, None, True)
+"""What every ``list-tube-used`` shares (``Queue.using`` hands it to the connection with its bytes)."""
+
+
 def _decode_watching(reply: Reply) -> list[str]:
     if reply.status == "OK":
         if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
@@ -562,6 +759,10 @@ def _decode_watching(reply: Reply) -> list[str]:
 def watching() -> Request[list[str]]:
     """Encode ``list-tubes-watched``: The names of the tubes this connection watches. (Documented in full on ``Queue.watching``.)"""
     return Request("list-tubes-watched", b"list-tubes-watched\r\n", _decode_watching)
+
+
+WATCHING_COMMAND: Command[list[str]] = Command("list-tubes-watched", _decode_watching, None, False)
+"""What every ``list-tubes-watched`` shares (``Queue.watching`` hands it to the connection with its bytes)."""
 
 
 _PAUSE_TUBE_FAILURES: dict[str, type[CommandFailed]] = {
@@ -579,12 +780,30 @@ def _decode_pause_tube(reply: Reply) -> None:
     raise fail("pause-tube", reply, _PAUSE_TUBE_FAILURES)
 
 
+_quick_pause_tube = quick_bare("PAUSED")
+
+
 def pause_tube(tube: str, delay: int) -> Request[None]:
     """Encode ``pause-tube``: Keep any job in a tube from being reserved for delay seconds. (Documented in full on ``Queue.pause_tube``.)"""
     tube = TUBE_RULE.check("tube", tube)
     if type(delay) is not int or not 0 <= delay <= 4294967295:
         delay = check_uint("delay", delay, 0, 4294967295)
-    return Request("pause-tube", b"pause-tube %b %d\r\n" % (tube.encode("ascii"), delay), _decode_pause_tube)
+    return Request(
+        "pause-tube",
+        b"pause-tube %b %d\r\n" % (tube.encode("ascii"), delay),
+        _decode_pause_tube,
+        None,
+        False,
+        None,
+        None,
+        0.0,
+        True,
+        _quick_pause_tube,
+    )
+
+
+PAUSE_TUBE_COMMAND: Command[None] = Command("pause-tube", _decode_pause_tube, _quick_pause_tube, False)
+"""What every ``pause-tube`` shares (``Queue.pause_tube`` hands it to the connection with its bytes)."""
 
 
 def _decode_quit(reply: Reply) -> None:
@@ -618,6 +837,10 @@ def stats_job_yaml(job_id: int) -> Request[str]:
     return Request("stats-job", b"stats-job %d\r\n" % (job_id,), _decode_stats_job_yaml)
 
 
+STATS_JOB_YAML_COMMAND: Command[str] = Command("stats-job", _decode_stats_job_yaml, None, False)
+"""What every ``stats-job`` shares (``Queue.stats_job_yaml`` hands it to the connection with its bytes)."""
+
+
 _STATS_TUBE_YAML_FAILURES: dict[str, type[CommandFailed]] = {
     **GENERAL_FAILURES,
     "NOT_FOUND": NotFound,
@@ -639,6 +862,10 @@ def stats_tube_yaml(tube: str) -> Request[str]:
     return Request("stats-tube", b"stats-tube %b\r\n" % (tube.encode("ascii"),), _decode_stats_tube_yaml)
 
 
+STATS_TUBE_YAML_COMMAND: Command[str] = Command("stats-tube", _decode_stats_tube_yaml, None, False)
+"""What every ``stats-tube`` shares (``Queue.stats_tube_yaml`` hands it to the connection with its bytes)."""
+
+
 def _decode_stats_yaml(reply: Reply) -> str:
     if reply.status == "OK":
         if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
@@ -651,6 +878,10 @@ def _decode_stats_yaml(reply: Reply) -> str:
 def stats_yaml() -> Request[str]:
     """Encode ``stats``: Statistics about the server. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.stats_yaml``.)"""
     return Request("stats", b"stats\r\n", _decode_stats_yaml)
+
+
+STATS_YAML_COMMAND: Command[str] = Command("stats", _decode_stats_yaml, None, False)
+"""What every ``stats`` shares (``Queue.stats_yaml`` hands it to the connection with its bytes)."""
 
 
 def _decode_list_tubes_yaml(reply: Reply) -> str:
@@ -667,6 +898,10 @@ def list_tubes_yaml() -> Request[str]:
     return Request("list-tubes", b"list-tubes\r\n", _decode_list_tubes_yaml)
 
 
+LIST_TUBES_YAML_COMMAND: Command[str] = Command("list-tubes", _decode_list_tubes_yaml, None, False)
+"""What every ``list-tubes`` shares (``Queue.list_tubes_yaml`` hands it to the connection with its bytes)."""
+
+
 def _decode_watching_yaml(reply: Reply) -> str:
     if reply.status == "OK":
         if len(reply.args) == 1 and reply.trailer is None and reply.body is not None:  # the usual reply
@@ -679,3 +914,7 @@ def _decode_watching_yaml(reply: Reply) -> str:
 def watching_yaml() -> Request[str]:
     """Encode ``list-tubes-watched``: The names of the tubes this connection watches. Raw mode: the server's YAML text, unparsed. (Documented in full on ``Queue.watching_yaml``.)"""
     return Request("list-tubes-watched", b"list-tubes-watched\r\n", _decode_watching_yaml)
+
+
+WATCHING_YAML_COMMAND: Command[str] = Command("list-tubes-watched", _decode_watching_yaml, None, False)
+"""What every ``list-tubes-watched`` shares (``Queue.watching_yaml`` hands it to the connection with its bytes)."""

@@ -7,8 +7,11 @@ __all__ = ["Queue"]
 
 from typing import TYPE_CHECKING
 
+from beanstalkm._core.checks import check_body, check_uint
+from beanstalkm._core.requests import BODY_APART
+
 from . import commands as _c
-from .commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR
+from .commands import DEFAULT_DELAY, DEFAULT_PRIORITY, DEFAULT_TTR, TUBE_RULE
 from .stats import JobStats, ServerStats, TubeStats
 
 if TYPE_CHECKING:
@@ -52,7 +55,18 @@ class Queue:
             Draining: The server is draining and accepts no new jobs.
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.put(body, priority, delay, ttr))
+        data = body if type(body) is bytes else check_body("body", body)
+        if type(priority) is not int or not 0 <= priority <= 4294967295:
+            priority = check_uint("priority", priority, 0, 4294967295)
+        if type(delay) is not int or not 0 <= delay <= 4294967295:
+            delay = check_uint("delay", delay, 0, 4294967295)
+        if type(ttr) is not int or not 0 <= ttr <= 4294967295:
+            ttr = check_uint("ttr", ttr, 0, 4294967295)
+        if len(data) >= BODY_APART:  # a large body goes apart from its line: the general path
+            return self._conn._execute(_c.put(body, priority, delay, ttr))
+        return self._conn._direct(
+            b"put %d %d %d %d\r\n%b\r\n" % (priority, delay, ttr, len(data), data), _c.PUT_COMMAND
+        )
 
     def use(self, tube: str) -> str:
         """Use a tube: later put, peek-ready/-delayed/-buried and kick act on it.
@@ -135,7 +149,9 @@ class Queue:
             NotFound: No such job, or it is reserved by another connection.
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.delete(job_id))
+        if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+            job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+        return self._conn._direct(b"delete %d\r\n" % (job_id,), _c.DELETE_COMMAND)
 
     def release(self, job_id: int, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_DELAY) -> None:
         """Put a job reserved by this connection back into its tube with a new priority, ready at once or delayed.
@@ -155,7 +171,13 @@ class Queue:
             NotFound: No such job, or it is not reserved by this connection.
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.release(job_id, priority, delay))
+        if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+            job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+        if type(priority) is not int or not 0 <= priority <= 4294967295:
+            priority = check_uint("priority", priority, 0, 4294967295)
+        if type(delay) is not int or not 0 <= delay <= 4294967295:
+            delay = check_uint("delay", delay, 0, 4294967295)
+        return self._conn._direct(b"release %d %d %d\r\n" % (job_id, priority, delay), _c.RELEASE_COMMAND)
 
     def bury(self, job_id: int, priority: int = DEFAULT_PRIORITY) -> None:
         """Bury a job reserved by this connection with a new priority; only a kick makes it ready again.
@@ -173,7 +195,11 @@ class Queue:
             NotFound: No such job, or it is not reserved by this connection.
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.bury(job_id, priority))
+        if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+            job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+        if type(priority) is not int or not 0 <= priority <= 4294967295:
+            priority = check_uint("priority", priority, 0, 4294967295)
+        return self._conn._direct(b"bury %d %d\r\n" % (job_id, priority), _c.BURY_COMMAND)
 
     def touch(self, job_id: int) -> None:
         """Ask for more time on a job reserved by this connection: its time to run starts again from now.
@@ -190,7 +216,9 @@ class Queue:
             NotFound: No such job, or it is not reserved by this connection.
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.touch(job_id))
+        if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+            job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+        return self._conn._direct(b"touch %d\r\n" % (job_id,), _c.TOUCH_COMMAND)
 
     def watch(self, tube: str) -> int:
         """Add a tube to this connection's watch list, the tubes reserve takes jobs from.
@@ -240,7 +268,9 @@ class Queue:
         Raises:
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._message_or_none(self._conn._execute(_c.peek(job_id)))
+        if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+            job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+        return self._conn._message_or_none(self._conn._direct(b"peek %d\r\n" % (job_id,), _c.PEEK_COMMAND))
 
     def peek_ready(self) -> Message | None:
         """Look at the next ready job in the used tube without reserving it.
@@ -254,7 +284,7 @@ class Queue:
         Raises:
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._message_or_none(self._conn._execute(_c.peek_ready()))
+        return self._conn._message_or_none(self._conn._direct(b"peek-ready\r\n", _c.PEEK_READY_COMMAND))
 
     def peek_delayed(self) -> Message | None:
         """Look at the delayed job with the least delay left in the used tube without reserving it.
@@ -268,7 +298,7 @@ class Queue:
         Raises:
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._message_or_none(self._conn._execute(_c.peek_delayed()))
+        return self._conn._message_or_none(self._conn._direct(b"peek-delayed\r\n", _c.PEEK_DELAYED_COMMAND))
 
     def peek_buried(self) -> Message | None:
         """Look at the next buried job in the used tube without reserving it.
@@ -282,7 +312,7 @@ class Queue:
         Raises:
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._message_or_none(self._conn._execute(_c.peek_buried()))
+        return self._conn._message_or_none(self._conn._direct(b"peek-buried\r\n", _c.PEEK_BURIED_COMMAND))
 
     def kick(self, bound: int) -> int:
         """Move up to bound jobs of the used tube into its ready queue: buried jobs if there are any, otherwise delayed ones.
@@ -298,7 +328,9 @@ class Queue:
         Raises:
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.kick(bound))
+        if type(bound) is not int or not 0 <= bound <= 4294967295:
+            bound = check_uint("bound", bound, 0, 4294967295)
+        return self._conn._direct(b"kick %d\r\n" % (bound,), _c.KICK_COMMAND)
 
     def kick_job(self, job_id: int) -> None:
         """Move one buried or delayed job, by id, into the ready queue of its tube.
@@ -315,7 +347,9 @@ class Queue:
             NotFound: No such job, or it is neither buried nor delayed.
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.kick_job(job_id))
+        if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+            job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+        return self._conn._direct(b"kick-job %d\r\n" % (job_id,), _c.KICK_JOB_COMMAND)
 
     def stats_job(self, job_id: int) -> JobStats:
         """Statistics about one job.
@@ -332,7 +366,9 @@ class Queue:
             NotFound: No such job.
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.stats_job(job_id))
+        if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+            job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+        return self._conn._direct(b"stats-job %d\r\n" % (job_id,), _c.STATS_JOB_COMMAND)
 
     def stats_tube(self, tube: str) -> TubeStats:
         """Statistics about one tube.
@@ -349,7 +385,8 @@ class Queue:
             NotFound: The tube does not exist.
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.stats_tube(tube))
+        tube = TUBE_RULE.check("tube", tube)
+        return self._conn._direct(b"stats-tube %b\r\n" % (tube.encode("ascii"),), _c.STATS_TUBE_COMMAND)
 
     def stats(self) -> ServerStats:
         """Statistics about the server.
@@ -362,7 +399,7 @@ class Queue:
         Raises:
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.stats())
+        return self._conn._direct(b"stats\r\n", _c.STATS_COMMAND)
 
     def list_tubes(self) -> list[str]:
         """The names of all existing tubes.
@@ -375,7 +412,7 @@ class Queue:
         Raises:
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.list_tubes())
+        return self._conn._direct(b"list-tubes\r\n", _c.LIST_TUBES_COMMAND)
 
     def using(self) -> str:
         """The name of the tube this connection uses.
@@ -388,7 +425,7 @@ class Queue:
         Raises:
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.using())
+        return self._conn._direct(b"list-tube-used\r\n", _c.USING_COMMAND)
 
     def watching(self) -> list[str]:
         """The names of the tubes this connection watches.
@@ -401,7 +438,7 @@ class Queue:
         Raises:
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.watching())
+        return self._conn._direct(b"list-tubes-watched\r\n", _c.WATCHING_COMMAND)
 
     def pause_tube(self, tube: str, delay: int) -> None:
         """Keep any job in a tube from being reserved for delay seconds.
@@ -419,7 +456,10 @@ class Queue:
             NotFound: The tube does not exist.
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.pause_tube(tube, delay))
+        tube = TUBE_RULE.check("tube", tube)
+        if type(delay) is not int or not 0 <= delay <= 4294967295:
+            delay = check_uint("delay", delay, 0, 4294967295)
+        return self._conn._direct(b"pause-tube %b %d\r\n" % (tube.encode("ascii"), delay), _c.PAUSE_TUBE_COMMAND)
 
     def quit(self) -> None:
         """Close the connection; the server sends no reply.
@@ -446,7 +486,9 @@ class Queue:
             NotFound: No such job.
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.stats_job_yaml(job_id))
+        if type(job_id) is not int or not 1 <= job_id <= 18446744073709551615:
+            job_id = check_uint("job_id", job_id, 1, 18446744073709551615)
+        return self._conn._direct(b"stats-job %d\r\n" % (job_id,), _c.STATS_JOB_YAML_COMMAND)
 
     def stats_tube_yaml(self, tube: str) -> str:
         """Statistics about one tube. Raw mode: the server's YAML text, unparsed.
@@ -463,7 +505,8 @@ class Queue:
             NotFound: The tube does not exist.
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.stats_tube_yaml(tube))
+        tube = TUBE_RULE.check("tube", tube)
+        return self._conn._direct(b"stats-tube %b\r\n" % (tube.encode("ascii"),), _c.STATS_TUBE_YAML_COMMAND)
 
     def stats_yaml(self) -> str:
         """Statistics about the server. Raw mode: the server's YAML text, unparsed.
@@ -476,7 +519,7 @@ class Queue:
         Raises:
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.stats_yaml())
+        return self._conn._direct(b"stats\r\n", _c.STATS_YAML_COMMAND)
 
     def list_tubes_yaml(self) -> str:
         """The names of all existing tubes. Raw mode: the server's YAML text, unparsed.
@@ -489,7 +532,7 @@ class Queue:
         Raises:
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.list_tubes_yaml())
+        return self._conn._direct(b"list-tubes\r\n", _c.LIST_TUBES_YAML_COMMAND)
 
     def watching_yaml(self) -> str:
         """The names of the tubes this connection watches. Raw mode: the server's YAML text, unparsed.
@@ -502,4 +545,4 @@ class Queue:
         Raises:
             CommandFailed: for the general errors (OutOfMemory, InternalError, BadFormat, UnknownCommand).
         """
-        return self._conn._execute(_c.watching_yaml())
+        return self._conn._direct(b"list-tubes-watched\r\n", _c.WATCHING_YAML_COMMAND)

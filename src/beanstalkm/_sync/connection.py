@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 2b01d32ad178dd5206724198b046027f3c292b0f68df1cf98f1ef88c84168cd5). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 343678af025b9601b35aece5a66107f4912ffc6c20d22dc48ab7ed50352a4724). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -16,7 +16,7 @@ from typing import Any, Generic, Self, TypeVar
 
 from beanstalkm._core.base import ConnectionBase, PipelineBase
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Request
+from beanstalkm._core.requests import MISS, Command, Request
 from beanstalkm._core.session import Exchange, Session, out_of_step
 from beanstalkm._errors import CorruptJob, ProtocolError
 from beanstalkm._generated.effects import Effect
@@ -160,28 +160,48 @@ class Connection(ConnectionBase[Message]):
         with self._alone:
             return self._command(request, tube)
 
-    def _command(self, request: Request[T], tube: str | None = None, *, follows: bool = False) -> T:
-        """``_execute`` with the connection held (by the caller): connected and in step, a command
-        answered at once is one send and one receive; everything else, the session's exchange.
-        ``follows``: it is the next write of a conversation whose reply was just read whole, nothing
-        more (the stream in step then, as between two steps of an exchange): no ``poll(0)`` first."""
+    def _command(
+        self, request: Command[T], tube: str | None = None, *, follows: bool = False, head: bytes | None = None
+    ) -> T:
+        """``_execute`` of ``request`` (its bytes ``head``, else its own) with the connection held (by the
+        caller): connected and in step, a command answered at once is one send and one receive (the
+        stray-reply check with them); everything else, the session's exchange. ``follows``: it is the
+        next write of a conversation whose reply was just read whole, nothing more (the stream in step
+        then, as between two steps of an exchange): no stray-reply check first."""
+        if head is None:
+            head = request.head
         transport = self._transport
         session, reader = self._session, self._reader
+        at_once = request.wait == 0.0 and request.body is None
         if (
             transport is None  # connect first
-            or reader.buffered  # out of step: _ready says so
+            or (not follows and reader.buffered)  # out of step: _ready says so (after a reply read whole: empty)
             or not request.expects_reply
-            or not session.simple(request, tube)
-            or (not follows and transport.readable())  # bytes waiting before the write (a stray reply), or the end
-        ):  # (the poll last: the general path polls again)
-            return self._execute_exchange(request, tube)
+            or (
+                session.server_using != tube  # a put routed elsewhere: a use first
+                if tube is not None
+                else request.uses_tube and session.server_using != session.using  # the used tube back first
+            )
+            or (not at_once and not follows and transport.readable())  # bytes waiting (a stray reply), or the end
+        ):
+            return self._execute_exchange(request.request(head), tube)
         session.written = False
         try:
-            if request.wait == 0.0 and request.body is None:  # answered at once: one send, one receive
-                chunk = transport.send_receive(request.head, session)
+            if at_once:  # one send, one receive (the stray-reply check first: None, nothing sent, if bytes wait)
+                chunk = transport.send_receive(head, session, not follows)
             else:
-                transport.send_command(request, session)
+                transport.send_command(request.request(head), session)
                 chunk = self._receive(transport, request.wait)
+        except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
+            raise self._failure(exc, (request.request(head),))  # noqa: B904 - the cause is set
+        if chunk is None:  # bytes waiting before the write (a stray reply), or the end: the general path's check
+            return self._execute_exchange(request.request(head), tube)
+        quick = request.quick
+        if quick is not None:  # the usual reply (of a command that changes no state), from its bytes at once
+            value = quick(chunk, self._max_body)
+            if value is not MISS and not (transport.holds and transport.buffered()):
+                return value
+        try:
             reply = reader.one(chunk)  # nothing was buffered: the common case, exactly its reply at once
             if reply is None:  # in pieces, or more than its reply: the reader's general way
                 reply = reader.read(chunk)
@@ -189,10 +209,10 @@ class Connection(ConnectionBase[Message]):
                     reply = reader.read(self._receive(transport, request.wait))
                 if reader.buffered:  # more than its reply came: the stream is out of step
                     raise out_of_step(request.command, reader.buffered)
-            if transport.buffered():  # more than its reply came (a TLS or asyncio buffer holds it)
+            if transport.holds and transport.buffered():  # more than its reply came (a TLS or asyncio buffer)
                 raise out_of_step(request.command, transport.buffered())
-        except BaseException as exc:  # cancellation included: never leave a reply unread on a live stream
-            raise self._failure(exc, (request,))  # noqa: B904 - the cause is set
+        except BaseException as exc:  # as above
+            raise self._failure(exc, (request.request(head),))  # noqa: B904 - the cause is set
         try:
             value = request.decode(reply)
         except ProtocolError as exc:  # the reply broke the protocol: the stream cannot be trusted
@@ -201,8 +221,25 @@ class Connection(ConnectionBase[Message]):
             raise
         effect = request.effect
         if effect is not None and effect is not Effect.RESERVE:  # a reserve changes no connection state
-            session.applied(request, value)
+            session.applied(request.request(head), value)
         return value
+
+    def _direct(self, head: bytes, command: Command[T]) -> T:
+        """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked): a
+        generated queue method's entry. No :class:`Request` is built unless the general path needs one."""
+        if self._routes_execute:  # a subclass's own ``_execute`` sees every command
+            return self._execute(command.request(head))
+        with self._lock:
+            return self._command(command, head=head)
+
+    _routes_execute = False
+    """Whether this class, or one it derives from, routes ``_execute`` its own way (a pool's connection,
+    a test's fake): then ``_direct`` hands it the request."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_execute" in vars(cls):
+            cls._routes_execute = True
 
     def _execute_exchange(self, request: Request[T], tube: str | None) -> T:
         """``_execute``'s general path, the connection held: connect (or check the stream is in step),

@@ -151,16 +151,20 @@ class Pipelined:
             if replies is not None:
                 if len(replies) > len(inflight):  # a reply to no command: none of them can be trusted
                     raise out_of_step("pipelined commands", len(data))
-                hand = self._hand
-                for line in replies:
-                    hand(inflight.popleft(), line)
+                for line in replies:  # (``_hand``, inline: one call less per reply)
+                    entry = inflight.popleft()
+                    future = entry.future
+                    if not future.done():
+                        future.set_result(line)
+                    elif entry.on_drop is not None:  # its task was cancelled: abandoned
+                        entry.on_drop(line)
             else:
                 first = reader.read(data)
                 if first is None:  # a reply in pieces: more to come
                     return
                 self._dispatch(first, len(data))
                 return
-            if not inflight and not self._unsent:
+            if not inflight and not self._unsent and self._idle is not None:  # someone waits for that
                 self._became_idle()
         except Exception as exc:
             self.fail(exc)

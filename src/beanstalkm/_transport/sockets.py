@@ -42,6 +42,9 @@ class SocketTransport:
 
     __slots__ = ("_poll", "_set", "blocking", "sock", "timeout")
 
+    holds = False
+    """Whether this transport may hold bytes received and not handed out (``buffered()`` above 0)."""
+
     def __init__(self, sock: socket.socket, timeout: float | None) -> None:
         self.sock = sock
         self.timeout = timeout
@@ -89,13 +92,17 @@ class SocketTransport:
             _send_pieces(self.sock, request.pieces)
         session.written = True
 
-    def send_receive(self, head: bytes, session: Session) -> bytes:
+    def send_receive(self, head: bytes, session: Session, check: bool = True) -> bytes | None:
         """Write one command line whole (``send_command``) and receive the first bytes of its reply,
-        which comes at once: the timeout bounds the wait. ``ConnectionResetError`` if the server closed."""
-        if self._set != self.timeout:  # a blocking reserve may have left another
-            self.sock.settimeout(self.timeout)
-            self._set = self.timeout
+        which comes at once: the timeout bounds the wait. ``ConnectionResetError`` if the server closed.
+        ``check``: first, the stray-reply check (``readable``: one ``poll(0)``): if bytes, or the end of
+        the stream, wait to be read, nothing is sent and the answer is None."""
         sock = self.sock
+        if check and self._poll(0):
+            return None
+        if self._set != self.timeout:  # a blocking reserve may have left another
+            sock.settimeout(self.timeout)
+            self._set = self.timeout
         sock.sendall(head)
         session.written = True
         chunk = sock.recv(RECV)
@@ -212,6 +219,7 @@ class TLSSocketTransport(SocketTransport):
     __slots__ = ("_ahead",)
 
     sock: ssl.SSLSocket
+    holds = True
 
     def __init__(self, sock: ssl.SSLSocket, timeout: float | None) -> None:
         super().__init__(sock, timeout)
@@ -222,7 +230,9 @@ class TLSSocketTransport(SocketTransport):
         self.sock.sendall(request.data)  # TLS sockets have no sendmsg: the pieces are joined
         session.written = True
 
-    def send_receive(self, head: bytes, session: Session) -> bytes:
+    def send_receive(self, head: bytes, session: Session, check: bool = True) -> bytes | None:
+        if check and self.readable():
+            return None
         self._settimeout(self.timeout)
         self.sock.sendall(head)
         session.written = True

@@ -154,6 +154,9 @@ class StreamTransport:
 
     __slots__ = ("_stream", "blocking", "timeout", "writer")
 
+    holds = True
+    """Whether this transport may hold bytes received and not handed out (``buffered()`` above 0)."""
+
     def __init__(self, transport: asyncio.Transport, stream: _Stream, timeout: float | None) -> None:
         self._stream = stream
         self.writer = StreamWriter(transport, stream)
@@ -196,9 +199,13 @@ class StreamTransport:
         if writer.transport.get_write_buffer_size():
             await self._drain()
 
-    async def send_receive(self, head: bytes, session: Session) -> bytes:
+    async def send_receive(self, head: bytes, session: Session, check: bool = True) -> bytes | None:
         """Write one command line whole (``send_command``) and receive the first bytes of its reply,
-        which comes at once: the timeout bounds the wait. ``ConnectionResetError`` if the server closed."""
+        which comes at once: the timeout bounds the wait. ``ConnectionResetError`` if the server closed.
+        ``check``: first, the stray-reply check (``readable``): if bytes wait to be read, nothing is
+        sent and the answer is None."""
+        if check and self._stream.kept:
+            return None
         writer = self.writer
         writer.write(head)
         session.written = True
