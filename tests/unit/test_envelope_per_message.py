@@ -310,8 +310,8 @@ def test_a_client_s_received_job_is_the_general_way_s_message(name: str, reserve
     assert isinstance(quick, AsyncMessage) and isinstance(general, AsyncMessage)
     assert _slots(quick) == _slots(general)
     assert quick._conn is conn and quick._held is general._held and quick.reserved is general.reserved
-    if general.envelope and "beyond" not in name:
-        assert quick.created == general.created  # else both the receipt time
+    if general.envelope and b'"created"' in job.body and "beyond" not in name:
+        assert quick.created == general.created  # else both the receipt time (read a moment apart)
     assert quick.raw is job.body
 
 
