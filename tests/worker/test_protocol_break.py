@@ -6,8 +6,10 @@ on demand, so a loopback proxy in front of a real beanstalkd rewrites one reply 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -150,3 +152,44 @@ def test_a_delete_the_server_refuses_is_not_counted_done_and_the_job_runs_again(
     assert stats.succeeded == 1 and stats.connection_errors == 0  # only the delete that was done
     with Client(server.host, server.port) as client:
         assert client.queue.stats().current_jobs_ready == client.queue.stats().current_jobs_reserved == 0
+
+
+@pytest.mark.parametrize("flavour", ["threads", "tasks"])
+def test_a_touch_the_server_refuses_is_tried_again_after_a_pause_not_at_once(
+    server: BeanstalkdServer, flavour: str
+) -> None:
+    """Every touch is kept from the server and refused (``INTERNAL_ERROR``): the keeper tries again after
+    an eighth of the TTR (0.25 s here), not in a loop (it sent hundreds a second before)."""
+    with Client(server.host, server.port) as client:
+        job = client.put({"n": 0}, tube="t", ttr=2).uid
+    refused = 0
+
+    def refuse(data: bytes) -> tuple[bytes, bytes]:
+        nonlocal refused
+        command = b"touch %d\r\n" % job
+        if command not in data:
+            return data, b""
+        refused += data.count(command)
+        return data.replace(command, b""), b"INTERNAL_ERROR\r\n" * data.count(command)
+
+    proxy = CuttingProxy(server, b"", intercept=refuse)
+    worker: Worker | AsyncWorker
+    try:
+        if flavour == "threads":
+            worker = Worker(host="127.0.0.1", port=proxy.port)
+
+            @worker.handler("t")
+            def handle(message: Message) -> None:
+                time.sleep(2.5)  # past half its TTR: its touches are due from 1 s on
+        else:
+            worker = AsyncWorker(host="127.0.0.1", port=proxy.port)
+
+            @worker.handler("t")
+            async def handle_async(message: AsyncMessage) -> None:
+                await asyncio.sleep(2.5)
+
+        stats = run_worker(worker, max_jobs=1)
+    finally:
+        proxy.close()
+    assert 2 <= refused <= 12  # due at 1 s, then every 0.25 s until the handler ends at 2.5 s
+    assert stats.touches == 0

@@ -94,6 +94,8 @@ LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
 LANES_WAIT = 1
 """How long (seconds) a slot of several servers waits on all of them at once before it sweeps again."""
+TOUCH_RETRY = (0.05, 1.0)
+"""A touch the server refused is tried again after an eighth of the job's TTR, within these bounds (s)."""
 LOST = (SocketError, ProtocolError)
 """What ends a slot's connection: it failed, or a reply broke the protocol (the client drops the connection
 for that, so the server takes back what it held, as for a lost one). Both count as ``connection_errors``;
@@ -1150,8 +1152,16 @@ class AsyncWorker:
     async def _touch_apart(self, slot: _Slot, job: _Job) -> None:
         try:
             await self._touch(slot, job)  # it checks the job again, under the slot's lock
-        except Exception:  # a server's refusal (INTERNAL_ERROR, ...): its next touch is tried when due
-            logger.exception("job %d (%s): its touch failed", job.message.uid, job.options.tube)
+        except Exception as exc:  # a server's refusal (INTERNAL_ERROR, ...): tried again after a pause
+            pause = max(TOUCH_RETRY[0], min(TOUCH_RETRY[1], job.stats.ttr / 8))
+            job.next_touch = time.monotonic() + pause
+            logger.error(
+                "job %d (%s): its touch failed (%s); trying again in %.2f s",
+                job.message.uid,
+                job.options.tube,
+                exc,
+                pause,
+            )
         finally:
             job.touching = False
             self._wake.set()  # the keeper counts with its next touch again

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 557cb8b682c7ffbee1c675c6ec143a07cdb93320b3aefc68ab507fab1f422833). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 019bfb4349fdca2e8f69728f3b49b4d6d771e8b914bdfd7bfe87f29df8d9bfe7). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -82,6 +82,8 @@ LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
 LANES_WAIT = 1
 """How long (seconds) a slot of several servers waits on all of them at once before it sweeps again."""
+TOUCH_RETRY = (0.05, 1.0)
+"""A touch the server refused is tried again after an eighth of the job's TTR, within these bounds (s)."""
 LOST = (SocketError, ProtocolError)
 """What ends a slot's connection: it failed, or a reply broke the protocol (the client drops the connection
 for that, so the server takes back what it held, as for a lost one). Both count as ``connection_errors``;
@@ -1128,8 +1130,16 @@ class Worker:
     def _touch_apart(self, slot: _Slot, job: _Job) -> None:
         try:
             self._touch(slot, job)  # it checks the job again, under the slot's lock
-        except Exception:  # a server's refusal (INTERNAL_ERROR, ...): its next touch is tried when due
-            logger.exception("job %d (%s): its touch failed", job.message.uid, job.options.tube)
+        except Exception as exc:  # a server's refusal (INTERNAL_ERROR, ...): tried again after a pause
+            pause = max(TOUCH_RETRY[0], min(TOUCH_RETRY[1], job.stats.ttr / 8))
+            job.next_touch = time.monotonic() + pause
+            logger.error(
+                "job %d (%s): its touch failed (%s); trying again in %.2f s",
+                job.message.uid,
+                job.options.tube,
+                exc,
+                pause,
+            )
         finally:
             job.touching = False
             self._wake.set()  # the keeper counts with its next touch again
