@@ -19,7 +19,7 @@ from contextlib import suppress
 from functools import partial
 from ssl import SSLContext, create_default_context
 from types import TracebackType
-from typing import Any, Self, TypeAlias, TypeVar
+from typing import Any, Self, TypeAlias, TypeGuard, TypeVar
 
 from beanstalkm._async import ASYNC
 from beanstalkm._async.client import AsyncClient
@@ -333,6 +333,8 @@ class AsyncCluster:
                 errors.append((server, exc))
                 continue
             except (Draining, OutOfMemory) as exc:  # a definite refusal: it stored nothing
+                if exc.outcome is not None:  # the use was refused, but the put ran in the tube in force
+                    raise
                 server.refuse_puts(str(exc), time.monotonic(), self._backoff)
                 log.info("server %s refused a put (%s): trying the next", server.url, exc.status)
                 errors.append((server, exc))
@@ -393,7 +395,7 @@ class AsyncCluster:
                     todo += indices
                     continue
                 outcomes = outcome if isinstance(outcome, list) else [outcome] * len(indices)
-                refused = [r for r in outcomes if isinstance(r, (Draining, OutOfMemory))]
+                refused = [r for r in outcomes if _refused(r)]
                 if refused:  # a definite refusal: those items were not stored, they go to the others
                     server.refuse_puts(str(refused[0]), time.monotonic(), self._backoff)
                     log.info(
@@ -402,7 +404,7 @@ class AsyncCluster:
                     tried.add(server.url)
                     errors.append((server, refused[0]))
                 for i, result in zip(indices, outcomes, strict=True):
-                    if isinstance(result, (Draining, OutOfMemory)):
+                    if _refused(result):
                         todo.append(i)
                     else:
                         results[i] = result
@@ -891,3 +893,10 @@ def _unknown(what: str, server: _Server, exc: SocketError) -> SocketError:
     error = SocketError(f"{what} to {server.url}: outcome unknown (not resent): {exc}", maybe_executed=True)
     error.__cause__ = exc
     return error
+
+
+def _refused(result: object) -> TypeGuard[Draining | OutOfMemory]:
+    """Whether a put's result is a definite refusal (``DRAINING``, ``OUT_OF_MEMORY``): nothing stored, so
+    it may go to another server. Not when a ``use`` sent for it was refused but the put itself ran, in
+    the tube in force (the error's ``outcome`` is the job stored there)."""
+    return isinstance(result, (Draining, OutOfMemory)) and result.outcome is None

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 8e77cb1efbbc3609c3be3e24909e265685783f888a82c1abe5496469fc90ae5d). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 b70a319d9646a15743cb346307a5777405e4d78dd62f0edc1924aef8cd81cc4b). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -17,7 +17,7 @@ from contextlib import suppress
 from functools import partial
 from ssl import SSLContext, create_default_context
 from types import TracebackType
-from typing import Any, Self, TypeAlias, TypeVar
+from typing import Any, Self, TypeAlias, TypeGuard, TypeVar
 
 from beanstalkm._core.base import MAX_TIMEOUT, check_ssl
 from beanstalkm._core.batches import PutBatch
@@ -327,6 +327,8 @@ class Cluster:
                 errors.append((server, exc))
                 continue
             except (Draining, OutOfMemory) as exc:  # a definite refusal: it stored nothing
+                if exc.outcome is not None:  # the use was refused, but the put ran in the tube in force
+                    raise
                 server.refuse_puts(str(exc), time.monotonic(), self._backoff)
                 log.info("server %s refused a put (%s): trying the next", server.url, exc.status)
                 errors.append((server, exc))
@@ -387,7 +389,7 @@ class Cluster:
                     todo += indices
                     continue
                 outcomes = outcome if isinstance(outcome, list) else [outcome] * len(indices)
-                refused = [r for r in outcomes if isinstance(r, (Draining, OutOfMemory))]
+                refused = [r for r in outcomes if _refused(r)]
                 if refused:  # a definite refusal: those items were not stored, they go to the others
                     server.refuse_puts(str(refused[0]), time.monotonic(), self._backoff)
                     log.info(
@@ -396,7 +398,7 @@ class Cluster:
                     tried.add(server.url)
                     errors.append((server, refused[0]))
                 for i, result in zip(indices, outcomes, strict=True):
-                    if isinstance(result, (Draining, OutOfMemory)):
+                    if _refused(result):
                         todo.append(i)
                     else:
                         results[i] = result
@@ -885,3 +887,10 @@ def _unknown(what: str, server: _Server, exc: SocketError) -> SocketError:
     error = SocketError(f"{what} to {server.url}: outcome unknown (not resent): {exc}", maybe_executed=True)
     error.__cause__ = exc
     return error
+
+
+def _refused(result: object) -> TypeGuard[Draining | OutOfMemory]:
+    """Whether a put's result is a definite refusal (``DRAINING``, ``OUT_OF_MEMORY``): nothing stored, so
+    it may go to another server. Not when a ``use`` sent for it was refused but the put itself ran, in
+    the tube in force (the error's ``outcome`` is the job stored there)."""
+    return isinstance(result, (Draining, OutOfMemory)) and result.outcome is None
