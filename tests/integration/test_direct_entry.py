@@ -78,3 +78,34 @@ def test_bad_arguments_on_the_direct_entry_are_refused_before_anything_is_sent(
         assert conn.connected
     finally:
         fake.close()
+
+
+class _Recording:
+    """A mixin that sees every command a connection executes (as a user's instrumentation might)."""
+
+    seen: list[str]
+
+    def _execute(self: Any, request: Any, tube: str | None = None) -> Any:
+        from beanstalkm import Client
+
+        self.seen.append(request.command)
+        return Client._execute(self, request, tube)
+
+
+def test_an_execute_from_a_mixin_sees_the_direct_entry_s_commands(server: BeanstalkdServer) -> None:
+    """``_execute`` inherited from a mixin before ``Client`` is the class's own too: ``_direct`` hands it
+    every command (it saw none when only the class's own dict was looked at)."""
+    from beanstalkm import Client
+
+    class RecordingClient(_Recording, Client):
+        pass
+
+    client = RecordingClient(server.host, server.port, timeout=10)
+    client.seen = []
+    try:
+        job = client.queue.put(b"x")
+        client.queue.stats_job(job)
+        client.queue.delete(job)
+    finally:
+        client.close()
+    assert client.seen == ["put", "stats-job", "delete"]

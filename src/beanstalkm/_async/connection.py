@@ -300,7 +300,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "_execute" in vars(cls):
+        if cls._execute is not AsyncConnection._execute:  # its own, or a mixin's before this class's
             cls._routes_execute = True
 
     async def _execute_exchange(self, request: Request[T], tube: str | None) -> T:

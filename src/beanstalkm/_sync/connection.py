@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 343678af025b9601b35aece5a66107f4912ffc6c20d22dc48ab7ed50352a4724). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 a2949884b9dae1265896688b0eb0fce322f6074339d5916957ebfe8c956f966a). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -238,7 +238,7 @@ class Connection(ConnectionBase[Message]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "_execute" in vars(cls):
+        if cls._execute is not Connection._execute:  # its own, or a mixin's before this class's
             cls._routes_execute = True
 
     def _execute_exchange(self, request: Request[T], tube: str | None) -> T:
