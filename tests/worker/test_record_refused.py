@@ -146,3 +146,31 @@ def test_the_cli_goes_on_past_a_record_a_draining_server_refuses(server: Beansta
         assert all(client.queue.peek(uid) is None for uid in good), workers.logs()
         assert client.queue.stats_job(bad).state == "buried"
         assert "without its failure record" in workers.logs()
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_record_stored_buried_is_kept_and_made_ready(server: BeanstalkdServer, flavour: str) -> None:
+    """``BURIED <id>`` for the record's put: the server stored it, buried (out of memory growing a
+    queue). The record keeps its id and is kicked to ready, where the lookups find it. A proxy turns the
+    record put's ``INSERTED`` into ``BURIED`` (a real server does not run out of memory on demand).
+    Failed before: the job was buried 'without its failure record' (record_id 0), the record lost."""
+    from .test_connection_loss import CuttingProxy
+    from .test_protocol_break import Once
+
+    with Client(server.host, server.port) as client:
+        bad = client.put({"n": "poison"}, tube="t").uid
+        tube = record_tube("t", bad).encode()
+        once = Once(rb"(USING %b\r\n)INSERTED (\d+)\r\n" % tube, rb"\1BURIED \2\r\n")
+        proxy = CuttingProxy(server, b"", once)
+        try:
+            worker = (Worker if flavour == "threads" else AsyncWorker)(host="127.0.0.1", port=proxy.port)
+            register(worker, "t", _raise_for_poison("bad job"), retries=0)
+            buried: list[FailureRecord] = []
+            worker.on_bury(lambda message, record: buried.append(record))
+            stats = run_worker(worker, burst=True)
+        finally:
+            proxy.close()
+        assert once.breaks == 1 and stats.buried == 1
+        [record] = buried
+        assert record.record_id > 0 and client.queue.stats_job(record.record_id).state == "ready"
+        assert [r.record_id for r in run_worker_failures(make_worker(flavour, server))] == [record.record_id]

@@ -63,7 +63,7 @@ from beanstalkm._errors import (
     SocketError,
 )
 from beanstalkm._generated import commands as _c
-from beanstalkm._generated.errors import DeadlineSoon, JobTooBig, NotFound, TimedOut
+from beanstalkm._generated.errors import Buried, DeadlineSoon, JobTooBig, NotFound, TimedOut
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._transport import tasks
 from beanstalkm._transport.streams import new_lock
@@ -1213,10 +1213,10 @@ async def _store(client: AsyncClient, record: FailureRecord) -> FailureRecord:
     (``JOB_TOO_BIG``) is stored again shrunk; one the server refuses (draining, out of memory, still too big)
     is logged and the job is buried without it (``record_id`` 0). A lost connection is raised."""
     try:
-        return dataclasses.replace(record, record_id=await store_record(client, record))
+        return await _put_record(client, record)
     except JobTooBig:
         try:
-            return dataclasses.replace(record, record_id=await store_record(client, record.shrunk()))
+            return await _put_record(client, record.shrunk())
         except CommandFailed as exc:
             refused = exc
     except CommandFailed as exc:
@@ -1228,6 +1228,21 @@ async def _store(client: AsyncClient, record: FailureRecord) -> FailureRecord:
         refused,
     )
     return record
+
+
+async def _put_record(client: AsyncClient, record: FailureRecord) -> FailureRecord:
+    """``record`` stored, with its ``record_id``. One the server stored buried (``BURIED <id>``: out of
+    memory growing a priority queue) is kicked to ready, where the record lookups find it (if the kick
+    fails too it stays buried, its id kept, so it is still deleted once done with)."""
+    try:
+        return dataclasses.replace(record, record_id=await store_record(client, record))
+    except Buried as exc:
+        record_id = int(exc.reply_args[0]) if exc.reply_args and exc.reply_args[0].isdigit() else 0
+        if record_id:
+            with contextlib.suppress(CommandFailed):
+                await client.queue.kick_job(record_id)
+        logger.warning("job %d (%s): its failure record %d was stored buried", record.job_id, record.tube, record_id)
+        return dataclasses.replace(record, record_id=record_id)
 
 
 async def _drop_record(client: AsyncClient, record: FailureRecord) -> None:

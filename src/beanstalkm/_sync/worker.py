@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 019bfb4349fdca2e8f69728f3b49b4d6d771e8b914bdfd7bfe87f29df8d9bfe7). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 b12dec564ef03b195371f5f8220ce46e74858cf278aa741cf4bba47111b73669). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -50,7 +50,7 @@ from beanstalkm._errors import (
     SocketError,
 )
 from beanstalkm._generated import commands as _c
-from beanstalkm._generated.errors import DeadlineSoon, JobTooBig, NotFound, TimedOut
+from beanstalkm._generated.errors import Buried, DeadlineSoon, JobTooBig, NotFound, TimedOut
 from beanstalkm._generated.stats import JobStats
 from beanstalkm._sync.client import Client
 from beanstalkm._sync.cluster import Cluster
@@ -1191,10 +1191,10 @@ def _store(client: Client, record: FailureRecord) -> FailureRecord:
     (``JOB_TOO_BIG``) is stored again shrunk; one the server refuses (draining, out of memory, still too big)
     is logged and the job is buried without it (``record_id`` 0). A lost connection is raised."""
     try:
-        return dataclasses.replace(record, record_id=store_record(client, record))
+        return _put_record(client, record)
     except JobTooBig:
         try:
-            return dataclasses.replace(record, record_id=store_record(client, record.shrunk()))
+            return _put_record(client, record.shrunk())
         except CommandFailed as exc:
             refused = exc
     except CommandFailed as exc:
@@ -1206,6 +1206,21 @@ def _store(client: Client, record: FailureRecord) -> FailureRecord:
         refused,
     )
     return record
+
+
+def _put_record(client: Client, record: FailureRecord) -> FailureRecord:
+    """``record`` stored, with its ``record_id``. One the server stored buried (``BURIED <id>``: out of
+    memory growing a priority queue) is kicked to ready, where the record lookups find it (if the kick
+    fails too it stays buried, its id kept, so it is still deleted once done with)."""
+    try:
+        return dataclasses.replace(record, record_id=store_record(client, record))
+    except Buried as exc:
+        record_id = int(exc.reply_args[0]) if exc.reply_args and exc.reply_args[0].isdigit() else 0
+        if record_id:
+            with contextlib.suppress(CommandFailed):
+                client.queue.kick_job(record_id)
+        logger.warning("job %d (%s): its failure record %d was stored buried", record.job_id, record.tube, record_id)
+        return dataclasses.replace(record, record_id=record_id)
 
 
 def _drop_record(client: Client, record: FailureRecord) -> None:
