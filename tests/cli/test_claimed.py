@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from beanstalkm import Client
 from beanstalkm.testing import BeanstalkdServer, ServerFactory
@@ -16,6 +17,7 @@ from beanstalkm.testing import BeanstalkdServer, ServerFactory
 from ._support import TIMEOUT, cli_env, client, url
 
 DELAY = 3600
+MOVE = ["move", "src", "dst"]
 
 
 def _three(server: BeanstalkdServer) -> list[int]:
@@ -86,3 +88,36 @@ def test_export_delete_to_a_closed_pipe_gives_the_claimed_jobs_back(server: Bean
     assert "3 claimed job(s) were put back as they were" in proc.stderr, proc.stderr
     with client(server) as c:
         _as_they_were(c, ids)
+
+
+def test_move_whose_deletes_are_lost_says_the_copies_are_in_both_places(server: BeanstalkdServer) -> None:
+    """The copies are stored, then the source connection is cut as the originals' deletes go out: the
+    originals fall back to ready. The one line must say so (before, it said nothing of the copies). A
+    proxy in front of the real server cuts the connection when it sees the first delete."""
+    from worker.test_connection_loss import CuttingProxy
+
+    with client(server) as c:
+        c.queue.use("src")
+        ids = [c.queue.put(b"job-%d" % i, 10, 0, 60) for i in range(3)]
+    proxy = CuttingProxy(server, b"delete ")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "beanstalkm", "-s", f"beanstalk://127.0.0.1:{proxy.port}", "--timeout", "2", *MOVE],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env=cli_env(),
+            check=False,
+        )
+    finally:
+        proxy.close()
+    assert proxy.cuts == 1
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "3 job(s) were copied to the destination tube but their originals could not be deleted" in proc.stderr
+    with client(server) as c:
+        assert c.queue.stats_tube("dst").current_jobs_ready == 3  # the copies
+        deadline = time.monotonic() + TIMEOUT  # the server releases them as it sees the cut connection close
+        while [c.queue.stats_job(i).state for i in ids] != ["ready"] * 3:  # and the originals, back
+            assert time.monotonic() < deadline, [c.queue.stats_job(i).state for i in ids]
+            time.sleep(0.02)

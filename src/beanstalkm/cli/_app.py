@@ -796,15 +796,18 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
                 bar.total(len(ids))
                 for start in range(0, len(ids), BATCH):
                     claimed = pending = claim(client, ids[start : start + BATCH])
+                    copied: list[Claimed] = []  # copied, their originals not yet deleted
                     try:
                         outcomes = put_jobs(dest, dst, [job.record() for job in claimed])
                         done = [job for job, o in zip(claimed, outcomes, strict=True) if isinstance(o, int)]
                         pending = [job for job, o in zip(claimed, outcomes, strict=True) if not isinstance(o, int)]
                         failures += [f"job {ctx.ref(server, j.stats.id)}" for j in pending]
+                        copied = done
                         delete_ids(client, [job.stats.id for job in done])
+                        copied = []
                         restore(client, pending)
                     except BaseException as exc:  # the claimed jobs not copied go back as they were, not as ready
-                        _give_back(client, pending, exc, "move", to_url)
+                        _give_back(client, pending, exc, "move", to_url, copied=len(copied))
                     moved += len(done)
                     bar.advance(len(ids[start : start + BATCH]))
                 left = jobs_in(tube_count(client, src), ("reserved",))
@@ -879,13 +882,14 @@ def export_command(ctx: Ctx, tube: str, states: tuple[str, ...], delete: bool) -
 
 
 def _give_back(
-    client: Client, claimed: Sequence[Claimed], exc: BaseException, what: str, detail: str | None
+    client: Client, claimed: Sequence[Claimed], exc: BaseException, what: str, detail: str | None, copied: int = 0
 ) -> NoReturn:
     """``exc`` ended ``what`` while ``claimed`` jobs were held (reserve-job, neither copied nor deleted):
     each is given back as it was (a buried one buried, a delayed one delayed), not left to fall back to
     ready when the connection closes. Then it raises the error: one line saying what happened to them.
     ``detail``: for ``move``, the destination (its copies' outcome is unknown if a put may have run);
-    for ``export``, what was exported before."""
+    for ``export``, what was exported before. ``copied``: jobs of ``move`` copied whose originals' deletes
+    did not go through (the source connection lost): they are in both places, and the line says so."""
     if not isinstance(exc, Exception):  # Ctrl-C, an exit: given back, and it goes on as it was
         with suppress(Exception):
             restore(client, claimed)
@@ -895,7 +899,12 @@ def _give_back(
         back = f"{len(claimed)} claimed job(s) were put back as they were"
     except Exception as lost:  # the connection went too: beanstalkd made them ready
         back = f"{len(claimed)} claimed job(s) could not be put back and are ready again ({lost})"
-    if what == "move" and isinstance(exc, SocketError) and exc.maybe_executed:
+    if copied:
+        back += (
+            f"; {copied} job(s) were copied to {detail or 'the destination tube'} but their originals could not"
+            " be deleted: they are in both places"
+        )
+    elif what == "move" and isinstance(exc, SocketError) and exc.maybe_executed:
         back += f"; some of their copies may have been stored on {detail or 'the same server'}"
     elif what == "export":
         back += detail or ""
