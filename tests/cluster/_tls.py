@@ -57,6 +57,10 @@ class TLSProxy:
     def close(self) -> None:
         async def stop() -> None:
             self._server.close()
+            piping = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in piping:  # the connections still open: ended here, not left to the loop's close
+                task.cancel()
+            await asyncio.gather(*piping, return_exceptions=True)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await self._server.wait_closed()
