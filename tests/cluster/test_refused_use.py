@@ -6,76 +6,33 @@ demand, so a scripted fake stands beside a real beanstalkd."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from beanstalkm import BatchFailed, Client, OutOfMemory
 from beanstalkm.testing import BeanstalkdServer
+from integration._fake import FakeServer
 
 from .conftest import MakeCluster, url_of
 
 
-class RefusingUse:
-    """A loopback fake: ``use`` gets ``OUT_OF_MEMORY``, ``put`` is stored (``INSERTED n``), anything else
-    ``UNKNOWN_COMMAND``. Bounded: daemon threads with socket timeouts, closed by ``close()``."""
-
-    def __init__(self) -> None:
-        self.stored: list[bytes] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"beanstalk://127.0.0.1:{self._listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(20)
-        buf = b""
-        with conn:
-            try:
-                while True:
-                    while b"\r\n" not in buf:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    line, buf = buf.split(b"\r\n", 1)
-                    words = line.split(b" ")
-                    if words[0] == b"use":
-                        conn.sendall(b"OUT_OF_MEMORY\r\n")
-                    elif words[0] == b"put":
-                        size = int(words[4])
-                        while len(buf) < size + 2:
-                            buf += conn.recv(65536)
-                        self.stored.append(buf[:size])
-                        buf = buf[size + 2 :]
-                        conn.sendall(b"INSERTED %d\r\n" % (100 + len(self.stored)))
-                    elif words[0] == b"quit":
-                        return
-                    else:
-                        conn.sendall(b"UNKNOWN_COMMAND\r\n")
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self._listener.close()
+def _refuse_use(line: str, body: bytes | None) -> object:
+    """``use`` gets ``OUT_OF_MEMORY``; everything else the fake's minimal beanstalkd (``put`` stored)."""
+    return b"OUT_OF_MEMORY\r\n" if line.startswith("use ") else NotImplemented
 
 
 @pytest.fixture
-def fake() -> Iterator[RefusingUse]:
-    made = RefusingUse()
+def fake() -> Iterator[FakeServer]:
+    made = FakeServer(_refuse_use)
     try:
         yield made
     finally:
         made.close()
+
+
+def _url(fake: FakeServer) -> str:
+    return f"beanstalk://{fake.host}:{fake.port}"
 
 
 def _jobs(server: BeanstalkdServer, tube: str) -> int:
@@ -84,24 +41,26 @@ def _jobs(server: BeanstalkdServer, tube: str) -> int:
 
 
 def test_a_put_whose_use_was_refused_but_ran_is_not_sent_again(
-    servers: list[BeanstalkdServer], fake: RefusingUse, make_cluster: MakeCluster
+    servers: list[BeanstalkdServer], fake: FakeServer, make_cluster: MakeCluster
 ) -> None:
-    def fake_first(up: list[str], tube: str, key: str | None) -> str:
-        return fake.url if fake.url in up else up[0]
+    fake_url = _url(fake)
 
-    cluster = make_cluster([fake.url, url_of(servers[0])], placement=fake_first, timeout=5)
+    def fake_first(up: list[str], tube: str, key: str | None) -> str:
+        return fake_url if fake_url in up else up[0]
+
+    cluster = make_cluster([fake_url, url_of(servers[0])], placement=fake_first, timeout=5)
     with pytest.raises(OutOfMemory) as caught:
         cluster.put({"n": 1}, tube="work")
-    assert caught.value.outcome == 101  # stored on the fake, in its tube in force
-    assert len(fake.stored) == 1 and _jobs(servers[0], "work") == 0  # and nowhere else
+    assert caught.value.outcome == 1  # stored on the fake, in its tube in force
+    assert fake.commands("put") == 1 and _jobs(servers[0], "work") == 0  # and nowhere else
 
 
 def test_put_many_items_whose_use_was_refused_but_ran_are_reported_not_sent_again(
-    servers: list[BeanstalkdServer], fake: RefusingUse, make_cluster: MakeCluster
+    servers: list[BeanstalkdServer], fake: FakeServer, make_cluster: MakeCluster
 ) -> None:
-    cluster = make_cluster([fake.url, url_of(servers[0])], timeout=5)  # round-robin: one item each
+    cluster = make_cluster([_url(fake), url_of(servers[0])], timeout=5)  # round-robin: one item each
     with pytest.raises(BatchFailed) as caught:
         cluster.put_many([{"n": 1}, {"n": 2}], tube="work")
     refused = [r for r in caught.value.results if isinstance(r, OutOfMemory)]
-    assert len(refused) == 1 and refused[0].outcome == 101  # the fake's item: stored there, reported so
-    assert len(fake.stored) == 1 and _jobs(servers[0], "work") == 1  # the real server's one item only
+    assert len(refused) == 1 and refused[0].outcome == 1  # the fake's item: stored there, reported so
+    assert fake.commands("put") == 1 and _jobs(servers[0], "work") == 1  # the real server's one item only
