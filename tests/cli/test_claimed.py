@@ -14,10 +14,9 @@ import time
 from beanstalkm import Client
 from beanstalkm.testing import BeanstalkdServer, ServerFactory
 
-from ._support import TIMEOUT, cli_env, client, url
+from ._support import TIMEOUT, cli_env, client, run, url
 
 DELAY = 3600
-MOVE = ["move", "src", "dst"]
 
 
 def _three(server: BeanstalkdServer) -> list[int]:
@@ -48,20 +47,13 @@ def test_move_to_a_server_that_stops_answering_gives_the_claimed_jobs_back(serve
     args = ["-s", url(source), "--timeout", "1", "move", "jobs", "jobs", "--to", url(frozen)]
     frozen.pause()  # it accepts the connection (the kernel's backlog) but never answers the puts
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "beanstalkm", *args],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            env=cli_env(),
-            check=False,
-        )
+        result = run(*args)
     finally:
         frozen.resume()
-    assert proc.returncode == 3, proc.stderr
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("beanstalkm: "), proc.stderr
-    assert "3 claimed job(s) were put back as they were" in proc.stderr, proc.stderr
-    assert url(frozen).split("//")[1] in proc.stderr  # names the server that failed
+    assert result.code == 3, result.err
+    assert result.err.count("\n") == 1 and result.err.startswith("beanstalkm: "), result.err
+    assert "3 claimed job(s) were put back as they were" in result.err, result.err
+    assert url(frozen).split("//")[1] in result.err  # names the server that failed
     with client(source) as c:
         _as_they_were(c, ids)
 
@@ -101,20 +93,13 @@ def test_move_whose_deletes_are_lost_says_the_copies_are_in_both_places(server: 
         ids = [c.queue.put(b"job-%d" % i, 10, 0, 60) for i in range(3)]
     proxy = CuttingProxy(server, b"delete ")
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "beanstalkm", "-s", f"beanstalk://127.0.0.1:{proxy.port}", "--timeout", "2", *MOVE],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            env=cli_env(),
-            check=False,
-        )
+        result = run("-s", f"beanstalk://127.0.0.1:{proxy.port}", "--timeout", "2", "move", "src", "dst")
     finally:
         proxy.close()
     assert proxy.cuts == 1
-    assert proc.returncode == 3, proc.stderr
-    assert proc.stderr.count("\n") == 1, proc.stderr
-    assert "3 job(s) were copied to the destination tube but their originals could not be deleted" in proc.stderr
+    assert result.code == 3, result.err
+    assert result.err.count("\n") == 1, result.err
+    assert "3 job(s) were copied to the destination tube but their originals could not be deleted" in result.err
     with client(server) as c:
         assert c.queue.stats_tube("dst").current_jobs_ready == 3  # the copies
         deadline = time.monotonic() + TIMEOUT  # the server releases them as it sees the cut connection close
