@@ -332,8 +332,8 @@ class AsyncCluster:
                 self._down(server, exc)
                 errors.append((server, exc))
                 continue
-            except (Draining, OutOfMemory) as exc:  # a definite refusal: it stored nothing
-                if exc.outcome is not None:  # the use was refused, but the put ran in the tube in force
+            except (Draining, OutOfMemory) as exc:
+                if not _refused(exc):  # the use was refused, but the put ran in the tube in force
                     raise
                 server.refuse_puts(str(exc), time.monotonic(), self._backoff)
                 log.info("server %s refused a put (%s): trying the next", server.url, exc.status)

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 b70a319d9646a15743cb346307a5777405e4d78dd62f0edc1924aef8cd81cc4b). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 fa1a33074cc7065b87f5c7c09988d0b0af98654f0cedb684516980c9e2f0c98b). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -326,8 +326,8 @@ class Cluster:
                 self._down(server, exc)
                 errors.append((server, exc))
                 continue
-            except (Draining, OutOfMemory) as exc:  # a definite refusal: it stored nothing
-                if exc.outcome is not None:  # the use was refused, but the put ran in the tube in force
+            except (Draining, OutOfMemory) as exc:
+                if not _refused(exc):  # the use was refused, but the put ran in the tube in force
                     raise
                 server.refuse_puts(str(exc), time.monotonic(), self._backoff)
                 log.info("server %s refused a put (%s): trying the next", server.url, exc.status)
