@@ -41,9 +41,10 @@ class Once:
         return data[: found.start()] + found.expand(self.broken) + data[found.end() :]
 
 
-def consume(flavour: str, port: int, runs: list[tuple[int, bool]], max_jobs: int) -> WorkerStats:
+def consume(flavour: str, port: int, runs: list[tuple[int, bool]], max_jobs: int, sleep: float = 0.0) -> WorkerStats:
     """A one-slot worker of ``t`` through the proxy on ``port``, until it has taken ``max_jobs`` jobs;
-    ``runs`` gets each run's job id and whether the job was still reserved by the worker as it ran."""
+    ``runs`` gets each run's job id and whether the job was still reserved by the worker as it ran.
+    Each handler then sleeps ``sleep`` seconds."""
     worker: Worker | AsyncWorker
     if flavour == "threads":
         worker = Worker(host="127.0.0.1", port=port)
@@ -51,12 +52,14 @@ def consume(flavour: str, port: int, runs: list[tuple[int, bool]], max_jobs: int
         @worker.handler("t")
         def handle(message: Message) -> None:
             runs.append((message.uid, message.reserved))
+            time.sleep(sleep)
     else:
         worker = AsyncWorker(host="127.0.0.1", port=port)
 
         @worker.handler("t")
         async def handle_async(message: AsyncMessage) -> None:
             runs.append((message.uid, message.reserved))
+            await asyncio.sleep(sleep)
 
     return run_worker(worker, max_jobs=max_jobs)
 
@@ -173,22 +176,8 @@ def test_a_touch_the_server_refuses_is_tried_again_after_a_pause_not_at_once(
         return data.replace(command, b""), b"INTERNAL_ERROR\r\n" * data.count(command)
 
     proxy = CuttingProxy(server, b"", intercept=refuse)
-    worker: Worker | AsyncWorker
-    try:
-        if flavour == "threads":
-            worker = Worker(host="127.0.0.1", port=proxy.port)
-
-            @worker.handler("t")
-            def handle(message: Message) -> None:
-                time.sleep(2.5)  # past half its TTR: its touches are due from 1 s on
-        else:
-            worker = AsyncWorker(host="127.0.0.1", port=proxy.port)
-
-            @worker.handler("t")
-            async def handle_async(message: AsyncMessage) -> None:
-                await asyncio.sleep(2.5)
-
-        stats = run_worker(worker, max_jobs=1)
+    try:  # the handler runs 2.5 s, past half its TTR: its touches are due from 1 s on
+        stats = consume(flavour, proxy.port, [], 1, sleep=2.5)
     finally:
         proxy.close()
     assert 2 <= refused <= 12  # due at 1 s, then every 0.25 s until the handler ends at 2.5 s
