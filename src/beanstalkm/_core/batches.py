@@ -322,6 +322,8 @@ def reserve_many_requests(n: int, timeout: int, drop: bool) -> list[Request[Job]
     return [first, *[_c.reserve_with_timeout(0)] * (n - 1)]
 
 
+_ID_MAX = 2**64 - 1  # the largest job id ``delete`` takes (the spec's)
+
 DELETE_CHUNK = 16  # reserve_many(drop=True) writes the deletes of this many messages at a time
 
 
@@ -338,12 +340,14 @@ def reserve_many_steps(
     yield from session.write(b"".join([r.data for r in requests]), wait)
     messages: list[M] = []
     outcomes: list[object] = []
-    deletes: list[tuple[Request[None], M, int]] = []  # each delete written, its message and its item
+    deletes: list[tuple[bytes, M, int]] = []  # each delete written (its bytes), its message and its item
     pending = 0  # of those, how many are not written yet
     holding = False  # whether this batch reserved a job (DEADLINE_SOON may then be its own doing)
     for request in requests:
         try:
-            reply = yield from await_reply(reader, wait)
+            reply = reader.next_reply()  # ``yield from await_reply(reader, wait)``, inline: no generator per reply
+            while reply is None:
+                reply = reader.read((yield wait))
         except BaseException as exc:
             if deletes:
                 exc.add_note(
@@ -369,16 +373,22 @@ def reserve_many_steps(
         messages.append(message)
         outcomes.append(message)
         if drop:
-            deletes.append((_c.delete(message.uid), message, len(outcomes) - 1))
+            uid = message.uid  # (an id ``delete`` refuses, 0, goes to its encoder, which says so)
+            deletes.append(
+                (b"delete %d\r\n" % uid if 0 < uid <= _ID_MAX else _c.delete(uid).head, message, len(outcomes) - 1)
+            )
             pending += 1
             if pending == DELETE_CHUNK:
-                yield b"".join([d[0].data for d in deletes[-pending:]])
+                yield b"".join([d[0] for d in deletes[-pending:]])
                 pending = 0
     if pending:
-        yield b"".join([d[0].data for d in deletes[-pending:]])
+        yield b"".join([d[0] for d in deletes[-pending:]])
     replies = yield from batch_replies(reader, len(deletes))
-    for (delete, message, item), reply in zip(deletes, replies, strict=True):
-        error = _deleted(session, delete, reply, message)
+    for (_, message, item), reply in zip(deletes, replies, strict=True):
+        if reply.status == "DELETED" and not reply.args:  # the usual reply (``_c.delete``'s decoder: None)
+            message._deleted()
+            continue
+        error = _deleted(session, reply, message)
         if error is not None:
             outcomes[item] = error
     if reader.buffered:
@@ -386,11 +396,11 @@ def reserve_many_steps(
     return messages, outcomes
 
 
-def _deleted(session: Session, delete: Request[None], reply: Reply, message: M) -> BeanstalkmException | None:
+def _deleted(session: Session, reply: Reply, message: M) -> BeanstalkmException | None:
     """Decode the reply to a reserved ``message``'s delete: None once it is deleted, else the error
     (``NotFound``: the job is not reserved by us any more; a reply that broke the protocol is noted)."""
     try:
-        delete.decode(reply)
+        _c.DELETE_COMMAND.decode(reply)
     except BeanstalkmException as exc:
         session.note(exc)
         if isinstance(exc, NotFound):
