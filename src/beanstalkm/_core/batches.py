@@ -238,6 +238,10 @@ class PutBatch(Generic[M]):
         replies = yield from batch_replies(reader, len(plan.requests))  # the puts', and the plan's ``use``'s
         if reader.buffered:
             raise out_of_step("put", reader.buffered)
+        if len(replies) == count:  # no ``use`` added: each reply is its put's
+            ids = _inserted(replies)
+            if ids is not None:
+                return ids
         return session.finish(plan, replies)
 
     def build(self) -> None:
@@ -272,6 +276,17 @@ class PutBatch(Generic[M]):
             else:
                 results.append(result)
         return BatchFailed(results)
+
+
+def _inserted(replies: list[Reply]) -> list[int] | None:
+    """The ids of puts whose replies are all the usual ``INSERTED <id>`` (what ``session.finish`` makes
+    of them: a put changes no connection state); None if any is another, for ``finish`` to decide."""
+    ids: list[int] = []
+    for status, args, _, _ in replies:
+        if status != "INSERTED" or len(args) != 1 or not args[0].isdigit():
+            return None
+        ids.append(int(args[0]))
+    return ids
 
 
 def batch_replies(reader: ReplyReader, count: int) -> Generator[float | None, bytes, list[Reply]]:
