@@ -39,10 +39,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import gc
 import json
 import os
-import pstats
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -52,6 +52,9 @@ import beanstalkm
 from beanstalkm.aio import AsyncClient
 from beanstalkm.testing import BeanstalkdServer
 from bench import aiostalk
+from bench.cases_async import share
+from bench.wire import put_command
+from hot_path import tally
 
 TO = "user@example.org"
 PRIORITY, TTR = beanstalkm.DEFAULT_PRIORITY, beanstalkm.DEFAULT_TTR
@@ -110,16 +113,21 @@ class Cases:
         self.closers.append(client.close)
         return client
 
-    async def alone(self) -> dict[str, Run]:
-        client = await self._bsm("hot.alone.bsm")
-        other = await self._aio("hot.alone.aio")
+    async def _raw(self, tube: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A raw asyncio stream using ``tube`` (its writes stubbed if stubbing)."""
         reader, writer = await asyncio.open_connection(*self.addr)
-        writer.write(b"use hot.alone.raw\r\n")
+        writer.write(b"use %b\r\n" % tube.encode())
         await reader.readline()
         if self.stub:
             _stub(asyncio.get_running_loop(), writer, _protocol(writer))
         self.closers.append(_closer(writer))
-        dumps, command = json.dumps, b"put %d 0 %d %d\r\n%b\r\n" % (PRIORITY, TTR, len(self.envelope), self.envelope)
+        return reader, writer
+
+    async def alone(self) -> dict[str, Run]:
+        client = await self._bsm("hot.alone.bsm")
+        other = await self._aio("hot.alone.aio")
+        reader, writer = await self._raw("hot.alone.raw")
+        dumps, command = json.dumps, put_command(self.envelope)
 
         async def bsm(k: int) -> None:
             put = client.put
@@ -163,13 +171,8 @@ class Cases:
         idle: asyncio.Queue[Any] = asyncio.Queue()
         for one in pool:
             idle.put_nowait(one)
-        reader, writer = await asyncio.open_connection(*self.addr)
-        writer.write(b"use hot.tasks.raw\r\n")
-        await reader.readline()
-        if self.stub:
-            _stub(asyncio.get_running_loop(), writer, _protocol(writer))
-        self.closers.append(_closer(writer))
-        dumps, command = json.dumps, b"put %d 0 %d %d\r\n%b\r\n" % (PRIORITY, TTR, len(self.envelope), self.envelope)
+        reader, writer = await self._raw("hot.tasks.raw")
+        dumps, command = json.dumps, put_command(self.envelope)
 
         async def bsm_op(i: int) -> None:
             await client.put({"n": i, "to": TO}, "hot.tasks.bsm")
@@ -205,19 +208,7 @@ def _closer(writer: asyncio.StreamWriter) -> Callable[[], Awaitable[None]]:
 
 def _drive(op: Callable[[int], Awaitable[None]]) -> Run:
     """``TASKS`` concurrent tasks doing ``k`` operations between them (as ``benchmarks/run.py``'s ``drive``)."""
-
-    async def run(k: int) -> None:
-        remaining = k
-
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await op(remaining)
-
-        await asyncio.gather(*(worker() for _ in range(TASKS)))
-
-    return run
+    return functools.partial(share, op)
 
 
 CASES = ("alone", "queue_alone", "tasks")
@@ -236,17 +227,7 @@ async def _calls(run: Run, k: int, show: int = 0) -> tuple[float, float]:
     profile.enable()
     await run(k)
     profile.disable()
-    stats = pstats.Stats(profile)
-    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = getattr(stats, "stats")  # noqa: B009
-    mine = [
-        v[1]
-        for key, v in raw.items()
-        if key[0] != __file__ and key[2] != "<method 'disable' of '_lsprof.Profiler' objects>"
-    ]
-    python = [v[1] for key, v in raw.items() if key[0] not in ("~", __file__)]
-    if show:
-        stats.sort_stats("tottime").print_stats(show)
-    return sum(mine) / k, sum(python) / k
+    return tally(profile, k, show, (__file__,))
 
 
 async def _envelope(addr: tuple[str, int]) -> bytes:

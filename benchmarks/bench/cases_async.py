@@ -14,22 +14,24 @@ from bench.env import PRIORITY, TASKS, TO, TTR, Env, Prepared, Run
 from bench.wire import put_command
 
 
+async def share(op: Callable[[int], Awaitable[None]], k: int, tasks: int = TASKS) -> None:
+    """``tasks`` concurrent tasks doing ``k`` operations between them (``op(i)``, i counting down)."""
+    remaining = k
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await op(remaining)
+
+    await asyncio.gather(*(worker() for _ in range(tasks)))
+
+
 def drive(env: Env, op: Callable[[int], Awaitable[None]], tasks: int = TASKS) -> Run:
-    """``run(k)``: ``tasks`` concurrent tasks doing ``k`` operations between them (``op(i)``, i counting down)."""
+    """``run(k)``: ``share(op, k, tasks)`` on the cases' event loop."""
 
     def run(k: int) -> None:
-        remaining = k
-
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await op(remaining)
-
-        async def main() -> None:
-            await asyncio.gather(*(worker() for _ in range(tasks)))
-
-        env.loop.run_until_complete(main())
+        env.loop.run_until_complete(share(op, k, tasks))
 
     return run
 

@@ -5,7 +5,7 @@ what ``_c.delete`` of each id would, with the same errors for what those encoder
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -13,9 +13,11 @@ from beanstalkm import Buried, InvalidArgument, NotFound
 from beanstalkm._core import envelope
 from beanstalkm._core.batches import DELETE_CHUNK, PutBatch, reserve_many_requests, reserve_many_steps
 from beanstalkm._core.requests import BODY_APART
-from beanstalkm._core.session import Session
+from beanstalkm._core.session import Exchange, Session
 from beanstalkm._generated import commands as _c
 from beanstalkm.aio import AsyncClient, AsyncMessage
+
+T = TypeVar("T")
 
 
 class _Priority(enum.IntEnum):
@@ -84,8 +86,14 @@ def _drive(replies: list[bytes], n: int) -> tuple[list[bytes], list[object]]:
     client = _client()
     session, reader = Session(), _c.new_reader()
     steps = reserve_many_steps(session, reader, reserve_many_requests(n, 0, True), True, client._reserved_message)
+    written, (_, outcomes) = _pumped(steps, replies)
+    return written, outcomes
+
+
+def _pumped(steps: Exchange[T], reads: list[bytes]) -> tuple[list[bytes], T]:
+    """A conversation pumped by hand: what it wrote, and its result, fed ``reads`` one at a time."""
     written: list[bytes] = []
-    feed = iter(replies)
+    feed = iter(reads)
     step = next(steps)
     try:
         while True:
@@ -95,8 +103,8 @@ def _drive(replies: list[bytes], n: int) -> tuple[list[bytes], list[object]]:
             else:
                 step = steps.send(next(feed))
     except StopIteration as done:
-        _, outcomes = done.value
-    return written, outcomes
+        result: T = done.value
+        return written, result
 
 
 def _job(job_id: int) -> bytes:
@@ -140,18 +148,7 @@ def _put_results(replies: bytes, count: int, in_force: str = "tube") -> tuple[li
     session, reader = Session(), _c.new_reader()
     session.server_using = session.using = in_force
     batch = PutBatch(client, [{"n": i} for i in range(count)], "tube", 1, 0, 60)
-    steps = batch.steps(session, reader, "tube")
-    written: list[bytes] = []
-    step = next(steps)
-    try:
-        while True:
-            if isinstance(step, bytes):
-                written.append(step)
-                step = steps.send(b"")
-            else:
-                step = steps.send(replies)
-    except StopIteration as done:
-        return written, done.value
+    return _pumped(batch.steps(session, reader, "tube"), [replies])
 
 
 def test_put_many_s_usual_replies_are_their_ids() -> None:
