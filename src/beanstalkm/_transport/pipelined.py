@@ -13,7 +13,6 @@ from __future__ import annotations
 __all__ = ["QUICK", "Alone", "Cancelled", "Entry", "Pipelined"]
 
 import asyncio
-import functools
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -94,15 +93,12 @@ class Pipelined:
         self.timeout = timeout
         self._lost = lost
         self._loop = loop = asyncio.get_running_loop()
-        # asyncio's own loop: its clock is ``time.monotonic`` and its futures plain ``asyncio.Future``s,
-        # both had with no Python call between (another loop's own methods are used as they are)
-        base = asyncio.BaseEventLoop
-        self._clock: Callable[[], float] = time.monotonic if type(loop).time is base.time else loop.time
-        self._future: Callable[[], asyncio.Future[Reply]] = (
-            functools.partial(asyncio.Future, loop=loop)
-            if type(loop).create_future is base.create_future
-            else loop.create_future
+        # asyncio's own loop's clock is ``time.monotonic``: read with no Python call between (another
+        # loop's own ``time`` is used as it is)
+        self._clock: Callable[[], float] = (
+            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
         )
+        self._future = loop.create_future
         self._stream = transport._stream
         self._unsent: list[Entry] = []
         self.inflight: deque[Entry] = deque()
