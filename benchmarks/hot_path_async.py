@@ -51,7 +51,7 @@ from typing import Any
 import beanstalkm
 from beanstalkm.aio import AsyncClient
 from beanstalkm.testing import BeanstalkdServer
-from bench import aiostalk
+from bench import aiostalk, cases_async
 from bench.cases_async import share
 from bench.wire import put_command
 from hot_path import tally
@@ -222,12 +222,13 @@ async def _cpu(run: Run, k: int) -> float:
 
 
 async def _calls(run: Run, k: int, show: int = 0) -> tuple[float, float]:
-    """Calls per op counted by cProfile: all, and Python functions only (this file's left out)."""
+    """Calls per op counted by cProfile: all, and Python functions only (this file's and the tasks'
+    driver's left out)."""
     profile = cProfile.Profile()
     profile.enable()
     await run(k)
     profile.disable()
-    return tally(profile, k, show, (__file__,))
+    return tally(profile, k, show, (__file__, cases_async.__file__))  # (the tasks' driver: ``share``)
 
 
 async def _envelope(addr: tuple[str, int]) -> bytes:
