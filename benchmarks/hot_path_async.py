@@ -52,7 +52,7 @@ import beanstalkm
 from beanstalkm.aio import AsyncClient
 from beanstalkm.testing import BeanstalkdServer
 from bench import aiostalk, cases_async
-from bench.cases_async import share
+from bench.cases_async import aio_borrowed_put, pipelined_puts, share
 from bench.wire import put_command
 from hot_path import tally
 
@@ -172,26 +172,12 @@ class Cases:
         for one in pool:
             idle.put_nowait(one)
         reader, writer = await self._raw("hot.tasks.raw")
-        dumps, command = json.dumps, put_command(self.envelope)
 
         async def bsm_op(i: int) -> None:
             await client.put({"n": i, "to": TO}, "hot.tasks.bsm")
 
-        async def aio_op(i: int) -> None:
-            one = await idle.get()
-            try:
-                await one.put(dumps({"n": i, "to": TO}), PRIORITY, 0, TTR)
-            finally:
-                idle.put_nowait(one)
-
-        async def raw(k: int) -> None:
-            for _ in range(k // TASKS):
-                writer.write(command * TASKS)
-                for _ in range(TASKS):
-                    if not (await reader.readline()).startswith(b"INSERTED "):
-                        raise RuntimeError("raw pipelined put failed")
-
-        return {"bsm": _drive(bsm_op), "aiostalk": _drive(aio_op), "raw": raw}
+        raw = pipelined_puts(reader, writer, put_command(self.envelope))
+        return {"bsm": _drive(bsm_op), "aiostalk": _drive(aio_borrowed_put(idle)), "raw": raw}
 
     async def close(self) -> None:
         for close in self.closers:

@@ -92,8 +92,8 @@ def aio_pool(env: Env, tube: str) -> tuple[asyncio.Queue[Any], Callable[[], None
     return idle, lambda: env.loop.run_until_complete(close())
 
 
-def aio_put(env: Env, tube: str, n: int) -> Prepared:
-    idle, close = aio_pool(env, tube)
+def aio_borrowed_put(idle: asyncio.Queue[Any]) -> Callable[[int], Awaitable[None]]:
+    """``op(i)``: borrow an aiostalk client from ``idle``, ``put(json.dumps(body))``, give it back."""
     dumps = json.dumps
 
     async def op(i: int) -> None:
@@ -103,7 +103,12 @@ def aio_put(env: Env, tube: str, n: int) -> Prepared:
         finally:
             idle.put_nowait(client)
 
-    return drive(env, op), close
+    return op
+
+
+def aio_put(env: Env, tube: str, n: int) -> Prepared:
+    idle, close = aio_pool(env, tube)
+    return drive(env, aio_borrowed_put(idle)), close
 
 
 def aio_reserve_delete(env: Env, tube: str, n: int) -> Prepared:
@@ -247,7 +252,14 @@ def raw_async_stream(env: Env, tube: str) -> tuple[Streams, Callable[[], None]]:
 def raw_async_put_pipelined(env: Env, tube: str, n: int) -> Prepared:
     """The floor of one connection: TASKS puts in one write, then their TASKS replies, in a loop."""
     (reader, writer), close = raw_async_stream(env, tube)
-    command = put_command(env.envelope)
+    batches = pipelined_puts(reader, writer, put_command(env.envelope))
+    return (lambda k: env.loop.run_until_complete(batches(k))), close
+
+
+def pipelined_puts(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, command: bytes
+) -> Callable[[int], Awaitable[None]]:
+    """``batches(k)``: ``k`` puts of ``command`` on one raw stream, TASKS in one write, then their replies."""
 
     async def batches(k: int) -> None:
         for _ in range(k // TASKS):
@@ -256,7 +268,7 @@ def raw_async_put_pipelined(env: Env, tube: str, n: int) -> Prepared:
                 if not (await reader.readline()).startswith(b"INSERTED "):
                     raise RuntimeError("raw pipelined async put failed")
 
-    return (lambda k: env.loop.run_until_complete(batches(k))), close
+    return batches
 
 
 def raw_async_put_alone(env: Env, tube: str, n: int) -> Prepared:
