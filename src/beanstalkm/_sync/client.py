@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 71918a2b7060c48741375c3e4e8d06c54d807e1f517123c99cd867dab7ed0d01). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 0e5b4f042c8ed8331a553658bfc3c446db77047d9ad9d10694adf6bd1585f0d3). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -66,7 +66,8 @@ class Client(Connection):
             # the common case: ``message.send(tube)`` without its layers (docs/sync-cpu.md)
             default_sender, sender_json = self._sender_wire
             message = Message._new(self, body, dict(default_sender), priority, delay, ttr)
-            message._sent(self._execute(message._plain_put(sender_json, priority, delay, ttr), tube))
+            request = message._plain_put(sender_json, priority, delay, ttr)
+            message._sent(self._direct(request.head, request, tube))
             return message
         body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
         message = Message(self, body, **kwargs)  # ``self(...)``, one call less
