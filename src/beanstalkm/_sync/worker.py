@@ -369,9 +369,7 @@ class Worker:
             )
         client = source()
         if not isinstance(client, Client):
-            raise ArgumentTypeError(
-                "source", source, f"must return a client (AsyncClient), not {type(client).__name__}"
-            )
+            raise ArgumentTypeError("source", source, f"must return a client (Client), not {type(client).__name__}")
         return client
 
     def failures(self, tube: str) -> list[FailureRecord]:
