@@ -9,6 +9,8 @@ import math
 import select
 import socket
 import ssl
+import struct
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +28,30 @@ WRITE_AT_ONCE = 16384
 even while the server is not reading. A larger one is written reading replies meanwhile."""
 
 
+KERNEL_TIMEOUTS = sys.platform.startswith("linux") and hasattr(socket, "SO_RCVTIMEO")
+"""Whether a plain socket's timeouts are the kernel's (``SO_RCVTIMEO``, ``SO_SNDTIMEO``) on a socket
+Python sees as blocking. Python's own timeout (``settimeout``) polls before every send and every
+receive: two system calls more per command, on every connection that has a timeout
+(docs/hot-path.md, "Kernel timeouts"). Elsewhere, and for TLS, Python's own."""
+
+_TIMEVAL = struct.Struct("@ll")
+_FOREVER = _TIMEVAL.pack(0, 0)
+_LONGEST = 2**31 - 1
+"""The longest timeout given to the kernel at once, in seconds (68 years: as good as forever)."""
+
+
+def _timeval(timeout: float | None) -> bytes:
+    """``timeout`` (None: forever; above 0) as the kernel's ``struct timeval``. A timeout too short to
+    be a microsecond is one: zero would mean forever."""
+    if timeout is None or timeout >= _LONGEST:
+        return _FOREVER
+    seconds = int(timeout)
+    micros = math.ceil((timeout - seconds) * 1_000_000)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    return _TIMEVAL.pack(seconds, micros or (0 if seconds else 1))
+
+
 def new_lock() -> threading.RLock:
     """The lock a connection holds from a command's write to its last reply."""
     return threading.RLock()
@@ -40,17 +66,27 @@ class SocketTransport:
     is under way, so that ``interrupt`` from another thread may cut it short.
     """
 
-    __slots__ = ("_poll", "_set", "blocking", "sock", "timeout")
+    __slots__ = ("_kernel", "_poll", "_set", "blocking", "sock", "timeout")
 
     holds = False
     """Whether this transport may hold bytes received and not handed out (``buffered()`` above 0)."""
 
+    kernel_timeouts = KERNEL_TIMEOUTS
+    """Whether this class's timeouts may be the kernel's (``KERNEL_TIMEOUTS``): never for TLS, whose
+    records a kernel timeout could cut in the middle."""
+
     def __init__(self, sock: socket.socket, timeout: float | None) -> None:
         self.sock = sock
         self.timeout = timeout
-        self._set = sock.gettimeout()
         self.blocking = False
         self._poll = _poller(sock)
+        # the kernel's timeouts where the connection's timeout is one it can hold (not 0: no wait at all)
+        self._kernel = self.kernel_timeouts and timeout != 0.0
+        if self._kernel:
+            sock.settimeout(None)  # blocking for Python: no poll before each send and receive
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
+        self._set = timeout if self._kernel else sock.gettimeout()
 
     @classmethod
     def open(
@@ -79,17 +115,27 @@ class SocketTransport:
         return TLSSocketTransport(wrapped, timeout)
 
     def _settimeout(self, timeout: float | None) -> None:
+        """Bound the next waits by ``timeout``: with the kernel's timeouts, the receives' (sends keep the
+        connection's); a wait of 0 (no wait at all) is Python's non-blocking mode, whichever."""
         if self._set != timeout:
-            self.sock.settimeout(timeout)
+            if self._kernel and timeout != 0.0:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
+                if self._set == 0.0:
+                    self.sock.settimeout(None)
+            else:
+                self.sock.settimeout(timeout)
             self._set = timeout
 
     def send_command(self, request: Request[Any], session: Session) -> None:
         """Write one command whole; cut short, it cannot have run (a partial command is not carried out)."""
         self._settimeout(self.timeout)  # a blocking reserve may have left another
-        if request.body is None:
-            self.sock.sendall(request.head)
-        else:
-            _send_pieces(self.sock, request.pieces)
+        try:
+            if request.body is None:
+                self.sock.sendall(request.head)
+            else:
+                _send_pieces(self.sock, request.pieces)
+        except BlockingIOError:  # the kernel's send timeout ran out
+            raise TimeoutError("timed out") from None
         session.written = True
 
     def send_receive(self, head: bytes, session: Session, check: bool = True) -> bytes | None:
@@ -101,11 +147,13 @@ class SocketTransport:
         if check and self._poll(0):
             return None
         if self._set != self.timeout:  # a blocking reserve may have left another
-            sock.settimeout(self.timeout)
-            self._set = self.timeout
-        sock.sendall(head)
-        session.written = True
-        chunk = sock.recv(RECV)
+            self._settimeout(self.timeout)
+        try:
+            sock.sendall(head)
+            session.written = True
+            chunk = sock.recv(RECV)
+        except BlockingIOError:  # the kernel's timeout ran out
+            raise TimeoutError("timed out") from None
         if not chunk:
             raise ConnectionResetError("the server closed the connection")
         return chunk
@@ -120,7 +168,10 @@ class SocketTransport:
             if session.written or len(view) > WRITE_AT_ONCE:
                 self._write_duplex(view, 0, session, reader, timeout)
                 return
-            done = sock.send(view)
+            try:
+                done = sock.send(view)
+            except BlockingIOError:  # the kernel's send timeout ran out, nothing sent
+                raise TimeoutError("timed out") from None
             session.written = True  # from the first byte on, whole commands may reach the server and run
             if done < len(view):
                 self._write_duplex(view, done, session, reader, timeout)
@@ -129,12 +180,15 @@ class SocketTransport:
         self, data: memoryview, done: int, session: Session, reader: ReplyReader, timeout: float | None
     ) -> None:
         sock = self.sock
-        sock.setblocking(False)
-        self._set = 0.0
+        kernel = self._kernel  # a socket blocking for Python: each send and receive told not to wait
+        flags = _DONTWAIT if kernel else 0
+        if not kernel:
+            sock.setblocking(False)
+            self._set = 0.0
         try:
             while done < len(data):
                 try:
-                    done += sock.send(data[done:])
+                    done += sock.send(data[done:], flags)
                     session.written = True  # whole commands may have reached the server
                     continue
                 except _WOULD_BLOCK:
@@ -148,7 +202,7 @@ class SocketTransport:
                     raise TimeoutError("timed out")
                 if readable:
                     try:
-                        chunk = sock.recv(RECV)
+                        chunk = sock.recv(RECV, flags)
                     except _WOULD_BLOCK:
                         chunk = None
                     if chunk == b"":
@@ -161,7 +215,12 @@ class SocketTransport:
     def receive(self, size: int, timeout: float | None) -> bytes:
         """Up to ``size`` bytes, waiting up to ``timeout`` seconds (``b""``: the server closed)."""
         self._settimeout(timeout)
-        return self.sock.recv(size)
+        try:
+            return self.sock.recv(size)
+        except BlockingIOError:
+            if not self._kernel or timeout == 0.0:  # Python's non-blocking mode: nothing there
+                raise
+            raise TimeoutError("timed out") from None  # the kernel's timeout ran out
 
     def readable(self) -> bool:
         """Whether bytes (or the end of the stream) wait to be read: one ``poll(0)``, about 0.3 us."""
@@ -220,6 +279,7 @@ class TLSSocketTransport(SocketTransport):
 
     sock: ssl.SSLSocket
     holds = True
+    kernel_timeouts = False
 
     def __init__(self, sock: ssl.SSLSocket, timeout: float | None) -> None:
         super().__init__(sock, timeout)
