@@ -236,6 +236,18 @@ class ConnectionBase(Generic[M]):
             " reply to no command: the replies are out of step; the connection was dropped and the command not sent"
         )
 
+    def _peer_gone(self, requests: Sequence[Request[Any]]) -> SocketError:
+        """The error for a command not written because the server had closed the connection (the end
+        of the stream was there to read before the write): the connection is dropped, and the command
+        cannot have run (``maybe_executed=False``); the next call connects again."""
+        self._drop()
+        command = requests[-1].command if requests else "?"
+        return SocketError(
+            f"{command}: the server at {self.address} had closed the connection; the command was not sent"
+            " (the next call connects again)",
+            maybe_executed=False,
+        )
+
     def _restore_failed(self, exc: BaseException) -> SocketError:
         """The error for a restore (the watch list, on connecting) that failed: the new connection is dropped."""
         self._drop()

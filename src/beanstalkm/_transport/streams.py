@@ -204,7 +204,8 @@ class StreamTransport:
         which comes at once: the timeout bounds the wait. ``ConnectionResetError`` if the server closed.
         ``check``: first, the stray-reply check (``readable``): if bytes wait to be read, nothing is
         sent and the answer is None."""
-        if check and self._stream.kept:
+        stream = self._stream
+        if check and (stream.kept or stream.eof or stream.error is not None):  # bytes, or the end: not sent
             return None
         writer = self.writer
         writer.write(head)
@@ -264,8 +265,10 @@ class StreamTransport:
         return stream.take(size)
 
     def readable(self) -> bool:
-        """Whether bytes wait to be read: the event loop reads eagerly, so they are kept here."""
-        return bool(self._stream.kept)
+        """Whether bytes (or the end of the stream) wait to be read: the event loop reads eagerly, so
+        they are kept here."""
+        stream = self._stream
+        return bool(stream.kept) or stream.eof or stream.error is not None
 
     def waiting(self) -> int:
         """How many bytes wait to be read."""
