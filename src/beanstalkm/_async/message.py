@@ -13,6 +13,7 @@ from beanstalkm._async import ASYNC
 from beanstalkm._core.message import DEFAULT_TUBE, AskedSetting, KnownSetting, MessageBase, MessageFields
 from beanstalkm._core.requests import Job
 from beanstalkm._errors import CommandFailed, InvalidEnvelope
+from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
 from beanstalkm._generated.errors import NotFound
 from beanstalkm._generated.stats import JobStats
@@ -151,6 +152,8 @@ class AsyncMessage(MessageBase):
 
         The connection's used tube, as ``queue.using()`` reports it, is not changed.
         """
+        if tube is None:  # not a tube (None would mean the used one, further down)
+            _c.TUBE_RULE.check("tube", tube)
         conn = self._conn
         return self._sent(await conn._execute(self._put_request(conn._sender_wire), tube=tube))
 

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 71918a2b7060c48741375c3e4e8d06c54d807e1f517123c99cd867dab7ed0d01). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 676a6df9338f8cfa349ff8f47f6386e3a290d7b7dc7429333af274bc952fed32). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -62,6 +62,8 @@ class Client(Connection):
         Raises ``TypeError`` before sending if ``body`` is not JSON-serializable.
         One round trip; the tube ``queue.using()`` reports is not changed.
         """
+        if tube is None:  # not a tube (None would mean the used one, further down): refused, as put_many does
+            _c.TUBE_RULE.check("tube", tube)
         if sender is None and subscribe is None and channel is None and not isinstance(body, MessageBase):
             # the common case: ``message.send(tube)`` without its layers (docs/sync-cpu.md)
             default_sender, sender_json = self._sender_wire

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 ca0ff803172f4bd5095bdf354558f72875f7e8650cf77626e94f21893c01051b). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 9762ae4c979ed59619f4c09a8eb9c927fc5de5c623ffec7d9e654f2ffe687034). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods (the
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Self, Unpack
 from beanstalkm._core.message import DEFAULT_TUBE, AskedSetting, MessageBase, MessageFields
 from beanstalkm._core.requests import Job
 from beanstalkm._errors import CommandFailed, InvalidEnvelope
+from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
 from beanstalkm._generated.errors import NotFound
 from beanstalkm._generated.stats import JobStats
@@ -148,6 +149,8 @@ class Message(MessageBase):
 
         The connection's used tube, as ``queue.using()`` reports it, is not changed.
         """
+        if tube is None:  # not a tube (None would mean the used one, further down)
+            _c.TUBE_RULE.check("tube", tube)
         conn = self._conn
         return self._sent(conn._execute(self._put_request(conn._sender_wire), tube=tube))
 
