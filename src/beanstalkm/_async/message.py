@@ -175,8 +175,9 @@ class AsyncMessage(MessageBase):
         """
         with self._settling():
             delay = self._check_settling(priority, delay)
-            own = await self._own_priority(priority)
+            self._still_held("release")
             try:
+                own = await self._own_priority(priority)  # (a stats-job: NOT_FOUND if the job is gone)
                 await self._conn.queue.release(self.uid, own, delay)
             except NotFound:
                 self._gone()
@@ -186,8 +187,9 @@ class AsyncMessage(MessageBase):
     async def bury(self, priority: int | None = None) -> None:
         """Bury the reserved job; ``priority`` defaults to the job's own."""
         with self._settling():
-            own = await self._own_priority(priority)
+            self._still_held("bury")
             try:
+                own = await self._own_priority(priority)  # (a stats-job: NOT_FOUND if the job is gone)
                 await self._conn.queue.bury(self.uid, own)
             except NotFound:
                 self._gone()
@@ -201,8 +203,9 @@ class AsyncMessage(MessageBase):
     async def touch(self) -> None:
         """Ask for more time to work on the reserved job (its TTR restarts).
 
-        ``NotFound`` if the job is not reserved by this connection (its time to run ran out):
-        ``reserved`` is then False."""
+        ``NotFound`` if the job is not reserved by this connection (its time to run ran out, or the
+        connection that reserved it closed: then nothing is sent): ``reserved`` is then False."""
+        self._still_held("touch")
         try:
             await self._conn.queue.touch(self.uid)
         except NotFound:

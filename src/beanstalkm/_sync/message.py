@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 9762ae4c979ed59619f4c09a8eb9c927fc5de5c623ffec7d9e654f2ffe687034). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 df9a9973413b6506dec6596f43a7b3c866bf36e58799645c8277ab90404e4549). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods (the
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -172,8 +172,9 @@ class Message(MessageBase):
         """
         with self._settling():
             delay = self._check_settling(priority, delay)
-            own = self._own_priority(priority)
+            self._still_held("release")
             try:
+                own = self._own_priority(priority)  # (a stats-job: NOT_FOUND if the job is gone)
                 self._conn.queue.release(self.uid, own, delay)
             except NotFound:
                 self._gone()
@@ -183,8 +184,9 @@ class Message(MessageBase):
     def bury(self, priority: int | None = None) -> None:
         """Bury the reserved job; ``priority`` defaults to the job's own."""
         with self._settling():
-            own = self._own_priority(priority)
+            self._still_held("bury")
             try:
+                own = self._own_priority(priority)  # (a stats-job: NOT_FOUND if the job is gone)
                 self._conn.queue.bury(self.uid, own)
             except NotFound:
                 self._gone()
@@ -198,8 +200,9 @@ class Message(MessageBase):
     def touch(self) -> None:
         """Ask for more time to work on the reserved job (its TTR restarts).
 
-        ``NotFound`` if the job is not reserved by this connection (its time to run ran out):
-        ``reserved`` is then False."""
+        ``NotFound`` if the job is not reserved by this connection (its time to run ran out, or the
+        connection that reserved it closed: then nothing is sent): ``reserved`` is then False."""
+        self._still_held("touch")
         try:
             self._conn.queue.touch(self.uid)
         except NotFound:

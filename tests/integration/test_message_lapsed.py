@@ -1,0 +1,65 @@
+"""A message whose reservation is over without its knowing the job is gone: the connection that
+reserved it closed (beanstalkd released the job, which may be reserved again, by the same client), or
+the job no longer exists. ``release``, ``bury`` and ``touch`` then raise ``NotFound`` and leave the job
+alone: they never act on a reservation another message holds. Both flavours, real beanstalkd."""
+
+from __future__ import annotations
+
+import pytest
+
+from beanstalkm import DEFAULT_TUBE, Client, Connection, NotFound
+
+
+def _sent(observer: Connection, command: str) -> int:
+    count: int = getattr(observer.queue.stats(), f"cmd_{command}")
+    return count
+
+
+@pytest.mark.parametrize("verb", ["release", "bury", "touch"])
+def test_a_message_reserved_on_a_closed_connection_leaves_the_new_reservation_alone(
+    client: Client, observer: Connection, verb: str
+) -> None:
+    client.watch(DEFAULT_TUBE)
+    client.put("once")
+    old = client.reserve(timeout=0, drop=False)
+    assert old is not None and old.reserved
+    client.reconnect()  # beanstalkd released the job with the old connection
+    assert old.reserved is False
+    new = client.reserve(timeout=0, drop=False)  # the same job, reserved again on the new connection
+    assert new is not None and new.uid == old.uid and new.reserved
+    before = _sent(observer, verb)
+
+    with pytest.raises(NotFound) as info:
+        getattr(old, verb)()
+
+    assert "closed" in str(info.value) and "not sent" in str(info.value)
+    assert info.value.args[1] == "NOT_FOUND"
+    assert _sent(observer, verb) == before  # not sent: beanstalkd would have applied it to `new`
+    assert old.reserved is False and old.lease_lost is True
+    job = observer.queue.stats_job(new.uid)
+    assert job.state == "reserved" and job.releases == 0 and job.buries == 0
+    assert new.reserved
+    new.release()  # the reservation that is held can still be settled
+    assert observer.queue.stats_job(new.uid).state == "ready"
+
+
+def test_release_and_bury_of_a_job_gone_meanwhile_mark_the_message_lost(client: Client) -> None:
+    """The stats-job that learns the job's own priority answers NOT_FOUND (the job was deleted meanwhile,
+    here through the queue layer of the same connection): the message is then no longer reserved, as
+    when the release or bury itself is answered so."""
+    client.watch(DEFAULT_TUBE)
+    for _ in range(2):
+        client.put("gone")
+    released = client.reserve(timeout=0, drop=False)
+    buried = client.reserve(timeout=0, drop=False)
+    assert released is not None and buried is not None
+    for m in (released, buried):
+        client.queue.delete(m.uid)
+
+    with pytest.raises(NotFound):
+        released.release()
+    with pytest.raises(NotFound):
+        buried.bury()
+
+    for m in (released, buried):
+        assert m.reserved is False and m.lease_lost is True
