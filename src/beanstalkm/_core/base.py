@@ -116,6 +116,13 @@ class ConnectionBase(Generic[M]):
             socket.getdefaulttimeout() if timeout is _UNSET else check_seconds("timeout", timeout, MAX_TIMEOUT)
         )
         self.unix_socket = None if unix_socket is None else check_path("unix_socket", unix_socket)
+        if self.ssl is not None and self.unix_socket is not None and self.ssl.check_hostname:
+            raise InvalidArgument(
+                "ssl",
+                ssl,
+                "checks the server's host name, and a UNIX socket has none: give a context with"
+                " check_hostname=False (and the CA to verify against)",
+            )
         self.validate = None if validate is None else check_bool("validate", validate)
         max_body = check_uint("max_body", max_body, 0, _c.BODY_MAX)
         self._session = Session()

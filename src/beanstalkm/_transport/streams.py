@@ -177,7 +177,11 @@ class StreamTransport:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout):
             if unix_socket is not None:
-                transport, stream = await loop.create_unix_connection(_Stream, unix_socket, ssl=tls)
+                # no host name to send or check (the constructor refuses a context that checks one)
+                hostname = None if tls is None else ""
+                transport, stream = await loop.create_unix_connection(
+                    _Stream, unix_socket, ssl=tls, server_hostname=hostname
+                )
             else:
                 transport, stream = await loop.create_connection(_Stream, host, port, ssl=tls)
                 sock = transport.get_extra_info("socket")
