@@ -104,7 +104,7 @@ class AsyncMessage(MessageBase):
         self._lease = give_back
 
     def _settling(self) -> contextlib.AbstractContextManager[None]:
-        """Around a delete, release or bury: see ``_leased`` (nothing to do without a lease)."""
+        """Around a delete, release, bury or touch: see ``_leased`` (nothing to do without a lease)."""
         return _NO_LEASE if self._lease is None else self._leased()
 
     @contextlib.contextmanager
@@ -205,12 +205,13 @@ class AsyncMessage(MessageBase):
 
         ``NotFound`` if the job is not reserved by this connection (its time to run ran out, or the
         connection that reserved it closed: then nothing is sent): ``reserved`` is then False."""
-        self._still_held("touch")
-        try:
-            await self._conn.queue.touch(self.uid)
-        except NotFound:
-            self._gone()
-            raise
+        with self._settling():  # a touch that finds the reservation over ends a pool's lease
+            self._still_held("touch")
+            try:
+                await self._conn.queue.touch(self.uid)
+            except NotFound:
+                self._gone()
+                raise
 
     async def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""

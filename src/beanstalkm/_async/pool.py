@@ -160,8 +160,8 @@ class AsyncPool:
         beanstalkd ties a reservation to its connection, so a job a reserve that
         waits leaves reserved (``drop=False``, or the message of an
         ``InvalidEnvelope``) keeps that connection and its place in the pool
-        until the message is deleted, released or buried: no other task can
-        block it in a reserve meanwhile.
+        until the message is deleted, released or buried (or a touch finds the
+        reservation over): no other task can block it in a reserve meanwhile.
 
         A reserve that does not wait (``timeout=0``) goes through the pool's
         pipelined connection with the other tasks' commands, and so does the

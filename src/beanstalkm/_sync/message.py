@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 df9a9973413b6506dec6596f43a7b3c866bf36e58799645c8277ab90404e4549). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 14a117d52fe4824d136545aa9c2aa5bcc3f9b62fdc747dcea06ce34e15a96d84). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods (the
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -106,7 +106,7 @@ class Message(MessageBase):
         self._lease = give_back
 
     def _settling(self) -> contextlib.AbstractContextManager[None]:
-        """Around a delete, release or bury: see ``_leased`` (nothing to do without a lease)."""
+        """Around a delete, release, bury or touch: see ``_leased`` (nothing to do without a lease)."""
         return _NO_LEASE if self._lease is None else self._leased()
 
     @contextlib.contextmanager
@@ -202,12 +202,13 @@ class Message(MessageBase):
 
         ``NotFound`` if the job is not reserved by this connection (its time to run ran out, or the
         connection that reserved it closed: then nothing is sent): ``reserved`` is then False."""
-        self._still_held("touch")
-        try:
-            self._conn.queue.touch(self.uid)
-        except NotFound:
-            self._gone()
-            raise
+        with self._settling():  # a touch that finds the reservation over ends a pool's lease
+            self._still_held("touch")
+            try:
+                self._conn.queue.touch(self.uid)
+            except NotFound:
+                self._gone()
+                raise
 
     def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""
