@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from beanstalkm import DEFAULT_TUBE, Client, Connection, NotFound
+from beanstalkm import DEFAULT_TUBE, BatchFailed, Client, Connection, NotFound
 
 
 def _sent(observer: Connection, command: str) -> int:
@@ -63,3 +63,21 @@ def test_release_and_bury_of_a_job_gone_meanwhile_mark_the_message_lost(client: 
 
     for m in (released, buried):
         assert m.reserved is False and m.lease_lost is True
+
+
+def test_delete_many_marks_a_message_the_server_answered_not_found_for_lost(client: Client) -> None:
+    """As ``message.delete()`` does: an item of ``delete_many`` answered NOT_FOUND is no longer reserved."""
+    client.watch(DEFAULT_TUBE)
+    for _ in range(2):
+        client.put("job")
+    kept = client.reserve(timeout=0, drop=False)
+    gone = client.reserve(timeout=0, drop=False)
+    assert kept is not None and gone is not None
+    client.queue.delete(gone.uid)  # deleted behind the message's back
+
+    with pytest.raises(BatchFailed) as info:
+        client.delete_many([kept, gone])
+
+    assert info.value.results[0] is None and isinstance(info.value.results[1], NotFound)
+    assert kept.deleted and not kept.reserved
+    assert not gone.deleted and gone.reserved is False and gone.lease_lost is True
