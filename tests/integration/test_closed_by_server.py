@@ -4,13 +4,18 @@ hot path, the general path, the pipelined path (asyncio) and batches."""
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from beanstalkm import Client, Connection, SocketError
+from beanstalkm.aio import AsyncClient
 from beanstalkm.testing import BeanstalkdServer
+from cluster._tls import TLSProxy, self_signed
 
 from ._flavours import ClientFactory
 
@@ -59,3 +64,46 @@ def test_a_command_after_the_server_closed_the_connection_is_not_sent(
         assert after.cmd_put == {"put_many": 2, "reserve(timeout=0)": 0, "queue.stats": 0}.get(call, 1)
     finally:
         observer.close()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_over_tls_too(tmp_path: Path, server: BeanstalkdServer, flavour: str) -> None:
+    """Through a TLS terminator: the end of the stream (the terminator closing once beanstalkd is
+    gone) is told from TLS records of its own (session tickets), and the put is not written."""
+    cert, key = self_signed(tmp_path)
+    proxy = TLSProxy(cert, key, (server.host, server.port))
+    context = ssl.create_default_context(cafile=str(cert))
+    url = f"beanstalks://localhost:{proxy.port}"
+    try:
+        if flavour == "sync":
+            with Client.from_url(url, ssl=context, timeout=5) as client:
+                client.put("first")
+                server.kill()
+                server.start()
+                _wait_until(client._peer_closed, "the end of the TLS stream reaching the client")
+                with pytest.raises(SocketError) as info:
+                    client.put("second")
+                assert info.value.maybe_executed is False and not client.connected
+                client.put("third")
+        else:
+
+            async def main() -> SocketError:
+                async with AsyncClient.from_url(url, ssl=context, timeout=5) as client:
+                    await client.put("first")
+                    server.kill()
+                    server.start()
+                    for _ in range(1000):
+                        if client._peer_closed():
+                            break
+                        await asyncio.sleep(0.01)
+                    with pytest.raises(SocketError) as info:
+                        await client.put("second")
+                    assert not client.connected
+                    await client.put("third")
+                    return info.value
+
+            assert asyncio.run(main()).maybe_executed is False
+        with Connection(server.host, server.port, timeout=5) as observer:
+            assert observer.queue.stats().cmd_put == 1  # the third only
+    finally:
+        proxy.close()

@@ -258,8 +258,8 @@ class TLSSocketTransport(SocketTransport):
         except _WOULD_BLOCK:
             return None
 
-    def readable(self) -> bool:
-        return bool(self._ahead) or self.sock.pending() > 0 or bool(self._poll(0))
+    def readable(self) -> bool:  # the end, once a read ahead found it (a close_notify may leave nothing to poll)
+        return bool(self._ahead) or self._eof or self.sock.pending() > 0 or bool(self._poll(0))
 
     def waiting(self) -> int:
         if not self._ahead:
