@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from beanstalkm import DEFAULT_TUBE, BatchFailed, Client, Connection, NotFound
+from beanstalkm import DEFAULT_TUBE, BatchFailed, Client, Connection, Message, NotFound
 
 
 def _sent(observer: Connection, command: str) -> int:
@@ -43,16 +43,22 @@ def test_a_message_reserved_on_a_closed_connection_leaves_the_new_reservation_al
     assert observer.queue.stats_job(new.uid).state == "ready"
 
 
+def _two_reserved(client: Client) -> tuple[Message, Message]:
+    """Two jobs put and reserved (``drop=False``) by ``client``."""
+    client.watch(DEFAULT_TUBE)
+    for _ in range(2):
+        client.put("job")
+    first = client.reserve(timeout=0, drop=False)
+    second = client.reserve(timeout=0, drop=False)
+    assert first is not None and second is not None
+    return first, second
+
+
 def test_release_and_bury_of_a_job_gone_meanwhile_mark_the_message_lost(client: Client) -> None:
     """The stats-job that learns the job's own priority answers NOT_FOUND (the job was deleted meanwhile,
     here through the queue layer of the same connection): the message is then no longer reserved, as
     when the release or bury itself is answered so."""
-    client.watch(DEFAULT_TUBE)
-    for _ in range(2):
-        client.put("gone")
-    released = client.reserve(timeout=0, drop=False)
-    buried = client.reserve(timeout=0, drop=False)
-    assert released is not None and buried is not None
+    released, buried = _two_reserved(client)
     for m in (released, buried):
         client.queue.delete(m.uid)
 
@@ -67,12 +73,7 @@ def test_release_and_bury_of_a_job_gone_meanwhile_mark_the_message_lost(client: 
 
 def test_delete_many_marks_a_message_the_server_answered_not_found_for_lost(client: Client) -> None:
     """As ``message.delete()`` does: an item of ``delete_many`` answered NOT_FOUND is no longer reserved."""
-    client.watch(DEFAULT_TUBE)
-    for _ in range(2):
-        client.put("job")
-    kept = client.reserve(timeout=0, drop=False)
-    gone = client.reserve(timeout=0, drop=False)
-    assert kept is not None and gone is not None
+    kept, gone = _two_reserved(client)
     client.queue.delete(gone.uid)  # deleted behind the message's back
 
     with pytest.raises(BatchFailed) as info:
