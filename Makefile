@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv beanstalkd tmux generate check lint typecheck drift unit test demo bench clean
+.PHONY: all venv beanstalkd tmux generate check lint typecheck drift unit test test-pythons demo bench clean
 
 all: test
 
@@ -58,6 +58,21 @@ check: lint typecheck drift
 test: venv beanstalkd tmux lint typecheck drift
 	$(PY) -m pytest -q --doctest-glob='*.md' tests docs/tutorial.md
 
+# The other Pythons the package supports (requires-python >= 3.11): each one found gets its own virtualenv
+# (.venv-3.N) and runs the whole suite. Not part of `make test` (it takes as long again per Python); a Python
+# not found is named, not tested. `make test-pythons PYTHONS="python3.12"` for one, or a path to it.
+PYTHONS ?= python3.12 python3.13
+test-pythons: beanstalkd tmux
+	@for py in $(PYTHONS); do \
+		if ! $$py -c 'import sys' >/dev/null 2>&1; then \
+			echo "$$py: not found (or, under pyenv, not selected: pyenv global 3.11 3.12 3.13), not tested"; continue; fi; \
+		env=.venv-$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		[ -x $$env/bin/python ] || $$py -m venv $$env || exit 1; \
+		$$env/bin/python -m pip install -q -e '.[dev]' || exit 1; \
+		echo "== $$($$env/bin/python --version)"; \
+		$$env/bin/python -m pytest -q -p no:cacheprovider --doctest-glob='*.md' tests docs/tutorial.md || exit 1; \
+	done
+
 demo: venv beanstalkd
 	$(PY) examples/demo.py
 	$(PY) examples/cluster_demo.py
@@ -67,4 +82,4 @@ bench: venv beanstalkd
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,8 @@ Usage::
 
     PYTHONPATH=src python benchmarks/per_message.py [--rounds R]
 
-Prints the lowest ``time.process_time()`` per message over ``--rounds`` rounds of:
+Prints the lowest ``time.process_time()`` per message over ``--rounds`` rounds, and the function calls
+cProfile counts per message (all, and the Python ones: steady whatever the load), of:
 
 - ``encode``: ``envelope.encode`` of ``{"n": i, "to": ...}`` (canonical JSON, token, envelope bytes);
 - ``received``: ``client._reserved_message(job)`` of the envelope ``Client.put`` writes (decoding,
@@ -29,7 +30,7 @@ import beanstalkm
 from beanstalkm._core import envelope
 from beanstalkm._core.requests import Job
 from beanstalkm.testing import BeanstalkdServer
-from hot_path import _stub_bsm
+from hot_path import _calls, _stub_bsm
 
 TO = "user@example.org"
 BATCH = 100
@@ -96,14 +97,18 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(k // BATCH):
                 reserver.reserve_many(BATCH, 0, drop=True)
 
-        print(f"beanstalkm {beanstalkm.__version__}; lowest of {rounds} rounds of {n:,} messages; us per message")
+        print(
+            f"beanstalkm {beanstalkm.__version__}; lowest of {rounds} rounds of {n:,} messages; us per message"
+            " (and cProfile's calls per message)"
+        )
         for name, run in (
             ("encode", encode),
             ("received", received),
             ("put_many", put_many),
             ("reserve_many", reserve_many),
         ):
-            print(f"  {name:<14}{lowest(run, n, rounds):8.2f}")
+            calls, python = _calls(run, n)
+            print(f"  {name:<14}{lowest(run, n, rounds):8.2f}   calls {calls:6.1f} ({python:5.1f} python)")
         for closing in (client, putter, reserver):
             closing.close()
     return 0

@@ -14,22 +14,24 @@ from bench.env import PRIORITY, TASKS, TO, TTR, Env, Prepared, Run
 from bench.wire import put_command
 
 
+async def share(op: Callable[[int], Awaitable[None]], k: int, tasks: int = TASKS) -> None:
+    """``tasks`` concurrent tasks doing ``k`` operations between them (``op(i)``, i counting down)."""
+    remaining = k
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await op(remaining)
+
+    await asyncio.gather(*(worker() for _ in range(tasks)))
+
+
 def drive(env: Env, op: Callable[[int], Awaitable[None]], tasks: int = TASKS) -> Run:
-    """``run(k)``: ``tasks`` concurrent tasks doing ``k`` operations between them (``op(i)``, i counting down)."""
+    """``run(k)``: ``share(op, k, tasks)`` on the cases' event loop."""
 
     def run(k: int) -> None:
-        remaining = k
-
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await op(remaining)
-
-        async def main() -> None:
-            await asyncio.gather(*(worker() for _ in range(tasks)))
-
-        env.loop.run_until_complete(main())
+        env.loop.run_until_complete(share(op, k, tasks))
 
     return run
 
@@ -90,8 +92,8 @@ def aio_pool(env: Env, tube: str) -> tuple[asyncio.Queue[Any], Callable[[], None
     return idle, lambda: env.loop.run_until_complete(close())
 
 
-def aio_put(env: Env, tube: str, n: int) -> Prepared:
-    idle, close = aio_pool(env, tube)
+def aio_borrowed_put(idle: asyncio.Queue[Any]) -> Callable[[int], Awaitable[None]]:
+    """``op(i)``: borrow an aiostalk client from ``idle``, ``put(json.dumps(body))``, give it back."""
     dumps = json.dumps
 
     async def op(i: int) -> None:
@@ -101,7 +103,12 @@ def aio_put(env: Env, tube: str, n: int) -> Prepared:
         finally:
             idle.put_nowait(client)
 
-    return drive(env, op), close
+    return op
+
+
+def aio_put(env: Env, tube: str, n: int) -> Prepared:
+    idle, close = aio_pool(env, tube)
+    return drive(env, aio_borrowed_put(idle)), close
 
 
 def aio_reserve_delete(env: Env, tube: str, n: int) -> Prepared:
@@ -245,7 +252,14 @@ def raw_async_stream(env: Env, tube: str) -> tuple[Streams, Callable[[], None]]:
 def raw_async_put_pipelined(env: Env, tube: str, n: int) -> Prepared:
     """The floor of one connection: TASKS puts in one write, then their TASKS replies, in a loop."""
     (reader, writer), close = raw_async_stream(env, tube)
-    command = put_command(env.envelope)
+    batches = pipelined_puts(reader, writer, put_command(env.envelope))
+    return (lambda k: env.loop.run_until_complete(batches(k))), close
+
+
+def pipelined_puts(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, command: bytes
+) -> Callable[[int], Awaitable[None]]:
+    """``batches(k)``: ``k`` puts of ``command`` on one raw stream, TASKS in one write, then their replies."""
 
     async def batches(k: int) -> None:
         for _ in range(k // TASKS):
@@ -254,7 +268,7 @@ def raw_async_put_pipelined(env: Env, tube: str, n: int) -> Prepared:
                 if not (await reader.readline()).startswith(b"INSERTED "):
                     raise RuntimeError("raw pipelined async put failed")
 
-    return (lambda k: env.loop.run_until_complete(batches(k))), close
+    return batches
 
 
 def raw_async_put_alone(env: Env, tube: str, n: int) -> Prepared:

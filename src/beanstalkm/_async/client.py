@@ -65,7 +65,8 @@ class AsyncClient(AsyncConnection):
             # the common case: ``message.send(tube)`` without its layers (docs/sync-cpu.md)
             default_sender, sender_json = self._sender_wire
             message = AsyncMessage._new(self, body, dict(default_sender), priority, delay, ttr)
-            message._sent(await self._execute(message._plain_put(sender_json, priority, delay, ttr), tube))
+            request = message._plain_put(sender_json, priority, delay, ttr)
+            message._sent(await self._direct(request.head, request, tube))
             return message
         body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
         message = AsyncMessage(self, body, **kwargs)  # ``self(...)``, one call less

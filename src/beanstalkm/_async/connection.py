@@ -7,7 +7,7 @@ __all__ = ["AsyncConnection", "AsyncPipeline", "converse_all"]
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -27,7 +27,7 @@ if ASYNC:
 
     from beanstalkm._core.requests import Reply
     from beanstalkm._generated import commands as _c
-    from beanstalkm._transport.pipelined import Alone, Cancelled, Pipelined
+    from beanstalkm._transport.pipelined import QUICK, Alone, Cancelled, Pipelined
 
     _log = logging.getLogger("beanstalkm.aio")
 
@@ -101,7 +101,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         self._transport = transport
         self._reader.clear()
         if ASYNC:
-            self._pipe = Pipelined(transport, self._reader, self.timeout, self._pipe_lost)
+            self._pipe = Pipelined(transport, self._reader, self.timeout, self._pipe_lost, self._max_body)
         restore = self._session.connected()
         log.debug("connected to %s%s", self.url, f" (restoring {len(restore)} watch commands)" if restore else "")
         if restore:
@@ -282,21 +282,35 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             session.applied(request.request(head), value)
         return value
 
-    async def _direct(self, head: bytes, command: Command[T]) -> T:
-        """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked): a
-        generated queue method's entry. No :class:`Request` is built unless the general path needs one."""
-        if self._routes_execute:  # a subclass's own ``_execute`` sees every command
-            return await self._execute(command.request(head))
-        if ASYNC:
-            pipe = self._pipe
-            if pipe is not None and not self._alone.holding:
-                session = self._session
-                if not command.uses_tube or session.server_using == session.using:
-                    return await self._pipelined(pipe, command, head)
-            return await self._execute(command.request(head))
-        else:
+    if ASYNC:
+
+        def _direct(self, head: bytes, command: Command[T], tube: str | None = None) -> Coroutine[Any, Any, T]:
+            """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked), to
+            ``tube`` if given: a generated queue method's entry, and ``Client.put``'s. No :class:`Request`
+            is built unless the general path needs one. Not a coroutine itself: the caller awaits the
+            pipelined command's own (one coroutine frame less per command, docs/hot-path.md)."""
+            if not self._routes_execute:  # (a subclass's own ``_execute`` sees every command)
+                pipe = self._pipe
+                if pipe is not None and command.body is None and not self._alone.holding:
+                    session = self._session
+                    if (
+                        session.server_using == tube
+                        if tube is not None
+                        else not command.uses_tube or session.server_using == session.using
+                    ):
+                        return self._pipelined(pipe, command, head)
+            return self._execute(command.request(head), tube)
+
+    else:
+
+        def _direct(self, head: bytes, command: Command[T], tube: str | None = None) -> T:
+            """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked), to
+            ``tube`` if given: a generated queue method's entry, and ``Client.put``'s. No :class:`Request`
+            is built unless the general path needs one."""
+            if self._routes_execute:  # a subclass's own ``_execute`` sees every command
+                return self._execute(command.request(head), tube)
             with self._lock:
-                return self._command(command, head=head)
+                return self._command(command, tube, head=head)
 
     _routes_execute = False
     """Whether this class, or one it derives from, routes ``_execute`` its own way (a pool's connection,
@@ -334,14 +348,17 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             """Send one command (``request``, its bytes ``head``) along with those of other tasks this turn;
             its decoded reply. ``kept``: once queued, it is written and its reply read even if the task is
             cancelled meanwhile."""
-            if not pipe.busy and (self._reader.buffered or pipe.transport.readable()):
-                self._in_step(pipe.transport, (request.request(head),))
             try:
-                entry = pipe.submit(head)
+                entry = pipe.submit(head)  # the stray-reply check first, when nothing is in flight
+                if entry is None:  # bytes wait before the write: a reply to no command (nothing sent)
+                    self._in_step(pipe.transport, (request.request(head),))  # raises
+                    entry = pipe.submit(head, False)
             except ConnectionResetError as exc:  # the stream is gone: nothing was written, so it cannot have run
                 raise self._failure(exc, (request.request(head),), False, drop=self._pipe is pipe) from exc
             if request.effect is Effect.RESERVE:
-                entry.on_drop = self._dropped_reserve
+                entry.on_drop = self._dropped_reserve  # (handed a reply, so never decoded as it is read)
+            else:
+                entry.quick = request.quick
             try:
                 reply = await (asyncio.shield(entry.future) if kept else entry.future)
             except Cancelled:
@@ -349,6 +366,9 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 raise
             except BaseException as exc:  # the stream failed: every command in flight on it gets an error
                 raise self._failure(exc, (request.request(head),), entry.written, drop=self._pipe is pipe)  # noqa: B904
+            if reply is QUICK:  # its usual success reply, decoded as it was read
+                value: T = entry.value
+                return value
             try:
                 return request.decode(reply)  # no effect to record: only such commands are pipelined
             except ProtocolError as exc:
@@ -399,7 +419,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 await alone.released()
             if self._pipe is not pipe:
                 raise ConnectionResetError("the connection was dropped")
-            return request.decode(await pipe.submit(request.head).future)
+            return request.decode(await pipe.submit(request.head, False).future)
 
         async def _hand_back(self, pipe: Pipelined, job_id: int) -> None:
             try:

@@ -16,7 +16,7 @@ from beanstalkm._core import envelope as _envelope
 from beanstalkm._core.checks import check_bool, check_items, check_uint
 from beanstalkm._core.message import MessageBase
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job, Reply, Request
+from beanstalkm._core.requests import BODY_APART, Job, Reply, Request
 from beanstalkm._core.session import Exchange, Session, await_reply, out_of_step
 from beanstalkm._errors import (
     ArgumentTypeError,
@@ -117,6 +117,7 @@ class PutBatch(Generic[M]):
 
     __slots__ = (
         "_canon",
+        "_heads",
         "_requests",
         "bodies",
         "conn",
@@ -136,11 +137,12 @@ class PutBatch(Generic[M]):
         _c.TUBE_RULE.check("tube", tube)  # and a bad tube
         self.conn = conn
         self.bodies = check_items("bodies", bodies)
-        self.priority, self.delay, self.ttr = priority, delay, ttr
+        self.priority, self.delay, self.ttr = int(priority), int(delay), int(ttr)  # (what ``_c.put`` writes)
         self.created = int(_time() * 1000)
         count = len(self.bodies)
         self.tokens: list[str] = [""] * count  # each plain body's token ("" for a message and a body not yet encoded)
         self._requests: list[Request[int] | None] = [None] * count  # each body's put, once encoded
+        self._heads: list[bytes | None] = [None] * count  # or, once encoded, the bytes of a plain body's small put
         if not any(isinstance(body, MessageBase) for body in self.bodies):  # the usual batch: plain bodies
             self.made: list[M | None] = [None] * count
             # each plain body's canonical JSON (the check, as below), until its envelope is encoded ("" then)
@@ -169,34 +171,65 @@ class PutBatch(Generic[M]):
 
     def encoded(self, start: int, stop: int) -> list[Request[int]]:
         """The ``put`` of the bodies from ``start`` to ``stop``, encoding those not yet encoded."""
-        requests, canons, bodies = self._requests, self._canon, self.bodies
-        sender_json, created = self.conn._sender_wire[1], self.created
-        put, encode = _c.put, _envelope.encode
+        requests, heads = self._requests, self._heads
+        request_of = _c.PUT_COMMAND.request
         out: list[Request[int]] = []
         for i in range(start, min(stop, len(requests))):
-            request = requests[i]
+            if requests[i] is None and heads[i] is None:
+                self.pieces(i, i + 1)  # encoded now: its put's bytes, or (a large body) its request
+            request, head = requests[i], heads[i]
             if request is None:
-                token, data = encode(bodies[i], created, sender_json, canon=canons[i])
-                canons[i] = ""
-                self.tokens[i] = token
-                request = requests[i] = put(data, self.priority, self.delay, self.ttr)
+                if head is None:  # pragma: no cover - ``pieces`` encoded it
+                    raise RuntimeError(f"put_many: body {i} was not encoded")
+                request = requests[i] = request_of(head)
             out.append(request)
+        return out
+
+    def pieces(self, start: int, stop: int) -> list[bytes]:
+        """What the puts of the bodies from ``start`` to ``stop`` write, in order, encoding those
+        not yet encoded: a plain body's small put is one ``bytes`` (made here, its settings checked
+        once for the batch: no :class:`Request` per body); a large body stays apart from its line."""
+        requests, heads, canons, bodies = self._requests, self._heads, self._canon, self.bodies
+        sender_json, created = self.conn._sender_wire[1], self.created
+        priority, delay, ttr, encode = self.priority, self.delay, self.ttr, _envelope.encode
+        out: list[bytes] = []
+        for i in range(start, min(stop, len(requests))):
+            head = heads[i]
+            if head is None:
+                request = requests[i]
+                if request is None:
+                    token, data = encode(bodies[i], created, sender_json, canon=canons[i])
+                    canons[i] = ""
+                    self.tokens[i] = token
+                    if len(data) < BODY_APART:  # ``_c.put``'s bytes (its checks made in ``__init__``)
+                        head = heads[i] = b"put %d %d %d %d\r\n%b\r\n" % (priority, delay, ttr, len(data), data)
+                        out.append(head)
+                        continue
+                    request = requests[i] = _c.put(data, priority, delay, ttr)
+                out.extend(request.pieces)
+                continue
+            out.append(head)
         return out
 
     def steps(self, session: Session, reader: ReplyReader, tube: str) -> Exchange[list[Any]]:
         """The conversation of the ``put_many``: ``PUT_FIRST`` envelopes written (after a ``use`` if
         need be), then chunks twice as large each time; the messages built; then every reply read.
-        Each body's result, in order (its id, or its error)."""
-        size = PUT_FIRST
-        plan = session.plan(self.encoded(0, size), tube)
-        yield from session.write(plan.data, 0.0)
-        start, count = size, len(self._requests)
+        Each body's result, in order (its id, or its error). The plan lists one shared ``put``
+        request per body (each reply is decoded by it; a put changes no connection state)."""
+        size, count = PUT_FIRST, len(self._requests)
+        plan = session.plan([_ANY_PUT] if count else [], tube)  # the ``use`` first, if another tube is in force
+        first = min(size, count)
+        yield from session.write(b"".join([plan.data, *self.pieces(0, first)]), 0.0)
+        plan.requests.extend([_ANY_PUT] * (first - 1))
+        plan.added.extend([False] * (first - 1))
+        start = first
         while start < count:
             size *= 2
-            chunk = self.encoded(start, start + size)
-            yield b"".join([piece for request in chunk for piece in request.pieces])
-            plan.requests.extend(chunk)
-            plan.added.extend([False] * len(chunk))
+            chunk = self.pieces(start, start + size)
+            yield b"".join(chunk)
+            taken = min(size, count - start)
+            plan.requests.extend([_ANY_PUT] * taken)
+            plan.added.extend([False] * taken)
             start += size
         try:
             self.build()  # while the server stores the last ones
@@ -205,6 +238,10 @@ class PutBatch(Generic[M]):
         replies = yield from batch_replies(reader, len(plan.requests))  # the puts', and the plan's ``use``'s
         if reader.buffered:
             raise out_of_step("put", reader.buffered)
+        if len(replies) == count:  # no ``use`` added: each reply is its put's
+            ids = _inserted(replies)
+            if ids is not None:
+                return ids
         return session.finish(plan, replies)
 
     def build(self) -> None:
@@ -241,6 +278,17 @@ class PutBatch(Generic[M]):
         return BatchFailed(results)
 
 
+def _inserted(replies: list[Reply]) -> list[int] | None:
+    """The ids of puts whose replies are all the usual ``INSERTED <id>`` (what ``session.finish`` makes
+    of them: a put changes no connection state); None if any is another, for ``finish`` to decide."""
+    ids: list[int] = []
+    for status, args, _, _ in replies:
+        if status != "INSERTED" or len(args) != 1 or not args[0].isdigit():
+            return None
+        ids.append(int(args[0]))
+    return ids
+
+
 def batch_replies(reader: ReplyReader, count: int) -> Generator[float | None, bytes, list[Reply]]:
     """The next ``count`` replies, to commands answered at once (``yield from`` it in a conversation):
     ``await_reply`` ``count`` times, but what arrives as whole reply lines with no body, nothing
@@ -261,6 +309,9 @@ def batch_replies(reader: ReplyReader, count: int) -> Generator[float | None, by
         replies.append(reply if reply is not None else (yield from await_reply(reader, 0.0)))
     return replies
 
+
+_ANY_PUT: Request[int] = _c.PUT_COMMAND.request(b"")
+"""A ``put_many``'s plan lists this for each body: the decoder of its reply (its bytes are written apart)."""
 
 PUT_FIRST = 8
 """A ``put_many`` writes its first this many envelopes as soon as they are encoded, then chunks twice
@@ -286,6 +337,8 @@ def reserve_many_requests(n: int, timeout: int, drop: bool) -> list[Request[Job]
     return [first, *[_c.reserve_with_timeout(0)] * (n - 1)]
 
 
+_ID_MAX = 2**64 - 1  # the largest job id ``delete`` takes (the spec's)
+
 DELETE_CHUNK = 16  # reserve_many(drop=True) writes the deletes of this many messages at a time
 
 
@@ -302,12 +355,14 @@ def reserve_many_steps(
     yield from session.write(b"".join([r.data for r in requests]), wait)
     messages: list[M] = []
     outcomes: list[object] = []
-    deletes: list[tuple[Request[None], M, int]] = []  # each delete written, its message and its item
+    deletes: list[tuple[bytes, M, int]] = []  # each delete written (its bytes), its message and its item
     pending = 0  # of those, how many are not written yet
     holding = False  # whether this batch reserved a job (DEADLINE_SOON may then be its own doing)
     for request in requests:
         try:
-            reply = yield from await_reply(reader, wait)
+            reply = reader.next_reply()  # ``yield from await_reply(reader, wait)``, inline: no generator per reply
+            while reply is None:
+                reply = reader.read((yield wait))
         except BaseException as exc:
             if deletes:
                 exc.add_note(
@@ -333,16 +388,22 @@ def reserve_many_steps(
         messages.append(message)
         outcomes.append(message)
         if drop:
-            deletes.append((_c.delete(message.uid), message, len(outcomes) - 1))
+            uid = message.uid  # (an id ``delete`` refuses, 0, goes to its encoder, which says so)
+            deletes.append(
+                (b"delete %d\r\n" % uid if 0 < uid <= _ID_MAX else _c.delete(uid).head, message, len(outcomes) - 1)
+            )
             pending += 1
             if pending == DELETE_CHUNK:
-                yield b"".join([d[0].data for d in deletes[-pending:]])
+                yield b"".join([d[0] for d in deletes[-pending:]])
                 pending = 0
     if pending:
-        yield b"".join([d[0].data for d in deletes[-pending:]])
+        yield b"".join([d[0] for d in deletes[-pending:]])
     replies = yield from batch_replies(reader, len(deletes))
-    for (delete, message, item), reply in zip(deletes, replies, strict=True):
-        error = _deleted(session, delete, reply, message)
+    for (_, message, item), reply in zip(deletes, replies, strict=True):
+        if reply.status == "DELETED" and not reply.args:  # the usual reply (``_c.delete``'s decoder: None)
+            message._deleted()
+            continue
+        error = _deleted(session, reply, message)
         if error is not None:
             outcomes[item] = error
     if reader.buffered:
@@ -350,11 +411,11 @@ def reserve_many_steps(
     return messages, outcomes
 
 
-def _deleted(session: Session, delete: Request[None], reply: Reply, message: M) -> BeanstalkmException | None:
+def _deleted(session: Session, reply: Reply, message: M) -> BeanstalkmException | None:
     """Decode the reply to a reserved ``message``'s delete: None once it is deleted, else the error
     (``NotFound``: the job is not reserved by us any more; a reply that broke the protocol is noted)."""
     try:
-        delete.decode(reply)
+        _c.DELETE_COMMAND.decode(reply)
     except BeanstalkmException as exc:
         session.note(exc)
         if isinstance(exc, NotFound):

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 676a6df9338f8cfa349ff8f47f6386e3a290d7b7dc7429333af274bc952fed32). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 8dfc2c89945103b9628b82a63e116526e057b3ccaec0f07df9465bd20df960ba). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -68,7 +68,8 @@ class Client(Connection):
             # the common case: ``message.send(tube)`` without its layers (docs/sync-cpu.md)
             default_sender, sender_json = self._sender_wire
             message = Message._new(self, body, dict(default_sender), priority, delay, ttr)
-            message._sent(self._execute(message._plain_put(sender_json, priority, delay, ttr), tube))
+            request = message._plain_put(sender_json, priority, delay, ttr)
+            message._sent(self._direct(request.head, request, tube))
             return message
         body, kwargs = message_kwargs(body, subscribe, sender, channel, priority, delay, ttr, self._sender)
         message = Message(self, body, **kwargs)  # ``self(...)``, one call less

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 28837a8a5eff8f0021b6cdb9e626cbec018c542ea6856a6d540e6ca939e8f08f). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 a36817ab89284ff2ea6efd6fe23ba563a0c32472ff2b731cf1a31caa8d45294b). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -228,13 +228,14 @@ class Connection(ConnectionBase[Message]):
             session.applied(request.request(head), value)
         return value
 
-    def _direct(self, head: bytes, command: Command[T]) -> T:
-        """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked): a
-        generated queue method's entry. No :class:`Request` is built unless the general path needs one."""
+    def _direct(self, head: bytes, command: Command[T], tube: str | None = None) -> T:
+        """``_execute`` of ``command``'s request whose bytes are ``head`` (its arguments checked), to
+        ``tube`` if given: a generated queue method's entry, and ``Client.put``'s. No :class:`Request`
+        is built unless the general path needs one."""
         if self._routes_execute:  # a subclass's own ``_execute`` sees every command
-            return self._execute(command.request(head))
+            return self._execute(command.request(head), tube)
         with self._lock:
-            return self._command(command, head=head)
+            return self._command(command, tube, head=head)
 
     _routes_execute = False
     """Whether this class, or one it derives from, routes ``_execute`` its own way (a pool's connection,

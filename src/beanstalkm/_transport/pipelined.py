@@ -10,15 +10,16 @@ for replies. The design and its guarantees by name: docs/async-dispatch.md.
 
 from __future__ import annotations
 
-__all__ = ["Alone", "Cancelled", "Entry", "Pipelined"]
+__all__ = ["QUICK", "Alone", "Cancelled", "Entry", "Pipelined"]
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Literal, overload
 
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Reply
+from beanstalkm._core.requests import MISS, Quick, Reply
 from beanstalkm._core.session import out_of_step
 from beanstalkm._transport.streams import StreamTransport
 
@@ -30,15 +31,26 @@ class Entry:
     """A queued command (``data``) and the future of its reply, which its task awaits.
 
     ``on_drop`` is called with the reply if the task stopped waiting for it (cancelled): a reserve's
-    job, reserved by the connection and seen by nobody, must be handed back."""
+    job, reserved by the connection and seen by nobody, must be handed back.
 
-    __slots__ = ("data", "future", "on_drop", "written")
+    ``quick``: the command's quick decoder (for a command with no ``on_drop``). A reply that comes
+    alone, whole, in one read, for the only command in flight, is decoded by it as it is read: if it
+    is the usual success reply, its value goes in ``value`` and the future's result is :data:`QUICK`
+    (no :class:`Reply` is built, nor decoded again)."""
+
+    __slots__ = ("data", "future", "on_drop", "quick", "value", "written")
 
     def __init__(self, data: bytes, future: asyncio.Future[Reply]) -> None:
         self.data = data
         self.future = future
         self.written = False
         self.on_drop: Callable[[Reply], None] | None = None
+        self.quick: Quick[Any] | None = None
+        self.value: Any = None
+
+
+QUICK = Reply("", (), None)
+"""An entry's result when its reply was decoded as it was read (its value is ``entry.value``)."""
 
 
 class Pipelined:
@@ -48,16 +60,20 @@ class Pipelined:
     breaks the protocol): every command still waiting has been given an error by then."""
 
     __slots__ = (
+        "_clock",
         "_flush_handle",
+        "_future",
         "_idle",
-        "_inflight",
         "_loop",
         "_lost",
         "_progress",
+        "_stream",
         "_tasks",
         "_timer",
         "_unsent",
         "error",
+        "inflight",
+        "max_body",
         "reader",
         "timeout",
         "transport",
@@ -69,14 +85,24 @@ class Pipelined:
         reader: ReplyReader,
         timeout: float | None,
         lost: Callable[[Pipelined, BaseException], None],
+        max_body: int,
     ) -> None:
         self.transport = transport
         self.reader = reader
+        self.max_body = max_body
         self.timeout = timeout
         self._lost = lost
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
+        # asyncio's own loop's clock is ``time.monotonic``: read with no Python call between (another
+        # loop's own ``time`` is used as it is)
+        self._clock: Callable[[], float] = (
+            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+        )
+        self._future = loop.create_future
+        self._stream = transport._stream
         self._unsent: list[Entry] = []
-        self._inflight: deque[Entry] = deque()
+        self.inflight: deque[Entry] = deque()
+        """The commands written, awaiting their replies, in order (what arrives is theirs)."""
         self._flush_handle: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._progress = 0.0  # when the last reply came, or the wait for one began
@@ -88,37 +114,56 @@ class Pipelined:
     @property
     def busy(self) -> bool:
         """Whether any command is queued or awaits its reply (abandoned ones included)."""
-        return bool(self._unsent or self._inflight)
+        return bool(self._unsent or self.inflight)
 
-    @property
-    def expecting(self) -> bool:
-        """Whether replies are awaited: what arrives is theirs."""
-        return bool(self._inflight)
+    @overload
+    def submit(self, data: bytes, check: Literal[False]) -> Entry: ...
 
-    def submit(self, data: bytes) -> Entry:
+    @overload
+    def submit(self, data: bytes, check: bool = True) -> Entry | None: ...
+
+    def submit(self, data: bytes, check: bool = True) -> Entry | None:
         """Queue a command; the caller awaits ``entry.future`` at once (no ``await`` between).
 
         Written at once if nothing else is queued or in flight, else at the end of this
         event-loop turn with the others queued meanwhile. ``ConnectionResetError`` (nothing
-        written) if the stream is gone.
+        written) if the stream is gone. ``check``: when nothing is queued or in flight, the
+        stray-reply check first (the connection's reader or the stream holds bytes: a reply to no
+        command): then nothing is queued and the answer is None.
         """
         if self.error is not None:
             raise ConnectionResetError(f"the connection was dropped: {self.error}")
-        if self.transport.ended():
-            raise ConnectionResetError("the server closed the connection")
-        entry = Entry(data, self._loop.create_future())
-        if self._unsent or self._inflight:
+        stream = self._stream
+        if self._unsent or self.inflight:
+            if (stream.eof or stream.error is not None) and not stream.kept:  # ``transport.ended()``, inline
+                raise ConnectionResetError("the server closed the connection")
+            entry = Entry(data, self._future())
             self._unsent.append(entry)
             if self._flush_handle is None:
                 self._flush_handle = self._loop.call_soon(self._flush)
-        else:
-            self._write([entry], data)
+            return entry
+        if stream.kept:  # bytes wait: a reply to no command (or the end, once they are read)
+            if check:
+                return None
+        elif stream.eof or stream.error is not None:
+            raise ConnectionResetError("the server closed the connection")
+        if check and self.reader.buffered:
+            return None
+        entry = Entry(data, self._future())
+        # ``_write([entry], data)``, inline: a task alone writes each command so
+        if self.timeout is not None:  # the wait for replies begins
+            self._progress = self._clock()
+            if self._timer is None:
+                self._timer = self._loop.call_at(self._progress + self.timeout, self._check)
+        entry.written = True
+        self.inflight.append(entry)
+        self.transport.writer.write(data)
         return entry
 
     def _write(self, entries: list[Entry], data: bytes) -> None:
-        inflight = self._inflight
+        inflight = self.inflight
         if not inflight and self.timeout is not None:  # the wait for replies begins
-            self._progress = self._loop.time()
+            self._progress = self._clock()
             if self._timer is None:
                 self._timer = self._loop.call_at(self._progress + self.timeout, self._check)
         for entry in entries:
@@ -137,16 +182,28 @@ class Pipelined:
             self._write(live, b"".join([entry.data for entry in live]))
         elif live:
             self._write(live, live[0].data)
-        elif not self._inflight:
+        elif not self.inflight:
             self._became_idle()
 
     def received(self, data: bytes) -> None:
         """Bytes that arrived while replies are awaited: each complete reply to its command, in order.
         A reply that breaks the protocol, or one more than was awaited, fails the stream."""
-        inflight, reader = self._inflight, self.reader
+        inflight, reader = self.inflight, self.reader
         try:
             if self.timeout is not None:
-                self._progress = self._loop.time()
+                self._progress = self._clock()
+            if len(inflight) == 1:  # one command in flight, its reply whole in this read: decoded at once
+                entry = inflight[0]
+                quick, future = entry.quick, entry.future
+                if quick is not None and not future.done() and not reader.buffered:
+                    value = quick(data, self.max_body)
+                    if value is not MISS:  # exactly its usual success reply, nothing more (else: below)
+                        inflight.popleft()
+                        entry.value = value
+                        future.set_result(QUICK)
+                        if not self._unsent and self._idle is not None:
+                            self._became_idle()
+                        return
             replies = reader.lines(data)  # the usual case: whole lines, no body (one split for them all)
             if replies is not None:
                 if len(replies) > len(inflight):  # a reply to no command: none of them can be trusted
@@ -180,7 +237,7 @@ class Pipelined:
         """Several replies (``reply`` the first): every complete one is parsed first, and if there are
         more than commands in flight (a reply to no command), none is handed out, as none of them can
         be trusted to be its command's."""
-        reader, inflight = self.reader, self._inflight
+        reader, inflight = self.reader, self.inflight
         replies = [reply]
         broken: Exception | None = None
         try:
@@ -212,10 +269,10 @@ class Pipelined:
     def _check(self) -> None:
         """The timer: replies awaited and none for ``timeout`` seconds fails the stream."""
         self._timer = None
-        if not self._inflight or self.error is not None or self.timeout is None:
+        if not self.inflight or self.error is not None or self.timeout is None:
             return
         due = self._progress + self.timeout
-        if self._loop.time() >= due:
+        if self._clock() >= due:
             self.fail(TimeoutError("no reply came in time"))
         else:
             self._timer = self._loop.call_at(due, self._check)
@@ -254,8 +311,8 @@ class Pipelined:
             if handle is not None:
                 handle.cancel()
         self._flush_handle = self._timer = None
-        entries = [*self._inflight, *self._unsent]
-        self._inflight.clear()
+        entries = [*self.inflight, *self._unsent]
+        self.inflight.clear()
         self._unsent = []
         told = False
         for entry in entries:

@@ -42,7 +42,7 @@ class _Stream(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.sink: Pipelined | None = None  # what arrives goes there while it ``expecting`` replies
+        self.sink: Pipelined | None = None  # what arrives goes there while replies are awaited (``inflight``)
         self.kept: deque[bytes] = deque()  # bytes for ``receive``, in order
         self.size = 0  # how many bytes ``kept`` holds
         self.eof = False  # the server closed the stream (or it was closed here)
@@ -59,7 +59,7 @@ class _Stream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         sink = self.sink
-        if sink is not None and sink.expecting:
+        if sink is not None and sink.inflight:  # replies awaited: what arrives is theirs
             sink.received(data)
             return
         self.kept.append(data)
