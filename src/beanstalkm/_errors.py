@@ -123,6 +123,10 @@ class CorruptJob(ProtocolError):
         )
         self.job_id = job_id
         self.body = body
+        self.trailer = trailer
+
+    def __reduce__(self) -> tuple[type[CorruptJob], tuple[int, bytes, bytes], dict[str, object]]:
+        return (type(self), (self.job_id, self.body, self.trailer), self.__dict__)  # picklable: it may cross processes
 
 
 class SocketError(BeanstalkmException, OSError):
@@ -158,6 +162,9 @@ class InvalidArgument(BeanstalkmException, ValueError):
         self.value = value
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[InvalidArgument], tuple[str, object, str], dict[str, object]]:
+        return (type(self), (self.name, self.value, self.reason), self.__dict__)  # picklable: it may cross processes
+
 
 class ArgumentTypeError(InvalidArgument, TypeError):
     """An argument had the wrong Python type (also a ``TypeError``)."""
@@ -189,6 +196,9 @@ class BatchFailed(BeanstalkmException):
         failed = [r for r in results if isinstance(r, BaseException)]
         super().__init__(f"{len(failed)} of {len(results)} batch items failed; first: {failed[0]!r}")
         self.results = results
+
+    def __reduce__(self) -> tuple[type[BatchFailed], tuple[list[object]], dict[str, object]]:
+        return (type(self), (self.results,), self.__dict__)  # picklable: it may cross processes
 
     @property
     def errors(self) -> list[BaseException]:

@@ -143,6 +143,11 @@ BAD: list[Bad] = [
     Bad("delete-many-none", lambda c: c.delete_many(None), ArgumentTypeError, None, "messages"),
     Bad("delete-many-str", lambda c: c.delete_many("12"), ArgumentTypeError, "12", "messages"),
     Bad("put-many-empty-bad-tube", lambda c: c.put_many([], tube="a b"), InvalidArgument, "a b", "tube"),
+    # tube=None is no tube: it used to put the job into the used tube, silently (put_many refused it)
+    Bad("put-tube-none", lambda c: c.put(1, tube=None), ArgumentTypeError, None, "tube"),
+    Bad("put-tube-none-sender", lambda c: c.put(1, tube=None, sender={"a": 1}), ArgumentTypeError, None, "tube"),
+    Bad("message-send-tube-none", lambda c: c(1).send(None), ArgumentTypeError, None, "tube"),
+    Bad("put-many-tube-none", lambda c: c.put_many([1], tube=None), ArgumentTypeError, None, "tube"),
     # bool parameters
     Bad("reserve-drop-str", lambda c: c.reserve(timeout=0, drop="no"), ArgumentTypeError, "no", "drop"),
     Bad("reserve-drop-int", lambda c: c.reserve(drop=1), ArgumentTypeError, 1, "drop"),

@@ -59,6 +59,8 @@ class AsyncClient(AsyncConnection):
         Raises ``TypeError`` before sending if ``body`` is not JSON-serializable.
         One round trip; the tube ``queue.using()`` reports is not changed.
         """
+        if tube is None:  # not a tube (None would mean the used one, further down): refused, as put_many does
+            _c.TUBE_RULE.check("tube", tube)
         if sender is None and subscribe is None and channel is None and not isinstance(body, MessageBase):
             # the common case: ``message.send(tube)`` without its layers (docs/sync-cpu.md)
             default_sender, sender_json = self._sender_wire

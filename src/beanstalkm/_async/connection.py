@@ -129,11 +129,15 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
         return transport
 
     def _in_step(self, transport: StreamTransport, requests: Sequence[Request[Any]]) -> None:
-        """Bytes waiting before a write are a reply to no command: a ``ProtocolError`` (the connection dropped)."""
+        """Bytes waiting before a write are a reply to no command: a ``ProtocolError`` (the connection
+        dropped). The end of the stream (the server closed it) is a ``SocketError`` saying the command
+        was not sent (``maybe_executed=False``): written now, it would be lost unseen."""
         if self._reader.buffered or transport.readable():
             waiting = self._reader.buffered or transport.waiting()
             if waiting:
                 raise self._stray(requests, waiting)
+            if transport.ended():
+                raise self._peer_gone(requests)
 
     @property
     def _link(self) -> object | None:
@@ -349,8 +353,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                 if entry is None:  # bytes wait before the write: a reply to no command (nothing sent)
                     self._in_step(pipe.transport, (request.request(head),))  # raises
                     entry = pipe.submit(head, False)
-            except ConnectionResetError as exc:  # the stream ended: as when a write finds that out, it may have run
-                raise self._failure(exc, (request.request(head),), True, drop=self._pipe is pipe) from exc
+            except ConnectionResetError as exc:  # the stream is gone: nothing was written, so it cannot have run
+                raise self._failure(exc, (request.request(head),), False, drop=self._pipe is pipe) from exc
             if request.effect is Effect.RESERVE:
                 entry.on_drop = self._dropped_reserve  # (handed a reply, so never decoded as it is read)
             else:

@@ -13,6 +13,7 @@ from beanstalkm._async import ASYNC
 from beanstalkm._core.message import DEFAULT_TUBE, AskedSetting, KnownSetting, MessageBase, MessageFields
 from beanstalkm._core.requests import Job
 from beanstalkm._errors import CommandFailed, InvalidEnvelope
+from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
 from beanstalkm._generated.errors import NotFound
 from beanstalkm._generated.stats import JobStats
@@ -103,7 +104,7 @@ class AsyncMessage(MessageBase):
         self._lease = give_back
 
     def _settling(self) -> contextlib.AbstractContextManager[None]:
-        """Around a delete, release or bury: see ``_leased`` (nothing to do without a lease)."""
+        """Around a delete, release, bury or touch: see ``_leased`` (nothing to do without a lease)."""
         return _NO_LEASE if self._lease is None else self._leased()
 
     @contextlib.contextmanager
@@ -151,6 +152,8 @@ class AsyncMessage(MessageBase):
 
         The connection's used tube, as ``queue.using()`` reports it, is not changed.
         """
+        if tube is None:  # not a tube (None would mean the used one, further down)
+            _c.TUBE_RULE.check("tube", tube)
         conn = self._conn
         return self._sent(await conn._execute(self._put_request(conn._sender_wire), tube=tube))
 
@@ -172,8 +175,9 @@ class AsyncMessage(MessageBase):
         """
         with self._settling():
             delay = self._check_settling(priority, delay)
-            own = await self._own_priority(priority)
+            self._still_held("release")
             try:
+                own = await self._own_priority(priority)  # (a stats-job: NOT_FOUND if the job is gone)
                 await self._conn.queue.release(self.uid, own, delay)
             except NotFound:
                 self._gone()
@@ -183,8 +187,9 @@ class AsyncMessage(MessageBase):
     async def bury(self, priority: int | None = None) -> None:
         """Bury the reserved job; ``priority`` defaults to the job's own."""
         with self._settling():
-            own = await self._own_priority(priority)
+            self._still_held("bury")
             try:
+                own = await self._own_priority(priority)  # (a stats-job: NOT_FOUND if the job is gone)
                 await self._conn.queue.bury(self.uid, own)
             except NotFound:
                 self._gone()
@@ -198,13 +203,15 @@ class AsyncMessage(MessageBase):
     async def touch(self) -> None:
         """Ask for more time to work on the reserved job (its TTR restarts).
 
-        ``NotFound`` if the job is not reserved by this connection (its time to run ran out):
-        ``reserved`` is then False."""
-        try:
-            await self._conn.queue.touch(self.uid)
-        except NotFound:
-            self._gone()
-            raise
+        ``NotFound`` if the job is not reserved by this connection (its time to run ran out, or the
+        connection that reserved it closed: then nothing is sent): ``reserved`` is then False."""
+        with self._settling():  # a touch that finds the reservation over ends a pool's lease
+            self._still_held("touch")
+            try:
+                await self._conn.queue.touch(self.uid)
+            except NotFound:
+                self._gone()
+                raise
 
     async def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""

@@ -27,6 +27,14 @@ from beanstalkm._generated.errors import NotFound, TimedOut
 T = TypeVar("T")
 
 
+def _fresh(client: AsyncClient) -> AsyncClient:
+    """``client``, its connection dropped first if the server closed it while it sat idle (a command
+    would fail there, unsent): it connects again on its next command, restoring its watch list."""
+    if client._peer_closed():
+        client._drop()
+    return client
+
+
 class _PoolConnection(AsyncClient):
     """Runs the commands of ``AsyncPool.put`` (and of settled messages of ``AsyncPool.reserve``):
     those that change no connection state on the pool's pipelined connection, the rest on a
@@ -42,7 +50,7 @@ class _PoolConnection(AsyncClient):
 
     async def _execute(self, request: Request[T], tube: str | None = None) -> T:
         if request.effect is None:  # no reserve, no change of state: pipelined with the other tasks'
-            return await self._pool._pipelined._execute(request, tube)
+            return await _fresh(self._pool._pipelined)._execute(request, tube)
         async with self._pool.client() as client:
             return await client._execute(request, tube)
 
@@ -107,7 +115,7 @@ class AsyncPool:
     async def _borrow(self) -> AsyncClient:
         await self._slots.acquire()
         try:
-            return self._idle.pop() if self._idle else await self._new()
+            return _fresh(self._idle.pop()) if self._idle else await self._new()
         except BaseException:
             self._slots.release()
             raise
@@ -152,8 +160,8 @@ class AsyncPool:
         beanstalkd ties a reservation to its connection, so a job a reserve that
         waits leaves reserved (``drop=False``, or the message of an
         ``InvalidEnvelope``) keeps that connection and its place in the pool
-        until the message is deleted, released or buried: no other task can
-        block it in a reserve meanwhile.
+        until the message is deleted, released or buried (or a touch finds the
+        reservation over): no other task can block it in a reserve meanwhile.
 
         A reserve that does not wait (``timeout=0``) goes through the pool's
         pipelined connection with the other tasks' commands, and so does the
@@ -179,7 +187,7 @@ class AsyncPool:
 
     async def _reserve_now(self, drop: bool) -> AsyncMessage | None:
         """A reserve that does not wait, and the delete of its job with ``drop``, pipelined."""
-        client = self._pipelined
+        client = _fresh(self._pipelined)
         if not self._pipe_watching:
             await self._watch_pipelined()
         try:

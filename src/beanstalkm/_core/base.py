@@ -116,6 +116,13 @@ class ConnectionBase(Generic[M]):
             socket.getdefaulttimeout() if timeout is _UNSET else check_seconds("timeout", timeout, MAX_TIMEOUT)
         )
         self.unix_socket = None if unix_socket is None else check_path("unix_socket", unix_socket)
+        if self.ssl is not None and self.unix_socket is not None and self.ssl.check_hostname:
+            raise InvalidArgument(
+                "ssl",
+                ssl,
+                "checks the server's host name, and a UNIX socket has none: give a context with"
+                " check_hostname=False (and the CA to verify against)",
+            )
         self.validate = None if validate is None else check_bool("validate", validate)
         max_body = check_uint("max_body", max_body, 0, _c.BODY_MAX)
         self._session = Session()
@@ -234,6 +241,18 @@ class ConnectionBase(Generic[M]):
         return ProtocolError(
             f"{command}: {waiting or 'some'} bytes from {self.address} were waiting before it was written, a"
             " reply to no command: the replies are out of step; the connection was dropped and the command not sent"
+        )
+
+    def _peer_gone(self, requests: Sequence[Request[Any]]) -> SocketError:
+        """The error for a command not written because the server had closed the connection (the end
+        of the stream was there to read before the write): the connection is dropped, and the command
+        cannot have run (``maybe_executed=False``); the next call connects again."""
+        self._drop()
+        command = requests[-1].command if requests else "?"
+        return SocketError(
+            f"{command}: the server at {self.address} had closed the connection; the command was not sent"
+            " (the next call connects again)",
+            maybe_executed=False,
         )
 
     def _restore_failed(self, exc: BaseException) -> SocketError:

@@ -426,7 +426,11 @@ def _deleted(session: Session, reply: Reply, message: M) -> BeanstalkmException 
 
 
 def deleted(items: list[Any], results: list[object] | None = None) -> None:
-    """Mark the messages among ``items`` deleted (with ``results``, those whose delete succeeded)."""
+    """Mark the messages among ``items`` deleted (with ``results``, those whose delete succeeded; those
+    answered ``NOT_FOUND`` are no longer reserved, as after ``message.delete()``)."""
     for index, item in enumerate(items):
-        if isinstance(item, MessageBase) and (results is None or results[index] is None):
-            item._deleted()
+        if isinstance(item, MessageBase):
+            if results is None or results[index] is None:
+                item._deleted()
+            elif isinstance(results[index], NotFound):
+                item._gone()

@@ -15,6 +15,7 @@ from beanstalkm._core import envelope as _envelope
 from beanstalkm._core.requests import Request
 from beanstalkm._errors import ArgumentTypeError, shown
 from beanstalkm._generated import commands as _c
+from beanstalkm._generated.errors import NotFound
 from beanstalkm._generated.stats import JobStats
 
 DEFAULT_TUBE = "receive"
@@ -25,6 +26,25 @@ _STANDALONE = object()
 
 _CREATED_MIN, _CREATED_MAX = _envelope.CREATED_MIN, _envelope.CREATED_MAX
 """The ``created`` times (ms since the epoch) a datetime can hold; a received one outside is impossible."""
+
+
+class _ReservationEnded(NotFound):
+    """``NotFound``, raised without asking the server: the connection that reserved the job closed, so
+    beanstalkd released it, and the command was not sent (it could act on a reservation made since,
+    by another message of the same connection)."""
+
+    __module__ = "beanstalkm"
+    __qualname__ = __name__ = "NotFound"  # what the caller catches and sees in a traceback
+
+    def __init__(self, command: str, job_id: int) -> None:
+        super().__init__(command, "NOT_FOUND")
+        self.job_id = job_id
+
+    def __str__(self) -> str:
+        return (
+            f"{self.command}: job {self.job_id} is not reserved by this message any more: the connection that"
+            " reserved it closed and beanstalkd released the job (not sent)"
+        )
 
 
 def _text(value: object) -> str:
@@ -221,6 +241,14 @@ class MessageBase:
     def _link(self) -> object | None:
         """What stands for the connection's open socket (see ``ConnectionBase._link``)."""
         return _STANDALONE
+
+    def _still_held(self, command: str) -> None:
+        """Before a release, bury or touch: ``NotFound`` (nothing sent, the message marked lost) if
+        the job was reserved on a connection that has closed since; beanstalkd released it then."""
+        held = self._held
+        if held is not None and held is not self._link():
+            self._gone()
+            raise _ReservationEnded(command, self.uid)
 
     def _gone(self) -> None:
         """The server said the job is not reserved by us (``NOT_FOUND``)."""

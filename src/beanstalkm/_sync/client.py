@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 0e5b4f042c8ed8331a553658bfc3c446db77047d9ad9d10694adf6bd1585f0d3). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/client.py (sha256 8dfc2c89945103b9628b82a63e116526e057b3ccaec0f07df9465bd20df960ba). DO NOT EDIT; edit the source and run `make generate`.
 """The client: messages in envelopes on top of a connection (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -62,6 +62,8 @@ class Client(Connection):
         Raises ``TypeError`` before sending if ``body`` is not JSON-serializable.
         One round trip; the tube ``queue.using()`` reports is not changed.
         """
+        if tube is None:  # not a tube (None would mean the used one, further down): refused, as put_many does
+            _c.TUBE_RULE.check("tube", tube)
         if sender is None and subscribe is None and channel is None and not isinstance(body, MessageBase):
             # the common case: ``message.send(tube)`` without its layers (docs/sync-cpu.md)
             default_sender, sender_json = self._sender_wire

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 529b0ca725dbd252a4027424f208610bf56ea960a0a4eac1eee28b8718cbf282). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 a36817ab89284ff2ea6efd6fe23ba563a0c32472ff2b731cf1a31caa8d45294b). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -100,11 +100,15 @@ class Connection(ConnectionBase[Message]):
         return transport
 
     def _in_step(self, transport: SocketTransport, requests: Sequence[Request[Any]]) -> None:
-        """Bytes waiting before a write are a reply to no command: a ``ProtocolError`` (the connection dropped)."""
+        """Bytes waiting before a write are a reply to no command: a ``ProtocolError`` (the connection
+        dropped). The end of the stream (the server closed it) is a ``SocketError`` saying the command
+        was not sent (``maybe_executed=False``): written now, it would be lost unseen."""
         if self._reader.buffered or transport.readable():
             waiting = self._reader.buffered or transport.waiting()
             if waiting:
                 raise self._stray(requests, waiting)
+            if transport.ended():
+                raise self._peer_gone(requests)
 
     @property
     def _link(self) -> object | None:

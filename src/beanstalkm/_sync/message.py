@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 ca0ff803172f4bd5095bdf354558f72875f7e8650cf77626e94f21893c01051b). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/message.py (sha256 14a117d52fe4824d136545aa9c2aa5bcc3f9b62fdc747dcea06ce34e15a96d84). DO NOT EDIT; edit the source and run `make generate`.
 """Messages bound to a connection: a job's body, its envelope fields and its lifecycle methods (the
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Self, Unpack
 from beanstalkm._core.message import DEFAULT_TUBE, AskedSetting, MessageBase, MessageFields
 from beanstalkm._core.requests import Job
 from beanstalkm._errors import CommandFailed, InvalidEnvelope
+from beanstalkm._generated import commands as _c
 from beanstalkm._generated.commands import DEFAULT_PRIORITY
 from beanstalkm._generated.errors import NotFound
 from beanstalkm._generated.stats import JobStats
@@ -105,7 +106,7 @@ class Message(MessageBase):
         self._lease = give_back
 
     def _settling(self) -> contextlib.AbstractContextManager[None]:
-        """Around a delete, release or bury: see ``_leased`` (nothing to do without a lease)."""
+        """Around a delete, release, bury or touch: see ``_leased`` (nothing to do without a lease)."""
         return _NO_LEASE if self._lease is None else self._leased()
 
     @contextlib.contextmanager
@@ -148,6 +149,8 @@ class Message(MessageBase):
 
         The connection's used tube, as ``queue.using()`` reports it, is not changed.
         """
+        if tube is None:  # not a tube (None would mean the used one, further down)
+            _c.TUBE_RULE.check("tube", tube)
         conn = self._conn
         return self._sent(conn._execute(self._put_request(conn._sender_wire), tube=tube))
 
@@ -169,8 +172,9 @@ class Message(MessageBase):
         """
         with self._settling():
             delay = self._check_settling(priority, delay)
-            own = self._own_priority(priority)
+            self._still_held("release")
             try:
+                own = self._own_priority(priority)  # (a stats-job: NOT_FOUND if the job is gone)
                 self._conn.queue.release(self.uid, own, delay)
             except NotFound:
                 self._gone()
@@ -180,8 +184,9 @@ class Message(MessageBase):
     def bury(self, priority: int | None = None) -> None:
         """Bury the reserved job; ``priority`` defaults to the job's own."""
         with self._settling():
-            own = self._own_priority(priority)
+            self._still_held("bury")
             try:
+                own = self._own_priority(priority)  # (a stats-job: NOT_FOUND if the job is gone)
                 self._conn.queue.bury(self.uid, own)
             except NotFound:
                 self._gone()
@@ -195,13 +200,15 @@ class Message(MessageBase):
     def touch(self) -> None:
         """Ask for more time to work on the reserved job (its TTR restarts).
 
-        ``NotFound`` if the job is not reserved by this connection (its time to run ran out):
-        ``reserved`` is then False."""
-        try:
-            self._conn.queue.touch(self.uid)
-        except NotFound:
-            self._gone()
-            raise
+        ``NotFound`` if the job is not reserved by this connection (its time to run ran out, or the
+        connection that reserved it closed: then nothing is sent): ``reserved`` is then False."""
+        with self._settling():  # a touch that finds the reservation over ends a pool's lease
+            self._still_held("touch")
+            try:
+                self._conn.queue.touch(self.uid)
+            except NotFound:
+                self._gone()
+                raise
 
     def stats(self) -> JobStats | None:
         """The job's statistics, or None once it is deleted (or before it is sent)."""

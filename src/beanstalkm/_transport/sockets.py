@@ -275,7 +275,7 @@ class TLSSocketTransport(SocketTransport):
     read ahead to see whether application data waits (TLS also sends records of its own, such as
     session tickets, that make the socket readable with nothing for the reader), count as buffered."""
 
-    __slots__ = ("_ahead",)
+    __slots__ = ("_ahead", "_eof")
 
     sock: ssl.SSLSocket
     holds = True
@@ -284,6 +284,7 @@ class TLSSocketTransport(SocketTransport):
     def __init__(self, sock: ssl.SSLSocket, timeout: float | None) -> None:
         super().__init__(sock, timeout)
         self._ahead = b""
+        self._eof = False  # a read ahead found the end of the stream (or the connection failed)
 
     def send_command(self, request: Request[Any], session: Session) -> None:
         self._settimeout(self.timeout)
@@ -317,15 +318,23 @@ class TLSSocketTransport(SocketTransport):
         except _WOULD_BLOCK:
             return None
 
-    def readable(self) -> bool:
-        return bool(self._ahead) or self.sock.pending() > 0 or bool(self._poll(0))
+    def readable(self) -> bool:  # the end, once a read ahead found it (a close_notify may leave nothing to poll)
+        return bool(self._ahead) or self._eof or self.sock.pending() > 0 or bool(self._poll(0))
 
     def waiting(self) -> int:
         if not self._ahead:
-            chunk = self.receive_now(RECV)
+            try:
+                chunk = self.receive_now(RECV)
+            except OSError:  # the connection failed: the end, as a plain socket's peek reports it
+                chunk = b""
             self._settimeout(self.timeout)
+            if chunk == b"":
+                self._eof = True
             self._ahead = chunk or b""
         return len(self._ahead)
+
+    def ended(self) -> bool:
+        return self.readable() and self.waiting() == 0 and self._eof  # not a TLS record of its own
 
     def buffered(self) -> int:
         return len(self._ahead) + self.sock.pending()

@@ -177,7 +177,11 @@ class StreamTransport:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout):
             if unix_socket is not None:
-                transport, stream = await loop.create_unix_connection(_Stream, unix_socket, ssl=tls)
+                # no host name to send or check (the constructor refuses a context that checks one)
+                hostname = None if tls is None else ""
+                transport, stream = await loop.create_unix_connection(
+                    _Stream, unix_socket, ssl=tls, server_hostname=hostname
+                )
             else:
                 transport, stream = await loop.create_connection(_Stream, host, port, ssl=tls)
                 sock = transport.get_extra_info("socket")
@@ -204,7 +208,8 @@ class StreamTransport:
         which comes at once: the timeout bounds the wait. ``ConnectionResetError`` if the server closed.
         ``check``: first, the stray-reply check (``readable``): if bytes wait to be read, nothing is
         sent and the answer is None."""
-        if check and self._stream.kept:
+        stream = self._stream
+        if check and (stream.kept or stream.eof or stream.error is not None):  # bytes, or the end: not sent
             return None
         writer = self.writer
         writer.write(head)
@@ -264,8 +269,10 @@ class StreamTransport:
         return stream.take(size)
 
     def readable(self) -> bool:
-        """Whether bytes wait to be read: the event loop reads eagerly, so they are kept here."""
-        return bool(self._stream.kept)
+        """Whether bytes (or the end of the stream) wait to be read: the event loop reads eagerly, so
+        they are kept here."""
+        stream = self._stream
+        return bool(stream.kept) or stream.eof or stream.error is not None
 
     def waiting(self) -> int:
         """How many bytes wait to be read."""
