@@ -354,6 +354,8 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
                     self._in_step(pipe.transport, (request.request(head),))  # raises
                     entry = pipe.submit(head, False)
             except ConnectionResetError as exc:  # the stream is gone: nothing was written, so it cannot have run
+                if pipe.error is None and self._pipe is pipe:  # the server had closed it: as the sync flavour says
+                    raise self._peer_gone((request.request(head),)) from exc
                 raise self._failure(exc, (request.request(head),), False, drop=self._pipe is pipe) from exc
             if request.effect is Effect.RESERVE:
                 entry.on_drop = self._dropped_reserve  # (handed a reply, so never decoded as it is read)

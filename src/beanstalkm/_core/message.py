@@ -7,6 +7,7 @@ __all__ = ["DEFAULT_TUBE", "AskedSetting", "KnownSetting", "MessageBase", "Messa
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from time import time as _time
 from typing import Any, Protocol, Self, TypedDict, overload
@@ -45,6 +46,16 @@ class _ReservationEnded(NotFound):
             f"{self.command}: job {self.job_id} is not reserved by this message any more: the connection that"
             " reserved it closed and beanstalkd released the job (not sent)"
         )
+
+    def __reduce__(self) -> tuple[Callable[[str, int], NotFound], tuple[str, int], dict[str, object]]:
+        # picklable and copyable: it may cross processes. Pickle finds the class by its name, which is
+        # NotFound's (another class), and its arguments are not those of CommandFailed's ``args``.
+        return (_reservation_ended, (self.command, self.job_id), self.__dict__)
+
+
+def _reservation_ended(command: str, job_id: int) -> NotFound:
+    """A :class:`_ReservationEnded` again (what unpickling and copying call)."""
+    return _ReservationEnded(command, job_id)
 
 
 def _text(value: object) -> str:

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 a36817ab89284ff2ea6efd6fe23ba563a0c32472ff2b731cf1a31caa8d45294b). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 22d2a141fb10ecd1f5127b16370eda8b46125b123cb6b0c8971103e7da201476). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
