@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 b12dec564ef03b195371f5f8220ce46e74858cf278aa741cf4bba47111b73669). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 99ff8127941a630914dbe973015edc697c56537c076a8d5a588e843f79884ba6). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from ssl import SSLContext
 from typing import Any, TypeVar
 
-from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
+from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT, check_ssl
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
 from beanstalkm._core.requests import Request
 from beanstalkm._core.urls import default_urls, parse_urls
@@ -165,7 +165,9 @@ class Worker:
     connected ``Client`` per slot; with several servers the slots take them in turn, each slot
     its own connection to one. ``None``: ``host``/``port``/``unix_socket`` if given, else
     ``BEANSTALKD_URL``, else ``beanstalk://127.0.0.1:11300``. ``timeout`` and ``validate`` apply to
-    the connections the worker opens. ``grace`` is how long a stop lets running handlers finish before their
+    the connections the worker opens, and ``ssl`` (an ``ssl.SSLContext``) to its ``beanstalks://`` ones
+    (``InvalidArgument`` beside a client, cluster or callable source: those bring their own). ``grace``
+    is how long a stop lets running handlers finish before their
     jobs are released.
 
     Delivery is at least once: a job is deleted only after its handler returns. A handler that
@@ -188,7 +190,9 @@ class Worker:
         unix_socket: str | None = None,
         timeout: float | None = CONNECT_TIMEOUT,
         validate: bool | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
+        self._tls = check_ssl("ssl", ssl)  # the TLS context of the worker's own URLs (and host/port)
         self._handlers: dict[str, tuple[HandlerOptions, Handler]] = {}
         self._hooks: dict[str, list[Callable[..., object]]] = {
             name: [] for name in ("success", "failure", "retry", "bury", "lease_lost")
@@ -232,12 +236,19 @@ class Worker:
         if source is not None or not hasattr(self, "_source"):
             self._urls: list[str] | None = None
             self._source: Client | Callable[[], Client] | None = None
-            self._ssl: SSLContext | None = None
+            self._ssl: SSLContext | None = self._tls
+            if self._tls is not None and source is not None and not isinstance(source, (str, list, tuple)):
+                raise InvalidArgument(
+                    "ssl",
+                    self._tls,
+                    f"is for the worker's own URLs: a source that makes its connections ({type(source).__name__})"
+                    " brings its own TLS context",
+                )
             if isinstance(source, Cluster):  # each slot a connection to one of its servers, in turn
                 self._urls = source.urls
                 self._timeout, self._validate, self._ssl = source.timeout, source.validate, source.ssl
             elif isinstance(source, (str, list, tuple)):
-                self._urls = [str(url) for url in parse_urls(source, "source")]
+                self._urls = self._tls_checked([str(url) for url in parse_urls(source, "source")])
             elif source is None or isinstance(source, Client) or callable(source):
                 self._source = source
             else:
@@ -342,7 +353,14 @@ class Worker:
         callable, or ``host``/``port``/``unix_socket`` (one kind of connection, which ``_connect`` makes)."""
         if self._urls is not None:
             return self._urls
-        return default_urls() if self._source is None and not self._named else None
+        return self._tls_checked(default_urls()) if self._source is None and not self._named else None
+
+    def _tls_checked(self, urls: list[str]) -> list[str]:
+        """``urls``; ``InvalidArgument`` if the worker was given ``ssl=`` and none of them is TLS (as a
+        cluster's and a connection's ``ssl=``: a context that nothing would use is a mistake to say)."""
+        if self._tls is not None and not any(url.startswith("beanstalks://") for url in urls):
+            raise InvalidArgument("ssl", self._tls, f"no server URL is beanstalks:// (TLS): {', '.join(urls)}")
+        return urls
 
     def _from_url(self, url: str) -> Client:
         """A new connection to ``url`` with the worker's settings (a cluster's TLS context for ``beanstalks://``)."""
@@ -356,7 +374,14 @@ class Worker:
             return self._from_url(urls[index % len(urls)])
         source = self._source
         if source is None:
-            return Client(self._host, self._port, self._timeout, unix_socket=self._unix_socket, validate=self._validate)
+            return Client(
+                self._host,
+                self._port,
+                self._timeout,
+                unix_socket=self._unix_socket,
+                validate=self._validate,
+                ssl=self._tls,
+            )
         if isinstance(source, Client):  # made like it: its TLS context and its reply limit too
             return Client(
                 source.host,
