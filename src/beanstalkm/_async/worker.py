@@ -94,6 +94,9 @@ LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
 LANES_WAIT = 1
 """How long (seconds) a slot of several servers waits on all of them at once before it sweeps again."""
+TOUCH_LEAST = 0.1
+"""The least a touch is given for its answer (asyncio), even when the job's time left is less: beanstalkd
+still takes a touch that comes a moment past the deadline, before its next tick times the job out."""
 TOUCH_RETRY = (0.05, 1.0)
 """A touch the server refused is tried again after an eighth of the job's TTR, within these bounds (s)."""
 LOST = (SocketError, ProtocolError)
@@ -119,6 +122,7 @@ class _Job:
     lost: bool = False
     started: float = 0.0
     touching: bool = False  # a touch of it is in flight (in a task or thread of its own)
+    expires: float = 0.0  # when its lease ends as this side counts (from its start, then from each touch sent)
 
 
 _Taken = tuple[AsyncMessage, JobStats | None, AsyncClient]
@@ -918,6 +922,7 @@ class AsyncWorker:
         job.attempts = attempts = attempts_of(stats, job.record)
         job.started = now = time.monotonic()
         job.next_touch = now + stats.ttr / 2
+        job.expires = now + stats.ttr  # later than the server's end (it began at the reserve): never early
         slot.job = job
         if job.next_touch < self._keeper_at:  # due before the keeper wakes: wake it
             self._wake.set()
@@ -965,6 +970,8 @@ class AsyncWorker:
                 self._hook("success", message)
             else:
                 self._lose(job, "it was no longer reserved when its handler returned")
+            return None
+        if job.lost:  # its lease was lost (a touch unanswered within its time left): the server may hand it on
             return None
         if job.record is not None or self._stopping.is_set():
             await self._delete(job)
@@ -1133,6 +1140,8 @@ class AsyncWorker:
         if job.claimed:
             return False
         job.claimed = True
+        if job.lost:
+            return False
         if not job.message.reserved:
             self._lose(job, f"it was no longer reserved when {when}")
             return False
@@ -1205,14 +1214,25 @@ class AsyncWorker:
             if not message.reserved:
                 self._lose(job, "the connection that reserved it was lost")
                 return
+            sent = time.monotonic()
+            left = max(TOUCH_LEAST, job.expires - sent)
             try:
-                await message.touch()
+                # asyncio: bounded by the job's time left (past it the lease is gone whatever the answer);
+                # threads: a blocking call cannot be cut short, so by the connection's timeout
+                if ASYNC:
+                    await tasks.within(message.touch(), left)
+                else:
+                    await message.touch()
             except NotFound:
                 self._lose(job, "a touch got NOT_FOUND (its time to run ran out)")
                 return
             except LOST as exc:
                 self._lose(job, f"the connection that reserved it was lost ({exc})")
                 return
+            except TimeoutError:  # (asyncio) the server did not answer within the job's time left
+                self._lose(job, f"its touch got no answer within its time left ({left:.2f} s): the server is hung")
+                return
+            job.expires = sent + job.stats.ttr
             job.next_touch = time.monotonic() + job.stats.ttr / 2
         self._count("touches")
 

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 99ff8127941a630914dbe973015edc697c56537c076a8d5a588e843f79884ba6). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 bbe280fa568ff07a1c2b651425cf16df43c128c7ecc74d65cfc87b64b466d7d4). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -82,6 +82,9 @@ LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
 LANES_WAIT = 1
 """How long (seconds) a slot of several servers waits on all of them at once before it sweeps again."""
+TOUCH_LEAST = 0.1
+"""The least a touch is given for its answer (asyncio), even when the job's time left is less: beanstalkd
+still takes a touch that comes a moment past the deadline, before its next tick times the job out."""
 TOUCH_RETRY = (0.05, 1.0)
 """A touch the server refused is tried again after an eighth of the job's TTR, within these bounds (s)."""
 LOST = (SocketError, ProtocolError)
@@ -107,6 +110,7 @@ class _Job:
     lost: bool = False
     started: float = 0.0
     touching: bool = False  # a touch of it is in flight (in a task or thread of its own)
+    expires: float = 0.0  # when its lease ends as this side counts (from its start, then from each touch sent)
 
 
 _Taken = tuple[Message, JobStats | None, Client]
@@ -898,6 +902,7 @@ class Worker:
         job.attempts = attempts = attempts_of(stats, job.record)
         job.started = now = time.monotonic()
         job.next_touch = now + stats.ttr / 2
+        job.expires = now + stats.ttr  # later than the server's end (it began at the reserve): never early
         slot.job = job
         if job.next_touch < self._keeper_at:  # due before the keeper wakes: wake it
             self._wake.set()
@@ -945,6 +950,8 @@ class Worker:
                 self._hook("success", message)
             else:
                 self._lose(job, "it was no longer reserved when its handler returned")
+            return None
+        if job.lost:  # its lease was lost (a touch unanswered within its time left): the server may hand it on
             return None
         if job.record is not None or self._stopping.is_set():
             self._delete(job)
@@ -1113,6 +1120,8 @@ class Worker:
         if job.claimed:
             return False
         job.claimed = True
+        if job.lost:
+            return False
         if not job.message.reserved:
             self._lose(job, f"it was no longer reserved when {when}")
             return False
@@ -1185,7 +1194,11 @@ class Worker:
             if not message.reserved:
                 self._lose(job, "the connection that reserved it was lost")
                 return
+            sent = time.monotonic()
+            left = max(TOUCH_LEAST, job.expires - sent)
             try:
+                # asyncio: bounded by the job's time left (past it the lease is gone whatever the answer);
+                # threads: a blocking call cannot be cut short, so by the connection's timeout
                 message.touch()
             except NotFound:
                 self._lose(job, "a touch got NOT_FOUND (its time to run ran out)")
@@ -1193,6 +1206,10 @@ class Worker:
             except LOST as exc:
                 self._lose(job, f"the connection that reserved it was lost ({exc})")
                 return
+            except TimeoutError:  # (asyncio) the server did not answer within the job's time left
+                self._lose(job, f"its touch got no answer within its time left ({left:.2f} s): the server is hung")
+                return
+            job.expires = sent + job.stats.ttr
             job.next_touch = time.monotonic() + job.stats.ttr / 2
         self._count("touches")
 

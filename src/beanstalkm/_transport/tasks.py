@@ -16,13 +16,16 @@ __all__ = [
     "new_mutex",
     "spawn",
     "wait_event",
+    "within",
 ]
 
 import asyncio
 import contextlib
 import signal as _signal
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 Task = asyncio.Task[None]
 
@@ -47,6 +50,13 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
         async with asyncio.timeout(timeout):
             await event.wait()
     return event.is_set()
+
+
+async def within(awaitable: Awaitable[T], timeout: float) -> T:
+    """``await awaitable``, cut short (cancelled) after ``timeout`` seconds with ``TimeoutError``. (asyncio
+    only: the sync flavour has no such bound, a blocking call ends at its socket's timeout.)"""
+    async with asyncio.timeout(max(0.0, timeout)):
+        return await awaitable
 
 
 def spawn(target: Callable[[], Coroutine[Any, Any, None]], name: str) -> asyncio.Task[None]:
