@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from beanstalkm._core.urls import default_urls, parse_urls
-from beanstalkm._core.worker import RECORD_MARK, FailureRecord
+from beanstalkm._core.worker import RECORD_MARK, FailureRecord, failed_slot
 from beanstalkm._errors import BeanstalkmException, InvalidArgument, SocketError
 from beanstalkm._generated.commands import TUBE_RULE
 from beanstalkm._sync.client import Client
@@ -122,7 +122,7 @@ def main(
     """Run ``argv`` (``["worker", ...]`` or ``["failed", ...]``); the exit code. Each failure is one line on
     stderr (with ``debug``, after its traceback)."""
     try:
-        return _main(argv, servers, json_output, timeout)
+        return _main(argv, servers, json_output, timeout, debug)
     except (_Usage, BeanstalkmException) as exc:
         if debug:
             traceback.print_exc()
@@ -142,14 +142,14 @@ def _failure(exc: Exception) -> tuple[int, str]:
     return EXIT_FAILED, f"beanstalkm: {exc}"
 
 
-def _main(argv: Sequence[str], servers: Sequence[str], json_output: bool, timeout: float | None) -> int:
+def _main(argv: Sequence[str], servers: Sequence[str], json_output: bool, timeout: float | None, debug: bool) -> int:
     args = _parser().parse_args(list(argv))
     named = [*servers, *args.server]  # each checked; else BEANSTALKD_URL, else the default server
     urls = [str(url) for url in parse_urls(named, "server")] if named else default_urls()
     json_output = json_output or args.json
     timeout = args.timeout if args.timeout is not None else timeout
     if args.command == "worker":
-        return _worker(args, urls, timeout, bool(servers))
+        return _worker(args, urls, timeout, bool(servers), debug)
     return _failed(args, urls, timeout if timeout is not None else CLI_TIMEOUT, json_output)
 
 
@@ -172,7 +172,7 @@ def _load(target: str) -> Any:
     return value
 
 
-def _worker(args: argparse.Namespace, urls: list[str], timeout: float | None, servers_given: bool) -> int:
+def _worker(args: argparse.Namespace, urls: list[str], timeout: float | None, servers_given: bool, debug: bool) -> int:
     from beanstalkm._async.worker import AsyncWorker
 
     logging.basicConfig(
@@ -190,6 +190,19 @@ def _worker(args: argparse.Namespace, urls: list[str], timeout: float | None, se
             asyncio.run(worker.run(burst=args.burst, max_jobs=args.max_jobs))
         else:
             worker.run(burst=args.burst, max_jobs=args.max_jobs)
+    except Exception as exc:  # a slot that ended on an exception: exit 1, whatever its type (a SocketError too)
+        index = failed_slot(exc)
+        if index is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        print(
+            f"beanstalkm worker: worker slot {index} ended on a bug: {type(exc).__name__}: {exc}; the worker"
+            " stopped (the other slots within the grace), and the jobs the slot held go back to ready as its"
+            " connection closes (its traceback is logged above)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     finally:
         if stop_metrics is not None:
             stop_metrics()

@@ -50,6 +50,7 @@ from beanstalkm._core.worker import (
     WorkerStats,
     attempts_of,
     backoff_delay,
+    slot_failed,
     take_steps,
 )
 from beanstalkm._errors import (
@@ -515,7 +516,7 @@ class AsyncWorker:
         logger.info("worker stopped: %s", _counters(self._stats))
         for slot in slots:
             if slot.error is not None:
-                raise slot.error
+                raise slot_failed(slot.error, slot.index)
         return self.stats
 
     async def _open_slots(self) -> list[_Slot]:

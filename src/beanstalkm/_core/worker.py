@@ -21,8 +21,10 @@ __all__ = [
     "WorkerStats",
     "attempts_of",
     "backoff_delay",
+    "failed_slot",
     "record_prefix",
     "record_tube",
+    "slot_failed",
     "take_steps",
 ]
 
@@ -581,3 +583,24 @@ class WorkerStats:
 
 for _cls in (BuryJob, DurationStats, FailureRecord, LeaseLost, RetryAfter, WorkerStats):
     _cls.__module__ = "beanstalkm"  # tracebacks and reprs name the public path
+
+
+_SLOT_NOTE = "beanstalkm: worker slot {index} ended on this exception; the worker stopped"
+"""The note (PEP 678) ``run()`` adds to the exception a slot ended on, which it raises."""
+
+
+def slot_failed(error: BaseException, index: int) -> BaseException:
+    """``error``, noted as the one slot ``index`` ended on (``failed_slot`` reads it back)."""
+    error.add_note(_SLOT_NOTE.format(index=index))
+    return error
+
+
+def failed_slot(error: BaseException) -> int | None:
+    """The index of the worker slot that ended on ``error`` (as ``slot_failed`` noted it), else None."""
+    prefix, _, rest = _SLOT_NOTE.partition("{index}")
+    for note in getattr(error, "__notes__", ()):
+        if isinstance(note, str) and note.startswith(prefix) and note.endswith(rest):
+            index = note[len(prefix) : len(note) - len(rest)]
+            if index.isdigit():
+                return int(index)
+    return None

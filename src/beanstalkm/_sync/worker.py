@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 bbe280fa568ff07a1c2b651425cf16df43c128c7ecc74d65cfc87b64b466d7d4). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 10fc6109d2cb2c23fd7938431cf572e77b97a727449dab691a830ff153bc3af3). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -37,6 +37,7 @@ from beanstalkm._core.worker import (
     WorkerStats,
     attempts_of,
     backoff_delay,
+    slot_failed,
     take_steps,
 )
 from beanstalkm._errors import (
@@ -497,7 +498,7 @@ class Worker:
         logger.info("worker stopped: %s", _counters(self._stats))
         for slot in slots:
             if slot.error is not None:
-                raise slot.error
+                raise slot_failed(slot.error, slot.index)
         return self.stats
 
     def _open_slots(self) -> list[_Slot]:
