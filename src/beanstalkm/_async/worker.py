@@ -945,6 +945,10 @@ class AsyncWorker:
             await function(message)
         except Exception as exc:
             error = exc
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt, a CancelledError the handler raised itself
+            if tasks.cancelling():  # the worker's own cancel (past the grace): the slot ends
+                raise
+            error = exc  # a failure like any other (before, it ended the slot silently: run() returned)
         finally:
             job.running = False
             took = time.monotonic() - job.started
@@ -1247,7 +1251,9 @@ class AsyncWorker:
         for hook in self._hooks[name]:
             try:
                 hook(*args)
-            except Exception:
+            except BaseException as exc:  # SystemExit and the like too: a hook never ends its slot
+                if not isinstance(exc, Exception) and tasks.cancelling():
+                    raise
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
 

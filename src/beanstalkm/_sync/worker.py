@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 10fc6109d2cb2c23fd7938431cf572e77b97a727449dab691a830ff153bc3af3). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 1ab892cd31614b667068083906d3498cb8f3f9cc9fb15c78c28490f3a1e85871). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -925,6 +925,10 @@ class Worker:
             function(message)
         except Exception as exc:
             error = exc
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt, a CancelledError the handler raised itself
+            if threads.cancelling():  # the worker's own cancel (past the grace): the slot ends
+                raise
+            error = exc  # a failure like any other (before, it ended the slot silently: run() returned)
         finally:
             job.running = False
             took = time.monotonic() - job.started
@@ -1224,7 +1228,9 @@ class Worker:
         for hook in self._hooks[name]:
             try:
                 hook(*args)
-            except Exception:
+            except BaseException as exc:  # SystemExit and the like too: a hook never ends its slot
+                if not isinstance(exc, Exception) and threads.cancelling():
+                    raise
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "Task",
     "abandon",
+    "cancelling",
     "install_signals",
     "join",
     "new_event",
@@ -28,6 +29,13 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 Task = asyncio.Task[None]
+
+
+def cancelling() -> bool:
+    """Whether the running task was asked to stop (``Task.cancelling()``): a ``CancelledError`` then is its
+    owner's, not one that the awaited code raised of its own (an inner future that was cancelled)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def new_event() -> asyncio.Event:
