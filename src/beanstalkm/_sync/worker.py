@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 1ab892cd31614b667068083906d3498cb8f3f9cc9fb15c78c28490f3a1e85871). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 be271bae0b4ed2232f04783b68c3031930eb998b3e89420b84b7e62e5fbeca7d). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -49,6 +49,7 @@ from beanstalkm._errors import (
     InvalidEnvelope,
     ProtocolError,
     SocketError,
+    UnexpectedResponse,
 )
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.errors import Buried, DeadlineSoon, JobTooBig, NotFound, TimedOut
@@ -92,6 +93,10 @@ LOST = (SocketError, ProtocolError)
 """What ends a slot's connection: it failed, or a reply broke the protocol (the client drops the connection
 for that, so the server takes back what it held, as for a lost one). Both count as ``connection_errors``;
 neither ends the slot. (``CorruptJob``, a damaged job, is framed: a reserve hands it to the slot to bury.)"""
+REFUSED = (CommandFailed, UnexpectedResponse)
+"""A server's framed refusal of a slot's reserve (``OUT_OF_MEMORY``: beanstalkd could not queue the waiting
+reserve; ``INTERNAL_ERROR``; a status the spec does not list): the connection stays in step. Logged at ERROR,
+counted in ``connection_errors``; the slot (the lane, of several) waits its reconnect pause and goes on."""
 _RESERVE_NOW = _c.reserve_with_timeout(0)
 
 
@@ -610,13 +615,21 @@ class Worker:
                 try:
                     taken = self._take(slot, tubes, done, burst)
                     pause = RECONNECT_PAUSE[0]
-                except LOST as exc:  # a delete sent with it was told unconfirmed already
+                except (*LOST, *REFUSED) as exc:  # a delete sent with it was told unconfirmed (or done) already
                     self._unclaim(slot)
                     done = None
                     if self._stopping.is_set():
                         break
                     self._count("connection_errors")
-                    logger.warning("slot %d: %s; trying again in %.2f s", slot.index, exc, pause)
+                    if isinstance(exc, REFUSED):  # the server's doing, not a bug: the slot goes on
+                        logger.error(
+                            "slot %d: the server refused its reserve (%s); trying again in %.2f s",
+                            slot.index,
+                            exc,
+                            pause,
+                        )
+                    else:
+                        logger.warning("slot %d: %s; trying again in %.2f s", slot.index, exc, pause)
                     threads.wait_event(self._stopping, pause)
                     pause = min(pause * 2, RECONNECT_PAUSE[1])
                     continue
@@ -702,7 +715,7 @@ class Worker:
             for group in polls:
                 try:
                     taken = self._reserve(slot, lane, group, done, 0)
-                except LOST as exc:
+                except (*LOST, *REFUSED) as exc:
                     if len(slot.lanes) == 1:
                         raise
                     self._lane_down(slot, lane, exc)
