@@ -109,6 +109,8 @@ REFUSED = (CommandFailed, UnexpectedResponse)
 """A server's framed refusal of a slot's reserve (``OUT_OF_MEMORY``: beanstalkd could not queue the waiting
 reserve; ``INTERNAL_ERROR``; a status the spec does not list): the connection stays in step. Logged at ERROR,
 counted in ``connection_errors``; the slot (the lane, of several) waits its reconnect pause and goes on."""
+REFUSED_PAUSE = 0.5
+"""How long a slot waits after the server refused a job's ``stats-job`` (the job released unrun)."""
 _RESERVE_NOW = _c.reserve_with_timeout(0)
 
 
@@ -606,7 +608,7 @@ class AsyncWorker:
                 return
             try:
                 await message.release()  # its own priority, no delay
-            except (NotFound, *LOST) as exc:
+            except (NotFound, *LOST, *REFUSED) as exc:
                 logger.warning("job %d (%s): release at shutdown failed: %s", message.uid, job.options.tube, exc)
                 return
         self._count("released")
@@ -902,6 +904,19 @@ class AsyncWorker:
             self._count("connection_errors")
             logger.warning("job %d: lost with the connection before it ran: %s", message.uid, exc)
             return None
+        except REFUSED as exc:  # its stats (or its record) cannot be read now: back it goes, unrun; the slot pauses
+            self._unclaim(slot)
+            self._count("connection_errors")
+            logger.error(
+                "job %d: its stats-job or record lookup was refused (%s); released unrun, trying again in %.2f s",
+                message.uid,
+                exc,
+                REFUSED_PAUSE,
+            )
+            with contextlib.suppress(NotFound, *LOST, *REFUSED):
+                await message.release()
+            await tasks.wait_event(self._stopping, REFUSED_PAUSE)
+            return None
         if stats is None:  # gone at once (a TTR of 1 s on a slow link)
             self._unclaim(slot)
             return None
@@ -912,7 +927,7 @@ class AsyncWorker:
             return None
         if stats.tube not in self._handlers:  # not ours (a watch list changed by hand): back it goes
             self._unclaim(slot)
-            with contextlib.suppress(NotFound, *LOST):
+            with contextlib.suppress(NotFound, *LOST, *REFUSED):
                 await message.release()
             return None
         options, function = self._handlers[stats.tube]
@@ -1076,6 +1091,24 @@ class AsyncWorker:
                 self._count("connection_errors")
                 logger.warning("job %d (%s): release failed: %s", message.uid, options.tube, exc)
                 return
+            except Buried:  # out of memory queueing it again: the server buried it instead (its own priority)
+                message.reserved = False
+                self._count("buried")
+                logger.error(
+                    "job %d (%s): its release for a retry was refused: the server buried it (out of memory),"
+                    " without a failure record",
+                    message.uid,
+                    options.tube,
+                )
+                return
+            except REFUSED as exc:  # still reserved by us: it runs again once its time to run is out
+                logger.error(
+                    "job %d (%s): its release for a retry was refused (%s): it runs again once its time to run is out",
+                    message.uid,
+                    options.tube,
+                    exc,
+                )
+                return
         self._count("retried")
         logger.warning(
             "job %d (%s) failed (attempt %d of %d), retrying in %d s: %s: %s",
@@ -1104,6 +1137,16 @@ class AsyncWorker:
                         await job.client.queue.delete(record.record_id)
                     self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
                     return
+                except REFUSED as exc:  # not buried: still reserved by us, it runs again once its TTR is out
+                    logger.error(
+                        "job %d (%s): its bury was refused (%s): it runs again once its time to run is out",
+                        message.uid,
+                        job.options.tube,
+                        exc,
+                    )
+                    if record.record_id:  # the record of a bury that did not happen
+                        await _drop_record(job.client, record)
+                    return
             except (NotFound, *LOST) as exc:
                 self._count("connection_errors")
                 logger.warning("job %d (%s): bury failed: %s", message.uid, job.options.tube, exc)
@@ -1122,7 +1165,7 @@ class AsyncWorker:
             record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
             record = await _store(client, record)
             await queue.bury(job_id, stats.pri)
-        except (NotFound, *LOST) as exc:
+        except (NotFound, *LOST, *REFUSED) as exc:
             self._count("connection_errors")
             logger.warning("job %d: could not bury its unreadable body: %s", job_id, exc)
             return
@@ -1148,7 +1191,7 @@ class AsyncWorker:
                 return
             job.claimed = True
             if job.message.reserved:
-                with contextlib.suppress(NotFound, *LOST):
+                with contextlib.suppress(NotFound, *LOST, *REFUSED):
                     await job.message.release()
         self._count("returned")
 
@@ -1313,7 +1356,7 @@ async def _drop_record(client: AsyncClient, record: FailureRecord) -> None:
     and the newer record stays the one read (``store_record``'s priorities)."""
     try:
         await delete_record(client, record)
-    except LOST as exc:
+    except (*LOST, *REFUSED) as exc:
         logger.warning("job %d: its failure record %d was not deleted: %s", record.job_id, record.record_id, exc)
 
 

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 be271bae0b4ed2232f04783b68c3031930eb998b3e89420b84b7e62e5fbeca7d). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 b64380f71c01f20d68d5c690f7e49faa4d06de8fd6ab061bf0d8213301cb8858). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -97,6 +97,8 @@ REFUSED = (CommandFailed, UnexpectedResponse)
 """A server's framed refusal of a slot's reserve (``OUT_OF_MEMORY``: beanstalkd could not queue the waiting
 reserve; ``INTERNAL_ERROR``; a status the spec does not list): the connection stays in step. Logged at ERROR,
 counted in ``connection_errors``; the slot (the lane, of several) waits its reconnect pause and goes on."""
+REFUSED_PAUSE = 0.5
+"""How long a slot waits after the server refused a job's ``stats-job`` (the job released unrun)."""
 _RESERVE_NOW = _c.reserve_with_timeout(0)
 
 
@@ -588,7 +590,7 @@ class Worker:
                 return
             try:
                 message.release()  # its own priority, no delay
-            except (NotFound, *LOST) as exc:
+            except (NotFound, *LOST, *REFUSED) as exc:
                 logger.warning("job %d (%s): release at shutdown failed: %s", message.uid, job.options.tube, exc)
                 return
         self._count("released")
@@ -882,6 +884,19 @@ class Worker:
             self._count("connection_errors")
             logger.warning("job %d: lost with the connection before it ran: %s", message.uid, exc)
             return None
+        except REFUSED as exc:  # its stats (or its record) cannot be read now: back it goes, unrun; the slot pauses
+            self._unclaim(slot)
+            self._count("connection_errors")
+            logger.error(
+                "job %d: its stats-job or record lookup was refused (%s); released unrun, trying again in %.2f s",
+                message.uid,
+                exc,
+                REFUSED_PAUSE,
+            )
+            with contextlib.suppress(NotFound, *LOST, *REFUSED):
+                message.release()
+            threads.wait_event(self._stopping, REFUSED_PAUSE)
+            return None
         if stats is None:  # gone at once (a TTR of 1 s on a slow link)
             self._unclaim(slot)
             return None
@@ -892,7 +907,7 @@ class Worker:
             return None
         if stats.tube not in self._handlers:  # not ours (a watch list changed by hand): back it goes
             self._unclaim(slot)
-            with contextlib.suppress(NotFound, *LOST):
+            with contextlib.suppress(NotFound, *LOST, *REFUSED):
                 message.release()
             return None
         options, function = self._handlers[stats.tube]
@@ -1056,6 +1071,24 @@ class Worker:
                 self._count("connection_errors")
                 logger.warning("job %d (%s): release failed: %s", message.uid, options.tube, exc)
                 return
+            except Buried:  # out of memory queueing it again: the server buried it instead (its own priority)
+                message.reserved = False
+                self._count("buried")
+                logger.error(
+                    "job %d (%s): its release for a retry was refused: the server buried it (out of memory),"
+                    " without a failure record",
+                    message.uid,
+                    options.tube,
+                )
+                return
+            except REFUSED as exc:  # still reserved by us: it runs again once its time to run is out
+                logger.error(
+                    "job %d (%s): its release for a retry was refused (%s): it runs again once its time to run is out",
+                    message.uid,
+                    options.tube,
+                    exc,
+                )
+                return
         self._count("retried")
         logger.warning(
             "job %d (%s) failed (attempt %d of %d), retrying in %d s: %s: %s",
@@ -1084,6 +1117,16 @@ class Worker:
                         job.client.queue.delete(record.record_id)
                     self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
                     return
+                except REFUSED as exc:  # not buried: still reserved by us, it runs again once its TTR is out
+                    logger.error(
+                        "job %d (%s): its bury was refused (%s): it runs again once its time to run is out",
+                        message.uid,
+                        job.options.tube,
+                        exc,
+                    )
+                    if record.record_id:  # the record of a bury that did not happen
+                        _drop_record(job.client, record)
+                    return
             except (NotFound, *LOST) as exc:
                 self._count("connection_errors")
                 logger.warning("job %d (%s): bury failed: %s", message.uid, job.options.tube, exc)
@@ -1102,7 +1145,7 @@ class Worker:
             record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
             record = _store(client, record)
             queue.bury(job_id, stats.pri)
-        except (NotFound, *LOST) as exc:
+        except (NotFound, *LOST, *REFUSED) as exc:
             self._count("connection_errors")
             logger.warning("job %d: could not bury its unreadable body: %s", job_id, exc)
             return
@@ -1128,7 +1171,7 @@ class Worker:
                 return
             job.claimed = True
             if job.message.reserved:
-                with contextlib.suppress(NotFound, *LOST):
+                with contextlib.suppress(NotFound, *LOST, *REFUSED):
                     job.message.release()
         self._count("returned")
 
@@ -1290,7 +1333,7 @@ def _drop_record(client: Client, record: FailureRecord) -> None:
     and the newer record stays the one read (``store_record``'s priorities)."""
     try:
         delete_record(client, record)
-    except LOST as exc:
+    except (*LOST, *REFUSED) as exc:
         logger.warning("job %d: its failure record %d was not deleted: %s", record.job_id, record.record_id, exc)
 
 
