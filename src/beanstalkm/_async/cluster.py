@@ -654,6 +654,8 @@ class AsyncCluster:
         check_uint("timeout", timeout, 0, _RESERVE_TIMEOUT_MAX)
         check_bool("drop", drop)
         got: list[AsyncMessage] = []
+        if n == 0:  # none asked, none taken (the sweeps below each take one; with drop=True, deleted)
+            return got
         for _ in range(4):  # what a server did not have goes to the others; stale estimates are asked again
             more, full, asked = await self._reserve_shares(n - len(got), drop)
             got += more
@@ -669,11 +671,13 @@ class AsyncCluster:
                 if one is None:
                     break
                 got.append(one)
+                if len(got) >= n:  # (else the next round's shares of 0 would sweep one more)
+                    break
             self._backlog_at = -math.inf
         if not got and timeout and n:
             first = await self.reserve(timeout=timeout, drop=drop)
             if first is not None:
-                got = [first, *(await self.reserve_many(n - 1, 0, drop))]
+                got = [first, *(await self.reserve_many(n - 1, 0, drop) if n > 1 else ())]
         return got
 
     async def _reserve_shares(self, n: int, drop: bool) -> tuple[list[AsyncMessage], bool, list[_Server]]:

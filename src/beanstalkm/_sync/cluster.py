@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 fa1a33074cc7065b87f5c7c09988d0b0af98654f0cedb684516980c9e2f0c98b). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 bedcad57185e41b70949a8eb9c3b833a111fc687f9209e6c7660d9f5ca1b008a). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -648,6 +648,8 @@ class Cluster:
         check_uint("timeout", timeout, 0, _RESERVE_TIMEOUT_MAX)
         check_bool("drop", drop)
         got: list[Message] = []
+        if n == 0:  # none asked, none taken (the sweeps below each take one; with drop=True, deleted)
+            return got
         for _ in range(4):  # what a server did not have goes to the others; stale estimates are asked again
             more, full, asked = self._reserve_shares(n - len(got), drop)
             got += more
@@ -663,11 +665,13 @@ class Cluster:
                 if one is None:
                     break
                 got.append(one)
+                if len(got) >= n:  # (else the next round's shares of 0 would sweep one more)
+                    break
             self._backlog_at = -math.inf
         if not got and timeout and n:
             first = self.reserve(timeout=timeout, drop=drop)
             if first is not None:
-                got = [first, *(self.reserve_many(n - 1, 0, drop))]
+                got = [first, *(self.reserve_many(n - 1, 0, drop) if n > 1 else ())]
         return got
 
     def _reserve_shares(self, n: int, drop: bool) -> tuple[list[Message], bool, list[_Server]]:
