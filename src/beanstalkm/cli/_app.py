@@ -325,6 +325,8 @@ def peek_command(ctx: Ctx, target: str, state: str | None) -> None:
         return _print_record(ctx, server, job_record(stats, message, body=True, data=True))
     tube = TUBE.convert(target, None, click.get_current_context())
     shown = 0
+    found: list[dict[str, object]] = []  # with --json and several servers: one document of them all
+    several = ctx.json_output and len(ctx.servers) > 1
     for server, client in ctx.reachable():
         client.queue.use(tube)
         peeked = {"ready": client.queue.peek_ready, "delayed": client.queue.peek_delayed}.get(
@@ -336,10 +338,16 @@ def peek_command(ctx: Ctx, target: str, state: str | None) -> None:
             stats = client.queue.stats_job(peeked.uid)
         except NotFound:
             continue
-        if shown and not ctx.json_output:
-            click.echo()
-        _print_record(ctx, server, job_record(stats, peeked, body=True, data=True))
         shown += 1
+        record = job_record(stats, peeked, body=True, data=True)
+        if several:
+            found.append({"server": server.url, "ref": ctx.ref(server, stats.id), **record})
+            continue
+        if shown > 1 and not ctx.json_output:
+            click.echo()
+        _print_record(ctx, server, record)
+    if several and shown:
+        emit({"tube": tube, "state": state, "jobs": found})
     if not shown:
         raise Failure(f"no {state} job in tube {tube!r} on " + ", ".join(s.url for s in ctx.servers))
     return None
