@@ -606,11 +606,17 @@ def import_command(ctx: Ctx, file: IO[str], tube: str | None) -> None:
 @click.argument("bound", metavar="[N]", required=False, type=click.IntRange(1, KICK_ALL))
 @pass_ctx
 def kick_command(ctx: Ctx, tube: str, bound: int | None) -> None:
-    """Kick up to N buried jobs of TUBE (delayed ones if none is buried) on every server; default all."""
+    """Kick up to N buried jobs of TUBE in all (delayed ones where none is buried), the servers in turn;
+    default all of them on every server."""
     kicked: list[tuple[Server, int]] = []
+    left = bound  # N is for all the servers together, as Cluster.kick's bound (None: no bound)
     for server, client in ctx.reachable():
+        if left == 0:
+            break
         client.queue.use(tube)
-        kicked.append((server, client.queue.kick(KICK_ALL if bound is None else bound)))
+        kicked.append((server, client.queue.kick(KICK_ALL if left is None else left)))
+        if left is not None:
+            left -= kicked[-1][1]
     total = sum(n for _, n in kicked)
     ctx.report(
         {"tube": tube, "kicked": total, "servers": [{"server": s.url, "kicked": n} for s, n in kicked]},
