@@ -785,6 +785,7 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
     then the original deleted. Jobs a worker holds are left in SRC.
     """
     target: Client | None = None
+    to_server: Server | None = None
     if to_url is not None:
         try:
             servers = parse_servers([to_url])
@@ -801,7 +802,7 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
     failures: list[str] = []
     try:
         for server, client in ctx.reachable():
-            if target is None and src == dst:
+            if src == dst and (to_server is None or to_server.url == server.url):  # --to the same server too
                 raise click.UsageError(f"move {src!r} to itself on {server.url}: name another tube or --to")
             dest = target if target is not None else client
             moved = left = 0
