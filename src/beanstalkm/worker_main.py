@@ -253,6 +253,7 @@ def _failed(args: argparse.Namespace, urls: list[str], timeout: float | None, as
     if len(urls) > 1:  # job ids are per server: one server at a time, never the first one silently
         raise _Usage(f"beanstalkm failed {args.action}: name one server with -s (given {len(urls)}: {', '.join(urls)})")
     client = Client.from_url(urls[0], timeout=timeout)
+    unmet: dict[int, str | None] = {}  # ids named to retry or purge that were not: their record's job state
     try:
         if args.action == "retry":
             records = retry_records(client, args.tube, ids)
@@ -260,6 +261,10 @@ def _failed(args: argparse.Namespace, urls: list[str], timeout: float | None, as
             records = purge_records(client, args.tube, ids)
         else:
             records = list_records(client, args.tube, ids)
+        if ids is not None and args.action in ("retry", "purge"):
+            unmet = dict.fromkeys(sorted(set(ids) - {r.job_id for r in records}))
+            if unmet:
+                unmet.update((r.job_id, r.state) for r in list_records(client, args.tube, list(unmet)))
     finally:
         client.close()
     if args.action == "show":
@@ -276,7 +281,23 @@ def _failed(args: argparse.Namespace, urls: list[str], timeout: float | None, as
         print(json.dumps({verb: [r.job_id for r in records]}))
     else:
         print(f"{verb} {len(records)} job(s)" + (": " + " ".join(str(r.job_id) for r in records) if records else ""))
-    return EXIT_OK
+    for job_id, state in unmet.items():  # each id named and not acted on: exit 1, as show's missing ones
+        print(
+            f"beanstalkm failed {args.action}: job {job_id} of {args.tube} {_unmet(args.action, state)}",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if unmet else EXIT_OK
+
+
+def _unmet(action: str, state: str | None) -> str:
+    """Why a job named to ``failed retry``/``purge`` was not retried or purged, by its record's job state."""
+    if state is None:
+        return "has no failure record"
+    if action == "retry":
+        if state == "gone":
+            return "is gone (deleted): not kicked; failed purge removes its record"
+        return f"is {state}, not buried (retried already?): not kicked"
+    return f"is {state}, not buried (retried and not failed again): left alone with its record"
 
 
 def _print_records(records: list[FailureRecord], as_json: bool, full: bool) -> None:
