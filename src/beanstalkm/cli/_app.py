@@ -662,10 +662,12 @@ def bury_command(ctx: Ctx, ref: JobRef) -> None:
 @pass_ctx
 def delete_command(ctx: Ctx, refs: tuple[JobRef, ...]) -> None:
     """Delete jobs by id (pipelined, per server)."""
-    grouped: dict[int, tuple[Server, list[int]]] = {}  # the ids by server, as given
+    grouped: dict[int, tuple[Server, list[int]]] = {}  # the ids by server, as given, each once
     for ref in refs:
         server = ctx.server_of(ref)
-        grouped.setdefault(server.index, (server, []))[1].append(ref.id)
+        ids = grouped.setdefault(server.index, (server, []))[1]
+        if ref.id not in ids:  # a job named twice (`5 5`, `1:5 URL#5`) is deleted once, and said so once
+            ids.append(ref.id)
     deleted: list[str] = []
     missing: list[str] = []
     for server, ids in grouped.values():
