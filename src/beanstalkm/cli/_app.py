@@ -567,35 +567,46 @@ def _enveloped(client: Client, body: object, job: JobRecord) -> JobRecord:
 @pass_ctx
 def import_command(ctx: Ctx, file: IO[str], tube: str | None) -> None:
     """Put back the jobs of an `export` file (NDJSON; - for stdin) with their priority, TTR, delay and state."""
-    parsed = [_import_record(line, n, tube) for n, line in enumerate(file, start=1) if line.strip()]
+    numbered = [(n, line) for n, line in enumerate(file, start=1) if line.strip()]
+    parsed = [_import_record(line, n, tube) for n, line in numbered]
     imported: dict[int, int] = {}
-    failures: list[str] = []
+    failures: list[tuple[int, str]] = []  # each job not imported: its line in the file, and why
     with progress(ctx, "import", len(parsed)) as bar:
         for server, client, indexes in _spread(ctx, len(parsed)):
-            by_tube: dict[str, list[JobRecord]] = {}
+            by_tube: dict[str, list[tuple[int, JobRecord]]] = {}
             for i in indexes:
                 target, job = parsed[i]
-                by_tube.setdefault(target, []).append(job if isinstance(job, JobRecord) else _enveloped(client, *job))
+                record = job if isinstance(job, JobRecord) else _enveloped(client, *job)
+                by_tube.setdefault(target, []).append((numbered[i][0], record))
             for target, jobs in by_tube.items():
                 for start in range(0, len(jobs), BATCH):
-                    outcomes = put_jobs(client, target, jobs[start : start + BATCH])
+                    batch = jobs[start : start + BATCH]
+                    outcomes = put_jobs(client, target, [job for _, job in batch])
                     ok = sum(isinstance(o, int) for o in outcomes)
                     imported[server.index] = imported.get(server.index, 0) + ok
                     failures += [
-                        f"tube {target!r} on {server.url}: {o}" for o in outcomes if isinstance(o, BaseException)
+                        (line, f"tube {target!r} on {server.url}: {o}")
+                        for (line, _), o in zip(batch, outcomes, strict=True)
+                        if isinstance(o, BaseException)
                     ]
                     bar.advance(len(outcomes))
     total = sum(imported.values())
+    failures.sort()
     ctx.report(
         {
             "imported": total,
             "failed": len(failures),
+            "failed_lines": [line for line, _ in failures],
             "servers": [{"server": s.url, "imported": imported.get(s.index, 0)} for s in ctx.servers],
         },
         f"imported {total} job(s)",
     )
-    if failures:
-        raise Failure(f"{len(failures)} job(s) not imported; first: {failures[0]}")
+    if failures:  # which lines, so that a re-run can import those alone rather than duplicate the others
+        lines = ", ".join(str(line) for line, _ in failures[:20]) + (", ..." if len(failures) > 20 else "")
+        raise Failure(
+            f"{len(failures)} job(s) not imported (line(s) {lines}; the others were);"
+            f" first: line {failures[0][0]}: {failures[0][1]}"
+        )
 
 
 # -- kick, bury, delete, pause, flush ------------------------------------------------------------
