@@ -8,19 +8,47 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from beanstalkm import Client, Message, Worker
 from beanstalkm.aio import AsyncMessage, AsyncWorker
-from beanstalkm.testing import ServerFactory
+from beanstalkm.testing import BeanstalkdServer, ServerFactory
 
 from ._support import WAIT, url, wait_for
 from .test_worker import FLAVOURS, run_worker
 
 HOLD = 4.2
 """How long each handler runs: past B's job's TTR (3 s), so only touches keep it."""
+
+
+def run_frozen(
+    worker: Worker | AsyncWorker,
+    server: BeanstalkdServer,
+    running: Callable[[], object],
+    ended: Callable[[], object],
+    max_jobs: int,
+) -> Any:
+    """``run_worker(worker, max_jobs=...)``, ``server`` frozen (SIGSTOP) once ``running()`` holds and
+    thawed once ``ended()`` does (always thawed at the end); the stats."""
+
+    def freeze() -> None:
+        wait_for(running, what="the handlers to start")
+        server.pause()
+        try:
+            wait_for(ended, timeout=WAIT, what="the handlers to end")
+        finally:
+            server.resume()
+
+    freezer = threading.Thread(target=freeze, daemon=True)
+    freezer.start()
+    try:
+        return run_worker(worker, max_jobs=max_jobs)
+    finally:
+        server.resume()
+        freezer.join(WAIT)
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -57,21 +85,8 @@ def test_a_touch_stuck_on_a_hung_server_does_not_cost_another_job_its_lease(
                     stats = message.stats()
                     seen["B"] = (message.lease_lost, -1 if stats is None else stats.timeouts)
 
-        def freeze_a() -> None:
-            wait_for(lambda: len(running) == 2, what="both handlers to start")
-            a.pause()  # before the first touch (at half of A's TTR: 1 s)
-            try:
-                wait_for(lambda: "B" in seen, timeout=WAIT, what="B's handler to end")
-            finally:
-                a.resume()
-
-        freezer = threading.Thread(target=freeze_a, daemon=True)
-        freezer.start()
-        try:
-            stats: Any = run_worker(worker, max_jobs=2)
-        finally:
-            a.resume()
-            freezer.join(WAIT)
+        # A frozen once both handlers run, before the first touch (at half of A's TTR: 1 s)
+        stats = run_frozen(worker, a, lambda: len(running) == 2, lambda: "B" in seen, max_jobs=2)
         assert seen["B"] == (False, 0), seen  # B's job kept its lease: touched, never timed out
         assert cb.queue.peek(job_b) is None  # and it was deleted once done
         assert stats.succeeded >= 1 and stats.touches >= 2, stats
@@ -122,21 +137,7 @@ def test_a_touch_stuck_on_a_hung_server_loses_the_lease_by_the_jobs_time_left(
 
     worker.on_lease_lost(lambda message, error: lost.append(str(error)))
 
-    def freeze() -> None:
-        started.wait(WAIT)
-        a.pause()  # before the first touch, at half the TTR (1 s)
-        try:
-            wait_for(lambda: "lease_lost" in seen, timeout=WAIT, what="the handler to end")
-        finally:
-            a.resume()
-
-    freezer = threading.Thread(target=freeze, daemon=True)
-    freezer.start()
-    try:
-        stats: Any = run_worker(worker, max_jobs=1)
-    finally:
-        a.resume()
-        freezer.join(WAIT)
+    stats = run_frozen(worker, a, started.is_set, lambda: "lease_lost" in seen, max_jobs=1)  # before the 1st touch
     assert seen["lease_lost"] is True, (seen, lost)
     assert stats.lease_lost == 1 and stats.succeeded == 0 and stats.touches == 0, stats
     assert len(lost) == 1, lost

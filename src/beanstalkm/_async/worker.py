@@ -399,25 +399,14 @@ class AsyncWorker:
         if urls is not None:
             return self._from_url(urls[index % len(urls)])
         source = self._source
-        if source is None:
-            return AsyncClient(
-                self._host,
-                self._port,
-                self._timeout,
-                unix_socket=self._unix_socket,
-                validate=self._validate,
-                ssl=self._tls,
+        if source is None or isinstance(source, AsyncClient):  # a client is copied: its TLS context, its reply limit
+            host, port, timeout, unix_socket, validate, ssl = (
+                (self._host, self._port, self._timeout, self._unix_socket, self._validate, self._tls)
+                if source is None
+                else (source.host, source.port, source.timeout, source.unix_socket, source.validate, source.ssl)
             )
-        if isinstance(source, AsyncClient):  # made like it: its TLS context and its reply limit too
-            return AsyncClient(
-                source.host,
-                source.port,
-                source.timeout,
-                unix_socket=source.unix_socket,
-                validate=source.validate,
-                max_body=source._reader._max_body,
-                ssl=source.ssl,
-            )
+            limit = _c.BODY_MAX if source is None else source._reader._max_body
+            return AsyncClient(host, port, timeout, unix_socket=unix_socket, validate=validate, max_body=limit, ssl=ssl)
         client = source()
         if not isinstance(client, AsyncClient):
             raise ArgumentTypeError(

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 b64380f71c01f20d68d5c690f7e49faa4d06de8fd6ab061bf0d8213301cb8858). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 9f05ee92c45bc4a8454a31e5a356fd46ed0ab08d1a2021b63c79c8449490b96d). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -385,25 +385,14 @@ class Worker:
         if urls is not None:
             return self._from_url(urls[index % len(urls)])
         source = self._source
-        if source is None:
-            return Client(
-                self._host,
-                self._port,
-                self._timeout,
-                unix_socket=self._unix_socket,
-                validate=self._validate,
-                ssl=self._tls,
+        if source is None or isinstance(source, Client):  # a client is copied: its TLS context, its reply limit
+            host, port, timeout, unix_socket, validate, ssl = (
+                (self._host, self._port, self._timeout, self._unix_socket, self._validate, self._tls)
+                if source is None
+                else (source.host, source.port, source.timeout, source.unix_socket, source.validate, source.ssl)
             )
-        if isinstance(source, Client):  # made like it: its TLS context and its reply limit too
-            return Client(
-                source.host,
-                source.port,
-                source.timeout,
-                unix_socket=source.unix_socket,
-                validate=source.validate,
-                max_body=source._reader._max_body,
-                ssl=source.ssl,
-            )
+            limit = _c.BODY_MAX if source is None else source._reader._max_body
+            return Client(host, port, timeout, unix_socket=unix_socket, validate=validate, max_body=limit, ssl=ssl)
         client = source()
         if not isinstance(client, Client):
             raise ArgumentTypeError("source", source, f"must return a client (Client), not {type(client).__name__}")
