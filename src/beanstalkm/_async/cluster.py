@@ -852,16 +852,26 @@ class AsyncCluster:
         """``peek`` (of the used tube) on each server in turn, sent to ``tube`` with its ``use`` in one
         hold of the producer connection (a concurrent task's ``use`` cannot come between)."""
         _c.TUBE_RULE.check("tube", tube)
-        for server in self._available():
-            try:
-                client = await self._producer(server)
-                message = client._message_or_none(await client._execute(peek, tube))
-            except SocketError as exc:
-                self._down(server, exc)
-                continue
-            self._reached(server)
-            if message is not None:
-                return message
+        errors: list[tuple[_Server, BaseException]] = []
+        answered = False
+        available = self._available()
+        for servers in (available, self._rest(available)):  # those in their backoff only if none answered
+            for server in servers:
+                try:
+                    client = await self._producer(server)
+                    message = client._message_or_none(await client._execute(peek, tube))
+                except SocketError as exc:
+                    self._down(server, exc)
+                    errors.append((server, exc))
+                    continue
+                self._reached(server)
+                answered = True
+                if message is not None:
+                    return message
+            if answered:
+                break
+        if not answered:  # no server could be asked: None would say there is no such job
+            raise self._no_server(f"peek of {tube!r}", errors)
         return None
 
     # -- closing -----------------------------------------------------------------

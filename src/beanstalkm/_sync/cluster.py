@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 bedcad57185e41b70949a8eb9c3b833a111fc687f9209e6c7660d9f5ca1b008a). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 2f4d895710074f82234ee31de4fd7872ea709c4aca5eb5f28e5666a0d6b362c8). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -846,16 +846,26 @@ class Cluster:
         """``peek`` (of the used tube) on each server in turn, sent to ``tube`` with its ``use`` in one
         hold of the producer connection (a concurrent task's ``use`` cannot come between)."""
         _c.TUBE_RULE.check("tube", tube)
-        for server in self._available():
-            try:
-                client = self._producer(server)
-                message = client._message_or_none(client._execute(peek, tube))
-            except SocketError as exc:
-                self._down(server, exc)
-                continue
-            self._reached(server)
-            if message is not None:
-                return message
+        errors: list[tuple[_Server, BaseException]] = []
+        answered = False
+        available = self._available()
+        for servers in (available, self._rest(available)):  # those in their backoff only if none answered
+            for server in servers:
+                try:
+                    client = self._producer(server)
+                    message = client._message_or_none(client._execute(peek, tube))
+                except SocketError as exc:
+                    self._down(server, exc)
+                    errors.append((server, exc))
+                    continue
+                self._reached(server)
+                answered = True
+                if message is not None:
+                    return message
+            if answered:
+                break
+        if not answered:  # no server could be asked: None would say there is no such job
+            raise self._no_server(f"peek of {tube!r}", errors)
         return None
 
     # -- closing -----------------------------------------------------------------
