@@ -94,6 +94,8 @@ KEEPER_IDLE = 1.0
 the next running job's touch is due (at half its TTR), or when a job starts whose touch is due sooner."""
 LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
+HANDED_BACK_KEPT = 4096
+"""How many jobs handed back by a slot's cut-short waits the worker remembers (the oldest forgotten first)."""
 LANES_WAIT = 1
 """How long (seconds) a slot of several servers waits on all of them at once before it sweeps again."""
 TOUCH_LEAST = 0.1
@@ -244,6 +246,7 @@ class AsyncWorker:
         self._limited = False
         self._slots: list[_Slot] = []
         self._touches: list[tuple[tasks.Task, _Job]] = []  # the touches in flight, each in its own task or thread
+        self._handed_back: dict[tuple[str, int], int] = {}  # (server, job id): reserves of waits cut short
 
     def configure(
         self,
@@ -833,6 +836,7 @@ class AsyncWorker:
                 reserve=reserve,
                 to_message=lane.client._reserved_message,
                 before=self._watch_change(lane, tubes),
+                with_stats=False,  # each waits for its reserve's reply only: a job raced in the cut is seen
             )
             for lane in lanes
         ]
@@ -840,9 +844,17 @@ class AsyncWorker:
         def first(i: int, result: object) -> bool:
             return isinstance(result, tuple) and result[1] is not None
 
-        results, raced = await converse_all([lane.client for lane in lanes], starts, [(reserve,)] * len(lanes), first)
+        handed: list[tuple[int, int]] = []
+        clients = [lane.client for lane in lanes]
+        results, raced = await converse_all(clients, starts, [(reserve,)] * len(lanes), first, raced_ids=handed)
         if raced:
             logger.info("slot %d: %d job(s) reserved by another server's wait were handed back", slot.index, raced)
+            with self._mutex:  # each counted a reserve on the server that was no attempt: not against its budget
+                for i, job_id in handed:
+                    key = (clients[i].url, job_id)
+                    self._handed_back[key] = self._handed_back.pop(key, 0) + 1
+                while len(self._handed_back) > HANDED_BACK_KEPT:
+                    del self._handed_back[next(iter(self._handed_back))]
         taken: tuple[AsyncClient, object, JobStats | None] | None = None
         for lane, result in zip(lanes, results, strict=True):
             if isinstance(result, tuple):
@@ -937,7 +949,7 @@ class AsyncWorker:
     async def _run_job(self, slot: _Slot, job: _Job, function: Handler) -> _Job | None:
         """Run ``job`` (its attempts and lease set here) and settle it."""
         message, stats, options = job.message, job.stats, job.options
-        job.attempts = attempts = attempts_of(stats, job.record)
+        job.attempts = attempts = self._attempts(job)
         job.started = now = time.monotonic()
         job.next_touch = now + stats.ttr / 2
         job.expires = now + stats.ttr  # later than the server's end (it began at the reserve): never early
@@ -978,6 +990,16 @@ class AsyncWorker:
             return await self._succeeded(slot, job)
         await self._failed(slot, job, error)
         return None
+
+    def _attempts(self, job: _Job) -> int:
+        """The job's attempts: its ``reserves`` (since its record's, if kicked), less those of this worker's
+        waits that were cut short with it just reserved (handed back unrun: not an attempt)."""
+        counted = attempts_of(job.stats, job.record)
+        if not self._handed_back:
+            return counted
+        with self._mutex:
+            handed = self._handed_back.pop((job.client.url, job.stats.id), 0)
+        return max(1, counted - handed)
 
     async def _succeeded(self, slot: _Slot, job: _Job) -> _Job | None:
         """The handler returned: the job is deleted (now, or with the next reserve)."""

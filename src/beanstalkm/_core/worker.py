@@ -240,6 +240,7 @@ def take_steps(
     to_message: Callable[[Job], M],
     ahead: Lookahead | None = None,
     before: Sequence[Request[Any]] = (),
+    with_stats: bool = True,
 ) -> Generator[
     bytes | float | None, bytes, tuple[BeanstalkmException | None, M | BeanstalkmException | None, JobStats | None]
 ]:
@@ -254,6 +255,10 @@ def take_steps(
     id (read after the reserve, so it counts this reserve) and a ``peek-ready`` of the tube (after a
     ``use`` of it if needed) for the next guess; on a miss the guess's stats are dropped and the job's
     own are asked as without ``ahead`` (docs/worker.md, "Speed").
+
+    With ``with_stats`` False the conversation ends at the reserve's reply (the caller asks the stats): a
+    slot's wait on several servers, whose conversations cut short must each be waiting for that reply,
+    so that a job one of them reserves as it is cut short is seen (``converse_all``'s ``raced_ids``).
     """
     peek = ahead is not None and not ahead.sequential
     use = _c.use(ahead.tube) if peek and ahead is not None and session.server_using != ahead.tube else None
@@ -347,6 +352,12 @@ def take_steps(
         ahead.missed += 1
         if ahead.missed >= LOOKAHEAD_REST[0]:
             ahead.missed, ahead.rest, ahead.guess, ahead.sequential = 0, LOOKAHEAD_REST[1], None, False
+    if not with_stats:
+        try:
+            return delete_error, to_message(job), None
+        except BeanstalkmException as exc:  # InvalidEnvelope (it carries the message), ...: the caller buries it
+            _unless_broken(exc)
+            return delete_error, exc, None
     stats_request = _c.stats_job(job.id)
     yield stats_request.head  # in flight while the body is decoded
     try:

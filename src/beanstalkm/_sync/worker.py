@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 9f05ee92c45bc4a8454a31e5a356fd46ed0ab08d1a2021b63c79c8449490b96d). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 89f0c7d8cf149d2f842faae46171fb558c35bbc731040af569eee58b32c37cb1). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -82,6 +82,8 @@ KEEPER_IDLE = 1.0
 the next running job's touch is due (at half its TTR), or when a job starts whose touch is due sooner."""
 LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
+HANDED_BACK_KEPT = 4096
+"""How many jobs handed back by a slot's cut-short waits the worker remembers (the oldest forgotten first)."""
 LANES_WAIT = 1
 """How long (seconds) a slot of several servers waits on all of them at once before it sweeps again."""
 TOUCH_LEAST = 0.1
@@ -232,6 +234,7 @@ class Worker:
         self._limited = False
         self._slots: list[_Slot] = []
         self._touches: list[tuple[threads.Task, _Job]] = []  # the touches in flight, each in its own task or thread
+        self._handed_back: dict[tuple[str, int], int] = {}  # (server, job id): reserves of waits cut short
 
     def configure(
         self,
@@ -815,6 +818,7 @@ class Worker:
                 reserve=reserve,
                 to_message=lane.client._reserved_message,
                 before=self._watch_change(lane, tubes),
+                with_stats=False,  # each waits for its reserve's reply only: a job raced in the cut is seen
             )
             for lane in lanes
         ]
@@ -822,9 +826,17 @@ class Worker:
         def first(i: int, result: object) -> bool:
             return isinstance(result, tuple) and result[1] is not None
 
-        results, raced = converse_all([lane.client for lane in lanes], starts, [(reserve,)] * len(lanes), first)
+        handed: list[tuple[int, int]] = []
+        clients = [lane.client for lane in lanes]
+        results, raced = converse_all(clients, starts, [(reserve,)] * len(lanes), first, raced_ids=handed)
         if raced:
             logger.info("slot %d: %d job(s) reserved by another server's wait were handed back", slot.index, raced)
+            with self._mutex:  # each counted a reserve on the server that was no attempt: not against its budget
+                for i, job_id in handed:
+                    key = (clients[i].url, job_id)
+                    self._handed_back[key] = self._handed_back.pop(key, 0) + 1
+                while len(self._handed_back) > HANDED_BACK_KEPT:
+                    del self._handed_back[next(iter(self._handed_back))]
         taken: tuple[Client, object, JobStats | None] | None = None
         for lane, result in zip(lanes, results, strict=True):
             if isinstance(result, tuple):
@@ -917,7 +929,7 @@ class Worker:
     def _run_job(self, slot: _Slot, job: _Job, function: Handler) -> _Job | None:
         """Run ``job`` (its attempts and lease set here) and settle it."""
         message, stats, options = job.message, job.stats, job.options
-        job.attempts = attempts = attempts_of(stats, job.record)
+        job.attempts = attempts = self._attempts(job)
         job.started = now = time.monotonic()
         job.next_touch = now + stats.ttr / 2
         job.expires = now + stats.ttr  # later than the server's end (it began at the reserve): never early
@@ -958,6 +970,16 @@ class Worker:
             return self._succeeded(slot, job)
         self._failed(slot, job, error)
         return None
+
+    def _attempts(self, job: _Job) -> int:
+        """The job's attempts: its ``reserves`` (since its record's, if kicked), less those of this worker's
+        waits that were cut short with it just reserved (handed back unrun: not an attempt)."""
+        counted = attempts_of(job.stats, job.record)
+        if not self._handed_back:
+            return counted
+        with self._mutex:
+            handed = self._handed_back.pop((job.client.url, job.stats.id), 0)
+        return max(1, counted - handed)
 
     def _succeeded(self, slot: _Slot, job: _Job) -> _Job | None:
         """The handler returned: the job is deleted (now, or with the next reserve)."""
