@@ -163,6 +163,11 @@ def _load(target: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise _Usage(f"beanstalkm worker: cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # the module itself failed (a SyntaxError, an error at its top level): exit 2 too
+        raise _Usage(
+            f"beanstalkm worker: cannot import {module_name!r}: it raised {type(exc).__name__}: {exc}"
+            " (--debug shows the traceback)"
+        ) from exc
     value = module
     for part in attribute.split("."):
         try:
