@@ -193,8 +193,7 @@ class AsyncWorker:
     ``BEANSTALKD_URL``, else ``beanstalk://127.0.0.1:11300``. ``timeout`` and ``validate`` apply to
     the connections the worker opens, and ``ssl`` (an ``ssl.SSLContext``) to its ``beanstalks://`` ones
     (``InvalidArgument`` beside a client, cluster or callable source: those bring their own). ``grace``
-    is how long a stop lets running handlers finish before their
-    jobs are released.
+    is how long a stop lets running handlers finish before their jobs are released.
 
     Delivery is at least once: a job is deleted only after its handler returns. A handler that
     raises has its job released (its own priority, a ``backoff`` delay) until its attempts, counted

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 89f0c7d8cf149d2f842faae46171fb558c35bbc731040af569eee58b32c37cb1). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 8578d3801d80a228b30fbbadfb0bf668475b310dd2e6a7b2efceaff1806aaaaa). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -181,8 +181,7 @@ class Worker:
     ``BEANSTALKD_URL``, else ``beanstalk://127.0.0.1:11300``. ``timeout`` and ``validate`` apply to
     the connections the worker opens, and ``ssl`` (an ``ssl.SSLContext``) to its ``beanstalks://`` ones
     (``InvalidArgument`` beside a client, cluster or callable source: those bring their own). ``grace``
-    is how long a stop lets running handlers finish before their
-    jobs are released.
+    is how long a stop lets running handlers finish before their jobs are released.
 
     Delivery is at least once: a job is deleted only after its handler returns. A handler that
     raises has its job released (its own priority, a ``backoff`` delay) until its attempts, counted
