@@ -16,7 +16,7 @@ from beanstalkm import Client
 from beanstalkm.testing import BeanstalkdServer
 from beanstalkm.worker_main import EXIT_UNREACHABLE, EXIT_USAGE, main
 
-from ._support import ROOT, WAIT, Workers, url, wait_for, worker_argv, worker_env
+from ._support import ROOT, WAIT, Workers, run_command, url, wait_for, worker_argv, worker_env
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -125,15 +125,7 @@ def test_a_slot_that_dies_on_a_bug_exits_1_with_one_line_saying_what_it_was(
     ("no server reachable") though every server answered."""
     with Client(server.host, server.port) as client:
         job = client.put({"n": 1}, tube="t").uid
-        argv = [*worker_argv()] if command == "beanstalkm" else [sys.executable, "-m", "beanstalkm.worker_main"]
-        done = subprocess.run(
-            [*argv, "worker", f"worker._apps:{app}", "-s", url(server)],
-            env=worker_env(),
-            capture_output=True,
-            text=True,
-            timeout=WAIT,
-            cwd=ROOT,
-        )
+        done = run_command(command, ["worker", f"worker._apps:{app}", "-s", url(server)])
         assert done.returncode == 1, done.stderr
         last = done.stderr.strip().splitlines()[-1]
         assert last == (

@@ -4,13 +4,11 @@ the module and its error (the traceback with ``--debug``). Real subprocesses, bo
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ._support import WAIT, worker_argv, worker_env
+from ._support import run_command
 
 MODULES = {
     "raises_at_import": ('import beanstalkm\nraise RuntimeError("config missing")\n', "RuntimeError: config missing"),
@@ -25,16 +23,8 @@ def test_a_module_that_fails_as_it_is_imported_is_a_usage_error(tmp_path: Path, 
     beanstalkm.worker_main`` ended on a raw traceback, both with exit 1 (only an ImportError was exit 2)."""
     text, says = MODULES[name]
     (tmp_path / f"{name}.py").write_text(text)
-    argv = worker_argv() if command == "beanstalkm" else [sys.executable, "-m", "beanstalkm.worker_main"]
     for debug in ([], ["--debug"] if command == "beanstalkm" else []):
-        done = subprocess.run(
-            [*argv, *debug, "worker", f"{name}:worker", "-s", "beanstalk://127.0.0.1:1"],
-            env=worker_env(),
-            capture_output=True,
-            text=True,
-            timeout=WAIT,
-            cwd=tmp_path,
-        )
+        done = run_command(command, [*debug, "worker", f"{name}:worker", "-s", "beanstalk://127.0.0.1:1"], tmp_path)
         assert done.returncode == 2, done.stderr
         last = done.stderr.strip().splitlines()[-1]
         assert last.startswith(f"beanstalkm worker: cannot import '{name}': it raised {says}"), done.stderr
