@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from beanstalkm._core.urls import default_urls, parse_urls
-from beanstalkm._core.worker import RECORD_MARK, FailureRecord
+from beanstalkm._core.worker import RECORD_MARK, FailureRecord, failed_slot
 from beanstalkm._errors import BeanstalkmException, InvalidArgument, SocketError
 from beanstalkm._generated.commands import TUBE_RULE
 from beanstalkm._sync.client import Client
@@ -122,7 +122,7 @@ def main(
     """Run ``argv`` (``["worker", ...]`` or ``["failed", ...]``); the exit code. Each failure is one line on
     stderr (with ``debug``, after its traceback)."""
     try:
-        return _main(argv, servers, json_output, timeout)
+        return _main(argv, servers, json_output, timeout, debug)
     except (_Usage, BeanstalkmException) as exc:
         if debug:
             traceback.print_exc()
@@ -142,14 +142,14 @@ def _failure(exc: Exception) -> tuple[int, str]:
     return EXIT_FAILED, f"beanstalkm: {exc}"
 
 
-def _main(argv: Sequence[str], servers: Sequence[str], json_output: bool, timeout: float | None) -> int:
+def _main(argv: Sequence[str], servers: Sequence[str], json_output: bool, timeout: float | None, debug: bool) -> int:
     args = _parser().parse_args(list(argv))
     named = [*servers, *args.server]  # each checked; else BEANSTALKD_URL, else the default server
     urls = [str(url) for url in parse_urls(named, "server")] if named else default_urls()
     json_output = json_output or args.json
     timeout = args.timeout if args.timeout is not None else timeout
     if args.command == "worker":
-        return _worker(args, urls, timeout, bool(servers))
+        return _worker(args, urls, timeout, bool(servers), debug)
     return _failed(args, urls, timeout if timeout is not None else CLI_TIMEOUT, json_output)
 
 
@@ -163,6 +163,11 @@ def _load(target: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise _Usage(f"beanstalkm worker: cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # the module itself failed (a SyntaxError, an error at its top level): exit 2 too
+        raise _Usage(
+            f"beanstalkm worker: cannot import {module_name!r}: it raised {type(exc).__name__}: {exc}"
+            " (--debug shows the traceback)"
+        ) from exc
     value = module
     for part in attribute.split("."):
         try:
@@ -172,7 +177,7 @@ def _load(target: str) -> Any:
     return value
 
 
-def _worker(args: argparse.Namespace, urls: list[str], timeout: float | None, servers_given: bool) -> int:
+def _worker(args: argparse.Namespace, urls: list[str], timeout: float | None, servers_given: bool, debug: bool) -> int:
     from beanstalkm._async.worker import AsyncWorker
 
     logging.basicConfig(
@@ -190,6 +195,19 @@ def _worker(args: argparse.Namespace, urls: list[str], timeout: float | None, se
             asyncio.run(worker.run(burst=args.burst, max_jobs=args.max_jobs))
         else:
             worker.run(burst=args.burst, max_jobs=args.max_jobs)
+    except Exception as exc:  # a slot that ended on an exception: exit 1, whatever its type (a SocketError too)
+        index = failed_slot(exc)
+        if index is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        print(
+            f"beanstalkm worker: worker slot {index} ended on a bug: {type(exc).__name__}: {exc}; the worker"
+            " stopped (the other slots within the grace), and the jobs the slot held go back to ready as its"
+            " connection closes (its traceback is logged above)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     finally:
         if stop_metrics is not None:
             stop_metrics()
@@ -240,6 +258,7 @@ def _failed(args: argparse.Namespace, urls: list[str], timeout: float | None, as
     if len(urls) > 1:  # job ids are per server: one server at a time, never the first one silently
         raise _Usage(f"beanstalkm failed {args.action}: name one server with -s (given {len(urls)}: {', '.join(urls)})")
     client = Client.from_url(urls[0], timeout=timeout)
+    unmet: dict[int, str | None] = {}  # ids named to retry or purge that were not: their record's job state
     try:
         if args.action == "retry":
             records = retry_records(client, args.tube, ids)
@@ -247,6 +266,10 @@ def _failed(args: argparse.Namespace, urls: list[str], timeout: float | None, as
             records = purge_records(client, args.tube, ids)
         else:
             records = list_records(client, args.tube, ids)
+        if ids is not None and args.action in ("retry", "purge"):
+            unmet = dict.fromkeys(sorted(set(ids) - {r.job_id for r in records}))
+            if unmet:
+                unmet.update((r.job_id, r.state) for r in list_records(client, args.tube, list(unmet)))
     finally:
         client.close()
     if args.action == "show":
@@ -263,7 +286,23 @@ def _failed(args: argparse.Namespace, urls: list[str], timeout: float | None, as
         print(json.dumps({verb: [r.job_id for r in records]}))
     else:
         print(f"{verb} {len(records)} job(s)" + (": " + " ".join(str(r.job_id) for r in records) if records else ""))
-    return EXIT_OK
+    for job_id, state in unmet.items():  # each id named and not acted on: exit 1, as show's missing ones
+        print(
+            f"beanstalkm failed {args.action}: job {job_id} of {args.tube} {_unmet(args.action, state)}",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if unmet else EXIT_OK
+
+
+def _unmet(action: str, state: str | None) -> str:
+    """Why a job named to ``failed retry``/``purge`` was not retried or purged, by its record's job state."""
+    if state is None:
+        return "has no failure record"
+    if action == "retry":
+        if state == "gone":
+            return "is gone (deleted): not kicked; failed purge removes its record"
+        return f"is {state}, not buried (retried already?): not kicked"
+    return f"is {state}, not buried (retried and not failed again): left alone with its record"
 
 
 def _print_records(records: list[FailureRecord], as_json: bool, full: bool) -> None:

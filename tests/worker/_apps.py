@@ -13,7 +13,7 @@ import os
 import time
 import uuid
 
-from beanstalkm import Message, Worker
+from beanstalkm import Message, SocketError, Worker
 from beanstalkm.aio import AsyncMessage, AsyncWorker
 
 RETRY_DELAYS = [1, 2, 3]
@@ -133,6 +133,21 @@ class _SlotBug(Worker):
 
 
 slot_bug = _SlotBug()
+
+
+class _SlotSocketBug(Worker):
+    """A slot bug that happens to raise a SocketError (not a server's doing: none is contacted)."""
+
+    def _handle(self, *args: object) -> None:
+        raise SocketError("a bug that raised a SocketError")
+
+
+slot_socket_bug = _SlotSocketBug()
+
+
+@slot_socket_bug.handler("t")
+def slot_socket_bug_job(message: Message) -> None:
+    pass
 
 
 @slot_bug.handler("t")

@@ -36,6 +36,13 @@ def worker_env(runlog: Path | None = None) -> dict[str, str]:
     return env
 
 
+def run_command(command: str, args: Sequence[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``args`` run by ``command``: ``"beanstalkm"`` (the command line, ``worker_argv``) or ``"worker_main"``
+    (``python -m beanstalkm.worker_main``), with the tests' environment, in ``cwd``, bounded by WAIT."""
+    argv = worker_argv() if command == "beanstalkm" else [sys.executable, "-m", "beanstalkm.worker_main"]
+    return subprocess.run([*argv, *args], env=worker_env(), capture_output=True, text=True, timeout=WAIT, cwd=cwd)
+
+
 def url(server: BeanstalkdServer) -> str:
     return f"beanstalk://{server.host}:{server.port}"
 

@@ -16,7 +16,7 @@ from beanstalkm import Client
 from beanstalkm.testing import BeanstalkdServer
 from beanstalkm.worker_main import EXIT_UNREACHABLE, EXIT_USAGE, main
 
-from ._support import ROOT, WAIT, Workers, url, wait_for, worker_argv, worker_env
+from ._support import ROOT, WAIT, Workers, run_command, url, wait_for, worker_argv, worker_env
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -107,12 +107,32 @@ def test_the_beanstalkm_command_passes_worker_and_failed_through(server: Beansta
         assert run("failed", "retry", "slow").returncode == EXIT_USAGE
 
 
-def test_a_slot_that_dies_on_a_bug_exits_1_with_one_line(server: BeanstalkdServer) -> None:
-    """The slot's traceback is logged; the command ends with one line naming the error, exit 1."""
+@pytest.mark.parametrize(
+    ("app", "error"),
+    [
+        ("slot_bug", "RuntimeError: a bug in the slot"),
+        ("slot_socket_bug", "SocketError: a bug that raised a SocketError"),
+    ],
+)
+@pytest.mark.parametrize("command", ["beanstalkm", "worker_main"])
+def test_a_slot_that_dies_on_a_bug_exits_1_with_one_line_saying_what_it_was(
+    server: BeanstalkdServer, command: str, app: str, error: str
+) -> None:
+    """The slot's traceback is logged; the command ends with one line naming the slot, its exception
+    (type and message) and what became of the job it held (back to ready as its connection closed), exit 1.
+    Failed before: ``beanstalkm`` said ``internal error: RuntimeError: ...``, ``python -m
+    beanstalkm.worker_main`` ended on a raw traceback, and a slot's bug that raised a SocketError exited 3
+    ("no server reachable") though every server answered."""
     with Client(server.host, server.port) as client:
-        client.put({"n": 1}, tube="t")
-    done = _run("worker", "worker._apps:slot_bug", "-s", url(server))
-    assert done.returncode == 1, done.stderr
-    last = done.stderr.strip().splitlines()[-1]
-    assert last == "beanstalkm: internal error: RuntimeError: a bug in the slot (--debug shows the traceback)"
-    assert "slot 0 failed" in done.stderr  # the log line, with the traceback before the last line
+        job = client.put({"n": 1}, tube="t").uid
+        done = run_command(command, ["worker", f"worker._apps:{app}", "-s", url(server)])
+        assert done.returncode == 1, done.stderr
+        last = done.stderr.strip().splitlines()[-1]
+        assert last == (
+            f"beanstalkm worker: worker slot 0 ended on a bug: {error}; the worker stopped (the other slots within"
+            " the grace), and the jobs the slot held go back to ready as its connection closes (its traceback is"
+            " logged above)"
+        )
+        assert "slot 0 failed" in done.stderr  # the log line, with the traceback before the last line
+        stats = client.queue.stats_job(job)
+        assert (stats.state, stats.reserves) == ("ready", 1)  # it held the job: back to ready, as the line says

@@ -654,6 +654,8 @@ class AsyncCluster:
         check_uint("timeout", timeout, 0, _RESERVE_TIMEOUT_MAX)
         check_bool("drop", drop)
         got: list[AsyncMessage] = []
+        if n == 0:  # none asked, none taken (the sweeps below each take one; with drop=True, deleted)
+            return got
         for _ in range(4):  # what a server did not have goes to the others; stale estimates are asked again
             more, full, asked = await self._reserve_shares(n - len(got), drop)
             got += more
@@ -669,11 +671,13 @@ class AsyncCluster:
                 if one is None:
                     break
                 got.append(one)
+                if len(got) >= n:  # (else the next round's shares of 0 would sweep one more)
+                    break
             self._backlog_at = -math.inf
         if not got and timeout and n:
             first = await self.reserve(timeout=timeout, drop=drop)
             if first is not None:
-                got = [first, *(await self.reserve_many(n - 1, 0, drop))]
+                got = [first, *(await self.reserve_many(n - 1, 0, drop) if n > 1 else ())]
         return got
 
     async def _reserve_shares(self, n: int, drop: bool) -> tuple[list[AsyncMessage], bool, list[_Server]]:
@@ -848,16 +852,26 @@ class AsyncCluster:
         """``peek`` (of the used tube) on each server in turn, sent to ``tube`` with its ``use`` in one
         hold of the producer connection (a concurrent task's ``use`` cannot come between)."""
         _c.TUBE_RULE.check("tube", tube)
-        for server in self._available():
-            try:
-                client = await self._producer(server)
-                message = client._message_or_none(await client._execute(peek, tube))
-            except SocketError as exc:
-                self._down(server, exc)
-                continue
-            self._reached(server)
-            if message is not None:
-                return message
+        errors: list[tuple[_Server, BaseException]] = []
+        answered = False
+        available = self._available()
+        for servers in (available, self._rest(available)):  # those in their backoff only if none answered
+            for server in servers:
+                try:
+                    client = await self._producer(server)
+                    message = client._message_or_none(await client._execute(peek, tube))
+                except SocketError as exc:
+                    self._down(server, exc)
+                    errors.append((server, exc))
+                    continue
+                self._reached(server)
+                answered = True
+                if message is not None:
+                    return message
+            if answered:
+                break
+        if not answered:  # no server could be asked: None would say there is no such job
+            raise self._no_server(f"peek of {tube!r}", errors)
         return None
 
     # -- closing -----------------------------------------------------------------

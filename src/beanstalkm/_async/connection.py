@@ -515,6 +515,7 @@ async def converse_all(
     requests: Sequence[Sequence[Request[Any]]],
     done: Callable[[int, T | BaseException], bool] | None = None,
     hold: bool = False,
+    raced_ids: list[tuple[int, int]] | None = None,
 ) -> tuple[list[T | BaseException | None], int]:
     """Run one conversation on each connection at once (``starts[i]`` on ``conns[i]``). Each
     connection is the caller's alone, or, with ``hold``, shared: then each one is held alone (its
@@ -527,7 +528,8 @@ async def converse_all(
     ``done(i, result)`` as it comes: once ``done`` says True, the conversations still under way are
     cut short unfed, their connections dropped (beanstalkd hands back at once any job they had just
     reserved), and their results stay None. Returns the results, and how many of the conversations
-    cut short had a ``RESERVED`` reply already in (a job taken and handed back).
+    cut short had a ``RESERVED`` reply already in (a job taken and handed back); ``raced_ids`` (if
+    given) gets each of those as ``(i, job id)``.
     """
     results: list[T | BaseException | None] = [None] * len(conns)
     live: dict[int, _Live[T]] = {}
@@ -577,7 +579,7 @@ async def converse_all(
             for position, chunk in ready:
                 i = order[position]
                 if stop:  # cut short: not fed; a job it had just reserved goes back when it is dropped
-                    raced += isinstance(chunk, bytes) and chunk.startswith(b"RESERVED ")
+                    raced += isinstance(chunk, bytes) and _raced(i, chunk, raced_ids)
                     continue
                 convo = live[i]
                 try:
@@ -592,11 +594,51 @@ async def converse_all(
                 if finished:
                     finish(i, convo.value)
     finally:
+        if raced_ids is not None and stop and live:  # the replies already on their way, before the drop
+            raced += await _late_races(live, raced_ids)
         for convo in live.values():
             convo.conn._drop()
         for conn in reversed(held):
             await conn._alone.__aexit__(None, None, None)
     return results, raced
+
+
+RACE_GRACE = 0.005
+"""How long ``converse_all`` (asked for ``raced_ids``) reads the conversations it cut short before it
+drops them: a job one of them reserved in the same instant as the winner's is then known by its id."""
+
+
+def _raced(i: int, chunk: bytes, raced_ids: list[tuple[int, int]] | None) -> bool:
+    """Whether ``chunk``, read on conversation ``i`` after it was cut short, holds a ``RESERVED`` reply (a
+    job taken that goes back when the connection is dropped); its id goes to ``raced_ids``."""
+    if chunk.startswith(b"RESERVED "):
+        at = 9
+    else:  # after the replies before it (a watch list's change)
+        at = chunk.find(b"\r\nRESERVED ")
+        if at < 0:
+            return False
+        at += 11
+    job_id = chunk[at : chunk.find(b" ", at)]
+    if raced_ids is not None and job_id.isdigit():
+        raced_ids.append((i, int(job_id)))
+    return True
+
+
+async def _late_races(live: dict[int, _Live[Any]], raced_ids: list[tuple[int, int]]) -> int:
+    """Read the conversations cut short for ``RACE_GRACE`` at most: how many had a job reserved (their ids
+    to ``raced_ids``). A wait that got nothing sends nothing before its timeout, so this is the grace."""
+    pending = list(live)
+    deadline = time.monotonic() + RACE_GRACE
+    raced = 0
+    while pending and (left := deadline - time.monotonic()) > 0:
+        ready = await receive_any([live[i].transport for i in pending], RECV, left)
+        if not ready:
+            break
+        answered = {pending[position] for position, _ in ready}
+        for position, chunk in ready:
+            raced += isinstance(chunk, bytes) and _raced(pending[position], chunk, raced_ids)
+        pending = [i for i in pending if i not in answered]
+    return raced
 
 
 async def _receive_one(convo: _Live[Any], wait: float | None) -> list[tuple[int, bytes | BaseException]]:

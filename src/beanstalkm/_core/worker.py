@@ -21,8 +21,10 @@ __all__ = [
     "WorkerStats",
     "attempts_of",
     "backoff_delay",
+    "failed_slot",
     "record_prefix",
     "record_tube",
+    "slot_failed",
     "take_steps",
 ]
 
@@ -238,6 +240,7 @@ def take_steps(
     to_message: Callable[[Job], M],
     ahead: Lookahead | None = None,
     before: Sequence[Request[Any]] = (),
+    with_stats: bool = True,
 ) -> Generator[
     bytes | float | None, bytes, tuple[BeanstalkmException | None, M | BeanstalkmException | None, JobStats | None]
 ]:
@@ -252,6 +255,10 @@ def take_steps(
     id (read after the reserve, so it counts this reserve) and a ``peek-ready`` of the tube (after a
     ``use`` of it if needed) for the next guess; on a miss the guess's stats are dropped and the job's
     own are asked as without ``ahead`` (docs/worker.md, "Speed").
+
+    With ``with_stats`` False the conversation ends at the reserve's reply (the caller asks the stats): a
+    slot's wait on several servers, whose conversations cut short must each be waiting for that reply,
+    so that a job one of them reserves as it is cut short is seen (``converse_all``'s ``raced_ids``).
     """
     peek = ahead is not None and not ahead.sequential
     use = _c.use(ahead.tube) if peek and ahead is not None and session.server_using != ahead.tube else None
@@ -345,6 +352,12 @@ def take_steps(
         ahead.missed += 1
         if ahead.missed >= LOOKAHEAD_REST[0]:
             ahead.missed, ahead.rest, ahead.guess, ahead.sequential = 0, LOOKAHEAD_REST[1], None, False
+    if not with_stats:
+        try:
+            return delete_error, to_message(job), None
+        except BeanstalkmException as exc:  # InvalidEnvelope (it carries the message), ...: the caller buries it
+            _unless_broken(exc)
+            return delete_error, exc, None
     stats_request = _c.stats_job(job.id)
     yield stats_request.head  # in flight while the body is decoded
     try:
@@ -581,3 +594,24 @@ class WorkerStats:
 
 for _cls in (BuryJob, DurationStats, FailureRecord, LeaseLost, RetryAfter, WorkerStats):
     _cls.__module__ = "beanstalkm"  # tracebacks and reprs name the public path
+
+
+_SLOT_NOTE = "beanstalkm: worker slot {index} ended on this exception; the worker stopped"
+"""The note (PEP 678) ``run()`` adds to the exception a slot ended on, which it raises."""
+
+
+def slot_failed(error: BaseException, index: int) -> BaseException:
+    """``error``, noted as the one slot ``index`` ended on (``failed_slot`` reads it back)."""
+    error.add_note(_SLOT_NOTE.format(index=index))
+    return error
+
+
+def failed_slot(error: BaseException) -> int | None:
+    """The index of the worker slot that ended on ``error`` (as ``slot_failed`` noted it), else None."""
+    prefix, _, rest = _SLOT_NOTE.partition("{index}")
+    for note in getattr(error, "__notes__", ()):
+        if isinstance(note, str) and note.startswith(prefix) and note.endswith(rest):
+            index = note[len(prefix) : len(note) - len(rest)]
+            if index.isdigit():
+                return int(index)
+    return None

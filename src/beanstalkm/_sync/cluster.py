@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 fa1a33074cc7065b87f5c7c09988d0b0af98654f0cedb684516980c9e2f0c98b). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/cluster.py (sha256 2f4d895710074f82234ee31de4fd7872ea709c4aca5eb5f28e5666a0d6b362c8). DO NOT EDIT; edit the source and run `make generate`.
 """Several servers: the ``Client`` verbs over N beanstalkd servers, sharded on the client.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -648,6 +648,8 @@ class Cluster:
         check_uint("timeout", timeout, 0, _RESERVE_TIMEOUT_MAX)
         check_bool("drop", drop)
         got: list[Message] = []
+        if n == 0:  # none asked, none taken (the sweeps below each take one; with drop=True, deleted)
+            return got
         for _ in range(4):  # what a server did not have goes to the others; stale estimates are asked again
             more, full, asked = self._reserve_shares(n - len(got), drop)
             got += more
@@ -663,11 +665,13 @@ class Cluster:
                 if one is None:
                     break
                 got.append(one)
+                if len(got) >= n:  # (else the next round's shares of 0 would sweep one more)
+                    break
             self._backlog_at = -math.inf
         if not got and timeout and n:
             first = self.reserve(timeout=timeout, drop=drop)
             if first is not None:
-                got = [first, *(self.reserve_many(n - 1, 0, drop))]
+                got = [first, *(self.reserve_many(n - 1, 0, drop) if n > 1 else ())]
         return got
 
     def _reserve_shares(self, n: int, drop: bool) -> tuple[list[Message], bool, list[_Server]]:
@@ -842,16 +846,26 @@ class Cluster:
         """``peek`` (of the used tube) on each server in turn, sent to ``tube`` with its ``use`` in one
         hold of the producer connection (a concurrent task's ``use`` cannot come between)."""
         _c.TUBE_RULE.check("tube", tube)
-        for server in self._available():
-            try:
-                client = self._producer(server)
-                message = client._message_or_none(client._execute(peek, tube))
-            except SocketError as exc:
-                self._down(server, exc)
-                continue
-            self._reached(server)
-            if message is not None:
-                return message
+        errors: list[tuple[_Server, BaseException]] = []
+        answered = False
+        available = self._available()
+        for servers in (available, self._rest(available)):  # those in their backoff only if none answered
+            for server in servers:
+                try:
+                    client = self._producer(server)
+                    message = client._message_or_none(client._execute(peek, tube))
+                except SocketError as exc:
+                    self._down(server, exc)
+                    errors.append((server, exc))
+                    continue
+                self._reached(server)
+                answered = True
+                if message is not None:
+                    return message
+            if answered:
+                break
+        if not answered:  # no server could be asked: None would say there is no such job
+            raise self._no_server(f"peek of {tube!r}", errors)
         return None
 
     # -- closing -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 b12dec564ef03b195371f5f8220ce46e74858cf278aa741cf4bba47111b73669). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 8578d3801d80a228b30fbbadfb0bf668475b310dd2e6a7b2efceaff1806aaaaa). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from ssl import SSLContext
 from typing import Any, TypeVar
 
-from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT
+from beanstalkm._core.base import DEFAULT_HOST, DEFAULT_PORT, MAX_TIMEOUT, check_ssl
 from beanstalkm._core.checks import check_bool, check_host, check_path, check_seconds, check_uint
 from beanstalkm._core.requests import Request
 from beanstalkm._core.urls import default_urls, parse_urls
@@ -37,6 +37,7 @@ from beanstalkm._core.worker import (
     WorkerStats,
     attempts_of,
     backoff_delay,
+    slot_failed,
     take_steps,
 )
 from beanstalkm._errors import (
@@ -48,6 +49,7 @@ from beanstalkm._errors import (
     InvalidEnvelope,
     ProtocolError,
     SocketError,
+    UnexpectedResponse,
 )
 from beanstalkm._generated import commands as _c
 from beanstalkm._generated.errors import Buried, DeadlineSoon, JobTooBig, NotFound, TimedOut
@@ -80,14 +82,25 @@ KEEPER_IDLE = 1.0
 the next running job's touch is due (at half its TTR), or when a job starts whose touch is due sooner."""
 LIMIT_PAUSE = 0.02
 """How long a slot waits when every tube is at its limit."""
+HANDED_BACK_KEPT = 4096
+"""How many jobs handed back by a slot's cut-short waits the worker remembers (the oldest forgotten first)."""
 LANES_WAIT = 1
 """How long (seconds) a slot of several servers waits on all of them at once before it sweeps again."""
+TOUCH_LEAST = 0.1
+"""The least a touch is given for its answer (asyncio), even when the job's time left is less: beanstalkd
+still takes a touch that comes a moment past the deadline, before its next tick times the job out."""
 TOUCH_RETRY = (0.05, 1.0)
 """A touch the server refused is tried again after an eighth of the job's TTR, within these bounds (s)."""
 LOST = (SocketError, ProtocolError)
 """What ends a slot's connection: it failed, or a reply broke the protocol (the client drops the connection
 for that, so the server takes back what it held, as for a lost one). Both count as ``connection_errors``;
 neither ends the slot. (``CorruptJob``, a damaged job, is framed: a reserve hands it to the slot to bury.)"""
+REFUSED = (CommandFailed, UnexpectedResponse)
+"""A server's framed refusal of a slot's reserve (``OUT_OF_MEMORY``: beanstalkd could not queue the waiting
+reserve; ``INTERNAL_ERROR``; a status the spec does not list): the connection stays in step. Logged at ERROR,
+counted in ``connection_errors``; the slot (the lane, of several) waits its reconnect pause and goes on."""
+REFUSED_PAUSE = 0.5
+"""How long a slot waits after the server refused a job's ``stats-job`` (the job released unrun)."""
 _RESERVE_NOW = _c.reserve_with_timeout(0)
 
 
@@ -107,6 +120,7 @@ class _Job:
     lost: bool = False
     started: float = 0.0
     touching: bool = False  # a touch of it is in flight (in a task or thread of its own)
+    expires: float = 0.0  # when its lease ends as this side counts (from its start, then from each touch sent)
 
 
 _Taken = tuple[Message, JobStats | None, Client]
@@ -165,8 +179,9 @@ class Worker:
     connected ``Client`` per slot; with several servers the slots take them in turn, each slot
     its own connection to one. ``None``: ``host``/``port``/``unix_socket`` if given, else
     ``BEANSTALKD_URL``, else ``beanstalk://127.0.0.1:11300``. ``timeout`` and ``validate`` apply to
-    the connections the worker opens. ``grace`` is how long a stop lets running handlers finish before their
-    jobs are released.
+    the connections the worker opens, and ``ssl`` (an ``ssl.SSLContext``) to its ``beanstalks://`` ones
+    (``InvalidArgument`` beside a client, cluster or callable source: those bring their own). ``grace``
+    is how long a stop lets running handlers finish before their jobs are released.
 
     Delivery is at least once: a job is deleted only after its handler returns. A handler that
     raises has its job released (its own priority, a ``backoff`` delay) until its attempts, counted
@@ -188,7 +203,9 @@ class Worker:
         unix_socket: str | None = None,
         timeout: float | None = CONNECT_TIMEOUT,
         validate: bool | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
+        self._tls = check_ssl("ssl", ssl)  # the TLS context of the worker's own URLs (and host/port)
         self._handlers: dict[str, tuple[HandlerOptions, Handler]] = {}
         self._hooks: dict[str, list[Callable[..., object]]] = {
             name: [] for name in ("success", "failure", "retry", "bury", "lease_lost")
@@ -216,6 +233,7 @@ class Worker:
         self._limited = False
         self._slots: list[_Slot] = []
         self._touches: list[tuple[threads.Task, _Job]] = []  # the touches in flight, each in its own task or thread
+        self._handed_back: dict[tuple[str, int], int] = {}  # (server, job id): reserves of waits cut short
 
     def configure(
         self,
@@ -232,12 +250,19 @@ class Worker:
         if source is not None or not hasattr(self, "_source"):
             self._urls: list[str] | None = None
             self._source: Client | Callable[[], Client] | None = None
-            self._ssl: SSLContext | None = None
+            self._ssl: SSLContext | None = self._tls
+            if self._tls is not None and source is not None and not isinstance(source, (str, list, tuple)):
+                raise InvalidArgument(
+                    "ssl",
+                    self._tls,
+                    f"is for the worker's own URLs: a source that makes its connections ({type(source).__name__})"
+                    " brings its own TLS context",
+                )
             if isinstance(source, Cluster):  # each slot a connection to one of its servers, in turn
                 self._urls = source.urls
                 self._timeout, self._validate, self._ssl = source.timeout, source.validate, source.ssl
             elif isinstance(source, (str, list, tuple)):
-                self._urls = [str(url) for url in parse_urls(source, "source")]
+                self._urls = self._tls_checked([str(url) for url in parse_urls(source, "source")])
             elif source is None or isinstance(source, Client) or callable(source):
                 self._source = source
             else:
@@ -342,7 +367,14 @@ class Worker:
         callable, or ``host``/``port``/``unix_socket`` (one kind of connection, which ``_connect`` makes)."""
         if self._urls is not None:
             return self._urls
-        return default_urls() if self._source is None and not self._named else None
+        return self._tls_checked(default_urls()) if self._source is None and not self._named else None
+
+    def _tls_checked(self, urls: list[str]) -> list[str]:
+        """``urls``; ``InvalidArgument`` if the worker was given ``ssl=`` and none of them is TLS (as a
+        cluster's and a connection's ``ssl=``: a context that nothing would use is a mistake to say)."""
+        if self._tls is not None and not any(url.startswith("beanstalks://") for url in urls):
+            raise InvalidArgument("ssl", self._tls, f"no server URL is beanstalks:// (TLS): {', '.join(urls)}")
+        return urls
 
     def _from_url(self, url: str) -> Client:
         """A new connection to ``url`` with the worker's settings (a cluster's TLS context for ``beanstalks://``)."""
@@ -355,18 +387,14 @@ class Worker:
         if urls is not None:
             return self._from_url(urls[index % len(urls)])
         source = self._source
-        if source is None:
-            return Client(self._host, self._port, self._timeout, unix_socket=self._unix_socket, validate=self._validate)
-        if isinstance(source, Client):  # made like it: its TLS context and its reply limit too
-            return Client(
-                source.host,
-                source.port,
-                source.timeout,
-                unix_socket=source.unix_socket,
-                validate=source.validate,
-                max_body=source._reader._max_body,
-                ssl=source.ssl,
+        if source is None or isinstance(source, Client):  # a client is copied: its TLS context, its reply limit
+            host, port, timeout, unix_socket, validate, ssl = (
+                (self._host, self._port, self._timeout, self._unix_socket, self._validate, self._tls)
+                if source is None
+                else (source.host, source.port, source.timeout, source.unix_socket, source.validate, source.ssl)
             )
+            limit = _c.BODY_MAX if source is None else source._reader._max_body
+            return Client(host, port, timeout, unix_socket=unix_socket, validate=validate, max_body=limit, ssl=ssl)
         client = source()
         if not isinstance(client, Client):
             raise ArgumentTypeError("source", source, f"must return a client (Client), not {type(client).__name__}")
@@ -468,7 +496,7 @@ class Worker:
         logger.info("worker stopped: %s", _counters(self._stats))
         for slot in slots:
             if slot.error is not None:
-                raise slot.error
+                raise slot_failed(slot.error, slot.index)
         return self.stats
 
     def _open_slots(self) -> list[_Slot]:
@@ -553,7 +581,7 @@ class Worker:
                 return
             try:
                 message.release()  # its own priority, no delay
-            except (NotFound, *LOST) as exc:
+            except (NotFound, *LOST, *REFUSED) as exc:
                 logger.warning("job %d (%s): release at shutdown failed: %s", message.uid, job.options.tube, exc)
                 return
         self._count("released")
@@ -580,13 +608,21 @@ class Worker:
                 try:
                     taken = self._take(slot, tubes, done, burst)
                     pause = RECONNECT_PAUSE[0]
-                except LOST as exc:  # a delete sent with it was told unconfirmed already
+                except (*LOST, *REFUSED) as exc:  # a delete sent with it was told unconfirmed (or done) already
                     self._unclaim(slot)
                     done = None
                     if self._stopping.is_set():
                         break
                     self._count("connection_errors")
-                    logger.warning("slot %d: %s; trying again in %.2f s", slot.index, exc, pause)
+                    if isinstance(exc, REFUSED):  # the server's doing, not a bug: the slot goes on
+                        logger.error(
+                            "slot %d: the server refused its reserve (%s); trying again in %.2f s",
+                            slot.index,
+                            exc,
+                            pause,
+                        )
+                    else:
+                        logger.warning("slot %d: %s; trying again in %.2f s", slot.index, exc, pause)
                     threads.wait_event(self._stopping, pause)
                     pause = min(pause * 2, RECONNECT_PAUSE[1])
                     continue
@@ -672,7 +708,7 @@ class Worker:
             for group in polls:
                 try:
                     taken = self._reserve(slot, lane, group, done, 0)
-                except LOST as exc:
+                except (*LOST, *REFUSED) as exc:
                     if len(slot.lanes) == 1:
                         raise
                     self._lane_down(slot, lane, exc)
@@ -781,6 +817,7 @@ class Worker:
                 reserve=reserve,
                 to_message=lane.client._reserved_message,
                 before=self._watch_change(lane, tubes),
+                with_stats=False,  # each waits for its reserve's reply only: a job raced in the cut is seen
             )
             for lane in lanes
         ]
@@ -788,9 +825,17 @@ class Worker:
         def first(i: int, result: object) -> bool:
             return isinstance(result, tuple) and result[1] is not None
 
-        results, raced = converse_all([lane.client for lane in lanes], starts, [(reserve,)] * len(lanes), first)
+        handed: list[tuple[int, int]] = []
+        clients = [lane.client for lane in lanes]
+        results, raced = converse_all(clients, starts, [(reserve,)] * len(lanes), first, raced_ids=handed)
         if raced:
             logger.info("slot %d: %d job(s) reserved by another server's wait were handed back", slot.index, raced)
+            with self._mutex:  # each counted a reserve on the server that was no attempt: not against its budget
+                for i, job_id in handed:
+                    key = (clients[i].url, job_id)
+                    self._handed_back[key] = self._handed_back.pop(key, 0) + 1
+                while len(self._handed_back) > HANDED_BACK_KEPT:
+                    del self._handed_back[next(iter(self._handed_back))]
         taken: tuple[Client, object, JobStats | None] | None = None
         for lane, result in zip(lanes, results, strict=True):
             if isinstance(result, tuple):
@@ -839,6 +884,19 @@ class Worker:
             self._count("connection_errors")
             logger.warning("job %d: lost with the connection before it ran: %s", message.uid, exc)
             return None
+        except REFUSED as exc:  # its stats (or its record) cannot be read now: back it goes, unrun; the slot pauses
+            self._unclaim(slot)
+            self._count("connection_errors")
+            logger.error(
+                "job %d: its stats-job or record lookup was refused (%s); released unrun, trying again in %.2f s",
+                message.uid,
+                exc,
+                REFUSED_PAUSE,
+            )
+            with contextlib.suppress(NotFound, *LOST, *REFUSED):
+                message.release()
+            threads.wait_event(self._stopping, REFUSED_PAUSE)
+            return None
         if stats is None:  # gone at once (a TTR of 1 s on a slow link)
             self._unclaim(slot)
             return None
@@ -849,7 +907,7 @@ class Worker:
             return None
         if stats.tube not in self._handlers:  # not ours (a watch list changed by hand): back it goes
             self._unclaim(slot)
-            with contextlib.suppress(NotFound, *LOST):
+            with contextlib.suppress(NotFound, *LOST, *REFUSED):
                 message.release()
             return None
         options, function = self._handlers[stats.tube]
@@ -870,9 +928,10 @@ class Worker:
     def _run_job(self, slot: _Slot, job: _Job, function: Handler) -> _Job | None:
         """Run ``job`` (its attempts and lease set here) and settle it."""
         message, stats, options = job.message, job.stats, job.options
-        job.attempts = attempts = attempts_of(stats, job.record)
+        job.attempts = attempts = self._attempts(job)
         job.started = now = time.monotonic()
         job.next_touch = now + stats.ttr / 2
+        job.expires = now + stats.ttr  # later than the server's end (it began at the reserve): never early
         slot.job = job
         if job.next_touch < self._keeper_at:  # due before the keeper wakes: wake it
             self._wake.set()
@@ -894,6 +953,10 @@ class Worker:
             function(message)
         except Exception as exc:
             error = exc
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt, a CancelledError the handler raised itself
+            if threads.cancelling():  # the worker's own cancel (past the grace): the slot ends
+                raise
+            error = exc  # a failure like any other (before, it ended the slot silently: run() returned)
         finally:
             job.running = False
             took = time.monotonic() - job.started
@@ -906,6 +969,16 @@ class Worker:
             return self._succeeded(slot, job)
         self._failed(slot, job, error)
         return None
+
+    def _attempts(self, job: _Job) -> int:
+        """The job's attempts: its ``reserves`` (since its record's, if kicked), less those of this worker's
+        waits that were cut short with it just reserved (handed back unrun: not an attempt)."""
+        counted = attempts_of(job.stats, job.record)
+        if not self._handed_back:
+            return counted
+        with self._mutex:
+            handed = self._handed_back.pop((job.client.url, job.stats.id), 0)
+        return max(1, counted - handed)
 
     def _succeeded(self, slot: _Slot, job: _Job) -> _Job | None:
         """The handler returned: the job is deleted (now, or with the next reserve)."""
@@ -920,6 +993,8 @@ class Worker:
                 self._hook("success", message)
             else:
                 self._lose(job, "it was no longer reserved when its handler returned")
+            return None
+        if job.lost:  # its lease was lost (a touch unanswered within its time left): the server may hand it on
             return None
         if job.record is not None or self._stopping.is_set():
             self._delete(job)
@@ -1006,6 +1081,24 @@ class Worker:
                 self._count("connection_errors")
                 logger.warning("job %d (%s): release failed: %s", message.uid, options.tube, exc)
                 return
+            except Buried:  # out of memory queueing it again: the server buried it instead (its own priority)
+                message.reserved = False
+                self._count("buried")
+                logger.error(
+                    "job %d (%s): its release for a retry was refused: the server buried it (out of memory),"
+                    " without a failure record",
+                    message.uid,
+                    options.tube,
+                )
+                return
+            except REFUSED as exc:  # still reserved by us: it runs again once its time to run is out
+                logger.error(
+                    "job %d (%s): its release for a retry was refused (%s): it runs again once its time to run is out",
+                    message.uid,
+                    options.tube,
+                    exc,
+                )
+                return
         self._count("retried")
         logger.warning(
             "job %d (%s) failed (attempt %d of %d), retrying in %d s: %s: %s",
@@ -1034,6 +1127,16 @@ class Worker:
                         job.client.queue.delete(record.record_id)
                     self._lose(job, "its bury got NOT_FOUND (its time to run ran out)")
                     return
+                except REFUSED as exc:  # not buried: still reserved by us, it runs again once its TTR is out
+                    logger.error(
+                        "job %d (%s): its bury was refused (%s): it runs again once its time to run is out",
+                        message.uid,
+                        job.options.tube,
+                        exc,
+                    )
+                    if record.record_id:  # the record of a bury that did not happen
+                        _drop_record(job.client, record)
+                    return
             except (NotFound, *LOST) as exc:
                 self._count("connection_errors")
                 logger.warning("job %d (%s): bury failed: %s", message.uid, job.options.tube, exc)
@@ -1052,7 +1155,7 @@ class Worker:
             record = FailureRecord.of(stats, "invalid", attempts_of(stats, old), why=why, exception=exception)
             record = _store(client, record)
             queue.bury(job_id, stats.pri)
-        except (NotFound, *LOST) as exc:
+        except (NotFound, *LOST, *REFUSED) as exc:
             self._count("connection_errors")
             logger.warning("job %d: could not bury its unreadable body: %s", job_id, exc)
             return
@@ -1078,7 +1181,7 @@ class Worker:
                 return
             job.claimed = True
             if job.message.reserved:
-                with contextlib.suppress(NotFound, *LOST):
+                with contextlib.suppress(NotFound, *LOST, *REFUSED):
                     job.message.release()
         self._count("returned")
 
@@ -1088,6 +1191,8 @@ class Worker:
         if job.claimed:
             return False
         job.claimed = True
+        if job.lost:
+            return False
         if not job.message.reserved:
             self._lose(job, f"it was no longer reserved when {when}")
             return False
@@ -1160,7 +1265,11 @@ class Worker:
             if not message.reserved:
                 self._lose(job, "the connection that reserved it was lost")
                 return
+            sent = time.monotonic()
+            left = max(TOUCH_LEAST, job.expires - sent)
             try:
+                # asyncio: bounded by the job's time left (past it the lease is gone whatever the answer);
+                # threads: a blocking call cannot be cut short, so by the connection's timeout
                 message.touch()
             except NotFound:
                 self._lose(job, "a touch got NOT_FOUND (its time to run ran out)")
@@ -1168,6 +1277,10 @@ class Worker:
             except LOST as exc:
                 self._lose(job, f"the connection that reserved it was lost ({exc})")
                 return
+            except TimeoutError:  # (asyncio) the server did not answer within the job's time left
+                self._lose(job, f"its touch got no answer within its time left ({left:.2f} s): the server is hung")
+                return
+            job.expires = sent + job.stats.ttr
             job.next_touch = time.monotonic() + job.stats.ttr / 2
         self._count("touches")
 
@@ -1181,7 +1294,9 @@ class Worker:
         for hook in self._hooks[name]:
             try:
                 hook(*args)
-            except Exception:
+            except BaseException as exc:  # SystemExit and the like too: a hook never ends its slot
+                if not isinstance(exc, Exception) and threads.cancelling():
+                    raise
                 self._count("hook_errors")
                 logger.exception("the %s hook %r raised", name, hook)
 
@@ -1228,7 +1343,7 @@ def _drop_record(client: Client, record: FailureRecord) -> None:
     and the newer record stays the one read (``store_record``'s priorities)."""
     try:
         delete_record(client, record)
-    except LOST as exc:
+    except (*LOST, *REFUSED) as exc:
         logger.warning("job %d: its failure record %d was not deleted: %s", record.job_id, record.record_id, exc)
 
 

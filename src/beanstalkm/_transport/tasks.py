@@ -10,21 +10,32 @@ from __future__ import annotations
 __all__ = [
     "Task",
     "abandon",
+    "cancelling",
     "install_signals",
     "join",
     "new_event",
     "new_mutex",
     "spawn",
     "wait_event",
+    "within",
 ]
 
 import asyncio
 import contextlib
 import signal as _signal
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 Task = asyncio.Task[None]
+
+
+def cancelling() -> bool:
+    """Whether the running task was asked to stop (``Task.cancelling()``): a ``CancelledError`` then is its
+    owner's, not one that the awaited code raised of its own (an inner future that was cancelled)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def new_event() -> asyncio.Event:
@@ -47,6 +58,13 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
         async with asyncio.timeout(timeout):
             await event.wait()
     return event.is_set()
+
+
+async def within(awaitable: Awaitable[T], timeout: float) -> T:
+    """``await awaitable``, cut short (cancelled) after ``timeout`` seconds with ``TimeoutError``. (asyncio
+    only: the sync flavour has no such bound, a blocking call ends at its socket's timeout.)"""
+    async with asyncio.timeout(max(0.0, timeout)):
+        return await awaitable
 
 
 def spawn(target: Callable[[], Coroutine[Any, Any, None]], name: str) -> asyncio.Task[None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "Task",
     "abandon",
+    "cancelling",
     "install_signals",
     "join",
     "new_event",
@@ -23,6 +24,11 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 Task = threading.Thread
+
+
+def cancelling() -> bool:
+    """Whether the running thread was asked to stop: never (a thread cannot be cancelled)."""
+    return False
 
 
 def new_event() -> threading.Event:

@@ -325,6 +325,8 @@ def peek_command(ctx: Ctx, target: str, state: str | None) -> None:
         return _print_record(ctx, server, job_record(stats, message, body=True, data=True))
     tube = TUBE.convert(target, None, click.get_current_context())
     shown = 0
+    found: list[dict[str, object]] = []  # with --json and several servers: one document of them all
+    several = ctx.json_output and len(ctx.servers) > 1
     for server, client in ctx.reachable():
         client.queue.use(tube)
         peeked = {"ready": client.queue.peek_ready, "delayed": client.queue.peek_delayed}.get(
@@ -336,10 +338,16 @@ def peek_command(ctx: Ctx, target: str, state: str | None) -> None:
             stats = client.queue.stats_job(peeked.uid)
         except NotFound:
             continue
-        if shown and not ctx.json_output:
-            click.echo()
-        _print_record(ctx, server, job_record(stats, peeked, body=True, data=True))
         shown += 1
+        record = job_record(stats, peeked, body=True, data=True)
+        if several:
+            found.append({"server": server.url, "ref": ctx.ref(server, stats.id), **record})
+            continue
+        if shown > 1 and not ctx.json_output:
+            click.echo()
+        _print_record(ctx, server, record)
+    if several and shown:
+        emit({"tube": tube, "state": state, "jobs": found})
     if not shown:
         raise Failure(f"no {state} job in tube {tube!r} on " + ", ".join(s.url for s in ctx.servers))
     return None
@@ -559,35 +567,46 @@ def _enveloped(client: Client, body: object, job: JobRecord) -> JobRecord:
 @pass_ctx
 def import_command(ctx: Ctx, file: IO[str], tube: str | None) -> None:
     """Put back the jobs of an `export` file (NDJSON; - for stdin) with their priority, TTR, delay and state."""
-    parsed = [_import_record(line, n, tube) for n, line in enumerate(file, start=1) if line.strip()]
+    numbered = [(n, line) for n, line in enumerate(file, start=1) if line.strip()]
+    parsed = [_import_record(line, n, tube) for n, line in numbered]
     imported: dict[int, int] = {}
-    failures: list[str] = []
+    failures: list[tuple[int, str]] = []  # each job not imported: its line in the file, and why
     with progress(ctx, "import", len(parsed)) as bar:
         for server, client, indexes in _spread(ctx, len(parsed)):
-            by_tube: dict[str, list[JobRecord]] = {}
+            by_tube: dict[str, list[tuple[int, JobRecord]]] = {}
             for i in indexes:
                 target, job = parsed[i]
-                by_tube.setdefault(target, []).append(job if isinstance(job, JobRecord) else _enveloped(client, *job))
+                record = job if isinstance(job, JobRecord) else _enveloped(client, *job)
+                by_tube.setdefault(target, []).append((numbered[i][0], record))
             for target, jobs in by_tube.items():
                 for start in range(0, len(jobs), BATCH):
-                    outcomes = put_jobs(client, target, jobs[start : start + BATCH])
+                    batch = jobs[start : start + BATCH]
+                    outcomes = put_jobs(client, target, [job for _, job in batch])
                     ok = sum(isinstance(o, int) for o in outcomes)
                     imported[server.index] = imported.get(server.index, 0) + ok
                     failures += [
-                        f"tube {target!r} on {server.url}: {o}" for o in outcomes if isinstance(o, BaseException)
+                        (line, f"tube {target!r} on {server.url}: {o}")
+                        for (line, _), o in zip(batch, outcomes, strict=True)
+                        if isinstance(o, BaseException)
                     ]
                     bar.advance(len(outcomes))
     total = sum(imported.values())
+    failures.sort()
     ctx.report(
         {
             "imported": total,
             "failed": len(failures),
+            "failed_lines": [line for line, _ in failures],
             "servers": [{"server": s.url, "imported": imported.get(s.index, 0)} for s in ctx.servers],
         },
         f"imported {total} job(s)",
     )
-    if failures:
-        raise Failure(f"{len(failures)} job(s) not imported; first: {failures[0]}")
+    if failures:  # which lines, so that a re-run can import those alone rather than duplicate the others
+        lines = ", ".join(str(line) for line, _ in failures[:20]) + (", ..." if len(failures) > 20 else "")
+        raise Failure(
+            f"{len(failures)} job(s) not imported (line(s) {lines}; the others were);"
+            f" first: line {failures[0][0]}: {failures[0][1]}"
+        )
 
 
 # -- kick, bury, delete, pause, flush ------------------------------------------------------------
@@ -598,11 +617,17 @@ def import_command(ctx: Ctx, file: IO[str], tube: str | None) -> None:
 @click.argument("bound", metavar="[N]", required=False, type=click.IntRange(1, KICK_ALL))
 @pass_ctx
 def kick_command(ctx: Ctx, tube: str, bound: int | None) -> None:
-    """Kick up to N buried jobs of TUBE (delayed ones if none is buried) on every server; default all."""
+    """Kick up to N buried jobs of TUBE in all (delayed ones where none is buried), the servers in turn;
+    default all of them on every server."""
     kicked: list[tuple[Server, int]] = []
+    left = bound  # N is for all the servers together, as Cluster.kick's bound (None: no bound)
     for server, client in ctx.reachable():
+        if left == 0:
+            break
         client.queue.use(tube)
-        kicked.append((server, client.queue.kick(KICK_ALL if bound is None else bound)))
+        kicked.append((server, client.queue.kick(KICK_ALL if left is None else left)))
+        if left is not None:
+            left -= kicked[-1][1]
     total = sum(n for _, n in kicked)
     ctx.report(
         {"tube": tube, "kicked": total, "servers": [{"server": s.url, "kicked": n} for s, n in kicked]},
@@ -648,10 +673,12 @@ def bury_command(ctx: Ctx, ref: JobRef) -> None:
 @pass_ctx
 def delete_command(ctx: Ctx, refs: tuple[JobRef, ...]) -> None:
     """Delete jobs by id (pipelined, per server)."""
-    grouped: dict[int, tuple[Server, list[int]]] = {}  # the ids by server, as given
+    grouped: dict[int, tuple[Server, list[int]]] = {}  # the ids by server, as given, each once
     for ref in refs:
         server = ctx.server_of(ref)
-        grouped.setdefault(server.index, (server, []))[1].append(ref.id)
+        ids = grouped.setdefault(server.index, (server, []))[1]
+        if ref.id not in ids:  # a job named twice (`5 5`, `1:5 URL#5`) is deleted once, and said so once
+            ids.append(ref.id)
     deleted: list[str] = []
     missing: list[str] = []
     for server, ids in grouped.values():
@@ -771,6 +798,7 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
     then the original deleted. Jobs a worker holds are left in SRC.
     """
     target: Client | None = None
+    to_server: Server | None = None
     if to_url is not None:
         try:
             servers = parse_servers([to_url])
@@ -787,7 +815,7 @@ def move_command(ctx: Ctx, src: str, dst: str, to_url: str | None) -> None:
     failures: list[str] = []
     try:
         for server, client in ctx.reachable():
-            if target is None and src == dst:
+            if src == dst and (to_server is None or to_server.url == server.url):  # --to the same server too
                 raise click.UsageError(f"move {src!r} to itself on {server.url}: name another tube or --to")
             dest = target if target is not None else client
             moved = left = 0

@@ -367,6 +367,9 @@ def top_command(ctx: Ctx, once: bool, interval: float, pause_seconds: int, sort:
         current = sample_servers(ctx)
         table_rows = _sorted(rows(first, current, show_all), sort)
         ctx.partial = any(s.stats is None for s in current)
+        for sample in current:  # a partial frame (exit 1): each server missing from it named, as elsewhere
+            if sample.stats is None:
+                click.echo(f"beanstalkm: server {sample.server.url} unreachable: {sample.error}", err=True)
         if ctx.json_output:
             emit(
                 {
