@@ -221,9 +221,17 @@ def _tokens(text: str, required: tuple[tuple[str, str], ...]) -> tuple[str, set[
     used: set[str] = set()
     tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     docstring = _module_docstring(tokens)
+    skip_to = -1  # the last token of an f-string already taken whole
     for index, tok in enumerate(tokens):
+        if index <= skip_to:
+            continue
         start = offsets[tok.start[0] - 1] + tok.start[1]
         end = offsets[tok.end[0] - 1] + tok.end[1]
+        if tok.type == FSTRING_START:  # Python 3.12+ splits an f-string into tokens: take it whole, as 3.11 does
+            skip_to = _fstring_end(tokens, index)
+            last = tokens[skip_to]
+            end = offsets[last.end[0] - 1] + last.end[1]
+            tok = tok._replace(type=tokenize.STRING, string=text[start:end])
         if tok.type == tokenize.NAME:
             if tok.string == "await" or (tok.string == "async" and tokens[index + 1].string in {"def", "with", "for"}):
                 following = tokens[index + 1]
@@ -247,6 +255,24 @@ def _tokens(text: str, required: tuple[tuple[str, str], ...]) -> tuple[str, set[
     for start, end, replacement in reversed(edits):
         text = text[:start] + replacement + text[end:]
     return text, used
+
+
+FSTRING_START: int | None = getattr(tokenize, "FSTRING_START", None)
+"""The token that opens an f-string on Python 3.12+ (None before: an f-string is one STRING token)."""
+
+
+def _fstring_end(tokens: list[tokenize.TokenInfo], index: int) -> int:
+    """The index of the FSTRING_END that closes the f-string opened at ``index`` (nested ones counted)."""
+    depth = 0
+    for i in range(index, len(tokens)):
+        kind = tokenize.tok_name[tokens[i].type]
+        if kind == "FSTRING_START":
+            depth += 1
+        elif kind == "FSTRING_END":
+            depth -= 1
+            if depth == 0:
+                return i
+    raise UnasyncError(f"an f-string opened at line {tokens[index].start[0]} is not closed")
 
 
 def _module_docstring(tokens: list[tokenize.TokenInfo]) -> tokenize.TokenInfo | None:

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,7 +42,11 @@ T = TypeVar("T")
 
 
 def codegen(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m codegen`` as a user would, from the project root."""
+    """Run ``python -m codegen`` as a user would, from the project root. A run that writes puts the sync
+    flavour it derives in a scratch folder, never over the checkout's ``_sync``: a test must not rewrite
+    the tree (under another Python its output may differ; that is the drift check's to say)."""
+    if "--check" not in args and "--derived-out" not in args:
+        args = (*args, "--derived-out", tempfile.mkdtemp(prefix="beanstalkm-derived-"))
     return subprocess.run(
         [sys.executable, "-m", "codegen", *map(str, args)],
         cwd=ROOT,

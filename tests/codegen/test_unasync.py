@@ -108,7 +108,9 @@ def test_blocks_and_tokens(tmp_path: Path) -> None:
         "            self.reconnect()\n"
         "        async with self._lock:  # AsyncConnection's lock\n"
         "            pass\n"
-        '        s = "await me"  # a string is text, not code\n',
+        '        s = "await me"  # a string is text, not code\n'
+        '        t = f"a client (AsyncConnection), not {type(AsyncConnection).__name__!r:>{len(s)}} '
+        '{{AsyncConnection}}"\n',
         encoding="utf-8",
     )
     derived = unasync.derive(source)
@@ -121,6 +123,8 @@ def test_blocks_and_tokens(tmp_path: Path) -> None:
     assert "    def go(self) -> None:\n        self.connect()\n        self.close()\n        self.reconnect()\n" in body
     assert "        with self._lock:  # Connection's lock\n" in body
     assert 's = "await me"' in body
+    # an f-string is taken whole, its text and its fields, on every Python (3.12+ splits it into tokens)
+    assert 't = f"a client (Connection), not {type(Connection).__name__!r:>{len(s)}} {{Connection}}"\n' in body
 
 
 def test_a_marked_block_with_no_body_is_refused(tmp_path: Path) -> None:
