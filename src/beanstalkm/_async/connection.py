@@ -235,11 +235,7 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             transport is None  # connect first
             or (not follows and reader.buffered)  # out of step: _ready says so (after a reply read whole: empty)
             or not request.expects_reply
-            or (
-                session.server_using != tube  # a put routed elsewhere: a use first
-                if tube is not None
-                else request.uses_tube and session.server_using != session.using  # the used tube back first
-            )
+            or not session.simple(request, tube)  # a use first (routed elsewhere, or the used tube back)
             or (not at_once and not follows and transport.readable())  # bytes waiting (a stray reply), or the end
         ):
             return await self._execute_exchange(request.request(head), tube)
@@ -291,14 +287,13 @@ class AsyncConnection(ConnectionBase[AsyncMessage]):
             pipelined command's own (one coroutine frame less per command, docs/hot-path.md)."""
             if not self._routes_execute:  # (a subclass's own ``_execute`` sees every command)
                 pipe = self._pipe
-                if pipe is not None and command.body is None and not self._alone.holding:
-                    session = self._session
-                    if (
-                        session.server_using == tube
-                        if tube is not None
-                        else not command.uses_tube or session.server_using == session.using
-                    ):
-                        return self._pipelined(pipe, command, head)
+                if (
+                    pipe is not None
+                    and command.body is None
+                    and not self._alone.holding
+                    and self._session.simple(command, tube)
+                ):
+                    return self._pipelined(pipe, command, head)
             return self._execute(command.request(head), tube)
 
     else:

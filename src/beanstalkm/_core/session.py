@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeAlias, TypeVar
 
 from beanstalkm._core.reader import ReplyReader
-from beanstalkm._core.requests import Job, Reply, Request
+from beanstalkm._core.requests import Command, Job, Reply, Request
 from beanstalkm._errors import (
     BatchFailed,
     BeanstalkmException,
@@ -70,8 +70,9 @@ class Session:
         self.server_using = DEFAULT_SERVER_TUBE
         self.watching: list[str] = [DEFAULT_SERVER_TUBE]
 
-    def simple(self, request: Request[Any], tube: str | None) -> bool:
-        """Whether ``request`` can go out alone, with no ``use`` first (the sync driver's direct path)."""
+    def simple(self, request: Command[Any], tube: str | None) -> bool:
+        """Whether ``request`` can go out alone, with no ``use`` first (routed to ``tube``, or the used
+        tube back first): the direct and pipelined paths' one rule."""
         if tube is not None:
             return tube == self.server_using
         return not request.uses_tube or self.server_using == self.using

@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 81e05847bbb0922f005a3207fa7a655ac09c548f2e3a41bde7117872ec38efda). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/connection.py (sha256 f222cadd6d05ab99dae097cbc69db76a72555adc149d8268f404dbf05ecc2393). DO NOT EDIT; edit the source and run `make generate`.
 """The connection: one stream to one beanstalkd, and its pipeline (the one source of both flavours,
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -181,11 +181,7 @@ class Connection(ConnectionBase[Message]):
             transport is None  # connect first
             or (not follows and reader.buffered)  # out of step: _ready says so (after a reply read whole: empty)
             or not request.expects_reply
-            or (
-                session.server_using != tube  # a put routed elsewhere: a use first
-                if tube is not None
-                else request.uses_tube and session.server_using != session.using  # the used tube back first
-            )
+            or not session.simple(request, tube)  # a use first (routed elsewhere, or the used tube back)
             or (not at_once and not follows and transport.readable())  # bytes waiting (a stray reply), or the end
         ):
             return self._execute_exchange(request.request(head), tube)

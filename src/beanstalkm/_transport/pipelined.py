@@ -150,14 +150,7 @@ class Pipelined:
         if check and self.reader.buffered:
             return None
         entry = Entry(data, self._future())
-        # ``_write([entry], data)``, inline: a task alone writes each command so
-        if self.timeout is not None:  # the wait for replies begins
-            self._progress = self._clock()
-            if self._timer is None:
-                self._timer = self._loop.call_at(self._progress + self.timeout, self._check)
-        entry.written = True
-        self.inflight.append(entry)
-        self.transport.writer.write(data)
+        self._write([entry], data)
         return entry
 
     def _write(self, entries: list[Entry], data: bytes) -> None:
@@ -208,13 +201,9 @@ class Pipelined:
             if replies is not None:
                 if len(replies) > len(inflight):  # a reply to no command: none of them can be trusted
                     raise out_of_step("pipelined commands", len(data))
-                for line in replies:  # (``_hand``, inline: one call less per reply)
-                    entry = inflight.popleft()
-                    future = entry.future
-                    if not future.done():
-                        future.set_result(line)
-                    elif entry.on_drop is not None:  # its task was cancelled: abandoned
-                        entry.on_drop(line)
+                hand = self._hand
+                for line in replies:
+                    hand(inflight.popleft(), line)
             else:
                 first = reader.read(data)
                 if first is None:  # a reply in pieces: more to come
