@@ -279,6 +279,16 @@ class Command:
         return self.effect is None and self.wait == "0.0" and not self.no_reply
 
     @property
+    def format_name(self) -> str:
+        """The module constant of its bytes' %-format (for a direct command with arguments)."""
+        return f"{self.name.upper()}_FORMAT"
+
+    @property
+    def format_literal(self) -> str:
+        """Its bytes' %-format, as a literal (``data_expr`` applies it to the arguments)."""
+        return pybytes(self.line_format)
+
+    @property
     def direct_name(self) -> str:
         """The module constant of its ``Command`` (what every call of it shares)."""
         return f"{self.name.upper()}_COMMAND"

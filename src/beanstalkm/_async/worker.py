@@ -407,7 +407,7 @@ class AsyncWorker:
                 if source is None
                 else (source.host, source.port, source.timeout, source.unix_socket, source.validate, source.ssl)
             )
-            limit = _c.BODY_MAX if source is None else source._reader._max_body
+            limit = _c.BODY_MAX if source is None else source._max_body
             return AsyncClient(host, port, timeout, unix_socket=unix_socket, validate=validate, max_body=limit, ssl=ssl)
         client = source()
         if not isinstance(client, AsyncClient):

@@ -202,7 +202,7 @@ class PutBatch(Generic[M]):
                     canons[i] = ""
                     self.tokens[i] = token
                     if len(data) < BODY_APART:  # ``_c.put``'s bytes (its checks made in ``__init__``)
-                        head = heads[i] = b"put %d %d %d %d\r\n%b\r\n" % (priority, delay, ttr, len(data), data)
+                        head = heads[i] = _c.PUT_FORMAT % (priority, delay, ttr, len(data), data)
                         out.append(head)
                         continue
                     request = requests[i] = _c.put(data, priority, delay, ttr)
@@ -390,7 +390,7 @@ def reserve_many_steps(
         if drop:
             uid = message.uid  # (an id ``delete`` refuses, 0, goes to its encoder, which says so)
             deletes.append(
-                (b"delete %d\r\n" % uid if 0 < uid <= _ID_MAX else _c.delete(uid).head, message, len(outcomes) - 1)
+                (_c.DELETE_FORMAT % uid if 0 < uid <= _ID_MAX else _c.delete(uid).head, message, len(outcomes) - 1)
             )
             pending += 1
             if pending == DELETE_CHUNK:

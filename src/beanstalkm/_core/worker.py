@@ -268,7 +268,7 @@ def take_steps(
         head += request.head
     head += reserve.head
     if guess is not None:
-        head += b"stats-job %d\r\n" % guess
+        head += _c.STATS_JOB_FORMAT % guess
     if use is not None:
         head += use.head
     if peek:

@@ -163,6 +163,9 @@ def put(
 PUT_COMMAND: Command[int] = Command("put", _decode_put, _quick_put, True)
 """What every ``put`` shares (``Queue.put`` hands it to the connection with its bytes)."""
 
+PUT_FORMAT = b"put %d %d %d %d\r\n%b\r\n"
+"""``put``'s bytes, a %-format of (priority, delay, ttr, len(data), data), its arguments checked first (the batches' own bytes)."""
+
 
 def _decode_use(reply: Reply) -> str:
     if reply.status == "USING":
@@ -314,6 +317,9 @@ def delete(job_id: int) -> Request[None]:
 DELETE_COMMAND: Command[None] = Command("delete", _decode_delete, _quick_delete, False)
 """What every ``delete`` shares (``Queue.delete`` hands it to the connection with its bytes)."""
 
+DELETE_FORMAT = b"delete %d\r\n"
+"""``delete``'s bytes, a %-format of (job_id), its arguments checked first (the batches' own bytes)."""
+
 
 _RELEASE_FAILURES: dict[str, type[CommandFailed]] = {
     **GENERAL_FAILURES,
@@ -359,6 +365,9 @@ def release(job_id: int, priority: int = DEFAULT_PRIORITY, delay: int = DEFAULT_
 RELEASE_COMMAND: Command[None] = Command("release", _decode_release, _quick_release, False)
 """What every ``release`` shares (``Queue.release`` hands it to the connection with its bytes)."""
 
+RELEASE_FORMAT = b"release %d %d %d\r\n"
+"""``release``'s bytes, a %-format of (job_id, priority, delay), its arguments checked first (the batches' own bytes)."""
+
 
 _BURY_FAILURES: dict[str, type[CommandFailed]] = {
     **GENERAL_FAILURES,
@@ -392,6 +401,9 @@ def bury(job_id: int, priority: int = DEFAULT_PRIORITY) -> Request[None]:
 BURY_COMMAND: Command[None] = Command("bury", _decode_bury, _quick_bury, False)
 """What every ``bury`` shares (``Queue.bury`` hands it to the connection with its bytes)."""
 
+BURY_FORMAT = b"bury %d %d\r\n"
+"""``bury``'s bytes, a %-format of (job_id, priority), its arguments checked first (the batches' own bytes)."""
+
 
 _TOUCH_FAILURES: dict[str, type[CommandFailed]] = {
     **GENERAL_FAILURES,
@@ -422,6 +434,9 @@ def touch(job_id: int) -> Request[None]:
 
 TOUCH_COMMAND: Command[None] = Command("touch", _decode_touch, _quick_touch, False)
 """What every ``touch`` shares (``Queue.touch`` hands it to the connection with its bytes)."""
+
+TOUCH_FORMAT = b"touch %d\r\n"
+"""``touch``'s bytes, a %-format of (job_id), its arguments checked first (the batches' own bytes)."""
 
 
 def _decode_watch(reply: Reply) -> int:
@@ -487,6 +502,9 @@ def peek(job_id: int) -> Request[Job | None]:
 
 PEEK_COMMAND: Command[Job | None] = Command("peek", _decode_peek, _quick_peek, False)
 """What every ``peek`` shares (``Queue.peek`` hands it to the connection with its bytes)."""
+
+PEEK_FORMAT = b"peek %d\r\n"
+"""``peek``'s bytes, a %-format of (job_id), its arguments checked first (the batches' own bytes)."""
 
 
 def _decode_peek_ready(reply: Reply) -> Job | None:
@@ -601,6 +619,9 @@ def kick(bound: int) -> Request[int]:
 KICK_COMMAND: Command[int] = Command("kick", _decode_kick, _quick_kick, True)
 """What every ``kick`` shares (``Queue.kick`` hands it to the connection with its bytes)."""
 
+KICK_FORMAT = b"kick %d\r\n"
+"""``kick``'s bytes, a %-format of (bound), its arguments checked first (the batches' own bytes)."""
+
 
 _KICK_JOB_FAILURES: dict[str, type[CommandFailed]] = {
     **GENERAL_FAILURES,
@@ -641,6 +662,9 @@ def kick_job(job_id: int) -> Request[None]:
 KICK_JOB_COMMAND: Command[None] = Command("kick-job", _decode_kick_job, _quick_kick_job, False)
 """What every ``kick-job`` shares (``Queue.kick_job`` hands it to the connection with its bytes)."""
 
+KICK_JOB_FORMAT = b"kick-job %d\r\n"
+"""``kick-job``'s bytes, a %-format of (job_id), its arguments checked first (the batches' own bytes)."""
+
 
 _STATS_JOB_FAILURES: dict[str, type[CommandFailed]] = {
     **GENERAL_FAILURES,
@@ -667,6 +691,9 @@ def stats_job(job_id: int) -> Request[JobStats]:
 STATS_JOB_COMMAND: Command[JobStats] = Command("stats-job", _decode_stats_job, None, False)
 """What every ``stats-job`` shares (``Queue.stats_job`` hands it to the connection with its bytes)."""
 
+STATS_JOB_FORMAT = b"stats-job %d\r\n"
+"""``stats-job``'s bytes, a %-format of (job_id), its arguments checked first (the batches' own bytes)."""
+
 
 _STATS_TUBE_FAILURES: dict[str, type[CommandFailed]] = {
     **GENERAL_FAILURES,
@@ -691,6 +718,9 @@ def stats_tube(tube: str) -> Request[TubeStats]:
 
 STATS_TUBE_COMMAND: Command[TubeStats] = Command("stats-tube", _decode_stats_tube, None, False)
 """What every ``stats-tube`` shares (``Queue.stats_tube`` hands it to the connection with its bytes)."""
+
+STATS_TUBE_FORMAT = b"stats-tube %b\r\n"
+"""``stats-tube``'s bytes, a %-format of (tube.encode("ascii")), its arguments checked first (the batches' own bytes)."""
 
 
 def _decode_stats(reply: Reply) -> ServerStats:
@@ -805,6 +835,9 @@ def pause_tube(tube: str, delay: int) -> Request[None]:
 PAUSE_TUBE_COMMAND: Command[None] = Command("pause-tube", _decode_pause_tube, _quick_pause_tube, False)
 """What every ``pause-tube`` shares (``Queue.pause_tube`` hands it to the connection with its bytes)."""
 
+PAUSE_TUBE_FORMAT = b"pause-tube %b %d\r\n"
+"""``pause-tube``'s bytes, a %-format of (tube.encode("ascii"), delay), its arguments checked first (the batches' own bytes)."""
+
 
 def _decode_quit(reply: Reply) -> None:
     return None  # the server sends no reply
@@ -840,6 +873,9 @@ def stats_job_yaml(job_id: int) -> Request[str]:
 STATS_JOB_YAML_COMMAND: Command[str] = Command("stats-job", _decode_stats_job_yaml, None, False)
 """What every ``stats-job`` shares (``Queue.stats_job_yaml`` hands it to the connection with its bytes)."""
 
+STATS_JOB_YAML_FORMAT = b"stats-job %d\r\n"
+"""``stats-job``'s bytes, a %-format of (job_id), its arguments checked first (the batches' own bytes)."""
+
 
 _STATS_TUBE_YAML_FAILURES: dict[str, type[CommandFailed]] = {
     **GENERAL_FAILURES,
@@ -864,6 +900,9 @@ def stats_tube_yaml(tube: str) -> Request[str]:
 
 STATS_TUBE_YAML_COMMAND: Command[str] = Command("stats-tube", _decode_stats_tube_yaml, None, False)
 """What every ``stats-tube`` shares (``Queue.stats_tube_yaml`` hands it to the connection with its bytes)."""
+
+STATS_TUBE_YAML_FORMAT = b"stats-tube %b\r\n"
+"""``stats-tube``'s bytes, a %-format of (tube.encode("ascii")), its arguments checked first (the batches' own bytes)."""
 
 
 def _decode_stats_yaml(reply: Reply) -> str:

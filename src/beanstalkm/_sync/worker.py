@@ -1,4 +1,4 @@
-# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 8578d3801d80a228b30fbbadfb0bf668475b310dd2e6a7b2efceaff1806aaaaa). DO NOT EDIT; edit the source and run `make generate`.
+# Derived by `python -m codegen` from src/beanstalkm/_async/worker.py (sha256 2a8bc2cd07f4c49131b1d5b27c9cfed40423cd43e815231710e4d508f222df28). DO NOT EDIT; edit the source and run `make generate`.
 """The worker: handlers per tube, run with retries, a lease keeper and a graceful shutdown.
 
 The sync flavour, derived from the asyncio source by ``python -m codegen``.
@@ -393,7 +393,7 @@ class Worker:
                 if source is None
                 else (source.host, source.port, source.timeout, source.unix_socket, source.validate, source.ssl)
             )
-            limit = _c.BODY_MAX if source is None else source._reader._max_body
+            limit = _c.BODY_MAX if source is None else source._max_body
             return Client(host, port, timeout, unix_socket=unix_socket, validate=validate, max_body=limit, ssl=ssl)
         client = source()
         if not isinstance(client, Client):

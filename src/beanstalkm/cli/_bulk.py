@@ -285,7 +285,7 @@ class FlushWalk(_Walk):
 
     def found(self, state: int, numbers: list[int]) -> None:
         if state in self.states:
-            self.follow.add(b"delete %d\r\n" % numbers[0], DELETE, numbers[0])
+            self.follow.add(_c.DELETE_FORMAT % numbers[0], DELETE, numbers[0])
 
     def followed(self, kind: int, job_id: int, reply: Reply) -> None:
         if reply.status == "DELETED":
@@ -361,7 +361,7 @@ class ReadyDrain:
                 raise failure(_c.delete(job_id), reply)
         self.taken += len(taken)
         taken.reverse()
-        self.follow.extend([b"delete %d\r\n" % i for i in taken], DELETE, taken)
+        self.follow.extend([_c.DELETE_FORMAT % i for i in taken], DELETE, taken)
 
 
 def flush_ready(client: Client, tube: str, limit: int, progress: Callable[[int], object]) -> int:

@@ -37,13 +37,13 @@ reads the other."""
 def stats_job_line(job_id: int) -> bytes:
     """``stats-job <id>``, as ``commands.stats_job`` encodes it (``tests/cli/test_bulk.py`` checks);
     the id is one the command computed (1..2**64-1), so the check is not repeated per job."""
-    return b"stats-job %d\r\n" % job_id
+    return _c.STATS_JOB_FORMAT % job_id
 
 
 def stats_tube_line(tube: str) -> bytes:
     """``stats-tube <tube>``, as ``commands.stats_tube`` encodes it, the name checked by the same rule
     (a name from ``list-tubes`` is the server's: a space or a line break in it is refused, never sent)."""
-    return b"stats-tube %b\r\n" % _c.TUBE_RULE.check("tube", tube).encode("ascii")
+    return _c.STATS_TUBE_FORMAT % _c.TUBE_RULE.check("tube", tube).encode("ascii")
 
 
 def failure(request: Request[Any], reply: Reply) -> BeanstalkmException:
